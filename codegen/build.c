@@ -1,0 +1,114 @@
+/* build.c: running the system C compiler and programs (see build.h). */
+#include "codegen/build.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+bool build_spawn(const char *const *argv, Diag *d) {
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+    if (rc != 0) return diag_error_plain(d, "cannot run '%s': %s", argv[0], strerror(rc));
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return diag_error_plain(d, "waiting for '%s': %s", argv[0], strerror(errno));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+    if (WIFSIGNALED(status)) return diag_error_plain(d, "'%s' was killed by signal %d", argv[0], WTERMSIG(status));
+    return diag_error_plain(d, "'%s' failed with exit status %d", argv[0], WEXITSTATUS(status));
+}
+
+bool build_compile(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
+                   const char *opt_flags, Diag *d) {
+    const char *cc = getenv("CC");
+    if (!cc || !*cc) cc = "cc";
+    char tmp[4096], final[4096];
+    snprintf(final, sizeof final, "%s/%s", dir, out);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, out, (long)getpid());
+    const char *argv[64];
+    char *paths[32];
+    int n = 0;
+    argv[n++] = cc;
+    argv[n++] = "-std=c11";
+    argv[n++] = opt_flags && *opt_flags ? opt_flags : "-O2";
+    argv[n++] = "-D_POSIX_C_SOURCE=200809L";
+    if (shared) {
+        argv[n++] = "-shared";
+        argv[n++] = "-fPIC";
+    }
+    argv[n++] = "-o";
+    argv[n++] = tmp;
+    for (int i = 0; i < n_sources && i < 32; i++) {
+        size_t len = strlen(dir) + strlen(sources[i]) + 2;
+        paths[i] = malloc(len);
+        if (!paths[i]) abort();
+        snprintf(paths[i], len, "%s/%s", dir, sources[i]);
+        argv[n++] = paths[i];
+    }
+    argv[n++] = "-lm";
+    argv[n] = NULL;
+    bool ok = build_spawn(argv, d);
+    for (int i = 0; i < n_sources && i < 32; i++) free(paths[i]);
+    if (ok && rename(tmp, final) != 0) ok = diag_error_plain(d, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
+bool build_mkdirs(const char *path, Diag *d) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; ; p++) {
+        bool end = *p == 0;
+        if (*p == '/' || end) {
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return diag_error_plain(d, "cannot create folder %s: %s", buf, strerror(errno));
+            struct stat st;
+            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return diag_error_plain(d, "%s exists and is not a folder", buf);
+            if (end) break;
+            *p = '/';
+        }
+    }
+    return true;
+}
+
+char *build_tempdir(Diag *d) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    size_t n = strlen(base) + 32;
+    char *p = malloc(n);
+    if (!p) abort();
+    snprintf(p, n, "%s/etch-XXXXXX", base);
+    if (!mkdtemp(p)) {
+        diag_error_plain(d, "cannot create a temporary folder in %s: %s", base, strerror(errno));
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void build_rmtree(const char *path) {
+    DIR *dir = opendir(path);
+    if (dir) {
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            size_t n = strlen(path) + strlen(de->d_name) + 2;
+            char *child = malloc(n);
+            if (!child) abort();
+            snprintf(child, n, "%s/%s", path, de->d_name);
+            struct stat st;
+            if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode)) build_rmtree(child);
+            else unlink(child);
+            free(child);
+        }
+        closedir(dir);
+    }
+    rmdir(path);
+}

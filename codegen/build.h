@@ -1,0 +1,23 @@
+/* build.h: turning emitted C into binaries with the system C compiler, and
+ * running programs, for `etch build` and `etch run`. */
+#ifndef ETCH_CODEGEN_BUILD_H
+#define ETCH_CODEGEN_BUILD_H
+
+#include "ir/diag.h"
+
+/* Runs argv (NULL-terminated) and waits; true when it exits 0. Failures to
+ * start, signals and non-zero exits are reported through d (quiet: only
+ * report, the child's own stderr is passed through). */
+bool build_spawn(const char *const *argv, Diag *d);
+/* Compiles sources (in dir) into dir/out with $CC (default cc): a shared
+ * library when shared, else a program. Links only libm. Writes out.tmp and
+ * renames it, so a failed build leaves nothing behind. */
+bool build_compile(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
+                   const char *opt_flags, Diag *d);
+/* mkdir -p */
+bool build_mkdirs(const char *path, Diag *d);
+/* A fresh temporary folder ($TMPDIR or /tmp); caller removes it with build_rmtree. */
+char *build_tempdir(Diag *d);
+void build_rmtree(const char *path);
+
+#endif

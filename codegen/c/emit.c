@@ -1,0 +1,43 @@
+/* emit.c: small helpers for writing C text with indentation and literals. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "codegen/c/emit.h"
+
+void cemit_line(CEmitter *e, const char *fmt, ...) {
+    for (int i = 0; i < e->indent; i++) sb_puts(e->out, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(e->out, fmt, ap);
+    va_end(ap);
+    sb_puts(e->out, "\n");
+}
+
+void cemit_for(CEmitter *e, char *var, size_t var_size, int64_t n) {
+    snprintf(var, var_size, "i%d", e->n_loops++);
+    cemit_line(e, "for (int64_t %s = 0; %s < %lld; %s++) {", var, var, (long long)n, var);
+    e->indent++;
+}
+
+void cemit_close(CEmitter *e) {
+    e->indent--;
+    cemit_line(e, "}");
+}
+
+void cemit_literal(char *buf, size_t n, double v, DType t) {
+    if (isnan(v)) {
+        snprintf(buf, n, "NAN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, n, v > 0 ? "INFINITY" : "-INFINITY");
+        return;
+    }
+    switch (t) {
+    case DT_F32: snprintf(buf, n, "%af", (double)(float)v); break; /* hex floats are exact */
+    case DT_F64: snprintf(buf, n, "%a", v); break;
+    case DT_I64: snprintf(buf, n, "INT64_C(%lld)", (long long)v); break;
+    default: snprintf(buf, n, "%lld", (long long)v); break;
+    }
+}

@@ -1,0 +1,29 @@
+/* emit.h: the C emitter's state, shared by the codegen driver (codegen/c/emit_c.c)
+ * and the per-op emitters that sit next to each op in ir/ops/.
+ *
+ * The driver decides where every value lives (its buffer expression) and
+ * opens the entry function; each op's emit_c function then writes the loop
+ * nest that computes that node, with every bound and stride a literal. */
+#ifndef ETCH_CODEGEN_C_EMIT_H
+#define ETCH_CODEGEN_C_EMIT_H
+
+#include "ir/ir.h"
+#include "ir/strbuf.h"
+
+struct CEmitter {
+    StrBuf *out;         /* body of the function being emitted */
+    const Graph *g;
+    const char **buf;    /* per node: C expression of its storage's base pointer, e.g. "t5" */
+    int indent;          /* current indentation level (4 spaces each) */
+    int n_loops;         /* fresh loop-variable counter */
+};
+
+/* Appends one line at the current indentation. */
+void cemit_line(CEmitter *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens `for (int64_t v = 0; v < n; v++) {` with a fresh variable name written to var. */
+void cemit_for(CEmitter *e, char *var, size_t var_size, int64_t n);
+void cemit_close(CEmitter *e); /* closes the innermost `{` */
+/* A C literal of value in dtype t ("0.5f", "1e-05", "3", ...), exact for f32/f64. */
+void cemit_literal(char *buf, size_t n, double value, DType t);
+
+#endif

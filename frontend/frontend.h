@@ -1,0 +1,39 @@
+/* frontend.h: the DSL front end: source text -> typed IR graphs.
+ *
+ * Lexes and parses an .etch file (plus the standard library, itself written in
+ * the DSL and embedded in the compiler), elaborates module instances with their
+ * constructor arguments, and traces the model's forward function into an IR
+ * Graph whose inputs are the forward parameters, whose params are every
+ * parameter reachable from the model (dotted PyTorch state_dict names) and
+ * whose outputs are the returned values. Shapes and dtypes are checked while
+ * tracing, through the op table's shape rules, at the user's source locations. */
+#ifndef ETCH_FRONTEND_H
+#define ETCH_FRONTEND_H
+
+#include "ir/ir.h"
+
+/* A compile-time override of a named constant: -D NAME=VALUE. */
+typedef struct Define {
+    const char *name;
+    const char *value; /* number literal text, e.g. "1" or "0.5" */
+} Define;
+
+typedef struct Program {
+    const char *model_name; /* "Net" */
+    SrcLoc model_loc;
+    Graph *forward;         /* entry point "<Model>.forward" */
+} Program;
+
+/* Reads path and compiles it. Errors are reported through d; NULL on error. */
+Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, int n_defs, Diag *d);
+/* Same for text already in memory; path names it in diagnostics. The text
+ * must outlive the diagnostics. */
+Program *frontend_compile_source(Arena *a, const char *path, const char *src, const Define *defs, int n_defs,
+                                 Diag *d);
+
+/* The embedded standard library source (frontend/stdlib/nn.etch) and its name
+ * (its base name, "nn.etch"). */
+extern const char etch_stdlib_nn_source[];
+extern const char etch_stdlib_nn_name[];
+
+#endif

@@ -1,0 +1,187 @@
+/* ir.h: etch's typed SSA graph IR.
+ *
+ * A Graph owns a dense array of Nodes; values are referred to by small integer
+ * ids (a node's index), never by pointer, so graphs are cheap to copy, print and
+ * verify (the QBE habit). Every node is one primitive tensor op with a static
+ * shape and a dtype, its operand ids, op-specific attributes and the source
+ * location it came from. Operands always precede their users (ids increase),
+ * so the node array is already a topological order.
+ *
+ * What each op means, its shape rule, reference kernel and C emitter live in
+ * one table, op_table[], generated from ops.def. */
+#ifndef ETCH_IR_H
+#define ETCH_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir/arena.h"
+#include "ir/diag.h"
+
+enum { ETCH_MAX_RANK = 8 };
+
+typedef enum DType {
+    DT_F32,
+    DT_F64,
+    DT_I32,
+    DT_I64,
+    DT_BOOL, /* stored as one byte, 0 or 1 */
+    DT_COUNT
+} DType;
+
+typedef struct Shape {
+    int rank;
+    int64_t dim[ETCH_MAX_RANK];
+} Shape;
+
+typedef enum OpKind {
+#define OP(e, name, arity, cls, shape, eval, emit_c, scalar, c_expr, vjp) OP_##e,
+#include "ir/ops.def"
+#undef OP
+    OP_COUNT
+} OpKind;
+
+/* Which shared machinery handles an op (printing, fusion and codegen group by it). */
+typedef enum OpClass {
+    OPC_SOURCE,   /* no operands: input, param, const */
+    OPC_ELEMWISE, /* out[i] = f(broadcast operands[i]) */
+    OPC_REDUCE,   /* reduce attr.axes */
+    OPC_MATMUL,
+    OPC_LAYOUT, /* moves data without arithmetic */
+    OPC_SOFTMAX,
+} OpClass;
+
+/* How a parameter gets its initial value when no weights file is given. */
+typedef enum InitKind {
+    INIT_ZEROS,
+    INIT_ONES,
+    INIT_CONST,   /* every element = a */
+    INIT_UNIFORM, /* U(a, b) */
+    INIT_NORMAL,  /* N(mean a, std b) */
+} InitKind;
+
+typedef struct ParamInit {
+    InitKind kind;
+    double a, b;
+} ParamInit;
+
+/* Op-specific attributes; which fields matter is up to the op. */
+typedef struct NodeAttrs {
+    const char *name;   /* input/param: dotted name ("fc1.weight"); NULL otherwise */
+    int n_axes;         /* reduce: axes to reduce; transpose: permutation (n_axes == rank) */
+    int axes[ETCH_MAX_RANK];
+    bool keepdims;      /* reduce */
+    int axis;           /* softmax, log_softmax (normalized to 0..rank-1) */
+    double value;       /* const: every element */
+    Shape shape;        /* input/param/const/reshape/broadcast: the requested result shape */
+    DType dtype;        /* input/param/const/cast: the requested result dtype */
+    ParamInit init;     /* param */
+    bool frozen;        /* param: excluded from gradients */
+} NodeAttrs;
+
+typedef struct Node {
+    OpKind op;
+    DType dtype; /* result dtype */
+    Shape shape; /* result shape (static) */
+    int n_in;
+    int *in;     /* operand node ids (arena) */
+    NodeAttrs attr;
+    SrcLoc loc;  /* where the user wrote it */
+} Node;
+
+typedef struct Graph {
+    Arena *arena;    /* owns everything below: node array, operand lists, strings */
+    const char *name; /* "Net.forward" */
+    Node *nodes;     /* dense, topologically ordered; grows by doubling */
+    int n_nodes, cap_nodes;
+    int *inputs, n_inputs, cap_inputs;    /* OP_INPUT ids in call order */
+    int *params, n_params, cap_params;    /* OP_PARAM ids in declaration order */
+    int *outputs, n_outputs, cap_outputs; /* returned values in order */
+} Graph;
+
+/* ---- the op table ------------------------------------------------------- */
+
+typedef struct Tensor Tensor;   /* ir/tensor.h */
+typedef struct CEmitter CEmitter; /* codegen/c/emit.h */
+
+typedef bool (*ShapeFn)(Graph *g, Node *n, Diag *d);
+typedef void (*EvalFn)(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+typedef void (*EmitCFn)(CEmitter *e, const Graph *g, int id);
+typedef double (*ScalarFn)(const double *x);
+typedef void (*VjpFn)(void); /* signature fixed by the autodiff pass (issue 3) */
+
+typedef struct OpInfo {
+    const char *name;
+    int arity;
+    OpClass cls;
+    ShapeFn shape;
+    EvalFn eval;
+    EmitCFn emit_c;
+    ScalarFn scalar;
+    const char *c_expr;
+    VjpFn vjp;
+} OpInfo;
+
+extern const OpInfo op_table[OP_COUNT];
+
+/* True for ops whose result shares its operand's storage (reshape of a dense
+ * tensor): backends give them no buffer of their own. */
+bool op_is_view(OpKind op);
+/* Looks an op up by its textual-IR name; returns OP_COUNT if unknown. */
+OpKind op_from_name(const char *name);
+
+/* ---- dtypes and shapes -------------------------------------------------- */
+
+const char *dtype_name(DType t);     /* "f32" */
+DType dtype_from_name(const char *s); /* DT_COUNT if unknown */
+size_t dtype_size(DType t);
+bool dtype_is_float(DType t);
+const char *dtype_c_type(DType t);   /* "float", "double", "int32_t", ... */
+
+int64_t shape_numel(const Shape *s);
+bool shape_equal(const Shape *a, const Shape *b);
+Shape shape_make(int rank, const int64_t *dims);
+/* "f32[64,784]" into buf (returns buf). 96 bytes always suffice. */
+char *type_format(char *buf, size_t n, DType t, const Shape *s);
+/* Row-major strides in elements. */
+void shape_strides(const Shape *s, int64_t *strides);
+
+/* ---- building graphs ---------------------------------------------------- */
+
+Graph *graph_new(Arena *a, const char *name);
+/* Appends a node and runs the op's shape rule. On a user error (incompatible
+ * shapes, bad axes, ...) reports it at loc through d and returns -1; the node
+ * is not added. attrs may be NULL. */
+int graph_add_op(Graph *g, OpKind op, const int *ins, int n_in, const NodeAttrs *attrs, SrcLoc loc, Diag *d);
+/* Conveniences over graph_add_op. */
+int graph_add_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc);
+int graph_add_param(Graph *g, const char *name, DType t, Shape s, ParamInit init, bool frozen, SrcLoc loc);
+int graph_add_const(Graph *g, double value, DType t, Shape s, SrcLoc loc);
+void graph_add_output(Graph *g, int id);
+/* Appends a node verbatim (shape/dtype already set, no checks); used by the
+ * textual-IR parser and passes that rebuild graphs. Returns its id. */
+int graph_append_raw(Graph *g, const Node *n);
+/* Looks up a param/input by name; -1 if absent. */
+int graph_find_param(const Graph *g, const char *name);
+int graph_find_input(const Graph *g, const char *name);
+
+/* Number of uses of every node (outputs count as uses). counts has n_nodes slots. */
+void graph_count_uses(const Graph *g, int *counts);
+
+/* ---- textual IR (ir/text_print.c, ir/text_parse.c) ---------------------- */
+
+/* Prints g in the textual form; parse(print(g)) prints identically. */
+void ir_print(FILE *f, const Graph *g);
+char *ir_print_to_string(const Graph *g); /* malloc'd */
+/* Parses one graph; file names the text for diagnostics. NULL on error. */
+Graph *ir_parse(Arena *a, const char *file, const char *text, Diag *d);
+
+/* ---- verifier (ir/verify.c) --------------------------------------------- */
+
+/* Checks structural invariants (operand ids precede users, arity, shape rules
+ * reproduce stored shapes, inputs/params/outputs lists consistent). Reports
+ * problems through d; returns true when the graph is well formed. */
+bool ir_verify(const Graph *g, Diag *d);
+
+#endif

@@ -1,0 +1,256 @@
+/* elementwise.c: ops computed independently per element, with NumPy
+ * broadcasting: arithmetic, comparisons, where, unary math, cast, broadcast.
+ *
+ * Each op is fully described by its table row: a scalar reference function
+ * (used by the eager kernel below) and a C expression template (used by the
+ * emitter below and, later, by fusion, which composes templates). So the
+ * kernels here are shared by all of them: one broadcasting loop. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ir/ops/ops_impl.h"
+
+/* ---- shape rules ---- */
+
+/* NumPy broadcasting of the operands in n->in[first..n_in) into *out. */
+static bool broadcast_shapes(Graph *g, Node *n, int first, Shape *out, Diag *d) {
+    Shape r = {0};
+    for (int k = first; k < n->n_in; k++) {
+        const Shape *s = &g->nodes[n->in[k]].shape;
+        if (s->rank > r.rank) {
+            Shape t = {.rank = s->rank};
+            for (int i = 0; i < s->rank; i++) t.dim[i] = 1;
+            for (int i = 0; i < r.rank; i++) t.dim[s->rank - r.rank + i] = r.dim[i];
+            r = t;
+        }
+        for (int i = 0; i < s->rank; i++) {
+            int64_t *rd = &r.dim[r.rank - s->rank + i], sd = s->dim[i];
+            if (*rd == sd || sd == 1) continue;
+            if (*rd == 1) {
+                *rd = sd;
+                continue;
+            }
+            char a[96], b[96];
+            return diag_error(d, n->loc,
+                              "cannot broadcast %s with %s for '%s': dimension %d is %lld in one and %lld in the other",
+                              ops_type_str(a, g, n->in[first]), ops_type_str(b, g, n->in[k]), op_table[n->op].name,
+                              i - s->rank, (long long)*rd, (long long)sd);
+        }
+    }
+    *out = r;
+    return true;
+}
+
+static bool same_dtype(Graph *g, Node *n, int first, Diag *d) {
+    DType t = g->nodes[n->in[first]].dtype;
+    for (int k = first + 1; k < n->n_in; k++)
+        if (g->nodes[n->in[k]].dtype != t) {
+            char a[96], b[96];
+            return diag_error(d, n->loc, "'%s' operands have different dtypes: %s and %s (use cast)",
+                              op_table[n->op].name, ops_type_str(a, g, n->in[first]), ops_type_str(b, g, n->in[k]));
+        }
+    return true;
+}
+
+bool shape_broadcast(Graph *g, Node *n, Diag *d) {
+    if (!same_dtype(g, n, 0, d) || !broadcast_shapes(g, n, 0, &n->shape, d)) return false;
+    n->dtype = g->nodes[n->in[0]].dtype;
+    if (n->dtype == DT_BOOL) {
+        char a[96];
+        return diag_error(d, n->loc, "'%s' needs numbers, got %s", op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+    }
+    return true;
+}
+
+bool shape_compare(Graph *g, Node *n, Diag *d) {
+    if (!same_dtype(g, n, 0, d) || !broadcast_shapes(g, n, 0, &n->shape, d)) return false;
+    n->dtype = DT_BOOL;
+    return true;
+}
+
+bool shape_where(Graph *g, Node *n, Diag *d) {
+    char a[96];
+    if (g->nodes[n->in[0]].dtype != DT_BOOL)
+        return diag_error(d, n->loc, "where() condition must be bool, got %s", ops_type_str(a, g, n->in[0]));
+    if (!same_dtype(g, n, 1, d) || !broadcast_shapes(g, n, 0, &n->shape, d)) return false;
+    n->dtype = g->nodes[n->in[1]].dtype;
+    return true;
+}
+
+bool shape_unary(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]];
+    if (x->dtype == DT_BOOL) {
+        char a[96];
+        return diag_error(d, n->loc, "'%s' needs numbers, got %s", op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+    }
+    n->dtype = x->dtype;
+    n->shape = x->shape;
+    return true;
+}
+
+bool shape_unary_float(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]];
+    if (!dtype_is_float(x->dtype)) {
+        char a[96];
+        return diag_error(d, n->loc, "'%s' needs a floating-point tensor, got %s (cast it first)",
+                          op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+    }
+    n->dtype = x->dtype;
+    n->shape = x->shape;
+    return true;
+}
+
+bool shape_cast(Graph *g, Node *n, Diag *d) {
+    if (n->attr.dtype >= DT_COUNT) return diag_error(d, n->loc, "cast to an invalid dtype");
+    n->dtype = n->attr.dtype;
+    n->shape = g->nodes[n->in[0]].shape;
+    return true;
+}
+
+bool shape_broadcast_to(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]];
+    const Shape *to = &n->attr.shape;
+    char a[96], b[96];
+    bool ok = to->rank >= x->shape.rank;
+    for (int i = 0; ok && i < x->shape.rank; i++) {
+        int64_t xd = x->shape.dim[i], td = to->dim[to->rank - x->shape.rank + i];
+        ok = xd == td || xd == 1;
+    }
+    if (!ok)
+        return diag_error(d, n->loc, "cannot broadcast %s to %s", ops_type_str(a, g, n->in[0]),
+                          type_format(b, sizeof b, x->dtype, to));
+    n->dtype = x->dtype;
+    n->shape = *to;
+    return true;
+}
+
+/* ---- scalar reference semantics (double precision) ---- */
+
+double scalar_add(const double *x) { return x[0] + x[1]; }
+double scalar_sub(const double *x) { return x[0] - x[1]; }
+double scalar_mul(const double *x) { return x[0] * x[1]; }
+double scalar_div(const double *x) { return x[0] / x[1]; }
+double scalar_max(const double *x) { return x[0] >= x[1] ? x[0] : x[1]; }
+double scalar_min(const double *x) { return x[0] <= x[1] ? x[0] : x[1]; }
+double scalar_pow(const double *x) { return pow(x[0], x[1]); }
+double scalar_lt(const double *x) { return x[0] < x[1]; }
+double scalar_le(const double *x) { return x[0] <= x[1]; }
+double scalar_gt(const double *x) { return x[0] > x[1]; }
+double scalar_ge(const double *x) { return x[0] >= x[1]; }
+double scalar_eq(const double *x) { return x[0] == x[1]; }
+double scalar_ne(const double *x) { return x[0] != x[1]; }
+double scalar_where(const double *x) { return x[0] != 0 ? x[1] : x[2]; }
+double scalar_neg(const double *x) { return -x[0]; }
+double scalar_exp(const double *x) { return exp(x[0]); }
+double scalar_log(const double *x) { return log(x[0]); }
+double scalar_sqrt(const double *x) { return sqrt(x[0]); }
+double scalar_rsqrt(const double *x) { return 1.0 / sqrt(x[0]); }
+double scalar_abs(const double *x) { return fabs(x[0]); }
+double scalar_tanh(const double *x) { return tanh(x[0]); }
+double scalar_sigmoid(const double *x) { return 1.0 / (1.0 + exp(-x[0])); }
+double scalar_relu(const double *x) { return x[0] > 0 ? x[0] : 0.0; }
+double scalar_identity(const double *x) { return x[0]; }
+
+/* ---- loop structure shared by the kernel and the emitter ---- */
+
+/* The output's dimensions after merging neighbours that every operand walks
+ * contiguously (or all broadcasts), so a same-shape op becomes one flat loop. */
+typedef struct ElemLoops {
+    int rank;
+    int64_t dim[ETCH_MAX_RANK];
+    int64_t stride[3][ETCH_MAX_RANK]; /* per operand, in elements; 0 = broadcast */
+} ElemLoops;
+
+static void elem_loops(const Graph *g, const Node *n, ElemLoops *L) {
+    int64_t st[3][ETCH_MAX_RANK];
+    for (int k = 0; k < n->n_in; k++) ops_broadcast_strides(&g->nodes[n->in[k]].shape, &n->shape, st[k]);
+    L->rank = 0;
+    for (int i = 0; i < n->shape.rank; i++) {
+        int64_t d = n->shape.dim[i];
+        if (d == 1) continue; /* size-1 dims contribute nothing to indexing */
+        bool merge = L->rank > 0;
+        for (int k = 0; merge && k < n->n_in; k++) merge = L->stride[k][L->rank - 1] == st[k][i] * d;
+        if (merge) {
+            L->dim[L->rank - 1] *= d;
+            for (int k = 0; k < n->n_in; k++) L->stride[k][L->rank - 1] = st[k][i];
+        } else {
+            L->dim[L->rank] = d;
+            for (int k = 0; k < n->n_in; k++) L->stride[k][L->rank] = st[k][i];
+            L->rank++;
+        }
+    }
+}
+
+void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    const Node *n = &g->nodes[id];
+    ScalarFn f = op_table[n->op].scalar;
+    ElemLoops L;
+    elem_loops(g, n, &L);
+    int64_t idx[ETCH_MAX_RANK] = {0}, off[3] = {0}, total = tensor_numel(out);
+    double x[3];
+    for (int64_t i = 0; i < total; i++) {
+        for (int k = 0; k < n->n_in; k++) x[k] = tensor_get(ins[k], off[k]);
+        tensor_set(out, i, f(x));
+        for (int r = L.rank - 1; r >= 0; r--) { /* odometer increment */
+            for (int k = 0; k < n->n_in; k++) off[k] += L.stride[k][r];
+            if (++idx[r] < L.dim[r]) break;
+            for (int k = 0; k < n->n_in; k++) off[k] -= L.stride[k][r] * L.dim[r];
+            idx[r] = 0;
+        }
+    }
+}
+
+/* Writes template `tmpl` with $k replaced by operand k's element expression. */
+static void expand_template(StrBuf *b, const char *tmpl, char operands[3][160], const char *ctype) {
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
+            sb_printf(b, "%s", operands[p[1] - '0']);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'T') {
+            sb_puts(b, ctype);
+            p++;
+        } else {
+            sb_printf(b, "%c", *p);
+        }
+    }
+}
+
+void emit_elementwise(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    ElemLoops L;
+    elem_loops(g, n, &L);
+    char var[ETCH_MAX_RANK][16];
+    for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
+    /* index expressions: sum of var*stride with literal strides */
+    char operands[3][160];
+    for (int k = 0; k < n->n_in; k++) {
+        char idx[128] = "";
+        size_t len = 0;
+        for (int r = 0; r < L.rank; r++) {
+            if (!L.stride[k][r]) continue;
+            if (L.stride[k][r] == 1)
+                len += (size_t)snprintf(idx + len, sizeof idx - len, "%s%s", len ? " + " : "", var[r]);
+            else
+                len += (size_t)snprintf(idx + len, sizeof idx - len, "%s%s * %lld", len ? " + " : "", var[r],
+                                        (long long)L.stride[k][r]);
+        }
+        snprintf(operands[k], sizeof operands[k], "%s[%s]", e->buf[n->in[k]], len ? idx : "0");
+    }
+    char out_idx[128] = "";
+    size_t len = 0;
+    int64_t st = 1;
+    for (int r = L.rank - 1; r >= 0; r--) { /* output is dense: its strides follow from the merged dims */
+        if (st == 1)
+            len += (size_t)snprintf(out_idx + len, sizeof out_idx - len, "%s%s", len ? " + " : "", var[r]);
+        else
+            len += (size_t)snprintf(out_idx + len, sizeof out_idx - len, "%s%s * %lld", len ? " + " : "", var[r],
+                                    (long long)st);
+        st *= L.dim[r];
+    }
+    StrBuf expr = {0};
+    expand_template(&expr, op_table[n->op].c_expr, operands, dtype_c_type(n->dtype));
+    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], len ? out_idx : "0", dtype_c_type(n->dtype), expr.s);
+    sb_free(&expr);
+    for (int r = 0; r < L.rank; r++) cemit_close(e);
+}

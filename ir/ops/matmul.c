@@ -1,0 +1,152 @@
+/* matmul.c: matrix product [..., M, K] @ [..., K, N] -> [..., M, N] with NumPy
+ * semantics: batch dimensions broadcast, a rank-1 left operand is a row
+ * vector and a rank-1 right operand a column vector (their unit dim dropped).
+ *
+ * Reference kernel: OpenBLAS gemm per batch (the eager baseline should be as
+ * fast as a dynamic framework's). Emitted kernel: loops with literal bounds in
+ * i-k-j order so the inner loop streams rows and vectorizes. */
+#include <cblas.h>
+#include <stdio.h>
+
+#include "ir/ops/ops_impl.h"
+
+/* The operation as a batch of M x K by K x N products. */
+typedef struct MatmulDims {
+    int64_t m, k, n;
+    Shape batch;                         /* broadcast batch shape */
+    int64_t a_bstride[ETCH_MAX_RANK];    /* element offset per batch index of A (0 = broadcast) */
+    int64_t b_bstride[ETCH_MAX_RANK];
+    int64_t n_batch;
+} MatmulDims;
+
+static Shape matrix_view(const Shape *s, bool left) {
+    if (s->rank != 1) return *s;
+    Shape v = {.rank = 2};
+    v.dim[0] = left ? 1 : s->dim[0];
+    v.dim[1] = left ? s->dim[0] : 1;
+    return v;
+}
+
+static void matmul_dims(const Graph *g, const Node *n, MatmulDims *md) {
+    Shape a = matrix_view(&g->nodes[n->in[0]].shape, true), b = matrix_view(&g->nodes[n->in[1]].shape, false);
+    md->m = a.dim[a.rank - 2];
+    md->k = a.dim[a.rank - 1];
+    md->n = b.dim[b.rank - 1];
+    Shape ab = {.rank = a.rank - 2}, bb = {.rank = b.rank - 2};
+    for (int i = 0; i < ab.rank; i++) ab.dim[i] = a.dim[i];
+    for (int i = 0; i < bb.rank; i++) bb.dim[i] = b.dim[i];
+    int r = ab.rank > bb.rank ? ab.rank : bb.rank;
+    md->batch = (Shape){.rank = r};
+    for (int i = 0; i < r; i++) {
+        int ia = i - (r - ab.rank), ib = i - (r - bb.rank);
+        int64_t da = ia >= 0 ? ab.dim[ia] : 1, db = ib >= 0 ? bb.dim[ib] : 1;
+        md->batch.dim[i] = da > db ? da : db;
+    }
+    ops_broadcast_strides(&ab, &md->batch, md->a_bstride);
+    ops_broadcast_strides(&bb, &md->batch, md->b_bstride);
+    for (int i = 0; i < r; i++) {
+        md->a_bstride[i] *= md->m * md->k;
+        md->b_bstride[i] *= md->k * md->n;
+    }
+    md->n_batch = shape_numel(&md->batch);
+}
+
+bool shape_matmul(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]], *y = &g->nodes[n->in[1]];
+    char a[96], b[96];
+    if (x->shape.rank < 1 || y->shape.rank < 1)
+        return diag_error(d, n->loc, "cannot matmul %s by %s: operands must have at least one dimension",
+                          ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
+    if (x->dtype != y->dtype)
+        return diag_error(d, n->loc, "cannot matmul %s by %s: dtypes differ", ops_type_str(a, g, n->in[0]),
+                          ops_type_str(b, g, n->in[1]));
+    if (!dtype_is_float(x->dtype))
+        return diag_error(d, n->loc, "cannot matmul %s by %s: matmul needs floating-point operands",
+                          ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
+    Shape av = matrix_view(&x->shape, true), bv = matrix_view(&y->shape, false);
+    int64_t ka = av.dim[av.rank - 1], kb = bv.dim[bv.rank - 2];
+    if (ka != kb)
+        return diag_error(d, n->loc, "cannot matmul %s by %s: inner dims %lld and %lld differ",
+                          ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]), (long long)ka, (long long)kb);
+    for (int i = 0; i < av.rank - 2 && i < bv.rank - 2; i++) {
+        int64_t da = av.dim[av.rank - 3 - i], db = bv.dim[bv.rank - 3 - i];
+        if (da != db && da != 1 && db != 1)
+            return diag_error(d, n->loc, "cannot matmul %s by %s: batch dims %lld and %lld do not broadcast",
+                              ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]), (long long)da,
+                              (long long)db);
+    }
+    MatmulDims md;
+    matmul_dims(g, n, &md);
+    Shape s = md.batch;
+    if (x->shape.rank != 1) s.dim[s.rank++] = md.m;
+    if (y->shape.rank != 1) s.dim[s.rank++] = md.n;
+    if (s.rank > ETCH_MAX_RANK) return diag_error(d, n->loc, "matmul result has too many dimensions");
+    n->dtype = x->dtype;
+    n->shape = s;
+    return true;
+}
+
+/* Offsets of batch index bi into A and B. */
+static void batch_offsets(const MatmulDims *md, int64_t bi, int64_t *oa, int64_t *ob) {
+    *oa = *ob = 0;
+    for (int i = md->batch.rank - 1; i >= 0; i--) {
+        int64_t idx = bi % md->batch.dim[i];
+        bi /= md->batch.dim[i];
+        *oa += idx * md->a_bstride[i];
+        *ob += idx * md->b_bstride[i];
+    }
+}
+
+void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    MatmulDims md;
+    matmul_dims(g, &g->nodes[id], &md);
+    int M = (int)md.m, N = (int)md.n, K = (int)md.k;
+    for (int64_t bi = 0; bi < md.n_batch; bi++) {
+        int64_t oa, ob, oc = bi * md.m * md.n;
+        batch_offsets(&md, bi, &oa, &ob);
+        if (out->dtype == DT_F32)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, (const float *)ins[0]->data + oa, K,
+                        (const float *)ins[1]->data + ob, N, 0.0f, (float *)out->data + oc, N);
+        else
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0, (const double *)ins[0]->data + oa, K,
+                        (const double *)ins[1]->data + ob, N, 0.0, (double *)out->data + oc, N);
+    }
+}
+
+void emit_matmul(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    MatmulDims md;
+    matmul_dims(g, n, &md);
+    const char *T = dtype_c_type(n->dtype);
+    char bv[ETCH_MAX_RANK][16], oa[256] = "0", ob[256] = "0", oc[256] = "0";
+    size_t la = 1, lb = 1, lc = 1;
+    int64_t cst = md.m * md.n;
+    for (int i = 0; i < md.batch.rank; i++) cemit_for(e, bv[i], sizeof bv[i], md.batch.dim[i]);
+    /* batch offsets as literal-stride sums; output batches are dense */
+    int64_t cstride[ETCH_MAX_RANK];
+    for (int i = md.batch.rank - 1; i >= 0; i--) {
+        cstride[i] = cst;
+        cst *= md.batch.dim[i];
+    }
+    for (int i = 0; i < md.batch.rank; i++) {
+        if (md.a_bstride[i]) la += (size_t)snprintf(oa + la, sizeof oa - la, " + %s * %lld", bv[i], (long long)md.a_bstride[i]);
+        if (md.b_bstride[i]) lb += (size_t)snprintf(ob + lb, sizeof ob - lb, " + %s * %lld", bv[i], (long long)md.b_bstride[i]);
+        lc += (size_t)snprintf(oc + lc, sizeof oc - lc, " + %s * %lld", bv[i], (long long)cstride[i]);
+    }
+    cemit_line(e, "const %s *restrict A = %s + %s;", T, e->buf[n->in[0]], oa);
+    cemit_line(e, "const %s *restrict B = %s + %s;", T, e->buf[n->in[1]], ob);
+    cemit_line(e, "%s *restrict C = %s + %s;", T, e->buf[id], oc);
+    char i[16], k[16], j[16];
+    cemit_for(e, i, sizeof i, md.m);
+    cemit_for(e, j, sizeof j, md.n);
+    cemit_line(e, "C[%s * %lld + %s] = 0;", i, (long long)md.n, j);
+    cemit_close(e);
+    cemit_for(e, k, sizeof k, md.k);
+    cemit_line(e, "const %s a = A[%s * %lld + %s];", T, i, (long long)md.k, k);
+    cemit_for(e, j, sizeof j, md.n);
+    cemit_line(e, "C[%s * %lld + %s] += a * B[%s * %lld + %s];", i, (long long)md.n, j, k, (long long)md.n, j);
+    cemit_close(e);
+    cemit_close(e);
+    cemit_close(e);
+    for (int b = 0; b < md.batch.rank; b++) cemit_close(e);
+}

@@ -1,0 +1,85 @@
+/* ops_impl.h: the functions the op table (ir/ops.def) points to, grouped by op
+ * family; each family's shape rules, reference kernels and C emitters are
+ * defined side by side in ir/ops/<family>.c. Plus helpers those files share. */
+#ifndef ETCH_OPS_IMPL_H
+#define ETCH_OPS_IMPL_H
+
+#include "codegen/c/emit.h"
+#include "ir/ir.h"
+#include "ir/tensor.h"
+
+/* source.c: input, param, const */
+bool shape_source(Graph *g, Node *n, Diag *d);
+void eval_source(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_const(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_source(CEmitter *e, const Graph *g, int id);
+void emit_const(CEmitter *e, const Graph *g, int id);
+
+/* elementwise.c: unary/binary/compare/where/cast/broadcast */
+bool shape_broadcast(Graph *g, Node *n, Diag *d);
+bool shape_compare(Graph *g, Node *n, Diag *d);
+bool shape_where(Graph *g, Node *n, Diag *d);
+bool shape_unary(Graph *g, Node *n, Diag *d);
+bool shape_unary_float(Graph *g, Node *n, Diag *d);
+bool shape_cast(Graph *g, Node *n, Diag *d);
+bool shape_broadcast_to(Graph *g, Node *n, Diag *d);
+void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_elementwise(CEmitter *e, const Graph *g, int id);
+double scalar_add(const double *x);
+double scalar_sub(const double *x);
+double scalar_mul(const double *x);
+double scalar_div(const double *x);
+double scalar_max(const double *x);
+double scalar_min(const double *x);
+double scalar_pow(const double *x);
+double scalar_lt(const double *x);
+double scalar_le(const double *x);
+double scalar_gt(const double *x);
+double scalar_ge(const double *x);
+double scalar_eq(const double *x);
+double scalar_ne(const double *x);
+double scalar_where(const double *x);
+double scalar_neg(const double *x);
+double scalar_exp(const double *x);
+double scalar_log(const double *x);
+double scalar_sqrt(const double *x);
+double scalar_rsqrt(const double *x);
+double scalar_abs(const double *x);
+double scalar_tanh(const double *x);
+double scalar_sigmoid(const double *x);
+double scalar_relu(const double *x);
+double scalar_identity(const double *x);
+
+/* reduce.c */
+bool shape_reduce(Graph *g, Node *n, Diag *d);
+void eval_reduce(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_reduce(CEmitter *e, const Graph *g, int id);
+
+/* matmul.c */
+bool shape_matmul(Graph *g, Node *n, Diag *d);
+void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_matmul(CEmitter *e, const Graph *g, int id);
+
+/* layout.c */
+bool shape_reshape(Graph *g, Node *n, Diag *d);
+bool shape_transpose(Graph *g, Node *n, Diag *d);
+void eval_reshape(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_transpose(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_reshape(CEmitter *e, const Graph *g, int id);
+void emit_transpose(CEmitter *e, const Graph *g, int id);
+
+/* softmax.c */
+bool shape_softmax(Graph *g, Node *n, Diag *d);
+void eval_softmax(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_softmax(CEmitter *e, const Graph *g, int id);
+
+/* ---- shared helpers (ir/ops.c) ---- */
+/* Type of node id as "f32[64,784]" in a caller buffer of >= 96 bytes. */
+const char *ops_type_str(char *buf, const Graph *g, int id);
+/* Strides (in elements) to read operand shape `in` as if broadcast to `out`:
+ * aligned right, 0 along broadcast dimensions. */
+void ops_broadcast_strides(const Shape *in, const Shape *out, int64_t *strides);
+/* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
+void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
+
+#endif

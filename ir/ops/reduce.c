@@ -1,0 +1,133 @@
+/* reduce.c: reduce_sum, reduce_max, reduce_mean over a set of axes (attr.axes),
+ * keeping them as size-1 dims when attr.keepdims. Accumulation is in double in
+ * both the reference kernel and the emitted code, so results agree to rounding
+ * of the final store whatever the reduction length. */
+#include <math.h>
+#include <stdio.h>
+
+#include "ir/ops/ops_impl.h"
+
+bool shape_reduce(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]];
+    bool reduced[ETCH_MAX_RANK] = {false};
+    char a[96];
+    if (x->dtype == DT_BOOL)
+        return diag_error(d, n->loc, "'%s' needs numbers, got %s", op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+    if (n->op == OP_REDUCE_MEAN && !dtype_is_float(x->dtype))
+        return diag_error(d, n->loc, "mean needs a floating-point tensor, got %s", ops_type_str(a, g, n->in[0]));
+    for (int i = 0; i < n->attr.n_axes; i++) {
+        int ax = n->attr.axes[i];
+        if (ax < 0 || ax >= x->shape.rank)
+            return diag_error(d, n->loc, "'%s' axis %d is out of range for %s (rank %d)", op_table[n->op].name, ax,
+                              ops_type_str(a, g, n->in[0]), x->shape.rank);
+        if (reduced[ax])
+            return diag_error(d, n->loc, "'%s' axis %d is listed twice", op_table[n->op].name, ax);
+        reduced[ax] = true;
+    }
+    Shape s = {0};
+    for (int i = 0; i < x->shape.rank; i++) {
+        if (!reduced[i]) s.dim[s.rank++] = x->shape.dim[i];
+        else if (n->attr.keepdims) s.dim[s.rank++] = 1;
+    }
+    n->dtype = x->dtype;
+    n->shape = s;
+    return true;
+}
+
+/* The input's dims reordered as [kept..., reduced...] with the strides to walk
+ * them: the output is dense over the kept dims in order. */
+typedef struct ReduceLoops {
+    int n_kept, n_red;
+    int64_t kept_dim[ETCH_MAX_RANK], kept_stride[ETCH_MAX_RANK];
+    int64_t red_dim[ETCH_MAX_RANK], red_stride[ETCH_MAX_RANK];
+    int64_t red_count;
+} ReduceLoops;
+
+static void reduce_loops(const Graph *g, const Node *n, ReduceLoops *L) {
+    const Shape *xs = &g->nodes[n->in[0]].shape;
+    int64_t st[ETCH_MAX_RANK];
+    shape_strides(xs, st);
+    bool reduced[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < n->attr.n_axes; i++) reduced[n->attr.axes[i]] = true;
+    *L = (ReduceLoops){.red_count = 1};
+    for (int i = 0; i < xs->rank; i++) {
+        if (xs->dim[i] == 1) continue;
+        if (reduced[i]) {
+            L->red_dim[L->n_red] = xs->dim[i];
+            L->red_stride[L->n_red++] = st[i];
+            L->red_count *= xs->dim[i];
+        } else {
+            L->kept_dim[L->n_kept] = xs->dim[i];
+            L->kept_stride[L->n_kept++] = st[i];
+        }
+    }
+}
+
+void eval_reduce(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    const Node *n = &g->nodes[id];
+    ReduceLoops L;
+    reduce_loops(g, n, &L);
+    int64_t n_out = tensor_numel(out);
+    int64_t kidx[ETCH_MAX_RANK] = {0}, base = 0;
+    for (int64_t o = 0; o < n_out; o++) {
+        double acc = n->op == OP_REDUCE_MAX ? -INFINITY : 0.0;
+        int64_t ridx[ETCH_MAX_RANK] = {0}, off = base;
+        for (int64_t r = 0; r < L.red_count; r++) {
+            double v = tensor_get(ins[0], off);
+            if (n->op == OP_REDUCE_MAX) acc = (v > acc || isnan(v)) ? v : acc;
+            else acc += v;
+            for (int k = L.n_red - 1; k >= 0; k--) {
+                off += L.red_stride[k];
+                if (++ridx[k] < L.red_dim[k]) break;
+                off -= L.red_stride[k] * L.red_dim[k];
+                ridx[k] = 0;
+            }
+        }
+        if (n->op == OP_REDUCE_MEAN) acc /= (double)L.red_count;
+        tensor_set(out, o, acc);
+        for (int k = L.n_kept - 1; k >= 0; k--) {
+            base += L.kept_stride[k];
+            if (++kidx[k] < L.kept_dim[k]) break;
+            base -= L.kept_stride[k] * L.kept_dim[k];
+            kidx[k] = 0;
+        }
+    }
+}
+
+/* Appends "v*stride" terms for a list of loop variables to an index string. */
+static void index_terms(char *buf, size_t cap, size_t *len, char (*vars)[16], const int64_t *strides, int n) {
+    for (int k = 0; k < n; k++) {
+        if (strides[k] == 1)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s", *len ? " + " : "", vars[k]);
+        else
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s * %lld", *len ? " + " : "", vars[k],
+                                     (long long)strides[k]);
+    }
+}
+
+void emit_reduce(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    ReduceLoops L;
+    reduce_loops(g, n, &L);
+    char kv[ETCH_MAX_RANK][16], rv[ETCH_MAX_RANK][16];
+    char in_idx[256] = "", out_idx[256] = "";
+    size_t il = 0, ol = 0;
+    for (int k = 0; k < L.n_kept; k++) cemit_for(e, kv[k], sizeof kv[k], L.kept_dim[k]);
+    int64_t ost[ETCH_MAX_RANK], st = 1;
+    for (int k = L.n_kept - 1; k >= 0; k--) {
+        ost[k] = st;
+        st *= L.kept_dim[k];
+    }
+    index_terms(out_idx, sizeof out_idx, &ol, kv, ost, L.n_kept);
+    cemit_line(e, "double acc = %s;", n->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0");
+    for (int k = 0; k < L.n_red; k++) cemit_for(e, rv[k], sizeof rv[k], L.red_dim[k]);
+    index_terms(in_idx, sizeof in_idx, &il, kv, L.kept_stride, L.n_kept);
+    index_terms(in_idx, sizeof in_idx, &il, rv, L.red_stride, L.n_red);
+    cemit_line(e, "double v = (double)%s[%s];", e->buf[n->in[0]], il ? in_idx : "0");
+    if (n->op == OP_REDUCE_MAX) cemit_line(e, "acc = (v > acc || v != v) ? v : acc;");
+    else cemit_line(e, "acc += v;");
+    for (int k = 0; k < L.n_red; k++) cemit_close(e);
+    if (n->op == OP_REDUCE_MEAN) cemit_line(e, "acc /= %lld.0;", (long long)L.red_count);
+    cemit_line(e, "%s[%s] = (%s)acc;", e->buf[id], ol ? out_idx : "0", dtype_c_type(n->dtype));
+    for (int k = 0; k < L.n_kept; k++) cemit_close(e);
+}

@@ -1,0 +1,70 @@
+/* softmax.c: softmax and log_softmax along attr.axis, numerically stable:
+ * the row maximum is subtracted before exponentiating, and log_softmax is
+ * computed as x - max - log(sum(exp(x - max))) so it never takes log(0) for
+ * finite inputs. Sums accumulate in double in both kernels. */
+#include <math.h>
+#include <stdio.h>
+
+#include "ir/ops/ops_impl.h"
+
+bool shape_softmax(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]];
+    char a[96];
+    if (!dtype_is_float(x->dtype))
+        return diag_error(d, n->loc, "'%s' needs a floating-point tensor, got %s", op_table[n->op].name,
+                          ops_type_str(a, g, n->in[0]));
+    if (n->attr.axis < 0 || n->attr.axis >= x->shape.rank)
+        return diag_error(d, n->loc, "'%s' axis %d is out of range for %s (rank %d)", op_table[n->op].name,
+                          n->attr.axis, ops_type_str(a, g, n->in[0]), x->shape.rank);
+    n->dtype = x->dtype;
+    n->shape = x->shape;
+    return true;
+}
+
+void eval_softmax(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    const Node *n = &g->nodes[id];
+    int64_t outer, len, inner;
+    ops_split_axis(&n->shape, n->attr.axis, &outer, &len, &inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * len * inner + i;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t k = 0; k < len; k++) mx = fmax(mx, tensor_get(ins[0], base + k * inner));
+            for (int64_t k = 0; k < len; k++) sum += exp(tensor_get(ins[0], base + k * inner) - mx);
+            for (int64_t k = 0; k < len; k++) {
+                double x = tensor_get(ins[0], base + k * inner) - mx;
+                tensor_set(out, base + k * inner, n->op == OP_SOFTMAX ? exp(x) / sum : x - log(sum));
+            }
+        }
+}
+
+void emit_softmax(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    int64_t outer, len, inner;
+    ops_split_axis(&n->shape, n->attr.axis, &outer, &len, &inner);
+    const char *x = e->buf[n->in[0]], *y = e->buf[id], *T = dtype_c_type(n->dtype);
+    char o[16], i[16], k[16], base[96];
+    cemit_for(e, o, sizeof o, outer);
+    cemit_for(e, i, sizeof i, inner);
+    snprintf(base, sizeof base, "%s * %lld + %s", o, (long long)(len * inner), i);
+    cemit_line(e, "const %s *xr = %s + %s;", T, x, base);
+    cemit_line(e, "%s *yr = %s + %s;", T, y, base);
+    cemit_line(e, "double mx = -INFINITY, sum = 0;");
+    cemit_for(e, k, sizeof k, len);
+    cemit_line(e, "mx = fmax(mx, (double)xr[%s * %lld]);", k, (long long)inner);
+    cemit_close(e);
+    cemit_for(e, k, sizeof k, len);
+    cemit_line(e, "sum += exp((double)xr[%s * %lld] - mx);", k, (long long)inner);
+    cemit_close(e);
+    if (n->op == OP_LOG_SOFTMAX) cemit_line(e, "const double lse = mx + log(sum);");
+    else cemit_line(e, "const double inv = 1.0 / sum;");
+    cemit_for(e, k, sizeof k, len);
+    if (n->op == OP_LOG_SOFTMAX)
+        cemit_line(e, "yr[%s * %lld] = (%s)((double)xr[%s * %lld] - lse);", k, (long long)inner, T, k, (long long)inner);
+    else
+        cemit_line(e, "yr[%s * %lld] = (%s)(exp((double)xr[%s * %lld] - mx) * inv);", k, (long long)inner, T, k,
+                   (long long)inner);
+    cemit_close(e);
+    cemit_close(e);
+    cemit_close(e);
+}

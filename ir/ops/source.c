@@ -1,0 +1,50 @@
+/* source.c: ops without operands: graph inputs, parameters and constants.
+ * Their type is what the builder asked for (attr.dtype/attr.shape); the eager
+ * executor and the C driver bind inputs and params to storage themselves. */
+#include <stdlib.h>
+
+#include "ir/ops/ops_impl.h"
+
+bool shape_source(Graph *g, Node *n, Diag *d) {
+    (void)g;
+    if (n->attr.shape.rank < 0 || n->attr.shape.rank > ETCH_MAX_RANK)
+        return diag_error(d, n->loc, "%s has rank %d; at most %d dimensions are supported", op_table[n->op].name,
+                          n->attr.shape.rank, ETCH_MAX_RANK);
+    for (int i = 0; i < n->attr.shape.rank; i++)
+        if (n->attr.shape.dim[i] <= 0)
+            return diag_error(d, n->loc, "%s dimension %d is %lld; dimensions must be positive",
+                              op_table[n->op].name, i, (long long)n->attr.shape.dim[i]);
+    if (n->attr.dtype >= DT_COUNT) return diag_error(d, n->loc, "%s has an invalid dtype", op_table[n->op].name);
+    if (n->op != OP_CONST && (!n->attr.name || !n->attr.name[0]))
+        return diag_error(d, n->loc, "%s needs a name", op_table[n->op].name);
+    n->dtype = n->attr.dtype;
+    n->shape = n->attr.shape;
+    return true;
+}
+
+void eval_source(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    (void)g, (void)id, (void)out, (void)ins;
+    abort(); /* the executor binds inputs and params; reaching here is a bug */
+}
+
+void eval_const(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    (void)ins;
+    double v = g->nodes[id].attr.value;
+    for (int64_t i = 0, n = tensor_numel(out); i < n; i++) tensor_set(out, i, v);
+}
+
+void emit_source(CEmitter *e, const Graph *g, int id) { (void)e, (void)g, (void)id; }
+
+void emit_const(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    char lit[64], v[16];
+    cemit_literal(lit, sizeof lit, n->attr.value, n->dtype);
+    int64_t numel = shape_numel(&n->shape);
+    if (numel == 1) {
+        cemit_line(e, "%s[0] = %s;", e->buf[id], lit);
+        return;
+    }
+    cemit_for(e, v, sizeof v, numel);
+    cemit_line(e, "%s[%s] = %s;", e->buf[id], v, lit);
+    cemit_close(e);
+}

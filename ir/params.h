@@ -1,0 +1,25 @@
+/* params.h: parameter values: initialization from the graph's initializers
+ * with a fixed seed, loading from and saving to safetensors files.
+ *
+ * Initial values are reproducible and independent of parameter order: each
+ * parameter draws from Philox4x32-10 keyed by (seed, FNV-1a hash of its
+ * dotted name), element i using counter i. The default seed is 0
+ * (ETCH_DEFAULT_SEED), so `etch run` without weights and `etch build` give the
+ * same parameters every time and in every backend. */
+#ifndef ETCH_PARAMS_H
+#define ETCH_PARAMS_H
+
+#include "ir/tensor.h"
+
+#define ETCH_DEFAULT_SEED 0
+
+/* One tensor per g->params[i], filled from its initializer. */
+Tensor **params_init(const Graph *g, uint64_t seed);
+/* One tensor per g->params[i] from a safetensors file; reports a missing
+ * tensor or a dtype/shape mismatch naming the tensor and both types. */
+Tensor **params_load(const Graph *g, const char *path, Diag *d);
+/* Writes the parameters (and optionally extra named tensors) atomically. */
+bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d);
+void params_free(const Graph *g, Tensor **values);
+
+#endif

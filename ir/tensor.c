@@ -1,0 +1,57 @@
+/* tensor.c: host tensors for the eager executor (see tensor.h). */
+#include "ir/tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/etch_rt.h"
+
+Tensor *tensor_new(DType t, Shape s) {
+    Tensor *x = calloc(1, sizeof *x);
+    if (!x) abort();
+    x->dtype = t;
+    x->shape = s;
+    size_t n = (size_t)shape_numel(&s) * dtype_size(t);
+    x->data = etch_aligned_alloc(n);
+    if (!x->data) abort();
+    memset(x->data, 0, n);
+    return x;
+}
+
+Tensor *tensor_wrap(DType t, Shape s, void *data) {
+    Tensor *x = calloc(1, sizeof *x);
+    if (!x) abort();
+    *x = (Tensor){.dtype = t, .shape = s, .data = data, .borrowed = true};
+    return x;
+}
+
+void tensor_free(Tensor *t) {
+    if (!t) return;
+    if (!t->borrowed) etch_aligned_free(t->data);
+    free(t);
+}
+
+int64_t tensor_numel(const Tensor *t) { return shape_numel(&t->shape); }
+size_t tensor_nbytes(const Tensor *t) { return (size_t)tensor_numel(t) * dtype_size(t->dtype); }
+
+double tensor_get(const Tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case DT_F32: return ((const float *)t->data)[i];
+    case DT_F64: return ((const double *)t->data)[i];
+    case DT_I32: return ((const int32_t *)t->data)[i];
+    case DT_I64: return (double)((const int64_t *)t->data)[i];
+    case DT_BOOL: return ((const uint8_t *)t->data)[i];
+    default: abort();
+    }
+}
+
+void tensor_set(Tensor *t, int64_t i, double v) {
+    switch (t->dtype) {
+    case DT_F32: ((float *)t->data)[i] = (float)v; break;
+    case DT_F64: ((double *)t->data)[i] = v; break;
+    case DT_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case DT_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case DT_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    default: abort();
+    }
+}

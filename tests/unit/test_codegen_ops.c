@@ -1,0 +1,316 @@
+/* test_codegen_ops.c: every primitive op, end to end: build a small graph with
+ * the graph API, run the eager executor (the reference), emit C for the same
+ * graph, compile it with the system compiler into a shared library, load it
+ * and compare outputs: relative error <= 1e-5 (plus 1e-7 absolute near 0).
+ * Also checks shape-rule diagnostics for the ops. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/build.h"
+#include "codegen/c/emit_c.h"
+#include "ir/eager.h"
+#include "ir/params.h"
+#include "runtime/etch_rt.h"
+
+static SrcLoc L = {"test.etch", 1, 1};
+
+static Shape S(int rank, ...) {
+    Shape s = {.rank = rank};
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
+    va_end(ap);
+    return s;
+}
+
+static int op1(Graph *g, OpKind op, int a, const NodeAttrs *at) {
+    Diag d;
+    diag_init(&d, stderr);
+    int id = graph_add_op(g, op, (int[]){a}, 1, at, L, &d);
+    diag_dispose(&d);
+    assert_true(id >= 0);
+    return id;
+}
+static int op2(Graph *g, OpKind op, int a, int b) {
+    Diag d;
+    diag_init(&d, stderr);
+    int id = graph_add_op(g, op, (int[]){a, b}, 2, NULL, L, &d);
+    diag_dispose(&d);
+    assert_true(id >= 0);
+    return id;
+}
+
+/* Fills inputs deterministically: floats in [lo, hi), ints in [0, 10), bools 0/1. */
+static Tensor *random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) {
+    Tensor *x = tensor_new(t, s);
+    uint32_t r[4];
+    for (int64_t i = 0; i < tensor_numel(x); i++) {
+        etch_philox4x32(seed, 7, (uint64_t)i, r);
+        double u = etch_u01(r[0]);
+        double v = t == DT_BOOL ? (u < 0.5) : dtype_is_float(t) ? lo + (hi - lo) * u : floor(u * 10);
+        tensor_set(x, i, v);
+    }
+    return x;
+}
+
+/* Runs g both ways and compares. lo/hi bound float inputs (e.g. positive for log). */
+static void check_graph(Graph *g, double lo, double hi) {
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(ir_verify(g, &d));
+    Tensor *ins[8] = {0}, *outs[8] = {0};
+    for (int i = 0; i < g->n_inputs; i++) {
+        const Node *n = &g->nodes[g->inputs[i]];
+        ins[i] = random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, lo, hi);
+    }
+    Tensor **params = params_init(g, 0);
+    assert_true(eager_run(g, ins, params, outs, NULL, &d));
+
+    char *dir = build_tempdir(&d);
+    assert_non_null(dir);
+    CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params};
+    assert_true(cgen_write(g, &o, dir, NULL, &d));
+    const char *src[] = {"model.c", "etch_rt.c"};
+    assert_true(build_compile(dir, src, 2, "libm_test.so", true, NULL, &d));
+    char lib[4096];
+    snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
+    assert_non_null(h);
+    void (*fwd)(const void *const *, void *const *);
+    *(void **)&fwd = dlsym(h, "m_forward_v");
+    assert_non_null(fwd);
+    const void *in_ptr[8];
+    void *out_ptr[8];
+    Tensor *got[8];
+    for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
+    for (int i = 0; i < g->n_outputs; i++) {
+        got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
+        out_ptr[i] = got[i]->data;
+    }
+    fwd(in_ptr, out_ptr);
+    for (int i = 0; i < g->n_outputs; i++) {
+        for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
+            double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
+            bool ok = (isnan(want) && isnan(have)) || want == have || fabs(want - have) <= 1e-5 * fabs(want) + 1e-7;
+            if (!ok) {
+                fprintf(stderr, "%s output %d element %lld: eager %.9g, compiled %.9g\n", g->name, i, (long long)k,
+                        want, have);
+                fail();
+            }
+        }
+        tensor_free(got[i]);
+    }
+    dlclose(h);
+    build_rmtree(dir);
+    free(dir);
+    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
+    params_free(g, params);
+    diag_dispose(&d);
+}
+
+/* Binary op with broadcasting [3,1,5] x [4,5] -> [3,4,5], plus a same-shape case. */
+static void check_binary(OpKind op, DType t, double lo, double hi) {
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, op_table[op].name);
+    int x = graph_add_input(g, "x", t, S(3, 3, 1, 5), L), y = graph_add_input(g, "y", t, S(2, 4, 5), L);
+    int z = graph_add_input(g, "z", t, S(3, 3, 1, 5), L);
+    graph_add_output(g, op2(g, op, x, y));
+    graph_add_output(g, op2(g, op, x, z));
+    check_graph(g, lo, hi);
+    arena_free(a);
+}
+
+static void test_binary_arith(void **state) {
+    (void)state;
+    OpKind ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        check_binary(ops[i], DT_F32, -2, 2);
+        check_binary(ops[i], DT_F64, -2, 2);
+    }
+    check_binary(OP_POW, DT_F32, 0.5, 2);
+    check_binary(OP_ADD, DT_I32, 0, 1);
+    check_binary(OP_MUL, DT_I64, 0, 1);
+}
+
+static void test_compare_where(void **state) {
+    (void)state;
+    OpKind ops[] = {OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) check_binary(ops[i], DT_I32, 0, 1);
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "where");
+    int x = graph_add_input(g, "x", DT_F32, S(2, 4, 6), L), y = graph_add_input(g, "y", DT_F32, S(1, 6), L);
+    int c = op2(g, OP_GT, x, y);
+    Diag d;
+    diag_init(&d, stderr);
+    int w = graph_add_op(g, OP_WHERE, (int[]){c, x, y}, 3, NULL, L, &d);
+    assert_true(w >= 0);
+    graph_add_output(g, w);
+    graph_add_output(g, c);
+    check_graph(g, -1, 1);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+static void test_unary(void **state) {
+    (void)state;
+    struct {
+        OpKind op;
+        double lo, hi;
+    } cases[] = {{OP_NEG, -3, 3},  {OP_EXP, -3, 3},  {OP_LOG, 0.1, 5},  {OP_SQRT, 0.1, 5},    {OP_RSQRT, 0.1, 5},
+                 {OP_ABS, -3, 3},  {OP_TANH, -3, 3}, {OP_SIGMOID, -6, 6}, {OP_RELU, -3, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int t = DT_F32; t <= DT_F64; t++) {
+            Arena *a = arena_new();
+            Graph *g = graph_new(a, op_table[cases[i].op].name);
+            int x = graph_add_input(g, "x", (DType)t, S(3, 2, 3, 7), L);
+            graph_add_output(g, op1(g, cases[i].op, x, NULL));
+            check_graph(g, cases[i].lo, cases[i].hi);
+            arena_free(a);
+        }
+}
+
+static void test_cast_const_broadcast(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "cast");
+    int x = graph_add_input(g, "x", DT_F32, S(2, 3, 4), L);
+    graph_add_output(g, op1(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_F64}));
+    graph_add_output(g, op1(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_I32}));
+    int c = graph_add_const(g, 0.25, DT_F32, S(0), L);
+    graph_add_output(g, op2(g, OP_MUL, x, c));
+    int c2 = graph_add_const(g, -1.5, DT_F32, S(2, 3, 1), L);
+    graph_add_output(g, op2(g, OP_ADD, x, c2));
+    int v = graph_add_input(g, "v", DT_F32, S(2, 1, 4), L);
+    graph_add_output(g, op1(g, OP_BROADCAST, v, &(NodeAttrs){.shape = S(3, 5, 3, 4)}));
+    check_graph(g, -5, 5);
+    arena_free(a);
+}
+
+static void test_reduce(void **state) {
+    (void)state;
+    OpKind ops[] = {OP_REDUCE_SUM, OP_REDUCE_MAX, OP_REDUCE_MEAN};
+    for (size_t i = 0; i < 3; i++) {
+        Arena *a = arena_new();
+        Graph *g = graph_new(a, op_table[ops[i]].name);
+        int x = graph_add_input(g, "x", DT_F32, S(4, 3, 4, 5, 6), L);
+        graph_add_output(g, op1(g, ops[i], x, &(NodeAttrs){.n_axes = 1, .axes = {1}}));
+        graph_add_output(g, op1(g, ops[i], x, &(NodeAttrs){.n_axes = 2, .axes = {0, 3}, .keepdims = true}));
+        graph_add_output(g, op1(g, ops[i], x, &(NodeAttrs){.n_axes = 4, .axes = {0, 1, 2, 3}}));
+        graph_add_output(g, op1(g, ops[i], x, &(NodeAttrs){.n_axes = 1, .axes = {3}, .keepdims = true}));
+        check_graph(g, -3, 3);
+        arena_free(a);
+    }
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "matmul");
+    int x = graph_add_input(g, "x", DT_F32, S(2, 7, 13), L), w = graph_add_input(g, "w", DT_F32, S(2, 13, 5), L);
+    graph_add_output(g, op2(g, OP_MATMUL, x, w));
+    int bx = graph_add_input(g, "bx", DT_F32, S(4, 2, 3, 4, 6), L), by = graph_add_input(g, "by", DT_F32, S(3, 3, 6, 5), L);
+    graph_add_output(g, op2(g, OP_MATMUL, bx, by)); /* batch broadcast [2,3] x [3] */
+    int v = graph_add_input(g, "v", DT_F32, S(1, 13), L);
+    graph_add_output(g, op2(g, OP_MATMUL, v, w)); /* vector @ matrix */
+    graph_add_output(g, op2(g, OP_MATMUL, x, v)); /* matrix @ vector */
+    check_graph(g, -1, 1);
+    Graph *g2 = graph_new(a, "matmul64");
+    int p = graph_add_input(g2, "p", DT_F64, S(2, 9, 11), L), q = graph_add_input(g2, "q", DT_F64, S(2, 11, 3), L);
+    graph_add_output(g2, op2(g2, OP_MATMUL, p, q));
+    check_graph(g2, -1, 1);
+    arena_free(a);
+}
+
+static void test_layout(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "layout");
+    int x = graph_add_input(g, "x", DT_F32, S(4, 2, 3, 4, 5), L);
+    int r = op1(g, OP_RESHAPE, x, &(NodeAttrs){.shape = S(2, 6, 20)});
+    graph_add_output(g, op1(g, OP_RELU, r, NULL));                /* consumer of a view */
+    graph_add_output(g, r);                                        /* a view as an output */
+    graph_add_output(g, op1(g, OP_TRANSPOSE, x, &(NodeAttrs){.n_axes = 4, .axes = {3, 1, 0, 2}}));
+    graph_add_output(g, op1(g, OP_TRANSPOSE, r, &(NodeAttrs){.n_axes = 2, .axes = {1, 0}}));
+    graph_add_output(g, x); /* an input as an output is copied */
+    check_graph(g, -1, 1);
+    arena_free(a);
+}
+
+static void test_softmax(void **state) {
+    (void)state;
+    for (int op = OP_SOFTMAX; op <= OP_LOG_SOFTMAX; op++) {
+        Arena *a = arena_new();
+        Graph *g = graph_new(a, op_table[op].name);
+        int x = graph_add_input(g, "x", DT_F32, S(3, 4, 5, 6), L);
+        for (int ax = 0; ax < 3; ax++) graph_add_output(g, op1(g, (OpKind)op, x, &(NodeAttrs){.axis = ax}));
+        check_graph(g, -30, 30); /* large logits: stability matters */
+        arena_free(a);
+    }
+}
+
+static void test_params_mlp(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "mlp");
+    int x = graph_add_input(g, "x", DT_F32, S(2, 4, 12), L);
+    int w = graph_add_param(g, "fc.weight", DT_F32, S(2, 8, 12), (ParamInit){INIT_UNIFORM, -0.3, 0.3}, false, L);
+    int b = graph_add_param(g, "fc.bias", DT_F32, S(1, 8), (ParamInit){INIT_NORMAL, 0, 1}, false, L);
+    int wt = op1(g, OP_TRANSPOSE, w, &(NodeAttrs){.n_axes = 2, .axes = {1, 0}});
+    int h = op2(g, OP_ADD, op2(g, OP_MATMUL, x, wt), b);
+    graph_add_output(g, op1(g, OP_LOG_SOFTMAX, op1(g, OP_RELU, h, NULL), &(NodeAttrs){.axis = 1}));
+    check_graph(g, -1, 1);
+    arena_free(a);
+}
+
+/* Expects graph_add_op to fail with a message containing `want`. */
+static void expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
+    Diag d;
+    diag_init(&d, NULL);
+    assert_int_equal(graph_add_op(g, op, ins, n, at, (SrcLoc){"m.etch", 7, 19}, &d), -1);
+    assert_non_null(d.text);
+    if (!strstr(d.text, want)) fprintf(stderr, "got: %s\nwant: %s\n", d.text, want);
+    assert_non_null(strstr(d.text, want));
+    assert_non_null(strstr(d.text, "m.etch:7:19: error: "));
+    diag_dispose(&d);
+}
+
+static void test_shape_errors(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "errors");
+    int x = graph_add_input(g, "x", DT_F32, S(2, 64, 784), L), w = graph_add_input(g, "w", DT_F32, S(2, 128, 10), L);
+    int i = graph_add_input(g, "i", DT_I32, S(2, 64, 784), L), v = graph_add_input(g, "v", DT_F32, S(1, 5), L);
+    expect_error(g, OP_MATMUL, (int[]){x, w}, 2, NULL, "cannot matmul f32[64,784] by f32[128,10]: inner dims 784 and 128 differ");
+    expect_error(g, OP_ADD, (int[]){x, w}, 2, NULL, "cannot broadcast f32[64,784] with f32[128,10] for 'add'");
+    expect_error(g, OP_ADD, (int[]){x, i}, 2, NULL, "'add' operands have different dtypes: f32[64,784] and i32[64,784]");
+    expect_error(g, OP_EXP, (int[]){i}, 1, NULL, "'exp' needs a floating-point tensor, got i32[64,784]");
+    expect_error(g, OP_RESHAPE, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 64, 700)}, "cannot reshape f32[64,784] to f32[64,700]: 50176 elements vs 44800");
+    expect_error(g, OP_REDUCE_SUM, (int[]){x}, 1, &(NodeAttrs){.n_axes = 1, .axes = {2}}, "'reduce_sum' axis 2 is out of range for f32[64,784] (rank 2)");
+    expect_error(g, OP_TRANSPOSE, (int[]){x}, 1, &(NodeAttrs){.n_axes = 2, .axes = {0, 0}}, "axis 0 appears twice");
+    expect_error(g, OP_SOFTMAX, (int[]){v}, 1, &(NodeAttrs){.axis = 1}, "'softmax' axis 1 is out of range for f32[5] (rank 1)");
+    expect_error(g, OP_WHERE, (int[]){x, x, x}, 3, NULL, "where() condition must be bool, got f32[64,784]");
+    expect_error(g, OP_BROADCAST, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 3, 784)}, "cannot broadcast f32[64,784] to f32[3,784]");
+    arena_free(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_binary_arith), cmocka_unit_test(test_compare_where),
+        cmocka_unit_test(test_unary),        cmocka_unit_test(test_cast_const_broadcast),
+        cmocka_unit_test(test_reduce),       cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_layout),       cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
