@@ -109,7 +109,8 @@ typedef bool (*ShapeFn)(Graph *g, Node *n, Diag *d);
 typedef void (*EvalFn)(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 typedef void (*EmitCFn)(CEmitter *e, const Graph *g, int id);
 typedef double (*ScalarFn)(const double *x);
-typedef void (*VjpFn)(void); /* signature fixed by the autodiff pass (issue 3) */
+typedef struct VjpCtx VjpCtx; /* passes/autodiff.h */
+typedef void (*VjpFn)(VjpCtx *c); /* fills c->gx[k] for operands with c->needs[k] */
 
 typedef struct OpInfo {
     const char *name;

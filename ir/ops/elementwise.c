@@ -254,3 +254,100 @@ void emit_elementwise(CEmitter *e, const Graph *g, int id) {
     sb_free(&expr);
     for (int r = 0; r < L.rank; r++) cemit_close(e);
 }
+
+/* ---- vector-Jacobian rules ----
+ * c->gy is dL/dy for y = this node; each rule sets c->gx[k] = dL/d(operand k),
+ * summed back over broadcast dimensions (ad_unbroadcast). Operand and result
+ * ids are re-read after building nodes since the node array may move. */
+
+#define X(k) (c->g->nodes[c->id].in[k])
+#define Y (c->id)
+#define SHAPE_OF(k) (&c->g->nodes[X(k)].shape)
+
+static void set_grad(VjpCtx *c, int k, int g) {
+    if (c->needs[k]) c->gx[k] = ad_unbroadcast(c, g, SHAPE_OF(k));
+}
+
+void vjp_add(VjpCtx *c) {
+    set_grad(c, 0, c->gy);
+    set_grad(c, 1, c->gy);
+}
+
+void vjp_sub(VjpCtx *c) {
+    set_grad(c, 0, c->gy);
+    if (c->needs[1]) set_grad(c, 1, ad_unary(c, OP_NEG, c->gy));
+}
+
+void vjp_mul(VjpCtx *c) {
+    if (c->needs[0]) set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, X(1)));
+    if (c->needs[1]) set_grad(c, 1, ad_binary(c, OP_MUL, c->gy, X(0)));
+}
+
+void vjp_div(VjpCtx *c) { /* y = a / b: da = gy / b, db = -gy * y / b */
+    if (c->needs[0]) set_grad(c, 0, ad_binary(c, OP_DIV, c->gy, X(1)));
+    if (c->needs[1])
+        set_grad(c, 1, ad_unary(c, OP_NEG, ad_binary(c, OP_DIV, ad_binary(c, OP_MUL, c->gy, Y), X(1))));
+}
+
+/* max/min route the gradient to the operand the forward picked (the first on ties). */
+static void vjp_select(VjpCtx *c, OpKind first_wins) {
+    int pick0 = ad_binary(c, first_wins, X(0), X(1));
+    int zero = ad_scalar(c, 0, c->gy);
+    if (c->needs[0]) set_grad(c, 0, ad_where(c, pick0, c->gy, zero));
+    if (c->needs[1]) set_grad(c, 1, ad_where(c, pick0, zero, c->gy));
+}
+void vjp_max(VjpCtx *c) { vjp_select(c, OP_GE); }
+void vjp_min(VjpCtx *c) { vjp_select(c, OP_LE); }
+
+void vjp_pow(VjpCtx *c) { /* y = a^b: da = gy * b * a^(b-1), db = gy * y * log(a) */
+    if (c->needs[0]) {
+        int bm1 = ad_binary(c, OP_SUB, X(1), ad_scalar(c, 1, X(1)));
+        set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_MUL, X(1), ad_binary(c, OP_POW, X(0), bm1))));
+    }
+    if (c->needs[1])
+        set_grad(c, 1, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_MUL, Y, ad_unary(c, OP_LOG, X(0)))));
+}
+
+void vjp_where(VjpCtx *c) {
+    int zero = ad_scalar(c, 0, c->gy);
+    if (c->needs[1]) set_grad(c, 1, ad_where(c, X(0), c->gy, zero));
+    if (c->needs[2]) set_grad(c, 2, ad_where(c, X(0), zero, c->gy));
+}
+
+void vjp_neg(VjpCtx *c) { set_grad(c, 0, ad_unary(c, OP_NEG, c->gy)); }
+void vjp_exp(VjpCtx *c) { set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, Y)); }
+void vjp_log(VjpCtx *c) { set_grad(c, 0, ad_binary(c, OP_DIV, c->gy, X(0))); }
+
+void vjp_sqrt(VjpCtx *c) { /* d sqrt(x) = 0.5 / y */
+    set_grad(c, 0, ad_binary(c, OP_DIV, ad_binary(c, OP_MUL, c->gy, ad_scalar(c, 0.5, c->gy)), Y));
+}
+
+void vjp_rsqrt(VjpCtx *c) { /* y = x^-1/2: dy/dx = -0.5 * y / x */
+    int t = ad_binary(c, OP_DIV, ad_binary(c, OP_MUL, c->gy, Y), X(0));
+    set_grad(c, 0, ad_binary(c, OP_MUL, t, ad_scalar(c, -0.5, c->gy)));
+}
+
+void vjp_abs(VjpCtx *c) { /* sign(x) * gy, 0 at x == 0 as in PyTorch */
+    int zero = ad_scalar(c, 0, X(0));
+    int pos = ad_binary(c, OP_GT, X(0), zero), neg = ad_binary(c, OP_LT, X(0), zero);
+    int gzero = ad_scalar(c, 0, c->gy);
+    set_grad(c, 0, ad_where(c, pos, c->gy, ad_where(c, neg, ad_unary(c, OP_NEG, c->gy), gzero)));
+}
+
+void vjp_tanh(VjpCtx *c) { /* 1 - y^2 */
+    int one = ad_scalar(c, 1, Y);
+    set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_SUB, one, ad_binary(c, OP_MUL, Y, Y))));
+}
+
+void vjp_sigmoid(VjpCtx *c) { /* y (1 - y) */
+    int one = ad_scalar(c, 1, Y);
+    set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_MUL, Y, ad_binary(c, OP_SUB, one, Y))));
+}
+
+void vjp_relu(VjpCtx *c) {
+    int pos = ad_binary(c, OP_GT, X(0), ad_scalar(c, 0, X(0)));
+    set_grad(c, 0, ad_where(c, pos, c->gy, ad_scalar(c, 0, c->gy)));
+}
+
+void vjp_cast(VjpCtx *c) { set_grad(c, 0, ad_cast(c, c->gy, c->g->nodes[X(0)].dtype)); }
+void vjp_broadcast(VjpCtx *c) { set_grad(c, 0, c->gy); }

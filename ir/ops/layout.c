@@ -103,3 +103,14 @@ void emit_transpose(CEmitter *e, const Graph *g, int id) {
     for (int r = 0; r < n->shape.rank; r++)
         if (n->shape.dim[r] != 1) cemit_close(e);
 }
+
+/* ---- vector-Jacobian rules ---- */
+
+void vjp_reshape(VjpCtx *c) { c->gx[0] = ad_reshape(c, c->gy, c->g->nodes[c->g->nodes[c->id].in[0]].shape); }
+
+void vjp_transpose(VjpCtx *c) {
+    const Node *n = &c->g->nodes[c->id];
+    int inv[ETCH_MAX_RANK];
+    for (int i = 0; i < n->attr.n_axes; i++) inv[n->attr.axes[i]] = i;
+    c->gx[0] = ad_transpose(c, c->gy, inv);
+}

@@ -150,3 +150,38 @@ void emit_matmul(CEmitter *e, const Graph *g, int id) {
     cemit_close(e);
     for (int b = 0; b < md.batch.rank; b++) cemit_close(e);
 }
+
+/* ---- vector-Jacobian rule ----
+ * With rank-1 operands viewed as matrices: dA = gy @ B^T, dB = A^T @ gy,
+ * each summed over batch dimensions its operand was broadcast along. */
+
+static int transpose_last2(VjpCtx *c, int x) {
+    int r = c->g->nodes[x].shape.rank, perm[ETCH_MAX_RANK];
+    for (int i = 0; i < r; i++) perm[i] = i;
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+    return ad_transpose(c, x, perm);
+}
+
+void vjp_matmul(VjpCtx *c) {
+    const Node *n = &c->g->nodes[c->id];
+    int a = n->in[0], b = n->in[1];
+    Shape as = c->g->nodes[a].shape, bs = c->g->nodes[b].shape;
+    MatmulDims md;
+    matmul_dims(c->g, n, &md);
+    Shape gys = md.batch; /* gy viewed as [batch..., M, N] */
+    gys.dim[gys.rank++] = md.m;
+    gys.dim[gys.rank++] = md.n;
+    int gy = ad_reshape(c, c->gy, gys);
+    int av = ad_reshape(c, a, matrix_view(&as, true)), bv = ad_reshape(c, b, matrix_view(&bs, false));
+    if (c->needs[0]) {
+        int ga = ad_matmul(c, gy, transpose_last2(c, bv));
+        Shape av_s = matrix_view(&as, true);
+        c->gx[0] = ad_reshape(c, ad_unbroadcast(c, ga, &av_s), as);
+    }
+    if (c->needs[1]) {
+        int gb = ad_matmul(c, transpose_last2(c, av), gy);
+        Shape bv_s = matrix_view(&bs, false);
+        c->gx[1] = ad_reshape(c, ad_unbroadcast(c, gb, &bv_s), bs);
+    }
+}

@@ -7,6 +7,7 @@
 #include "codegen/c/emit.h"
 #include "ir/ir.h"
 #include "ir/tensor.h"
+#include "passes/autodiff.h"
 
 /* source.c: input, param, const */
 bool shape_source(Graph *g, Node *n, Diag *d);
@@ -14,6 +15,9 @@ void eval_source(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_const(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void emit_source(CEmitter *e, const Graph *g, int id);
 void emit_const(CEmitter *e, const Graph *g, int id);
+bool shape_iota(Graph *g, Node *n, Diag *d);
+void eval_iota(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_iota(CEmitter *e, const Graph *g, int id);
 
 /* elementwise.c: unary/binary/compare/where/cast/broadcast */
 bool shape_broadcast(Graph *g, Node *n, Diag *d);
@@ -49,16 +53,39 @@ double scalar_tanh(const double *x);
 double scalar_sigmoid(const double *x);
 double scalar_relu(const double *x);
 double scalar_identity(const double *x);
+void vjp_add(VjpCtx *c);
+void vjp_sub(VjpCtx *c);
+void vjp_mul(VjpCtx *c);
+void vjp_div(VjpCtx *c);
+void vjp_max(VjpCtx *c);
+void vjp_min(VjpCtx *c);
+void vjp_pow(VjpCtx *c);
+void vjp_where(VjpCtx *c);
+void vjp_neg(VjpCtx *c);
+void vjp_exp(VjpCtx *c);
+void vjp_log(VjpCtx *c);
+void vjp_sqrt(VjpCtx *c);
+void vjp_rsqrt(VjpCtx *c);
+void vjp_abs(VjpCtx *c);
+void vjp_tanh(VjpCtx *c);
+void vjp_sigmoid(VjpCtx *c);
+void vjp_relu(VjpCtx *c);
+void vjp_cast(VjpCtx *c);
+void vjp_broadcast(VjpCtx *c);
 
 /* reduce.c */
 bool shape_reduce(Graph *g, Node *n, Diag *d);
 void eval_reduce(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void emit_reduce(CEmitter *e, const Graph *g, int id);
+void vjp_reduce_sum(VjpCtx *c);
+void vjp_reduce_max(VjpCtx *c);
+void vjp_reduce_mean(VjpCtx *c);
 
 /* matmul.c */
 bool shape_matmul(Graph *g, Node *n, Diag *d);
 void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void emit_matmul(CEmitter *e, const Graph *g, int id);
+void vjp_matmul(VjpCtx *c);
 
 /* layout.c */
 bool shape_reshape(Graph *g, Node *n, Diag *d);
@@ -67,11 +94,15 @@ void eval_reshape(const Graph *g, int id, Tensor *out, const Tensor *const *ins)
 void eval_transpose(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void emit_reshape(CEmitter *e, const Graph *g, int id);
 void emit_transpose(CEmitter *e, const Graph *g, int id);
+void vjp_reshape(VjpCtx *c);
+void vjp_transpose(VjpCtx *c);
 
 /* softmax.c */
 bool shape_softmax(Graph *g, Node *n, Diag *d);
 void eval_softmax(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void emit_softmax(CEmitter *e, const Graph *g, int id);
+void vjp_softmax(VjpCtx *c);
+void vjp_log_softmax(VjpCtx *c);
 
 /* ---- shared helpers (ir/ops.c) ---- */
 /* Type of node id as "f32[64,784]" in a caller buffer of >= 96 bytes. */

@@ -131,3 +131,31 @@ void emit_reduce(CEmitter *e, const Graph *g, int id) {
     cemit_line(e, "%s[%s] = (%s)acc;", e->buf[id], ol ? out_idx : "0", dtype_c_type(n->dtype));
     for (int k = 0; k < L.n_kept; k++) cemit_close(e);
 }
+
+/* ---- vector-Jacobian rules ---- */
+
+/* gy reshaped to keepdims form, then broadcast back over the input. */
+static int spread(VjpCtx *c, int gy) {
+    const Node *n = &c->g->nodes[c->id];
+    Shape keep = c->g->nodes[n->in[0]].shape, xs = keep;
+    for (int i = 0; i < n->attr.n_axes; i++) keep.dim[n->attr.axes[i]] = 1;
+    return ad_broadcast(c, ad_reshape(c, gy, keep), xs);
+}
+
+void vjp_reduce_sum(VjpCtx *c) { c->gx[0] = spread(c, c->gy); }
+
+void vjp_reduce_mean(VjpCtx *c) {
+    const Node *n = &c->g->nodes[c->id];
+    double count = (double)shape_numel(&c->g->nodes[n->in[0]].shape) / (double)shape_numel(&n->shape);
+    c->gx[0] = spread(c, ad_binary(c, OP_DIV, c->gy, ad_scalar(c, count, c->gy)));
+}
+
+/* The gradient is shared evenly among the elements equal to the maximum
+ * (PyTorch's amax rule). */
+void vjp_reduce_max(VjpCtx *c) {
+    int x = c->g->nodes[c->id].in[0];
+    int mask = ad_cast(c, ad_binary(c, OP_EQ, x, spread(c, c->id)), c->g->nodes[x].dtype);
+    const Node *n = &c->g->nodes[c->id];
+    int count = ad_reduce(c, OP_REDUCE_SUM, mask, n->attr.axes, n->attr.n_axes, n->attr.keepdims);
+    c->gx[0] = ad_binary(c, OP_MUL, mask, spread(c, ad_binary(c, OP_DIV, c->gy, count)));
+}

@@ -68,3 +68,17 @@ void emit_softmax(CEmitter *e, const Graph *g, int id) {
     cemit_close(e);
     cemit_close(e);
 }
+
+/* ---- vector-Jacobian rules ---- */
+
+void vjp_softmax(VjpCtx *c) { /* y * (gy - sum(gy * y)) */
+    int axis = c->g->nodes[c->id].attr.axis, y = c->id;
+    int dot = ad_reduce(c, OP_REDUCE_SUM, ad_binary(c, OP_MUL, c->gy, y), &axis, 1, true);
+    c->gx[0] = ad_binary(c, OP_MUL, y, ad_binary(c, OP_SUB, c->gy, dot));
+}
+
+void vjp_log_softmax(VjpCtx *c) { /* gy - exp(y) * sum(gy) */
+    int axis = c->g->nodes[c->id].attr.axis;
+    int s = ad_reduce(c, OP_REDUCE_SUM, c->gy, &axis, 1, true);
+    c->gx[0] = ad_binary(c, OP_SUB, c->gy, ad_binary(c, OP_MUL, ad_unary(c, OP_EXP, c->id), s));
+}

@@ -48,3 +48,36 @@ void emit_const(CEmitter *e, const Graph *g, int id) {
     cemit_line(e, "%s[%s] = %s;", e->buf[id], v, lit);
     cemit_close(e);
 }
+
+/* iota: element values are their index along attr.axis (0, 1, 2, ...); with
+ * broadcasting and eq it builds one-hot masks for class labels. */
+bool shape_iota(Graph *g, Node *n, Diag *d) {
+    NodeAttrs named = n->attr;
+    named.name = "iota"; /* sources otherwise need names */
+    Node tmp = *n;
+    tmp.attr = named;
+    if (!shape_source(g, &tmp, d)) return false;
+    if (n->attr.axis < 0 || n->attr.axis >= n->attr.shape.rank)
+        return diag_error(d, n->loc, "iota axis %d is out of range for rank %d", n->attr.axis, n->attr.shape.rank);
+    n->dtype = tmp.dtype;
+    n->shape = tmp.shape;
+    return true;
+}
+
+void eval_iota(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    (void)ins;
+    int64_t outer, len, inner;
+    ops_split_axis(&out->shape, g->nodes[id].attr.axis, &outer, &len, &inner);
+    for (int64_t i = 0, n = tensor_numel(out); i < n; i++) tensor_set(out, i, (double)((i / inner) % len));
+}
+
+void emit_iota(CEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    int64_t outer, len, inner;
+    ops_split_axis(&n->shape, n->attr.axis, &outer, &len, &inner);
+    char v[16];
+    cemit_for(e, v, sizeof v, shape_numel(&n->shape));
+    cemit_line(e, "%s[%s] = (%s)((%s / %lld) %% %lld);", e->buf[id], v, dtype_c_type(n->dtype), v, (long long)inner,
+               (long long)len);
+    cemit_close(e);
+}

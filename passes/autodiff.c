@@ -1,0 +1,157 @@
+/* autodiff.c: reverse-mode autodiff as a graph-to-graph pass (see autodiff.h).
+ *
+ * The forward nodes are already topologically ordered, so one sweep from the
+ * loss down to node 0 visits every node after all of its users: each visited
+ * node's accumulated output gradient is complete, and its VJP rule turns it
+ * into operand gradients, summed on fan-out. Only nodes on a path from a wrt
+ * node to the loss are differentiated; comparisons, integer values and frozen
+ * params stop the sweep. */
+#include "passes/autodiff.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- builders: every node gets the location of the node being differentiated ---- */
+
+static int ad_op(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *at) {
+    if (c->failed) return -1;
+    int id = graph_add_op(c->g, op, ins, n, at, c->g->nodes[c->id].loc, c->d);
+    if (id < 0) c->failed = true;
+    return id;
+}
+
+int ad_unary(VjpCtx *c, OpKind op, int x) { return ad_op(c, op, (int[]){x}, 1, NULL); }
+int ad_binary(VjpCtx *c, OpKind op, int a, int b) { return ad_op(c, op, (int[]){a, b}, 2, NULL); }
+int ad_where(VjpCtx *c, int cond, int a, int b) { return ad_op(c, OP_WHERE, (int[]){cond, a, b}, 3, NULL); }
+
+int ad_scalar(VjpCtx *c, double v, int like) {
+    if (c->failed) return -1;
+    NodeAttrs at = {.value = v, .dtype = c->g->nodes[like].dtype};
+    return ad_op(c, OP_CONST, NULL, 0, &at);
+}
+
+int ad_cast(VjpCtx *c, int x, DType t) {
+    if (c->failed) return -1;
+    if (c->g->nodes[x].dtype == t) return x;
+    return ad_op(c, OP_CAST, (int[]){x}, 1, &(NodeAttrs){.dtype = t});
+}
+
+int ad_reshape(VjpCtx *c, int x, Shape s) {
+    if (c->failed) return -1;
+    if (shape_equal(&c->g->nodes[x].shape, &s)) return x;
+    return ad_op(c, OP_RESHAPE, (int[]){x}, 1, &(NodeAttrs){.shape = s});
+}
+
+int ad_broadcast(VjpCtx *c, int x, Shape s) {
+    if (c->failed) return -1;
+    if (shape_equal(&c->g->nodes[x].shape, &s)) return x;
+    return ad_op(c, OP_BROADCAST, (int[]){x}, 1, &(NodeAttrs){.shape = s});
+}
+
+int ad_transpose(VjpCtx *c, int x, const int *perm) {
+    if (c->failed) return -1;
+    NodeAttrs at = {.n_axes = c->g->nodes[x].shape.rank};
+    memcpy(at.axes, perm, sizeof(int) * (size_t)at.n_axes);
+    return ad_op(c, OP_TRANSPOSE, (int[]){x}, 1, &at);
+}
+
+int ad_reduce(VjpCtx *c, OpKind op, int x, const int *axes, int n_axes, bool keepdims) {
+    if (c->failed) return -1;
+    NodeAttrs at = {.n_axes = n_axes, .keepdims = keepdims};
+    memcpy(at.axes, axes, sizeof(int) * (size_t)n_axes);
+    return ad_op(c, op, (int[]){x}, 1, &at);
+}
+
+int ad_matmul(VjpCtx *c, int a, int b) { return ad_binary(c, OP_MATMUL, a, b); }
+
+int ad_unbroadcast(VjpCtx *c, int g, const Shape *s) {
+    if (c->failed) return -1;
+    const Shape gs = c->g->nodes[g].shape;
+    if (shape_equal(&gs, s)) return g;
+    int axes[ETCH_MAX_RANK], n = 0, off = gs.rank - s->rank;
+    for (int i = 0; i < gs.rank; i++)
+        if (i < off || (s->dim[i - off] == 1 && gs.dim[i] != 1)) axes[n++] = i;
+    int r = n ? ad_reduce(c, OP_REDUCE_SUM, g, axes, n, true) : g;
+    return ad_reshape(c, r, *s);
+}
+
+/* ---- the pass ---- */
+
+static bool differentiable_dtype(DType t) { return dtype_is_float(t); }
+
+bool autodiff(Graph *g, int loss, const int *wrt, int n_wrt, int *grads, Diag *d) {
+    int n = g->n_nodes;
+    const Node *L = &g->nodes[loss];
+    if (shape_numel(&L->shape) != 1 || !dtype_is_float(L->dtype)) {
+        char t[96];
+        return diag_error(d, L->loc, "the loss must be a floating-point scalar, got %s",
+                          type_format(t, sizeof t, L->dtype, &L->shape));
+    }
+    /* on_path: reachable from a wrt node (forward) and reaching the loss (backward) */
+    bool *from_wrt = calloc((size_t)n, 1), *to_loss = calloc((size_t)n, 1);
+    int *grad = malloc(sizeof(int) * (size_t)n);
+    if (!from_wrt || !to_loss || !grad) abort();
+    for (int i = 0; i < n_wrt; i++)
+        if (!(g->nodes[wrt[i]].op == OP_PARAM && g->nodes[wrt[i]].attr.frozen)) from_wrt[wrt[i]] = true;
+    for (int id = 0; id < n; id++) {
+        const Node *x = &g->nodes[id];
+        for (int k = 0; k < x->n_in && !from_wrt[id]; k++) from_wrt[id] = from_wrt[x->in[k]];
+        if (!differentiable_dtype(x->dtype)) from_wrt[id] = false;
+    }
+    to_loss[loss] = true;
+    for (int id = loss; id >= 0; id--)
+        if (to_loss[id])
+            for (int k = 0; k < g->nodes[id].n_in; k++) to_loss[g->nodes[id].in[k]] = true;
+    for (int i = 0; i < n; i++) grad[i] = -1;
+
+    bool ok = true;
+    VjpCtx seed = {.g = g, .d = d, .id = loss};
+    grad[loss] = ad_op(&seed, OP_CONST, NULL, 0, &(NodeAttrs){.value = 1, .dtype = L->dtype, .shape = L->shape});
+    ok = grad[loss] >= 0;
+    for (int id = loss; id >= 0 && ok; id--) {
+        if (grad[id] < 0 || !from_wrt[id] || !to_loss[id]) continue;
+        Node *x = &g->nodes[id];
+        if (x->n_in == 0) continue;
+        VjpCtx c = {.g = g, .d = d, .id = id, .gy = grad[id]};
+        bool any = false;
+        for (int k = 0; k < x->n_in; k++) {
+            c.needs[k] = from_wrt[x->in[k]];
+            c.gx[k] = -1;
+            any |= c.needs[k];
+        }
+        if (!any) continue;
+        if (!op_table[x->op].vjp) {
+            ok = diag_error(d, x->loc, "cannot differentiate through '%s'", op_table[x->op].name);
+            break;
+        }
+        op_table[x->op].vjp(&c);
+        if (c.failed) {
+            ok = false;
+            break;
+        }
+        for (int k = 0; k < g->nodes[id].n_in && ok; k++) {
+            int in = g->nodes[id].in[k];
+            if (!c.needs[k] || c.gx[k] < 0) continue;
+            if (grad[in] < 0) grad[in] = c.gx[k];
+            else {
+                VjpCtx acc = {.g = g, .d = d, .id = in};
+                grad[in] = ad_binary(&acc, OP_ADD, grad[in], c.gx[k]);
+                ok = grad[in] >= 0;
+            }
+        }
+    }
+    for (int i = 0; i < n_wrt && ok; i++) {
+        const Node *w = &g->nodes[wrt[i]];
+        if (w->op == OP_PARAM && w->attr.frozen) grads[i] = -1;
+        else if (grad[wrt[i]] >= 0) grads[i] = grad[wrt[i]];
+        else {
+            VjpCtx z = {.g = g, .d = d, .id = wrt[i]};
+            grads[i] = ad_op(&z, OP_CONST, NULL, 0, &(NodeAttrs){.value = 0, .dtype = w->dtype, .shape = w->shape});
+            ok = grads[i] >= 0;
+        }
+    }
+    free(from_wrt);
+    free(to_loss);
+    free(grad);
+    return ok;
+}

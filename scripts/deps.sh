@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian packages etch needs, only those missing.
+#   build: C compiler, CMake, Ninja, OpenBLAS (eager executor's matmul)
+#   tests: cmocka (unit tests), llvm-14-tools (lit, FileCheck),
+#          python3-torch + python3-numpy (PyTorch cross-checks)
+#   data:  dataset-fashion-mnist (the main job trains on it)
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-tools python3
+      python3-numpy python3-torch dataset-fashion-mnist gzip)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps.sh: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
