@@ -11,6 +11,7 @@
 #define ETCH_FRONTEND_H
 
 #include "ir/ir.h"
+#include "passes/train.h"
 
 /* A compile-time override of a named constant: -D NAME=VALUE. */
 typedef struct Define {
@@ -18,10 +19,23 @@ typedef struct Define {
     const char *value; /* number literal text, e.g. "1" or "0.5" */
 } Define;
 
+/* A `train { ... }` block: what to minimize and how. */
+typedef struct TrainSpec {
+    /* "<Model>.train_step": inputs "x" (the forward's first input type) and
+     * "y" (labels, i64[B] unless declared otherwise), the model's params, and
+     * output 0 = the scalar loss, traced in training mode (dropout active). */
+    Graph *loss;
+    OptimSpec optim;
+    int64_t batch;  /* = the leading dim of x */
+    int64_t epochs; /* default epochs for `etch train` */
+    SrcLoc loc;     /* the train keyword */
+} TrainSpec;
+
 typedef struct Program {
     const char *model_name; /* "Net" */
     SrcLoc model_loc;
-    Graph *forward;         /* entry point "<Model>.forward" */
+    Graph *forward;         /* entry point "<Model>.forward", inference mode */
+    TrainSpec *train;       /* NULL when the file has no train block */
 } Program;
 
 /* Reads path and compiles it. Errors are reported through d; NULL on error. */

@@ -4,6 +4,8 @@
  * driven loop so every subcommand rejects unknown flags the same way. User
  * errors print a located diagnostic and exit 1. */
 #include <ctype.h>
+#include <dlfcn.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,9 @@
 #include "frontend/frontend.h"
 #include "ir/eager.h"
 #include "ir/params.h"
+#include "passes/autodiff.h"
+#include "passes/to_f64.h"
+#include "passes/train.h"
 #include "runtime/etch_rt.h"
 
 #ifndef ETCH_VERSION
@@ -34,7 +39,9 @@ typedef struct Options {
     int n_outs;                /* -o (repeatable for run) */
     Define defines[MAX_DEFINES];
     int n_defines;
-    bool exe, embed, eager, stats;
+    bool exe, embed, eager, stats, grad, no_shuffle;
+    const char *data, *init, *resume; /* train / eval */
+    long epochs, steps, limit;        /* train: -1 = default */
     const char *idx;           /* make-input --idx */
     long index;                /* make-input --index */
     uint64_t seed;
@@ -57,7 +64,8 @@ static const char *HELP =
     "\n"
     "commands:\n"
     "  check FILE [-D N=V]             parse and type-check a model\n"
-    "  ir FILE [-D N=V]                print the model's forward graph as textual IR\n"
+    "  ir FILE [-D N=V] [--grad]       print the forward graph as textual IR (--grad: the\n"
+    "                                  training step: loss, gradients, optimizer update)\n"
     "  ir-roundtrip FILE.etchir        parse textual IR, verify it and print it again\n"
     "  build FILE -o DIR [--exe] [--embed-weights] [--weights W.safetensors] [-D N=V] [--stats]\n"
     "                                  emit DIR/model.c, model.h, the runtime, and compile\n"
@@ -67,6 +75,13 @@ static const char *HELP =
     "  make-input FILE -o IN.npy [--seed S] [--idx IMAGES --index N] [-D N=V]\n"
     "                                  write an input for the model's forward: seeded uniform\n"
     "                                  [0,1) values, or image N of an IDX file scaled to [0,1]\n"
+    "  train FILE --data DIR [--epochs N] [--steps N] [--seed S] [--init W | --resume CKPT]\n"
+    "        [--no-shuffle] [--limit N] [-o OUTDIR]\n"
+    "                                  compile the train block's step and a driver into one\n"
+    "                                  program (OUTDIR/build/), train on IDX data, write\n"
+    "                                  OUTDIR/<model>.safetensors and OUTDIR/checkpoint.safetensors\n"
+    "  eval FILE --weights W --data DIR  accuracy and mean NLL on the test split\n"
+    "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n"
     "\n"
     "Without --weights, parameters come from their initializers with seed 0.\n"
     "Environment: CC (default cc) compiles emitted code.\n"
@@ -83,7 +98,8 @@ static bool parse_define(Options *o, const char *arg) {
 
 /* allowed: a string of option letters this command accepts:
  * o=-o w=--weights i=--input D=-D x=--exe e=--embed-weights g=--eager s=--stats
- * S=--seed X=--idx N=--index c=--cflags */
+ * S=--seed X=--idx N=--index c=--cflags G=--grad n=--no-shuffle a=--data I=--init
+ * R=--resume E=--epochs T=--steps l=--limit */
 static int parse_options(int argc, char **argv, const char *allowed, Options *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -102,6 +118,14 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--idx")) key = 'X';
         else if (!strcmp(a, "--index")) key = 'N';
         else if (!strcmp(a, "--cflags")) key = 'c';
+        else if (!strcmp(a, "--grad")) key = 'G';
+        else if (!strcmp(a, "--no-shuffle")) key = 'n';
+        else if (!strcmp(a, "--data")) key = 'a';
+        else if (!strcmp(a, "--init")) key = 'I';
+        else if (!strcmp(a, "--resume")) key = 'R';
+        else if (!strcmp(a, "--epochs")) key = 'E';
+        else if (!strcmp(a, "--steps")) key = 'T';
+        else if (!strcmp(a, "--limit")) key = 'l';
         else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
         else {
             if (o->file) return usage_error("more than one input file ('%s')", a);
@@ -109,7 +133,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
             continue;
         }
         if (!strchr(allowed, key == 'd' ? 'D' : key)) return usage_error("option '%s' does not apply here", a);
-        bool takes_value = strchr("owiDSXNc", key) != NULL;
+        bool takes_value = strchr("owiDSXNcaIRETl", key) != NULL;
         if (takes_value && !val) return usage_error("option '%s' needs a value", a);
         switch (key) {
         case 'o':
@@ -133,14 +157,25 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         case 's': o->stats = true; break;
         case 'X': o->idx = val; break;
         case 'c': o->opt_flags = val; break;
+        case 'G': o->grad = true; break;
+        case 'n': o->no_shuffle = true; break;
+        case 'a': o->data = val; break;
+        case 'I': o->init = val; break;
+        case 'R': o->resume = val; break;
         case 'S':
-        case 'N': {
+        case 'N':
+        case 'E':
+        case 'T':
+        case 'l': {
             char *end;
             errno = 0;
             long long v = strtoll(val, &end, 10);
             if (*end || errno || v < 0) return usage_error("'%s' is not a non-negative integer", val);
             if (key == 'S') o->seed = (uint64_t)v;
-            else o->index = (long)v;
+            else if (key == 'N') o->index = (long)v;
+            else if (key == 'E') o->epochs = (long)v;
+            else if (key == 'T') o->steps = (long)v;
+            else o->limit = (long)v;
             break;
         }
         }
@@ -182,15 +217,25 @@ static int cmd_check(const Options *o) {
     return rc;
 }
 
+/* With --grad: the training step graph (loss, gradients, optimizer update). */
+static Graph *train_step_graph(Program *p, Diag *d) {
+    if (!p->train) {
+        diag_error(d, p->model_loc, "model %s has no train block: nothing to differentiate", p->model_name);
+        return NULL;
+    }
+    return train_build_step(p->train->loss, &p->train->optim, d) ? p->train->loss : NULL;
+}
+
 static int cmd_ir(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    if (p) ir_print(stdout, p->forward);
+    Graph *g = p ? (o->grad ? train_step_graph(p, &d) : p->forward) : NULL;
+    if (g) ir_print(stdout, g);
     diag_dispose(&d);
     arena_free(a);
-    return p ? 0 : 1;
+    return g ? 0 : 1;
 }
 
 static int cmd_ir_roundtrip(const Options *o) {
@@ -217,29 +262,39 @@ static int cmd_ir_roundtrip(const Options *o) {
     return rc;
 }
 
-/* Emits and compiles the model into dir. */
-static bool build_model(const Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Diag *d) {
+/* Emits the entries into dir and compiles them: always lib<prefix>.so, plus
+ * the program dir/<program> when driver is set. */
+static bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
+                             const char *dir, CGenDriver driver, const char *program, Diag *d) {
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
-    CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .with_main = exe};
+    CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver};
     CGenStats st;
-    if (!build_mkdirs(dir, d) || !cgen_write(p->forward, &co, dir, &st, d)) return false;
+    if (!build_mkdirs(dir, d) || !cgen_write(entries, n, &co, dir, &st, d)) return false;
     const char *lib_src[] = {"model.c", "etch_rt.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
     if (!build_compile(dir, lib_src, 2, lib, true, o->opt_flags, d)) return false;
-    if (exe) {
+    if (driver != CGEN_DRIVER_NONE) {
         const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
-        if (!build_compile(dir, exe_src, 3, p->model_name, false, o->opt_flags, d)) return false;
+        if (!build_compile(dir, exe_src, 3, program, false, o->opt_flags, d)) return false;
     }
+    if (o->stats)
+        printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,
+               (long long)st.arena_bytes, (long long)st.naive_bytes, (long long)st.param_bytes);
+    return true;
+}
+
+/* `etch build`: the forward entry, weights file beside it unless embedded. */
+static bool build_model(const Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Diag *d) {
+    CGenEntry fwd = {p->forward, "forward"};
+    if (!emit_and_compile(p, &fwd, 1, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
+        return false;
     if (!o->embed) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.safetensors", dir, p->model_name);
         if (!params_save(p->forward, params, path, d)) return false;
     }
-    if (o->stats)
-        printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\n", st.kernels, (long long)st.arena_bytes,
-               (long long)st.naive_bytes);
     return true;
 }
 
@@ -415,6 +470,220 @@ static int cmd_make_input(const Options *o) {
     return ok ? 0 : 1;
 }
 
+/* Builds the training program (forward + train_step + the training driver)
+ * into dir; returns the program's path (malloc'd) or NULL. */
+static char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
+    Graph *step = train_step_graph(p, d);
+    if (!step) return NULL;
+    CGenEntry entries[] = {{p->forward, "forward"}, {step, "train_step"}};
+    Options bo = *o;
+    bo.embed = false;
+    char program[256];
+    snprintf(program, sizeof program, "%s-train", p->model_name);
+    if (!emit_and_compile(p, entries, 2, NULL, &bo, dir, CGEN_DRIVER_TRAIN, program, d)) return NULL;
+    size_t n = strlen(dir) + strlen(program) + 2;
+    char *path = malloc(n);
+    if (!path) abort();
+    snprintf(path, n, "%s/%s", dir, program);
+    return path;
+}
+
+static int cmd_train(const Options *o) {
+    if (!o->data) return usage_error("%s", "train needs --data DIR");
+    if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    const char *out = o->out ? o->out : "out";
+    char build_dir[4096], init_path[4096], num[6][32];
+    snprintf(build_dir, sizeof build_dir, "%s/build", out);
+    char *program = p ? build_trainer(p, o, build_dir, &d) : NULL;
+    bool ok = program != NULL;
+    if (ok && !o->init && !o->resume) { /* start from the initializers, seeded */
+        Tensor **init = params_init(p->train->loss, o->seed);
+        snprintf(init_path, sizeof init_path, "%s/init.safetensors", build_dir);
+        ok = params_save(p->train->loss, init, init_path, &d);
+        params_free(p->train->loss, init);
+    }
+    if (ok) {
+        const char *argv[32];
+        int n = 0;
+        argv[n++] = program;
+        argv[n++] = "--data", argv[n++] = o->data;
+        argv[n++] = o->resume ? "--resume" : "--init";
+        argv[n++] = o->resume ? o->resume : o->init ? o->init : init_path;
+        argv[n++] = "-o", argv[n++] = out;
+        argv[n++] = "--name", argv[n++] = p->model_name;
+        snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);
+        argv[n++] = "--epochs", argv[n++] = num[0];
+        snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)o->seed);
+        argv[n++] = "--seed", argv[n++] = num[1];
+        if (o->steps >= 0) {
+            snprintf(num[2], sizeof num[2], "%ld", o->steps);
+            argv[n++] = "--steps", argv[n++] = num[2];
+        }
+        if (o->limit >= 0) {
+            snprintf(num[3], sizeof num[3], "%ld", o->limit);
+            argv[n++] = "--limit", argv[n++] = num[3];
+        }
+        if (o->no_shuffle) argv[n++] = "--no-shuffle";
+        argv[n] = NULL;
+        fflush(stdout);
+        ok = build_spawn(argv, &d);
+    }
+    free(program);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
+static int cmd_eval(const Options *o) {
+    if (!o->data || !o->weights) return usage_error("%s", "eval needs --weights W and --data DIR");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
+    char *dir = check ? build_tempdir(&d) : NULL;
+    char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
+    bool ok = program != NULL;
+    if (ok) {
+        const char *argv[] = {program, "--eval", "--data", o->data, "--weights", o->weights, NULL};
+        fflush(stdout);
+        ok = build_spawn(argv, &d);
+    }
+    if (dir) build_rmtree(dir);
+    free(dir);
+    free(program);
+    if (p) params_free(p->forward, check);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
+/* Random batch for gradcheck: x uniform [0,1), integer inputs uniform class ids. */
+static Tensor *random_input(const Node *n, int64_t classes, uint64_t seed) {
+    Tensor *t = tensor_new(n->dtype, n->shape);
+    uint32_t r[4];
+    for (int64_t i = 0; i < tensor_numel(t); i++) {
+        etch_philox4x32(seed, 2, (uint64_t)i, r);
+        tensor_set(t, i, dtype_is_float(n->dtype) ? etch_u01(r[0]) : (double)(r[0] % (uint32_t)classes));
+    }
+    return t;
+}
+
+/* `etch gradcheck`: the gradients computed by the emitted C code (float32)
+ * against central finite differences of the loss evaluated in float64 by the
+ * eager executor, on a seeded random batch. Samples up to 16 elements per
+ * parameter; the relative error of an element is |compiled - numeric| /
+ * max(|numeric|, 1e-3 * max |gradient of that parameter|), so elements whose
+ * gradient is tiny next to the rest of the tensor do not dominate. */
+static int cmd_gradcheck(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    if (ok && !p->train) ok = diag_error(&d, p->model_loc, "model %s has no train block: nothing to check", p->model_name);
+    if (!ok) {
+        diag_dispose(&d);
+        arena_free(a);
+        return 1;
+    }
+    Graph *L = p->train->loss, *H = graph_to_f64(a, L);
+    int n_train = 0, wrt[256], grads[256];
+    for (int i = 0; i < L->n_params && n_train < 256; i++)
+        if (!L->nodes[L->params[i]].attr.frozen && dtype_is_float(L->nodes[L->params[i]].dtype)) wrt[n_train++] = L->params[i];
+    ok = autodiff(L, L->outputs[0], wrt, n_train, grads, &d);
+    for (int i = 0; ok && i < n_train; i++) graph_add_output(L, grads[i]);
+    const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
+    int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
+    Tensor **params = params_init(L, o->seed), *ins[8] = {0}, *ins64[8] = {0};
+    for (int i = 0; i < L->n_inputs && i < 8; i++) {
+        ins[i] = random_input(&L->nodes[L->inputs[i]], classes, o->seed + 1 + (uint64_t)i);
+        ins64[i] = tensor_new(H->nodes[H->inputs[i]].dtype, ins[i]->shape);
+        for (int64_t k = 0; k < tensor_numel(ins[i]); k++) tensor_set(ins64[i], k, tensor_get(ins[i], k));
+    }
+    /* compiled gradients */
+    char *dir = ok ? build_tempdir(&d) : NULL;
+    Tensor **got = calloc((size_t)L->n_outputs + 1, sizeof *got);
+    char prefix[64];
+    model_prefix(p->model_name, prefix, sizeof prefix);
+    if (dir) {
+        Options bo = *o;
+        bo.embed = false;
+        CGenEntry e = {L, "grad"};
+        char wpath[4096], lib[4096], sym[128], err[1024];
+        snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
+        ok = emit_and_compile(p, &e, 1, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, &d) && params_save(L, params, wpath, &d);
+        snprintf(lib, sizeof lib, "%s/lib%s.so", dir, prefix);
+        void *h = ok ? dlopen(lib, RTLD_NOW | RTLD_LOCAL) : NULL;
+        if (ok && !h) ok = diag_error_plain(&d, "cannot load %s: %s", lib, dlerror());
+        if (h) {
+            int (*load)(const char *, int, char *, size_t);
+            void (*run)(const void *const *, void *const *);
+            snprintf(sym, sizeof sym, "%s_load", prefix);
+            *(void **)&load = dlsym(h, sym);
+            snprintf(sym, sizeof sym, "%s_grad_v", prefix);
+            *(void **)&run = dlsym(h, sym);
+            if (load(wpath, 0, err, sizeof err)) ok = diag_error_plain(&d, "%s", err);
+            const void *in_ptr[8];
+            void *out_ptr[256];
+            for (int i = 0; i < L->n_inputs; i++) in_ptr[i] = ins[i]->data;
+            for (int i = 0; i < L->n_outputs; i++) {
+                got[i] = tensor_new(L->nodes[L->outputs[i]].dtype, L->nodes[L->outputs[i]].shape);
+                out_ptr[i] = got[i]->data;
+            }
+            if (ok) run(in_ptr, out_ptr);
+            dlclose(h);
+        }
+        build_rmtree(dir);
+        free(dir);
+    }
+    /* float64 finite differences */
+    Tensor **p64 = ok ? params_init(H, o->seed) : NULL;
+    for (int i = 0; ok && i < H->n_params; i++)
+        for (int64_t k = 0; k < tensor_numel(p64[i]); k++) tensor_set(p64[i], k, tensor_get(params[i], k));
+    double worst = 0;
+    if (ok) printf("%-40s %12s %12s %10s\n", "parameter", "elements", "max |grad|", "rel. error");
+    for (int w = 0; ok && w < n_train; w++) {
+        int pi = 0;
+        while (L->params[pi] != wrt[w]) pi++;
+        const Tensor *ga = got[1 + w];
+        int64_t numel = tensor_numel(ga), stride = numel > 16 ? numel / 16 : 1;
+        double gmax = 0, werr = 0;
+        for (int64_t k = 0; k < numel; k++) gmax = fmax(gmax, fabs(tensor_get(ga, k)));
+        for (int64_t k = 0; k < numel && ok; k += stride) {
+            double orig = tensor_get(p64[pi], k), hstep = 1e-6 * fmax(1.0, fabs(orig)), l[2];
+            for (int s = 0; s < 2 && ok; s++) {
+                tensor_set(p64[pi], k, orig + (s ? -hstep : hstep));
+                Tensor *out[2] = {0};
+                ok = eager_run(H, ins64, p64, out, NULL, &d);
+                l[s] = ok ? tensor_get(out[0], 0) : 0;
+                tensor_free(out[0]);
+            }
+            tensor_set(p64[pi], k, orig);
+            double num = (l[0] - l[1]) / (2 * hstep), err = fabs(tensor_get(ga, k) - num) / fmax(fabs(num), 1e-3 * gmax + 1e-12);
+            werr = fmax(werr, err);
+        }
+        if (ok) printf("%-40s %12lld %12.4g %10.2e\n", L->nodes[wrt[w]].attr.name, (long long)numel, gmax, werr);
+        worst = fmax(worst, werr);
+    }
+    if (ok) printf("worst relative error: %.3e (compiled float32 gradients vs float64 central differences)\n", worst);
+    for (int i = 0; i < L->n_outputs; i++) tensor_free(got[i]);
+    free(got);
+    for (int i = 0; i < 8; i++) {
+        tensor_free(ins[i]);
+        tensor_free(ins64[i]);
+    }
+    params_free(L, params);
+    if (p64) params_free(H, p64);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
 typedef struct Command {
     const char *name, *allowed;
     int (*run)(const Options *o);
@@ -422,11 +691,14 @@ typedef struct Command {
 
 static const Command COMMANDS[] = {
     {"check", "D", cmd_check},
-    {"ir", "D", cmd_ir},
+    {"ir", "DG", cmd_ir},
     {"ir-roundtrip", "", cmd_ir_roundtrip},
     {"build", "owDxesc", cmd_build},
     {"run", "owiDgc", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
+    {"train", "oDwSaIRETlnc", cmd_train},
+    {"eval", "Dwac", cmd_eval},
+    {"gradcheck", "DS", cmd_gradcheck},
 };
 
 int main(int argc, char **argv) {
@@ -446,7 +718,7 @@ int main(int argc, char **argv) {
                 fputs(HELP, stdout);
                 return 0;
             }
-        Options o = {0};
+        Options o = {.epochs = -1, .steps = -1, .limit = -1};
         int rc = parse_options(argc - 2, argv + 2, COMMANDS[i].allowed, &o);
         if (rc == 0) rc = COMMANDS[i].run(&o);
         options_free(&o);

@@ -26,6 +26,7 @@ bool eager_run(const Graph *g, Tensor *const *inputs, Tensor *const *params, Ten
     int64_t live = 0;
     bool ok = true;
     graph_count_uses(g, uses);
+    for (int i = 0; i < g->n_updates; i++) uses[g->upd_src[i]]++; /* kept alive until applied */
     for (int i = 0; i < g->n_inputs && ok; i++) {
         ok = check_bound(g, g->inputs[i], inputs[i], "input", d);
         val[g->inputs[i]] = inputs[i];
@@ -67,6 +68,21 @@ bool eager_run(const Graph *g, Tensor *const *inputs, Tensor *const *params, Ten
         outputs[i] = tensor_new(v->dtype, v->shape);
         memcpy(outputs[i]->data, v->data, tensor_nbytes(v));
     }
+    /* State updates: each source is read before any param is overwritten. */
+    Tensor **upd = calloc((size_t)g->n_updates + 1, sizeof *upd);
+    if (!upd) abort();
+    for (int i = 0; ok && i < g->n_updates; i++) {
+        const Tensor *v = val[g->upd_src[i]];
+        upd[i] = tensor_new(v->dtype, v->shape);
+        memcpy(upd[i]->data, v->data, tensor_nbytes(v));
+    }
+    for (int i = 0; ok && i < g->n_updates; i++) {
+        int p = g->upd_dst[i], k = 0;
+        while (g->params[k] != p) k++;
+        memcpy(params[k]->data, upd[i]->data, tensor_nbytes(upd[i]));
+    }
+    for (int i = 0; i < g->n_updates; i++) tensor_free(upd[i]);
+    free(upd);
     for (int id = 0; id < g->n_nodes; id++)
         if (owned[id]) tensor_free(val[id]);
     if (stats) *stats = st;

@@ -82,6 +82,14 @@ void graph_add_output(Graph *g, int id) {
     g->outputs[g->n_outputs++] = id;
 }
 
+void graph_add_update(Graph *g, int param, int value) {
+    int cap = g->cap_updates;
+    g->upd_dst = grow(g->arena, g->upd_dst, &cap, g->n_updates + 1, sizeof(int));
+    g->upd_src = grow(g->arena, g->upd_src, &g->cap_updates, g->n_updates + 1, sizeof(int));
+    g->upd_dst[g->n_updates] = param;
+    g->upd_src[g->n_updates++] = value;
+}
+
 static int find_named(const Graph *g, const int *ids, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(g->nodes[ids[i]].attr.name, name) == 0) return ids[i];

@@ -98,6 +98,9 @@ typedef struct Graph {
     int *inputs, n_inputs, cap_inputs;    /* OP_INPUT ids in call order */
     int *params, n_params, cap_params;    /* OP_PARAM ids in declaration order */
     int *outputs, n_outputs, cap_outputs; /* returned values in order */
+    /* State updates applied after the graph has run (a training step's new
+     * weights and optimizer state): param upd_dst[i] takes value upd_src[i]. */
+    int *upd_dst, *upd_src, n_updates, cap_updates;
 } Graph;
 
 /* ---- the op table ------------------------------------------------------- */
@@ -160,6 +163,8 @@ int graph_add_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc);
 int graph_add_param(Graph *g, const char *name, DType t, Shape s, ParamInit init, bool frozen, SrcLoc loc);
 int graph_add_const(Graph *g, double value, DType t, Shape s, SrcLoc loc);
 void graph_add_output(Graph *g, int id);
+/* After a run, param `param` takes the value of node `value` (same type). */
+void graph_add_update(Graph *g, int param, int value);
 /* Appends a node verbatim (shape/dtype already set, no checks); used by the
  * textual-IR parser and passes that rebuild graphs. Returns its id. */
 int graph_append_raw(Graph *g, const Node *n);

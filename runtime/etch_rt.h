@@ -103,4 +103,14 @@ void etch_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uin
 /* Uniform in [0, 1) from one 32-bit word (24 random bits, exact in float). */
 double etch_u01(uint32_t x);
 
+/* ---- model descriptions (emitted model.h tables) -------------------------- */
+/* One input, output or parameter of a compiled model: what a driver needs to
+ * read, check and write it without knowing the model. */
+typedef struct etch_tensor_info {
+    const char *name;
+    etch_dtype dtype;
+    int rank;
+    int64_t dim[ETCH_RT_MAX_RANK];
+} etch_tensor_info;
+
 #endif

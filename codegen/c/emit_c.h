@@ -1,28 +1,45 @@
-/* emit_c.h: the C backend: a Graph -> model.c + model.h specialized to its
- * static shapes, plus an optional main.c that turns it into a program. */
+/* emit_c.h: the C backend: graphs -> model.c + model.h, specialized to their
+ * static shapes. A model can have several entry points (forward, train_step)
+ * that share one set of parameters (matched by name) and one static arena.
+ * Drivers that turn it into a program (runtime/drivers/) are copied along. */
 #ifndef ETCH_CODEGEN_C_EMIT_C_H
 #define ETCH_CODEGEN_C_EMIT_C_H
 
 #include "ir/ir.h"
 #include "ir/tensor.h"
 
+typedef struct CGenEntry {
+    const Graph *g;
+    const char *name;            /* C function suffix: "forward" -> net_forward */
+} CGenEntry;
+
+typedef enum CGenDriver {
+    CGEN_DRIVER_NONE,
+    CGEN_DRIVER_INFER, /* main.c: PROGRAM [--weights W] IN.npy... OUT.npy... */
+    CGEN_DRIVER_TRAIN, /* main.c: the training loop over IDX data (etch train) */
+} CGenDriver;
+
 typedef struct CGenOptions {
     const char *prefix;          /* C identifier prefix, e.g. "net" */
     bool embed_weights;          /* params as const arrays in model.c (needs param_values) */
-    Tensor *const *param_values; /* per g->params[i], for embedding */
-    bool with_main;              /* also write main.c: PROGRAM [--weights W] IN.npy... OUT.npy... */
+    Tensor *const *param_values; /* per param of entry 0 (g->params order), for embedding */
+    CGenDriver driver;
 } CGenOptions;
 
 /* Statistics of the emitted code, for --stats and tests. */
 typedef struct CGenStats {
     int64_t arena_bytes;   /* intermediates' arena size */
     int64_t naive_bytes;   /* every intermediate in its own buffer */
-    int kernels;           /* loop nests emitted */
+    int64_t param_bytes;   /* parameters and optimizer state */
+    int kernels;           /* loop nests emitted (all entries) */
 } CGenStats;
 
-/* Writes model.h, model.c (and main.c) into dir, atomically per file. */
-bool cgen_write(const Graph *g, const CGenOptions *o, const char *dir, CGenStats *stats, Diag *d);
-/* The C source of model.c as a string (malloc'd), for tests. */
-char *cgen_model_source(const Graph *g, const CGenOptions *o, CGenStats *stats);
+/* Writes model.h, model.c, the runtime (and main.c) into dir, each atomically. */
+bool cgen_write(const CGenEntry *entries, int n_entries, const CGenOptions *o, const char *dir, CGenStats *stats,
+                Diag *d);
+/* The text of model.c / model.h (malloc'd), for tests. NULL (and a
+ * diagnostic) when the entries disagree about a shared parameter. */
+char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d);
+char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptions *o);
 
 #endif

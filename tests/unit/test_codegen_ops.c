@@ -78,7 +78,8 @@ static void check_graph(Graph *g, double lo, double hi) {
     char *dir = build_tempdir(&d);
     assert_non_null(dir);
     CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params};
-    assert_true(cgen_write(g, &o, dir, NULL, &d));
+    CGenEntry entry = {g, "forward"};
+    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
     const char *src[] = {"model.c", "etch_rt.c"};
     assert_true(build_compile(dir, src, 2, "libm_test.so", true, NULL, &d));
     char lib[4096];

@@ -1,0 +1,275 @@
+/* train_main.c: the driver `etch train` compiles with a model's train_step and
+ * forward entries into one standalone training program (libc, libm and
+ * etch_rt.c only):
+ *
+ *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
+ *           [--seed S] [--no-shuffle] [--limit N] [--name NAME] -o OUTDIR
+ *   PROGRAM --eval --data DIR --weights W
+ *
+ * Data: IDX files as MNIST and Fashion-MNIST ship them (train-images-idx3-ubyte,
+ * train-labels-idx1-ubyte, t10k-*; gzip-compressed or not), pixels scaled to
+ * [0, 1] as byte/255 (torchvision's ToTensor). Each epoch takes the training
+ * set in an order shuffled by Philox keyed by (seed, epoch), so a resumed run
+ * sees the same batches as an uninterrupted one; the last partial batch is
+ * dropped (the step's shapes are static). After every epoch the program writes
+ * OUTDIR/checkpoint.safetensors (weights and optimizer state) and, at the end,
+ * OUTDIR/NAME.safetensors (weights only, PyTorch state_dict names), each
+ * atomically. Then it reports accuracy and mean NLL on the test split. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "etch_rt.h"
+#include "model.h"
+
+typedef struct Split {
+    etch_array images, labels; /* u8 [n, rows, cols], u8 [n] */
+    int64_t n, per;            /* examples, values per example */
+} Split;
+
+typedef struct Args {
+    const char *data, *init, *resume, *weights, *out, *name;
+    long epochs, steps, limit;
+    unsigned long long seed;
+    int shuffle, eval_only;
+} Args;
+
+static int fail(const char *msg) {
+    fprintf(stderr, "error: %s\n", msg);
+    return 1;
+}
+
+/* Finds DIR/BASE or DIR/BASE.gz. */
+static int load_idx(const char *dir, const char *base, etch_array *out, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, base);
+    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+    return etch_idx_read(path, out, err, errlen);
+}
+
+static int load_split(const char *dir, const char *prefix, int64_t need_per, Split *s, char *err, size_t errlen) {
+    char img[256], lab[256];
+    snprintf(img, sizeof img, "%s-images-idx3-ubyte", prefix);
+    snprintf(lab, sizeof lab, "%s-labels-idx1-ubyte", prefix);
+    if (load_idx(dir, img, &s->images, err, errlen)) return -1;
+    if (load_idx(dir, lab, &s->labels, err, errlen)) {
+        etch_array_free(&s->images);
+        return -1;
+    }
+    s->n = s->images.rank ? s->images.dim[0] : 0;
+    s->per = s->n ? etch_array_numel(&s->images) / s->n : 0;
+    const char *why = NULL;
+    char buf[256];
+    if (s->images.dtype != ETCH_U8 || s->labels.dtype != ETCH_U8) why = "images and labels must be unsigned bytes";
+    else if (s->labels.rank != 1 || s->labels.dim[0] != s->n) why = "images and labels have different counts";
+    else if (s->per != need_per) {
+        snprintf(buf, sizeof buf, "images have %lld values each, the model's input takes %lld per example",
+                 (long long)s->per, (long long)need_per);
+        why = buf;
+    }
+    if (why) {
+        snprintf(err, errlen, "%s/%s: %s", dir, img, why);
+        etch_array_free(&s->images);
+        etch_array_free(&s->labels);
+        return -1;
+    }
+    return 0;
+}
+
+static void fill_batch(const Split *s, const int64_t *order, int64_t start, int64_t count, int64_t batch, float *x,
+                       void *y, etch_dtype ydt) {
+    const uint8_t *px = s->images.data, *lb = s->labels.data;
+    for (int64_t b = 0; b < batch; b++) {
+        int valid = b < count;
+        int64_t ex = valid ? (order ? order[start + b] : start + b) : 0;
+        for (int64_t k = 0; k < s->per; k++) x[b * s->per + k] = valid ? px[ex * s->per + k] / 255.0f : 0.0f;
+        int64_t label = valid ? lb[ex] : 0;
+        if (ydt == ETCH_I64) ((int64_t *)y)[b] = label;
+        else ((int32_t *)y)[b] = (int32_t)label;
+    }
+}
+
+/* Fisher-Yates with a counter-based generator: the order depends only on (seed, epoch). */
+static void shuffle(int64_t *order, int64_t n, unsigned long long seed, long epoch) {
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint32_t r[4];
+        etch_philox4x32(seed, (uint64_t)epoch + 1, (uint64_t)i, r);
+        int64_t j = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* Accuracy and mean negative log-likelihood of the forward's logits on a split. */
+static void evaluate(const Split *s, double *accuracy, double *nll) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t batch = xi->dim[0], classes = oi->dim[oi->rank - 1];
+    etch_array x, y, logits;
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
+    etch_array_alloc(&logits, oi->dtype, oi->rank, oi->dim);
+    int64_t correct = 0;
+    double total_nll = 0;
+    for (int64_t start = 0; start < s->n; start += batch) {
+        int64_t count = s->n - start < batch ? s->n - start : batch;
+        fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
+        const void *in[] = {x.data};
+        void *out[] = {logits.data};
+        ETCH_MODEL(forward_v)(in, out);
+        for (int64_t b = 0; b < count; b++) {
+            const float *row = (const float *)logits.data + b * classes;
+            int64_t label = ((int64_t *)y.data)[b], best = 0;
+            double mx = row[0], sum = 0;
+            for (int64_t c = 1; c < classes; c++)
+                if (row[c] > row[best]) best = c;
+            for (int64_t c = 0; c < classes; c++) mx = fmax(mx, row[c]);
+            for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - mx);
+            total_nll += mx + log(sum) - row[label];
+            correct += best == label;
+        }
+    }
+    *accuracy = s->n ? (double)correct / (double)s->n : 0;
+    *nll = s->n ? total_nll / (double)s->n : 0;
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&logits);
+}
+
+static void progress(long epoch, int64_t done, int64_t total, double loss) {
+    int width = 30, filled = (int)(width * done / (total ? total : 1));
+    printf("\rEpoch %ld [", epoch);
+    for (int i = 0; i < width; i++) putchar(i < filled ? '=' : i == filled ? '>' : ' ');
+    printf("] %lld/%lld loss %.4f", (long long)done, (long long)total, loss);
+    fflush(stdout);
+}
+
+static double param_scalar(const char *name) {
+    for (int i = 0; ETCH_MODEL(params)[i].name; i++)
+        if (!strcmp(ETCH_MODEL(params)[i].name, name)) return *(const double *)ETCH_MODEL(param_data)[i];
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, Args *a) {
+    *a = (Args){.epochs = 1, .steps = -1, .limit = -1, .shuffle = 1, .name = "model"};
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--no-shuffle")) a->shuffle = 0;
+        else if (!strcmp(k, "--eval")) a->eval_only = 1;
+        else if (!v) return fprintf(stderr, "error: %s needs a value (or is unknown)\n", k), -1;
+        else if (!strcmp(k, "--data")) a->data = v, i++;
+        else if (!strcmp(k, "--init")) a->init = v, i++;
+        else if (!strcmp(k, "--resume")) a->resume = v, i++;
+        else if (!strcmp(k, "--weights")) a->weights = v, i++;
+        else if (!strcmp(k, "-o")) a->out = v, i++;
+        else if (!strcmp(k, "--name")) a->name = v, i++;
+        else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), i++;
+        else if (!strcmp(k, "--steps")) a->steps = strtol(v, NULL, 10), i++;
+        else if (!strcmp(k, "--limit")) a->limit = strtol(v, NULL, 10), i++;
+        else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10), i++;
+        else return fprintf(stderr, "error: unknown option '%s'\n", k), -1;
+    }
+    if (!a->data) return fail("--data DIR is required"), -1;
+    if (a->eval_only ? !a->weights : (!a->init == !a->resume || !a->out))
+        return fail(a->eval_only ? "--eval needs --weights W" : "training needs -o OUTDIR and one of --init or --resume"), -1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Args a;
+    char err[1024];
+    if (parse_args(argc, argv, &a)) return 1;
+    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    int64_t batch = xi->dim[0], per = 1;
+    for (int k = 1; k < xi->rank; k++) per *= xi->dim[k];
+    if (xi->dtype != ETCH_F32 || yi->rank != 1 || yi->dim[0] != batch || (yi->dtype != ETCH_I64 && yi->dtype != ETCH_I32))
+        return fail("the train step must take x: f32[B, ...] and y: i64[B] (or i32[B])");
+    Split test;
+    if (load_split(a.data, "t10k", per, &test, err, sizeof err)) return fail(err);
+    if (a.eval_only) {
+        if (ETCH_MODEL(load)(a.weights, 0, err, sizeof err)) return fail(err);
+        double acc, nll;
+        evaluate(&test, &acc, &nll);
+        printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test.n);
+        etch_array_free(&test.images);
+        etch_array_free(&test.labels);
+        return 0;
+    }
+    if (ETCH_MODEL(load)(a.init ? a.init : a.resume, a.resume != NULL, err, sizeof err)) return fail(err);
+    Split train;
+    if (load_split(a.data, "train", per, &train, err, sizeof err)) return fail(err);
+    int64_t n = a.limit >= 0 && a.limit < train.n ? a.limit : train.n;
+    int64_t steps_per_epoch = n / batch;
+    if (steps_per_epoch == 0) return fail("fewer training examples than one batch");
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
+    etch_array x, y;
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, yi->dtype, 1, yi->dim);
+    float loss = 0;
+    long long step = (long long)param_scalar("optimizer.step"), taken = 0;
+    long start_epoch = (long)(step / steps_per_epoch);
+    int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
+    int tty = isatty(1), status = 0;
+    char path[4096];
+    for (long epoch = start_epoch; epoch < a.epochs && (a.steps < 0 || taken < a.steps); epoch++) {
+        if (a.shuffle) shuffle(order, n, a.seed, epoch);
+        else for (int64_t i = 0; i < n; i++) order[i] = i;
+        double sum = 0;
+        int64_t count = 0;
+        for (int64_t s = skip; s < steps_per_epoch && (a.steps < 0 || taken < a.steps); s++, taken++) {
+            fill_batch(&train, order, s * batch, batch, batch, x.data, y.data, yi->dtype);
+            const void *in[] = {x.data, y.data};
+            void *out[] = {&loss};
+            ETCH_MODEL(train_step_v)(in, out);
+            if (!isfinite(loss)) {
+                fprintf(stderr, "\nerror: the loss became %f at epoch %ld, step %lld\n", loss, epoch + 1, (long long)s);
+                status = 1;
+                goto done;
+            }
+            sum += loss;
+            count++;
+            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum / count);
+        }
+        skip = 0;
+        if (tty) printf("\r\033[K");
+        printf("Epoch: %ld, Loss: %.6f\n", epoch + 1, count ? sum / count : 0.0);
+        fflush(stdout);
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", a.out);
+        if (ETCH_MODEL(save)(path, 1, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            status = 1;
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", a.out);
+    if (ETCH_MODEL(save)(path, 1, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        status = 1;
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s.safetensors", a.out, a.name);
+    if (ETCH_MODEL(save)(path, 0, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        status = 1;
+        goto done;
+    }
+    double acc, nll;
+    evaluate(&test, &acc, &nll);
+    printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test.n);
+    printf("Weights written to %s\n", path);
+done:
+    free(order);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&train.images);
+    etch_array_free(&train.labels);
+    etch_array_free(&test.images);
+    etch_array_free(&test.labels);
+    return status;
+}
