@@ -39,7 +39,7 @@ typedef struct Options {
     int n_outs;                /* -o (repeatable for run) */
     Define defines[MAX_DEFINES];
     int n_defines;
-    bool exe, embed, eager, stats, grad, no_shuffle;
+    bool exe, embed, eager, stats, grad, no_shuffle, train;
     const char *data, *init, *resume; /* train / eval */
     long epochs, steps, limit;        /* train: -1 = default */
     const char *idx;           /* make-input --idx */
@@ -68,6 +68,7 @@ static const char *HELP =
     "                                  training step: loss, gradients, optimizer update)\n"
     "  ir-roundtrip FILE.etchir        parse textual IR, verify it and print it again\n"
     "  build FILE -o DIR [--exe] [--embed-weights] [--weights W.safetensors] [-D N=V] [--stats]\n"
+    "        [--train]                 (--train: also the entries <model>_grad and <model>_train_step)\n"
     "                                  emit DIR/model.c, model.h, the runtime, and compile\n"
     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe)\n"
     "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
@@ -99,7 +100,7 @@ static bool parse_define(Options *o, const char *arg) {
 /* allowed: a string of option letters this command accepts:
  * o=-o w=--weights i=--input D=-D x=--exe e=--embed-weights g=--eager s=--stats
  * S=--seed X=--idx N=--index c=--cflags G=--grad n=--no-shuffle a=--data I=--init
- * R=--resume E=--epochs T=--steps l=--limit */
+ * R=--resume E=--epochs T=--steps l=--limit t=--train */
 static int parse_options(int argc, char **argv, const char *allowed, Options *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -119,6 +120,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--index")) key = 'N';
         else if (!strcmp(a, "--cflags")) key = 'c';
         else if (!strcmp(a, "--grad")) key = 'G';
+        else if (!strcmp(a, "--train")) key = 't';
         else if (!strcmp(a, "--no-shuffle")) key = 'n';
         else if (!strcmp(a, "--data")) key = 'a';
         else if (!strcmp(a, "--init")) key = 'I';
@@ -158,6 +160,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         case 'X': o->idx = val; break;
         case 'c': o->opt_flags = val; break;
         case 'G': o->grad = true; break;
+        case 't': o->train = true; break;
         case 'n': o->no_shuffle = true; break;
         case 'a': o->data = val; break;
         case 'I': o->init = val; break;
@@ -217,13 +220,34 @@ static int cmd_check(const Options *o) {
     return rc;
 }
 
-/* With --grad: the training step graph (loss, gradients, optimizer update). */
-static Graph *train_step_graph(Program *p, Diag *d) {
-    if (!p->train) {
-        diag_error(d, p->model_loc, "model %s has no train block: nothing to differentiate", p->model_name);
-        return NULL;
-    }
-    return train_build_step(p->train->loss, &p->train->optim, d) ? p->train->loss : NULL;
+static bool require_train(const Program *p, Diag *d) {
+    if (p->train) return true;
+    return diag_error(d, p->model_loc, "model %s has no train block: nothing to differentiate", p->model_name);
+}
+
+/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
+static Graph *train_step_graph(Program *p, Arena *a, Diag *d) {
+    if (!require_train(p, d)) return NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s.train_step", p->model_name);
+    Graph *g = graph_clone(a, p->train->loss, name);
+    return train_build_step(g, &p->train->optim, d) ? g : NULL;
+}
+
+/* The loss and its gradients w.r.t. every trainable param (outputs: loss,
+ * then one gradient per trainable param in declaration order). */
+static Graph *grad_graph(Program *p, Arena *a, Diag *d) {
+    if (!require_train(p, d)) return NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s.grad", p->model_name);
+    Graph *g = graph_clone(a, p->train->loss, name);
+    int *wrt = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1)), n = 0;
+    int *grads = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1));
+    for (int i = 0; i < g->n_params; i++)
+        if (!g->nodes[g->params[i]].attr.frozen && dtype_is_float(g->nodes[g->params[i]].dtype)) wrt[n++] = g->params[i];
+    if (!autodiff(g, g->outputs[0], wrt, n, grads, d)) return NULL;
+    for (int i = 0; i < n; i++) graph_add_output(g, grads[i]);
+    return g;
 }
 
 static int cmd_ir(const Options *o) {
@@ -231,7 +255,7 @@ static int cmd_ir(const Options *o) {
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    Graph *g = p ? (o->grad ? train_step_graph(p, &d) : p->forward) : NULL;
+    Graph *g = p ? (o->grad ? train_step_graph(p, a, &d) : p->forward) : NULL;
     if (g) ir_print(stdout, g);
     diag_dispose(&d);
     arena_free(a);
@@ -285,10 +309,18 @@ static bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, 
     return true;
 }
 
-/* `etch build`: the forward entry, weights file beside it unless embedded. */
-static bool build_model(const Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Diag *d) {
-    CGenEntry fwd = {p->forward, "forward"};
-    if (!emit_and_compile(p, &fwd, 1, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
+/* `etch build`: the forward entry (with --train also "grad" and "train_step"),
+ * and the weights file beside it unless embedded. */
+static bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
+    CGenEntry entries[3] = {{p->forward, "forward"}};
+    int n = 1;
+    if (o->train) {
+        Graph *grad = grad_graph(p, a, d), *step = grad ? train_step_graph(p, a, d) : NULL;
+        if (!step) return false;
+        entries[n++] = (CGenEntry){grad, "grad"};
+        entries[n++] = (CGenEntry){step, "train_step"};
+    }
+    if (!emit_and_compile(p, entries, n, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
         return false;
     if (!o->embed) {
         char path[4096];
@@ -305,7 +337,8 @@ static int cmd_build(const Options *o) {
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
     Tensor **params = p ? load_params(p->forward, o, &d) : NULL;
-    bool ok = params && build_model(p, params, o, o->out, o->exe, &d);
+    bool ok = params && (!o->train || !o->embed || usage_error("%s", "--train cannot embed weights") == 0) &&
+              build_model(p, params, o, o->out, o->exe, a, &d);
     if (p) params_free(p->forward, params);
     diag_dispose(&d);
     arena_free(a);
@@ -377,7 +410,8 @@ static bool run_compiled(const Program *p, const Options *o, Diag *d) {
     Options bo = *o;
     bo.embed = false;
     bo.stats = false;
-    ok = ok && build_model(p, params, &bo, dir, true, d);
+    bo.train = false;
+    ok = ok && build_model((Program *)p, params, &bo, dir, true, NULL, d);
     if (ok) {
         char exe[4096], weights[4096];
         snprintf(exe, sizeof exe, "%s/%s", dir, p->model_name);
@@ -473,7 +507,7 @@ static int cmd_make_input(const Options *o) {
 /* Builds the training program (forward + train_step + the training driver)
  * into dir; returns the program's path (malloc'd) or NULL. */
 static char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
-    Graph *step = train_step_graph(p, d);
+    Graph *step = train_step_graph(p, p->forward->arena, d);
     if (!step) return NULL;
     CGenEntry entries[] = {{p->forward, "forward"}, {step, "train_step"}};
     Options bo = *o;
@@ -496,7 +530,7 @@ static int cmd_train(const Options *o) {
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
     const char *out = o->out ? o->out : "out";
-    char build_dir[4096], init_path[4096], num[6][32];
+    char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
     char *program = p ? build_trainer(p, o, build_dir, &d) : NULL;
     bool ok = program != NULL;
@@ -591,12 +625,16 @@ static int cmd_gradcheck(const Options *o) {
         arena_free(a);
         return 1;
     }
-    Graph *L = p->train->loss, *H = graph_to_f64(a, L);
-    int n_train = 0, wrt[256], grads[256];
-    for (int i = 0; i < L->n_params && n_train < 256; i++)
-        if (!L->nodes[L->params[i]].attr.frozen && dtype_is_float(L->nodes[L->params[i]].dtype)) wrt[n_train++] = L->params[i];
-    ok = autodiff(L, L->outputs[0], wrt, n_train, grads, &d);
-    for (int i = 0; ok && i < n_train; i++) graph_add_output(L, grads[i]);
+    Graph *H = graph_to_f64(a, p->train->loss), *L = grad_graph(p, a, &d);
+    ok = L != NULL;
+    int n_train = ok ? L->n_outputs - 1 : 0, wrt[256];
+    for (int i = 0, k = 0; ok && i < L->n_params && k < 256; i++)
+        if (!L->nodes[L->params[i]].attr.frozen && dtype_is_float(L->nodes[L->params[i]].dtype)) wrt[k++] = L->params[i];
+    if (!ok) {
+        diag_dispose(&d);
+        arena_free(a);
+        return 1;
+    }
     const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
     int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
     Tensor **params = params_init(L, o->seed), *ins[8] = {0}, *ins64[8] = {0};
@@ -693,7 +731,7 @@ static const Command COMMANDS[] = {
     {"check", "D", cmd_check},
     {"ir", "DG", cmd_ir},
     {"ir-roundtrip", "", cmd_ir_roundtrip},
-    {"build", "owDxesc", cmd_build},
+    {"build", "owDxesct", cmd_build},
     {"run", "owiDgc", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
     {"train", "oDwSaIRETlnc", cmd_train},

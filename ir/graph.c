@@ -104,3 +104,11 @@ void graph_count_uses(const Graph *g, int *counts) {
         for (int k = 0; k < g->nodes[i].n_in; k++) counts[g->nodes[i].in[k]]++;
     for (int i = 0; i < g->n_outputs; i++) counts[g->outputs[i]]++;
 }
+
+Graph *graph_clone(Arena *a, const Graph *g, const char *name) {
+    Graph *h = graph_new(a, name ? name : g->name);
+    for (int id = 0; id < g->n_nodes; id++) graph_append_raw(h, &g->nodes[id]);
+    for (int i = 0; i < g->n_outputs; i++) graph_add_output(h, g->outputs[i]);
+    for (int i = 0; i < g->n_updates; i++) graph_add_update(h, g->upd_dst[i], g->upd_src[i]);
+    return h;
+}

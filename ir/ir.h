@@ -168,6 +168,9 @@ void graph_add_update(Graph *g, int param, int value);
 /* Appends a node verbatim (shape/dtype already set, no checks); used by the
  * textual-IR parser and passes that rebuild graphs. Returns its id. */
 int graph_append_raw(Graph *g, const Node *n);
+/* A deep copy into arena a (name NULL keeps g's name); passes that extend a
+ * graph (autodiff) work on a clone when the original is still needed. */
+Graph *graph_clone(Arena *a, const Graph *g, const char *name);
 /* Looks up a param/input by name; -1 if absent. */
 int graph_find_param(const Graph *g, const char *name);
 int graph_find_input(const Graph *g, const char *name);

@@ -4,14 +4,11 @@
 #include "passes/to_f64.h"
 
 Graph *graph_to_f64(Arena *a, const Graph *g) {
-    Graph *h = graph_new(a, g->name);
-    for (int id = 0; id < g->n_nodes; id++) {
-        Node n = g->nodes[id];
-        if (n.dtype == DT_F32) n.dtype = DT_F64;
-        if (n.attr.dtype == DT_F32) n.attr.dtype = DT_F64;
-        graph_append_raw(h, &n);
+    Graph *h = graph_clone(a, g, NULL);
+    for (int id = 0; id < h->n_nodes; id++) {
+        Node *n = &h->nodes[id];
+        if (n->dtype == DT_F32) n->dtype = DT_F64;
+        if (n->attr.dtype == DT_F32) n->attr.dtype = DT_F64;
     }
-    for (int i = 0; i < g->n_outputs; i++) graph_add_output(h, g->outputs[i]);
-    for (int i = 0; i < g->n_updates; i++) graph_add_update(h, g->upd_dst[i], g->upd_src[i]);
     return h;
 }
