@@ -83,6 +83,7 @@ static const char *HELP =
     "                                  OUTDIR/<model>.safetensors and OUTDIR/checkpoint.safetensors\n"
     "  eval FILE --weights W --data DIR  accuracy and mean NLL on the test split\n"
     "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n"
+    "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5)\n"
     "\n"
     "Without --weights, parameters come from their initializers with seed 0.\n"
     "Environment: CC (default cc) compiles emitted code.\n"
@@ -722,6 +723,70 @@ static int cmd_gradcheck(const Options *o) {
     return ok ? 0 : 1;
 }
 
+/* `etch compare A.npy B.npy [--rtol R]`: element-wise comparison of two arrays
+ * of the same dtype and shape; fails when |a - b| > rtol * |b| + rtol * 1e-2
+ * anywhere. Prints the largest absolute and relative differences. */
+static int cmd_compare(int argc, char **argv) {
+    const char *files[2] = {0};
+    int nf = 0;
+    double rtol = 1e-5;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) {
+            char *end;
+            rtol = strtod(argv[++i], &end);
+            if (*end || !(rtol >= 0)) return usage_error("--rtol needs a non-negative number, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("unknown option '%s'", argv[i]);
+        } else if (nf < 2) {
+            files[nf++] = argv[i];
+        } else {
+            return usage_error("%s", "compare takes two .npy files");
+        }
+    }
+    if (nf != 2) return usage_error("%s", "compare takes two .npy files");
+    etch_array x[2];
+    char err[1024];
+    for (int i = 0; i < 2; i++)
+        if (etch_npy_read(files[i], &x[i], err, sizeof err)) {
+            fprintf(stderr, "etch: error: %s\n", err);
+            if (i) etch_array_free(&x[0]);
+            return 1;
+        }
+    int rc = 0;
+    bool same = x[0].dtype == x[1].dtype && x[0].rank == x[1].rank;
+    for (int k = 0; same && k < x[0].rank; k++) same = x[0].dim[k] == x[1].dim[k];
+    if (!same) {
+        char a[128], b[128];
+        etch_array_describe(a, sizeof a, x[0].dtype, x[0].rank, x[0].dim);
+        etch_array_describe(b, sizeof b, x[1].dtype, x[1].rank, x[1].dim);
+        fprintf(stderr, "etch: error: %s holds %s but %s holds %s\n", files[0], a, files[1], b);
+        rc = 1;
+    } else {
+        DType t = x[0].dtype == ETCH_F32 ? DT_F32 : x[0].dtype == ETCH_F64 ? DT_F64 : x[0].dtype == ETCH_I32 ? DT_I32
+                : x[0].dtype == ETCH_I64 ? DT_I64 : DT_BOOL;
+        Shape sh = {.rank = x[0].rank};
+        memcpy(sh.dim, x[0].dim, sizeof sh.dim);
+        Tensor *a = tensor_wrap(t, sh, x[0].data), *b = tensor_wrap(t, sh, x[1].data);
+        double max_abs = 0, max_rel = 0;
+        int64_t bad = 0, numel = tensor_numel(a);
+        for (int64_t i = 0; i < numel; i++) {
+            double u = tensor_get(a, i), v = tensor_get(b, i), diff = fabs(u - v);
+            if (isnan(u) && isnan(v)) continue;
+            if (!(diff <= rtol * fabs(v) + rtol * 1e-2)) bad++;
+            max_abs = fmax(max_abs, diff);
+            if (v != 0) max_rel = fmax(max_rel, diff / fabs(v));
+        }
+        printf("%lld elements, max abs diff %.3g, max rel diff %.3g, %lld beyond rtol %g\n", (long long)numel, max_abs,
+               max_rel, (long long)bad, rtol);
+        rc = bad ? 1 : 0;
+        tensor_free(a);
+        tensor_free(b);
+    }
+    etch_array_free(&x[0]);
+    etch_array_free(&x[1]);
+    return rc;
+}
+
 typedef struct Command {
     const char *name, *allowed;
     int (*run)(const Options *o);
@@ -747,6 +812,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--version")) {
         printf("etch %s\n", ETCH_VERSION);
         return 0;
+    }
+    if (!strcmp(argv[1], "compare")) {
+        g_cmd = "compare";
+        return cmd_compare(argc - 2, argv + 2);
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         if (strcmp(argv[1], COMMANDS[i].name)) continue;

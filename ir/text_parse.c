@@ -515,7 +515,7 @@ static bool parse_node(Parser *P) {
     return true;
 }
 
-/* "graph" name "{" {node} "return" [%a {"," %b}] "}" EOF */
+/* "graph" name "{" {node} {"update" %param "from" %value} "return" [%a {"," %b}] "}" EOF */
 static Graph *parse_graph(Parser *P) {
     if (!tok_is(P, "graph")) return parse_expected(P, "'graph' at the start of the IR"), NULL;
     if (!lex_next(P)) return NULL;
@@ -527,6 +527,13 @@ static Graph *parse_graph(Parser *P) {
     if (!lex_next(P) || !parse_expect(P, "{", "after the graph name")) return NULL;
     while (P->tok.kind == TK_VALUE)
         if (!parse_node(P)) return NULL;
+    while (tok_is(P, "update")) {
+        int dst = -1, src = -1;
+        if (!lex_next(P) || !parse_use(P, "the updated param after 'update'", &dst)) return NULL;
+        if (!tok_is(P, "from")) return parse_expected(P, "'from' after the updated param"), NULL;
+        if (!lex_next(P) || !parse_use(P, "the new value after 'from'", &src)) return NULL;
+        graph_add_update(g, dst, src);
+    }
     if (!tok_is(P, "return")) {
         char what[64];
         snprintf(what, sizeof what, "a node '%%%d = ...' or 'return'", g->n_nodes);

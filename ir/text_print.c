@@ -169,6 +169,8 @@ char *ir_print_to_string(const Graph *g) {
     else print_string(&b, g->name);
     sb_puts(&b, " {\n");
     for (int i = 0; i < g->n_nodes; i++) print_node(&b, i, &g->nodes[i]);
+    for (int i = 0; i < g->n_updates; i++) /* state written back after the run */
+        sb_printf(&b, "  update %%%d from %%%d\n", g->upd_dst[i], g->upd_src[i]);
     sb_puts(&b, "  return");
     for (int i = 0; i < g->n_outputs; i++) sb_printf(&b, "%s%%%d", i ? ", " : " ", g->outputs[i]);
     sb_puts(&b, "\n}\n");

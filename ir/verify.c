@@ -280,5 +280,22 @@ bool ir_verify(const Graph *g, Diag *d) {
         for (int k = 0; k < g->n_outputs; k++)
             if (g->outputs[k] < 0 || g->outputs[k] >= g->n_nodes)
                 verify_graph_error(&V, "output %d refers to %%%d, which does not exist", k, g->outputs[k]);
+    for (int k = 0; k < g->n_updates; k++) {
+        int dst = g->upd_dst[k], src = g->upd_src[k];
+        if (dst < 0 || dst >= g->n_nodes || src < 0 || src >= g->n_nodes) {
+            verify_graph_error(&V, "update %d refers to a value that does not exist", k);
+            continue;
+        }
+        const Node *pd = &g->nodes[dst], *ps = &g->nodes[src];
+        if (pd->op != OP_PARAM) verify_graph_error(&V, "update %d writes %%%d, which is not a param", k, dst);
+        else if (pd->dtype != ps->dtype || !shape_equal(&pd->shape, &ps->shape)) {
+            char a[96], b[96];
+            verify_graph_error(&V, "update %d writes %s %%%d into param '%s' of type %s", k,
+                               type_format(a, sizeof a, ps->dtype, &ps->shape), src, pd->attr.name,
+                               type_format(b, sizeof b, pd->dtype, &pd->shape));
+        }
+        for (int j = 0; j < k; j++)
+            if (g->upd_dst[j] == dst) verify_graph_error(&V, "param %%%d is updated twice", dst);
+    }
     return V.n_errors == 0;
 }

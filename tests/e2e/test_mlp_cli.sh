@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# test_mlp_cli.sh: samples/mlp.etch through the command-line tool, end to end:
+# a standalone program with embedded weights (ldd: libc, libm and the loader
+# only) gives the eager executor's output; `etch run` compiled and eager
+# agree; the same holds with a weights file; bad inputs fail with a clear
+# message, exit status 1 and no output file.
+set -euo pipefail
+ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+mlp=$SRC/samples/mlp.etch
+images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$ETCH" build "$mlp" --exe --embed-weights -D B=1 -o "$t/emb"
+# dependency-free: nothing but libc, libm and the dynamic loader
+libs=$(ldd "$t/emb/Net" | awk '{print $1}' | grep -v -E '^(linux-vdso\.so|libc\.so|libm\.so|/lib64/ld-linux)' || true)
+[ -z "$libs" ] || fail "standalone program links more than libc/libm: $libs"
+
+if [ -f "$images" ]; then
+  "$ETCH" make-input "$mlp" -D B=1 --idx "$images" --index 3 -o "$t/in.npy"
+else
+  "$ETCH" make-input "$mlp" -D B=1 --seed 5 -o "$t/in.npy"
+fi
+"$t/emb/Net" "$t/in.npy" "$t/prog.npy"
+"$ETCH" run "$mlp" -D B=1 --input "$t/in.npy" -o "$t/eager.npy" --eager
+"$ETCH" run "$mlp" -D B=1 --input "$t/in.npy" -o "$t/comp.npy"
+"$ETCH" compare "$t/prog.npy" "$t/eager.npy"
+"$ETCH" compare "$t/comp.npy" "$t/eager.npy"
+
+# weights from a file: build writes Net.safetensors next to the program
+"$ETCH" build "$mlp" --exe -D B=2 -o "$t/file"
+"$ETCH" make-input "$mlp" -D B=2 --seed 1 -o "$t/in2.npy"
+"$t/file/Net" --weights "$t/file/Net.safetensors" "$t/in2.npy" "$t/p2.npy"
+"$ETCH" run "$mlp" -D B=2 --weights "$t/file/Net.safetensors" --input "$t/in2.npy" -o "$t/e2.npy" --eager
+"$ETCH" compare "$t/p2.npy" "$t/e2.npy"
+
+# a compare that must fail: different inputs give different logits
+if "$ETCH" compare "$t/prog.npy" "$t/p2.npy" 2>/dev/null; then fail "compare accepted different shapes"; fi
+
+# bad inputs: exit 1, a message naming the problem, no output file left behind
+expect_error() { # expected-substring command...
+  local want=$1; shift
+  set +e
+  "$@" >"$t/stdout" 2>"$t/stderr"
+  local rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "exit status $rc (want 1) for: $*"
+  grep -qF -- "$want" "$t/stderr" || { cat "$t/stderr" >&2; fail "missing '$want' for: $*"; }
+}
+expect_error "input 'x' must be f32[2,1,28,28], the file holds f32[1,1,28,28]" \
+  "$t/file/Net" --weights "$t/file/Net.safetensors" "$t/in.npy" "$t/never.npy"
+[ ! -e "$t/never.npy" ] || fail "partial output left behind"
+head -c 1000 "$t/file/Net.safetensors" >"$t/trunc.safetensors"
+expect_error "trunc.safetensors" "$t/file/Net" --weights "$t/trunc.safetensors" "$t/in2.npy" "$t/never.npy"
+expect_error "trunc.safetensors" "$ETCH" run "$mlp" -D B=2 --weights "$t/trunc.safetensors" --input "$t/in2.npy" -o "$t/never.npy" --eager
+[ ! -e "$t/never.npy" ] || fail "partial output left behind"
+expect_error "no weights file given" "$t/file/Net" "$t/in2.npy" "$t/never.npy"
+head -c 100 "$t/in2.npy" >"$t/trunc.npy"
+expect_error "trunc.npy" "$ETCH" run "$mlp" -D B=2 --input "$t/trunc.npy" -o "$t/never.npy" --eager
+expect_error "trunc.npy" "$t/file/Net" --weights "$t/file/Net.safetensors" "$t/trunc.npy" "$t/never.npy"
+[ ! -e "$t/never.npy" ] || fail "partial output left behind"
+expect_error "unknown option '--bogus'" "$ETCH" build "$mlp" --bogus -o "$t/x"
+echo "mlp cli: all checks passed"
