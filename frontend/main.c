@@ -84,6 +84,7 @@ static const char *HELP =
     "  eval FILE --weights W --data DIR  accuracy and mean NLL on the test split\n"
     "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n"
     "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5)\n"
+    "  show A.npy [--argmax]           print an array (or the argmax of each row)\n"
     "\n"
     "Without --weights, parameters come from their initializers with seed 0.\n"
     "Environment: CC (default cc) compiles emitted code.\n"
@@ -787,6 +788,47 @@ static int cmd_compare(int argc, char **argv) {
     return rc;
 }
 
+/* `etch show A.npy [--argmax]`: the array's type and values (at most 64), or
+ * with --argmax the index of the largest value along the last axis, per row. */
+static int cmd_show(int argc, char **argv) {
+    const char *file = NULL;
+    bool argmax = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--argmax")) argmax = true;
+        else if (argv[i][0] == '-' && argv[i][1]) return usage_error("unknown option '%s'", argv[i]);
+        else if (!file) file = argv[i];
+        else return usage_error("%s", "show takes one .npy file");
+    }
+    if (!file) return usage_error("%s", "show takes one .npy file");
+    etch_array x;
+    char err[1024], desc[128];
+    if (etch_npy_read(file, &x, err, sizeof err)) {
+        fprintf(stderr, "etch: error: %s\n", err);
+        return 1;
+    }
+    DType t = x.dtype == ETCH_F32 ? DT_F32 : x.dtype == ETCH_F64 ? DT_F64 : x.dtype == ETCH_I32 ? DT_I32
+            : x.dtype == ETCH_I64 ? DT_I64 : DT_BOOL;
+    Shape sh = {.rank = x.rank};
+    memcpy(sh.dim, x.dim, sizeof sh.dim);
+    Tensor *a = tensor_wrap(t, sh, x.data);
+    int64_t numel = tensor_numel(a), row = x.rank ? x.dim[x.rank - 1] : 1;
+    if (argmax) {
+        for (int64_t r = 0; row && r < numel / row; r++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < row; k++)
+                if (tensor_get(a, r * row + k) > tensor_get(a, r * row + best)) best = k;
+            printf("%lld\n", (long long)best);
+        }
+    } else {
+        printf("%s\n", etch_array_describe(desc, sizeof desc, x.dtype, x.rank, x.dim));
+        for (int64_t i = 0; i < numel && i < 64; i++) printf("%s%.6g", i ? (i % row ? " " : "\n") : "", tensor_get(a, i));
+        printf("%s\n", numel > 64 ? " ..." : "");
+    }
+    tensor_free(a);
+    etch_array_free(&x);
+    return 0;
+}
+
 typedef struct Command {
     const char *name, *allowed;
     int (*run)(const Options *o);
@@ -812,6 +854,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--version")) {
         printf("etch %s\n", ETCH_VERSION);
         return 0;
+    }
+    if (!strcmp(argv[1], "show")) {
+        g_cmd = "show";
+        return cmd_show(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "compare")) {
         g_cmd = "compare";
