@@ -2,6 +2,8 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "codegen/c/emit.h"
 
@@ -40,4 +42,16 @@ void cemit_literal(char *buf, size_t n, double v, DType t) {
     case DT_I64: snprintf(buf, n, "INT64_C(%lld)", (long long)v); break;
     default: snprintf(buf, n, "%lld", (long long)v); break;
     }
+}
+
+bool cemit_define_once(CEmitter *e, const char *name) {
+    for (int i = 0; i < e->n_defined; i++)
+        if (!strcmp(e->defined[i], name)) return false;
+    if (e->n_defined == e->cap_defined) {
+        e->cap_defined = e->cap_defined ? 2 * e->cap_defined : 16;
+        e->defined = realloc(e->defined, sizeof(char *) * (size_t)e->cap_defined);
+        if (!e->defined) abort();
+    }
+    e->defined[e->n_defined++] = strdup(name);
+    return true;
 }

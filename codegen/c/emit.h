@@ -16,7 +16,15 @@ struct CEmitter {
     const char **buf;    /* per node: C expression of its storage's base pointer, e.g. "t5" */
     int indent;          /* current indentation level (4 spaces each) */
     int n_loops;         /* fresh loop-variable counter */
+    StrBuf *preamble;    /* file-scope definitions (kernels) emitted before the entry functions */
+    const char **defined;/* names already defined in the preamble (dedupe), n_defined of them */
+    int n_defined, cap_defined;
+    int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
 };
+
+/* True the first time name is asked for in this file (then the caller emits
+ * its definition into e->preamble); false when it is already there. */
+bool cemit_define_once(CEmitter *e, const char *name);
 
 /* Appends one line at the current indentation. */
 void cemit_line(CEmitter *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -165,8 +165,8 @@ static void emit_param_data(StrBuf *b, const Tensor *t) {
 }
 
 /* Emits one entry function; returns the arena bytes it needs. */
-static int64_t emit_entry(StrBuf *b, Arena *a, const CGenEntry *en, const ParamTable *pt, const char *P,
-                          CGenStats *st) {
+static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, const CGenEntry *en,
+                          const ParamTable *pt, const char *P, CGenStats *st) {
     const Graph *g = en->g;
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
     int64_t *offset = arena_alloc(a, sizeof(int64_t) * (size_t)(g->n_nodes + 1));
@@ -194,7 +194,8 @@ static int64_t emit_entry(StrBuf *b, Arena *a, const CGenEntry *en, const ParamT
 
     emit_signature(b, a, P, en, false);
     sb_puts(b, " {\n");
-    CEmitter e = {.out = b, .g = g, .buf = buf, .indent = 1};
+    CEmitter e = *shared; /* carries the preamble's definitions across entries */
+    e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre;
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (buf[id][0] == 't' && !op_is_view(n->op) && n->op != OP_INPUT && n->op != OP_PARAM)
@@ -227,6 +228,7 @@ static int64_t emit_entry(StrBuf *b, Arena *a, const CGenEntry *en, const ParamT
         cemit_line(&e, "memcpy(%s, %s, %zu); /* %s */", buf[g->upd_dst[i]], buf[g->upd_src[i]],
                    (size_t)shape_numel(&dst->shape) * dtype_size(dst->dtype), dst->attr.name);
     }
+    *shared = e;
     sb_puts(b, "}\n\n");
     sb_printf(b, "void %s_%s_v(const void *const *inputs, void *const *outputs) {\n", P, en->name);
     sb_printf(b, "    (void)inputs, (void)outputs;\n    %s_%s(", P, en->name);
@@ -285,11 +287,12 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     }
     const char *P = o->prefix;
     CGenStats st = {0};
-    StrBuf b = {0}, body = {0};
+    StrBuf b = {0}, body = {0}, pre = {0};
     char ty[96];
     int64_t arena_bytes = 0;
+    CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1};
     for (int k = 0; k < n_entries; k++) {
-        int64_t need = emit_entry(&body, a, &entries[k], &pt, P, &st);
+        int64_t need = emit_entry(&body, &pre, &shared, a, &entries[k], &pt, P, &st);
         st.naive_bytes += need;
         if (need > arena_bytes) arena_bytes = need;
     }
@@ -336,8 +339,12 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     for (int i = 0; i < pt.n; i++) sb_printf(&b, "%s(void *)%s_p%d", i ? ", " : "", P, i);
     sb_printf(&b, "%sNULL};\n\n", pt.n ? ", " : "");
     emit_load_save(&b, &pt, P, o->embed_weights);
+    sb_puts(&b, pre.s ? pre.s : "");
     sb_puts(&b, body.s ? body.s : "");
     sb_free(&body);
+    sb_free(&pre);
+    for (int i = 0; i < shared.n_defined; i++) free((void *)shared.defined[i]);
+    free(shared.defined);
     if (stats) *stats = st;
     arena_free(a);
     return sb_take(&b);

@@ -24,6 +24,7 @@ typedef struct CGenOptions {
     bool embed_weights;          /* params as const arrays in model.c (needs param_values) */
     Tensor *const *param_values; /* per param of entry 0 (g->params order), for embedding */
     CGenDriver driver;
+    int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
 } CGenOptions;
 
 /* Statistics of the emitted code, for --stats and tests. */
