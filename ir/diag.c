@@ -20,7 +20,8 @@ void diag_add_source(const char *file, const char *text) {
             g_sources[i].text = text;
             return;
         }
-    if (g_n_sources < DIAG_MAX_SOURCES) g_sources[g_n_sources++] = (SourceEntry){file, text};
+    /* the name is copied: callers' strings may live in arenas freed before a later lookup */
+    if (g_n_sources < DIAG_MAX_SOURCES) g_sources[g_n_sources++] = (SourceEntry){strdup(file), text};
 }
 
 const char *diag_find_source(const char *file) {

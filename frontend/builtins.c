@@ -1,0 +1,452 @@
+/* builtins.c: the DSL's builtin functions and how each maps onto primitive ops.
+ *
+ * One table row per builtin: its name, parameter names (so keyword arguments
+ * and arity errors come for free from bind_args), how many are required, and
+ * the function that checks the arguments and appends the op. Dims follow
+ * PyTorch: negative dims count from the end and are normalized to 0..rank-1
+ * before they reach the IR; an out-of-range dim is reported at the call,
+ * naming the dim and the rank. Math functions applied to compile-time numbers
+ * fold, so `1 / sqrt(in_features)` is a constant. docs/dsl.md lists them all. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/elab.h"
+
+typedef struct Builtin Builtin;
+typedef bool (*BuiltinImpl)(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out);
+
+struct Builtin {
+    const char *name;
+    const char *params[4];
+    int n_params, n_required;
+    BuiltinImpl impl;
+    OpKind op;
+};
+
+static const char *fname(Elab *e, const Builtin *b) { return arena_printf(e->arena, "%s()", b->name); }
+
+static const char *tensor_type(Elab *e, int id) {
+    char buf[96];
+    const Node *n = &e->graph->nodes[id];
+    return arena_strdup(e->arena, type_format(buf, sizeof buf, n->dtype, &n->shape));
+}
+
+static const Shape *shape_of(Elab *e, int id) { return &e->graph->nodes[id].shape; }
+
+/* Normalizes a PyTorch-style dim (negative counts from the end) for a tensor of rank `rank`. */
+static bool norm_dim(Elab *e, const Builtin *b, SrcLoc loc, int id, const Value *v, const char *what, int *out) {
+    int64_t d;
+    if (!value_int(e, v, arena_printf(e->arena, "%s of %s", what, fname(e, b)), &d)) return false;
+    int rank = shape_of(e, id)->rank;
+    if (d < -rank || d >= rank) {
+        if (rank == 0)
+            return diag_error(e->diag, loc, "%s %lld is out of range for %s of %s (rank 0 has no dims)", what,
+                              (long long)d, fname(e, b), tensor_type(e, id));
+        return diag_error(e->diag, loc, "%s %lld is out of range for %s of %s (rank %d; valid dims are %d to %d)", what,
+                          (long long)d, fname(e, b), tensor_type(e, id), rank, -rank, rank - 1);
+    }
+    *out = (int)(d < 0 ? d + rank : d);
+    return true;
+}
+
+/* A list of dims (or one int) normalized, each at most once; sorted when `sort`. */
+static bool norm_dim_list(Elab *e, const Builtin *b, SrcLoc loc, int id, const Value *v, const char *what, bool sort,
+                          int *axes, int *n_axes) {
+    int n = v->kind == V_LIST ? v->n_items : 1;
+    if (v->kind == V_LIST && n == 0) return diag_error(e->diag, v->loc, "%s of %s is an empty list", what, fname(e, b));
+    if (n > ETCH_MAX_RANK)
+        return diag_error(e->diag, v->loc, "%s of %s lists %d dims; a tensor has at most %d", what, fname(e, b), n,
+                          ETCH_MAX_RANK);
+    bool seen[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < n; i++) {
+        const Value *item = v->kind == V_LIST ? &v->items[i] : v;
+        int d;
+        if (v->kind != V_LIST && v->kind != V_NUM)
+            return diag_error(e->diag, v->loc, "%s of %s must be an integer or a list of integers, got %s%s", what,
+                              fname(e, b), value_describe(e, v),
+                              v->kind == V_TENSOR && strcmp(b->name, "max") == 0
+                                  ? " (use maximum(a, b) for the elementwise maximum)"
+                                  : "");
+        if (!norm_dim(e, b, loc, id, item, what, &d)) return false;
+        if (seen[d]) return diag_error(e->diag, loc, "%s of %s lists dim %d twice", what, fname(e, b), d);
+        seen[d] = true;
+        axes[i] = d;
+    }
+    if (sort)
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && axes[j - 1] > axes[j]; j--) {
+                int t = axes[j];
+                axes[j] = axes[j - 1];
+                axes[j - 1] = t;
+            }
+    *n_axes = n;
+    return true;
+}
+
+/* A shape given as a list of integers; -1 entries allowed when allow_infer. */
+static bool shape_list(Elab *e, const Builtin *b, const Value *v, const char *what, bool allow_infer, Shape *out,
+                       int *infer_at) {
+    if (v->kind != V_LIST)
+        return diag_error(e->diag, v->loc, "%s of %s must be a list of integers like [64, -1], got %s", what,
+                          fname(e, b), value_describe(e, v));
+    if (v->n_items > ETCH_MAX_RANK)
+        return diag_error(e->diag, v->loc, "%s of %s has %d dims; at most %d are supported", what, fname(e, b),
+                          v->n_items, ETCH_MAX_RANK);
+    *out = (Shape){.rank = v->n_items};
+    *infer_at = -1;
+    double numel = 1;
+    for (int i = 0; i < v->n_items; i++) {
+        int64_t d;
+        if (!value_int(e, &v->items[i], arena_printf(e->arena, "a dimension in %s", fname(e, b)), &d)) return false;
+        if (d == -1 && allow_infer) {
+            if (*infer_at >= 0)
+                return diag_error(e->diag, v->items[i].loc, "%s allows at most one -1 in the shape", fname(e, b));
+            *infer_at = i;
+            d = 1;
+        } else if (d <= 0) {
+            return diag_error(e->diag, v->items[i].loc, "dimension %lld in %s must be positive%s", (long long)d,
+                              fname(e, b), allow_infer ? " or -1" : "");
+        } else if (d > 2147483647) {
+            return diag_error(e->diag, v->items[i].loc, "dimension %lld in %s is too large", (long long)d, fname(e, b));
+        }
+        out->dim[i] = d;
+        if ((numel *= (double)d) > 1e15)
+            return diag_error(e->diag, v->loc, "%s of %s has too many elements", what, fname(e, b));
+    }
+    return true;
+}
+
+/* A compile-time integer result: integers stay exact in a double (|x| <= 2^53). */
+static bool int_result(Elab *e, const Builtin *b, double x, SrcLoc loc, Value *out) {
+    if (fabs(x) > 9007199254740992.0)
+        return diag_error(e->diag, loc, "%s gives %g, too large for an integer", fname(e, b), x);
+    *out = value_num(x, true, loc);
+    return true;
+}
+
+/* ---- elementwise -------------------------------------------------------- */
+
+static bool fold_unary(Elab *e, OpKind op, const Value *v, SrcLoc loc, Value *out) {
+    double x = v->num, r;
+    bool keep_int = false;
+    switch (op) {
+    case OP_RELU: r = x > 0 ? x : 0, keep_int = true; break;
+    case OP_NEG: r = -x, keep_int = true; break;
+    case OP_ABS: r = fabs(x), keep_int = true; break;
+    case OP_EXP: r = exp(x); break;
+    case OP_LOG: r = log(x); break;
+    case OP_SQRT: r = sqrt(x); break;
+    case OP_RSQRT: r = 1.0 / sqrt(x); break;
+    case OP_TANH: r = tanh(x); break;
+    case OP_SIGMOID: r = 1.0 / (1.0 + exp(-x)); break;
+    default: r = x; break;
+    }
+    if (!isfinite(r))
+        return diag_error(e->diag, loc, "%s(%g) is not a finite number in a constant expression", op_table[op].name, x);
+    *out = value_num(r, keep_int && v->is_int, loc);
+    return true;
+}
+
+static bool bi_unary(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (args[0].kind == V_NUM) return fold_unary(e, b->op, &args[0], loc, out);
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    return add_op(e, b->op, &x, 1, NULL, loc, out);
+}
+
+/* maximum, minimum, pow: like the infix operators (numbers fold, or take the tensor's dtype). */
+static bool bi_binary(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (b->op == OP_POW) return eval_binary_op(e, TK_STARSTAR, &args[0], &args[1], loc, out);
+    if (args[0].kind == V_NUM && args[1].kind == V_NUM) {
+        bool take_a = b->op == OP_MAX ? args[0].num >= args[1].num : args[0].num <= args[1].num;
+        *out = take_a ? args[0] : args[1];
+        out->loc = loc;
+        return true;
+    }
+    const Value *t = args[0].kind == V_TENSOR ? &args[0] : args[1].kind == V_TENSOR ? &args[1] : NULL;
+    if (!t) {
+        const Value *bad = args[0].kind != V_NUM ? &args[0] : &args[1];
+        return diag_error(e->diag, bad->loc, "%s needs tensors or numbers, got %s", fname(e, b), value_describe(e, bad));
+    }
+    DType like = e->graph->nodes[t->id].dtype;
+    int ins[2];
+    if (!value_tensor(e, &args[0], like, fname(e, b), &ins[0]) || !value_tensor(e, &args[1], like, fname(e, b), &ins[1]))
+        return false;
+    return add_op(e, b->op, ins, 2, NULL, loc, out);
+}
+
+static bool bi_where(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (args[0].kind == V_BOOL && args[1].kind != V_TENSOR && args[2].kind != V_TENSOR) {
+        *out = args[0].b ? args[1] : args[2];
+        return true;
+    }
+    DType like = args[1].kind == V_TENSOR   ? e->graph->nodes[args[1].id].dtype
+                 : args[2].kind == V_TENSOR ? e->graph->nodes[args[2].id].dtype
+                                            : DT_F32;
+    int ins[3];
+    if (!value_tensor(e, &args[0], DT_BOOL, fname(e, b), &ins[0]) ||
+        !value_tensor(e, &args[1], like, fname(e, b), &ins[1]) || !value_tensor(e, &args[2], like, fname(e, b), &ins[2]))
+        return false;
+    return add_op(e, OP_WHERE, ins, 3, NULL, loc, out);
+}
+
+static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (args[1].kind != V_DTYPE)
+        return diag_error(e->diag, args[1].loc, "the dtype of %s must be f32, f64, i32, i64 or bool, got %s",
+                          fname(e, b), value_describe(e, &args[1]));
+    DType to = args[1].dtype;
+    if (args[0].kind == V_NUM || args[0].kind == V_BOOL) {
+        double x = args[0].kind == V_BOOL ? args[0].b : args[0].num;
+        if (to == DT_BOOL) *out = (Value){.kind = V_BOOL, .b = x != 0, .loc = loc};
+        else if (to == DT_I32 || to == DT_I64) return int_result(e, b, trunc(x), loc, out);
+        else *out = value_num(x, false, loc);
+        return true;
+    }
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    if (e->graph->nodes[x].dtype == to) { /* already that dtype: nothing to do */
+        *out = args[0];
+        return true;
+    }
+    NodeAttrs a = {.dtype = to};
+    return add_op(e, OP_CAST, &x, 1, &a, loc, out);
+}
+
+/* int(x), float(x): compile-time conversions (int truncates toward zero, like Python). */
+static bool bi_convert(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    double x;
+    if (args[0].kind == V_BOOL) x = args[0].b;
+    else if (!value_number(e, &args[0], arena_printf(e->arena, "the argument of %s", fname(e, b)), &x)) return false;
+    if (b->name[0] == 'i') return int_result(e, b, trunc(x), loc, out);
+    *out = value_num(x, false, loc);
+    return true;
+}
+
+/* ---- reductions, softmax, matmul ---------------------------------------- */
+
+static bool bi_reduce(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    NodeAttrs a = {0};
+    if (given[1]) {
+        if (!norm_dim_list(e, b, loc, x, &args[1], "dim", true, a.axes, &a.n_axes)) return false;
+    } else {
+        a.n_axes = shape_of(e, x)->rank;
+        for (int i = 0; i < a.n_axes; i++) a.axes[i] = i;
+    }
+    if (given[2] && !value_bool(e, &args[2], arena_printf(e->arena, "keepdim of %s", fname(e, b)), &a.keepdims))
+        return false;
+    return add_op(e, b->op, &x, 1, &a, loc, out);
+}
+
+static bool bi_softmax(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    NodeAttrs a = {0};
+    Value dflt = value_num(-1, true, loc);
+    if (!norm_dim(e, b, loc, x, given[1] ? &args[1] : &dflt, "dim", &a.axis)) return false;
+    return add_op(e, b->op, &x, 1, &a, loc, out);
+}
+
+static bool bi_matmul(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int ins[2];
+    if (!need_tensor(e, &args[0], fname(e, b), &ins[0]) || !need_tensor(e, &args[1], fname(e, b), &ins[1]))
+        return false;
+    return add_op(e, OP_MATMUL, ins, 2, NULL, loc, out);
+}
+
+/* ---- layout ------------------------------------------------------------- */
+
+static bool emit_reshape(Elab *e, int x, Shape s, SrcLoc loc, Value *out) {
+    if (shape_equal(shape_of(e, x), &s)) { /* nothing moves */
+        *out = (Value){.kind = V_TENSOR, .id = x, .loc = loc};
+        return true;
+    }
+    NodeAttrs a = {.shape = s};
+    return add_op(e, OP_RESHAPE, &x, 1, &a, loc, out);
+}
+
+static bool bi_reshape(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x, infer;
+    Shape s;
+    if (!need_tensor(e, &args[0], fname(e, b), &x) || !shape_list(e, b, &args[1], "the shape", true, &s, &infer))
+        return false;
+    if (infer >= 0) {
+        int64_t total = shape_numel(shape_of(e, x)), known = shape_numel(&s);
+        if (total % known != 0)
+            return diag_error(e->diag, loc, "cannot reshape %s (%lld elements) with a -1: %lld is not a multiple of %lld",
+                              tensor_type(e, x), (long long)total, (long long)total, (long long)known);
+        s.dim[infer] = total / known;
+    }
+    return emit_reshape(e, x, s, loc, out);
+}
+
+static bool bi_flatten(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int x, start, end;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    const Shape *in = shape_of(e, x);
+    if (in->rank == 0) return emit_reshape(e, x, (Shape){.rank = 1, .dim = {1}}, loc, out);
+    Value dstart = value_num(1, true, loc), dend = value_num(-1, true, loc);
+    if (!norm_dim(e, b, loc, x, given[1] ? &args[1] : &dstart, "start_dim", &start) ||
+        !norm_dim(e, b, loc, x, given[2] ? &args[2] : &dend, "end_dim", &end))
+        return false;
+    if (start > end)
+        return diag_error(e->diag, loc, "flatten() start_dim %d comes after end_dim %d for %s", start, end,
+                          tensor_type(e, x));
+    Shape s = {0};
+    for (int i = 0; i < start; i++) s.dim[s.rank++] = in->dim[i];
+    int64_t p = 1;
+    for (int i = start; i <= end; i++) p *= in->dim[i];
+    s.dim[s.rank++] = p;
+    for (int i = end + 1; i < in->rank; i++) s.dim[s.rank++] = in->dim[i];
+    return emit_reshape(e, x, s, loc, out);
+}
+
+static bool emit_transpose(Elab *e, int x, const int *perm, SrcLoc loc, Value *out) {
+    NodeAttrs a = {.n_axes = shape_of(e, x)->rank};
+    bool identity = true;
+    for (int i = 0; i < a.n_axes; i++) {
+        a.axes[i] = perm[i];
+        identity &= perm[i] == i;
+    }
+    if (identity) {
+        *out = (Value){.kind = V_TENSOR, .id = x, .loc = loc};
+        return true;
+    }
+    return add_op(e, OP_TRANSPOSE, &x, 1, &a, loc, out);
+}
+
+static bool bi_transpose(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    int rank = shape_of(e, x)->rank, perm[ETCH_MAX_RANK];
+    for (int i = 0; i < rank; i++) perm[i] = i;
+    if (!given[1] && !given[2]) {
+        if (rank > 2)
+            return diag_error(e->diag, loc,
+                              "transpose(x) without dims needs a tensor of at most 2 dims, got %s; name the dims: "
+                              "transpose(x, dim0, dim1)",
+                              tensor_type(e, x));
+        if (rank == 2) perm[0] = 1, perm[1] = 0;
+        return emit_transpose(e, x, perm, loc, out);
+    }
+    if (!given[1] || !given[2]) return diag_error(e->diag, loc, "transpose() needs both dim0 and dim1, or neither");
+    int d0, d1;
+    if (!norm_dim(e, b, loc, x, &args[1], "dim0", &d0) || !norm_dim(e, b, loc, x, &args[2], "dim1", &d1)) return false;
+    perm[d0] = d1;
+    perm[d1] = d0;
+    return emit_transpose(e, x, perm, loc, out);
+}
+
+static bool bi_permute(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x, perm[ETCH_MAX_RANK], n;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    if (args[1].kind != V_LIST)
+        return diag_error(e->diag, args[1].loc, "the dims of permute() must be a list like [0, 2, 1], got %s",
+                          value_describe(e, &args[1]));
+    int rank = shape_of(e, x)->rank;
+    if (args[1].n_items != rank)
+        return diag_error(e->diag, loc, "permute() of %s needs %d dims, got %d", tensor_type(e, x), rank,
+                          args[1].n_items);
+    if (rank == 0) {
+        *out = args[0];
+        return true;
+    }
+    if (!norm_dim_list(e, b, loc, x, &args[1], "dims", false, perm, &n)) return false;
+    return emit_transpose(e, x, perm, loc, out);
+}
+
+static bool bi_broadcast_to(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    Shape s;
+    int infer;
+    if (!shape_list(e, b, &args[1], "the shape", false, &s, &infer)) return false;
+    if (args[0].kind == V_NUM || args[0].kind == V_BOOL) { /* a filled constant */
+        NodeAttrs a = {.value = args[0].kind == V_BOOL ? args[0].b : args[0].num,
+                       .dtype = args[0].kind == V_BOOL ? DT_BOOL : DT_F32,
+                       .shape = s};
+        return add_op(e, OP_CONST, NULL, 0, &a, loc, out);
+    }
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    if (shape_equal(shape_of(e, x), &s)) {
+        *out = args[0];
+        return true;
+    }
+    NodeAttrs a = {.shape = s};
+    return add_op(e, OP_BROADCAST, &x, 1, &a, loc, out);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+#define UNARY(n, k) {n, {"x"}, 1, 1, bi_unary, k}
+static const Builtin builtins[] = {
+    UNARY("relu", OP_RELU),
+    UNARY("sigmoid", OP_SIGMOID),
+    UNARY("tanh", OP_TANH),
+    UNARY("exp", OP_EXP),
+    UNARY("log", OP_LOG),
+    UNARY("sqrt", OP_SQRT),
+    UNARY("rsqrt", OP_RSQRT),
+    UNARY("abs", OP_ABS),
+    UNARY("neg", OP_NEG),
+    {"maximum", {"a", "b"}, 2, 2, bi_binary, OP_MAX},
+    {"minimum", {"a", "b"}, 2, 2, bi_binary, OP_MIN},
+    {"pow", {"a", "b"}, 2, 2, bi_binary, OP_POW},
+    {"where", {"cond", "a", "b"}, 3, 3, bi_where, OP_WHERE},
+    {"sum", {"x", "dim", "keepdim"}, 3, 1, bi_reduce, OP_REDUCE_SUM},
+    {"mean", {"x", "dim", "keepdim"}, 3, 1, bi_reduce, OP_REDUCE_MEAN},
+    {"max", {"x", "dim", "keepdim"}, 3, 1, bi_reduce, OP_REDUCE_MAX},
+    {"matmul", {"a", "b"}, 2, 2, bi_matmul, OP_MATMUL},
+    {"reshape", {"x", "shape"}, 2, 2, bi_reshape, OP_RESHAPE},
+    {"flatten", {"x", "start_dim", "end_dim"}, 3, 1, bi_flatten, OP_RESHAPE},
+    {"transpose", {"x", "dim0", "dim1"}, 3, 1, bi_transpose, OP_TRANSPOSE},
+    {"permute", {"x", "dims"}, 2, 2, bi_permute, OP_TRANSPOSE},
+    {"broadcast_to", {"x", "shape"}, 2, 2, bi_broadcast_to, OP_BROADCAST},
+    {"cast", {"x", "dtype"}, 2, 2, bi_cast, OP_CAST},
+    {"softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_SOFTMAX},
+    {"log_softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_LOG_SOFTMAX},
+    {"int", {"x"}, 1, 1, bi_convert, OP_COUNT},
+    {"float", {"x"}, 1, 1, bi_convert, OP_COUNT},
+};
+#undef UNARY
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+
+static const Builtin *builtin_find(const char *name) {
+    for (int i = 0; i < N_BUILTINS; i++)
+        if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+    return NULL;
+}
+
+bool builtin_exists(const char *name) { return builtin_find(name) != NULL; }
+
+const char *const *builtin_names(void) {
+    static const char *names[N_BUILTINS + 1];
+    for (int i = 0; i < N_BUILTINS; i++) names[i] = builtins[i].name;
+    names[N_BUILTINS] = NULL;
+    return names;
+}
+
+bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Value *out, bool *found) {
+    const Builtin *b = builtin_find(name);
+    *found = b != NULL;
+    if (!b) return false;
+    Value slots[4];
+    bool given[4];
+    if (!bind_args(e, loc, fname(e, b), b->params, b->n_params, b->n_required, ca, slots, given)) return false;
+    for (int i = 0; i < b->n_params; i++)
+        if (given[i] && slots[i].kind == V_TUPLE)
+            return diag_error(e->diag, slots[i].loc, "argument '%s' of %s is %s; unpack it with 'let a, b = ...' first",
+                              b->params[i], fname(e, b), value_describe(e, &slots[i]));
+    return b->impl(e, b, loc, slots, given, out);
+}

@@ -1,0 +1,157 @@
+/* elab.h: the elaborator's shared state: compile-time values, scopes, module
+ * instances and the entry points of its three files.
+ *
+ * Elaboration runs the program at compile time. Everything that is not a
+ * tensor (numbers, bools, lists, dtypes, module instances) is a compile-time
+ * Value computed on the spot; tensor expressions append IR nodes to the graph
+ * and evaluate to the node id. So module construction, compile-time `if` and
+ * constant folding are ordinary evaluation, and tracing forward is just
+ * calling it with the model's inputs.
+ *
+ *   elaborate.c  globals, -D, module instantiation, params, fn calls, statements
+ *   eval.c       expressions: names, operators, constant folding, calls
+ *   builtins.c   the builtin function table (relu, sum, reshape, ...) */
+#ifndef ETCH_FRONTEND_ELAB_H
+#define ETCH_FRONTEND_ELAB_H
+
+#include "frontend/ast.h"
+#include "frontend/frontend.h"
+
+typedef enum ValKind {
+    V_NUM,      /* compile-time number (is_int: an integer) */
+    V_BOOL,     /* compile-time bool */
+    V_LIST,     /* compile-time list of numbers/bools: [64, -1] */
+    V_DTYPE,    /* f32, f64, ... as a value */
+    V_TENSOR,   /* an IR value: node id */
+    V_TUPLE,    /* several values returned by a fn */
+    V_INSTANCE, /* a module instance (fc1) */
+    V_PARAM,    /* a param before the params are added to the graph */
+    V_MODULE,   /* a module declaration (Linear) */
+    V_FN,       /* a fn declaration, bound to its instance (or top-level) */
+} ValKind;
+
+typedef struct Scope Scope;
+typedef struct Instance Instance;
+typedef struct ParamSpec ParamSpec;
+
+typedef struct Value {
+    ValKind kind;
+    SrcLoc loc;          /* the expression that produced it */
+    double num;          /* V_NUM */
+    bool is_int;         /* V_NUM */
+    bool b;              /* V_BOOL */
+    DType dtype;         /* V_DTYPE */
+    int id;              /* V_TENSOR */
+    struct Value *items; /* V_LIST, V_TUPLE */
+    int n_items;
+    Instance *inst;          /* V_INSTANCE; V_FN: the instance whose method it is (NULL: top-level) */
+    ParamSpec *param;        /* V_PARAM */
+    const ModuleDecl *module; /* V_MODULE */
+    const FnDecl *fn;        /* V_FN */
+    Scope *home;             /* V_MODULE, V_FN: the scope its body resolves names in */
+} Value;
+
+typedef struct Binding {
+    const char *name;
+    SrcLoc loc;
+    Value val;
+    bool is_arg; /* a constructor argument: members may shadow it */
+    struct Binding *next;
+} Binding;
+
+/* Names visible somewhere. Lookup walks head (newest first) then parent. */
+struct Scope {
+    Binding *head;
+    Scope *parent;
+    bool is_fn; /* the outermost scope of a fn call: assignments stop here */
+};
+
+struct ParamSpec {
+    const char *name;  /* dotted: "fc1.weight" */
+    SrcLoc loc;
+    DType dtype;
+    Shape shape;
+    ParamInit init;
+    bool frozen;
+    int id;            /* node id once added to the graph, -1 before */
+};
+
+struct Instance {
+    const ModuleDecl *decl;
+    const char *path;  /* "" for the model, "fc1", "encoder.layer1" */
+    SrcLoc loc;        /* where it was instantiated */
+    Instance *parent;
+    Value *args;       /* constructor argument values (recursion detection) */
+    int n_args;
+    Scope scope;       /* arguments and members; parent: the module's file scope */
+    ParamSpec **params;
+    int n_params, cap_params;
+    Instance **children;
+    int n_children, cap_children;
+};
+
+typedef struct Elab {
+    Arena *arena;
+    Diag *diag;
+    Graph *graph;
+    Scope std_scope;  /* the standard library's top level */
+    Scope user_scope; /* the user file's top level; parent: std_scope */
+    int call_depth;
+    int inst_depth;
+    const char *last_note; /* the last note printed while unwinding an error */
+    SrcLoc last_note_loc;
+} Elab;
+
+/* Evaluated call arguments: positional ones first, then keywords (names[i] != NULL). */
+typedef struct CallArgs {
+    int n;
+    Value *vals;
+    const char **names;
+    SrcLoc *locs;
+} CallArgs;
+
+enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32 };
+
+/* ---- values and scopes (eval.c) ---- */
+const char *value_describe(Elab *e, const Value *v); /* "a tensor f32[64,10]", "the integer 3" */
+bool value_is_const(const Value *v);                  /* number, bool, list, dtype */
+Value value_num(double x, bool is_int, SrcLoc loc);
+Binding *scope_find(Scope *s, const char *name);
+void scope_bind(Elab *e, Scope *s, const char *name, SrcLoc loc, Value v, bool is_arg);
+/* A close spelling of name among the names visible from s and the builtins, or NULL. */
+const char *suggest_name(Elab *e, Scope *s, const char *name);
+
+/* ---- expressions (eval.c) ---- */
+bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out);
+/* Evaluates a call's arguments into ca (prepending self when given). */
+bool eval_args(Elab *e, Scope *s, const Expr *call, const Value *self, CallArgs *ca);
+/* A constant integer / number / bool, or an error naming what was found and `what` it is for. */
+bool value_int(Elab *e, const Value *v, const char *what, int64_t *out);
+bool value_number(Elab *e, const Value *v, const char *what, double *out);
+bool value_bool(Elab *e, const Value *v, const char *what, bool *out);
+/* The tensor node for v, making a scalar const node (dtype `like`) for a number or bool. */
+bool value_tensor(Elab *e, const Value *v, DType like, const char *what, int *id);
+/* A tensor operand for op `what`: errors for anything but a tensor. */
+bool need_tensor(Elab *e, const Value *v, const char *what, int *id);
+/* Elementwise binary op on tensors and/or constants (constants fold). */
+bool eval_binary_op(Elab *e, TokKind op, const Value *a, const Value *b, SrcLoc loc, Value *out);
+/* A tensor result of graph_add_op (false when the op table reported an error). */
+bool add_op(Elab *e, OpKind op, const int *ins, int n_in, const NodeAttrs *attrs, SrcLoc loc, Value *out);
+
+/* ---- calls (elaborate.c, builtins.c) ---- */
+/* Maps arguments onto parameter slots; reports count/keyword errors naming fname ("sum()"). */
+bool bind_args(Elab *e, SrcLoc loc, const char *fname, const char *const *pnames, int n_params, int n_required,
+               const CallArgs *ca, Value *slots, bool *given);
+/* Calls a DSL fn (module method when fv->inst, top-level otherwise). */
+bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out);
+/* Calls instance's forward. */
+bool call_instance(Elab *e, Instance *inst, SrcLoc loc, const CallArgs *ca, Value *out);
+/* Builtin function by name: true if it exists (*found), result in out. */
+bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Value *out, bool *found);
+bool builtin_exists(const char *name);
+/* Names of all builtins, NULL-terminated (for suggestions). */
+const char *const *builtin_names(void);
+/* A tensor type from a TypeExpr, dims evaluated in s. */
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh);
+
+#endif

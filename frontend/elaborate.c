@@ -1,0 +1,750 @@
+/* elaborate.c: from parsed files to the model's forward graph.
+ *
+ * The steps, in order:
+ *   1. parse the embedded standard library (nn.etch) and the user's file;
+ *      bind their top-level modules and fns; evaluate top-level constants in
+ *      order, with -D overrides replacing the user's constants' values;
+ *   2. find the one model and instantiate it: walk its members in order,
+ *      evaluating constants, resolving param types and initializers, and
+ *      instantiating submodules recursively with their constructor arguments
+ *      (which are compile-time values; `if` in a module body picks members);
+ *   3. add the graph inputs (the model forward's typed parameters), then every
+ *      param in PyTorch state_dict order (a module's own params in declaration
+ *      order, then each submodule's, depth first) under its dotted name;
+ *   4. call forward with the inputs: statements execute at compile time and
+ *      tensor expressions append nodes; the returned tensors become outputs.
+ * Every error stops elaboration: functions return false after reporting. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/elab.h"
+
+/* A "note:" for the error being unwound, skipped when it repeats the previous
+ * one (a recursive call would otherwise print one per level). */
+static void note_once(Elab *e, SrcLoc loc, const char *text) {
+    if (e->last_note && strcmp(e->last_note, text) == 0 && e->last_note_loc.line == loc.line &&
+        e->last_note_loc.col == loc.col && e->last_note_loc.file == loc.file)
+        return;
+    diag_note(e->diag, loc, "%s", text);
+    e->last_note = text;
+    e->last_note_loc = loc;
+}
+
+/* ---- argument binding --------------------------------------------------- */
+
+static bool arity_error(Elab *e, SrcLoc loc, const char *fname, int n_required, int n_params, int got) {
+    if (n_required == n_params)
+        return diag_error(e->diag, loc, "%s takes %d argument%s, got %d", fname, n_params, n_params == 1 ? "" : "s",
+                          got);
+    return diag_error(e->diag, loc, "%s takes %d to %d arguments, got %d", fname, n_required, n_params, got);
+}
+
+bool bind_args(Elab *e, SrcLoc loc, const char *fname, const char *const *pnames, int n_params, int n_required,
+               const CallArgs *ca, Value *slots, bool *given) {
+    for (int i = 0; i < n_params; i++) given[i] = false;
+    int n_pos = 0;
+    while (n_pos < ca->n && !ca->names[n_pos]) n_pos++;
+    if (n_pos > n_params) return arity_error(e, loc, fname, n_required, n_params, n_pos);
+    for (int i = 0; i < n_pos; i++) {
+        slots[i] = ca->vals[i];
+        given[i] = true;
+    }
+    for (int k = n_pos; k < ca->n; k++) {
+        int i = 0;
+        while (i < n_params && strcmp(pnames[i], ca->names[k]) != 0) i++;
+        if (i == n_params) {
+            const char *hint = "";
+            for (int j = 0; j < n_params; j++)
+                if (strncmp(pnames[j], ca->names[k], 3) == 0)
+                    hint = arena_printf(e->arena, " (did you mean '%s'?)", pnames[j]);
+            return diag_error(e->diag, ca->locs[k], "unknown keyword argument '%s' for %s%s", ca->names[k], fname,
+                              hint);
+        }
+        if (given[i])
+            return diag_error(e->diag, ca->locs[k], "%s got multiple values for argument '%s'", fname, pnames[i]);
+        slots[i] = ca->vals[k];
+        given[i] = true;
+    }
+    for (int i = 0; i < n_required; i++)
+        if (!given[i]) {
+            if (n_pos == ca->n) return arity_error(e, loc, fname, n_required, n_params, n_pos);
+            return diag_error(e->diag, loc, "%s is missing argument '%s'", fname, pnames[i]);
+        }
+    return true;
+}
+
+/* ---- types -------------------------------------------------------------- */
+
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
+    if (t->has_dtype) {
+        *dt = t->dtype;
+    } else {
+        Binding *b = scope_find(s, t->dtype_name);
+        if (!b || b->val.kind != V_DTYPE)
+            return diag_error(e->diag, t->loc, "'%s' is not a dtype (expected f32, f64, i32, i64 or bool%s)",
+                              t->dtype_name, b ? ", or a name bound to one" : "");
+        *dt = b->val.dtype;
+    }
+    *sh = (Shape){.rank = t->n_dims};
+    double numel = 1;
+    for (int i = 0; i < t->n_dims; i++) {
+        Value v;
+        if (!eval_expr(e, s, t->dims[i], &v)) return false;
+        if (v.kind != V_NUM)
+            return diag_error(e->diag, v.loc, "tensor dimension must be a compile-time integer, got %s",
+                              value_describe(e, &v));
+        if (!v.is_int)
+            return diag_error(e->diag, v.loc, "tensor dimension must be an integer, got %s", value_describe(e, &v));
+        if (v.num <= 0)
+            return diag_error(e->diag, v.loc, "tensor dimension must be positive, got %lld", (long long)v.num);
+        if (v.num > 2147483647.0)
+            return diag_error(e->diag, v.loc, "tensor dimension %lld is too large", (long long)v.num);
+        sh->dim[i] = (int64_t)v.num;
+        numel *= v.num;
+    }
+    if (numel > 1e15) return diag_error(e->diag, t->loc, "tensor type has too many elements (%g)", numel);
+    return true;
+}
+
+static const char *type_str(Elab *e, DType dt, const Shape *s) {
+    char buf[96];
+    return arena_strdup(e->arena, type_format(buf, sizeof buf, dt, s));
+}
+
+/* Checks v against a declared type; a number meeting a rank-0 type becomes a const node. */
+static bool check_type(Elab *e, Scope *s, const TypeExpr *t, Value *v, const char *what) {
+    DType dt;
+    Shape sh;
+    if (!resolve_type(e, s, t, &dt, &sh)) return false;
+    if ((v->kind == V_NUM || v->kind == V_BOOL) && sh.rank == 0) {
+        SrcLoc loc = v->loc;
+        int id;
+        if (!value_tensor(e, v, dt, what, &id)) return false;
+        *v = (Value){.kind = V_TENSOR, .id = id, .loc = loc};
+        return true;
+    }
+    if (v->kind != V_TENSOR) {
+        diag_error(e->diag, v->loc, "%s must be a tensor %s, got %s", what, type_str(e, dt, &sh), value_describe(e, v));
+        diag_note(e->diag, t->loc, "declared here");
+        return false;
+    }
+    const Node *n = &e->graph->nodes[v->id];
+    if (n->dtype != dt || !shape_equal(&n->shape, &sh)) {
+        diag_error(e->diag, v->loc, "%s has type %s, expected %s", what, type_str(e, n->dtype, &n->shape),
+                   type_str(e, dt, &sh));
+        diag_note(e->diag, t->loc, "declared here");
+        return false;
+    }
+    return true;
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+typedef enum ExecResult { EXEC_NEXT, EXEC_RETURNED, EXEC_FAILED } ExecResult;
+
+typedef struct Frame {
+    const FnDecl *fn;
+    const char *display; /* "Linear.forward()" */
+    Value ret;
+    SrcLoc ret_loc;
+} Frame;
+
+static Scope *new_scope(Elab *e, Scope *parent, bool is_fn) {
+    Scope *s = arena_alloc(e->arena, sizeof *s);
+    s->parent = parent;
+    s->is_fn = is_fn;
+    return s;
+}
+
+static ExecResult exec_block(Elab *e, Scope *parent, const Block *b, Frame *fr);
+
+/* The values of a return or let: one value, or a tuple of several. */
+static bool eval_values(Elab *e, Scope *s, const Stmt *st, Value *out) {
+    Value *vals = arena_alloc(e->arena, sizeof(Value) * (size_t)st->n_values);
+    for (int i = 0; i < st->n_values; i++)
+        if (!eval_expr(e, s, st->values[i], &vals[i])) return false;
+    *out = st->n_values == 1 ? vals[0] : (Value){.kind = V_TUPLE, .items = vals, .n_items = st->n_values, .loc = st->loc};
+    return true;
+}
+
+static ExecResult exec_let(Elab *e, Scope *s, const Stmt *st) {
+    Value v;
+    if (!eval_values(e, s, st, &v)) return EXEC_FAILED;
+    if (st->type && !check_type(e, s, st->type, &v, arena_printf(e->arena, "'%s'", st->names[0])))
+        return EXEC_FAILED;
+    if (st->n_names == 1) {
+        scope_bind(e, s, st->names[0], st->name_locs[0], v, false);
+        return EXEC_NEXT;
+    }
+    if (v.kind != V_TUPLE || v.n_items != st->n_names) {
+        diag_error(e->diag, st->loc, "cannot unpack %s into %d names", value_describe(e, &v), st->n_names);
+        return EXEC_FAILED;
+    }
+    for (int i = 0; i < st->n_names; i++) scope_bind(e, s, st->names[i], st->name_locs[i], v.items[i], false);
+    return EXEC_NEXT;
+}
+
+static ExecResult exec_assign(Elab *e, Scope *s, const Stmt *st) {
+    Binding *b = NULL;
+    for (Scope *sc = s; sc && !b; sc = sc->parent) {
+        for (Binding *x = sc->head; x && !b; x = x->next)
+            if (strcmp(x->name, st->names[0]) == 0) b = x;
+        if (sc->is_fn) break;
+    }
+    if (!b) {
+        if (scope_find(s, st->names[0]))
+            diag_error(e->diag, st->name_locs[0], "cannot assign to '%s': only local variables can be reassigned",
+                       st->names[0]);
+        else
+            diag_error(e->diag, st->name_locs[0], "unknown name '%s' (declare it with 'let %s = ...')", st->names[0],
+                       st->names[0]);
+        return EXEC_FAILED;
+    }
+    Value v;
+    if (!eval_expr(e, s, st->values[0], &v)) return EXEC_FAILED;
+    b->val = v;
+    return EXEC_NEXT;
+}
+
+static ExecResult exec_stmt(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
+    switch (st->kind) {
+    case ST_LET: return exec_let(e, s, st);
+    case ST_ASSIGN: return exec_assign(e, s, st);
+    case ST_RETURN:
+        if (!eval_values(e, s, st, &fr->ret)) return EXEC_FAILED;
+        fr->ret_loc = st->loc;
+        return EXEC_RETURNED;
+    case ST_IF: {
+        Value c;
+        bool b;
+        if (!eval_expr(e, s, st->cond, &c) || !value_bool(e, &c, "an 'if' condition", &b)) return EXEC_FAILED;
+        if (b) return exec_block(e, s, &st->then_block, fr);
+        return st->else_block ? exec_block(e, s, st->else_block, fr) : EXEC_NEXT;
+    }
+    }
+    return EXEC_FAILED;
+}
+
+static ExecResult exec_block(Elab *e, Scope *parent, const Block *b, Frame *fr) {
+    Scope *s = new_scope(e, parent, false);
+    for (int i = 0; i < b->n_stmts; i++) {
+        ExecResult r = exec_stmt(e, s, b->stmts[i], fr);
+        if (r != EXEC_NEXT) return r;
+    }
+    return EXEC_NEXT;
+}
+
+/* ---- fn calls ----------------------------------------------------------- */
+
+static bool check_returns(Elab *e, Scope *home, const Frame *fr, Value *ret) {
+    const FnDecl *fn = fr->fn;
+    if (fn->n_rets == 0) return true;
+    int n = ret->kind == V_TUPLE ? ret->n_items : 1;
+    if (n != fn->n_rets)
+        return diag_error(e->diag, fr->ret_loc, "%s returns %d value%s, but its declared return type has %d",
+                          fr->display, n, n == 1 ? "" : "s", fn->n_rets);
+    for (int i = 0; i < n; i++) {
+        Value *v = ret->kind == V_TUPLE ? &ret->items[i] : ret;
+        const char *what = n == 1 ? arena_printf(e->arena, "the return value of %s", fr->display)
+                                  : arena_printf(e->arena, "return value %d of %s", i + 1, fr->display);
+        if (!check_type(e, home, fn->rets[i], v, what)) return false;
+    }
+    return true;
+}
+
+bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
+    const FnDecl *fn = fv->fn;
+    if (e->call_depth >= ELAB_MAX_CALL_DEPTH)
+        return diag_error(e->diag, loc, "calls nested more than %d deep at %s (unbounded recursion?)",
+                          ELAB_MAX_CALL_DEPTH, display);
+    const char **pnames = arena_alloc(e->arena, sizeof(char *) * (size_t)(fn->n_params + 1));
+    Value *slots = arena_alloc(e->arena, sizeof(Value) * (size_t)(fn->n_params + 1));
+    bool *given = arena_alloc(e->arena, sizeof(bool) * (size_t)(fn->n_params + 1));
+    int n_required = 0;
+    for (int i = 0; i < fn->n_params; i++) {
+        pnames[i] = fn->params[i].name;
+        if (!fn->params[i].dflt) n_required = i + 1;
+    }
+    if (!bind_args(e, loc, display, pnames, fn->n_params, n_required, ca, slots, given)) return false;
+    Scope *fs = new_scope(e, fv->home, true);
+    for (int i = 0; i < fn->n_params; i++) {
+        const Param *p = &fn->params[i];
+        Value v;
+        if (given[i]) v = slots[i];
+        else if (!eval_expr(e, fs, p->dflt, &v)) return false; /* sees the parameters before it */
+        if (v.kind == V_TUPLE)
+            return diag_error(e->diag, v.loc, "argument '%s' of %s is %s; unpack it with 'let a, b = ...' first",
+                              p->name, display, value_describe(e, &v));
+        if (p->type &&
+            !check_type(e, fv->home, p->type, &v, arena_printf(e->arena, "argument '%s' of %s", p->name, display)))
+            return false;
+        scope_bind(e, fs, p->name, p->loc, v, false);
+    }
+    Frame fr = {.fn = fn, .display = display};
+    e->call_depth++;
+    ExecResult r = exec_block(e, fs, &fn->body, &fr);
+    e->call_depth--;
+    if (r == EXEC_NEXT) {
+        diag_error(e->diag, fn->body.close, "%s ends without a 'return'", display);
+        r = EXEC_FAILED;
+    }
+    if (r == EXEC_RETURNED && !check_returns(e, fv->home, &fr, &fr.ret)) r = EXEC_FAILED;
+    if (r == EXEC_FAILED) {
+        if (e->call_depth > 0) note_once(e, loc, arena_printf(e->arena, "in the call to %s here", display));
+        return false;
+    }
+    *out = fr.ret;
+    out->loc = loc; /* to the caller, the value comes from the call */
+    return true;
+}
+
+static Binding *own_binding(Instance *inst, const char *name) {
+    for (Binding *b = inst->scope.head; b; b = b->next)
+        if (strcmp(b->name, name) == 0) return b;
+    return NULL;
+}
+
+bool call_instance(Elab *e, Instance *inst, SrcLoc loc, const CallArgs *ca, Value *out) {
+    Binding *b = own_binding(inst, "forward");
+    if (!b || b->val.kind != V_FN)
+        return diag_error(e->diag, loc, "module '%s' has no forward function, so '%s' cannot be called",
+                          inst->decl->name, inst->path);
+    return call_fn(e, &b->val, arena_printf(e->arena, "%s.forward()", inst->decl->name), loc, ca, out);
+}
+
+/* ---- module instantiation ----------------------------------------------- */
+
+static bool value_equal(const Value *a, const Value *b) {
+    if (a->kind != b->kind) return false;
+    switch (a->kind) {
+    case V_NUM: return a->num == b->num;
+    case V_BOOL: return a->b == b->b;
+    case V_DTYPE: return a->dtype == b->dtype;
+    case V_LIST:
+        if (a->n_items != b->n_items) return false;
+        for (int i = 0; i < a->n_items; i++)
+            if (!value_equal(&a->items[i], &b->items[i])) return false;
+        return true;
+    default: return false;
+    }
+}
+
+static bool check_unique_member(Elab *e, Instance *inst, const char *name, SrcLoc loc) {
+    for (Binding *b = inst->scope.head; b; b = b->next)
+        if (!b->is_arg && strcmp(b->name, name) == 0) {
+            diag_error(e->diag, loc, "duplicate definition of '%s' in %s '%s'", name,
+                       inst->decl->is_model ? "model" : "module", inst->decl->name);
+            diag_note(e->diag, b->loc, "previous definition of '%s' is here", name);
+            return false;
+        }
+    return true;
+}
+
+static const char *join_path(Elab *e, const char *path, const char *name) {
+    return path[0] ? arena_printf(e->arena, "%s.%s", path, name) : name;
+}
+
+static bool elab_param(Elab *e, Instance *inst, const Member *m) {
+    ParamSpec *p = arena_alloc(e->arena, sizeof *p);
+    p->name = join_path(e, inst->path, m->name);
+    p->loc = m->loc;
+    p->frozen = m->frozen;
+    p->id = -1;
+    if (!resolve_type(e, &inst->scope, m->type, &p->dtype, &p->shape)) return false;
+    static const char *const names[] = {"a", "b"}, *const normal_names[] = {"mean", "std"}, *const full_names[] = {"value"};
+    const Expr *call = m->value;
+    const char *init = call->name, *fname = arena_printf(e->arena, "%s()", init);
+    CallArgs ca;
+    Value slots[2];
+    bool given[2] = {false, false};
+    double a = 0, b = 1;
+    if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
+    const char *const *pn = NULL;
+    int n_params = 0, n_required = 0;
+    if (strcmp(init, "uniform") == 0) pn = names, n_params = 2, p->init.kind = INIT_UNIFORM;
+    else if (strcmp(init, "normal") == 0) pn = normal_names, n_params = 2, p->init.kind = INIT_NORMAL;
+    else if (strcmp(init, "full") == 0) pn = full_names, n_params = n_required = 1, p->init.kind = INIT_CONST;
+    else if (strcmp(init, "zeros") == 0) pn = names, p->init.kind = INIT_ZEROS;
+    else if (strcmp(init, "ones") == 0) pn = names, p->init.kind = INIT_ONES;
+    else
+        return diag_error(e->diag, call->loc, "unknown initializer '%s' (use uniform, normal, zeros, ones or full)",
+                          init);
+    if (!bind_args(e, call->loc, fname, pn, n_params, n_required, &ca, slots, given)) return false;
+    if (given[0] && n_params > 0 &&
+        !value_number(e, &slots[0], arena_printf(e->arena, "argument '%s' of %s", pn[0], fname), &a))
+        return false;
+    if (n_params > 1 && given[1] &&
+        !value_number(e, &slots[1], arena_printf(e->arena, "argument '%s' of %s", pn[1], fname), &b))
+        return false;
+    if (p->init.kind == INIT_UNIFORM && a > b)
+        return diag_error(e->diag, call->loc, "uniform(a, b) needs a <= b, got a = %g and b = %g", a, b);
+    if (p->init.kind == INIT_NORMAL && b < 0)
+        return diag_error(e->diag, call->loc, "normal(mean, std) needs std >= 0, got %g", b);
+    p->init.a = a;
+    p->init.b = p->init.kind == INIT_CONST ? 0 : b;
+    if (p->init.kind == INIT_ZEROS || p->init.kind == INIT_ONES) p->init.a = p->init.b = 0;
+    if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+    scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_PARAM, .param = p, .loc = m->loc}, false);
+    if (inst->n_params == inst->cap_params) {
+        int cap = inst->cap_params ? inst->cap_params * 2 : 4;
+        ParamSpec **ps = arena_alloc(e->arena, sizeof(ParamSpec *) * (size_t)cap);
+        if (inst->n_params) memcpy(ps, inst->params, sizeof(ParamSpec *) * (size_t)inst->n_params);
+        inst->params = ps;
+        inst->cap_params = cap;
+    }
+    inst->params[inst->n_params++] = p;
+    return true;
+}
+
+static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                             SrcLoc loc);
+
+static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
+    const Expr *call = m->value;
+    Binding *b = scope_find(&inst->scope, call->name);
+    if (!b) {
+        if (builtin_exists(call->name))
+            return diag_error(e->diag, call->loc, "'%s' is a builtin function, not a module; call it inside fn",
+                              call->name);
+        const char *sug = suggest_name(e, &inst->scope, call->name);
+        return diag_error(e->diag, call->loc, "unknown module '%s'%s", call->name,
+                          sug ? arena_printf(e->arena, " (did you mean '%s'?)", sug) : "");
+    }
+    if (b->val.kind != V_MODULE)
+        return diag_error(e->diag, call->loc, "'%s' is not a module: it is %s", call->name,
+                          value_describe(e, &b->val));
+    if (b->val.module->is_model)
+        return diag_error(e->diag, call->loc, "'%s' is a model; only modules can be instantiated", call->name);
+    if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+    CallArgs ca;
+    if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
+    Instance *child = instantiate(e, &b->val, join_path(e, inst->path, m->name), inst, &ca, call->loc);
+    if (!child) return false;
+    scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_INSTANCE, .inst = child, .loc = m->loc}, false);
+    if (inst->n_children == inst->cap_children) {
+        int cap = inst->cap_children ? inst->cap_children * 2 : 4;
+        Instance **cs = arena_alloc(e->arena, sizeof(Instance *) * (size_t)cap);
+        if (inst->n_children) memcpy(cs, inst->children, sizeof(Instance *) * (size_t)inst->n_children);
+        inst->children = cs;
+        inst->cap_children = cap;
+    }
+    inst->children[inst->n_children++] = child;
+    return true;
+}
+
+static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
+    for (int i = 0; i < ml->n; i++) {
+        const Member *m = ml->items[i];
+        switch (m->kind) {
+        case MB_CONST: {
+            Value v;
+            if (!eval_expr(e, &inst->scope, m->value, &v)) return false;
+            if (!value_is_const(&v))
+                return diag_error(e->diag, m->value->loc, "constant '%s' must be a compile-time value, got %s", m->name,
+                                  value_describe(e, &v));
+            if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+            scope_bind(e, &inst->scope, m->name, m->loc, v, false);
+            break;
+        }
+        case MB_PARAM:
+            if (!elab_param(e, inst, m)) return false;
+            break;
+        case MB_INSTANCE:
+            if (!elab_instance(e, inst, m)) return false;
+            break;
+        case MB_FN:
+            if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+            scope_bind(e, &inst->scope, m->name, m->loc,
+                       (Value){.kind = V_FN, .fn = m->fn, .inst = inst, .home = &inst->scope, .loc = m->loc}, false);
+            break;
+        case MB_IF: {
+            Value c;
+            bool b;
+            if (!eval_expr(e, &inst->scope, m->cond, &c) || !value_bool(e, &c, "an 'if' condition", &b)) return false;
+            if (!elab_members(e, inst, b ? &m->then_members : &m->else_members)) return false;
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                             SrcLoc loc) {
+    const ModuleDecl *md = mod->module;
+    const char *fname = arena_printf(e->arena, "%s()", md->name);
+    if (e->inst_depth >= ELAB_MAX_INST_DEPTH) {
+        diag_error(e->diag, loc, "modules nested more than %d deep at '%s' (does %s instantiate itself?)",
+                   ELAB_MAX_INST_DEPTH, path, md->name);
+        return NULL;
+    }
+    int n = md->n_params;
+    const char **pnames = arena_alloc(e->arena, sizeof(char *) * (size_t)(n + 1));
+    Value *args = arena_alloc(e->arena, sizeof(Value) * (size_t)(n + 1));
+    bool *given = arena_alloc(e->arena, sizeof(bool) * (size_t)(n + 1));
+    int n_required = 0;
+    for (int i = 0; i < n; i++) {
+        pnames[i] = md->params[i].name;
+        if (!md->params[i].dflt) n_required = i + 1;
+    }
+    if (!bind_args(e, loc, fname, pnames, n, n_required, ca, args, given)) return NULL;
+    /* defaults see the module's file scope and the arguments before them */
+    Scope *arg_scope = new_scope(e, mod->home, false);
+    for (int i = 0; i < n; i++) {
+        if (!given[i] && !eval_expr(e, arg_scope, md->params[i].dflt, &args[i])) return NULL;
+        scope_bind(e, arg_scope, pnames[i], md->params[i].loc, args[i], true);
+        if (!value_is_const(&args[i])) {
+            diag_error(e->diag, args[i].loc,
+                       "argument '%s' of %s must be a compile-time constant (number, bool, list or dtype), got %s",
+                       pnames[i], fname, value_describe(e, &args[i]));
+            return NULL;
+        }
+    }
+    for (Instance *p = parent; p; p = p->parent) {
+        if (p->decl != md) continue;
+        bool same = true;
+        for (int i = 0; i < n && same; i++) same = value_equal(&p->args[i], &args[i]);
+        if (!same) continue;
+        const char *chain = md->name;
+        for (Instance *q = parent; q != p; q = q->parent) chain = arena_printf(e->arena, "%s -> %s", q->decl->name, chain);
+        diag_error(e->diag, loc, "module '%s' instantiates itself: %s -> %s", md->name, md->name, chain);
+        return NULL;
+    }
+    Instance *inst = arena_alloc(e->arena, sizeof *inst);
+    inst->decl = md;
+    inst->path = path;
+    inst->loc = loc;
+    inst->parent = parent;
+    inst->args = args;
+    inst->n_args = n;
+    inst->scope.parent = mod->home;
+    for (int i = 0; i < n; i++) scope_bind(e, &inst->scope, pnames[i], md->params[i].loc, args[i], true);
+    e->inst_depth++;
+    bool ok = elab_members(e, inst, &md->members);
+    e->inst_depth--;
+    if (!ok) {
+        if (parent) note_once(e, loc, arena_printf(e->arena, "while instantiating '%s' (%s) here", path, md->name));
+        return NULL;
+    }
+    return inst;
+}
+
+/* Own params first, in declaration order, then each submodule's: PyTorch's state_dict order. */
+static bool emit_params(Elab *e, Instance *inst) {
+    for (int i = 0; i < inst->n_params; i++) {
+        ParamSpec *p = inst->params[i];
+        NodeAttrs a = {.name = p->name, .dtype = p->dtype, .shape = p->shape, .init = p->init, .frozen = p->frozen};
+        Value v;
+        if (!add_op(e, OP_PARAM, NULL, 0, &a, p->loc, &v)) return false;
+        p->id = v.id;
+    }
+    for (int i = 0; i < inst->n_children; i++)
+        if (!emit_params(e, inst->children[i])) return false;
+    return true;
+}
+
+/* ---- top level ---------------------------------------------------------- */
+
+static bool bind_global(Elab *e, Scope *s, const char *name, SrcLoc loc, Value v) {
+    for (Binding *b = s->head; b; b = b->next)
+        if (strcmp(b->name, name) == 0) {
+            diag_error(e->diag, loc, "duplicate definition of '%s'", name);
+            diag_note(e->diag, b->loc, "previous definition of '%s' is here", name);
+            return false;
+        }
+    scope_bind(e, s, name, loc, v, false);
+    return true;
+}
+
+static bool bind_decls(Elab *e, Scope *s, const Unit *u) {
+    for (int i = 0; i < u->n_modules; i++) {
+        const ModuleDecl *m = u->modules[i];
+        if (!bind_global(e, s, m->name, m->loc, (Value){.kind = V_MODULE, .module = m, .home = s, .loc = m->loc}))
+            return false;
+    }
+    for (int i = 0; i < u->n_fns; i++) {
+        const FnDecl *f = u->fns[i];
+        if (!bind_global(e, s, f->name, f->loc, (Value){.kind = V_FN, .fn = f, .home = s, .loc = f->loc})) return false;
+    }
+    return true;
+}
+
+/* Parses a -D value: an integer, a number or true/false. */
+static bool parse_define(Elab *e, const Define *d, SrcLoc loc, Value *out) {
+    const char *s = d->value ? d->value : "";
+    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        *out = (Value){.kind = V_BOOL, .b = s[0] == 't', .loc = loc};
+        return true;
+    }
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (!s[0] || *end || !isfinite(x) || errno == ERANGE || strpbrk(s, "xXnN"))
+        return diag_error_plain(e->diag, "-D %s=%s: the value must be a number or true/false", d->name, s);
+    bool is_int = strspn(s + (s[0] == '-' || s[0] == '+'), "0123456789") == strlen(s + (s[0] == '-' || s[0] == '+'));
+    if (is_int && fabs(x) > 9007199254740992.0)
+        return diag_error_plain(e->diag, "-D %s=%s: the integer is too large", d->name, s);
+    *out = value_num(x, is_int, loc);
+    return true;
+}
+
+static bool eval_consts(Elab *e, Scope *s, const Unit *u, const Define *defs, int n_defs) {
+    for (int i = 0; i < n_defs; i++) {
+        bool found = false;
+        for (int j = 0; j < u->n_consts && !found; j++) found = strcmp(u->consts[j]->name, defs[i].name) == 0;
+        if (!found)
+            return diag_error_plain(e->diag, "-D %s: no constant named '%s' in %s", defs[i].name, defs[i].name,
+                                    u->path);
+    }
+    for (int j = 0; j < u->n_consts; j++) {
+        const ConstDecl *c = u->consts[j];
+        const Define *def = NULL;
+        for (int i = 0; i < n_defs; i++)
+            if (strcmp(defs[i].name, c->name) == 0) def = &defs[i]; /* the last -D wins */
+        Value v;
+        if (def) {
+            if (!parse_define(e, def, c->value->loc, &v)) return false;
+        } else if (!eval_expr(e, s, c->value, &v)) {
+            return false;
+        }
+        if (!value_is_const(&v))
+            return diag_error(e->diag, c->value->loc, "constant '%s' must be a compile-time value, got %s", c->name,
+                              value_describe(e, &v));
+        if (!bind_global(e, s, c->name, c->loc, v)) return false;
+    }
+    return true;
+}
+
+static const ModuleDecl *find_model(Elab *e, const Unit *u) {
+    const ModuleDecl *model = NULL;
+    for (int i = 0; i < u->n_modules; i++) {
+        const ModuleDecl *m = u->modules[i];
+        if (!m->is_model) continue;
+        if (model) {
+            diag_error(e->diag, m->loc, "more than one model in this file: '%s' here and '%s' at %d:%d", m->name,
+                       model->name, model->loc.line, model->loc.col);
+            return NULL;
+        }
+        model = m;
+    }
+    if (!model)
+        diag_error(e->diag, (SrcLoc){u->path, 0, 0},
+                   "no model defined; write 'model Name { ... }' with a 'fn forward(...)'");
+    return model;
+}
+
+/* Adds the forward's typed parameters as graph inputs, in order. */
+static bool add_inputs(Elab *e, Instance *model, const FnDecl *fn, CallArgs *ca) {
+    ca->n = fn->n_params;
+    ca->vals = arena_alloc(e->arena, sizeof(Value) * (size_t)(fn->n_params + 1));
+    ca->names = arena_alloc(e->arena, sizeof(char *) * (size_t)(fn->n_params + 1));
+    ca->locs = arena_alloc(e->arena, sizeof(SrcLoc) * (size_t)(fn->n_params + 1));
+    for (int i = 0; i < fn->n_params; i++) {
+        const Param *p = &fn->params[i];
+        if (!p->type)
+            return diag_error(e->diag, p->loc,
+                              "parameter '%s' of the model's forward needs a tensor type, e.g. '%s: f32[64, 784]'",
+                              p->name, p->name);
+        if (p->dflt)
+            return diag_error(e->diag, p->dflt->loc,
+                              "parameter '%s' of the model's forward is a graph input and cannot have a default",
+                              p->name);
+        NodeAttrs a = {.name = p->name};
+        if (!resolve_type(e, &model->scope, p->type, &a.dtype, &a.shape)) return false;
+        if (!add_op(e, OP_INPUT, NULL, 0, &a, p->loc, &ca->vals[i])) return false;
+        ca->locs[i] = p->loc;
+    }
+    return true;
+}
+
+static bool add_outputs(Elab *e, const char *display, const Value *ret) {
+    int n = ret->kind == V_TUPLE ? ret->n_items : 1;
+    for (int i = 0; i < n; i++) {
+        const Value *v = ret->kind == V_TUPLE ? &ret->items[i] : ret;
+        if (v->kind != V_TENSOR) {
+            if (n == 1) return diag_error(e->diag, v->loc, "%s must return tensors, got %s", display, value_describe(e, v));
+            return diag_error(e->diag, v->loc, "%s must return tensors; value %d is %s", display, i + 1,
+                              value_describe(e, v));
+        }
+        graph_add_output(e->graph, v->id);
+    }
+    return true;
+}
+
+static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Define *defs, int n_defs) {
+    e->user_scope.parent = &e->std_scope;
+    const ModuleDecl *md = find_model(e, user);
+    if (!md) return NULL;
+    e->graph = graph_new(e->arena, arena_printf(e->arena, "%s.forward", md->name));
+    if (!bind_decls(e, &e->std_scope, std) || !eval_consts(e, &e->std_scope, std, NULL, 0) ||
+        !bind_decls(e, &e->user_scope, user) || !eval_consts(e, &e->user_scope, user, defs, n_defs))
+        return NULL;
+    Value mv = {.kind = V_MODULE, .module = md, .home = &e->user_scope, .loc = md->loc};
+    CallArgs none = {0};
+    Instance *model = instantiate(e, &mv, "", NULL, &none, md->loc);
+    if (!model) return NULL;
+    Binding *fb = own_binding(model, "forward");
+    if (!fb || fb->val.kind != V_FN) {
+        diag_error(e->diag, md->loc, "model '%s' has no forward function", md->name);
+        return NULL;
+    }
+    CallArgs inputs;
+    Value ret;
+    const char *display = arena_printf(e->arena, "%s.forward()", md->name);
+    if (!add_inputs(e, model, fb->val.fn, &inputs) || !emit_params(e, model) ||
+        !call_fn(e, &fb->val, display, fb->val.fn->loc, &inputs, &ret) || !add_outputs(e, display, &ret))
+        return NULL;
+    Program *p = arena_alloc(e->arena, sizeof *p);
+    p->model_name = md->name;
+    p->model_loc = md->loc;
+    p->forward = e->graph;
+    return p;
+}
+
+Program *frontend_compile_source(Arena *a, const char *path, const char *src, const Define *defs, int n_defs,
+                                 Diag *d) {
+    diag_add_source(etch_stdlib_nn_name, etch_stdlib_nn_source);
+    diag_add_source(path, src);
+    Unit *std = parse_unit(a, etch_stdlib_nn_name, etch_stdlib_nn_source, d);
+    if (!std) return NULL;
+    Unit *user = parse_unit(a, path, src, d);
+    if (!user) return NULL;
+    Elab e = {.arena = a, .diag = d};
+    return elaborate(&e, std, user, defs, n_defs);
+}
+
+Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, int n_defs, Diag *d) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        diag_error_plain(d, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) abort();
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (len < cap - 1) break;
+        cap *= 2;
+        buf = realloc(buf, cap);
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    buf[len] = '\0';
+    if (failed) {
+        free(buf);
+        diag_error_plain(d, "cannot read '%s'", path);
+        return NULL;
+    }
+    if (strlen(buf) != len) {
+        free(buf);
+        diag_error_plain(d, "'%s' contains a NUL byte; is it a text file?", path);
+        return NULL;
+    }
+    char *text = arena_strndup(a, buf, len);
+    free(buf);
+    return frontend_compile_source(a, path, text, defs, n_defs, d);
+}
