@@ -228,6 +228,21 @@ typedef struct ConstDecl {
     Expr *value;
 } ConstDecl;
 
+/* One entry of a train block: `name = expr` or `name: type`. */
+typedef struct TrainEntry {
+    const char *name;
+    SrcLoc loc;      /* the name */
+    Expr *value;     /* `=` entries */
+    TypeExpr *type;  /* `:` entries (x, y) */
+} TrainEntry;
+
+/* train { loss = ...  optimizer = sgd(...)  batch = 64  epochs = 10  [x: T]  [y: T] } */
+typedef struct TrainDecl {
+    SrcLoc loc;      /* the 'train' word */
+    TrainEntry *entries;
+    int n_entries;
+} TrainDecl;
+
 /* One parsed file: its top-level declarations, each kind in source order. */
 typedef struct Unit {
     const char *path;
@@ -237,6 +252,7 @@ typedef struct Unit {
     int n_modules;
     FnDecl **fns;
     int n_fns;
+    TrainDecl *train; /* NULL when the file has no train block */
 } Unit;
 
 /* Parses a whole file. NULL after reporting the first error through d. */

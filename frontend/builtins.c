@@ -387,6 +387,117 @@ static bool bi_broadcast_to(Elab *e, const Builtin *b, SrcLoc loc, Value *args, 
     return add_op(e, OP_BROADCAST, &x, 1, &a, loc, out);
 }
 
+/* ---- losses and penalties (composites of primitives; their gradients come
+ * from the primitives' rules) ---- */
+
+/* Sums every element: reduce_sum over all axes (a scalar). */
+static bool sum_all(Elab *e, int x, SrcLoc loc, Value *out) {
+    NodeAttrs a = {.n_axes = shape_of(e, x)->rank};
+    for (int i = 0; i < a.n_axes; i++) a.axes[i] = i;
+    if (a.n_axes == 0) {
+        *out = (Value){.kind = V_TENSOR, .id = x, .loc = loc};
+        return true;
+    }
+    return add_op(e, OP_REDUCE_SUM, &x, 1, &a, loc, out);
+}
+
+/* -mean over N of sum over C of (logp * one_hot(labels)): PyTorch's nll_loss
+ * with mean reduction, for logp [N, C] and integer labels [N]. */
+static bool nll_of(Elab *e, const Builtin *b, SrcLoc loc, int logp, const Value *labels, Value *out) {
+    int y;
+    if (!need_tensor(e, labels, fname(e, b), &y)) return false;
+    const Node *lp = &e->graph->nodes[logp], *yl = &e->graph->nodes[y];
+    if (lp->shape.rank != 2 || !dtype_is_float(lp->dtype) || yl->shape.rank != 1 || dtype_is_float(yl->dtype) ||
+        yl->dtype == DT_BOOL || yl->shape.dim[0] != lp->shape.dim[0])
+        return diag_error(e->diag, loc, "%s takes scores f32[N, C] and integer class labels i64[N], got %s and %s",
+                          fname(e, b), tensor_type(e, logp), tensor_type(e, y));
+    int64_t n = lp->shape.dim[0], c = lp->shape.dim[1];
+    DType ft = lp->dtype, it = yl->dtype;
+    Value col, io, hit, mask, picked, total;
+    NodeAttrs col_a = {.shape = {2, {n, 1}}}, io_a = {.dtype = it, .shape = {2, {1, c}}, .axis = 1};
+    NodeAttrs cast_a = {.dtype = ft}, sum_c = {.n_axes = 1, .axes = {1}}, mean_n = {.n_axes = 1, .axes = {0}};
+    if (!add_op(e, OP_RESHAPE, &y, 1, &col_a, loc, &col) || !add_op(e, OP_IOTA, NULL, 0, &io_a, loc, &io) ||
+        !add_op(e, OP_EQ, (int[]){col.id, io.id}, 2, NULL, loc, &hit) ||
+        !add_op(e, OP_CAST, &hit.id, 1, &cast_a, loc, &mask) ||
+        !add_op(e, OP_MUL, (int[]){logp, mask.id}, 2, NULL, loc, &picked) ||
+        !add_op(e, OP_REDUCE_SUM, &picked.id, 1, &sum_c, loc, &total) ||
+        !add_op(e, OP_REDUCE_MEAN, &total.id, 1, &mean_n, loc, &picked))
+        return false;
+    return add_op(e, OP_NEG, &picked.id, 1, NULL, loc, out);
+}
+
+static bool bi_nll(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    return nll_of(e, b, loc, x, &args[1], out);
+}
+
+/* cross_entropy(logits, labels) = nll(log_softmax(logits, dim=1), labels) */
+static bool bi_cross_entropy(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x;
+    Value ls;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    if (shape_of(e, x)->rank != 2 || !dtype_is_float(e->graph->nodes[x].dtype))
+        return nll_of(e, b, loc, x, &args[1], out); /* reports the expected types */
+    NodeAttrs a = {.axis = 1};
+    return add_op(e, OP_LOG_SOFTMAX, &x, 1, &a, loc, &ls) && nll_of(e, b, loc, ls.id, &args[1], out);
+}
+
+/* mse(input, target) = mean((input - target)^2) over every element */
+static bool bi_mse(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x, t;
+    if (!need_tensor(e, &args[0], fname(e, b), &x) || !need_tensor(e, &args[1], fname(e, b), &t)) return false;
+    if (!shape_equal(shape_of(e, x), shape_of(e, t)) || e->graph->nodes[x].dtype != e->graph->nodes[t].dtype)
+        return diag_error(e->diag, loc, "%s needs input and target of the same type, got %s and %s", fname(e, b),
+                          tensor_type(e, x), tensor_type(e, t));
+    Value d, sq;
+    NodeAttrs all = {.n_axes = shape_of(e, x)->rank};
+    for (int i = 0; i < all.n_axes; i++) all.axes[i] = i;
+    if (!add_op(e, OP_SUB, (int[]){x, t}, 2, NULL, loc, &d) || !add_op(e, OP_MUL, (int[]){d.id, d.id}, 2, NULL, loc, &sq))
+        return false;
+    if (!all.n_axes) {
+        *out = sq;
+        return true;
+    }
+    return add_op(e, OP_REDUCE_MEAN, &sq.id, 1, &all, loc, out);
+}
+
+/* Adds sum(|p|) (l1) or sum(p*p) (l2) of every trainable param under inst to *acc. */
+static bool penalty_of(Elab *e, Instance *inst, OpKind op, SrcLoc loc, Value *acc, bool *any) {
+    for (int i = 0; i < inst->n_params; i++) {
+        ParamSpec *p = inst->params[i];
+        if (p->frozen || !dtype_is_float(p->dtype) || p->id < 0) continue;
+        Value term, s;
+        bool ok = op == OP_ABS ? add_op(e, OP_ABS, &p->id, 1, NULL, loc, &term)
+                               : add_op(e, OP_MUL, (int[]){p->id, p->id}, 2, NULL, loc, &term);
+        if (!ok || !sum_all(e, term.id, loc, &s)) return false;
+        if (*any && e->graph->nodes[s.id].dtype == e->graph->nodes[acc->id].dtype) {
+            if (!add_op(e, OP_ADD, (int[]){acc->id, s.id}, 2, NULL, loc, acc)) return false;
+        } else if (!*any) {
+            *acc = s;
+            *any = true;
+        }
+    }
+    for (int i = 0; i < inst->n_children; i++)
+        if (!penalty_of(e, inst->children[i], op, loc, acc, any)) return false;
+    return true;
+}
+
+/* l1(module) = sum |p|, l2(module) = sum p^2 over the module's trainable params */
+static bool bi_penalty(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (args[0].kind != V_INSTANCE)
+        return diag_error(e->diag, args[0].loc, "%s takes a module (e.g. l2(Net) or l2(fc1)), got %s", fname(e, b),
+                          value_describe(e, &args[0]));
+    bool any = false;
+    if (!penalty_of(e, args[0].inst, b->op, loc, out, &any)) return false;
+    if (!any) *out = value_num(0, false, loc);
+    return true;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 #define UNARY(n, k) {n, {"x"}, 1, 1, bi_unary, k}
@@ -418,6 +529,11 @@ static const Builtin builtins[] = {
     {"log_softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_LOG_SOFTMAX},
     {"int", {"x"}, 1, 1, bi_convert, OP_COUNT},
     {"float", {"x"}, 1, 1, bi_convert, OP_COUNT},
+    {"cross_entropy", {"input", "target"}, 2, 2, bi_cross_entropy, OP_COUNT},
+    {"nll", {"input", "target"}, 2, 2, bi_nll, OP_COUNT},
+    {"mse", {"input", "target"}, 2, 2, bi_mse, OP_COUNT},
+    {"l1", {"module"}, 1, 1, bi_penalty, OP_ABS},
+    {"l2", {"module"}, 1, 1, bi_penalty, OP_MUL},
 };
 #undef UNARY
 enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };

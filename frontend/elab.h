@@ -98,6 +98,7 @@ typedef struct Elab {
     Scope user_scope; /* the user file's top level; parent: std_scope */
     int call_depth;
     int inst_depth;
+    bool training;         /* tracing a train block: dropout and friends are active */
     const char *last_note; /* the last note printed while unwinding an error */
     SrcLoc last_note_loc;
 } Elab;
@@ -151,6 +152,10 @@ bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Val
 bool builtin_exists(const char *name);
 /* Names of all builtins, NULL-terminated (for suggestions). */
 const char *const *builtin_names(void);
+/* Adds the params of inst and its children to e->graph (PyTorch state_dict order). */
+bool emit_params(Elab *e, Instance *inst);
+/* The train block of the user file (train.c); e->graph is the new loss graph. */
+TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDecl *forward);
 /* A tensor type from a TypeExpr, dims evaluated in s. */
 bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh);
 

@@ -533,7 +533,7 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
 }
 
 /* Own params first, in declaration order, then each submodule's: PyTorch's state_dict order. */
-static bool emit_params(Elab *e, Instance *inst) {
+bool emit_params(Elab *e, Instance *inst) {
     for (int i = 0; i < inst->n_params; i++) {
         ParamSpec *p = inst->params[i];
         NodeAttrs a = {.name = p->name, .dtype = p->dtype, .shape = p->shape, .init = p->init, .frozen = p->frozen};
@@ -701,6 +701,7 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
     p->model_name = md->name;
     p->model_loc = md->loc;
     p->forward = e->graph;
+    if (user->train && !(p->train = elab_train(e, user->train, model, fb->val.fn))) return NULL;
     return p;
 }
 

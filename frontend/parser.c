@@ -719,7 +719,40 @@ static ModuleDecl *parse_module(Parser *P) {
     return md;
 }
 
-/* file = { const_decl | module_decl | model_decl | fn_decl } EOF ; */
+/* train_decl  = "train" "{" { train_entry } "}" ;
+ * train_entry = IDENT "=" expr | IDENT ":" type ;
+ * 'train' is a word, not a keyword: it starts a block only at top level. */
+static TrainDecl *parse_train(Parser *P) {
+    Token *kw = next(P);
+    TrainDecl *td = arena_alloc(P->arena, sizeof *td);
+    td->loc = kw->loc;
+    Token *open = expect(P, TK_LBRACE, "after 'train'");
+    if (!open) return NULL;
+    int cap = 0;
+    for (;;) {
+        skip_semis(P);
+        if (at(P, TK_RBRACE) || at(P, TK_EOF)) break;
+        Token *name = expect(P, TK_IDENT, "(an entry such as 'loss = ...') in the train block");
+        if (!name) return NULL;
+        TrainEntry en = {.name = tok_name(P, name), .loc = name->loc};
+        if (accept(P, TK_COLON)) {
+            if (!(en.type = parse_type(P))) return NULL;
+        } else {
+            if (!expect(P, TK_ASSIGN, "after the train entry's name")) return NULL;
+            if (!(en.value = parse_expr(P))) return NULL;
+        }
+        if (td->n_entries == cap) {
+            cap = cap ? 2 * cap : 8;
+            TrainEntry *grown = arena_alloc(P->arena, sizeof *grown * (size_t)cap);
+            if (td->n_entries) memcpy(grown, td->entries, sizeof *grown * (size_t)td->n_entries);
+            td->entries = grown;
+        }
+        td->entries[td->n_entries++] = en;
+    }
+    return expect_close(P, TK_RBRACE, open) ? td : NULL;
+}
+
+/* file = { const_decl | module_decl | model_decl | fn_decl | train_decl } EOF ; */
 Unit *parse_unit(Arena *a, const char *path, const char *src, Diag *d) {
     int n_toks;
     Token *toks = lex_source(a, path, src, &n_toks, d);
@@ -744,8 +777,16 @@ Unit *parse_unit(Arena *a, const char *path, const char *src, Diag *d) {
             FnDecl *f = parse_fn(&P);
             if (!f) return NULL;
             u->fns = push_ptr(&P, u->fns, &u->n_fns, &cap_f, f);
+        } else if (t->kind == TK_IDENT && t->len == 5 && !memcmp(t->text, "train", 5) &&
+                   peek_at(&P, 1)->kind == TK_LBRACE) {
+            if (u->train) {
+                diag_error(d, t->loc, "more than one train block (the first is at %d:%d)", u->train->loc.line,
+                           u->train->loc.col);
+                return NULL;
+            }
+            if (!(u->train = parse_train(&P))) return NULL;
         } else {
-            diag_error(d, t->loc, "expected 'const', 'module', 'model' or 'fn' at top level, found %s",
+            diag_error(d, t->loc, "expected 'const', 'module', 'model', 'fn' or 'train' at top level, found %s",
                        tok_found(&P, t));
             return NULL;
         }
