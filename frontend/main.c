@@ -211,12 +211,19 @@ static Tensor **load_params(const Graph *g, const Options *o, Diag *d) {
     return o->weights ? params_load(g, o->weights, d) : params_init(g, ETCH_DEFAULT_SEED);
 }
 
+static Graph *train_step_graph(Program *p, Arena *a, Diag *d);
+
 static int cmd_check(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    int rc = p && ir_verify(p->forward, &d) ? 0 : 1;
+    bool ok = p && ir_verify(p->forward, &d);
+    if (ok && p->train) { /* the training step too: optimizer settings, differentiability */
+        Graph *step = train_step_graph(p, a, &d);
+        ok = step && ir_verify(step, &d);
+    }
+    int rc = ok ? 0 : 1;
     diag_dispose(&d);
     arena_free(a);
     return rc;
