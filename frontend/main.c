@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codegen/build.h"
@@ -531,13 +532,21 @@ static char *build_trainer(Program *p, const Options *o, const char *dir, Diag *
     return path;
 }
 
+/* The data folder must exist before we spend time compiling. */
+static bool check_data_dir(const char *dir, Diag *d) {
+    struct stat st;
+    if (stat(dir, &st) != 0) return diag_error_plain(d, "--data %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return diag_error_plain(d, "--data %s: not a folder", dir);
+    return true;
+}
+
 static int cmd_train(const Options *o) {
     if (!o->data) return usage_error("%s", "train needs --data DIR");
     if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = load_program(a, o, &d);
+    Program *p = check_data_dir(o->data, &d) ? load_program(a, o, &d) : NULL;
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
@@ -586,7 +595,7 @@ static int cmd_eval(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = load_program(a, o, &d);
+    Program *p = check_data_dir(o->data, &d) ? load_program(a, o, &d) : NULL;
     Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
     char *dir = check ? build_tempdir(&d) : NULL;
     char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
