@@ -4,6 +4,7 @@
  * last user has run. */
 #include "ir/eager.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,3 +92,5 @@ bool eager_run(const Graph *g, Tensor *const *inputs, Tensor *const *params, Ten
     free(owned);
     return ok;
 }
+
+void eager_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }

@@ -19,4 +19,7 @@ typedef struct EagerStats {
 bool eager_run(const Graph *g, Tensor *const *inputs, Tensor *const *params, Tensor **outputs, EagerStats *stats,
                Diag *d);
 
+/* Threads the eager kernels (OpenBLAS) may use. */
+void eager_set_threads(int n);
+
 #endif

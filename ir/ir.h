@@ -78,6 +78,8 @@ typedef struct NodeAttrs {
     DType dtype;        /* input/param/const/cast: the requested result dtype */
     ParamInit init;     /* param */
     bool frozen;        /* param: excluded from gradients */
+    bool trans_a, trans_b; /* matmul: operand stored transposed (last two dims swapped) */
+    int group;          /* fusion group (passes/fuse.c): nodes with the same nonzero group run as one kernel */
 } NodeAttrs;
 
 typedef struct Node {

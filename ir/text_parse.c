@@ -269,22 +269,27 @@ enum {
     AK_KEEPDIMS = 1 << 4,
     AK_PERM = 1 << 5,
     AK_AXIS = 1 << 6,
+    AK_TRANS_A = 1 << 7,
+    AK_TRANS_B = 1 << 8,
+    AK_GROUP = 1 << 9,
 };
-static const char *const attr_names[] = {"init", "frozen", "value", "axes", "keepdims", "perm", "axis"};
+static const char *const attr_names[] = {"init", "frozen", "value", "axes", "keepdims", "perm", "axis",
+                                         "transpose_a", "transpose_b", "group"};
 enum { N_ATTR_KEYS = sizeof attr_names / sizeof attr_names[0] };
 
 static unsigned attrs_allowed(OpKind op) {
     switch (op) {
     case OP_PARAM: return AK_INIT | AK_FROZEN;
-    case OP_CONST: return AK_VALUE;
+    case OP_CONST: return AK_VALUE | AK_GROUP;
     case OP_REDUCE_SUM:
     case OP_REDUCE_MAX:
-    case OP_REDUCE_MEAN: return AK_AXES | AK_KEEPDIMS;
-    case OP_TRANSPOSE: return AK_PERM;
+    case OP_REDUCE_MEAN: return AK_AXES | AK_KEEPDIMS | AK_GROUP;
+    case OP_TRANSPOSE: return AK_PERM | AK_GROUP;
     case OP_IOTA:
     case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: return AK_AXIS;
-    default: return 0;
+    case OP_LOG_SOFTMAX: return AK_AXIS | AK_GROUP;
+    case OP_MATMUL: return AK_TRANS_A | AK_TRANS_B | AK_GROUP;
+    default: return AK_GROUP; /* any op may belong to a fusion group */
     }
 }
 /* Keys without a sensible default; the others default to zeros/false. */
@@ -367,6 +372,12 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
         case AK_INIT: ok = parse_init(P, &attr->init); break;
         case AK_FROZEN: ok = parse_bool(P, name, &attr->frozen); break;
         case AK_KEEPDIMS: ok = parse_bool(P, name, &attr->keepdims); break;
+        case AK_TRANS_A: ok = parse_bool(P, name, &attr->trans_a); break;
+        case AK_TRANS_B: ok = parse_bool(P, name, &attr->trans_b); break;
+        case AK_GROUP:
+            ok = parse_int(P, 1, INT_MAX, "a positive group number", &v);
+            attr->group = ok ? (int)v : 0;
+            break;
         case AK_VALUE: ok = parse_double(P, "a number for 'value'", &attr->value); break;
         case AK_AXES:
         case AK_PERM: ok = parse_axis_list(P, name, attr); break;

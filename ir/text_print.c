@@ -104,37 +104,46 @@ static void print_init(StrBuf *b, const ParamInit *in) {
 }
 
 /* The "{...}" block: only the attributes that mean something for n's op, in a
- * fixed order, so two graphs that behave alike print alike. */
+ * fixed order, so two graphs that behave alike print alike. A fusion group
+ * (any op) comes last. */
 static void print_attrs(StrBuf *b, const Node *n) {
     int n_axes = n->attr.n_axes < 0 ? 0 : n->attr.n_axes > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->attr.n_axes;
+    size_t start = b->len;
     switch (n->op) {
     case OP_PARAM:
-        sb_puts(b, " {init = ");
+        sb_puts(b, ", init = ");
         print_init(b, &n->attr.init);
         if (n->attr.frozen) sb_puts(b, ", frozen = true");
-        sb_puts(b, "}");
         break;
     case OP_CONST:
-        sb_puts(b, " {value = ");
+        sb_puts(b, ", value = ");
         print_double(b, n->attr.value);
-        sb_puts(b, "}");
         break;
     case OP_REDUCE_SUM:
     case OP_REDUCE_MAX:
     case OP_REDUCE_MEAN:
-        sb_puts(b, " {axes = ");
+        sb_puts(b, ", axes = ");
         print_int_list(b, n->attr.axes, n_axes);
-        sb_printf(b, ", keepdims = %s}", n->attr.keepdims ? "true" : "false");
+        sb_printf(b, ", keepdims = %s", n->attr.keepdims ? "true" : "false");
         break;
     case OP_TRANSPOSE:
-        sb_puts(b, " {perm = ");
+        sb_puts(b, ", perm = ");
         print_int_list(b, n->attr.axes, n_axes);
-        sb_puts(b, "}");
+        break;
+    case OP_MATMUL:
+        if (n->attr.trans_a) sb_puts(b, ", transpose_a = true");
+        if (n->attr.trans_b) sb_puts(b, ", transpose_b = true");
         break;
     case OP_IOTA:
     case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: sb_printf(b, " {axis = %d}", n->attr.axis); break;
+    case OP_LOG_SOFTMAX: sb_printf(b, ", axis = %d", n->attr.axis); break;
     default: break;
+    }
+    if (n->attr.group) sb_printf(b, ", group = %d", n->attr.group);
+    if (b->len > start) { /* turn the leading ", " into " {" and close */
+        b->s[start] = ' ';
+        b->s[start + 1] = '{';
+        sb_puts(b, "}");
     }
 }
 

@@ -1,0 +1,205 @@
+/* cmd_bench.c: `etch bench FILE`: static vs dynamic, measured in one process.
+ *
+ * Runs the same model on the same weights and inputs two ways: the eager
+ * executor (op by op, allocating every result as a dynamic framework does)
+ * and the compiled C (loaded as a shared library), for inference and, when
+ * the file has a train block, for one training step. Prints the median time
+ * per call over repeats, kernels launched, bytes of intermediates allocated
+ * per call, peak memory of intermediates, and the speedup over eager. The
+ * numbers are ratios from one run on one machine: see bench/ for scripts. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/build.h"
+#include "frontend/driver/driver.h"
+#include "ir/eager.h"
+#include "ir/params.h"
+
+typedef struct BenchRow {
+    const char *what, *mode;
+    double median_us;
+    int64_t kernels, alloc_bytes, peak_bytes;
+} BenchRow;
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Calls fn(ctx) until about budget_us has passed (at least 5, at most 2000
+ * times, after 2 warm-up calls) and returns the median time of one call. */
+static double time_median(void (*fn)(void *), void *ctx, double budget_us) {
+    enum { MAX_REPS = 2000 };
+    static double t[MAX_REPS];
+    fn(ctx);
+    fn(ctx);
+    int n = 0;
+    double start = now_us();
+    while (n < MAX_REPS && (n < 5 || now_us() - start < budget_us)) {
+        double t0 = now_us();
+        fn(ctx);
+        t[n++] = now_us() - t0;
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+typedef struct EagerCtx {
+    const Graph *g;
+    Tensor **ins, **params;
+    EagerStats stats;
+} EagerCtx;
+
+static void eager_call(void *p) {
+    EagerCtx *c = p;
+    Tensor *outs[16] = {0};
+    eager_run(c->g, c->ins, c->params, outs, &c->stats, NULL);
+    for (int i = 0; i < c->g->n_outputs && i < 16; i++) tensor_free(outs[i]);
+}
+
+typedef struct CompiledCtx {
+    void (*fn)(const void *const *, void *const *);
+    const void *in[16];
+    void *out[16];
+} CompiledCtx;
+
+static void compiled_call(void *p) {
+    CompiledCtx *c = p;
+    c->fn(c->in, c->out);
+}
+
+/* Seeded inputs: floats uniform [0, 1), integers uniform class ids. */
+static Tensor **bench_inputs(const Graph *g, int64_t classes) {
+    Tensor **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
+    for (int i = 0; i < g->n_inputs; i++) {
+        const Node *n = &g->nodes[g->inputs[i]];
+        ins[i] = tensor_new(n->dtype, n->shape);
+        uint32_t r[4];
+        for (int64_t k = 0; k < tensor_numel(ins[i]); k++) {
+            etch_philox4x32(11 + (uint64_t)i, 0, (uint64_t)k, r);
+            tensor_set(ins[i], k, dtype_is_float(n->dtype) ? etch_u01(r[0]) : (double)(r[0] % (uint32_t)classes));
+        }
+    }
+    return ins;
+}
+
+static void free_tensors(Tensor **t, int n) {
+    for (int i = 0; i < n; i++) tensor_free(t[i]);
+    free(t);
+}
+
+static void fmt_bytes(char *buf, size_t n, int64_t b) {
+    if (b < 1024) snprintf(buf, n, "%lld B", (long long)b);
+    else if (b < 1024 * 1024) snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    else snprintf(buf, n, "%.2f MiB", b / 1048576.0);
+}
+
+int cmd_bench(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    Graph *step = ok && p->train ? train_step_graph(p, a, &d) : NULL;
+    if (ok && p->train && !step) ok = false;
+    char *dir = ok ? build_tempdir(&d) : NULL;
+    ok = dir != NULL;
+    int threads = o->threads > 0 ? o->threads : 1;
+    eager_set_threads(threads);
+
+    CGenEntry entries[2] = {{p ? p->forward : NULL, "forward"}, {step, "train_step"}};
+    Options bo = *o;
+    bo.embed = false;
+    bo.stats = false;
+    CGenStats st = {0};
+    char prefix[64], lib[4096], wpath[4096], sym[128], err[1024];
+    void *h = NULL;
+    Tensor **params = NULL;
+    if (ok) {
+        model_prefix(p->model_name, prefix, sizeof prefix);
+        char *c = cgen_model_source(entries, step ? 2 : 1, &(CGenOptions){.prefix = prefix}, &st, &d);
+        free(c);
+        snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
+        params = params_init(step ? step : p->forward, o->seed);
+        ok = emit_and_compile(p, entries, step ? 2 : 1, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, &d) &&
+             params_save(step ? step : p->forward, params, wpath, &d);
+        snprintf(lib, sizeof lib, "%s/lib%s.so", dir, prefix);
+        if (ok && !(h = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) ok = diag_error_plain(&d, "cannot load %s: %s", lib, dlerror());
+    }
+    if (ok) {
+        int (*load)(const char *, int, char *, size_t);
+        snprintf(sym, sizeof sym, "%s_load", prefix);
+        *(void **)&load = dlsym(h, sym);
+        if (load(wpath, 0, err, sizeof err)) ok = diag_error_plain(&d, "%s", err);
+    }
+    BenchRow rows[4];
+    int n_rows = 0;
+    for (int k = 0; ok && k < (step ? 2 : 1); k++) {
+        const Graph *g = entries[k].g;
+        const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
+        int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
+        Tensor **ins = bench_inputs(g, classes);
+        /* eager: params for this graph, by name from the shared set */
+        Tensor **gp = calloc((size_t)g->n_params + 1, sizeof *gp);
+        const Graph *pg = step ? step : p->forward;
+        for (int i = 0; i < g->n_params; i++) {
+            int j = 0;
+            while (strcmp(pg->nodes[pg->params[j]].attr.name, g->nodes[g->params[i]].attr.name)) j++;
+            gp[i] = tensor_new(params[j]->dtype, params[j]->shape);
+            memcpy(gp[i]->data, params[j]->data, tensor_nbytes(gp[i]));
+        }
+        EagerCtx ec = {.g = g, .ins = ins, .params = gp};
+        double te = time_median(eager_call, &ec, 1e6);
+        rows[n_rows++] = (BenchRow){k ? "train step" : "inference", "eager", te, ec.stats.kernels,
+                                    ec.stats.bytes_allocated, ec.stats.peak_bytes};
+        CompiledCtx cc = {0};
+        snprintf(sym, sizeof sym, "%s_%s_v", prefix, entries[k].name);
+        *(void **)&cc.fn = dlsym(h, sym);
+        Tensor *outs[16];
+        for (int i = 0; i < g->n_inputs; i++) cc.in[i] = ins[i]->data;
+        for (int i = 0; i < g->n_outputs && i < 16; i++) {
+            outs[i] = tensor_new(g->nodes[g->outputs[i]].dtype, g->nodes[g->outputs[i]].shape);
+            cc.out[i] = outs[i]->data;
+        }
+        double tc = time_median(compiled_call, &cc, 1e6);
+        CGenStats one;
+        char *c = cgen_model_source(&entries[k], 1, &(CGenOptions){.prefix = prefix}, &one, &d);
+        free(c);
+        rows[n_rows++] = (BenchRow){k ? "train step" : "inference", "compiled", tc, one.kernels, 0, one.arena_bytes};
+        for (int i = 0; i < g->n_outputs && i < 16; i++) tensor_free(outs[i]);
+        free_tensors(ins, g->n_inputs);
+        free_tensors(gp, g->n_params);
+    }
+    if (ok) {
+        const Node *x = &p->forward->nodes[p->forward->inputs[0]];
+        char ty[96];
+        printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name,
+               type_format(ty, sizeof ty, x->dtype, &x->shape), threads, threads == 1 ? "" : "s");
+        printf("%-11s %-9s %14s %9s %16s %16s %9s\n", "", "mode", "median/call", "kernels", "allocated/call",
+               "peak interm.", "speedup");
+        for (int i = 0; i < n_rows; i++) {
+            char al[32], pk[32];
+            fmt_bytes(al, sizeof al, rows[i].alloc_bytes);
+            fmt_bytes(pk, sizeof pk, rows[i].peak_bytes);
+            double base = rows[i & ~1].median_us;
+            printf("%-11s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", rows[i].what, rows[i].mode, rows[i].median_us,
+                   (long long)rows[i].kernels, al, pk, base / rows[i].median_us);
+        }
+    }
+    if (h) dlclose(h);
+    if (dir) build_rmtree(dir);
+    free(dir);
+    if (params) params_free(step ? step : p->forward, params);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}

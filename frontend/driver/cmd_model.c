@@ -1,0 +1,243 @@
+/* cmd_model.c: subcommands that compile and run a model's forward pass:
+ * check, ir, ir-roundtrip, build, run, make-input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/build.h"
+#include "frontend/driver/driver.h"
+#include "ir/eager.h"
+#include "ir/params.h"
+
+int cmd_check(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p && ir_verify(p->forward, &d);
+    if (ok && p->train) { /* the training step too: optimizer settings, differentiability */
+        Graph *step = train_step_graph(p, a, &d);
+        ok = step && ir_verify(step, &d);
+    }
+    int rc = ok ? 0 : 1;
+    diag_dispose(&d);
+    arena_free(a);
+    return rc;
+}
+
+int cmd_ir(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    Graph *g = p ? (o->grad ? train_step_graph(p, a, &d) : p->forward) : NULL;
+    if (g) ir_print(stdout, g);
+    diag_dispose(&d);
+    arena_free(a);
+    return g ? 0 : 1;
+}
+
+int cmd_ir_roundtrip(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    unsigned char *text = NULL;
+    size_t n;
+    char err[1024];
+    int rc = 1;
+    if (etch_read_file(o->file, &text, &n, err, sizeof err)) {
+        diag_error_plain(&d, "%s", err);
+    } else {
+        diag_add_source(o->file, (const char *)text);
+        Graph *g = ir_parse(a, o->file, (const char *)text, &d);
+        if (g && ir_verify(g, &d)) {
+            ir_print(stdout, g);
+            rc = 0;
+        }
+    }
+    diag_dispose(&d);
+    arena_free(a);
+    free(text);
+    return rc;
+}
+
+/* `etch build`: the forward entry (with --train also "grad" and "train_step"),
+ * and the weights file beside it unless embedded. */
+static bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
+    CGenEntry entries[3] = {{p->forward, "forward"}};
+    int n = 1;
+    if (o->train) {
+        Graph *grad = grad_graph(p, a, d), *step = grad ? train_step_graph(p, a, d) : NULL;
+        if (!step) return false;
+        entries[n++] = (CGenEntry){grad, "grad"};
+        entries[n++] = (CGenEntry){step, "train_step"};
+    }
+    if (!emit_and_compile(p, entries, n, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
+        return false;
+    if (!o->embed) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, p->model_name);
+        if (!params_save(p->forward, params, path, d)) return false;
+    }
+    return true;
+}
+
+int cmd_build(const Options *o) {
+    if (!o->out) return usage_error("%s", "build needs -o DIR");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    Tensor **params = p ? load_params(p->forward, o, &d) : NULL;
+    bool ok = params && (!o->train || !o->embed || usage_error("%s", "--train cannot embed weights") == 0) &&
+              build_model(p, params, o, o->out, o->exe, a, &d);
+    if (p) params_free(p->forward, params);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
+/* Reads an .npy input and checks it against graph input node id. */
+static Tensor *read_input(const Graph *g, int id, const char *path, Diag *d) {
+    etch_array arr;
+    char err[1024];
+    if (etch_npy_read(path, &arr, err, sizeof err)) {
+        diag_error_plain(d, "%s", err);
+        return NULL;
+    }
+    const Node *n = &g->nodes[id];
+    bool same = arr.dtype == dtype_to_rt(n->dtype) && arr.rank == n->shape.rank;
+    for (int k = 0; same && k < arr.rank; k++) same = arr.dim[k] == n->shape.dim[k];
+    if (!same) {
+        char want[96], got[128];
+        type_format(want, sizeof want, n->dtype, &n->shape);
+        etch_array_describe(got, sizeof got, arr.dtype, arr.rank, arr.dim);
+        diag_error_plain(d, "%s: input '%s' must be %s, the file holds %s", path, n->attr.name, want, got);
+        etch_array_free(&arr);
+        return NULL;
+    }
+    Tensor *t = tensor_new(n->dtype, n->shape);
+    memcpy(t->data, arr.data, tensor_nbytes(t));
+    etch_array_free(&arr);
+    return t;
+}
+
+static bool run_eager(const Program *p, const Options *o, Diag *d) {
+    const Graph *g = p->forward;
+    Tensor **params = load_params(g, o, d);
+    Tensor **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
+    Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
+    bool ok = params != NULL;
+    for (int i = 0; ok && i < g->n_inputs; i++) ok = (ins[i] = read_input(g, g->inputs[i], o->inputs[i], d)) != NULL;
+    ok = ok && eager_run(g, ins, params, outs, NULL, d);
+    for (int i = 0; ok && i < g->n_outputs; i++) ok = write_tensor(o->outs[i], outs[i], d);
+    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
+    free(ins);
+    free(outs);
+    params_free(g, params);
+    return ok;
+}
+
+static bool run_compiled(const Program *p, const Options *o, Diag *d) {
+    const Graph *g = p->forward;
+    Tensor **params = load_params(g, o, d); /* validates the weights file with etch's own messages */
+    if (!params) return false;
+    char *dir = build_tempdir(d);
+    bool ok = dir != NULL;
+    Options bo = *o;
+    bo.embed = false;
+    bo.stats = false;
+    bo.train = false;
+    ok = ok && build_model((Program *)p, params, &bo, dir, true, NULL, d);
+    if (ok) {
+        char exe[4096], weights[4096];
+        snprintf(exe, sizeof exe, "%s/%s", dir, p->model_name);
+        snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, p->model_name);
+        const char *argv[2 * MAX_FILES + 4];
+        int n = 0;
+        argv[n++] = exe;
+        argv[n++] = "--weights";
+        argv[n++] = weights;
+        for (int i = 0; i < o->n_inputs; i++) argv[n++] = o->inputs[i];
+        for (int i = 0; i < o->n_outs; i++) argv[n++] = o->outs[i];
+        argv[n] = NULL;
+        ok = build_spawn(argv, d);
+    }
+    if (dir) build_rmtree(dir);
+    free(dir);
+    params_free(g, params);
+    return ok;
+}
+
+int cmd_run(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    if (ok && o->n_inputs != p->forward->n_inputs) {
+        ok = diag_error(&d, p->model_loc, "%s.forward takes %d input%s; %d --input file%s given", p->model_name,
+                        p->forward->n_inputs, p->forward->n_inputs == 1 ? "" : "s", o->n_inputs,
+                        o->n_inputs == 1 ? "" : "s");
+    }
+    if (ok && o->n_outs != p->forward->n_outputs) {
+        ok = diag_error(&d, p->model_loc, "%s.forward returns %d value%s; %d -o file%s given", p->model_name,
+                        p->forward->n_outputs, p->forward->n_outputs == 1 ? "" : "s", o->n_outs,
+                        o->n_outs == 1 ? "" : "s");
+    }
+    if (ok) ok = o->eager ? run_eager(p, o, &d) : run_compiled(p, o, &d);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
+int cmd_make_input(const Options *o) {
+    if (!o->out) return usage_error("%s", "make-input needs -o IN.npy");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    if (ok && p->forward->n_inputs != 1)
+        ok = diag_error(&d, p->model_loc, "make-input needs a forward with one input, %s.forward has %d",
+                        p->model_name, p->forward->n_inputs);
+    if (ok) {
+        const Node *n = &p->forward->nodes[p->forward->inputs[0]];
+        Tensor *t = tensor_new(n->dtype, n->shape);
+        int64_t numel = tensor_numel(t);
+        if (o->idx) {
+            etch_array img;
+            char err[1024];
+            if (etch_idx_read(o->idx, &img, err, sizeof err)) {
+                ok = diag_error_plain(&d, "%s", err);
+            } else {
+                int64_t per = img.rank ? etch_array_numel(&img) / img.dim[0] : 1;
+                int64_t count = img.rank ? img.dim[0] : 1;
+                if (img.dtype != ETCH_U8)
+                    ok = diag_error_plain(&d, "%s: expected unsigned byte images, got %s", o->idx,
+                                          etch_dtype_name(img.dtype));
+                else if (numel % per != 0)
+                    ok = diag_error_plain(&d, "%s: images of %lld pixels do not fill input '%s' of %lld elements",
+                                          o->idx, (long long)per, n->attr.name, (long long)numel);
+                else if (o->index + numel / per > count)
+                    ok = diag_error_plain(&d, "%s: --index %ld needs %lld images, the file has %lld", o->idx,
+                                          o->index, (long long)(numel / per), (long long)count);
+                for (int64_t i = 0; ok && i < numel; i++)
+                    tensor_set(t, i, ((const uint8_t *)img.data)[o->index * per + i] / 255.0);
+                etch_array_free(&img);
+            }
+        } else {
+            uint32_t r[4];
+            for (int64_t i = 0; i < numel; i++) {
+                etch_philox4x32(o->seed, 1, (uint64_t)i, r);
+                tensor_set(t, i, etch_u01(r[0]));
+            }
+        }
+        ok = ok && write_tensor(o->out, t, &d);
+        tensor_free(t);
+    }
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,111 @@
+/* cmd_tools.c: small array utilities: compare (element-wise, with a
+ * tolerance) and show (print an array or the argmax of each row). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/driver/driver.h"
+
+/* `etch compare A.npy B.npy [--rtol R]`: element-wise comparison of two arrays
+ * of the same dtype and shape; fails when |a - b| > rtol * |b| + rtol * 1e-2
+ * anywhere. Prints the largest absolute and relative differences. */
+int cmd_compare(int argc, char **argv) {
+    const char *files[2] = {0};
+    int nf = 0;
+    double rtol = 1e-5;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) {
+            char *end;
+            rtol = strtod(argv[++i], &end);
+            if (*end || !(rtol >= 0)) return usage_error("--rtol needs a non-negative number, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("unknown option '%s'", argv[i]);
+        } else if (nf < 2) {
+            files[nf++] = argv[i];
+        } else {
+            return usage_error("%s", "compare takes two .npy files");
+        }
+    }
+    if (nf != 2) return usage_error("%s", "compare takes two .npy files");
+    etch_array x[2];
+    char err[1024];
+    for (int i = 0; i < 2; i++)
+        if (etch_npy_read(files[i], &x[i], err, sizeof err)) {
+            fprintf(stderr, "etch: error: %s\n", err);
+            if (i) etch_array_free(&x[0]);
+            return 1;
+        }
+    int rc = 0;
+    bool same = x[0].dtype == x[1].dtype && x[0].rank == x[1].rank;
+    for (int k = 0; same && k < x[0].rank; k++) same = x[0].dim[k] == x[1].dim[k];
+    if (!same) {
+        char a[128], b[128];
+        etch_array_describe(a, sizeof a, x[0].dtype, x[0].rank, x[0].dim);
+        etch_array_describe(b, sizeof b, x[1].dtype, x[1].rank, x[1].dim);
+        fprintf(stderr, "etch: error: %s holds %s but %s holds %s\n", files[0], a, files[1], b);
+        rc = 1;
+    } else {
+        DType t = dtype_from_rt(x[0].dtype);
+        Shape sh = {.rank = x[0].rank};
+        memcpy(sh.dim, x[0].dim, sizeof sh.dim);
+        Tensor *a = tensor_wrap(t, sh, x[0].data), *b = tensor_wrap(t, sh, x[1].data);
+        double max_abs = 0, max_rel = 0;
+        int64_t bad = 0, numel = tensor_numel(a);
+        for (int64_t i = 0; i < numel; i++) {
+            double u = tensor_get(a, i), v = tensor_get(b, i), diff = fabs(u - v);
+            if (isnan(u) && isnan(v)) continue;
+            if (!(diff <= rtol * fabs(v) + rtol * 1e-2)) bad++;
+            max_abs = fmax(max_abs, diff);
+            if (v != 0) max_rel = fmax(max_rel, diff / fabs(v));
+        }
+        printf("%lld elements, max abs diff %.3g, max rel diff %.3g, %lld beyond rtol %g\n", (long long)numel, max_abs,
+               max_rel, (long long)bad, rtol);
+        rc = bad ? 1 : 0;
+        tensor_free(a);
+        tensor_free(b);
+    }
+    etch_array_free(&x[0]);
+    etch_array_free(&x[1]);
+    return rc;
+}
+
+/* `etch show A.npy [--argmax]`: the array's type and values (at most 64), or
+ * with --argmax the index of the largest value along the last axis, per row. */
+int cmd_show(int argc, char **argv) {
+    const char *file = NULL;
+    bool argmax = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--argmax")) argmax = true;
+        else if (argv[i][0] == '-' && argv[i][1]) return usage_error("unknown option '%s'", argv[i]);
+        else if (!file) file = argv[i];
+        else return usage_error("%s", "show takes one .npy file");
+    }
+    if (!file) return usage_error("%s", "show takes one .npy file");
+    etch_array x;
+    char err[1024], desc[128];
+    if (etch_npy_read(file, &x, err, sizeof err)) {
+        fprintf(stderr, "etch: error: %s\n", err);
+        return 1;
+    }
+    DType t = dtype_from_rt(x.dtype);
+    Shape sh = {.rank = x.rank};
+    memcpy(sh.dim, x.dim, sizeof sh.dim);
+    Tensor *a = tensor_wrap(t, sh, x.data);
+    int64_t numel = tensor_numel(a), row = x.rank ? x.dim[x.rank - 1] : 1;
+    if (argmax) {
+        for (int64_t r = 0; row && r < numel / row; r++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < row; k++)
+                if (tensor_get(a, r * row + k) > tensor_get(a, r * row + best)) best = k;
+            printf("%lld\n", (long long)best);
+        }
+    } else {
+        printf("%s\n", etch_array_describe(desc, sizeof desc, x.dtype, x.rank, x.dim));
+        for (int64_t i = 0; i < numel && i < 64; i++) printf("%s%.6g", i ? (i % row ? " " : "\n") : "", tensor_get(a, i));
+        printf("%s\n", numel > 64 ? " ..." : "");
+    }
+    tensor_free(a);
+    etch_array_free(&x);
+    return 0;
+}

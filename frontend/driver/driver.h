@@ -1,0 +1,68 @@
+/* driver.h: what the `etch` tool's subcommands share: parsed options and the
+ * steps most commands take (read the program, get its parameters, build the
+ * training graphs, emit and compile C). Each cmd_*.c file holds a group of
+ * subcommands; main.c parses options and dispatches. */
+#ifndef ETCH_FRONTEND_DRIVER_H
+#define ETCH_FRONTEND_DRIVER_H
+
+#include "codegen/c/emit_c.h"
+#include "frontend/frontend.h"
+#include "ir/tensor.h"
+#include "runtime/etch_rt.h"
+
+enum { MAX_DEFINES = 64, MAX_FILES = 16 };
+
+/* Everything any subcommand accepts; each subcommand says which it allows. */
+typedef struct Options {
+    const char *file;
+    const char *out;           /* -o */
+    const char *weights;       /* --weights */
+    const char *inputs[MAX_FILES];
+    int n_inputs;              /* --input (repeatable) */
+    const char *outs[MAX_FILES];
+    int n_outs;                /* -o (repeatable for run) */
+    Define defines[MAX_DEFINES];
+    int n_defines;
+    bool exe, embed, eager, stats, grad, no_shuffle, train;
+    const char *data, *init, *resume; /* train / eval */
+    long epochs, steps, limit;        /* train: -1 = default */
+    const char *idx;           /* make-input --idx */
+    long index;                /* make-input --index */
+    uint64_t seed;
+    const char *opt_flags;     /* --cflags for the C compiler */
+    int threads;               /* --threads N */
+} Options;
+
+/* "etch CMD: error: ..." for command-line mistakes; returns 1. */
+int usage_error(const char *fmt, const char *arg);
+/* Model name -> C identifier prefix ("Net" -> "net"). */
+void model_prefix(const char *model, char *buf, size_t n);
+Program *load_program(Arena *a, const Options *o, Diag *d);
+/* --weights W, or the initializers with the default seed. */
+Tensor **load_params(const Graph *g, const Options *o, Diag *d);
+bool require_train(const Program *p, Diag *d);
+/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
+Graph *train_step_graph(Program *p, Arena *a, Diag *d);
+/* Outputs: loss, then the gradient of each trainable param in declaration order. */
+Graph *grad_graph(Program *p, Arena *a, Diag *d);
+/* Emits entries into dir and compiles lib<prefix>.so, plus dir/<program> with a driver. */
+bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
+                      const char *dir, CGenDriver driver, const char *program, Diag *d);
+etch_dtype dtype_to_rt(DType t);
+DType dtype_from_rt(etch_dtype t);
+bool write_tensor(const char *path, const Tensor *t, Diag *d);
+
+int cmd_check(const Options *o);
+int cmd_ir(const Options *o);
+int cmd_ir_roundtrip(const Options *o);
+int cmd_build(const Options *o);
+int cmd_run(const Options *o);
+int cmd_make_input(const Options *o);
+int cmd_train(const Options *o);
+int cmd_eval(const Options *o);
+int cmd_gradcheck(const Options *o);
+int cmd_bench(const Options *o);
+int cmd_compare(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+
+#endif
