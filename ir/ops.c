@@ -1,4 +1,5 @@
 /* ops.c: the op table, expanded from ops.def, plus helpers the op families share. */
+#include <stdio.h>
 #include <string.h>
 
 #include "ir/ops/ops_impl.h"
@@ -38,3 +39,52 @@ void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int6
 }
 
 bool op_is_view(OpKind op) { return op == OP_RESHAPE; }
+
+void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L) {
+    int64_t st[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
+    for (int k = 0; k < n; k++) ops_broadcast_strides(ins[k], out, st[k]);
+    L->rank = 0;
+    L->n = n;
+    for (int i = 0; i < out->rank; i++) {
+        int64_t d = out->dim[i];
+        if (d == 1) continue; /* size-1 dims contribute nothing to indexing */
+        bool merge = L->rank > 0;
+        for (int k = 0; merge && k < n; k++) merge = L->stride[k][L->rank - 1] == st[k][i] * d;
+        if (merge) {
+            L->dim[L->rank - 1] *= d;
+            for (int k = 0; k < n; k++) L->stride[k][L->rank - 1] = st[k][i];
+        } else {
+            L->dim[L->rank] = d;
+            for (int k = 0; k < n; k++) L->stride[k][L->rank] = st[k][i];
+            L->rank++;
+        }
+    }
+}
+
+void ops_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, size_t n) {
+    size_t len = 0;
+    int64_t dense = 1;
+    buf[0] = 0;
+    for (int r = L->rank - 1; r >= 0; r--) {
+        int64_t s = k < 0 ? dense : L->stride[k][r];
+        dense *= L->dim[r];
+        if (!s) continue;
+        if (s == 1) len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? " + " : "", vars[r]);
+        else len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s * %lld", len ? " + " : "", vars[r], (long long)s);
+    }
+    if (!len) snprintf(buf, n, "0");
+}
+
+void ops_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype) {
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
+            sb_puts(b, operands[p[1] - '0']);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'T') {
+            sb_puts(b, ctype);
+            p++;
+        } else {
+            sb_printf(b, "%c", *p);
+        }
+    }
+}

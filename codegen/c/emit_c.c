@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "codegen/c/emit.h"
+#include "ir/ops/ops_impl.h"
+#include "passes/plan_memory.h"
 #include "runtime/etch_rt.h"
 
 /* The parameters of all entries, unified by name. */
@@ -164,48 +166,114 @@ static void emit_param_data(StrBuf *b, const Tensor *t) {
     }
 }
 
+/* Emits a fused group (passes/fuse.c) rooted at `root`: one loop nest over the
+ * group's shape; each member is a local scalar, computed in id order from
+ * the C templates of the op table; members read outside the group are
+ * stored after all members of an element are computed (so a member written
+ * in place over a param is read as the old value first). */
+static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
+    int gid = g->nodes[root].attr.group, members[OPS_MAX_OPERANDS * 4], n_members = 0;
+    int leaves[OPS_MAX_OPERANDS], n_leaves = 0;
+    const Shape *leaf_shapes[OPS_MAX_OPERANDS];
+    char ty[96];
+    for (int id = 0; id <= root; id++) {
+        if (g->nodes[id].attr.group != gid) continue;
+        members[n_members++] = id;
+        for (int k = 0; k < g->nodes[id].n_in; k++) {
+            int in = g->nodes[id].in[k];
+            if (g->nodes[in].attr.group == gid || leaf_slot[in] >= 0) continue;
+            leaf_slot[in] = n_leaves;
+            leaves[n_leaves] = in;
+            leaf_shapes[n_leaves++] = &g->nodes[in].shape;
+        }
+    }
+    OpsLoops L;
+    ops_loops(&g->nodes[root].shape, leaf_shapes, n_leaves, &L);
+    cemit_line(e, "{ /* fused: %d ops -> %s */", n_members, type_format(ty, sizeof ty, g->nodes[root].dtype,
+                                                                       &g->nodes[root].shape));
+    e->indent++;
+    char var[ETCH_MAX_RANK][16], idx[256];
+    for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
+    char (*operand)[320] = malloc(sizeof *operand * 3);
+    for (int m = 0; m < n_members; m++) {
+        const Node *x = &g->nodes[members[m]];
+        for (int k = 0; k < x->n_in; k++) {
+            int in = x->in[k];
+            const Node *v = &g->nodes[in];
+            if (v->attr.group == gid) {
+                snprintf(operand[k], sizeof operand[k], "v%d", in);
+            } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
+                cemit_literal(operand[k], sizeof operand[k], v->attr.value, v->dtype);
+            } else {
+                ops_loops_index(&L, leaf_slot[in], var, idx, sizeof idx);
+                snprintf(operand[k], sizeof operand[k], "%s[%s]", e->buf[in], idx);
+            }
+        }
+        StrBuf expr = {0};
+        const char *ops3[3] = {operand[0], operand[1], operand[2]};
+        ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
+        cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), members[m], dtype_c_type(x->dtype),
+                   expr.s, op_table[x->op].name);
+        sb_free(&expr);
+    }
+    ops_loops_index(&L, -1, var, idx, sizeof idx);
+    for (int m = 0; m < n_members; m++)
+        if (mp->kind[members[m]] != STORE_REGISTER) cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
+    for (int r = 0; r < L.rank; r++) cemit_close(e);
+    e->indent--;
+    cemit_line(e, "}");
+    for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
+    free(operand);
+}
+
 /* Emits one entry function; returns the arena bytes it needs. */
 static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, const CGenEntry *en,
-                          const ParamTable *pt, const char *P, CGenStats *st) {
+                          const ParamTable *pt, const char *P, bool reuse, CGenStats *st) {
     const Graph *g = en->g;
+    const MemPlan *mp = plan_memory(a, g, reuse);
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
-    int64_t *offset = arena_alloc(a, sizeof(int64_t) * (size_t)(g->n_nodes + 1));
+    int *leaf_slot = arena_alloc(a, sizeof(int) * (size_t)(g->n_nodes + 1));
     char ty[96];
-    for (int i = 0; i < g->n_inputs; i++)
-        buf[g->inputs[i]] = arena_printf(a, "in_%s", c_ident(a, g->nodes[g->inputs[i]].attr.name));
-    for (int i = 0; i < g->n_params; i++)
-        buf[g->params[i]] = arena_printf(a, "%s_p%d", P, param_index(pt, g->nodes[g->params[i]].attr.name));
-    for (int i = 0; i < g->n_outputs; i++) {
-        int id = g->outputs[i];
-        if (!buf[id]) buf[id] = arena_printf(a, "out%d", i); /* sources and repeats are copied at the end */
-    }
-    int64_t arena_bytes = 0;
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
-        if (buf[id]) continue;
-        if (op_is_view(n->op)) {
-            buf[id] = buf[n->in[0]];
-            continue;
+        leaf_slot[id] = -1;
+        switch (mp->kind[id]) {
+        case STORE_INPUT: buf[id] = arena_printf(a, "in_%s", c_ident(a, n->attr.name)); break;
+        case STORE_PARAM:
+            buf[id] = arena_printf(a, "%s_p%d", P, param_index(pt, g->nodes[mp->ref[id]].attr.name));
+            break;
+        case STORE_OUTPUT: buf[id] = arena_printf(a, "out%d", mp->ref[id]); break;
+        case STORE_ARENA: buf[id] = arena_printf(a, "t%d", id); break;
+        case STORE_VIEW: buf[id] = buf[mp->ref[id]]; break;
+        case STORE_REGISTER: buf[id] = NULL; break;
         }
-        offset[id] = arena_bytes;
-        arena_bytes += (shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype) + 63) & ~(int64_t)63;
-        buf[id] = arena_printf(a, "t%d", id);
     }
-
     emit_signature(b, a, P, en, false);
     sb_puts(b, " {\n");
     CEmitter e = *shared; /* carries the preamble's definitions across entries */
     e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre;
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
-        if (buf[id][0] == 't' && !op_is_view(n->op) && n->op != OP_INPUT && n->op != OP_PARAM)
+        if (mp->kind[id] == STORE_ARENA)
             cemit_line(&e, "%s *const %s = (%s *)(%s_arena + %lld);", dtype_c_type(n->dtype), buf[id],
-                       dtype_c_type(n->dtype), P, (long long)offset[id]);
+                       dtype_c_type(n->dtype), P, (long long)mp->offset[id]);
     }
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
+        if (n->attr.group) {
+            if (mp->pos[id] == id) {
+                emit_group(&e, g, mp, id, leaf_slot);
+                st->kernels++;
+            }
+            continue;
+        }
         if (op_is_view(n->op) && buf[id] == buf[n->in[0]]) continue;
+        if (n->op == OP_CONST && shape_numel(&n->shape) == 1 && mp->kind[id] == STORE_ARENA) {
+            /* a scalar constant: one store, not a kernel */
+        } else {
+            st->kernels++;
+        }
         cemit_line(&e, "{ /* %%%d = %s : %s  @ %s:%d:%d */", id, op_table[n->op].name,
                    type_format(ty, sizeof ty, n->dtype, &n->shape), n->loc.file ? n->loc.file : "?", n->loc.line,
                    n->loc.col);
@@ -213,9 +281,8 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
         op_table[n->op].emit_c(&e, g, id);
         e.indent--;
         cemit_line(&e, "}");
-        st->kernels++;
     }
-    for (int i = 0; i < g->n_outputs; i++) { /* outputs that are sources or repeat an earlier output */
+    for (int i = 0; i < g->n_outputs; i++) { /* outputs that are sources, views or repeat an earlier output */
         int id = g->outputs[i];
         char want[32];
         snprintf(want, sizeof want, "out%d", i);
@@ -225,6 +292,7 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
     }
     for (int i = 0; i < g->n_updates; i++) { /* every source was computed above; now commit the state */
         const Node *dst = &g->nodes[g->upd_dst[i]];
+        if (mp->update_in_place[i]) continue;
         cemit_line(&e, "memcpy(%s, %s, %zu); /* %s */", buf[g->upd_dst[i]], buf[g->upd_src[i]],
                    (size_t)shape_numel(&dst->shape) * dtype_size(dst->dtype), dst->attr.name);
     }
@@ -237,7 +305,8 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
     for (int i = 0; i < g->n_outputs; i++)
         sb_printf(b, "%s(%s *)outputs[%d]", i || g->n_inputs ? ", " : "", dtype_c_type(g->nodes[g->outputs[i]].dtype), i);
     sb_puts(b, ");\n}\n\n");
-    return arena_bytes;
+    st->naive_bytes += mp->naive_bytes;
+    return mp->arena_bytes;
 }
 
 static void emit_load_save(StrBuf *b, const ParamTable *pt, const char *P, bool embedded) {
@@ -292,8 +361,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     int64_t arena_bytes = 0;
     CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1};
     for (int k = 0; k < n_entries; k++) {
-        int64_t need = emit_entry(&body, &pre, &shared, a, &entries[k], &pt, P, &st);
-        st.naive_bytes += need;
+        int64_t need = emit_entry(&body, &pre, &shared, a, &entries[k], &pt, P, o->opt_level > 0, &st);
         if (need > arena_bytes) arena_bytes = need;
     }
     st.arena_bytes = arena_bytes;

@@ -25,6 +25,7 @@ typedef struct CGenOptions {
     Tensor *const *param_values; /* per param of entry 0 (g->params order), for embedding */
     CGenDriver driver;
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
+    int opt_level;               /* 0: every intermediate in its own buffer, copies for updates */
 } CGenOptions;
 
 /* Statistics of the emitted code, for --stats and tests. */

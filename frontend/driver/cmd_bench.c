@@ -103,6 +103,36 @@ static void fmt_bytes(char *buf, size_t n, int64_t b) {
     else snprintf(buf, n, "%.2f MiB", b / 1048576.0);
 }
 
+/* One compiled variant: the model built at an optimization level and loaded. */
+typedef struct Variant {
+    int level;
+    void *lib;
+    CGenStats stats[2]; /* per entry, from the optimized graphs */
+} Variant;
+
+static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *o, const char *dir, const char *wpath,
+                          const char *prefix, Variant *v, Diag *d) {
+    Options bo = *o;
+    bo.embed = false;
+    bo.stats = false;
+    bo.opt_level = v->level;
+    for (int k = 0; k < n; k++) {
+        Graph *g = optimize_graph(entries[k].g, &bo, entries[k].g->arena, d);
+        if (!g) return false;
+        CGenEntry one = {g, entries[k].name};
+        free(cgen_model_source(&one, 1, &(CGenOptions){.prefix = prefix, .opt_level = v->level}, &v->stats[k], d));
+    }
+    char lib[4096 + 256], sym[128], err[1024];
+    if (!emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d)) return false;
+    snprintf(lib, sizeof lib, "%s/lib%s.so", dir, prefix);
+    if (!(v->lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) return diag_error_plain(d, "cannot load %s: %s", lib, dlerror());
+    int (*load)(const char *, int, char *, size_t);
+    snprintf(sym, sizeof sym, "%s_load", prefix);
+    *(void **)&load = dlsym(v->lib, sym);
+    if (load(wpath, 0, err, sizeof err)) return diag_error_plain(d, "%s", err);
+    return true;
+}
+
 int cmd_bench(const Options *o) {
     Arena *a = arena_new();
     Diag d;
@@ -115,35 +145,24 @@ int cmd_bench(const Options *o) {
     ok = dir != NULL;
     int threads = o->threads > 0 ? o->threads : 1;
     eager_set_threads(threads);
-
     CGenEntry entries[2] = {{p ? p->forward : NULL, "forward"}, {step, "train_step"}};
-    Options bo = *o;
-    bo.embed = false;
-    bo.stats = false;
-    CGenStats st = {0};
-    char prefix[64], lib[4096], wpath[4096], sym[128], err[1024];
-    void *h = NULL;
+    int n_entries = step ? 2 : 1;
+    Variant vars[2] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}};
+    char prefix[64], wpath[4096], vdir[4096 + 8], sym[128];
     Tensor **params = NULL;
     if (ok) {
         model_prefix(p->model_name, prefix, sizeof prefix);
-        char *c = cgen_model_source(entries, step ? 2 : 1, &(CGenOptions){.prefix = prefix}, &st, &d);
-        free(c);
         snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
         params = params_init(step ? step : p->forward, o->seed);
-        ok = emit_and_compile(p, entries, step ? 2 : 1, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, &d) &&
-             params_save(step ? step : p->forward, params, wpath, &d);
-        snprintf(lib, sizeof lib, "%s/lib%s.so", dir, prefix);
-        if (ok && !(h = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) ok = diag_error_plain(&d, "cannot load %s: %s", lib, dlerror());
+        ok = params_save(step ? step : p->forward, params, wpath, &d);
+        for (int v = 0; ok && v < 2; v++) {
+            snprintf(vdir, sizeof vdir, "%s/O%d", dir, vars[v].level);
+            ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, &vars[v], &d);
+        }
     }
-    if (ok) {
-        int (*load)(const char *, int, char *, size_t);
-        snprintf(sym, sizeof sym, "%s_load", prefix);
-        *(void **)&load = dlsym(h, sym);
-        if (load(wpath, 0, err, sizeof err)) ok = diag_error_plain(&d, "%s", err);
-    }
-    BenchRow rows[4];
+    BenchRow rows[6];
     int n_rows = 0;
-    for (int k = 0; ok && k < (step ? 2 : 1); k++) {
+    for (int k = 0; ok && k < n_entries; k++) {
         const Graph *g = entries[k].g;
         const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
         int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
@@ -159,22 +178,21 @@ int cmd_bench(const Options *o) {
         }
         EagerCtx ec = {.g = g, .ins = ins, .params = gp};
         double te = time_median(eager_call, &ec, 1e6);
-        rows[n_rows++] = (BenchRow){k ? "train step" : "inference", "eager", te, ec.stats.kernels,
-                                    ec.stats.bytes_allocated, ec.stats.peak_bytes};
-        CompiledCtx cc = {0};
-        snprintf(sym, sizeof sym, "%s_%s_v", prefix, entries[k].name);
-        *(void **)&cc.fn = dlsym(h, sym);
+        const char *what = k ? "train step" : "inference";
+        rows[n_rows++] = (BenchRow){what, "eager", te, ec.stats.kernels, ec.stats.bytes_allocated, ec.stats.peak_bytes};
         Tensor *outs[16];
-        for (int i = 0; i < g->n_inputs; i++) cc.in[i] = ins[i]->data;
-        for (int i = 0; i < g->n_outputs && i < 16; i++) {
+        for (int i = 0; i < g->n_outputs && i < 16; i++)
             outs[i] = tensor_new(g->nodes[g->outputs[i]].dtype, g->nodes[g->outputs[i]].shape);
-            cc.out[i] = outs[i]->data;
+        for (int v = 0; v < 2; v++) {
+            CompiledCtx cc = {0};
+            snprintf(sym, sizeof sym, "%s_%s_v", prefix, entries[k].name);
+            *(void **)&cc.fn = dlsym(vars[v].lib, sym);
+            for (int i = 0; i < g->n_inputs; i++) cc.in[i] = ins[i]->data;
+            for (int i = 0; i < g->n_outputs && i < 16; i++) cc.out[i] = outs[i]->data;
+            double tc = time_median(compiled_call, &cc, 1e6);
+            rows[n_rows++] = (BenchRow){what, vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
+                                        vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes};
         }
-        double tc = time_median(compiled_call, &cc, 1e6);
-        CGenStats one;
-        char *c = cgen_model_source(&entries[k], 1, &(CGenOptions){.prefix = prefix}, &one, &d);
-        free(c);
-        rows[n_rows++] = (BenchRow){k ? "train step" : "inference", "compiled", tc, one.kernels, 0, one.arena_bytes};
         for (int i = 0; i < g->n_outputs && i < 16; i++) tensor_free(outs[i]);
         free_tensors(ins, g->n_inputs);
         free_tensors(gp, g->n_params);
@@ -185,17 +203,18 @@ int cmd_bench(const Options *o) {
         printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name,
                type_format(ty, sizeof ty, x->dtype, &x->shape), threads, threads == 1 ? "" : "s");
         printf("%-11s %-9s %14s %9s %16s %16s %9s\n", "", "mode", "median/call", "kernels", "allocated/call",
-               "peak interm.", "speedup");
+               "peak interm.", "vs eager");
         for (int i = 0; i < n_rows; i++) {
             char al[32], pk[32];
             fmt_bytes(al, sizeof al, rows[i].alloc_bytes);
             fmt_bytes(pk, sizeof pk, rows[i].peak_bytes);
-            double base = rows[i & ~1].median_us;
+            double base = rows[i - i % 3].median_us;
             printf("%-11s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", rows[i].what, rows[i].mode, rows[i].median_us,
                    (long long)rows[i].kernels, al, pk, base / rows[i].median_us);
         }
     }
-    if (h) dlclose(h);
+    for (int v = 0; v < 2; v++)
+        if (vars[v].lib) dlclose(vars[v].lib);
     if (dir) build_rmtree(dir);
     free(dir);
     if (params) params_free(step ? step : p->forward, params);

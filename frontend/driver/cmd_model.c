@@ -8,6 +8,7 @@
 #include "frontend/driver/driver.h"
 #include "ir/eager.h"
 #include "ir/params.h"
+#include "passes/pass.h"
 
 int cmd_check(const Options *o) {
     Arena *a = arena_new();
@@ -31,6 +32,7 @@ int cmd_ir(const Options *o) {
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
     Graph *g = p ? (o->grad ? train_step_graph(p, a, &d) : p->forward) : NULL;
+    if (g && (o->opt_given || o->print_after_all || o->n_print_after)) g = optimize_graph(g, o, a, &d);
     if (g) ir_print(stdout, g);
     diag_dispose(&d);
     arena_free(a);
@@ -240,4 +242,41 @@ int cmd_make_input(const Options *o) {
     diag_dispose(&d);
     arena_free(a);
     return ok ? 0 : 1;
+}
+
+/* `etch opt FILE.etchir`: textual IR through the pass pipeline (or the passes
+ * named by --passes, in that order), verified after every pass, printed. */
+int cmd_opt(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    unsigned char *text = NULL;
+    size_t n;
+    char err[1024];
+    Graph *g = NULL;
+    if (etch_read_file(o->file, &text, &n, err, sizeof err)) {
+        diag_error_plain(&d, "%s", err);
+    } else {
+        diag_add_source(o->file, (const char *)text);
+        g = ir_parse(a, o->file, (const char *)text, &d);
+        if (g && !ir_verify(g, &d)) g = NULL;
+    }
+    PassOptions po = {.opt_level = o->opt_level, .print_after_all = o->print_after_all, .verify = true,
+                      .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
+    memcpy(po.print_after, o->print_after, sizeof po.print_after);
+    memcpy(po.disabled, o->disabled, sizeof po.disabled);
+    if (g && o->passes) {
+        const char *names[32];
+        int k = 0;
+        char *list = arena_strdup(a, o->passes);
+        for (char *tok = strtok(list, ","); tok && k < 32; tok = strtok(NULL, ",")) names[k++] = tok;
+        g = passes_run_list(g, names, k, &po, &d);
+    } else if (g) {
+        g = passes_run(g, &po, &d);
+    }
+    if (g) ir_print(stdout, g);
+    diag_dispose(&d);
+    arena_free(a);
+    free(text);
+    return g ? 0 : 1;
 }

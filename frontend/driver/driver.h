@@ -31,6 +31,12 @@ typedef struct Options {
     uint64_t seed;
     const char *opt_flags;     /* --cflags for the C compiler */
     int threads;               /* --threads N */
+    int opt_level;             /* -O0, -O1, -O2 (default) */
+    bool opt_given;            /* an -O flag was on the command line */
+    bool print_after_all;      /* --print-after-all */
+    const char *print_after[16], *disabled[16]; /* --print-after=P, --disable-pass=P */
+    int n_print_after, n_disabled;
+    const char *passes;        /* opt --passes=a,b,c */
 } Options;
 
 /* "etch CMD: error: ..." for command-line mistakes; returns 1. */
@@ -48,6 +54,9 @@ Graph *grad_graph(Program *p, Arena *a, Diag *d);
 /* Emits entries into dir and compiles lib<prefix>.so, plus dir/<program> with a driver. */
 bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
                       const char *dir, CGenDriver driver, const char *program, Diag *d);
+/* A clone of g run through the pass pipeline the options ask for (verified
+ * after every pass in debug builds). NULL after reporting an error. */
+Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d);
 etch_dtype dtype_to_rt(DType t);
 DType dtype_from_rt(etch_dtype t);
 bool write_tensor(const char *path, const Tensor *t, Diag *d);
@@ -62,6 +71,7 @@ int cmd_train(const Options *o);
 int cmd_eval(const Options *o);
 int cmd_gradcheck(const Options *o);
 int cmd_bench(const Options *o);
+int cmd_opt(const Options *o);
 int cmd_compare(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 

@@ -13,6 +13,7 @@
 #include "frontend/driver/driver.h"
 #include "ir/params.h"
 #include "passes/autodiff.h"
+#include "passes/pass.h"
 #include "passes/train.h"
 
 #ifndef ETCH_VERSION
@@ -35,6 +36,8 @@ static const char *HELP =
     "\n"
     "commands:\n"
     "  check FILE [-D N=V]             parse and type-check a model\n"
+    "  opt FILE.etchir [-O0|-O1|-O2] [--passes=a,b,...] [--print-after-all]\n"
+    "                                  run passes over textual IR and print the result\n"
     "  ir FILE [-D N=V] [--grad]       print the forward graph as textual IR (--grad: the\n"
     "                                  training step: loss, gradients, optimizer update)\n"
     "  ir-roundtrip FILE.etchir        parse textual IR, verify it and print it again\n"
@@ -58,6 +61,9 @@ static const char *HELP =
     "                                  inference and (with a train block) a training step\n"
     "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5)\n"
     "  show A.npy [--argmax]           print an array (or the argmax of each row)\n"
+    "\n"
+    "Optimization (build, run, train, bench, ir): -O0 (no passes, no buffer reuse), -O1 (simplify, cse,\n"
+    "dce), -O2 (default: also fusion); --print-after-all, --print-after=PASS, --disable-pass=PASS.\n"
     "\n"
     "Without --weights, parameters come from their initializers with seed 0.\n"
     "Environment: CC (default cc) compiles emitted code.\n"
@@ -104,13 +110,20 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--steps")) key = 'T';
         else if (!strcmp(a, "--limit")) key = 'l';
         else if (!strcmp(a, "--threads")) key = 'h';
+        else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2") || !strcmp(a, "-O3")) key = 'O';
+        else if (!strcmp(a, "--print-after-all")) key = 'P';
+        else if (!strncmp(a, "--print-after=", 14)) key = 'p';
+        else if (!strncmp(a, "--disable-pass=", 15)) key = 'z';
+        else if (!strncmp(a, "--passes=", 9)) key = 'q';
         else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
         else {
             if (o->file) return usage_error("more than one input file ('%s')", a);
             o->file = a;
             continue;
         }
-        if (!strchr(allowed, key == 'd' ? 'D' : key)) return usage_error("option '%s' does not apply here", a);
+        /* -O and the pass flags go together: any command that optimizes takes them all */
+        char need = key == 'd' ? 'D' : (key == 'P' || key == 'p' || key == 'z') ? 'O' : key;
+        if (!strchr(allowed, need)) return usage_error("option '%s' does not apply here", a);
         bool takes_value = strchr("owiDSXNcaIRETlh", key) != NULL;
         if (takes_value && !val) return usage_error("option '%s' needs a value", a);
         switch (key) {
@@ -136,6 +149,20 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         case 'X': o->idx = val; break;
         case 'c': o->opt_flags = val; break;
         case 'G': o->grad = true; break;
+        case 'O':
+            o->opt_level = a[2] - '0' > 2 ? 2 : a[2] - '0';
+            o->opt_given = true;
+            break;
+        case 'P': o->print_after_all = true; break;
+        case 'p':
+            if (o->n_print_after == 16) return usage_error("too many '%s' options", a);
+            o->print_after[o->n_print_after++] = a + 14;
+            break;
+        case 'q': o->passes = a + 9; break;
+        case 'z':
+            if (o->n_disabled == 16) return usage_error("too many '%s' options", a);
+            o->disabled[o->n_disabled++] = a + 15;
+            break;
         case 't': o->train = true; break;
         case 'n': o->no_shuffle = true; break;
         case 'a': o->data = val; break;
@@ -223,9 +250,15 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
                              const char *dir, CGenDriver driver, const char *program, Diag *d) {
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
-    CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver};
+    CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
+                      .opt_level = o->opt_level, .threads = o->threads};
     CGenStats st;
-    if (!build_mkdirs(dir, d) || !cgen_write(entries, n, &co, dir, &st, d)) return false;
+    CGenEntry opt[8];
+    for (int i = 0; i < n && i < 8; i++) {
+        opt[i] = entries[i];
+        if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d))) return false;
+    }
+    if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     const char *lib_src[] = {"model.c", "etch_rt.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
@@ -238,6 +271,17 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
         printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,
                (long long)st.arena_bytes, (long long)st.naive_bytes, (long long)st.param_bytes);
     return true;
+}
+
+Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d) {
+    PassOptions po = {.opt_level = o->opt_level, .print_after_all = o->print_after_all,
+                      .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
+#ifndef NDEBUG
+    po.verify = true; /* debug builds (and the sanitizer test build) check the IR after every pass */
+#endif
+    memcpy(po.print_after, o->print_after, sizeof po.print_after);
+    memcpy(po.disabled, o->disabled, sizeof po.disabled);
+    return passes_run(graph_clone(a, g, NULL), &po, d);
 }
 
 etch_dtype dtype_to_rt(DType t) {
@@ -271,15 +315,16 @@ typedef struct Command {
 
 static const Command COMMANDS[] = {
     {"check", "D", cmd_check},
-    {"ir", "DG", cmd_ir},
+    {"ir", "DGO", cmd_ir},
     {"ir-roundtrip", "", cmd_ir_roundtrip},
-    {"build", "owDxesct", cmd_build},
-    {"run", "owiDgc", cmd_run},
+    {"opt", "Oq", cmd_opt},
+    {"build", "owDxesctOh", cmd_build},
+    {"run", "owiDgcO", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
-    {"train", "oDwSaIRETlnc", cmd_train},
+    {"train", "oDwSaIRETlncO", cmd_train},
     {"eval", "Dwac", cmd_eval},
     {"gradcheck", "DS", cmd_gradcheck},
-    {"bench", "DSch", cmd_bench},
+    {"bench", "DSchO", cmd_bench},
 };
 
 int main(int argc, char **argv) {
@@ -307,7 +352,7 @@ int main(int argc, char **argv) {
                 fputs(HELP, stdout);
                 return 0;
             }
-        Options o = {.epochs = -1, .steps = -1, .limit = -1};
+        Options o = {.epochs = -1, .steps = -1, .limit = -1, .opt_level = 2};
         int rc = parse_options(argc - 2, argv + 2, COMMANDS[i].allowed, &o);
         if (rc == 0) rc = COMMANDS[i].run(&o);
         options_free(&o);

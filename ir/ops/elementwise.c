@@ -154,38 +154,16 @@ double scalar_identity(const double *x) { return x[0]; }
 
 /* ---- loop structure shared by the kernel and the emitter ---- */
 
-/* The output's dimensions after merging neighbours that every operand walks
- * contiguously (or all broadcasts), so a same-shape op becomes one flat loop. */
-typedef struct ElemLoops {
-    int rank;
-    int64_t dim[ETCH_MAX_RANK];
-    int64_t stride[3][ETCH_MAX_RANK]; /* per operand, in elements; 0 = broadcast */
-} ElemLoops;
-
-static void elem_loops(const Graph *g, const Node *n, ElemLoops *L) {
-    int64_t st[3][ETCH_MAX_RANK];
-    for (int k = 0; k < n->n_in; k++) ops_broadcast_strides(&g->nodes[n->in[k]].shape, &n->shape, st[k]);
-    L->rank = 0;
-    for (int i = 0; i < n->shape.rank; i++) {
-        int64_t d = n->shape.dim[i];
-        if (d == 1) continue; /* size-1 dims contribute nothing to indexing */
-        bool merge = L->rank > 0;
-        for (int k = 0; merge && k < n->n_in; k++) merge = L->stride[k][L->rank - 1] == st[k][i] * d;
-        if (merge) {
-            L->dim[L->rank - 1] *= d;
-            for (int k = 0; k < n->n_in; k++) L->stride[k][L->rank - 1] = st[k][i];
-        } else {
-            L->dim[L->rank] = d;
-            for (int k = 0; k < n->n_in; k++) L->stride[k][L->rank] = st[k][i];
-            L->rank++;
-        }
-    }
+static void elem_loops(const Graph *g, const Node *n, OpsLoops *L) {
+    const Shape *ins[3];
+    for (int k = 0; k < n->n_in; k++) ins[k] = &g->nodes[n->in[k]].shape;
+    ops_loops(&n->shape, ins, n->n_in, L);
 }
 
 void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     const Node *n = &g->nodes[id];
     ScalarFn f = op_table[n->op].scalar;
-    ElemLoops L;
+    OpsLoops L;
     elem_loops(g, n, &L);
     int64_t idx[ETCH_MAX_RANK] = {0}, off[3] = {0}, total = tensor_numel(out);
     double x[3];
@@ -201,56 +179,22 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
     }
 }
 
-/* Writes template `tmpl` with $k replaced by operand k's element expression. */
-static void expand_template(StrBuf *b, const char *tmpl, char operands[3][160], const char *ctype) {
-    for (const char *p = tmpl; *p; p++) {
-        if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
-            sb_printf(b, "%s", operands[p[1] - '0']);
-            p++;
-        } else if (p[0] == '$' && p[1] == 'T') {
-            sb_puts(b, ctype);
-            p++;
-        } else {
-            sb_printf(b, "%c", *p);
-        }
-    }
-}
-
 void emit_elementwise(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
-    ElemLoops L;
+    OpsLoops L;
     elem_loops(g, n, &L);
-    char var[ETCH_MAX_RANK][16];
+    char var[ETCH_MAX_RANK][16], idx[256];
     for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
-    /* index expressions: sum of var*stride with literal strides */
-    char operands[3][160];
+    char operands[3][320];
     for (int k = 0; k < n->n_in; k++) {
-        char idx[128] = "";
-        size_t len = 0;
-        for (int r = 0; r < L.rank; r++) {
-            if (!L.stride[k][r]) continue;
-            if (L.stride[k][r] == 1)
-                len += (size_t)snprintf(idx + len, sizeof idx - len, "%s%s", len ? " + " : "", var[r]);
-            else
-                len += (size_t)snprintf(idx + len, sizeof idx - len, "%s%s * %lld", len ? " + " : "", var[r],
-                                        (long long)L.stride[k][r]);
-        }
-        snprintf(operands[k], sizeof operands[k], "%s[%s]", e->buf[n->in[k]], len ? idx : "0");
+        ops_loops_index(&L, k, var, idx, sizeof idx);
+        snprintf(operands[k], sizeof operands[k], "%s[%s]", e->buf[n->in[k]], idx);
     }
-    char out_idx[128] = "";
-    size_t len = 0;
-    int64_t st = 1;
-    for (int r = L.rank - 1; r >= 0; r--) { /* output is dense: its strides follow from the merged dims */
-        if (st == 1)
-            len += (size_t)snprintf(out_idx + len, sizeof out_idx - len, "%s%s", len ? " + " : "", var[r]);
-        else
-            len += (size_t)snprintf(out_idx + len, sizeof out_idx - len, "%s%s * %lld", len ? " + " : "", var[r],
-                                    (long long)st);
-        st *= L.dim[r];
-    }
+    ops_loops_index(&L, -1, var, idx, sizeof idx);
     StrBuf expr = {0};
-    expand_template(&expr, op_table[n->op].c_expr, operands, dtype_c_type(n->dtype));
-    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], len ? out_idx : "0", dtype_c_type(n->dtype), expr.s);
+    ops_expand_template(&expr, op_table[n->op].c_expr, (const char *const[]){operands[0], operands[1], operands[2]},
+                        dtype_c_type(n->dtype));
+    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], idx, dtype_c_type(n->dtype), expr.s);
     sb_free(&expr);
     for (int r = 0; r < L.rank; r++) cemit_close(e);
 }

@@ -3,11 +3,13 @@
  * vector and a rank-1 right operand a column vector (their unit dim dropped).
  *
  * Reference kernel: OpenBLAS gemm per batch (the eager baseline should be as
- * fast as a dynamic framework's). Emitted kernel: loops with literal bounds in
- * i-k-j order so the inner loop streams rows and vectorizes. */
+ * fast as a dynamic framework's). Emitted kernel: a call to a blocked,
+ * register-tiled GEMM specialized to the shape (codegen/c/gemm.c). */
+#include <assert.h>
 #include <cblas.h>
 #include <stdio.h>
 
+#include "codegen/c/gemm.h"
 #include "ir/ops/ops_impl.h"
 
 /* The operation as a batch of M x K by K x N products. */
@@ -19,16 +21,29 @@ typedef struct MatmulDims {
     int64_t n_batch;
 } MatmulDims;
 
-static Shape matrix_view(const Shape *s, bool left) {
-    if (s->rank != 1) return *s;
+/* The operand as a matrix (or batch of matrices) in the product's orientation:
+ * rank-1 operands gain a unit dim; a transposed operand has its last two dims
+ * swapped (it is stored as the transpose of what the product uses). */
+static Shape matrix_view_t(const Shape *s, bool left, bool trans) {
+    if (s->rank != 1) {
+        Shape v = *s;
+        if (trans) {
+            v.dim[s->rank - 2] = s->dim[s->rank - 1];
+            v.dim[s->rank - 1] = s->dim[s->rank - 2];
+        }
+        return v;
+    }
     Shape v = {.rank = 2};
     v.dim[0] = left ? 1 : s->dim[0];
     v.dim[1] = left ? s->dim[0] : 1;
     return v;
 }
 
+static Shape matrix_view(const Shape *s, bool left) { return matrix_view_t(s, left, false); }
+
 static void matmul_dims(const Graph *g, const Node *n, MatmulDims *md) {
-    Shape a = matrix_view(&g->nodes[n->in[0]].shape, true), b = matrix_view(&g->nodes[n->in[1]].shape, false);
+    Shape a = matrix_view_t(&g->nodes[n->in[0]].shape, true, n->attr.trans_a),
+          b = matrix_view_t(&g->nodes[n->in[1]].shape, false, n->attr.trans_b);
     md->m = a.dim[a.rank - 2];
     md->k = a.dim[a.rank - 1];
     md->n = b.dim[b.rank - 1];
@@ -63,7 +78,10 @@ bool shape_matmul(Graph *g, Node *n, Diag *d) {
     if (!dtype_is_float(x->dtype))
         return diag_error(d, n->loc, "cannot matmul %s by %s: matmul needs floating-point operands",
                           ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
-    Shape av = matrix_view(&x->shape, true), bv = matrix_view(&y->shape, false);
+    if ((n->attr.trans_a && x->shape.rank < 2) || (n->attr.trans_b && y->shape.rank < 2))
+        return diag_error(d, n->loc, "cannot matmul %s by %s: a transposed operand needs at least two dimensions",
+                          ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
+    Shape av = matrix_view_t(&x->shape, true, n->attr.trans_a), bv = matrix_view_t(&y->shape, false, n->attr.trans_b);
     int64_t ka = av.dim[av.rank - 1], kb = bv.dim[bv.rank - 2];
     if (ka != kb)
         return diag_error(d, n->loc, "cannot matmul %s by %s: inner dims %lld and %lld differ",
@@ -98,56 +116,71 @@ static void batch_offsets(const MatmulDims *md, int64_t bi, int64_t *oa, int64_t
 }
 
 void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    const Node *n = &g->nodes[id];
     MatmulDims md;
-    matmul_dims(g, &g->nodes[id], &md);
+    matmul_dims(g, n, &md);
     int M = (int)md.m, N = (int)md.n, K = (int)md.k;
+    /* a transposed operand is stored [K, M] (resp. [N, K]): its row stride changes */
+    CBLAS_TRANSPOSE ta = n->attr.trans_a ? CblasTrans : CblasNoTrans, tb = n->attr.trans_b ? CblasTrans : CblasNoTrans;
+    int lda = n->attr.trans_a ? M : K, ldb = n->attr.trans_b ? K : N;
     for (int64_t bi = 0; bi < md.n_batch; bi++) {
         int64_t oa, ob, oc = bi * md.m * md.n;
         batch_offsets(&md, bi, &oa, &ob);
         if (out->dtype == DT_F32)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, (const float *)ins[0]->data + oa, K,
-                        (const float *)ins[1]->data + ob, N, 0.0f, (float *)out->data + oc, N);
+            cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, (const float *)ins[0]->data + oa, lda,
+                        (const float *)ins[1]->data + ob, ldb, 0.0f, (float *)out->data + oc, N);
         else
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0, (const double *)ins[0]->data + oa, K,
-                        (const double *)ins[1]->data + ob, N, 0.0, (double *)out->data + oc, N);
+            cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, (const double *)ins[0]->data + oa, lda,
+                        (const double *)ins[1]->data + ob, ldb, 0.0, (double *)out->data + oc, N);
     }
 }
 
+/* True when every batch of the product shares B and A's batches lie back to
+ * back (untransposed), so [batch..., M, K] @ [K, N] is one [batch*M, K] @
+ * [K, N] product: one kernel call, and row blocks that span batches. */
+static bool batches_fold(const MatmulDims *md, bool trans_a) {
+    if (md->n_batch <= 1 || trans_a) return false;
+    int64_t dense = md->m * md->k;
+    for (int i = md->batch.rank - 1; i >= 0; i--) {
+        if (md->batch.dim[i] > 1 && (md->b_bstride[i] != 0 || md->a_bstride[i] != dense)) return false;
+        dense *= md->batch.dim[i];
+    }
+    return true;
+}
+
+/* Emits a call per batch (literal offsets) to a GEMM kernel specialized to
+ * this shape (codegen/c/gemm.c). */
 void emit_matmul(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
     MatmulDims md;
     matmul_dims(g, n, &md);
-    const char *T = dtype_c_type(n->dtype);
-    char bv[ETCH_MAX_RANK][16], oa[256] = "0", ob[256] = "0", oc[256] = "0";
-    size_t la = 1, lb = 1, lc = 1;
-    int64_t cst = md.m * md.n;
+    GemmDesc gd = {.dtype = n->dtype, .m = md.m, .n = md.n, .k = md.k, .trans_a = n->attr.trans_a,
+                   .trans_b = n->attr.trans_b, .ldc = md.n};
+    gd.lda = gd.trans_a ? md.m : md.k; /* a transposed operand is stored [K, M] (resp. [N, K]) */
+    gd.ldb = gd.trans_b ? md.k : md.n;
+    const char *A = e->buf[n->in[0]], *B = e->buf[n->in[1]], *C = e->buf[id];
+    if (batches_fold(&md, gd.trans_a)) {
+        gd.m *= md.n_batch;
+        gemm_emit(e, &gd, A, B, C);
+        return;
+    }
+    char bv[ETCH_MAX_RANK][16], oa[256], ob[256], oc[256];
+    int la = snprintf(oa, sizeof oa, "%s", A), lb = snprintf(ob, sizeof ob, "%s", B), lc = snprintf(oc, sizeof oc, "%s", C);
+    int64_t cst = md.m * md.n, cstride[ETCH_MAX_RANK];
     for (int i = 0; i < md.batch.rank; i++) cemit_for(e, bv[i], sizeof bv[i], md.batch.dim[i]);
     /* batch offsets as literal-stride sums; output batches are dense */
-    int64_t cstride[ETCH_MAX_RANK];
     for (int i = md.batch.rank - 1; i >= 0; i--) {
         cstride[i] = cst;
         cst *= md.batch.dim[i];
     }
     for (int i = 0; i < md.batch.rank; i++) {
-        if (md.a_bstride[i]) la += (size_t)snprintf(oa + la, sizeof oa - la, " + %s * %lld", bv[i], (long long)md.a_bstride[i]);
-        if (md.b_bstride[i]) lb += (size_t)snprintf(ob + lb, sizeof ob - lb, " + %s * %lld", bv[i], (long long)md.b_bstride[i]);
-        lc += (size_t)snprintf(oc + lc, sizeof oc - lc, " + %s * %lld", bv[i], (long long)cstride[i]);
+        if (md.a_bstride[i] && la < (int)sizeof oa)
+            la += snprintf(oa + la, sizeof oa - (size_t)la, " + %s * %lld", bv[i], (long long)md.a_bstride[i]);
+        if (md.b_bstride[i] && lb < (int)sizeof ob)
+            lb += snprintf(ob + lb, sizeof ob - (size_t)lb, " + %s * %lld", bv[i], (long long)md.b_bstride[i]);
+        if (lc < (int)sizeof oc) lc += snprintf(oc + lc, sizeof oc - (size_t)lc, " + %s * %lld", bv[i], (long long)cstride[i]);
     }
-    cemit_line(e, "const %s *restrict A = %s + %s;", T, e->buf[n->in[0]], oa);
-    cemit_line(e, "const %s *restrict B = %s + %s;", T, e->buf[n->in[1]], ob);
-    cemit_line(e, "%s *restrict C = %s + %s;", T, e->buf[id], oc);
-    char i[16], k[16], j[16];
-    cemit_for(e, i, sizeof i, md.m);
-    cemit_for(e, j, sizeof j, md.n);
-    cemit_line(e, "C[%s * %lld + %s] = 0;", i, (long long)md.n, j);
-    cemit_close(e);
-    cemit_for(e, k, sizeof k, md.k);
-    cemit_line(e, "const %s a = A[%s * %lld + %s];", T, i, (long long)md.k, k);
-    cemit_for(e, j, sizeof j, md.n);
-    cemit_line(e, "C[%s * %lld + %s] += a * B[%s * %lld + %s];", i, (long long)md.n, j, k, (long long)md.n, j);
-    cemit_close(e);
-    cemit_close(e);
-    cemit_close(e);
+    gemm_emit(e, &gd, oa, ob, oc);
     for (int b = 0; b < md.batch.rank; b++) cemit_close(e);
 }
 
@@ -165,6 +198,8 @@ static int transpose_last2(VjpCtx *c, int x) {
 
 void vjp_matmul(VjpCtx *c) {
     const Node *n = &c->g->nodes[c->id];
+    /* autodiff runs before simplify folds transposes into matmuls */
+    assert(!n->attr.trans_a && !n->attr.trans_b);
     int a = n->in[0], b = n->in[1];
     Shape as = c->g->nodes[a].shape, bs = c->g->nodes[b].shape;
     MatmulDims md;

@@ -110,6 +110,24 @@ const char *ops_type_str(char *buf, const Graph *g, int id);
 /* Strides (in elements) to read operand shape `in` as if broadcast to `out`:
  * aligned right, 0 along broadcast dimensions. */
 void ops_broadcast_strides(const Shape *in, const Shape *out, int64_t *strides);
+/* A loop nest over an elementwise result: its dims after merging neighbours
+ * that every operand walks contiguously (or all broadcast along), with each
+ * operand's stride per merged dim (0 = broadcast). Shared by the elementwise
+ * kernel, its emitter and the fused-group emitter. */
+enum { OPS_MAX_OPERANDS = 64 };
+typedef struct OpsLoops {
+    int rank, n;
+    int64_t dim[ETCH_MAX_RANK];
+    int64_t stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
+} OpsLoops;
+void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L);
+/* The index expression of operand k ("i0 * 784 + i1"; "0" for a scalar), or of
+ * the dense output when k < 0, over loop variables vars[0..rank). */
+void ops_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, size_t n);
+
+/* Appends template tmpl with $k replaced by operands[k] and $T by ctype. */
+void ops_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype);
+
 /* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
 void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
 

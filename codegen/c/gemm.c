@@ -1,0 +1,536 @@
+/* gemm.c: emits matrix-multiply kernels specialized to static shapes (see
+ * gemm.h). Per descriptor, decided at compile time:
+ *
+ *  - the register tile: MR rows of C times NV vectors, held in registers
+ *    while K runs; A's values are broadcast straight from A (its rows are
+ *    reused from L1/L2, and packing A would cost more than it saves), B's
+ *    rows are loaded as vectors. Row remainders get a tile of exactly the
+ *    remaining rows; column remainders use masked loads and stores.
+ *  - "direct" kernels (M <= 4, or N within one tile; B not transposed): B is
+ *    read in place and the whole K loop stays in registers. Packing would
+ *    rival the arithmetic at these shapes.
+ *  - "blocked" kernels otherwise (the BLIS scheme): C is cut into NC-column
+ *    and MC-row blocks, K into slices of <= KC; each K slice of B is packed
+ *    into zero-padded KC x NR panels (contiguous, aligned, L1-resident while
+ *    the MR-row tiles of the block stream past).
+ *
+ * Every variant (portable C, AVX2+FMA, AVX-512F) is emitted; the first call
+ * picks the best the CPU supports (ETCH_GEMM_ISA=portable|avx2 caps it).
+ * Determinism: an output element is always acc = 0; acc = fma(a, b, acc)
+ * over one K slice in order, then C = acc (first slice) or C = C + acc; the
+ * K slicing depends only on K, and padding or masking never mixes lanes, so
+ * splitting rows or columns over threads cannot change a single bit. */
+#include "codegen/c/gemm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+/* One instruction-set variant of a kernel. */
+typedef struct Isa {
+    const char *sfx;     /* kernel name suffix */
+    const char *attr;    /* function attribute macro (defined in the support block) */
+    int vbytes;          /* vector width; the portable variant tiles for 16-byte SIMD */
+    int acc_regs;        /* vector registers the accumulator tile may use */
+    const char *pfx;     /* intrinsics prefix; NULL: plain C loops the compiler vectorizes */
+    int tiles[2][2];     /* blocked-kernel register tiles {MR, NV}, best first */
+} Isa;
+
+enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512, N_ISA };
+static const Isa ISAS[N_ISA] = {
+    {"c", "", 16, 8, NULL, {{4, 2}, {4, 2}}},
+    {"avx2", "ETCH_GEMM_AVX2 ", 32, 12, "_mm256_", {{6, 2}, {4, 3}}},
+    {"avx512", "ETCH_GEMM_AVX512 ", 64, 24, "_mm512_", {{12, 2}, {8, 3}}},
+};
+
+/* Blocking targets: a KC x NR panel of B plus MR rows of A stay in a 32 KiB
+ * L1; MC rows x KC of A in L2; the KC x NC slice of B in L2/L3. */
+enum { KC_MAX = 256, A_BLOCK_BYTES = 160 * 1024, B_BLOCK_BYTES = 2 * 1024 * 1024 };
+/* Below this many flops per thread, starting a thread costs more than it saves. */
+#define FLOPS_PER_THREAD (1 << 22)
+
+typedef struct Plan {
+    bool direct;
+    int vl, mr, nv, nr;      /* vector lanes; register tile MR x (NV vectors = NR elements) */
+    int64_t kc, mc, nc;      /* K slice depth; cache blocks (blocked kernels) */
+    int parts;               /* threads that share the work */
+    bool split_m;            /* parts own row ranges (else column ranges) */
+    int64_t chunk;           /* rows or columns per part (a multiple of MR or NR) */
+    int64_t pack;            /* packing buffer elements per part (64-byte multiple) */
+} Plan;
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Direct or blocked depends on the shape only (not on the instruction set),
+ * so the order of additions does not either. Direct when B can be read in
+ * place cheaply: few rows of A share it, it is one tile wide, or it stays in
+ * L2 (its panels are then re-read from L2 rather than packed). */
+#define DIRECT_B_BYTES (512 * 1024)
+static bool is_direct(const GemmDesc *d) {
+    int64_t es = (int64_t)dtype_size(d->dtype);
+    if (getenv("XDIRECT")) return !d->trans_b;
+    if (getenv("XBLOCKED")) return false;
+    /* rows of B 2 KiB apart (or a multiple) collide in the caches' sets: pack those */
+    bool in_l2 = d->k * d->n * es <= DIRECT_B_BYTES && (d->ldb * es) % 2048 != 0;
+    return !d->trans_b && (d->m <= 4 || d->n * es <= 64 || in_l2);
+}
+
+/* Chooses tile, blocking and the thread split of d for one variant. */
+static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
+    Plan p = {0};
+    int es = (int)dtype_size(d->dtype);
+    p.vl = isa->vbytes / es;
+    p.direct = is_direct(d);
+    if (p.direct) {
+        int64_t nvec = cdiv(d->n, p.vl);
+        p.nv = (int)(d->m <= 4 ? min64(nvec, min64(8, isa->acc_regs / d->m)) : min64(nvec, 2));
+        p.mr = (int)min64(d->m, min64(12, isa->acc_regs / p.nv));
+    } else { /* the tile that wastes the least work on padding (first wins ties) */
+        int64_t best = -1;
+        for (int t = 0; t < 2; t++) {
+            int mr = isa->tiles[t][0], nr = isa->tiles[t][1] * p.vl;
+            int64_t cost = round_up(d->m, mr) * round_up(d->n, nr);
+            if (best < 0 || cost < best) best = cost, p.mr = mr, p.nv = isa->tiles[t][1];
+        }
+    }
+    p.nr = p.nv * p.vl;
+    /* K slices of equal depth <= KC_MAX: they fix the order of additions */
+    int KCM = getenv("XKC") ? atoi(getenv("XKC")) : KC_MAX; int ABB = getenv("XAB") ? atoi(getenv("XAB"))*1024 : A_BLOCK_BYTES;
+    p.kc = p.direct ? d->k : cdiv(d->k, cdiv(d->k, KCM));
+    int64_t flops = 2 * d->m * d->n * d->k, tiles_m = cdiv(d->m, p.mr), tiles_n = cdiv(d->n, p.nr);
+    int64_t want = min64(threads, max64(1, flops / FLOPS_PER_THREAD));
+    p.split_m = tiles_n < 2 * want && tiles_m > tiles_n;
+    p.chunk = cdiv(p.split_m ? tiles_m : tiles_n, want) * (p.split_m ? p.mr : p.nr);
+    p.parts = (int)cdiv(p.split_m ? d->m : d->n, p.chunk);
+    if (p.direct) return p;
+    int64_t rows = p.split_m ? p.chunk : d->m, cols = p.split_m ? d->n : p.chunk;
+    p.mc = min64(round_up(rows, p.mr), max64(1, ABB / (p.kc * es) / p.mr) * p.mr);
+    p.nc = min64(round_up(cols, p.nr), max64(1, B_BLOCK_BYTES / (p.kc * es) / p.nr) * p.nr);
+    p.pack = round_up(p.nc * p.kc, 64 / es);
+    return p;
+}
+
+void gemm_kernel_name(char *buf, size_t n, const GemmDesc *d) {
+    snprintf(buf, n, "etch_gemm_%s_%lldx%lldx%lld_%c%c_%lld_%lld_%lld%s", d->dtype == DT_F64 ? "f64" : "f32",
+             (long long)d->m, (long long)d->n, (long long)d->k, d->trans_a ? 't' : 'n', d->trans_b ? 't' : 'n',
+             (long long)d->lda, (long long)d->ldb, (long long)d->ldc, d->accumulate ? "_acc" : "");
+}
+
+/* ---- text helpers ---- */
+
+typedef struct Gen {
+    StrBuf *b;
+    const GemmDesc *d;
+    const Isa *isa;
+    const Plan *p;
+    const char *T, *name;
+    char vt[16], sx[4];      /* vector type and intrinsic suffix ("__m256", "ps") */
+} Gen;
+
+static void line(Gen *g, int ind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line(Gen *g, int ind, const char *fmt, ...) {
+    for (int i = 0; i < ind; i++) sb_puts(g->b, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(g->b, fmt, ap);
+    va_end(ap);
+    sb_puts(g->b, "\n");
+}
+
+/* Declares the variant function, its operand pointers and its part's range. */
+static void open_variant(Gen *g) {
+    const Plan *p = g->p;
+    const GemmDesc *d = g->d;
+    sb_printf(g->b, "%sstatic void %s_%s(const void *a_, const void *b_, void *c_, int part) {\n", g->isa->attr,
+              g->name, g->isa->sfx);
+    line(g, 1, "const %s *restrict A = (const %s *)a_, *restrict B = (const %s *)b_;", g->T, g->T, g->T);
+    line(g, 1, "%s *restrict C = (%s *)c_;", g->T, g->T);
+    line(g, 1, "(void)part;");
+    const char *lo = p->split_m ? "m0" : "n0", *hi = p->split_m ? "m1" : "n1";
+    long long full = (long long)(p->split_m ? d->m : d->n), ch = (long long)p->chunk;
+    if (p->parts > 1)
+        line(g, 1, "const int64_t %s = (int64_t)part * %lld, %s = %s + %lld < %lld ? %s + %lld : %lld;", lo, ch, hi,
+             lo, ch, full, lo, ch, full);
+    else
+        line(g, 1, "const int64_t %s = 0, %s = %lld;", lo, hi, full);
+    line(g, 1, "const int64_t %s = 0, %s = %lld;", p->split_m ? "n0" : "m0", p->split_m ? "n1" : "m1",
+         (long long)(p->split_m ? d->n : d->m));
+    if (!p->direct) line(g, 1, "%s *restrict bp = %s_pack[part];", g->T, g->name);
+}
+
+/* ---- register tiles ---- */
+
+/* How a tile reaches B and C. */
+typedef struct Tile {
+    int rows, nv;            /* literal tile size */
+    bool packed;             /* B from a packed panel (aligned, stride NR) or in place (stride ldb) */
+    bool masked;             /* only the first `nr` columns are valid */
+    const char *klen;        /* K loop length (C expression) */
+    const char *first;       /* condition for C = acc (else C = C + acc): "1", "0" or an expression */
+} Tile;
+
+/* A(i, k) relative to the tile's row pointer pa. */
+static void a_at(const Gen *g, char *buf, size_t n, const char *i, const char *k) {
+    if (g->d->trans_a) snprintf(buf, n, "pa[%s * %lld + %s]", k, (long long)g->d->lda, i);
+    else snprintf(buf, n, "pa[%s * %lld + %s]", i, (long long)g->d->lda, k);
+}
+
+/* Vector v of row expression `row` (pointer arithmetic from p), loaded/stored
+ * with the tile's masks when masked. */
+static void vload(const Gen *g, char *buf, size_t n, const char *ptr, bool aligned, bool masked, int v) {
+    const char *P = g->isa->pfx, *S = g->sx;
+    if (masked && g->isa->vbytes == 64) snprintf(buf, n, "%smaskz_loadu_%s(mk%d, %s)", P, S, v, ptr);
+    else if (masked) snprintf(buf, n, "%smaskload_%s(%s, mk%d)", P, S, ptr, v);
+    else snprintf(buf, n, "%sload%s_%s(%s)", P, aligned ? "" : "u", S, ptr);
+}
+
+static void vstore(Gen *g, int ind, const char *ptr, const char *val, bool masked, int v) {
+    const char *P = g->isa->pfx, *S = g->sx;
+    if (masked && g->isa->vbytes == 64) line(g, ind, "%smask_storeu_%s(%s, mk%d, %s);", P, S, ptr, v, val);
+    else if (masked) line(g, ind, "%smaskstore_%s(%s, mk%d, %s);", P, S, ptr, v, val);
+    else line(g, ind, "%sstoreu_%s(%s, %s);", P, S, ptr, val);
+}
+
+/* Lane masks mk0.. for the valid columns (nr of them) of each vector. */
+static void emit_masks(Gen *g, int ind, int nv) {
+    int vl = g->p->vl;
+    bool f64 = g->d->dtype == DT_F64;
+    if (g->isa->vbytes == 64) {
+        for (int v = 0; v < nv; v++)
+            line(g, ind, "const __mmask%d mk%d = (__mmask%d)(nr - %d >= %d ? 0x%x : nr <= %d ? 0 : (1u << (nr - %d)) - 1);",
+                 vl, v, vl, v * vl, vl, (1u << vl) - 1, v * vl, v * vl);
+        return;
+    }
+    if (f64) line(g, ind, "const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);");
+    else line(g, ind, "const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);");
+    for (int v = 0; v < nv; v++) {
+        if (f64) line(g, ind, "const __m256i mk%d = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nr - %d), lane);", v, v * vl);
+        else line(g, ind, "const __m256i mk%d = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - %d), lane);", v, v * vl);
+    }
+}
+
+/* One register tile: C[rows x nv*VL] (+)= A[rows x klen] B[klen x nv*VL],
+ * with pa, pb, cp pointing at the tile's corner in A, B and C. */
+static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
+    const char *P = g->isa->pfx, *S = g->sx;
+    int vl = g->p->vl;
+    long long ldc = (long long)g->d->ldc, ldb = (long long)g->d->ldb;
+    char ptr[96], ld[160], a[96], k_row[32];
+    line(g, ind, "{");
+    ind++;
+    if (t->masked) emit_masks(g, ind, t->nv);
+    for (int i = 0; i < t->rows; i++) {
+        char decl[512];
+        size_t l = 0;
+        for (int v = 0; v < t->nv; v++)
+            l += (size_t)snprintf(decl + l, sizeof decl - l, "%sc%d_%d = %ssetzero_%s()", v ? ", " : "", i, v, P, S);
+        line(g, ind, "%s %s;", g->vt, decl);
+    }
+    line(g, ind, "for (int64_t k = 0; k < %s; k++) {", t->klen);
+    if (t->packed) snprintf(k_row, sizeof k_row, "k * %d", g->p->nr);
+    else snprintf(k_row, sizeof k_row, "k * %lld", ldb);
+    for (int v = 0; v < t->nv; v++) {
+        snprintf(ptr, sizeof ptr, "pb + %s + %d", k_row, v * vl);
+        vload(g, ld, sizeof ld, ptr, t->packed, t->masked && !t->packed, v);
+        line(g, ind + 1, "const %s b%d = %s;", g->vt, v, ld);
+    }
+    for (int i = 0; i < t->rows; i++) {
+        char is[16];
+        snprintf(is, sizeof is, "%d", i);
+        a_at(g, a, sizeof a, is, "k");
+        line(g, ind + 1, "const %s a%d = %sset1_%s(%s);", g->vt, i, P, S, a);
+        for (int v = 0; v < t->nv; v++) line(g, ind + 1, "c%d_%d = %sfmadd_%s(a%d, b%d, c%d_%d);", i, v, P, S, i, v, i, v);
+    }
+    line(g, ind, "}");
+    bool store = strcmp(t->first, "0") != 0, add = strcmp(t->first, "1") != 0;
+    if (store && add) line(g, ind, "if (%s) {", t->first);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 ? !store : !add) continue;
+        if (pass == 1 && store) line(g, ind, "} else {");
+        for (int i = 0; i < t->rows; i++)
+            for (int v = 0; v < t->nv; v++) {
+                char val[256], c[32];
+                snprintf(ptr, sizeof ptr, "cp + %lld", i * ldc + v * vl);
+                snprintf(c, sizeof c, "c%d_%d", i, v);
+                if (pass == 1) {
+                    vload(g, ld, sizeof ld, ptr, false, t->masked, v);
+                    snprintf(val, sizeof val, "%sadd_%s(%s, %s)", P, S, ld, c);
+                } else {
+                    snprintf(val, sizeof val, "%s", c);
+                }
+                vstore(g, ind + (store && add), ptr, val, t->masked, v);
+            }
+    }
+    if (store && add) line(g, ind, "}");
+    line(g, ind - 1, "}");
+}
+
+/* The portable tile: small arrays and literal loops that compilers vectorize. */
+static void emit_tile_c(Gen *g, int ind, const Tile *t) {
+    int NR = t->nv * g->p->vl;
+    long long ldc = (long long)g->d->ldc, ldb = (long long)g->d->ldb;
+    char a[96];
+    a_at(g, a, sizeof a, "i", "k");
+    line(g, ind, "{");
+    line(g, ind + 1, "%s t[%d] = {0};", g->T, t->rows * NR);
+    line(g, ind + 1, "for (int64_t k = 0; k < %s; k++)", t->klen);
+    line(g, ind + 2, "for (int64_t i = 0; i < %d; i++) {", t->rows);
+    line(g, ind + 3, "const %s a = %s;", g->T, a);
+    if (t->packed) line(g, ind + 3, "for (int64_t jj = 0; jj < %d; jj++) t[i * %d + jj] += a * pb[k * %d + jj];", NR, NR, NR);
+    else if (t->masked) line(g, ind + 3, "for (int64_t jj = 0; jj < nr; jj++) t[i * %d + jj] += a * pb[k * %lld + jj];", NR, ldb);
+    else line(g, ind + 3, "for (int64_t jj = 0; jj < %d; jj++) t[i * %d + jj] += a * pb[k * %lld + jj];", NR, NR, ldb);
+    line(g, ind + 2, "}");
+    line(g, ind + 1, "for (int64_t i = 0; i < %d; i++)", t->rows);
+    if (t->masked) line(g, ind + 2, "for (int64_t jj = 0; jj < nr; jj++)");
+    else line(g, ind + 2, "for (int64_t jj = 0; jj < %d; jj++)", NR);
+    if (!strcmp(t->first, "1")) line(g, ind + 3, "cp[i * %lld + jj] = t[i * %d + jj];", ldc, NR);
+    else if (!strcmp(t->first, "0")) line(g, ind + 3, "cp[i * %lld + jj] = cp[i * %lld + jj] + t[i * %d + jj];", ldc, ldc, NR);
+    else line(g, ind + 3, "cp[i * %lld + jj] = %s ? t[i * %d + jj] : cp[i * %lld + jj] + t[i * %d + jj];", ldc, t->first, NR, ldc, NR);
+    line(g, ind, "}");
+}
+
+static void emit_tile(Gen *g, int ind, const Tile *t) {
+    if (g->isa->pfx) emit_tile_simd(g, ind, t);
+    else emit_tile_c(g, ind, t);
+}
+
+/* Full-width tiles where nr == NR can hold, masked ones where nr < NR can. */
+static void emit_tile_cols(Gen *g, int ind, Tile t) {
+    bool full = g->d->n >= g->p->nr, part = g->d->n % g->p->nr != 0;
+    if (full && part) line(g, ind, "if (nr == %d)", g->p->nr);
+    if (full) emit_tile(g, ind + part, &t);
+    if (full && part) line(g, ind, "else");
+    t.masked = true;
+    if (part) emit_tile(g, ind + full, &t);
+}
+
+/* The A row pointer of the tile at row i, K offset kk. */
+static void a_ptr(const Gen *g, char *buf, size_t n, const char *i, const char *kk) {
+    if (g->d->trans_a) snprintf(buf, n, "A + %s * %lld + %s", kk, (long long)g->d->lda, i);
+    else snprintf(buf, n, "A + %s * %lld + %s", i, (long long)g->d->lda, kk);
+}
+
+/* The loop over MR-row tiles from row `start` to `end`; the last M % MR rows
+ * (only ever at the end of the matrix) get a tile of exactly that height. */
+static void emit_row_tiles(Gen *g, int ind, const char *start, const char *end, const char *kk, const char *ccol,
+                           Tile t) {
+    const Plan *p = g->p;
+    int rem = (int)(g->d->m % p->mr);
+    char ap[96];
+    a_ptr(g, ap, sizeof ap, "i0", kk);
+    line(g, ind, "for (int64_t i0 = %s; i0 < %s; i0 += %d) {", start, end, p->mr);
+    line(g, ind + 1, "const %s *restrict pa = %s;", g->T, ap);
+    line(g, ind + 1, "%s *restrict cp = C + i0 * %lld + %s;", g->T, (long long)g->d->ldc, ccol);
+    if (rem) {
+        line(g, ind + 1, "if (%s - i0 < %d) { /* the last %d rows */", end, p->mr, rem);
+        Tile r = t;
+        r.rows = rem;
+        emit_tile_cols(g, ind + 2, r);
+        line(g, ind + 2, "break;");
+        line(g, ind + 1, "}");
+    }
+    t.rows = p->mr;
+    emit_tile_cols(g, ind + 1, t);
+    line(g, ind, "}");
+}
+
+/* ---- kernels ---- */
+
+static void emit_pack_b(Gen *g, int ind) {
+    const GemmDesc *d = g->d;
+    int NR = g->p->nr;
+    long long ldb = (long long)d->ldb;
+    line(g, ind, "for (int64_t jr = 0; jr < nc; jr += %d) { /* B slice -> kc x %d panels, zero-padded */", NR, NR);
+    line(g, ind + 1, "const int64_t nr = nc - jr < %d ? nc - jr : %d;", NR, NR);
+    line(g, ind + 1, "%s *restrict d = bp + jr * kc;", g->T);
+    if (!d->trans_b) {
+        line(g, ind + 1, "const %s *restrict s = B + pc * %lld + jc + jr;", g->T, ldb);
+        /* fixed-size memcpy: compilers inline it as vector moves (a copy loop
+         * stays scalar at -O2 with some) */
+        line(g, ind + 1, "if (nr == %d)", NR);
+        line(g, ind + 2, "for (int64_t k = 0; k < kc; k++) memcpy(d + k * %d, s + k * %lld, sizeof(%s) * %d);", NR,
+             ldb, g->T, NR);
+        line(g, ind + 1, "else");
+        line(g, ind + 2, "for (int64_t k = 0; k < kc; k++) {");
+        line(g, ind + 3, "memcpy(d + k * %d, s + k * %lld, sizeof(%s) * (size_t)nr);", NR, ldb, g->T);
+        line(g, ind + 3, "for (int64_t j = nr; j < %d; j++) d[k * %d + j] = 0;", NR, NR);
+        line(g, ind + 2, "}");
+    } else {
+        line(g, ind + 1, "const %s *restrict s = B + (jc + jr) * %lld + pc;", g->T, ldb);
+        line(g, ind + 1, "for (int64_t j = 0; j < nr; j++)");
+        line(g, ind + 2, "for (int64_t k = 0; k < kc; k++) d[k * %d + j] = s[j * %lld + k];", NR, ldb);
+        line(g, ind + 1, "for (int64_t j = nr; j < %d; j++)", NR);
+        line(g, ind + 2, "for (int64_t k = 0; k < kc; k++) d[k * %d + j] = 0;", NR);
+    }
+    line(g, ind, "}");
+}
+
+static void emit_blocked(Gen *g) {
+    const Plan *p = g->p;
+    long long K = (long long)g->d->k;
+    const char *first = g->d->accumulate ? "0" : g->d->k <= p->kc ? "1" : "pc == 0";
+    open_variant(g);
+    line(g, 1, "for (int64_t jc = n0; jc < n1; jc += %lld) {", (long long)p->nc);
+    line(g, 2, "const int64_t nc = n1 - jc < %lld ? n1 - jc : %lld;", (long long)p->nc, (long long)p->nc);
+    line(g, 2, "for (int64_t pc = 0; pc < %lld; pc += %lld) {", K, (long long)p->kc);
+    line(g, 3, "const int64_t kc = %lld - pc < %lld ? %lld - pc : %lld;", K, (long long)p->kc, K, (long long)p->kc);
+    emit_pack_b(g, 3);
+    line(g, 3, "for (int64_t ic = m0; ic < m1; ic += %lld) {", (long long)p->mc);
+    line(g, 4, "const int64_t ie = m1 - ic < %lld ? m1 : ic + %lld;", (long long)p->mc, (long long)p->mc);
+    /* the B panel (kc x NR) stays in L1 while the block's row tiles pass */
+    line(g, 4, "for (int64_t jr = 0; jr < nc; jr += %d) {", p->nr);
+    if (g->d->n % p->nr) line(g, 5, "const int64_t nr = nc - jr < %d ? nc - jr : %d;", p->nr, p->nr);
+    line(g, 5, "const %s *restrict pb = bp + jr * kc;", g->T);
+    Tile t = {.nv = p->nv, .packed = true, .klen = "kc", .first = first};
+    emit_row_tiles(g, 5, "ic", "ie", "pc", "jc + jr", t);
+    line(g, 4, "}");
+    line(g, 3, "}");
+    line(g, 2, "}");
+    line(g, 1, "}");
+    sb_puts(g->b, "}\n");
+}
+
+static void emit_direct(Gen *g) {
+    const Plan *p = g->p;
+    char klen[32];
+    snprintf(klen, sizeof klen, "%lld", (long long)g->d->k);
+    open_variant(g);
+    line(g, 1, "for (int64_t j = n0; j < n1; j += %d) {", p->nr);
+    if (g->d->n % p->nr) line(g, 2, "const int64_t nr = n1 - j < %d ? n1 - j : %d;", p->nr, p->nr);
+    line(g, 2, "const %s *restrict pb = B + j;", g->T);
+    Tile t = {.nv = p->nv, .packed = false, .klen = klen, .first = g->d->accumulate ? "0" : "1"};
+    emit_row_tiles(g, 2, "m0", "m1", "0", "j", t);
+    line(g, 1, "}");
+    sb_puts(g->b, "}\n");
+}
+
+/* ---- per-file support, kernels, calls ---- */
+
+static void emit_support(CEmitter *e) {
+    if (!cemit_define_once(e, "etch_gemm_support")) return;
+    sb_puts(e->preamble,
+            "/* ---- matrix-multiply kernels (codegen/c/gemm.c) ---- */\n"
+            "#include <stdlib.h>\n"
+            "#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))\n"
+            "#define ETCH_GEMM_X86 1\n"
+            "#include <immintrin.h>\n"
+            "#define ETCH_GEMM_AVX2 __attribute__((target(\"avx2,fma\")))\n"
+            "#define ETCH_GEMM_AVX512 __attribute__((target(\"avx512f,avx2,fma\")))\n"
+            "#endif\n"
+            "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
+            " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
+            "static int etch_gemm_isa(void) {\n"
+            "    static int isa = -1;\n"
+            "    if (isa < 0) {\n"
+            "        int best = 0;\n"
+            "#if defined(ETCH_GEMM_X86)\n"
+            "        __builtin_cpu_init();\n"
+            "        if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\")) best = 1;\n"
+            "        if (best && __builtin_cpu_supports(\"avx512f\")) best = 2;\n"
+            "#endif\n"
+            "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
+            "        if (cap && !strcmp(cap, \"portable\")) best = 0;\n"
+            "        if (cap && !strcmp(cap, \"avx2\") && best > 1) best = 1;\n"
+            "        isa = best;\n"
+            "    }\n"
+            "    return isa;\n"
+            "}\n");
+}
+
+/* Thread fan-out, emitted only when some kernel splits its work. */
+static void emit_thread_support(CEmitter *e) {
+    if (!cemit_define_once(e, "etch_gemm_threads")) return;
+    sb_printf(e->preamble,
+              "#include <pthread.h>\n"
+              "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
+              "typedef struct etch_gemm_job {\n"
+              "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int part;\n"
+              "} etch_gemm_job;\n"
+              "static void *etch_gemm_worker(void *arg) {\n"
+              "    const etch_gemm_job *j = (const etch_gemm_job *)arg;\n"
+              "    j->f(j->a, j->b, j->c, j->part);\n"
+              "    return NULL;\n"
+              "}\n"
+              "/* Parts 1.. on new threads, part 0 here; a part whose thread cannot start runs here. */\n"
+              "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
+              "    etch_gemm_job job[%d];\n    pthread_t th[%d];\n    int started[%d] = {0};\n"
+              "    for (int t = 1; t < parts; t++) {\n"
+              "        job[t] = (etch_gemm_job){f, a, b, c, t};\n"
+              "        started[t] = pthread_create(&th[t], NULL, etch_gemm_worker, &job[t]) == 0;\n"
+              "        if (!started[t]) f(a, b, c, t);\n"
+              "    }\n"
+              "    f(a, b, c, 0);\n"
+              "    for (int t = 1; t < parts; t++)\n"
+              "        if (started[t]) pthread_join(th[t], NULL);\n"
+              "}\n",
+              e->threads, e->threads, e->threads);
+}
+
+static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
+    const char *T = dtype_c_type(d->dtype);
+    Plan plans[N_ISA];
+    int max_parts = 1;
+    int64_t pack = 0;
+    for (int i = 0; i < N_ISA; i++) {
+        plans[i] = plan_make(d, &ISAS[i], e->threads > 1 ? e->threads : 1);
+        max_parts = plans[i].parts > max_parts ? plans[i].parts : max_parts;
+        pack = max64(pack, plans[i].pack);
+    }
+    emit_support(e);
+    if (max_parts > 1) emit_thread_support(e);
+    StrBuf *b = e->preamble;
+    const Plan *px = &plans[ISA_AVX2];
+    sb_printf(b, "\n/* C[%lld x %lld] %s A%s B%s (K = %lld): %s kernel, AVX2 tile %dx%d", (long long)d->m,
+              (long long)d->n, d->accumulate ? "+=" : "=", d->trans_a ? "^T" : "", d->trans_b ? "^T" : "",
+              (long long)d->k, px->direct ? "direct" : "blocked", px->mr, px->nr);
+    if (!px->direct)
+        sb_printf(b, ", KC %lld, MC %lld, NC %lld", (long long)px->kc, (long long)px->mc, (long long)px->nc);
+    sb_printf(b, ", %d part%s. */\n", px->parts, px->parts > 1 ? "s" : "");
+    if (pack)
+        sb_printf(b, "static _Alignas(64) %s %s_pack[%d][%lld]; /* packed B: %lld bytes */\n", T, name, max_parts,
+                  (long long)pack, (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
+    for (int i = 0; i < N_ISA; i++) {
+        const Isa *isa = &ISAS[i];
+        Gen g = {.b = b, .d = d, .isa = isa, .p = &plans[i], .T = T, .name = name};
+        bool f64 = d->dtype == DT_F64;
+        snprintf(g.vt, sizeof g.vt, "__m%d%s", isa->vbytes * 8, f64 ? "d" : "");
+        snprintf(g.sx, sizeof g.sx, "%s", f64 ? "pd" : "ps");
+        if (isa->pfx) sb_puts(b, "#if defined(ETCH_GEMM_X86)\n");
+        if (plans[i].direct) emit_direct(&g);
+        else emit_blocked(&g);
+        if (isa->pfx) sb_puts(b, "#endif\n");
+    }
+    /* the entry: pick the variant once, fan out over threads when it pays */
+    sb_printf(b, "static void %s(const %s *a, const %s *b, %s *c) {\n", name, T, T, T);
+    sb_printf(b, "    void (*f)(const void *, const void *, void *, int) = %s_c;\n", name);
+    sb_printf(b, "    int parts = %d, isa = etch_gemm_isa();\n    (void)isa;\n", plans[ISA_PORTABLE].parts);
+    sb_puts(b, "#if defined(ETCH_GEMM_X86)\n");
+    sb_printf(b, "    if (isa == 2) f = %s_avx512, parts = %d;\n", name, plans[ISA_AVX512].parts);
+    sb_printf(b, "    if (isa == 1) f = %s_avx2, parts = %d;\n", name, plans[ISA_AVX2].parts);
+    sb_puts(b, "#endif\n");
+    if (max_parts > 1) sb_puts(b, "    if (parts > 1) {\n        etch_gemm_parallel(f, a, b, c, parts);\n        return;\n    }\n");
+    else sb_puts(b, "    (void)parts;\n");
+    sb_puts(b, "    f(a, b, c, 0);\n}\n");
+}
+
+void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, const char *c) {
+    if (d->m == 0 || d->n == 0) return;
+    if (d->k == 0) { /* an empty sum */
+        if (d->accumulate) return;
+        char i[16], j[16];
+        cemit_for(e, i, sizeof i, d->m);
+        cemit_for(e, j, sizeof j, d->n);
+        cemit_line(e, "(%s)[%s * %lld + %s] = 0;", c, i, (long long)d->ldc, j);
+        cemit_close(e);
+        cemit_close(e);
+        return;
+    }
+    char name[192];
+    gemm_kernel_name(name, sizeof name, d);
+    if (cemit_define_once(e, name)) emit_kernel(e, d, name);
+    cemit_line(e, "%s(%s, %s, %s);", name, a, b, c);
+}

@@ -1,0 +1,72 @@
+/* fuse.c: elementwise fusion. Chains and trees of elementwise ops of one shape
+ * become one group (attr.group), which the C backend emits as a single loop
+ * nest: each member is a scalar in a register, and only members whose value is
+ * needed outside the group are stored. The backward pass of a network is mostly
+ * such chains (relu masks, scaling, optimizer updates), so this removes most
+ * kernels and most intermediate buffers.
+ *
+ * Grouping walks the graph from the last node to the first. An unvisited
+ * elementwise node roots a new group of its shape; an operand joins the group
+ * when it is elementwise, has exactly the group's shape and dtype class rules
+ * allow it, and every one of its users is either in the group or comes after
+ * the group's root (the group runs at its root's position, so a value it
+ * stores is ready for later users, and no earlier user can wait on it). Scalar
+ * constants never join: the backend reads them in place. */
+#include <stdlib.h>
+
+#include "passes/pass.h"
+
+enum { FUSE_MAX_MEMBERS = 20 }; /* members read at most 3 operands: 60 leaves < OPS_MAX_OPERANDS */
+
+static bool fusible(const Node *n) {
+    if (op_table[n->op].cls != OPC_ELEMWISE) return false;
+    return shape_numel(&n->shape) > 1; /* a scalar chain is not worth a loop */
+}
+
+Graph *pass_fuse(Graph *g, PassCtx *ctx) {
+    (void)ctx;
+    int n = g->n_nodes;
+    int *group = calloc((size_t)n + 1, sizeof *group);
+    int **users = calloc((size_t)n + 1, sizeof *users), *n_users = calloc((size_t)n + 1, sizeof *n_users);
+    int *stack = malloc(sizeof(int) * ((size_t)n + 1));
+    if (!group || !users || !n_users || !stack) abort();
+    /* users of every node (outputs and update sources count as users after the end) */
+    for (int id = 0; id < n; id++)
+        for (int k = 0; k < g->nodes[id].n_in; k++) n_users[g->nodes[id].in[k]]++;
+    for (int id = 0; id < n; id++) users[id] = malloc(sizeof(int) * ((size_t)n_users[id] + 1)), n_users[id] = 0;
+    for (int id = 0; id < n; id++)
+        for (int k = 0; k < g->nodes[id].n_in; k++) {
+            int in = g->nodes[id].in[k];
+            users[in][n_users[in]++] = id;
+        }
+    for (int root = n - 1; root >= 0; root--) {
+        const Node *r = &g->nodes[root];
+        if (group[root] || !fusible(r)) continue;
+        int gid = root + 1, top = 0, members = 1;
+        group[root] = gid;
+        stack[top++] = root;
+        while (top) {
+            const Node *m = &g->nodes[stack[--top]];
+            for (int k = 0; k < m->n_in; k++) {
+                int p = m->in[k];
+                const Node *pn = &g->nodes[p];
+                if (group[p] || !fusible(pn) || !shape_equal(&pn->shape, &r->shape)) continue;
+                bool ok = true;
+                for (int u = 0; u < n_users[p] && ok; u++) ok = group[users[p][u]] == gid || users[p][u] > root;
+                /* the emitter reads at most OPS_MAX_OPERANDS distinct leaves: bound the group */
+                if (!ok || members == FUSE_MAX_MEMBERS) continue;
+                group[p] = gid;
+                stack[top++] = p;
+                members++;
+            }
+        }
+        if (members == 1) group[root] = 0; /* a lone op is already one kernel */
+    }
+    for (int id = 0; id < n; id++) g->nodes[id].attr.group = group[id];
+    for (int id = 0; id < n; id++) free(users[id]);
+    free(users);
+    free(n_users);
+    free(group);
+    free(stack);
+    return g;
+}

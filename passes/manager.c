@@ -1,0 +1,95 @@
+/* manager.c: the pass pipeline and the pass manager.
+ *
+ * The pipeline is the plain array below, in order: reading it tells exactly
+ * what -O1 and -O2 do. Each pass declares the lowest level it runs at. The
+ * manager runs the passes, verifies the IR after each one when asked (so a
+ * broken rewrite is reported naming the pass that made it, not as a wrong
+ * number later), and dumps the IR after the passes the user asked about. */
+#include <string.h>
+
+#include "passes/pass.h"
+
+static const PassInfo PASS_SIMPLIFY = {"simplify", pass_simplify, 1,
+                                       "algebraic simplification and constant folding"};
+static const PassInfo PASS_CSE = {"cse", pass_cse, 1, "common-subexpression elimination"};
+static const PassInfo PASS_DCE = {"dce", pass_dce, 1, "dead-code elimination (inputs and params are kept)"};
+static const PassInfo PASS_FUSE = {"fuse", pass_fuse, 2, "fuse elementwise chains into one kernel"};
+
+static const PassInfo *const PIPELINE[] = {&PASS_SIMPLIFY, &PASS_CSE, &PASS_DCE, &PASS_FUSE, NULL};
+
+const PassInfo *const *passes_all(void) { return PIPELINE; }
+
+const PassInfo *pass_find(const char *name) {
+    for (int i = 0; PIPELINE[i]; i++)
+        if (strcmp(PIPELINE[i]->name, name) == 0) return PIPELINE[i];
+    return NULL;
+}
+
+/* Reports name as unknown, listing the valid ones; false when unknown. */
+static bool check_name(const char *name, const char *flag, Diag *d) {
+    if (name && pass_find(name)) return true;
+    char list[256] = "";
+    size_t len = 0;
+    for (int i = 0; PIPELINE[i] && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", PIPELINE[i]->name);
+    diag_error_plain(d, "unknown pass '%s' in %s (valid passes: %s)", name ? name : "", flag, list);
+    return false;
+}
+
+static bool listed(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return true;
+    return false;
+}
+
+/* The option lists name real passes; every problem is reported. */
+static bool check_options(const PassOptions *o, Diag *d) {
+    bool ok = true;
+    for (int i = 0; i < o->n_disabled; i++) ok = check_name(o->disabled[i], "--disable-pass", d) && ok;
+    for (int i = 0; i < o->n_print_after; i++) ok = check_name(o->print_after[i], "--print-after", d) && ok;
+    return ok;
+}
+
+/* Runs one pass with the manager's bookkeeping; NULL on failure. */
+static Graph *run_one(const PassInfo *p, Graph *g, const PassOptions *o, Diag *d) {
+    PassCtx ctx = {.d = d, .opt_level = o->opt_level};
+    Graph *h = p->run(g, &ctx);
+    if (!h) {
+        diag_error_plain(d, "pass '%s' failed", p->name);
+        return NULL;
+    }
+    if (o->verify && !ir_verify(h, d)) {
+        diag_error_plain(d, "the IR does not verify after pass '%s' (a compiler bug)", p->name);
+        return NULL;
+    }
+    if (o->print_after_all || listed(o->print_after, o->n_print_after, p->name)) {
+        FILE *f = o->dump ? o->dump : stderr;
+        fprintf(f, "// ----- IR after %s -----\n", p->name);
+        ir_print(f, h);
+    }
+    return h;
+}
+
+static bool verify_input(Graph *g, const PassOptions *o, Diag *d) {
+    if (!o->verify || ir_verify(g, d)) return true;
+    return diag_error_plain(d, "the IR does not verify before any pass ran");
+}
+
+Graph *passes_run(Graph *g, const PassOptions *o, Diag *d) {
+    if (!check_options(o, d) || !verify_input(g, o, d)) return NULL;
+    for (int i = 0; g && PIPELINE[i]; i++) {
+        const PassInfo *p = PIPELINE[i];
+        if (p->min_level > o->opt_level || listed(o->disabled, o->n_disabled, p->name)) continue;
+        g = run_one(p, g, o, d);
+    }
+    return g;
+}
+
+Graph *passes_run_list(Graph *g, const char *const *names, int n, const PassOptions *o, Diag *d) {
+    bool ok = check_options(o, d);
+    for (int i = 0; i < n; i++) ok = check_name(names[i], "--passes", d) && ok;
+    if (!ok || !verify_input(g, o, d)) return NULL;
+    for (int i = 0; g && i < n; i++)
+        if (!listed(o->disabled, o->n_disabled, names[i])) g = run_one(pass_find(names[i]), g, o, d);
+    return g;
+}

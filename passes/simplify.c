@@ -1,0 +1,405 @@
+/* simplify.c: algebraic simplification and constant folding.
+ *
+ * Autodiff and the optimizer emit IR mechanically: `1 * grad`, transposes of
+ * transposes, reshapes of broadcasts of constants, sums over broadcast copies.
+ * This pass rebuilds the graph in id order (passes/rewrite.h) and, for every
+ * node, first offers its already-simplified form to a set of local rules;
+ * a rule returns the id of an equivalent value of exactly the node's type, or
+ * -1. Replacement nodes a rule builds are themselves offered to the rules, so
+ * chains collapse in one sweep. Replaced nodes are left in place, dead, for
+ * pass_dce to remove, which keeps every rule a pure local decision.
+ *
+ * Results are unchanged except for the sign of a zero: x + 0 -> x turns
+ * (-0) + (+0) = +0 into -0, which compares equal. Not done, on purpose:
+ *  - x * 0 -> 0 for floats (NaN * 0 and inf * 0 are NaN); done for integers;
+ *  - 0 - x -> neg(x) (0 - 0 is +0, neg(0) is -0), reassociation of sums or
+ *    products, and anything else that would round differently than the
+ *    eager executor (constant folding computes in double and rounds through
+ *    the result dtype exactly as the reference kernels store results). */
+#include <assert.h>
+#include <string.h>
+
+#include "passes/pass.h"
+#include "passes/rewrite.h"
+
+typedef struct Simplify {
+    Rewriter rw;
+    const int *uses; /* uses of each src node */
+    int *dst_uses;   /* dst id -> src uses of the src nodes now mapped to it */
+    int cap_dst_uses;
+    bool mm_trans;   /* matmul's shape rule understands transpose_a/_b */
+} Simplify;
+
+enum { MAX_DEPTH = 16 }; /* rules build a few nodes each; this only guards against a rule cycle */
+
+static const Node *dst_node(const Simplify *S, int id) { return &S->rw.dst->nodes[id]; }
+
+static int simp(Simplify *S, Node *c, int depth);
+
+/* ---- values ---- */
+
+/* v as stored in a tensor of dtype t (what tensor_set does), or false when
+ * the conversion would be undefined (NaN or out of range into an integer). */
+static bool round_to(double v, DType t, double *out) {
+    switch (t) {
+    case DT_F32: *out = (double)(float)v; return true;
+    case DT_F64: *out = v; return true;
+    case DT_I32:
+        if (!(v > -2147483649.0 && v < 2147483648.0)) return false;
+        *out = (double)(int32_t)v;
+        return true;
+    case DT_I64:
+        if (!(v >= -0x1p63 && v < 0x1p63)) return false;
+        *out = (double)(int64_t)v;
+        return true;
+    case DT_BOOL: *out = v != 0; return true;
+    default: return false;
+    }
+}
+
+/* The element value of dst node id when it is a constant (constants are splats). */
+static bool const_val(const Simplify *S, int id, double *v) {
+    const Node *n = dst_node(S, id);
+    return n->op == OP_CONST && round_to(n->attr.value, n->dtype, v);
+}
+
+static bool is_const(const Simplify *S, int id, double want) {
+    double v;
+    return const_val(S, id, &v) && v == want;
+}
+
+static int make_const(Simplify *S, double v, DType t, Shape s, SrcLoc loc) {
+    NodeAttrs a = {.value = v, .dtype = t, .shape = s};
+    return rewrite_add(&S->rw, OP_CONST, NULL, 0, &a, loc);
+}
+
+/* Types a replacement node and simplifies it in turn; -1 if ill-typed. */
+static int emit(Simplify *S, OpKind op, const int *ins, int n_in, const NodeAttrs *at, SrcLoc loc, int depth) {
+    Node c = {.op = op, .n_in = n_in, .in = (int *)ins, .loc = loc};
+    if (at) c.attr = *at;
+    if (!rewrite_infer(&S->rw, &c)) return -1;
+    return simp(S, &c, depth + 1);
+}
+
+static int emit_reshape(Simplify *S, int x, Shape s, SrcLoc loc, int depth) {
+    NodeAttrs a = {.shape = s};
+    return emit(S, OP_RESHAPE, &x, 1, &a, loc, depth);
+}
+
+/* x seen at c's type: x itself, or x broadcast to c's shape (elementwise
+ * operands always broadcast to the result, and share its dtype). */
+static int as_result(Simplify *S, const Node *c, int x, int depth) {
+    const Node *n = dst_node(S, x);
+    if (n->dtype != c->dtype) return -1;
+    if (shape_equal(&n->shape, &c->shape)) return x;
+    NodeAttrs a = {.shape = c->shape};
+    return emit(S, OP_BROADCAST, &x, 1, &a, c->loc, depth);
+}
+
+/* ---- constant folding ---- */
+
+/* Elementwise op over constants only: one scalar evaluation (constants are
+ * splats, so any shape folds), computed like the reference kernel. */
+static int fold_elementwise(Simplify *S, const Node *c) {
+    double x[3], r;
+    if (!op_table[c->op].scalar) return -1;
+    for (int k = 0; k < c->n_in; k++)
+        if (!const_val(S, c->in[k], &x[k])) return -1;
+    if (!round_to(op_table[c->op].scalar(x), c->dtype, &r)) return -1;
+    return make_const(S, r, c->dtype, c->shape, c->loc);
+}
+
+/* A reduction of a constant. Sums of n equal f32 or integer values are exact
+ * in the kernels' double accumulator, so they equal n * v; for f64 only a
+ * reduction of single elements is certainly exact. */
+static int fold_reduce(Simplify *S, const Node *c) {
+    double v, r;
+    if (!const_val(S, c->in[0], &v)) return -1;
+    int64_t count = shape_numel(&dst_node(S, c->in[0])->shape) / shape_numel(&c->shape);
+    bool exact = c->dtype != DT_F64 || count == 1;
+    if (c->op == OP_REDUCE_MAX) r = v;
+    else if (!exact) return -1;
+    else if (c->op == OP_REDUCE_MEAN) r = v;
+    else if (!round_to(v * (double)count, c->dtype, &r)) return -1;
+    return make_const(S, r, c->dtype, c->shape, c->loc);
+}
+
+/* A non-scalar constant operand of a multi-operand elementwise op is replaced
+ * by a scalar one when the other operands alone give the result its shape,
+ * so `mul(const : f32[64,10], x : f32[64,10])` reads a scalar. */
+static int shrink_splats(Simplify *S, const Node *c, int depth) {
+    if (c->n_in < 2) return -1;
+    for (int k = 0; k < c->n_in; k++) {
+        const Node *x = dst_node(S, c->in[k]);
+        if (x->op != OP_CONST || x->shape.rank == 0) continue;
+        int scalar = make_const(S, x->attr.value, x->dtype, (Shape){0}, x->loc);
+        int ins[3];
+        memcpy(ins, c->in, sizeof(int) * (size_t)c->n_in);
+        ins[k] = scalar;
+        Node t = *c;
+        t.in = ins;
+        if (rewrite_infer(&S->rw, &t) && t.dtype == c->dtype && shape_equal(&t.shape, &c->shape))
+            return simp(S, &t, depth + 1);
+    }
+    return -1;
+}
+
+/* ---- elementwise identities ---- */
+
+static int simplify_elementwise(Simplify *S, const Node *c, int depth) {
+    int a = c->in[0], b = c->n_in > 1 ? c->in[1] : -1;
+    const Node *x = dst_node(S, a);
+    switch (c->op) {
+    case OP_ADD:
+        if (is_const(S, b, 0)) return as_result(S, c, a, depth);
+        if (is_const(S, a, 0)) return as_result(S, c, b, depth);
+        return -1;
+    case OP_SUB: return is_const(S, b, 0) ? as_result(S, c, a, depth) : -1;
+    case OP_MUL:
+        if (is_const(S, b, 1)) return as_result(S, c, a, depth);
+        if (is_const(S, a, 1)) return as_result(S, c, b, depth);
+        /* integers have no NaN or infinity, so x * 0 is 0 for every x */
+        if (!dtype_is_float(c->dtype) && (is_const(S, a, 0) || is_const(S, b, 0)))
+            return make_const(S, 0, c->dtype, c->shape, c->loc);
+        return -1;
+    case OP_DIV:
+    case OP_POW: return is_const(S, b, 1) ? as_result(S, c, a, depth) : -1;
+    case OP_MAX:
+    case OP_MIN: return a == b ? as_result(S, c, a, depth) : -1;
+    case OP_WHERE: {
+        double cond;
+        if (const_val(S, a, &cond)) return as_result(S, c, cond != 0 ? b : c->in[2], depth);
+        return b == c->in[2] ? as_result(S, c, b, depth) : -1;
+    }
+    case OP_NEG: return x->op == OP_NEG ? x->in[0] : -1;
+    case OP_ABS:
+    case OP_RELU: return x->op == c->op ? a : -1; /* idempotent */
+    case OP_CAST: {
+        if (x->dtype == c->dtype) return a;
+        /* T -> U -> T is the identity when U holds every T value */
+        if (x->op != OP_CAST) return -1;
+        DType t = dst_node(S, x->in[0])->dtype, u = x->dtype;
+        bool widens = t == DT_BOOL || (t == DT_F32 && u == DT_F64) || (t == DT_I32 && (u == DT_I64 || u == DT_F64));
+        return t == c->dtype && widens ? x->in[0] : -1;
+    }
+    default: return -1;
+    }
+}
+
+/* ---- layout ---- */
+
+static bool perm_is_identity(const int *p, int n) {
+    for (int i = 0; i < n; i++)
+        if (p[i] != i) return false;
+    return true;
+}
+
+/* perm swaps the last two axes and keeps the others. */
+static bool perm_is_last2_swap(const int *p, int n) {
+    if (n < 2 || p[n - 2] != n - 1 || p[n - 1] != n - 2) return false;
+    return perm_is_identity(p, n - 2);
+}
+
+static int simplify_reshape(Simplify *S, const Node *c, int depth) {
+    const Node *x = dst_node(S, c->in[0]);
+    if (shape_equal(&x->shape, &c->shape)) return c->in[0];
+    if (x->op == OP_RESHAPE) return emit_reshape(S, x->in[0], c->shape, c->loc, depth);
+    if (x->op == OP_CONST) return make_const(S, x->attr.value, c->dtype, c->shape, c->loc);
+    return -1;
+}
+
+/* to is from with zero or more leading size-1 dims. */
+static bool prepends_ones(const Shape *from, const Shape *to) {
+    int lead = to->rank - from->rank;
+    if (lead < 0) return false;
+    for (int i = 0; i < to->rank; i++)
+        if (to->dim[i] != (i < lead ? 1 : from->dim[i - lead])) return false;
+    return true;
+}
+
+static int simplify_broadcast(Simplify *S, const Node *c, int depth) {
+    const Node *x = dst_node(S, c->in[0]);
+    if (shape_equal(&x->shape, &c->shape)) return c->in[0];
+    if (x->op == OP_CONST) return make_const(S, x->attr.value, c->dtype, c->shape, c->loc);
+    NodeAttrs a = {.shape = c->shape};
+    /* x -> s1 -> s2 is x -> s2: every dim of x is 1 or already final */
+    if (x->op == OP_BROADCAST) return emit(S, OP_BROADCAST, &x->in[0], 1, &a, c->loc, depth);
+    /* a reshape that only prepends 1s changes nothing broadcasting would not */
+    if (x->op == OP_RESHAPE && prepends_ones(&dst_node(S, x->in[0])->shape, &x->shape))
+        return emit(S, OP_BROADCAST, &x->in[0], 1, &a, c->loc, depth);
+    /* only size-1 dims added: the same elements in the same order, a view */
+    if (shape_numel(&x->shape) == shape_numel(&c->shape)) return emit_reshape(S, c->in[0], c->shape, c->loc, depth);
+    return -1;
+}
+
+/* transpose(matmul(a, b)) = matmul(b, a) with each operand's transposition
+ * flipped: (op(A) op(B))^T = op(B)^T op(A)^T. Only when the transpose is the
+ * product's sole user; otherwise both products would be computed. */
+static int transpose_of_matmul(Simplify *S, const Node *c, int depth) {
+    int m = c->in[0];
+    const Node *x = dst_node(S, m);
+    if (!S->mm_trans || x->op != OP_MATMUL || !perm_is_last2_swap(c->attr.axes, c->attr.n_axes)) return -1;
+    if (m >= S->cap_dst_uses || S->dst_uses[m] != 1) return -1;
+    int a = x->in[0], b = x->in[1];
+    if (dst_node(S, a)->shape.rank < 2 || dst_node(S, b)->shape.rank < 2) return -1;
+    NodeAttrs at = {.trans_a = !x->attr.trans_b, .trans_b = !x->attr.trans_a};
+    return emit(S, OP_MATMUL, (int[]){b, a}, 2, &at, c->loc, depth);
+}
+
+static int simplify_transpose(Simplify *S, const Node *c, int depth) {
+    const Node *x = dst_node(S, c->in[0]);
+    int n = c->attr.n_axes;
+    if (perm_is_identity(c->attr.axes, n)) return c->in[0];
+    if (x->op == OP_CONST) return make_const(S, x->attr.value, c->dtype, c->shape, c->loc);
+    if (x->op == OP_TRANSPOSE) { /* out axis i = x's axis perm[i] = x's operand's axis inner[perm[i]] */
+        NodeAttrs a = {.n_axes = n};
+        for (int i = 0; i < n; i++) a.axes[i] = x->attr.axes[c->attr.axes[i]];
+        return emit(S, OP_TRANSPOSE, &x->in[0], 1, &a, c->loc, depth);
+    }
+    int r = transpose_of_matmul(S, c, depth);
+    if (r >= 0) return r;
+    x = dst_node(S, c->in[0]); /* the node array may have grown */
+    /* moving only size-1 axes keeps the element order: a reshape (a view) */
+    int last = -1;
+    for (int i = 0; i < n; i++) {
+        int p = c->attr.axes[i];
+        if (x->shape.dim[p] == 1) continue;
+        if (p < last) return -1;
+        last = p;
+    }
+    return emit_reshape(S, c->in[0], c->shape, c->loc, depth);
+}
+
+/* matmul(transpose(a), b) -> matmul{transpose_a}(a, b) when the transpose
+ * swaps the last two axes: the kernel reads a in place instead of a copy. */
+static int simplify_matmul(Simplify *S, const Node *c, int depth) {
+    if (!S->mm_trans) return -1;
+    for (int k = 0; k < 2; k++) {
+        const Node *t = dst_node(S, c->in[k]);
+        if (t->op != OP_TRANSPOSE || !perm_is_last2_swap(t->attr.axes, t->attr.n_axes)) continue;
+        NodeAttrs at = {.trans_a = c->attr.trans_a, .trans_b = c->attr.trans_b};
+        int ins[2] = {c->in[0], c->in[1]};
+        ins[k] = t->in[0];
+        if (k == 0) at.trans_a = !at.trans_a;
+        else at.trans_b = !at.trans_b;
+        return emit(S, OP_MATMUL, ins, 2, &at, c->loc, depth);
+    }
+    return -1;
+}
+
+/* ---- reductions ---- */
+
+/* reduce(broadcast(y)) over exactly the broadcast axes reads count equal
+ * copies of each element of y: the sum is y * count, max and mean are y. The
+ * result has y's elements in y's order, so y only needs a reshape. */
+static int reduce_of_broadcast(Simplify *S, const Node *c, int depth) {
+    const Node *b = dst_node(S, c->in[0]);
+    if (b->op != OP_BROADCAST) return -1;
+    int y = b->in[0];
+    Shape ys = dst_node(S, y)->shape, bs = b->shape;
+    int lead = bs.rank - ys.rank;
+    bool red[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < c->attr.n_axes; i++) red[c->attr.axes[i]] = true;
+    int64_t count = 1;
+    for (int i = 0; i < bs.rank; i++) {
+        bool bcast = i < lead || ys.dim[i - lead] == 1;
+        if (red[i] && !bcast) return -1;         /* sums distinct elements: keep */
+        if (!red[i] && bcast && bs.dim[i] != 1) return -1; /* result still broadcast */
+        if (red[i]) count *= bs.dim[i];
+    }
+    int r = emit_reshape(S, y, c->shape, c->loc, depth);
+    if (r < 0 || c->op != OP_REDUCE_SUM || count == 1) return r;
+    double k;
+    if (!round_to((double)count, c->dtype, &k) || k != (double)count) return -1;
+    int kc = make_const(S, k, c->dtype, (Shape){0}, c->loc);
+    return emit(S, OP_MUL, (int[]){r, kc}, 2, NULL, c->loc, depth);
+}
+
+static int simplify_reduce(Simplify *S, const Node *c, int depth) {
+    const Node *x = dst_node(S, c->in[0]);
+    if (x->op == OP_CONST) return fold_reduce(S, c);
+    /* reducing only size-1 axes (or none) moves no data: a reshape */
+    bool trivial = true;
+    for (int i = 0; i < c->attr.n_axes; i++) trivial = trivial && x->shape.dim[c->attr.axes[i]] == 1;
+    if (trivial) return emit_reshape(S, c->in[0], c->shape, c->loc, depth);
+    return reduce_of_broadcast(S, c, depth);
+}
+
+/* ---- driver ---- */
+
+static int try_rules(Simplify *S, Node *c, int depth) {
+    switch (c->op) {
+    case OP_BROADCAST: return simplify_broadcast(S, c, depth);
+    case OP_RESHAPE: return simplify_reshape(S, c, depth);
+    case OP_TRANSPOSE: return simplify_transpose(S, c, depth);
+    case OP_MATMUL: return simplify_matmul(S, c, depth);
+    case OP_REDUCE_SUM:
+    case OP_REDUCE_MAX:
+    case OP_REDUCE_MEAN: return simplify_reduce(S, c, depth);
+    default: break;
+    }
+    if (op_table[c->op].cls != OPC_ELEMWISE) return -1; /* sources, softmax */
+    int r = fold_elementwise(S, c);
+    if (r < 0) r = shrink_splats(S, c, depth);
+    return r >= 0 ? r : simplify_elementwise(S, c, depth);
+}
+
+/* The dst id standing for candidate c (operands already dst ids): a rule's
+ * replacement when one applies, else c appended as it is. */
+static int simp(Simplify *S, Node *c, int depth) {
+    int r = depth < MAX_DEPTH ? try_rules(S, c, depth) : -1;
+    if (r >= 0) {
+        const Node *n = dst_node(S, r);
+        /* a rule must preserve the type exactly; never let a bug through */
+        assert(n->dtype == c->dtype && shape_equal(&n->shape, &c->shape));
+        if (n->dtype == c->dtype && shape_equal(&n->shape, &c->shape)) return r;
+    }
+    return graph_append_raw(S->rw.dst, c);
+}
+
+static void add_dst_uses(Simplify *S, int id, int n) {
+    if (id >= S->cap_dst_uses) {
+        int cap = S->cap_dst_uses ? S->cap_dst_uses : 64;
+        while (cap <= id) cap *= 2;
+        int *p = arena_alloc(S->rw.src->arena, sizeof(int) * (size_t)cap);
+        if (S->cap_dst_uses) memcpy(p, S->dst_uses, sizeof(int) * (size_t)S->cap_dst_uses);
+        S->dst_uses = p;
+        S->cap_dst_uses = cap;
+    }
+    S->dst_uses[id] += n;
+}
+
+/* Whether matmul's shape rule takes transpose_a/transpose_b (asked once, with
+ * a probe graph), so the matmul rewrites switch on when the op supports them. */
+static bool matmul_supports_transpose(void) {
+    static int known = -1;
+    if (known < 0) {
+        Arena *a = arena_new();
+        Graph *g = graph_new(a, "probe");
+        int x = graph_add_input(g, "a", DT_F32, (Shape){2, {2, 3}}, (SrcLoc){0});
+        int y = graph_add_input(g, "b", DT_F32, (Shape){2, {4, 2}}, (SrcLoc){0});
+        Diag d;
+        diag_init(&d, NULL);
+        NodeAttrs at = {.trans_a = true, .trans_b = true};
+        int m = graph_add_op(g, OP_MATMUL, (int[]){x, y}, 2, &at, (SrcLoc){0}, &d);
+        /* a^T [3,2] @ b^T [2,4] = [3,4]; a rule ignoring the flags rejects it */
+        known = m >= 0 && g->nodes[m].shape.rank == 2 && g->nodes[m].shape.dim[0] == 3 && g->nodes[m].shape.dim[1] == 4;
+        diag_dispose(&d);
+        arena_free(a);
+    }
+    return known == 1;
+}
+
+Graph *pass_simplify(Graph *g, PassCtx *ctx) {
+    Simplify S = {.uses = rewrite_count_uses(g, g->arena), .mm_trans = matmul_supports_transpose()};
+    rewrite_begin(&S.rw, g, ctx->d);
+    for (int id = 0; id < g->n_nodes; id++) {
+        int ins[8];
+        Node c = rewrite_mapped_node(&S.rw, id, ins);
+        /* sources other than constants are the interface: copied as they are */
+        int r = (c.op == OP_INPUT || c.op == OP_PARAM) ? graph_append_raw(S.rw.dst, &c) : simp(&S, &c, 0);
+        S.rw.map[id] = r;
+        add_dst_uses(&S, r, S.uses[id]);
+    }
+    return rewrite_finish(&S.rw);
+}

@@ -1,0 +1,750 @@
+/* test_passes.c: the optimization passes (simplify, cse, dce) and the pass
+ * manager.
+ *
+ * Every rewrite is checked twice: structurally (the node it should produce is
+ * there, the node it should remove is gone) and semantically (the eager
+ * executor gives the same outputs and the same updated params on random
+ * inputs before and after, to 1e-5 relative). A fuzzer builds 200 random
+ * graphs through graph_add_op (which rejects ill-typed nodes) and checks that
+ * every pass and -O1 preserve their results; the training step of
+ * samples/mlp.etch must shrink under -O1 and still train identically. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+#include "ir/eager.h"
+#include "ir/params.h"
+#include "passes/pass.h"
+#include "passes/train.h"
+
+static SrcLoc L = {"p.etch", 1, 1};
+
+static Shape S(int rank, ...) {
+    Shape s = {.rank = rank};
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
+    va_end(ap);
+    return s;
+}
+
+static int add(Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
+    Diag d;
+    diag_init(&d, stderr);
+    int id = graph_add_op(g, op, ins, n, at, L, &d);
+    diag_dispose(&d);
+    assert_true(id >= 0);
+    return id;
+}
+#define U(g, op, x, ...) add(g, op, 1, (int[]){x}, __VA_ARGS__)
+#define B(g, op, x, y) add(g, op, 2, (int[]){x, y}, NULL)
+#define IN(g, name, ...) graph_add_input(g, name, DT_F32, S(__VA_ARGS__), L)
+#define CONST(g, v, t, ...) graph_add_const(g, v, t, S(__VA_ARGS__), L)
+#define PERM(...) (&(NodeAttrs){.n_axes = sizeof((int[]){__VA_ARGS__}) / sizeof(int), .axes = {__VA_ARGS__}})
+#define TO(...) (&(NodeAttrs){.shape = S(__VA_ARGS__)})
+
+/* ---- running passes ---- */
+
+/* Runs the comma-separated passes with verification on; must succeed. */
+static Graph *run(Graph *g, const char *list) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    const char *names[8];
+    int n = 0;
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) names[n++] = t;
+    PassOptions o = {.opt_level = 2, .verify = true};
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *h = passes_run_list(g, names, n, &o, &d);
+    assert_non_null(h);
+    assert_int_equal(d.n_errors, 0);
+    diag_dispose(&d);
+    return h;
+}
+
+static Graph *run_level(Graph *g, int level) {
+    PassOptions o = {.opt_level = level, .verify = true};
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *h = passes_run(g, &o, &d);
+    assert_non_null(h);
+    diag_dispose(&d);
+    return h;
+}
+
+static int count_op(const Graph *g, OpKind op) {
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
+    return n;
+}
+
+static const Node *out_node(const Graph *g, int k) { return &g->nodes[g->outputs[k]]; }
+
+/* ---- semantic comparison on the eager executor ---- */
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
+
+static Tensor *random_tensor(const Node *n, uint64_t *rng) {
+    Tensor *t = tensor_new(n->dtype, n->shape);
+    for (int64_t i = 0; i < tensor_numel(t); i++)
+        tensor_set(t, i, dtype_is_float(n->dtype) ? rng_unit(rng) * 4 - 2 : (double)(rng_next(rng) % 4));
+    return t;
+}
+
+static bool close(double a, double b) {
+    if (a == b || (isnan(a) && isnan(b))) return true;
+    return fabs(a - b) <= 1e-5 * fmax(fabs(a), fabs(b)) + 1e-6;
+}
+
+static void expect_same_tensor(const Tensor *a, const Tensor *b, const char *what, int k) {
+    assert_int_equal(a->dtype, b->dtype);
+    assert_true(shape_equal(&a->shape, &b->shape));
+    for (int64_t i = 0; i < tensor_numel(a); i++)
+        if (!close(tensor_get(a, i), tensor_get(b, i))) {
+            fprintf(stderr, "%s %d element %lld: %.9g before, %.9g after\n", what, k, (long long)i, tensor_get(a, i),
+                    tensor_get(b, i));
+            fail();
+        }
+}
+
+/* g0 and g1 (g1 = passes(g0)) compute the same outputs and the same param
+ * updates over `steps` runs on random inputs and initial params. */
+static void expect_same_results(const Graph *g0, const Graph *g1, uint64_t seed, int steps) {
+    assert_int_equal(g0->n_inputs, g1->n_inputs);
+    assert_int_equal(g0->n_params, g1->n_params);
+    assert_int_equal(g0->n_outputs, g1->n_outputs);
+    Tensor **p0 = params_init(g0, seed), **p1 = params_init(g1, seed);
+    Diag d;
+    diag_init(&d, stderr);
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int s = 0; s < steps; s++) {
+        Tensor *in[16], *o0[16], *o1[16];
+        for (int i = 0; i < g0->n_inputs; i++) in[i] = random_tensor(&g0->nodes[g0->inputs[i]], &rng);
+        assert_true(eager_run(g0, in, p0, o0, NULL, &d));
+        assert_true(eager_run(g1, in, p1, o1, NULL, &d));
+        for (int i = 0; i < g0->n_outputs; i++) {
+            expect_same_tensor(o0[i], o1[i], "output", i);
+            tensor_free(o0[i]);
+            tensor_free(o1[i]);
+        }
+        for (int i = 0; i < g0->n_inputs; i++) tensor_free(in[i]);
+        for (int i = 0; i < g0->n_params; i++) expect_same_tensor(p0[i], p1[i], "param", i);
+    }
+    params_free(g0, p0);
+    params_free(g1, p1);
+    diag_dispose(&d);
+}
+
+/* Whether matmul accepts transpose_a/transpose_b yet (the rewrites need it). */
+static bool matmul_has_flags(void) {
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "probe");
+    int x = IN(g, "a", 2, 2, 3), y = IN(g, "b", 2, 2, 4);
+    Diag d;
+    diag_init(&d, NULL);
+    int m = graph_add_op(g, OP_MATMUL, (int[]){x, y}, 2, &(NodeAttrs){.trans_a = true}, L, &d);
+    bool ok = m >= 0 && g->nodes[m].shape.dim[0] == 3;
+    diag_dispose(&d);
+    arena_free(a);
+    return ok;
+}
+
+/* ---- simplify ---- */
+
+static void test_identities(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "ident");
+    int x = IN(g, "x", 2, 3, 4);
+    int one = CONST(g, 1, DT_F32, 0), zero = CONST(g, 0, DT_F32, 0), nzero = CONST(g, -0.0, DT_F32, 1, 1);
+    int outs[] = {B(g, OP_MUL, x, one), B(g, OP_MUL, one, x), B(g, OP_ADD, x, zero), B(g, OP_ADD, zero, x),
+                  B(g, OP_ADD, x, nzero), B(g, OP_SUB, x, zero), B(g, OP_DIV, x, one), B(g, OP_POW, x, one),
+                  U(g, OP_NEG, U(g, OP_NEG, x, NULL), NULL), U(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_F32}),
+                  U(g, OP_RESHAPE, x, TO(2, 3, 4)), U(g, OP_TRANSPOSE, x, PERM(0, 1)),
+                  U(g, OP_BROADCAST, x, TO(2, 3, 4)), B(g, OP_MAX, x, x),
+                  U(g, OP_RELU, U(g, OP_RELU, x, NULL), NULL)};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) graph_add_output(g, outs[i]);
+    Graph *h = run(g, "simplify,dce");
+    for (int k = 0; k < h->n_outputs - 1; k++) assert_int_equal(h->outputs[k], 0); /* all read x */
+    assert_int_equal(out_node(h, h->n_outputs - 1)->op, OP_RELU);                   /* relu(relu x) = relu x */
+    assert_int_equal(h->n_nodes, 2);
+    expect_same_results(g, h, 1, 1);
+    arena_free(a);
+}
+
+static void test_identity_needs_broadcast(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "bcast");
+    int x = IN(g, "x", 1, 4);
+    int i = graph_add_input(g, "i", DT_I32, S(1, 4), L);
+    int zeros = CONST(g, 0, DT_F32, 2, 3, 4), two = CONST(g, 2, DT_F32, 2, 3, 4);
+    graph_add_output(g, B(g, OP_ADD, x, zeros));                     /* -> broadcast x to [3,4] */
+    graph_add_output(g, B(g, OP_MUL, two, IN(g, "y", 2, 3, 4)));     /* const shrinks to a scalar */
+    graph_add_output(g, B(g, OP_MUL, x, CONST(g, 0, DT_F32, 0)));    /* float x*0 stays (NaN, inf) */
+    graph_add_output(g, B(g, OP_MUL, i, CONST(g, 0, DT_I32, 0)));    /* integer x*0 is 0 */
+    Graph *h = run(g, "simplify,dce");
+    assert_int_equal(out_node(h, 0)->op, OP_BROADCAST);
+    assert_int_equal(out_node(h, 0)->in[0], 0);
+    const Node *m = out_node(h, 1);
+    assert_int_equal(m->op, OP_MUL);
+    assert_int_equal(h->nodes[m->in[0]].shape.rank, 0);
+    assert_int_equal(out_node(h, 2)->op, OP_MUL);
+    assert_int_equal(out_node(h, 3)->op, OP_CONST);
+    expect_same_results(g, h, 2, 1);
+    arena_free(a);
+}
+
+static double const_of(const Graph *h, int k) {
+    assert_int_equal(out_node(h, k)->op, OP_CONST);
+    return out_node(h, k)->attr.value;
+}
+
+static void test_constant_folding(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "fold");
+    int f1 = CONST(g, 0.1, DT_F32, 0), f2 = CONST(g, 0.2, DT_F32, 0);
+    int d1 = CONST(g, 0.1, DT_F64, 0), d2 = CONST(g, 0.2, DT_F64, 0);
+    int i7 = CONST(g, 7, DT_I32, 0), i2 = CONST(g, 2, DT_I32, 0);
+    graph_add_output(g, B(g, OP_ADD, f1, f2));                                      /* 0 */
+    graph_add_output(g, B(g, OP_ADD, d1, d2));                                      /* 1 */
+    graph_add_output(g, B(g, OP_DIV, i7, i2));                                      /* 2 */
+    graph_add_output(g, B(g, OP_LT, i2, i7));                                       /* 3 */
+    graph_add_output(g, U(g, OP_CAST, CONST(g, 3.7, DT_F32, 0), &(NodeAttrs){.dtype = DT_I32})); /* 4 */
+    graph_add_output(g, U(g, OP_EXP, CONST(g, 0, DT_F32, 2, 2, 2), NULL));          /* 5: any splat */
+    graph_add_output(g, U(g, OP_CAST, f1, &(NodeAttrs){.dtype = DT_F64}));          /* 6 */
+    graph_add_output(g, U(g, OP_REDUCE_SUM, CONST(g, 0.5, DT_F32, 2, 3, 4), PERM(0))); /* 7 */
+    int neg = U(g, OP_NEG, CONST(g, 1, DT_F32, 0), NULL);
+    graph_add_output(g, U(g, OP_BROADCAST, U(g, OP_RESHAPE, B(g, OP_DIV, neg, CONST(g, 64, DT_F32, 0)), TO(1, 1)),
+                          TO(2, 8, 1)));                                            /* 8 */
+    Graph *h = run(g, "simplify,dce");
+    assert_true(const_of(h, 0) == (double)(float)((double)0.1f + (double)0.2f));
+    assert_true(const_of(h, 1) == 0.1 + 0.2);
+    assert_true(const_of(h, 2) == 3);
+    assert_true(const_of(h, 3) == 1 && out_node(h, 3)->dtype == DT_BOOL);
+    assert_true(const_of(h, 4) == 3);
+    assert_true(const_of(h, 5) == 1 && out_node(h, 5)->shape.rank == 2);
+    assert_true(const_of(h, 6) == (double)0.1f && out_node(h, 6)->dtype == DT_F64);
+    assert_true(const_of(h, 7) == 1.5 && out_node(h, 7)->shape.dim[0] == 4);
+    assert_true(const_of(h, 8) == -0.015625 && out_node(h, 8)->shape.dim[0] == 8);
+    expect_same_results(g, h, 3, 1);
+    /* results an i32 cannot hold are not folded (nor run: the cast would be UB) */
+    Graph *u = graph_new(a, "unfoldable");
+    graph_add_output(u, B(u, OP_DIV, CONST(u, 7, DT_I32, 0), CONST(u, 0, DT_I32, 0)));
+    graph_add_output(u, U(u, OP_CAST, CONST(u, NAN, DT_F32, 0), &(NodeAttrs){.dtype = DT_I32}));
+    graph_add_output(u, U(u, OP_CAST, CONST(u, 3e9, DT_F64, 0), &(NodeAttrs){.dtype = DT_I32}));
+    h = run(u, "simplify,dce");
+    assert_int_equal(out_node(h, 0)->op, OP_DIV);
+    assert_int_equal(out_node(h, 1)->op, OP_CAST);
+    assert_int_equal(out_node(h, 2)->op, OP_CAST);
+    arena_free(a);
+}
+
+static void test_layout(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "layout");
+    int x = IN(g, "x", 3, 2, 3, 4), v = IN(g, "v", 3, 3, 1, 4), w = IN(g, "w", 1, 4);
+    graph_add_output(g, U(g, OP_RESHAPE, U(g, OP_RESHAPE, x, TO(2, 6, 4)), TO(2, 4, 6)));             /* 0 */
+    graph_add_output(g, U(g, OP_TRANSPOSE, U(g, OP_TRANSPOSE, x, PERM(1, 2, 0)), PERM(2, 0, 1))); /* 1: id */
+    graph_add_output(g, U(g, OP_TRANSPOSE, U(g, OP_TRANSPOSE, x, PERM(1, 0, 2)), PERM(0, 2, 1))); /* 2 */
+    graph_add_output(g, U(g, OP_TRANSPOSE, v, PERM(1, 0, 2)));                                 /* 3: moves a 1 */
+    graph_add_output(g, U(g, OP_BROADCAST, U(g, OP_BROADCAST, w, TO(2, 1, 4)), TO(3, 5, 3, 4)));     /* 4 */
+    graph_add_output(g, U(g, OP_BROADCAST, w, TO(3, 1, 1, 4)));                                /* 5: view */
+    graph_add_output(g, U(g, OP_CAST, U(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_F64}), &(NodeAttrs){.dtype = DT_F32}));
+    Graph *h = run(g, "simplify,dce");
+    assert_int_equal(out_node(h, 0)->op, OP_RESHAPE);
+    assert_int_equal(out_node(h, 0)->in[0], 0);
+    assert_int_equal(h->outputs[1], 0);
+    const Node *t = out_node(h, 2);
+    assert_int_equal(t->op, OP_TRANSPOSE);
+    assert_int_equal(t->in[0], 0);
+    assert_int_equal(t->attr.axes[0], 1);
+    assert_int_equal(t->attr.axes[1], 2);
+    assert_int_equal(t->attr.axes[2], 0);
+    assert_int_equal(out_node(h, 3)->op, OP_RESHAPE);
+    assert_int_equal(out_node(h, 4)->op, OP_BROADCAST);
+    assert_int_equal(out_node(h, 4)->in[0], 2);
+    assert_int_equal(out_node(h, 5)->op, OP_RESHAPE);
+    assert_int_equal(h->outputs[6], 0); /* f32 -> f64 -> f32 */
+    expect_same_results(g, h, 4, 1);
+    arena_free(a);
+}
+
+static void test_matmul_transposes(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "mm");
+    int x = IN(g, "x", 2, 5, 3), w = IN(g, "w", 2, 4, 3), y = IN(g, "y", 3, 2, 5, 4);
+    graph_add_output(g, B(g, OP_MATMUL, x, U(g, OP_TRANSPOSE, w, PERM(1, 0)))); /* x @ w^T */
+    graph_add_output(g, B(g, OP_MATMUL, U(g, OP_TRANSPOSE, x, PERM(1, 0)), U(g, OP_RESHAPE, y, TO(2, 5, 8))));
+    graph_add_output(g, U(g, OP_TRANSPOSE, B(g, OP_MATMUL, w, U(g, OP_TRANSPOSE, x, PERM(1, 0))), PERM(1, 0)));
+    graph_add_output(g, B(g, OP_MATMUL, U(g, OP_TRANSPOSE, y, PERM(0, 2, 1)), B(g, OP_MATMUL, y, w)));
+    int v = IN(g, "v", 1, 3), t = U(g, OP_TRANSPOSE, x, PERM(1, 0));
+    graph_add_output(g, B(g, OP_MATMUL, v, U(g, OP_TRANSPOSE, w, PERM(1, 0)))); /* rank-1 times w^T */
+    graph_add_output(g, B(g, OP_MATMUL, U(g, OP_TRANSPOSE, t, PERM(1, 0)), v));  /* x @ v */
+    Graph *h = run(g, "simplify,cse,dce");
+    if (matmul_has_flags()) {
+        assert_int_equal(count_op(h, OP_TRANSPOSE), 0);
+        assert_true(out_node(h, 0)->attr.trans_b && !out_node(h, 0)->attr.trans_a);
+        assert_true(out_node(h, 1)->attr.trans_a && !out_node(h, 1)->attr.trans_b);
+        /* (w x^T)^T = x w^T */
+        const Node *m = out_node(h, 2);
+        assert_int_equal(m->op, OP_MATMUL);
+        assert_int_equal(m->in[0], 0);
+        assert_true(!m->attr.trans_a && m->attr.trans_b);
+        assert_true(out_node(h, 3)->attr.trans_a);
+        assert_true(out_node(h, 4)->attr.trans_b);
+        assert_true(!out_node(h, 5)->attr.trans_a && out_node(h, 5)->in[0] == 0);
+    } else { /* until matmul takes the flags, the transposes stay */
+        assert_int_equal(count_op(h, OP_TRANSPOSE), 5);
+    }
+    expect_same_results(g, h, 5, 1);
+    arena_free(a);
+}
+
+static void test_reduce_of_broadcast(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "red");
+    int x = IN(g, "x", 1, 4), k = graph_add_input(g, "k", DT_I32, S(2, 1, 4), L), z = IN(g, "z", 3, 2, 1, 4);
+    int bx = U(g, OP_BROADCAST, x, TO(2, 3, 4));
+    graph_add_output(g, U(g, OP_REDUCE_SUM, bx, PERM(0)));                           /* x * 3 */
+    graph_add_output(g, U(g, OP_REDUCE_MAX, bx, PERM(0)));                           /* x */
+    graph_add_output(g, U(g, OP_REDUCE_MEAN, U(g, OP_BROADCAST, x, TO(3, 2, 5, 4)), PERM(0, 1))); /* x */
+    graph_add_output(g, U(g, OP_REDUCE_SUM, U(g, OP_BROADCAST, k, TO(3, 2, 3, 4)),
+                          &(NodeAttrs){.n_axes = 2, .axes = {0, 1}, .keepdims = true})); /* reshape(k) * 6 */
+    graph_add_output(g, U(g, OP_REDUCE_SUM, z, PERM(1)));                            /* size-1 axis: reshape */
+    graph_add_output(g, U(g, OP_REDUCE_SUM, bx, PERM(1)));                           /* sums distinct: kept */
+    Graph *h = run(g, "simplify,dce");
+    const Node *m = out_node(h, 0);
+    assert_int_equal(m->op, OP_MUL);
+    assert_int_equal(m->in[0], x);
+    assert_true(h->nodes[m->in[1]].attr.value == 3);
+    assert_int_equal(h->outputs[1], x);
+    assert_int_equal(h->outputs[2], x);
+    assert_int_equal(out_node(h, 3)->op, OP_MUL);
+    assert_int_equal(out_node(h, 3)->dtype, DT_I32);
+    assert_int_equal(out_node(h, 4)->op, OP_RESHAPE);
+    assert_int_equal(out_node(h, 5)->op, OP_REDUCE_SUM);
+    expect_same_results(g, h, 6, 1);
+    arena_free(a);
+}
+
+static void test_where(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "where");
+    int x = IN(g, "x", 1, 4), y = IN(g, "y", 2, 3, 4);
+    int t = graph_add_const(g, 1, DT_BOOL, S(2, 3, 1), L);
+    int c = B(g, OP_GT, y, x);
+    graph_add_output(g, add(g, OP_WHERE, 3, (int[]){t, x, y}, NULL)); /* broadcast x */
+    graph_add_output(g, add(g, OP_WHERE, 3, (int[]){c, y, y}, NULL)); /* y */
+    Graph *h = run(g, "simplify,dce");
+    assert_int_equal(out_node(h, 0)->op, OP_BROADCAST);
+    assert_int_equal(h->outputs[1], y);
+    expect_same_results(g, h, 7, 1);
+    arena_free(a);
+}
+
+/* ---- cse and dce ---- */
+
+static void test_cse(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "cse");
+    int x = IN(g, "x", 1, 4), y = IN(g, "y", 1, 4), y2 = IN(g, "y2", 1, 4);
+    int p = graph_add_param(g, "p", DT_F32, S(1, 4), (ParamInit){INIT_ZEROS, 0, 0}, false, L);
+    int q = graph_add_param(g, "q", DT_F32, S(1, 4), (ParamInit){INIT_ZEROS, 0, 0}, false, L);
+    int e1 = U(g, OP_EXP, x, NULL);
+    g->nodes[e1].loc = (SrcLoc){"first.etch", 3, 4};
+    int e2 = U(g, OP_EXP, x, NULL);
+    graph_add_output(g, B(g, OP_ADD, U(g, OP_TANH, e1, NULL), y));   /* 0 */
+    graph_add_output(g, B(g, OP_ADD, y, U(g, OP_TANH, e2, NULL)));   /* 1: same chain, operands swapped */
+    graph_add_output(g, B(g, OP_SUB, x, y));                         /* 2 */
+    graph_add_output(g, B(g, OP_SUB, y, x));                         /* 3: not the same */
+    graph_add_output(g, CONST(g, 0, DT_F32, 0));                     /* 4 */
+    graph_add_output(g, CONST(g, -0.0, DT_F32, 0));                  /* 5: other bits */
+    graph_add_output(g, CONST(g, 0, DT_F32, 0));                     /* 6: = 4 */
+    graph_add_output(g, B(g, OP_ADD, p, q));                         /* 7 */
+    graph_add_output(g, B(g, OP_ADD, y2, x));                        /* 8: y2 is not y */
+    graph_add_output(g, U(g, OP_REDUCE_SUM, x, &(NodeAttrs){.n_axes = 1, .axes = {0}, .keepdims = true}));
+    graph_add_output(g, U(g, OP_REDUCE_SUM, x, PERM(0)));            /* 10: other keepdims */
+    Graph *h = run(g, "cse");
+    assert_int_equal(h->outputs[0], h->outputs[1]);
+    assert_int_not_equal(h->outputs[2], h->outputs[3]);
+    assert_int_equal(h->outputs[4], h->outputs[6]);
+    assert_int_not_equal(h->outputs[4], h->outputs[5]);
+    assert_int_not_equal(h->outputs[0], h->outputs[8]);
+    assert_int_not_equal(h->outputs[9], h->outputs[10]);
+    assert_int_equal(count_op(h, OP_EXP), 1);
+    assert_int_equal(h->n_inputs, 3);
+    assert_int_equal(h->n_params, 2);
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_EXP) assert_string_equal(h->nodes[i].loc.file, "first.etch");
+    expect_same_results(g, h, 8, 1);
+    arena_free(a);
+}
+
+static void test_dce(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "dce");
+    int x = IN(g, "x", 1, 4);
+    IN(g, "unused", 1, 2);
+    int p = graph_add_param(g, "p", DT_F32, S(1, 4), (ParamInit){INIT_UNIFORM, -1, 1}, false, L);
+    graph_add_param(g, "never_read", DT_F32, S(1, 3), (ParamInit){INIT_ONES, 0, 0}, false, L);
+    int s = graph_add_param(g, "step", DT_F64, S(0), (ParamInit){INIT_ZEROS, 0, 0}, true, L);
+    U(g, OP_EXP, U(g, OP_TANH, x, NULL), NULL); /* dead chain */
+    int upd = B(g, OP_ADD, p, U(g, OP_NEG, x, NULL));
+    int step = B(g, OP_ADD, s, CONST(g, 1, DT_F64, 0));
+    graph_add_output(g, U(g, OP_REDUCE_SUM, x, PERM(0)));
+    graph_add_update(g, p, upd);
+    graph_add_update(g, s, step);
+    Graph *h = run(g, "dce");
+    assert_int_equal(count_op(h, OP_TANH), 0);
+    assert_int_equal(count_op(h, OP_EXP), 0);
+    assert_int_equal(h->n_inputs, 2);
+    assert_int_equal(h->n_params, 3);
+    assert_int_equal(h->n_updates, 2);
+    assert_int_equal(h->nodes[h->upd_src[0]].op, OP_ADD);
+    assert_int_equal(h->n_nodes, g->n_nodes - 2);
+    expect_same_results(g, h, 9, 3);
+    arena_free(a);
+}
+
+/* ---- the pass manager ---- */
+
+static void test_manager(void **state) {
+    (void)state;
+    const PassInfo *const *all = passes_all();
+    assert_string_equal(all[0]->name, "simplify");
+    assert_string_equal(all[1]->name, "cse");
+    assert_string_equal(all[2]->name, "dce");
+    assert_ptr_equal(pass_find("cse"), all[1]);
+    assert_null(pass_find("nope"));
+
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "m");
+    int x = IN(g, "x", 1, 4);
+    graph_add_output(g, B(g, OP_ADD, U(g, OP_EXP, x, NULL), U(g, OP_EXP, x, NULL)));
+    graph_add_output(g, B(g, OP_MUL, x, CONST(g, 1, DT_F32, 0)));
+    assert_ptr_equal(run_level(g, 0), g); /* -O0 runs nothing */
+    Graph *h = run_level(g, 1);
+    assert_int_equal(h->n_nodes, 3); /* x, exp, add */
+    assert_int_equal(run_level(g, 2)->n_nodes, 3);
+
+    /* dumps, disabling */
+    FILE *f = tmpfile();
+    PassOptions o = {.opt_level = 1, .verify = true, .print_after_all = true, .dump = f,
+                     .disabled = {"cse"}, .n_disabled = 1};
+    Diag d;
+    diag_init(&d, NULL);
+    h = passes_run(g, &o, &d);
+    assert_non_null(h);
+    assert_int_equal(count_op(h, OP_EXP), 2);
+    char text[8192] = "";
+    rewind(f);
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "// ----- IR after simplify -----\ngraph m {"));
+    assert_non_null(strstr(text, "// ----- IR after dce -----"));
+    assert_null(strstr(text, "IR after cse"));
+
+    f = tmpfile();
+    o = (PassOptions){.opt_level = 2, .print_after = {"cse"}, .n_print_after = 1, .dump = f};
+    assert_non_null(passes_run(g, &o, &d));
+    text[0] = 0;
+    rewind(f);
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "// ----- IR after cse -----"));
+    assert_null(strstr(text, "IR after simplify"));
+
+    /* unknown names are errors that list the valid ones */
+    o = (PassOptions){.opt_level = 2, .disabled = {"cse", "bogus"}, .n_disabled = 2};
+    assert_null(passes_run(g, &o, &d));
+    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: simplify, cse, dce"));
+    o = (PassOptions){.opt_level = 2};
+    assert_null(passes_run_list(g, (const char *[]){"dce", "fold"}, 2, &o, &d));
+    assert_non_null(strstr(d.text, "unknown pass 'fold' in --passes"));
+
+    /* a graph that does not verify is reported before any pass runs */
+    g->nodes[1].shape.dim[0] = 5;
+    o = (PassOptions){.opt_level = 1, .verify = true};
+    assert_null(passes_run(g, &o, &d));
+    assert_non_null(strstr(d.text, "before any pass"));
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+/* ---- training steps ---- */
+
+static const char *source_dir(void) {
+    const char *s = getenv("ETCH_SOURCE_DIR");
+    if (s) return s;
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s", __FILE__); /* .../tests/unit/test_passes.c */
+    char *t = strstr(dir, "/tests/unit/");
+    if (t) *t = 0;
+    return dir;
+}
+
+static void test_mlp_train_step(void **state) {
+    (void)state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/samples/mlp.etch", source_dir());
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Define b8 = {"B", "8"};
+    Program *p = frontend_compile_file(a, path, &b8, 1, &d);
+    assert_non_null(p);
+    assert_non_null(p->train);
+    Graph *g = p->train->loss;
+    assert_true(train_build_step(g, &p->train->optim, &d));
+    Graph *h = run_level(g, 1);
+    fprintf(stderr, "samples/mlp.etch train step: %d nodes, %d after -O1 (%d transposes -> %d)\n", g->n_nodes,
+            h->n_nodes, count_op(g, OP_TRANSPOSE), count_op(h, OP_TRANSPOSE));
+    assert_true(h->n_nodes < g->n_nodes - 20);
+    assert_int_equal(h->n_updates, g->n_updates);
+    expect_same_results(g, h, 11, 3);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+/* A small MLP with every optimizer: f64 step counters, sqrt, pow, bool masks. */
+static void test_optimizers(void **state) {
+    (void)state;
+    OptimKind kinds[] = {OPTIM_SGD, OPTIM_ADAM, OPTIM_ADAMW};
+    for (int k = 0; k < 3; k++) {
+        Arena *a = arena_new();
+        Graph *g = graph_new(a, "Mlp.train_step");
+        int x = IN(g, "x", 2, 6, 5);
+        int y = IN(g, "y", 2, 6, 3);
+        int w = graph_add_param(g, "w", DT_F32, S(2, 3, 5), (ParamInit){INIT_UNIFORM, -0.5, 0.5}, false, L);
+        int bias = graph_add_param(g, "b", DT_F32, S(1, 3), (ParamInit){INIT_UNIFORM, -0.5, 0.5}, false, L);
+        int z = B(g, OP_ADD, B(g, OP_MATMUL, x, U(g, OP_TRANSPOSE, w, PERM(1, 0))), bias);
+        int e = B(g, OP_SUB, U(g, OP_TANH, z, NULL), y);
+        graph_add_output(g, U(g, OP_REDUCE_MEAN, B(g, OP_MUL, e, e), PERM(0, 1)));
+        OptimSpec spec = optim_defaults(kinds[k]);
+        spec.lr = 0.05;
+        if (kinds[k] == OPTIM_SGD) spec.momentum = 0.9, spec.weight_decay = 1e-3;
+        Diag d;
+        diag_init(&d, stderr);
+        assert_true(train_build_step(g, &spec, &d));
+        diag_dispose(&d);
+        Graph *h = run_level(g, 2);
+        assert_true(h->n_nodes < g->n_nodes);
+        expect_same_results(g, h, 12 + (uint64_t)k, 4);
+        arena_free(a);
+    }
+}
+
+/* ---- the fuzzer ---- */
+
+typedef struct Fuzz {
+    Graph *g;
+    uint64_t rng;
+    int n_params;
+} Fuzz;
+
+static int fz_rand(Fuzz *F, int n) { return (int)(rng_next(&F->rng) % (uint64_t)n); }
+
+/* Mostly recent nodes, so chains (and rewrite patterns) form. */
+static int fz_pick(Fuzz *F) {
+    int n = F->g->n_nodes;
+    return fz_rand(F, 3) ? n - 1 - fz_rand(F, n < 4 ? n : 4) : fz_rand(F, n);
+}
+
+static int fz_try(Fuzz *F, OpKind op, const int *ins, int n, const NodeAttrs *at) {
+    /* integer x / 0 is inf, and storing that into an integer is UB in the kernels */
+    if (op == OP_DIV && !dtype_is_float(F->g->nodes[ins[0]].dtype)) return -1;
+    Diag d;
+    diag_init(&d, NULL);
+    int id = graph_add_op(F->g, op, ins, n, at, L, &d); /* rejected when ill-typed */
+    diag_dispose(&d);
+    return id;
+}
+
+static Shape fz_shape(Fuzz *F) {
+    Shape s = {.rank = fz_rand(F, 4)};
+    for (int i = 0; i < s.rank; i++) s.dim[i] = 1 + fz_rand(F, 3);
+    return s;
+}
+
+/* One random node (or -1 when the builder rejected the combination). */
+static int fz_node(Fuzz *F) {
+    Graph *g = F->g;
+    int x = fz_pick(F), y = fz_pick(F);
+    const Node *xn = &g->nodes[x];
+    int r = xn->shape.rank;
+    NodeAttrs at = {0};
+    static const OpKind bin[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN, OP_GT, OP_EQ};
+    static const OpKind un[] = {OP_NEG, OP_EXP, OP_TANH, OP_RELU, OP_ABS, OP_SIGMOID, OP_SQRT};
+    static const double vals[] = {0, 1, -1, 2, 0.5, -0.0};
+    switch (fz_rand(F, 16)) {
+    case 0:
+    case 1: return fz_try(F, bin[fz_rand(F, 8)], (int[]){x, y}, 2, NULL);
+    case 2: return fz_try(F, un[fz_rand(F, 7)], &x, 1, NULL);
+    case 3: { /* identity-shaped arithmetic with a constant */
+        Shape s = fz_rand(F, 2) ? (Shape){0} : xn->shape;
+        int c = graph_add_const(g, vals[fz_rand(F, 6)], xn->dtype, s, L);
+        OpKind op = bin[fz_rand(F, 4)];
+        return fz_try(F, op, fz_rand(F, 2) ? (int[]){x, c} : (int[]){c, x}, 2, NULL);
+    }
+    case 4: at.dtype = fz_rand(F, 2) ? DT_F64 : DT_F32; return fz_try(F, OP_CAST, &x, 1, &at);
+    case 5:
+    case 6: {
+        at.keepdims = fz_rand(F, 2);
+        for (int i = 0; i < r; i++)
+            if (fz_rand(F, 2)) at.axes[at.n_axes++] = i;
+        static const OpKind red[] = {OP_REDUCE_SUM, OP_REDUCE_MAX, OP_REDUCE_MEAN};
+        return fz_try(F, red[fz_rand(F, 3)], &x, 1, &at);
+    }
+    case 7: {
+        at.n_axes = r;
+        for (int i = 0; i < r; i++) at.axes[i] = i;
+        for (int i = r - 1; i > 0; i--) { /* Fisher-Yates; sometimes just the last two */
+            int j = fz_rand(F, 2) && i == r - 1 ? i - 1 : fz_rand(F, i + 1), t = at.axes[i];
+            at.axes[i] = at.axes[j], at.axes[j] = t;
+        }
+        return fz_try(F, OP_TRANSPOSE, &x, 1, &at);
+    }
+    case 8: { /* flatten, add a leading 1, or drop the 1s */
+        int64_t n = shape_numel(&xn->shape);
+        int k = fz_rand(F, 3);
+        if (k == 0) at.shape = (Shape){1, {n}};
+        else if (k == 1 && r < ETCH_MAX_RANK) {
+            at.shape.rank = r + 1, at.shape.dim[0] = 1;
+            for (int i = 0; i < r; i++) at.shape.dim[i + 1] = xn->shape.dim[i];
+        } else
+            for (int i = 0; i < r; i++)
+                if (xn->shape.dim[i] != 1) at.shape.dim[at.shape.rank++] = xn->shape.dim[i];
+        return fz_try(F, OP_RESHAPE, &x, 1, &at);
+    }
+    case 9: {
+        at.shape.rank = r + fz_rand(F, 2);
+        int lead = at.shape.rank - r;
+        if (lead) at.shape.dim[0] = 1 + fz_rand(F, 3);
+        for (int i = 0; i < r; i++) at.shape.dim[lead + i] = xn->shape.dim[i] == 1 ? 1 + fz_rand(F, 3) : xn->shape.dim[i];
+        return fz_try(F, OP_BROADCAST, &x, 1, &at);
+    }
+    case 10:
+    case 11: { /* x @ y, x @ x^T, or a Linear layer x @ W^T, sometimes transposed after */
+        static const NodeAttrs last2[] = {{.n_axes = 2, .axes = {1, 0}}, {.n_axes = 3, .axes = {0, 2, 1}}};
+        int k = fz_rand(F, 3), m;
+        if (k == 0) return fz_try(F, OP_MATMUL, (int[]){x, y}, 2, NULL);
+        if (r < 2 || r > 3) return -1;
+        int t;
+        if (k == 1) t = fz_try(F, OP_TRANSPOSE, &x, 1, &last2[r - 2]);
+        else {
+            char name[32];
+            snprintf(name, sizeof name, "w%d", F->n_params++);
+            int w = graph_add_param(g, name, DT_F32, (Shape){2, {1 + fz_rand(F, 3), xn->shape.dim[r - 1]}},
+                                    (ParamInit){INIT_UNIFORM, -1, 1}, false, L);
+            t = fz_try(F, OP_TRANSPOSE, &w, 1, &last2[0]);
+        }
+        m = fz_try(F, OP_MATMUL, fz_rand(F, 2) || k == 2 ? (int[]){x, t} : (int[]){t, x}, 2, NULL);
+        int mr = m < 0 ? 0 : g->nodes[m].shape.rank;
+        if (m < 0 || fz_rand(F, 2) || mr < 2 || mr > 3) return m;
+        return fz_try(F, OP_TRANSPOSE, &m, 1, &last2[mr - 2]);
+    }
+    case 12: at.axis = r ? fz_rand(F, r) : 0; return fz_try(F, fz_rand(F, 2) ? OP_SOFTMAX : OP_LOG_SOFTMAX, &x, 1, &at);
+    case 13: {
+        int c = fz_try(F, OP_GT, (int[]){x, y}, 2, NULL);
+        return c < 0 ? -1 : fz_try(F, OP_WHERE, (int[]){c, x, fz_rand(F, 2) ? y : x}, 3, NULL);
+    }
+    case 14: { /* a repeated subexpression */
+        const Node *n = &g->nodes[x];
+        if (op_table[n->op].cls == OPC_SOURCE) return -1;
+        Node copy = *n;
+        return fz_try(F, copy.op, copy.in, copy.n_in, &copy.attr);
+    }
+    default: { /* a fresh source */
+        char name[32];
+        snprintf(name, sizeof name, "p%d", F->n_params++);
+        return graph_add_param(g, name, DT_F32, fz_rand(F, 2) ? xn->shape : fz_shape(F),
+                               (ParamInit){INIT_UNIFORM, -1.5, 1.5}, false, L);
+    }
+    }
+}
+
+static Graph *fz_graph(Arena *a, uint64_t seed) {
+    Fuzz F = {.g = graph_new(a, "fuzz"), .rng = seed * 0x9E3779B97F4A7C15ull + 7};
+    Graph *g = F.g;
+    int n_in = 1 + fz_rand(&F, 2);
+    for (int i = 0; i < n_in; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", i);
+        graph_add_input(g, name, DT_F32, fz_shape(&F), L);
+    }
+    if (fz_rand(&F, 3) == 0) graph_add_input(g, "k", DT_I32, fz_shape(&F), L);
+    int want = 4 + fz_rand(&F, 14);
+    for (int tries = 0; g->n_nodes < want + n_in && tries < 400; tries++) fz_node(&F);
+    graph_add_output(g, g->n_nodes - 1);
+    for (int i = fz_rand(&F, 5); i > 0; i--) graph_add_output(g, fz_rand(&F, g->n_nodes));
+    /* write some params back from nodes of their type */
+    for (int i = 0; i < g->n_params; i++) {
+        const Node *p = &g->nodes[g->params[i]];
+        for (int id = g->n_nodes - 1; id >= 0; id--) {
+            const Node *n = &g->nodes[id];
+            if (op_table[n->op].cls == OPC_SOURCE || n->dtype != p->dtype || !shape_equal(&n->shape, &p->shape)) continue;
+            if (fz_rand(&F, 2)) graph_add_update(g, g->params[i], id);
+            break;
+        }
+    }
+    return g;
+}
+
+static void test_fuzz(void **state) {
+    (void)state;
+    int total_before = 0, total_after = 0, flagged = 0;
+    const char *env = getenv("ETCH_FUZZ_GRAPHS"); /* more for a longer local run */
+    int n_graphs = env ? atoi(env) : 200;
+    for (uint64_t seed = 1; seed <= (uint64_t)n_graphs; seed++) {
+        Arena *a = arena_new();
+        Graph *g = fz_graph(a, seed);
+        Diag d;
+        diag_init(&d, stderr);
+        assert_true(ir_verify(g, &d));
+        diag_dispose(&d);
+        static const char *const each[] = {"simplify", "cse", "dce", "simplify,cse,dce,simplify,cse,dce"};
+        for (int i = 0; i < 4; i++) expect_same_results(g, run(g, each[i]), seed, 2);
+        Graph *h = run_level(g, 1);
+        expect_same_results(g, h, seed, 2);
+        total_before += g->n_nodes;
+        total_after += h->n_nodes;
+        for (int i = 0; i < h->n_nodes; i++) flagged += h->nodes[i].attr.trans_a || h->nodes[i].attr.trans_b;
+        arena_free(a);
+    }
+    fprintf(stderr, "fuzz: %d graphs, %d nodes, %d after -O1, %d matmuls with transpose flags\n", n_graphs,
+            total_before, total_after, flagged);
+    assert_true(total_after < total_before);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identities),         cmocka_unit_test(test_identity_needs_broadcast),
+        cmocka_unit_test(test_constant_folding),   cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_matmul_transposes),  cmocka_unit_test(test_reduce_of_broadcast),
+        cmocka_unit_test(test_where),              cmocka_unit_test(test_cse),
+        cmocka_unit_test(test_dce),                cmocka_unit_test(test_manager),
+        cmocka_unit_test(test_mlp_train_step),     cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_fuzz),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
