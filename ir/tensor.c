@@ -45,12 +45,17 @@ double tensor_get(const Tensor *t, int64_t i) {
     }
 }
 
+/* Integer stores saturate (NaN stores 0): converting an out-of-range double to
+ * an integer type is undefined behaviour in C, and an integer division by zero
+ * in the reference kernels produces exactly such values. */
+static double clamp_int(double v, double lo, double hi) { return v != v ? 0 : v < lo ? lo : v > hi ? hi : v; }
+
 void tensor_set(Tensor *t, int64_t i, double v) {
     switch (t->dtype) {
     case DT_F32: ((float *)t->data)[i] = (float)v; break;
     case DT_F64: ((double *)t->data)[i] = v; break;
-    case DT_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case DT_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case DT_I32: ((int32_t *)t->data)[i] = (int32_t)clamp_int(v, INT32_MIN, INT32_MAX); break;
+    case DT_I64: ((int64_t *)t->data)[i] = (int64_t)clamp_int(v, -9223372036854775808.0, 9223372036854774784.0); break;
     case DT_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     default: abort();
     }

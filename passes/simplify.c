@@ -27,7 +27,6 @@ typedef struct Simplify {
     const int *uses; /* uses of each src node */
     int *dst_uses;   /* dst id -> src uses of the src nodes now mapped to it */
     int cap_dst_uses;
-    bool mm_trans;   /* matmul's shape rule understands transpose_a/_b */
 } Simplify;
 
 enum { MAX_DEPTH = 16 }; /* rules build a few nodes each; this only guards against a rule cycle */
@@ -238,7 +237,7 @@ static int simplify_broadcast(Simplify *S, const Node *c, int depth) {
 static int transpose_of_matmul(Simplify *S, const Node *c, int depth) {
     int m = c->in[0];
     const Node *x = dst_node(S, m);
-    if (!S->mm_trans || x->op != OP_MATMUL || !perm_is_last2_swap(c->attr.axes, c->attr.n_axes)) return -1;
+    if (x->op != OP_MATMUL || !perm_is_last2_swap(c->attr.axes, c->attr.n_axes)) return -1;
     if (m >= S->cap_dst_uses || S->dst_uses[m] != 1) return -1;
     int a = x->in[0], b = x->in[1];
     if (dst_node(S, a)->shape.rank < 2 || dst_node(S, b)->shape.rank < 2) return -1;
@@ -273,7 +272,6 @@ static int simplify_transpose(Simplify *S, const Node *c, int depth) {
 /* matmul(transpose(a), b) -> matmul{transpose_a}(a, b) when the transpose
  * swaps the last two axes: the kernel reads a in place instead of a copy. */
 static int simplify_matmul(Simplify *S, const Node *c, int depth) {
-    if (!S->mm_trans) return -1;
     for (int k = 0; k < 2; k++) {
         const Node *t = dst_node(S, c->in[k]);
         if (t->op != OP_TRANSPOSE || !perm_is_last2_swap(t->attr.axes, t->attr.n_axes)) continue;
@@ -282,7 +280,8 @@ static int simplify_matmul(Simplify *S, const Node *c, int depth) {
         ins[k] = t->in[0];
         if (k == 0) at.trans_a = !at.trans_a;
         else at.trans_b = !at.trans_b;
-        return emit(S, OP_MATMUL, ins, 2, &at, c->loc, depth);
+        int r = emit(S, OP_MATMUL, ins, 2, &at, c->loc, depth);
+        if (r >= 0) return r;
     }
     return -1;
 }
@@ -369,29 +368,8 @@ static void add_dst_uses(Simplify *S, int id, int n) {
     S->dst_uses[id] += n;
 }
 
-/* Whether matmul's shape rule takes transpose_a/transpose_b (asked once, with
- * a probe graph), so the matmul rewrites switch on when the op supports them. */
-static bool matmul_supports_transpose(void) {
-    static int known = -1;
-    if (known < 0) {
-        Arena *a = arena_new();
-        Graph *g = graph_new(a, "probe");
-        int x = graph_add_input(g, "a", DT_F32, (Shape){2, {2, 3}}, (SrcLoc){0});
-        int y = graph_add_input(g, "b", DT_F32, (Shape){2, {4, 2}}, (SrcLoc){0});
-        Diag d;
-        diag_init(&d, NULL);
-        NodeAttrs at = {.trans_a = true, .trans_b = true};
-        int m = graph_add_op(g, OP_MATMUL, (int[]){x, y}, 2, &at, (SrcLoc){0}, &d);
-        /* a^T [3,2] @ b^T [2,4] = [3,4]; a rule ignoring the flags rejects it */
-        known = m >= 0 && g->nodes[m].shape.rank == 2 && g->nodes[m].shape.dim[0] == 3 && g->nodes[m].shape.dim[1] == 4;
-        diag_dispose(&d);
-        arena_free(a);
-    }
-    return known == 1;
-}
-
 Graph *pass_simplify(Graph *g, PassCtx *ctx) {
-    Simplify S = {.uses = rewrite_count_uses(g, g->arena), .mm_trans = matmul_supports_transpose()};
+    Simplify S = {.uses = rewrite_count_uses(g, g->arena)};
     rewrite_begin(&S.rw, g, ctx->d);
     for (int id = 0; id < g->n_nodes; id++) {
         int ins[8];

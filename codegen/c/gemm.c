@@ -28,21 +28,26 @@
 #include <stdlib.h>
 
 /* One instruction-set variant of a kernel. */
+typedef enum IsaKind { KIND_PLAIN, KIND_VEC, KIND_AVX2, KIND_AVX512 } IsaKind;
 typedef struct Isa {
+    IsaKind kind;
     const char *sfx;     /* kernel name suffix */
     const char *attr;    /* function attribute macro (defined in the support block) */
-    int vbytes;          /* vector width; the portable variant tiles for 16-byte SIMD */
+    int vbytes;          /* vector width (the portable variants tile for 16-byte SIMD) */
     int acc_regs;        /* vector registers the accumulator tile may use */
-    const char *pfx;     /* intrinsics prefix; NULL: plain C loops the compiler vectorizes */
+    const char *pfx;     /* intrinsics prefix */
     int tiles[2][2];     /* blocked-kernel register tiles {MR, NV}, best first */
 } Isa;
 
+/* The portable variant comes in two spellings with one plan: GNU C vector
+ * extensions (any GCC/clang target: SSE2, NEON, ...) and plain C loops. */
 enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512, N_ISA };
 static const Isa ISAS[N_ISA] = {
-    {"c", "", 16, 8, NULL, {{4, 2}, {4, 2}}},
-    {"avx2", "ETCH_GEMM_AVX2 ", 32, 12, "_mm256_", {{6, 2}, {4, 3}}},
-    {"avx512", "ETCH_GEMM_AVX512 ", 64, 24, "_mm512_", {{12, 2}, {8, 3}}},
+    {KIND_VEC, "c", "", 16, 8, NULL, {{4, 2}, {4, 2}}},
+    {KIND_AVX2, "avx2", "ETCH_GEMM_AVX2 ", 32, 12, "_mm256_", {{6, 2}, {4, 3}}},
+    {KIND_AVX512, "avx512", "ETCH_GEMM_AVX512 ", 64, 24, "_mm512_", {{12, 2}, {8, 3}}},
 };
+static const Isa PLAIN_C = {KIND_PLAIN, "c", "", 16, 8, NULL, {{4, 2}, {4, 2}}};
 
 /* Blocking targets: a KC x NR panel of B plus MR rows of A stay in a 32 KiB
  * L1; MC rows x KC of A in L2; the KC x NC slice of B in L2/L3. */
@@ -179,27 +184,51 @@ static void a_at(const Gen *g, char *buf, size_t n, const char *i, const char *k
     else snprintf(buf, n, "pa[%s * %lld + %s]", i, (long long)g->d->lda, k);
 }
 
-/* Vector v of row expression `row` (pointer arithmetic from p), loaded/stored
- * with the tile's masks when masked. */
+/* Vector operation spellings: intrinsics, or GNU C vector extensions (with
+ * the support block's load/store/broadcast helpers; no masks there). */
 static void vload(const Gen *g, char *buf, size_t n, const char *ptr, bool aligned, bool masked, int v) {
     const char *P = g->isa->pfx, *S = g->sx;
-    if (masked && g->isa->vbytes == 64) snprintf(buf, n, "%smaskz_loadu_%s(mk%d, %s)", P, S, v, ptr);
+    if (g->isa->kind == KIND_VEC) snprintf(buf, n, "etch_gemm_ld_%s(%s)", S, ptr);
+    else if (masked && g->isa->kind == KIND_AVX512) snprintf(buf, n, "%smaskz_loadu_%s(mk%d, %s)", P, S, v, ptr);
     else if (masked) snprintf(buf, n, "%smaskload_%s(%s, mk%d)", P, S, ptr, v);
     else snprintf(buf, n, "%sload%s_%s(%s)", P, aligned ? "" : "u", S, ptr);
 }
 
 static void vstore(Gen *g, int ind, const char *ptr, const char *val, bool masked, int v) {
     const char *P = g->isa->pfx, *S = g->sx;
-    if (masked && g->isa->vbytes == 64) line(g, ind, "%smask_storeu_%s(%s, mk%d, %s);", P, S, ptr, v, val);
+    if (g->isa->kind == KIND_VEC) line(g, ind, "etch_gemm_st_%s(%s, %s);", S, ptr, val);
+    else if (masked && g->isa->kind == KIND_AVX512) line(g, ind, "%smask_storeu_%s(%s, mk%d, %s);", P, S, ptr, v, val);
     else if (masked) line(g, ind, "%smaskstore_%s(%s, mk%d, %s);", P, S, ptr, v, val);
     else line(g, ind, "%sstoreu_%s(%s, %s);", P, S, ptr, val);
+}
+
+static void vzero(const Gen *g, char *buf, size_t n) {
+    if (g->isa->kind == KIND_VEC) snprintf(buf, n, "(%s){0}", g->vt);
+    else snprintf(buf, n, "%ssetzero_%s()", g->isa->pfx, g->sx);
+}
+
+static void vbcast(const Gen *g, char *buf, size_t n, const char *x) {
+    if (g->isa->kind == KIND_VEC) snprintf(buf, n, "etch_gemm_bc_%s(%s)", g->sx, x);
+    else snprintf(buf, n, "%sset1_%s(%s)", g->isa->pfx, g->sx, x);
+}
+
+/* acc + a * b: fused with intrinsics; one expression (so contracted or not
+ * alike everywhere) with vector extensions. */
+static void vfma(const Gen *g, char *buf, size_t n, const char *a, const char *b, const char *acc) {
+    if (g->isa->kind == KIND_VEC) snprintf(buf, n, "%s + %s * %s", acc, a, b);
+    else snprintf(buf, n, "%sfmadd_%s(%s, %s, %s)", g->isa->pfx, g->sx, a, b, acc);
+}
+
+static void vadd(const Gen *g, char *buf, size_t n, const char *a, const char *b) {
+    if (g->isa->kind == KIND_VEC) snprintf(buf, n, "%s + %s", a, b);
+    else snprintf(buf, n, "%sadd_%s(%s, %s)", g->isa->pfx, g->sx, a, b);
 }
 
 /* Lane masks mk0.. for the valid columns (nr of them) of each vector. */
 static void emit_masks(Gen *g, int ind, int nv) {
     int vl = g->p->vl;
     bool f64 = g->d->dtype == DT_F64;
-    if (g->isa->vbytes == 64) {
+    if (g->isa->kind == KIND_AVX512) {
         for (int v = 0; v < nv; v++)
             line(g, ind, "const __mmask%d mk%d = (__mmask%d)(nr - %d >= %d ? 0x%x : nr <= %d ? 0 : (1u << (nr - %d)) - 1);",
                  vl, v, vl, v * vl, vl, (1u << vl) - 1, v * vl, v * vl);
@@ -216,18 +245,18 @@ static void emit_masks(Gen *g, int ind, int nv) {
 /* One register tile: C[rows x nv*VL] (+)= A[rows x klen] B[klen x nv*VL],
  * with pa, pb, cp pointing at the tile's corner in A, B and C. */
 static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
-    const char *P = g->isa->pfx, *S = g->sx;
     int vl = g->p->vl;
     long long ldc = (long long)g->d->ldc, ldb = (long long)g->d->ldb;
-    char ptr[96], ld[160], a[96], k_row[32];
+    char ptr[96], ld[160], a[96], k_row[32], x[256], y[256];
     line(g, ind, "{");
     ind++;
     if (t->masked) emit_masks(g, ind, t->nv);
+    vzero(g, x, sizeof x);
     for (int i = 0; i < t->rows; i++) {
-        char decl[512];
+        char decl[1024];
         size_t l = 0;
         for (int v = 0; v < t->nv; v++)
-            l += (size_t)snprintf(decl + l, sizeof decl - l, "%sc%d_%d = %ssetzero_%s()", v ? ", " : "", i, v, P, S);
+            l += (size_t)snprintf(decl + l, sizeof decl - l, "%sc%d_%d = %s", v ? ", " : "", i, v, x);
         line(g, ind, "%s %s;", g->vt, decl);
     }
     line(g, ind, "for (int64_t k = 0; k < %s; k++) {", t->klen);
@@ -239,11 +268,16 @@ static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
         line(g, ind + 1, "const %s b%d = %s;", g->vt, v, ld);
     }
     for (int i = 0; i < t->rows; i++) {
-        char is[16];
+        char is[16], av[32], bv[32], cv[32];
         snprintf(is, sizeof is, "%d", i);
         a_at(g, a, sizeof a, is, "k");
-        line(g, ind + 1, "const %s a%d = %sset1_%s(%s);", g->vt, i, P, S, a);
-        for (int v = 0; v < t->nv; v++) line(g, ind + 1, "c%d_%d = %sfmadd_%s(a%d, b%d, c%d_%d);", i, v, P, S, i, v, i, v);
+        vbcast(g, x, sizeof x, a);
+        line(g, ind + 1, "const %s a%d = %s;", g->vt, i, x);
+        for (int v = 0; v < t->nv; v++) {
+            snprintf(av, sizeof av, "a%d", i), snprintf(bv, sizeof bv, "b%d", v), snprintf(cv, sizeof cv, "c%d_%d", i, v);
+            vfma(g, x, sizeof x, av, bv, cv);
+            line(g, ind + 1, "%s = %s;", cv, x);
+        }
     }
     line(g, ind, "}");
     bool store = strcmp(t->first, "0") != 0, add = strcmp(t->first, "1") != 0;
@@ -253,16 +287,16 @@ static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
         if (pass == 1 && store) line(g, ind, "} else {");
         for (int i = 0; i < t->rows; i++)
             for (int v = 0; v < t->nv; v++) {
-                char val[256], c[32];
+                char c[32];
                 snprintf(ptr, sizeof ptr, "cp + %lld", i * ldc + v * vl);
                 snprintf(c, sizeof c, "c%d_%d", i, v);
                 if (pass == 1) {
                     vload(g, ld, sizeof ld, ptr, false, t->masked, v);
-                    snprintf(val, sizeof val, "%sadd_%s(%s, %s)", P, S, ld, c);
+                    vadd(g, y, sizeof y, ld, c);
                 } else {
-                    snprintf(val, sizeof val, "%s", c);
+                    snprintf(y, sizeof y, "%s", c);
                 }
-                vstore(g, ind + (store && add), ptr, val, t->masked, v);
+                vstore(g, ind + (store && add), ptr, y, t->masked, v);
             }
     }
     if (store && add) line(g, ind, "}");
@@ -293,9 +327,11 @@ static void emit_tile_c(Gen *g, int ind, const Tile *t) {
     line(g, ind, "}");
 }
 
+/* Vector-extension tiles leave partial widths to the plain loops: the same
+ * per-element arithmetic (one multiply-add expression), without masks. */
 static void emit_tile(Gen *g, int ind, const Tile *t) {
-    if (g->isa->pfx) emit_tile_simd(g, ind, t);
-    else emit_tile_c(g, ind, t);
+    if (g->isa->kind == KIND_PLAIN || (g->isa->kind == KIND_VEC && t->masked)) emit_tile_c(g, ind, t);
+    else emit_tile_simd(g, ind, t);
 }
 
 /* Full-width tiles where nr == NR can hold, masked ones where nr < NR can. */
@@ -421,6 +457,22 @@ static void emit_support(CEmitter *e) {
             "#define ETCH_GEMM_AVX2 __attribute__((target(\"avx2,fma\")))\n"
             "#define ETCH_GEMM_AVX512 __attribute__((target(\"avx512f,avx2,fma\")))\n"
             "#endif\n"
+            "/* The portable kernels use GNU C vector extensions where the compiler has them. */\n"
+            "#if defined(__GNUC__) && !defined(ETCH_GEMM_PLAIN_C)\n"
+            "#define ETCH_GEMM_VEC 1\n"
+            "typedef float etch_gemm_v4f __attribute__((vector_size(16)));\n"
+            "typedef double etch_gemm_v2d __attribute__((vector_size(16)));\n"
+            "static inline etch_gemm_v4f etch_gemm_ld_v4f(const float *p) {\n"
+            "    etch_gemm_v4f v;\n    memcpy(&v, p, sizeof v);\n    return v;\n}\n"
+            "static inline etch_gemm_v2d etch_gemm_ld_v2d(const double *p) {\n"
+            "    etch_gemm_v2d v;\n    memcpy(&v, p, sizeof v);\n    return v;\n}\n"
+            "static inline void etch_gemm_st_v4f(float *p, etch_gemm_v4f v) { memcpy(p, &v, sizeof v); }\n"
+            "static inline void etch_gemm_st_v2d(double *p, etch_gemm_v2d v) { memcpy(p, &v, sizeof v); }\n"
+            "static inline etch_gemm_v4f etch_gemm_bc_v4f(float x) {\n"
+            "    etch_gemm_v4f v = {x, x, x, x};\n    return v;\n}\n"
+            "static inline etch_gemm_v2d etch_gemm_bc_v2d(double x) {\n"
+            "    etch_gemm_v2d v = {x, x};\n    return v;\n}\n"
+            "#endif\n"
             "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
             " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
             "static int etch_gemm_isa(void) {\n"
@@ -493,16 +545,26 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     if (pack)
         sb_printf(b, "static _Alignas(64) %s %s_pack[%d][%lld]; /* packed B: %lld bytes */\n", T, name, max_parts,
                   (long long)pack, (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
-    for (int i = 0; i < N_ISA; i++) {
-        const Isa *isa = &ISAS[i];
-        Gen g = {.b = b, .d = d, .isa = isa, .p = &plans[i], .T = T, .name = name};
-        bool f64 = d->dtype == DT_F64;
-        snprintf(g.vt, sizeof g.vt, "__m%d%s", isa->vbytes * 8, f64 ? "d" : "");
-        snprintf(g.sx, sizeof g.sx, "%s", f64 ? "pd" : "ps");
-        if (isa->pfx) sb_puts(b, "#if defined(ETCH_GEMM_X86)\n");
-        if (plans[i].direct) emit_direct(&g);
+    bool f64 = d->dtype == DT_F64;
+    /* the portable variant twice (vector extensions, else plain C), then the x86 ones */
+    const Isa *order[4] = {&ISAS[ISA_PORTABLE], &PLAIN_C, &ISAS[ISA_AVX2], &ISAS[ISA_AVX512]};
+    const int plan_of[4] = {ISA_PORTABLE, ISA_PORTABLE, ISA_AVX2, ISA_AVX512};
+    const char *before[4] = {"#if defined(ETCH_GEMM_VEC)\n", "#else\n", "#if defined(ETCH_GEMM_X86)\n", ""};
+    const char *after[4] = {"", "#endif\n", "", "#endif\n"};
+    for (int i = 0; i < 4; i++) {
+        const Isa *isa = order[i];
+        Gen g = {.b = b, .d = d, .isa = isa, .p = &plans[plan_of[i]], .T = T, .name = name};
+        if (isa->kind == KIND_VEC || isa->kind == KIND_PLAIN) {
+            snprintf(g.vt, sizeof g.vt, "etch_gemm_%s", f64 ? "v2d" : "v4f");
+            snprintf(g.sx, sizeof g.sx, "%s", f64 ? "v2d" : "v4f");
+        } else {
+            snprintf(g.vt, sizeof g.vt, "__m%d%s", isa->vbytes * 8, f64 ? "d" : "");
+            snprintf(g.sx, sizeof g.sx, "%s", f64 ? "pd" : "ps");
+        }
+        sb_puts(b, before[i]);
+        if (g.p->direct) emit_direct(&g);
         else emit_blocked(&g);
-        if (isa->pfx) sb_puts(b, "#endif\n");
+        sb_puts(b, after[i]);
     }
     /* the entry: pick the variant once, fan out over threads when it pays */
     sb_printf(b, "static void %s(const %s *a, const %s *b, %s *c) {\n", name, T, T, T);

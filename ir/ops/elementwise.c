@@ -160,17 +160,39 @@ static void elem_loops(const Graph *g, const Node *n, OpsLoops *L) {
     ops_loops(&n->shape, ins, n->n_in, L);
 }
 
+/* Reads operand element `off` as double: typed fast paths for the float
+ * dtypes every network uses, the generic accessor otherwise. */
+static inline double load_elem(const Tensor *t, int64_t off) {
+    if (t->dtype == DT_F32) return ((const float *)t->data)[off];
+    if (t->dtype == DT_F64) return ((const double *)t->data)[off];
+    return tensor_get(t, off);
+}
+
 void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     const Node *n = &g->nodes[id];
     ScalarFn f = op_table[n->op].scalar;
     OpsLoops L;
     elem_loops(g, n, &L);
     int64_t idx[ETCH_MAX_RANK] = {0}, off[3] = {0}, total = tensor_numel(out);
+    /* the innermost merged dim runs as a plain loop; the odometer steps the rest */
+    int inner = L.rank ? L.rank - 1 : 0;
+    int64_t len = L.rank ? L.dim[inner] : 1, st[3] = {0, 0, 0};
+    for (int k = 0; k < n->n_in && L.rank; k++) st[k] = L.stride[k][inner];
     double x[3];
-    for (int64_t i = 0; i < total; i++) {
-        for (int k = 0; k < n->n_in; k++) x[k] = tensor_get(ins[k], off[k]);
-        tensor_set(out, i, f(x));
-        for (int r = L.rank - 1; r >= 0; r--) { /* odometer increment */
+    for (int64_t i = 0; i < total; i += len) {
+        if (out->dtype == DT_F32) {
+            float *o = (float *)out->data + i;
+            for (int64_t j = 0; j < len; j++) {
+                for (int k = 0; k < n->n_in; k++) x[k] = load_elem(ins[k], off[k] + j * st[k]);
+                o[j] = (float)f(x);
+            }
+        } else {
+            for (int64_t j = 0; j < len; j++) {
+                for (int k = 0; k < n->n_in; k++) x[k] = load_elem(ins[k], off[k] + j * st[k]);
+                tensor_set(out, i + j, f(x));
+            }
+        }
+        for (int r = inner - 1; r >= 0; r--) { /* odometer increment over the outer dims */
             for (int k = 0; k < n->n_in; k++) off[k] += L.stride[k][r];
             if (++idx[r] < L.dim[r]) break;
             for (int k = 0; k < n->n_in; k++) off[k] -= L.stride[k][r] * L.dim[r];

@@ -59,6 +59,16 @@ static void transpose_strides(const Graph *g, const Node *n, int64_t *st) {
 
 void eval_transpose(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     const Node *n = &g->nodes[id];
+    if (n->shape.rank == 2 && n->dtype == DT_F32 && n->attr.axes[0] == 1) { /* a 2-D swap, in cache-sized tiles */
+        int64_t R = n->shape.dim[0], C = n->shape.dim[1];
+        const float *src = ins[0]->data;
+        float *dst = out->data;
+        for (int64_t r0 = 0; r0 < R; r0 += 32)
+            for (int64_t c0 = 0; c0 < C; c0 += 32)
+                for (int64_t r = r0; r < R && r < r0 + 32; r++)
+                    for (int64_t c = c0; c < C && c < c0 + 32; c++) dst[r * C + c] = src[c * R + r];
+        return;
+    }
     int64_t st[ETCH_MAX_RANK], idx[ETCH_MAX_RANK] = {0}, off = 0;
     transpose_strides(g, n, st);
     size_t es = dtype_size(n->dtype);

@@ -98,7 +98,8 @@ static size_t span_c(const GemmDesc *d) { return span(d->m, d->n, d->ldc); }
 
 /* Writes the kernels of cases[] as functions t0.. into dir/gemm.c and
  * compiles it into dir/name (unless name is NULL). */
-static void build_lib(const char *dir, const Case *cases, int n, int threads, const char *name, char **source) {
+static void build_lib(const char *dir, const Case *cases, int n, int threads, const char *name, char **source,
+                      const char *prologue) {
     StrBuf out = {0}, pre = {0}, file = {0};
     CEmitter e = {.out = &out, .preamble = &pre, .threads = threads, .indent = 1};
     StrBuf fns = {0};
@@ -117,8 +118,8 @@ static void build_lib(const char *dir, const Case *cases, int n, int threads, co
         sb_printf(&fns, "void t%d(const void *a, const void *b, void *c) {\n    (void)a, (void)b, (void)c;\n%s}\n", i,
                   out.s ? out.s : "");
     }
-    sb_printf(&file, "#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n#include <tgmath.h>\n\n%s\n%s",
-              pre.s ? pre.s : "", fns.s);
+    sb_printf(&file, "%s#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n#include <tgmath.h>\n\n%s\n%s",
+              prologue, pre.s ? pre.s : "", fns.s);
     char path[4096];
     snprintf(path, sizeof path, "%s/gemm.c", dir);
     FILE *f = fopen(path, "w");
@@ -230,14 +231,21 @@ static void *run_case(void *h, int i, const GemmDesc *d, Run *r, const char *wha
     return copy;
 }
 
-/* The instruction-set caps to try here: the portable variant, then each SIMD one the CPU runs. */
-static int isa_caps(const char **caps) {
+/* The kernel variants to try here: the portable one in both spellings (GNU C
+ * vector extensions; plain C, as for compilers without them), then each SIMD
+ * one the CPU runs. A variant is a source prologue plus an ETCH_GEMM_ISA cap. */
+typedef struct Variant {
+    const char *name, *prologue, *cap;
+} Variant;
+
+static int variants(Variant *v) {
     int n = 0;
-    caps[n++] = "portable";
+    v[n++] = (Variant){"portable", "", "portable"};
+    v[n++] = (Variant){"plain-c", "#define ETCH_GEMM_PLAIN_C 1\n", "portable"};
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) caps[n++] = "avx2";
-    if (__builtin_cpu_supports("avx512f")) caps[n++] = "avx512";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v[n++] = (Variant){"avx2", "", "avx2"};
+    if (__builtin_cpu_supports("avx512f")) v[n++] = (Variant){"avx512", "", "avx512"};
 #endif
     return n;
 }
@@ -264,24 +272,26 @@ static void test_shapes(void **state) {
     (void)state;
     Diag dg;
     diag_init(&dg, stderr);
-    char *dir = build_tempdir(&dg), *source;
+    char *dir = build_tempdir(&dg), *source, *plain;
     assert_non_null(dir);
-    build_lib(dir, CASES, N_CASES, 1, "libgemm.so", &source);
-    const char *caps[3];
-    int n_caps = isa_caps(caps);
-    for (int c = 0; c < n_caps; c++) {
-        setenv("ETCH_GEMM_ISA", caps[c], 1);
-        void *h = open_copy(dir, "libgemm.so", caps[c]);
+    build_lib(dir, CASES, N_CASES, 1, "libgemm.so", &source, "");
+    build_lib(dir, CASES, N_CASES, 1, "libplain.so", &plain, "#define ETCH_GEMM_PLAIN_C 1\n");
+    Variant v[4];
+    int n_v = variants(v);
+    for (int c = 0; c < n_v; c++) {
+        setenv("ETCH_GEMM_ISA", v[c].cap, 1);
+        void *h = open_copy(dir, *v[c].prologue ? "libplain.so" : "libgemm.so", v[c].name);
         for (int i = 0; i < N_CASES; i++) {
             GemmDesc d = desc_of(&CASES[i]);
             Run r = run_new(&d);
-            free(run_case(h, i, &d, &r, caps[c]));
+            free(run_case(h, i, &d, &r, v[c].name));
             run_free(&r);
         }
         dlclose(h);
     }
     unsetenv("ETCH_GEMM_ISA");
     free(source);
+    free(plain);
     build_rmtree(dir);
     free(dir);
     diag_dispose(&dg);
@@ -300,26 +310,31 @@ static void test_threads_bit_identical(void **state) {
     diag_init(&dg, stderr);
     char *dir = build_tempdir(&dg), *src[3];
     assert_non_null(dir);
-    const char *libs[3] = {"libt1.so", "libt2.so", "libt3.so"};
-    for (int t = 0; t < 3; t++) build_lib(dir, SPLIT_CASES, N_SPLIT, t + 1, libs[t], &src[t]);
+    const char *libs[3] = {"libt1.so", "libt2.so", "libt3.so"}, *plain[3] = {"libp1.so", "libp2.so", "libp3.so"};
+    char *psrc[3];
+    for (int t = 0; t < 3; t++) {
+        build_lib(dir, SPLIT_CASES, N_SPLIT, t + 1, libs[t], &src[t], "");
+        build_lib(dir, SPLIT_CASES, N_SPLIT, t + 1, plain[t], &psrc[t], "#define ETCH_GEMM_PLAIN_C 1\n");
+        free(psrc[t]);
+    }
     /* one thread never touches pthreads; more really split every case */
     assert_null(strstr(src[0], "pthread"));
     assert_int_equal(count(src[1], " 2 parts."), N_SPLIT);
     assert_int_equal(count(src[2], " 3 parts."), N_SPLIT);
-    const char *caps[3];
-    int n_caps = isa_caps(caps);
-    for (int c = 0; c < n_caps; c++) {
-        setenv("ETCH_GEMM_ISA", caps[c], 1);
+    Variant v[4];
+    int n_v = variants(v);
+    for (int c = 0; c < n_v; c++) {
+        setenv("ETCH_GEMM_ISA", v[c].cap, 1);
         void *h[3];
-        for (int t = 0; t < 3; t++) h[t] = open_copy(dir, libs[t], caps[c]);
+        for (int t = 0; t < 3; t++) h[t] = open_copy(dir, *v[c].prologue ? plain[t] : libs[t], v[c].name);
         for (int i = 0; i < N_SPLIT; i++) {
             GemmDesc d = desc_of(&SPLIT_CASES[i]);
             Run r = run_new(&d);
-            void *one = run_case(h[0], i, &d, &r, caps[c]);
+            void *one = run_case(h[0], i, &d, &r, v[c].name);
             for (int t = 1; t < 3; t++) {
-                void *many = run_case(h[t], i, &d, &r, caps[c]);
+                void *many = run_case(h[t], i, &d, &r, v[c].name);
                 if (memcmp(one, many, span_c(&d) * dtype_size(d.dtype)) != 0) {
-                    fprintf(stderr, "%s: case %d differs between 1 and %d threads\n", caps[c], i, t + 1);
+                    fprintf(stderr, "%s: case %d differs between 1 and %d threads\n", v[c].name, i, t + 1);
                     fail();
                 }
                 free(many);
@@ -347,7 +362,7 @@ static void test_no_warnings(void **state) {
     Case all[N_CASES + N_SPLIT];
     memcpy(all, CASES, sizeof CASES);
     memcpy(all + N_CASES, SPLIT_CASES, sizeof SPLIT_CASES);
-    build_lib(dir, all, N_CASES + N_SPLIT, 3, NULL, &source);
+    build_lib(dir, all, N_CASES + N_SPLIT, 3, NULL, &source, "");
     char path[4096];
     snprintf(path, sizeof path, "%s/gemm.c", dir);
     /* gcc's optimizers warn too (loop bounds, uninitialized values): compile for real */
@@ -357,6 +372,9 @@ static void test_no_warnings(void **state) {
     const char *clang[] = {"clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L",
                            "-fsyntax-only", path, NULL};
     if (access("/usr/bin/clang", X_OK) == 0) assert_true(build_spawn(clang, &dg));
+    const char *plain[] = {"gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L",
+                           "-DETCH_GEMM_PLAIN_C", "-fsyntax-only", path, NULL};
+    assert_true(build_spawn(plain, &dg));
     free(source);
     build_rmtree(dir);
     free(dir);

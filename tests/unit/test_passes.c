@@ -147,20 +147,6 @@ static void expect_same_results(const Graph *g0, const Graph *g1, uint64_t seed,
     diag_dispose(&d);
 }
 
-/* Whether matmul accepts transpose_a/transpose_b yet (the rewrites need it). */
-static bool matmul_has_flags(void) {
-    Arena *a = arena_new();
-    Graph *g = graph_new(a, "probe");
-    int x = IN(g, "a", 2, 2, 3), y = IN(g, "b", 2, 2, 4);
-    Diag d;
-    diag_init(&d, NULL);
-    int m = graph_add_op(g, OP_MATMUL, (int[]){x, y}, 2, &(NodeAttrs){.trans_a = true}, L, &d);
-    bool ok = m >= 0 && g->nodes[m].shape.dim[0] == 3;
-    diag_dispose(&d);
-    arena_free(a);
-    return ok;
-}
-
 /* ---- simplify ---- */
 
 static void test_identities(void **state) {
@@ -297,21 +283,14 @@ static void test_matmul_transposes(void **state) {
     graph_add_output(g, B(g, OP_MATMUL, v, U(g, OP_TRANSPOSE, w, PERM(1, 0)))); /* rank-1 times w^T */
     graph_add_output(g, B(g, OP_MATMUL, U(g, OP_TRANSPOSE, t, PERM(1, 0)), v));  /* x @ v */
     Graph *h = run(g, "simplify,cse,dce");
-    if (matmul_has_flags()) {
-        assert_int_equal(count_op(h, OP_TRANSPOSE), 0);
-        assert_true(out_node(h, 0)->attr.trans_b && !out_node(h, 0)->attr.trans_a);
-        assert_true(out_node(h, 1)->attr.trans_a && !out_node(h, 1)->attr.trans_b);
-        /* (w x^T)^T = x w^T */
-        const Node *m = out_node(h, 2);
-        assert_int_equal(m->op, OP_MATMUL);
-        assert_int_equal(m->in[0], 0);
-        assert_true(!m->attr.trans_a && m->attr.trans_b);
-        assert_true(out_node(h, 3)->attr.trans_a);
-        assert_true(out_node(h, 4)->attr.trans_b);
-        assert_true(!out_node(h, 5)->attr.trans_a && out_node(h, 5)->in[0] == 0);
-    } else { /* until matmul takes the flags, the transposes stay */
-        assert_int_equal(count_op(h, OP_TRANSPOSE), 5);
-    }
+    assert_int_equal(count_op(h, OP_TRANSPOSE), 0);
+    assert_true(out_node(h, 0)->attr.trans_b && !out_node(h, 0)->attr.trans_a);
+    assert_true(out_node(h, 1)->attr.trans_a && !out_node(h, 1)->attr.trans_b);
+    const Node *m = out_node(h, 2); /* (w x^T)^T = x w^T */
+    assert_true(m->op == OP_MATMUL && m->in[0] == 0 && !m->attr.trans_a && m->attr.trans_b);
+    assert_true(out_node(h, 3)->attr.trans_a);
+    assert_true(out_node(h, 4)->attr.trans_b);
+    assert_true(!out_node(h, 5)->attr.trans_a && out_node(h, 5)->in[0] == 0);
     expect_same_results(g, h, 5, 1);
     arena_free(a);
 }
@@ -434,6 +413,8 @@ static void test_manager(void **state) {
     assert_string_equal(all[0]->name, "simplify");
     assert_string_equal(all[1]->name, "cse");
     assert_string_equal(all[2]->name, "dce");
+    assert_string_equal(all[3]->name, "fuse");
+    assert_int_equal(all[3]->min_level, 2);
     assert_ptr_equal(pass_find("cse"), all[1]);
     assert_null(pass_find("nope"));
 
