@@ -25,7 +25,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <stdlib.h>
 
 /* One instruction-set variant of a kernel. */
 typedef enum IsaKind { KIND_PLAIN, KIND_VEC, KIND_AVX2, KIND_AVX512 } IsaKind;
@@ -77,8 +76,6 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 #define DIRECT_B_BYTES (512 * 1024)
 static bool is_direct(const GemmDesc *d) {
     int64_t es = (int64_t)dtype_size(d->dtype);
-    if (getenv("XDIRECT")) return !d->trans_b;
-    if (getenv("XBLOCKED")) return false;
     /* rows of B 2 KiB apart (or a multiple) collide in the caches' sets: pack those */
     bool in_l2 = d->k * d->n * es <= DIRECT_B_BYTES && (d->ldb * es) % 2048 != 0;
     return !d->trans_b && (d->m <= 4 || d->n * es <= 64 || in_l2);
@@ -104,8 +101,7 @@ static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
     }
     p.nr = p.nv * p.vl;
     /* K slices of equal depth <= KC_MAX: they fix the order of additions */
-    int KCM = getenv("XKC") ? atoi(getenv("XKC")) : KC_MAX; int ABB = getenv("XAB") ? atoi(getenv("XAB"))*1024 : A_BLOCK_BYTES;
-    p.kc = p.direct ? d->k : cdiv(d->k, cdiv(d->k, KCM));
+    p.kc = p.direct ? d->k : cdiv(d->k, cdiv(d->k, KC_MAX));
     int64_t flops = 2 * d->m * d->n * d->k, tiles_m = cdiv(d->m, p.mr), tiles_n = cdiv(d->n, p.nr);
     int64_t want = min64(threads, max64(1, flops / FLOPS_PER_THREAD));
     p.split_m = tiles_n < 2 * want && tiles_m > tiles_n;
@@ -113,7 +109,7 @@ static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
     p.parts = (int)cdiv(p.split_m ? d->m : d->n, p.chunk);
     if (p.direct) return p;
     int64_t rows = p.split_m ? p.chunk : d->m, cols = p.split_m ? d->n : p.chunk;
-    p.mc = min64(round_up(rows, p.mr), max64(1, ABB / (p.kc * es) / p.mr) * p.mr);
+    p.mc = min64(round_up(rows, p.mr), max64(1, A_BLOCK_BYTES / (p.kc * es) / p.mr) * p.mr);
     p.nc = min64(round_up(cols, p.nr), max64(1, B_BLOCK_BYTES / (p.kc * es) / p.nr) * p.nr);
     p.pack = round_up(p.nc * p.kc, 64 / es);
     return p;
@@ -397,6 +393,19 @@ static void emit_pack_b(Gen *g, int ind) {
         line(g, ind + 2, "}");
     } else {
         line(g, ind + 1, "const %s *restrict s = B + (jc + jr) * %lld + pc;", g->T, ldb);
+        if (g->isa->kind == KIND_AVX2 || g->isa->kind == KIND_AVX512) {
+            /* full panels: register transposes of W x W blocks, 8 floats or 4 doubles */
+            int W = d->dtype == DT_F64 ? 4 : 8;
+            line(g, ind + 1, "if (nr == %d) {", NR);
+            line(g, ind + 2, "int64_t k = 0;");
+            line(g, ind + 2, "for (; k + %d <= kc; k += %d)", W, W);
+            line(g, ind + 3, "for (int64_t j = 0; j < %d; j += %d) etch_gemm_tr%d_%s(s + j * %lld + k, %lld, d + k * %d + j, %d);",
+                 NR, W, W, d->dtype == DT_F64 ? "f64" : "f32", ldb, ldb, NR, NR);
+            line(g, ind + 2, "for (; k < kc; k++)");
+            line(g, ind + 3, "for (int64_t j = 0; j < %d; j++) d[k * %d + j] = s[j * %lld + k];", NR, NR, ldb);
+            line(g, ind + 2, "continue;");
+            line(g, ind + 1, "}");
+        }
         line(g, ind + 1, "for (int64_t j = 0; j < nr; j++)");
         line(g, ind + 2, "for (int64_t k = 0; k < kc; k++) d[k * %d + j] = s[j * %lld + k];", NR, ldb);
         line(g, ind + 1, "for (int64_t j = nr; j < %d; j++)", NR);
@@ -456,6 +465,37 @@ static void emit_support(CEmitter *e) {
             "#include <immintrin.h>\n"
             "#define ETCH_GEMM_AVX2 __attribute__((target(\"avx2,fma\")))\n"
             "#define ETCH_GEMM_AVX512 __attribute__((target(\"avx512f,avx2,fma\")))\n"
+            "/* Packing transposed B: d[k * ldd + i] = s[i * lds + k] for an 8 x 8 (4 x 4) block. */\n"
+            "ETCH_GEMM_AVX2 static inline void etch_gemm_tr8_f32(const float *s, int64_t lds, float *d, int64_t ldd) {\n"
+            "    __m256 r[8], t[8], u[8];\n"
+            "    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * lds);\n"
+            "    for (int i = 0; i < 8; i += 2) {\n"
+            "        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);\n"
+            "        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);\n"
+            "    }\n"
+            "    for (int i = 0; i < 8; i += 4) {\n"
+            "        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);\n"
+            "        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);\n"
+            "        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);\n"
+            "        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);\n"
+            "    }\n"
+            "    for (int i = 0; i < 4; i++) {\n"
+            "        _mm256_storeu_ps(d + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));\n"
+            "        _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));\n"
+            "    }\n"
+            "}\n"
+            "ETCH_GEMM_AVX2 static inline void etch_gemm_tr4_f64(const double *s, int64_t lds, double *d, int64_t ldd) {\n"
+            "    __m256d r[4], t[4];\n"
+            "    for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(s + i * lds);\n"
+            "    for (int i = 0; i < 4; i += 2) {\n"
+            "        t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);\n"
+            "        t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);\n"
+            "    }\n"
+            "    for (int i = 0; i < 2; i++) {\n"
+            "        _mm256_storeu_pd(d + i * ldd, _mm256_permute2f128_pd(t[i], t[i + 2], 0x20));\n"
+            "        _mm256_storeu_pd(d + (i + 2) * ldd, _mm256_permute2f128_pd(t[i], t[i + 2], 0x31));\n"
+            "    }\n"
+            "}\n"
             "#endif\n"
             "/* The portable kernels use GNU C vector extensions where the compiler has them. */\n"
             "#if defined(__GNUC__) && !defined(ETCH_GEMM_PLAIN_C)\n"

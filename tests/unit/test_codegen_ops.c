@@ -1,6 +1,7 @@
 /* test_codegen_ops.c: every primitive op, end to end: build a small graph with
  * the graph API, run the eager executor (the reference), emit C for the same
- * graph, compile it with the system compiler into a shared library, load it
+ * graph at -O0 (as built) and at -O2 (the pass pipeline, fusion and the memory
+ * plan), compile each with the system compiler into a shared library, load it
  * and compare outputs: relative error <= 1e-5 (plus 1e-7 absolute near 0).
  * Also checks shape-rule diagnostics for the ops. */
 #include <stdarg.h>
@@ -19,7 +20,9 @@
 #include "codegen/c/emit_c.h"
 #include "ir/eager.h"
 #include "ir/params.h"
+#include "passes/pass.h"
 #include "runtime/etch_rt.h"
+#include "graph_fuzz.h"
 
 static SrcLoc L = {"test.etch", 1, 1};
 
@@ -75,45 +78,55 @@ static void check_graph(Graph *g, double lo, double hi) {
     Tensor **params = params_init(g, 0);
     assert_true(eager_run(g, ins, params, outs, NULL, &d));
 
-    char *dir = build_tempdir(&d);
-    assert_non_null(dir);
-    CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params};
-    CGenEntry entry = {g, "forward"};
-    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-    const char *src[] = {"model.c", "etch_rt.c"};
-    assert_true(build_compile(dir, src, 2, "libm_test.so", true, NULL, &d));
-    char lib[4096];
-    snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-    assert_non_null(h);
-    void (*fwd)(const void *const *, void *const *);
-    *(void **)&fwd = dlsym(h, "m_forward_v");
-    assert_non_null(fwd);
-    const void *in_ptr[8];
-    void *out_ptr[8];
-    Tensor *got[8];
-    for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
-    for (int i = 0; i < g->n_outputs; i++) {
-        got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
-        out_ptr[i] = got[i]->data;
-    }
-    fwd(in_ptr, out_ptr);
-    for (int i = 0; i < g->n_outputs; i++) {
-        for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
-            double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
-            bool ok = (isnan(want) && isnan(have)) || want == have || fabs(want - have) <= 1e-5 * fabs(want) + 1e-7;
-            if (!ok) {
-                fprintf(stderr, "%s output %d element %lld: eager %.9g, compiled %.9g\n", g->name, i, (long long)k,
-                        want, have);
-                fail();
-            }
+    /* -O0: the graph as built, every intermediate in its own buffer; -O2: the
+     * pass pipeline (simplify, cse, dce, fuse) and the memory plan */
+    for (int level = 0; level <= 2; level += 2) {
+        Graph *cg = g;
+        if (level) {
+            PassOptions po = {.opt_level = 2, .verify = true};
+            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
+            assert_non_null(cg);
         }
-        tensor_free(got[i]);
+        char *dir = build_tempdir(&d);
+        assert_non_null(dir);
+        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
+        CGenEntry entry = {cg, "forward"};
+        assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+        const char *src[] = {"model.c", "etch_rt.c"};
+        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
+        char lib[4096];
+        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
+        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
+        assert_non_null(h);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        assert_non_null(fwd);
+        const void *in_ptr[8];
+        void *out_ptr[8];
+        Tensor *got[8];
+        for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
+        for (int i = 0; i < g->n_outputs; i++) {
+            got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
+            out_ptr[i] = got[i]->data;
+        }
+        fwd(in_ptr, out_ptr);
+        for (int i = 0; i < g->n_outputs; i++) {
+            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
+                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
+                bool ok = (isnan(want) && isnan(have)) || want == have || fabs(want - have) <= 1e-5 * fabs(want) + 1e-7;
+                if (!ok) {
+                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
+                            (long long)k, want, have);
+                    fail();
+                }
+            }
+            tensor_free(got[i]);
+        }
+        dlclose(h);
+        build_rmtree(dir);
+        free(dir);
     }
-    dlclose(h);
-    build_rmtree(dir);
-    free(dir);
     for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
     params_free(g, params);
@@ -274,6 +287,19 @@ static void test_params_mlp(void **state) {
     arena_free(a);
 }
 
+/* Random graphs (tests/unit/graph_fuzz.h): -O0 and -O2 emitted code against
+ * the eager executor. State updates are dropped: embedded weights are const. */
+static void test_random_graphs(void **state) {
+    (void)state;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        Arena *a = arena_new();
+        Graph *g = fz_graph(a, seed * 7919);
+        g->n_updates = 0;
+        check_graph(g, -1.5, 1.5);
+        arena_free(a);
+    }
+}
+
 /* Expects graph_add_op to fail with a message containing `want`. */
 static void expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
     Diag d;
@@ -312,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_reduce),       cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_layout),       cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_random_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
