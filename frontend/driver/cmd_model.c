@@ -39,28 +39,31 @@ int cmd_ir(const Options *o) {
     return g ? 0 : 1;
 }
 
+/* Reads, parses and verifies a textual IR file. *text (caller frees) stays
+ * registered for diagnostics that quote it. NULL after reporting an error. */
+static Graph *read_ir_file(Arena *a, const char *path, unsigned char **text, Diag *d) {
+    size_t n;
+    char err[1024];
+    if (etch_read_file(path, text, &n, err, sizeof err)) {
+        diag_error_plain(d, "%s", err);
+        return NULL;
+    }
+    diag_add_source(path, (const char *)*text);
+    Graph *g = ir_parse(a, path, (const char *)*text, d);
+    return g && ir_verify(g, d) ? g : NULL;
+}
+
 int cmd_ir_roundtrip(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
     unsigned char *text = NULL;
-    size_t n;
-    char err[1024];
-    int rc = 1;
-    if (etch_read_file(o->file, &text, &n, err, sizeof err)) {
-        diag_error_plain(&d, "%s", err);
-    } else {
-        diag_add_source(o->file, (const char *)text);
-        Graph *g = ir_parse(a, o->file, (const char *)text, &d);
-        if (g && ir_verify(g, &d)) {
-            ir_print(stdout, g);
-            rc = 0;
-        }
-    }
+    Graph *g = read_ir_file(a, o->file, &text, &d);
+    if (g) ir_print(stdout, g);
     diag_dispose(&d);
     arena_free(a);
     free(text);
-    return rc;
+    return g ? 0 : 1;
 }
 
 /* `etch build`: the forward entry (with --train also "grad" and "train_step"),
@@ -251,16 +254,7 @@ int cmd_opt(const Options *o) {
     Diag d;
     diag_init(&d, stderr);
     unsigned char *text = NULL;
-    size_t n;
-    char err[1024];
-    Graph *g = NULL;
-    if (etch_read_file(o->file, &text, &n, err, sizeof err)) {
-        diag_error_plain(&d, "%s", err);
-    } else {
-        diag_add_source(o->file, (const char *)text);
-        g = ir_parse(a, o->file, (const char *)text, &d);
-        if (g && !ir_verify(g, &d)) g = NULL;
-    }
+    Graph *g = read_ir_file(a, o->file, &text, &d);
     PassOptions po = {.opt_level = o->opt_level, .print_after_all = o->print_after_all, .verify = true,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
     memcpy(po.print_after, o->print_after, sizeof po.print_after);
