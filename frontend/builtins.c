@@ -17,9 +17,11 @@
 typedef struct Builtin Builtin;
 typedef bool (*BuiltinImpl)(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out);
 
+enum { BUILTIN_MAX_PARAMS = 6 }; /* conv2d(x, weight, stride, padding, dilation, groups) */
+
 struct Builtin {
     const char *name;
-    const char *params[4];
+    const char *params[BUILTIN_MAX_PARAMS];
     int n_params, n_required;
     BuiltinImpl impl;
     OpKind op;
@@ -498,6 +500,76 @@ static bool bi_penalty(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool 
     return true;
 }
 
+/* ---- convolution and pooling (torch.nn.functional's forms) -------------- */
+
+/* An int or an [h, w] list of ints, each at least lo (1: positive, 0: non-negative), into out[2]. */
+static bool pair_arg(Elab *e, const Builtin *b, const Value *v, const char *what, int64_t lo, int *out) {
+    if (v->kind != V_NUM && !(v->kind == V_LIST && v->n_items == 2))
+        return diag_error(e->diag, v->loc, "%s of %s must be an integer or a list [h, w] of two integers, got %s",
+                          what, fname(e, b), value_describe(e, v));
+    for (int i = 0; i < 2; i++) {
+        const Value *item = v->kind == V_LIST ? &v->items[i] : v;
+        int64_t x;
+        if (!value_int(e, item, arena_printf(e->arena, "%s of %s", what, fname(e, b)), &x)) return false;
+        if (x < lo || x > 2147483647)
+            return diag_error(e->diag, item->loc, "%s of %s must be %s, got %lld", what, fname(e, b),
+                              lo ? "positive" : "non-negative", (long long)x);
+        out[i] = (int)x;
+    }
+    return true;
+}
+
+/* conv2d(x, weight, stride=1, padding=0, dilation=1, groups=1); bias is a separate add */
+static bool bi_conv2d(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int ins[2];
+    if (!need_tensor(e, &args[0], fname(e, b), &ins[0]) || !need_tensor(e, &args[1], fname(e, b), &ins[1]))
+        return false;
+    NodeAttrs a = {.conv = {.stride = {1, 1}, .dilation = {1, 1}, .groups = 1}};
+    if ((given[2] && !pair_arg(e, b, &args[2], "stride", 1, a.conv.stride)) ||
+        (given[3] && !pair_arg(e, b, &args[3], "padding", 0, a.conv.pad)) ||
+        (given[4] && !pair_arg(e, b, &args[4], "dilation", 1, a.conv.dilation)))
+        return false;
+    if (given[5]) {
+        int64_t groups;
+        if (!value_int(e, &args[5], arena_printf(e->arena, "groups of %s", fname(e, b)), &groups)) return false;
+        if (groups < 1 || groups > 2147483647)
+            return diag_error(e->diag, args[5].loc, "groups of %s must be positive, got %lld", fname(e, b),
+                              (long long)groups);
+        a.conv.groups = (int)groups;
+    }
+    return add_op(e, OP_CONV2D, ins, 2, &a, loc, out);
+}
+
+/* max_pool2d / avg_pool2d(x, kernel_size, stride=kernel_size, padding=0) */
+static bool bi_pool2d(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    NodeAttrs a = {0};
+    if (!pair_arg(e, b, &args[1], "kernel_size", 1, a.conv.kernel)) return false;
+    memcpy(a.conv.stride, a.conv.kernel, sizeof a.conv.stride);
+    if ((given[2] && !pair_arg(e, b, &args[2], "stride", 1, a.conv.stride)) ||
+        (given[3] && !pair_arg(e, b, &args[3], "padding", 0, a.conv.pad)))
+        return false;
+    return add_op(e, b->op, &x, 1, &a, loc, out);
+}
+
+/* pair(v): an int or an [h, w] list as an [h, w] list (torch's _pair), for
+ * modules whose sizes may be given either way. */
+static bool bi_pair(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    if (args[0].kind == V_LIST && args[0].n_items == 2) {
+        *out = args[0];
+        return true;
+    }
+    if (args[0].kind != V_NUM)
+        return diag_error(e->diag, args[0].loc, "the argument of %s must be a number or a list of two numbers, got %s",
+                          fname(e, b), value_describe(e, &args[0]));
+    Value *items = arena_alloc(e->arena, sizeof(Value) * 2);
+    items[0] = items[1] = args[0];
+    *out = (Value){.kind = V_LIST, .items = items, .n_items = 2, .loc = loc};
+    return true;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 #define UNARY(n, k) {n, {"x"}, 1, 1, bi_unary, k}
@@ -534,6 +606,10 @@ static const Builtin builtins[] = {
     {"mse", {"input", "target"}, 2, 2, bi_mse, OP_COUNT},
     {"l1", {"module"}, 1, 1, bi_penalty, OP_ABS},
     {"l2", {"module"}, 1, 1, bi_penalty, OP_MUL},
+    {"conv2d", {"x", "weight", "stride", "padding", "dilation", "groups"}, 6, 2, bi_conv2d, OP_CONV2D},
+    {"max_pool2d", {"x", "kernel_size", "stride", "padding"}, 4, 2, bi_pool2d, OP_MAX_POOL2D},
+    {"avg_pool2d", {"x", "kernel_size", "stride", "padding"}, 4, 2, bi_pool2d, OP_AVG_POOL2D},
+    {"pair", {"x"}, 1, 1, bi_pair, OP_COUNT},
 };
 #undef UNARY
 enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
@@ -544,21 +620,24 @@ static const Builtin *builtin_find(const char *name) {
     return NULL;
 }
 
-bool builtin_exists(const char *name) { return builtin_find(name) != NULL; }
+bool builtin_exists(const char *name) { return builtin_find(name) != NULL || layer_builtin_exists(name); }
 
 const char *const *builtin_names(void) {
-    static const char *names[N_BUILTINS + 1];
-    for (int i = 0; i < N_BUILTINS; i++) names[i] = builtins[i].name;
-    names[N_BUILTINS] = NULL;
+    static const char *names[N_BUILTINS + LAYER_BUILTINS_MAX + 1];
+    int n = 0;
+    for (int i = 0; i < N_BUILTINS; i++) names[n++] = builtins[i].name;
+    for (const char *const *l = layer_builtin_names(); *l; l++) names[n++] = *l; /* builtins_layers.c */
+    names[n] = NULL;
     return names;
 }
 
 bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Value *out, bool *found) {
     const Builtin *b = builtin_find(name);
+    if (!b) return layer_builtin_call(e, name, loc, ca, out, found);
     *found = b != NULL;
     if (!b) return false;
-    Value slots[4];
-    bool given[4];
+    Value slots[BUILTIN_MAX_PARAMS];
+    bool given[BUILTIN_MAX_PARAMS];
     if (!bind_args(e, loc, fname(e, b), b->params, b->n_params, b->n_required, ca, slots, given)) return false;
     for (int i = 0; i < b->n_params; i++)
         if (given[i] && slots[i].kind == V_TUPLE)

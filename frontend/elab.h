@@ -152,6 +152,13 @@ bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Val
 bool builtin_exists(const char *name);
 /* Names of all builtins, NULL-terminated (for suggestions). */
 const char *const *builtin_names(void);
+/* The layer builtins (builtins_layers.c, builtins_norm.c: slicing, embedding,
+ * dropout, batch_norm, ...), consulted by the three above for names not in
+ * builtins.c's table. */
+enum { LAYER_BUILTINS_MAX = 32 };
+bool layer_builtin_exists(const char *name);
+const char *const *layer_builtin_names(void); /* NULL-terminated */
+bool layer_builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Value *out, bool *found);
 /* Adds the params of inst and its children to e->graph (PyTorch state_dict order). */
 bool emit_params(Elab *e, Instance *inst);
 /* The train block of the user file (train.c); e->graph is the new loss graph. */

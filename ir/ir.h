@@ -44,12 +44,13 @@ typedef enum OpKind {
 
 /* Which shared machinery handles an op (printing, fusion and codegen group by it). */
 typedef enum OpClass {
-    OPC_SOURCE,   /* no operands: input, param, const */
+    OPC_SOURCE,   /* no data operands: input, param, const, iota; random_uniform reads only a step counter */
     OPC_ELEMWISE, /* out[i] = f(broadcast operands[i]) */
     OPC_REDUCE,   /* reduce attr.axes */
     OPC_MATMUL,
     OPC_LAYOUT, /* moves data without arithmetic */
     OPC_SOFTMAX,
+    OPC_CONV, /* sliding windows over NCHW images: conv2d, pools and their gradients (ir/ops/conv.c) */
 } OpClass;
 
 /* How a parameter gets its initial value when no weights file is given. */
@@ -72,13 +73,26 @@ typedef struct NodeAttrs {
     int n_axes;         /* reduce: axes to reduce; transpose: permutation (n_axes == rank) */
     int axes[ETCH_MAX_RANK];
     bool keepdims;      /* reduce */
-    int axis;           /* softmax, log_softmax (normalized to 0..rank-1) */
+    int axis;           /* softmax, log_softmax, iota, slice, concat (normalized to 0..rank-1) */
     double value;       /* const: every element */
-    Shape shape;        /* input/param/const/reshape/broadcast: the requested result shape */
-    DType dtype;        /* input/param/const/cast: the requested result dtype */
+    Shape shape;        /* input/param/const/reshape/broadcast, conv2d_backward_*, avg_pool2d_backward,
+                         * scatter_add_rows, random_uniform: the requested result shape */
+    DType dtype;        /* input/param/const/cast/random_uniform: the requested result dtype */
     ParamInit init;     /* param */
     bool frozen;        /* param: excluded from gradients */
     bool trans_a, trans_b; /* matmul: operand stored transposed (last two dims swapped) */
+    /* conv2d, max_pool2d, avg_pool2d and their backward ops: {h, w} pairs.
+     * kernel: pools only (a conv's comes from its weight); dilation, groups:
+     * conv only. Their backward ops that cannot infer their result read it
+     * from `shape`. */
+    struct {
+        int kernel[2], stride[2], pad[2], dilation[2], groups;
+    } conv;
+    /* slice: elements [start, start + length) along `axis` (step 1) */
+    int64_t start, length;
+    /* pad: elements added before / after each dim, filled with `value` */
+    int64_t pad_before[ETCH_MAX_RANK], pad_after[ETCH_MAX_RANK];
+    uint64_t seed;      /* random_uniform: the Philox key */
     int group;          /* fusion group (passes/fuse.c): nodes with the same nonzero group run as one kernel */
 } NodeAttrs;
 

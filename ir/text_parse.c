@@ -272,9 +272,21 @@ enum {
     AK_TRANS_A = 1 << 7,
     AK_TRANS_B = 1 << 8,
     AK_GROUP = 1 << 9,
+    AK_KERNEL = 1 << 10,   /* pools: [kh, kw] */
+    AK_STRIDE = 1 << 11,   /* conv2d, pools and their backward ops: [sh, sw] */
+    AK_PADDING = 1 << 12,  /* same: [ph, pw] */
+    AK_DILATION = 1 << 13, /* conv2d ops: [dh, dw] */
+    AK_GROUPS = 1 << 14,   /* conv2d ops */
+    AK_START = 1 << 15,    /* slice */
+    AK_LENGTH = 1 << 16,   /* slice */
+    AK_BEFORE = 1 << 17,   /* pad */
+    AK_AFTER = 1 << 18,    /* pad */
+    AK_SEED = 1 << 19,     /* random_uniform */
 };
 static const char *const attr_names[] = {"init", "frozen", "value", "axes", "keepdims", "perm", "axis",
-                                         "transpose_a", "transpose_b", "group"};
+                                         "transpose_a", "transpose_b", "group", "kernel", "stride",
+                                         "padding", "dilation", "groups", "start", "length", "before",
+                                         "after", "seed"};
 enum { N_ATTR_KEYS = sizeof attr_names / sizeof attr_names[0] };
 
 static unsigned attrs_allowed(OpKind op) {
@@ -289,11 +301,41 @@ static unsigned attrs_allowed(OpKind op) {
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX: return AK_AXIS | AK_GROUP;
     case OP_MATMUL: return AK_TRANS_A | AK_TRANS_B | AK_GROUP;
+    case OP_CONV2D:
+    case OP_CONV2D_BWD_INPUT:
+    case OP_CONV2D_BWD_WEIGHT: return AK_STRIDE | AK_PADDING | AK_DILATION | AK_GROUPS | AK_GROUP;
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+    case OP_MAX_POOL2D_BWD:
+    case OP_AVG_POOL2D_BWD: return AK_KERNEL | AK_STRIDE | AK_PADDING | AK_GROUP;
+    case OP_SLICE: return AK_AXIS | AK_START | AK_LENGTH | AK_GROUP;
+    case OP_CONCAT: return AK_AXIS | AK_GROUP;
+    case OP_PAD: return AK_BEFORE | AK_AFTER | AK_VALUE | AK_GROUP;
+    case OP_RANDOM_UNIFORM: return AK_SEED | AK_GROUP;
     default: return AK_GROUP; /* any op may belong to a fusion group */
     }
 }
 /* Keys without a sensible default; the others default to zeros/false. */
-static unsigned attrs_required(OpKind op) { return attrs_allowed(op) & (AK_VALUE | AK_AXES | AK_PERM | AK_AXIS); }
+static unsigned attrs_required(OpKind op) {
+    return attrs_allowed(op) &
+           (AK_VALUE | AK_AXES | AK_PERM | AK_AXIS | AK_KERNEL | AK_STRIDE | AK_PADDING | AK_DILATION | AK_GROUPS |
+            AK_START | AK_LENGTH | AK_BEFORE | AK_AFTER | AK_SEED);
+}
+
+/* "[" [int {"," int}] "]" into out[0..ETCH_MAX_RANK) (pad amounts; missing entries are 0). */
+static bool parse_i64_list(Parser *P, const char *key, int64_t *out) {
+    if (!parse_expect(P, "[", "to start the list")) return false;
+    int n = 0;
+    for (int i = 0; i < ETCH_MAX_RANK; i++) out[i] = 0;
+    while (!tok_is(P, "]")) {
+        if (n > 0 && !parse_expect(P, ",", "or ']' in the list")) return false;
+        if (n == ETCH_MAX_RANK)
+            return diag_error(P->d, P->tok.loc, "too many entries in '%s' (at most %d)", key, ETCH_MAX_RANK);
+        if (!parse_int(P, INT64_MIN, INT64_MAX, "an integer", &out[n])) return false;
+        n++;
+    }
+    return lex_next(P);
+}
 
 /* "[" [int {"," int}] "]" into attr->axes (transpose's perm shares them). */
 static bool parse_axis_list(Parser *P, const char *key, NodeAttrs *attr) {
@@ -308,6 +350,20 @@ static bool parse_axis_list(Parser *P, const char *key, NodeAttrs *attr) {
         attr->axes[attr->n_axes++] = (int)v;
     }
     return lex_next(P);
+}
+
+/* "[" int "," int "]": a {h, w} pair of a window attribute. */
+static bool parse_pair(Parser *P, const char *key, int *out) {
+    char what[64];
+    snprintf(what, sizeof what, "to start the [h, w] pair of '%s'", key);
+    if (!parse_expect(P, "[", what)) return false;
+    for (int i = 0; i < 2; i++) {
+        int64_t v = 0;
+        if (i && !parse_expect(P, ",", "between the two values of the pair")) return false;
+        if (!parse_int(P, INT_MIN, INT_MAX, "an integer", &v)) return false;
+        out[i] = (int)v;
+    }
+    return parse_expect(P, "]", "after the two values of the pair");
 }
 
 static bool parse_bool(Parser *P, const char *key, bool *out) {
@@ -384,6 +440,22 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
         case AK_AXIS:
             ok = parse_int(P, INT_MIN, INT_MAX, "an axis", &v);
             attr->axis = ok ? (int)v : 0;
+            break;
+        case AK_KERNEL: ok = parse_pair(P, name, attr->conv.kernel); break;
+        case AK_STRIDE: ok = parse_pair(P, name, attr->conv.stride); break;
+        case AK_PADDING: ok = parse_pair(P, name, attr->conv.pad); break;
+        case AK_DILATION: ok = parse_pair(P, name, attr->conv.dilation); break;
+        case AK_GROUPS:
+            ok = parse_int(P, INT_MIN, INT_MAX, "a number of groups", &v);
+            attr->conv.groups = ok ? (int)v : 0;
+            break;
+        case AK_START: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'start'", &attr->start); break;
+        case AK_LENGTH: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'length'", &attr->length); break;
+        case AK_BEFORE: ok = parse_i64_list(P, name, attr->pad_before); break;
+        case AK_AFTER: ok = parse_i64_list(P, name, attr->pad_after); break;
+        case AK_SEED:
+            ok = parse_int(P, 0, INT64_MAX, "a seed", &v);
+            attr->seed = ok ? (uint64_t)v : 0;
             break;
         }
         if (!ok) return false;
@@ -509,7 +581,9 @@ static bool parse_node(Parser *P) {
 
     /* Ops whose result type is their target read it from the attrs; the
      * written type is that target (docs/ir.md, "Types"). */
-    if (info->cls == OPC_SOURCE || op == OP_RESHAPE || op == OP_BROADCAST) n.attr.shape = shape;
+    if (info->cls == OPC_SOURCE || op == OP_RESHAPE || op == OP_BROADCAST || op == OP_CONV2D_BWD_INPUT ||
+        op == OP_CONV2D_BWD_WEIGHT || op == OP_AVG_POOL2D_BWD || op == OP_SCATTER_ADD_ROWS)
+        n.attr.shape = shape;
     if (info->cls == OPC_SOURCE || op == OP_CAST) n.attr.dtype = dtype;
 
     /* Re-type the node through its shape rule; errors point into the IR text. */

@@ -75,6 +75,12 @@ static void print_int_list(StrBuf *b, const int *v, int n) {
     sb_puts(b, "]");
 }
 
+static void print_i64_list(StrBuf *b, const int64_t *v, int n) {
+    sb_puts(b, "[");
+    for (int i = 0; i < n; i++) sb_printf(b, "%s%lld", i ? ", " : "", (long long)v[i]);
+    sb_puts(b, "]");
+}
+
 static void print_type(StrBuf *b, DType t, const Shape *s) {
     sb_printf(b, "%s[", dtype_name(t));
     int rank = s->rank < 0 ? 0 : s->rank > ETCH_MAX_RANK ? ETCH_MAX_RANK : s->rank;
@@ -137,6 +143,44 @@ static void print_attrs(StrBuf *b, const Node *n) {
     case OP_IOTA:
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX: sb_printf(b, ", axis = %d", n->attr.axis); break;
+    case OP_CONV2D:
+    case OP_CONV2D_BWD_INPUT:
+    case OP_CONV2D_BWD_WEIGHT:
+        sb_puts(b, ", stride = ");
+        print_int_list(b, n->attr.conv.stride, 2);
+        sb_puts(b, ", padding = ");
+        print_int_list(b, n->attr.conv.pad, 2);
+        sb_puts(b, ", dilation = ");
+        print_int_list(b, n->attr.conv.dilation, 2);
+        sb_printf(b, ", groups = %d", n->attr.conv.groups);
+        break;
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+    case OP_MAX_POOL2D_BWD:
+    case OP_AVG_POOL2D_BWD:
+        sb_puts(b, ", kernel = ");
+        print_int_list(b, n->attr.conv.kernel, 2);
+        sb_puts(b, ", stride = ");
+        print_int_list(b, n->attr.conv.stride, 2);
+        sb_puts(b, ", padding = ");
+        print_int_list(b, n->attr.conv.pad, 2);
+        break;
+    case OP_SLICE:
+        sb_printf(b, ", axis = %d, start = %lld, length = %lld", n->attr.axis, (long long)n->attr.start,
+                  (long long)n->attr.length);
+        break;
+    case OP_CONCAT: sb_printf(b, ", axis = %d", n->attr.axis); break;
+    case OP_PAD: {
+        int rank = n->shape.rank < 0 ? 0 : n->shape.rank > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->shape.rank;
+        sb_puts(b, ", before = ");
+        print_i64_list(b, n->attr.pad_before, rank);
+        sb_puts(b, ", after = ");
+        print_i64_list(b, n->attr.pad_after, rank);
+        sb_puts(b, ", value = ");
+        print_double(b, n->attr.value);
+        break;
+    }
+    case OP_RANDOM_UNIFORM: sb_printf(b, ", seed = %llu", (unsigned long long)n->attr.seed); break;
     default: break;
     }
     if (n->attr.group) sb_printf(b, ", group = %d", n->attr.group);

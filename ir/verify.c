@@ -178,7 +178,9 @@ static bool verify_attrs(Verifier *V, int id) {
     default: break;
     }
     /* ops whose target type lives in the attrs: the rule reads attr.shape */
-    if (op_table[n->op].cls == OPC_SOURCE || n->op == OP_RESHAPE || n->op == OP_BROADCAST) {
+    if (op_table[n->op].cls == OPC_SOURCE || n->op == OP_RESHAPE || n->op == OP_BROADCAST ||
+        n->op == OP_CONV2D_BWD_INPUT || n->op == OP_CONV2D_BWD_WEIGHT || n->op == OP_AVG_POOL2D_BWD ||
+        n->op == OP_SCATTER_ADD_ROWS) {
         const char *why = shape_problem(&at->shape);
         if (why) {
             verify_error(V, id, "invalid target shape: %s", why);

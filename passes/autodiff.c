@@ -20,6 +20,7 @@ static int ad_op(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *a
     return id;
 }
 
+int ad_node(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *attrs) { return ad_op(c, op, ins, n, attrs); }
 int ad_unary(VjpCtx *c, OpKind op, int x) { return ad_op(c, op, (int[]){x}, 1, NULL); }
 int ad_binary(VjpCtx *c, OpKind op, int a, int b) { return ad_op(c, op, (int[]){a, b}, 2, NULL); }
 int ad_where(VjpCtx *c, int cond, int a, int b) { return ad_op(c, OP_WHERE, (int[]){cond, a, b}, 3, NULL); }

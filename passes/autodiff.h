@@ -43,5 +43,8 @@ int ad_reduce(VjpCtx *c, OpKind op, int x, const int *axes, int n_axes, bool kee
 int ad_matmul(VjpCtx *c, int a, int b);
 /* Sums gradient g (shaped like a broadcast result) back to shape s. */
 int ad_unbroadcast(VjpCtx *c, int g, const Shape *s);
+/* Any op with explicit attributes (e.g. a dedicated gradient kernel such as
+ * conv2d_backward_input); attrs may be NULL. */
+int ad_node(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *attrs);
 
 #endif

@@ -34,6 +34,26 @@ static bool same_attrs(const Node *a, const Node *b) {
         return same_axes(x, y);
     case OP_TRANSPOSE: return same_axes(x, y); /* the perm lives in attr.axes */
     case OP_MATMUL: return x->trans_a == y->trans_a && x->trans_b == y->trans_b;
+    case OP_SLICE: return x->axis == y->axis && x->start == y->start && x->length == y->length;
+    case OP_CONCAT: return x->axis == y->axis;
+    case OP_PAD:
+        return memcmp(x->pad_before, y->pad_before, sizeof x->pad_before) == 0 &&
+               memcmp(x->pad_after, y->pad_after, sizeof x->pad_after) == 0 &&
+               memcmp(&x->value, &y->value, sizeof x->value) == 0;
+    case OP_RANDOM_UNIFORM: return x->seed == y->seed; /* same seed and step: the same numbers */
+    case OP_CONV2D:
+    case OP_CONV2D_BWD_INPUT:
+    case OP_CONV2D_BWD_WEIGHT:
+        return !memcmp(x->conv.stride, y->conv.stride, sizeof x->conv.stride) &&
+               !memcmp(x->conv.pad, y->conv.pad, sizeof x->conv.pad) &&
+               !memcmp(x->conv.dilation, y->conv.dilation, sizeof x->conv.dilation) && x->conv.groups == y->conv.groups;
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+    case OP_MAX_POOL2D_BWD:
+    case OP_AVG_POOL2D_BWD:
+        return !memcmp(x->conv.kernel, y->conv.kernel, sizeof x->conv.kernel) &&
+               !memcmp(x->conv.stride, y->conv.stride, sizeof x->conv.stride) &&
+               !memcmp(x->conv.pad, y->conv.pad, sizeof x->conv.pad);
     default: return true; /* reshape/broadcast/cast targets are the result type, compared below */
     }
 }

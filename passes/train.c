@@ -95,9 +95,18 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
 
     Builder b = {.g = g, .d = d, .loc = spec->loc};
     /* optimizer.step (f64 scalar): t = step + 1 drives Adam's bias correction
-     * and SGD's first-step momentum rule */
-    int step = b_op(&b, OP_PARAM, NULL, 0,
+     * and SGD's first-step momentum rule. The loss graph may already read it
+     * (dropout masks depend on the step): then that param is the counter. */
+    int step = graph_find_param(g, "optimizer.step");
+    if (step >= 0) {
+        const Node *sn = &g->nodes[step];
+        if (sn->dtype != DT_F64 || sn->shape.rank != 0 || !sn->attr.frozen)
+            return diag_error(d, sn->loc, "parameter 'optimizer.step' must be the optimizer's step counter (a frozen "
+                                          "f64 scalar)");
+    } else {
+        step = b_op(&b, OP_PARAM, NULL, 0,
                     &(NodeAttrs){.name = "optimizer.step", .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true});
+    }
     int t = b_bin(&b, OP_ADD, step, b_const(&b, 1, DT_F64));
     int bc1 = -1, bc2_sqrt = -1, first = -1;
     if (spec->kind != OPTIM_SGD) {

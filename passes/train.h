@@ -5,7 +5,9 @@
  * updates (graph_add_update) that write the new weights and optimizer state
  * back into their parameters. Optimizer state (momentum buffers, Adam moments,
  * the step count) is held in extra params named "optimizer.<param>.<state>"
- * and "optimizer.step", so it is saved in checkpoints like any weight. */
+ * and "optimizer.step", so it is saved in checkpoints like any weight. A
+ * loss graph that already has an "optimizer.step" param (traced dropout reads
+ * it) keeps it: the step updates that one. */
 #ifndef ETCH_PASSES_TRAIN_H
 #define ETCH_PASSES_TRAIN_H
 

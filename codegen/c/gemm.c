@@ -1,25 +1,29 @@
 /* gemm.c: emits matrix-multiply kernels specialized to static shapes (see
- * gemm.h). Per descriptor, decided at compile time:
+ * gemm.h). Everything is decided per descriptor at compile time:
  *
  *  - the register tile: MR rows of C times NV vectors, held in registers
- *    while K runs; A's values are broadcast straight from A (its rows are
- *    reused from L1/L2, and packing A would cost more than it saves), B's
- *    rows are loaded as vectors. Row remainders get a tile of exactly the
- *    remaining rows; column remainders use masked loads and stores.
- *  - "direct" kernels (M <= 4, or N within one tile; B not transposed): B is
- *    read in place and the whole K loop stays in registers. Packing would
- *    rival the arithmetic at these shapes.
- *  - "blocked" kernels otherwise (the BLIS scheme): C is cut into NC-column
- *    and MC-row blocks, K into slices of <= KC; each K slice of B is packed
- *    into zero-padded KC x NR panels (contiguous, aligned, L1-resident while
- *    the MR-row tiles of the block stream past).
+ *    while K runs. A's values are broadcast straight from A (packing A costs
+ *    more than it saves once B is packed), B's rows are loaded as vectors.
+ *    Row remainders get a tile of exactly the remaining rows; column
+ *    remainders use masked loads and stores.
+ *  - the form: "direct" (B not transposed and M <= 4, or N within one tile,
+ *    or B small enough to stay in L2): B is read in place and the whole K
+ *    loop stays in registers; packing would rival the arithmetic there.
+ *    "dot-product" (B transposed, M <= 4: batch-1 x @ W^T): outputs as
+ *    vectors along contiguous k, reduced at the end. "blocked" otherwise
+ *    (the BLIS scheme): C is cut into NC-column and MC-row blocks, K into
+ *    slices of <= KC; each K slice of B is packed into zero-padded KC x NR
+ *    panels (contiguous, aligned, L1-resident while the block's row tiles
+ *    pass). Packing buffers are static, one per kernel and thread part, at
+ *    most KC x NC (2 MiB); each kernel's comment states its size.
  *
  * Every variant (portable C, AVX2+FMA, AVX-512F) is emitted; the first call
  * picks the best the CPU supports (ETCH_GEMM_ISA=portable|avx2 caps it).
- * Determinism: an output element is always acc = 0; acc = fma(a, b, acc)
- * over one K slice in order, then C = acc (first slice) or C = C + acc; the
- * K slicing depends only on K, and padding or masking never mixes lanes, so
- * splitting rows or columns over threads cannot change a single bit. */
+ * Determinism: an output element is acc = 0; acc = fma(a, b, acc) over one
+ * K slice in order; C = acc (first slice) or C + acc (dot products: lanes
+ * over k, a fixed reduction tree, the K tail in order). The K slicing and
+ * the form depend only on the shape, and padding or masking never mixes
+ * lanes, so splitting rows or columns over threads cannot change a bit. */
 #include "codegen/c/gemm.h"
 
 #include <stdarg.h>
@@ -54,9 +58,14 @@ enum { KC_MAX = 256, A_BLOCK_BYTES = 160 * 1024, B_BLOCK_BYTES = 2 * 1024 * 1024
 /* Below this many flops per thread, starting a thread costs more than it saves. */
 #define FLOPS_PER_THREAD (1 << 22)
 
+/* How a kernel reaches its operands (see the top of the file). */
+typedef enum Mode { MODE_DIRECT, MODE_DOT, MODE_BLOCKED } Mode;
+static const char *const MODE_NAME[] = {"direct", "dot-product", "blocked"};
+
 typedef struct Plan {
-    bool direct;
-    int vl, mr, nv, nr;      /* vector lanes; register tile MR x (NV vectors = NR elements) */
+    Mode mode;
+    int vl, mr, nv, nr;      /* vector lanes; register tile MR x (NV vectors = NR elements);
+                              * dot-product tiles: MR rows x NR columns, each a vector over k */
     int64_t kc, mc, nc;      /* K slice depth; cache blocks (blocked kernels) */
     int parts;               /* threads that share the work */
     bool split_m;            /* parts own row ranges (else column ranges) */
@@ -69,16 +78,19 @@ static int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* Direct or blocked depends on the shape only (not on the instruction set),
- * so the order of additions does not either. Direct when B can be read in
- * place cheaply: few rows of A share it, it is one tile wide, or it stays in
- * L2 (its panels are then re-read from L2 rather than packed). */
+/* The form depends on the shape only (not on the instruction set or the
+ * thread count), so the order of additions does not either. Direct when B
+ * can be read in place cheaply: few rows of A share it, it is one tile wide,
+ * or it stays in L2 (its panels are then re-read from L2, not packed). */
 #define DIRECT_B_BYTES (512 * 1024)
-static bool is_direct(const GemmDesc *d) {
+static Mode mode_of(const GemmDesc *d) {
     int64_t es = (int64_t)dtype_size(d->dtype);
     /* rows of B 2 KiB apart (or a multiple) collide in the caches' sets: pack those */
     bool in_l2 = d->k * d->n * es <= DIRECT_B_BYTES && (d->ldb * es) % 2048 != 0;
-    return !d->trans_b && (d->m <= 4 || d->n * es <= 64 || in_l2);
+    if (!d->trans_b && (d->m <= 4 || d->n * es <= 64 || in_l2)) return MODE_DIRECT;
+    /* few rows times transposed B (batch-1 x @ W^T): dot products along contiguous k */
+    if (d->trans_b && !d->trans_a && d->m <= 4) return MODE_DOT;
+    return MODE_BLOCKED;
 }
 
 /* Chooses tile, blocking and the thread split of d for one variant. */
@@ -86,8 +98,12 @@ static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
     Plan p = {0};
     int es = (int)dtype_size(d->dtype);
     p.vl = isa->vbytes / es;
-    p.direct = is_direct(d);
-    if (p.direct) {
+    p.mode = mode_of(d);
+    if (p.mode == MODE_DOT) {
+        p.mr = (int)d->m;
+        p.nr = (int)min64(d->n, min64(8, isa->acc_regs / d->m));
+        p.nv = 1;
+    } else if (p.mode == MODE_DIRECT) {
         int64_t nvec = cdiv(d->n, p.vl);
         p.nv = (int)(d->m <= 4 ? min64(nvec, min64(8, isa->acc_regs / d->m)) : min64(nvec, 2));
         p.mr = (int)min64(d->m, min64(12, isa->acc_regs / p.nv));
@@ -99,15 +115,17 @@ static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
             if (best < 0 || cost < best) best = cost, p.mr = mr, p.nv = isa->tiles[t][1];
         }
     }
-    p.nr = p.nv * p.vl;
+    if (p.mode != MODE_DOT) p.nr = p.nv * p.vl;
     /* K slices of equal depth <= KC_MAX: they fix the order of additions */
-    p.kc = p.direct ? d->k : cdiv(d->k, cdiv(d->k, KC_MAX));
+    p.kc = p.mode != MODE_BLOCKED ? d->k : cdiv(d->k, cdiv(d->k, KC_MAX));
     int64_t flops = 2 * d->m * d->n * d->k, tiles_m = cdiv(d->m, p.mr), tiles_n = cdiv(d->n, p.nr);
     int64_t want = min64(threads, max64(1, flops / FLOPS_PER_THREAD));
-    p.split_m = tiles_n < 2 * want && tiles_m > tiles_n;
+    /* direct kernels share B (L2-resident) and split A's rows; blocked ones
+     * split B's columns, each part packing its own */
+    p.split_m = p.mode == MODE_DIRECT ? tiles_m >= 2 * want : tiles_n < 2 * want && tiles_m > tiles_n;
     p.chunk = cdiv(p.split_m ? tiles_m : tiles_n, want) * (p.split_m ? p.mr : p.nr);
     p.parts = (int)cdiv(p.split_m ? d->m : d->n, p.chunk);
-    if (p.direct) return p;
+    if (p.mode != MODE_BLOCKED) return p;
     int64_t rows = p.split_m ? p.chunk : d->m, cols = p.split_m ? d->n : p.chunk;
     p.mc = min64(round_up(rows, p.mr), max64(1, A_BLOCK_BYTES / (p.kc * es) / p.mr) * p.mr);
     p.nc = min64(round_up(cols, p.nr), max64(1, B_BLOCK_BYTES / (p.kc * es) / p.nr) * p.nr);
@@ -160,7 +178,7 @@ static void open_variant(Gen *g) {
         line(g, 1, "const int64_t %s = 0, %s = %lld;", lo, hi, full);
     line(g, 1, "const int64_t %s = 0, %s = %lld;", p->split_m ? "n0" : "m0", p->split_m ? "n1" : "m1",
          (long long)(p->split_m ? d->n : d->m));
-    if (!p->direct) line(g, 1, "%s *restrict bp = %s_pack[part];", g->T, g->name);
+    if (p->mode == MODE_BLOCKED) line(g, 1, "%s *restrict bp = %s_pack[part];", g->T, g->name);
 }
 
 /* ---- register tiles ---- */
@@ -310,16 +328,22 @@ static void emit_tile_c(Gen *g, int ind, const Tile *t) {
     line(g, ind + 1, "for (int64_t k = 0; k < %s; k++)", t->klen);
     line(g, ind + 2, "for (int64_t i = 0; i < %d; i++) {", t->rows);
     line(g, ind + 3, "const %s a = %s;", g->T, a);
-    if (t->packed) line(g, ind + 3, "for (int64_t jj = 0; jj < %d; jj++) t[i * %d + jj] += a * pb[k * %d + jj];", NR, NR, NR);
-    else if (t->masked) line(g, ind + 3, "for (int64_t jj = 0; jj < nr; jj++) t[i * %d + jj] += a * pb[k * %lld + jj];", NR, ldb);
-    else line(g, ind + 3, "for (int64_t jj = 0; jj < %d; jj++) t[i * %d + jj] += a * pb[k * %lld + jj];", NR, NR, ldb);
+    char jn[16], bk[32]; /* packed B is zero-padded: whole panels are safe to read */
+    if (t->masked && !t->packed) snprintf(jn, sizeof jn, "nr");
+    else snprintf(jn, sizeof jn, "%d", NR);
+    if (t->packed) snprintf(bk, sizeof bk, "k * %d", NR);
+    else snprintf(bk, sizeof bk, "k * %lld", ldb);
+    line(g, ind + 3, "for (int64_t jj = 0; jj < %s; jj++) t[i * %d + jj] += a * pb[%s + jj];", jn, NR, bk);
     line(g, ind + 2, "}");
     line(g, ind + 1, "for (int64_t i = 0; i < %d; i++)", t->rows);
     if (t->masked) line(g, ind + 2, "for (int64_t jj = 0; jj < nr; jj++)");
     else line(g, ind + 2, "for (int64_t jj = 0; jj < %d; jj++)", NR);
     if (!strcmp(t->first, "1")) line(g, ind + 3, "cp[i * %lld + jj] = t[i * %d + jj];", ldc, NR);
-    else if (!strcmp(t->first, "0")) line(g, ind + 3, "cp[i * %lld + jj] = cp[i * %lld + jj] + t[i * %d + jj];", ldc, ldc, NR);
-    else line(g, ind + 3, "cp[i * %lld + jj] = %s ? t[i * %d + jj] : cp[i * %lld + jj] + t[i * %d + jj];", ldc, t->first, NR, ldc, NR);
+    else if (!strcmp(t->first, "0"))
+        line(g, ind + 3, "cp[i * %lld + jj] = cp[i * %lld + jj] + t[i * %d + jj];", ldc, ldc, NR);
+    else
+        line(g, ind + 3, "cp[i * %lld + jj] = %s ? t[i * %d + jj] : cp[i * %lld + jj] + t[i * %d + jj];", ldc, t->first,
+             NR, ldc, NR);
     line(g, ind, "}");
 }
 
@@ -399,8 +423,9 @@ static void emit_pack_b(Gen *g, int ind) {
             line(g, ind + 1, "if (nr == %d) {", NR);
             line(g, ind + 2, "int64_t k = 0;");
             line(g, ind + 2, "for (; k + %d <= kc; k += %d)", W, W);
-            line(g, ind + 3, "for (int64_t j = 0; j < %d; j += %d) etch_gemm_tr%d_%s(s + j * %lld + k, %lld, d + k * %d + j, %d);",
-                 NR, W, W, d->dtype == DT_F64 ? "f64" : "f32", ldb, ldb, NR, NR);
+            line(g, ind + 3, "for (int64_t j = 0; j < %d; j += %d)", NR, W);
+            line(g, ind + 4, "etch_gemm_tr%d_%s(s + j * %lld + k, %lld, d + k * %d + j, %d);", W,
+                 d->dtype == DT_F64 ? "f64" : "f32", ldb, ldb, NR, NR);
             line(g, ind + 2, "for (; k < kc; k++)");
             line(g, ind + 3, "for (int64_t j = 0; j < %d; j++) d[k * %d + j] = s[j * %lld + k];", NR, NR, ldb);
             line(g, ind + 2, "continue;");
@@ -453,20 +478,115 @@ static void emit_direct(Gen *g) {
     sb_puts(g->b, "}\n");
 }
 
+/* Dot-product tile: rows x cols outputs, each accumulated as a vector over k
+ * (lane l sums k = l mod VL), then reduced by a fixed tree, then the K % VL
+ * tail added in order: the same sequence for every element. */
+static void emit_dot_tile(Gen *g, int ind, int rows, int cols) {
+    const GemmDesc *d = g->d;
+    int vl = g->p->vl;
+    long long lda = (long long)d->lda, ldb = (long long)d->ldb, ldc = (long long)d->ldc;
+    long long kv = (long long)(d->k - d->k % vl), K = (long long)d->k;
+    bool plain = g->isa->kind == KIND_PLAIN;
+    char x[256], y[64], z[64], w[64];
+    line(g, ind, "{");
+    ind++;
+    line(g, ind, "const %s *restrict pa = A + i0 * %lld, *restrict pb = B + j0 * %lld;", g->T, lda, ldb);
+    line(g, ind, "%s *restrict cp = C + i0 * %lld + j0;", g->T, ldc);
+    if (plain) {
+        line(g, ind, "%s s[%d][%d] = {{0}};", g->T, rows * cols, vl);
+        line(g, ind, "for (int64_t k = 0; k < %lld; k += %d)", kv, vl);
+        line(g, ind + 1, "for (int i = 0; i < %d; i++)", rows);
+        line(g, ind + 2, "for (int j = 0; j < %d; j++)", cols);
+        line(g, ind + 3, "for (int l = 0; l < %d; l++) s[i * %d + j][l] += pa[i * %lld + k + l] * pb[j * %lld + k + l];",
+             vl, cols, lda, ldb);
+    } else {
+        vzero(g, x, sizeof x);
+        for (int i = 0; i < rows * cols; i++) line(g, ind, "%s s%d = %s;", g->vt, i, x);
+        line(g, ind, "for (int64_t k = 0; k < %lld; k += %d) {", kv, vl);
+        for (int i = 0; i < rows; i++) {
+            snprintf(y, sizeof y, "pa + %lld + k", i * lda);
+            vload(g, x, sizeof x, y, false, false, 0);
+            line(g, ind + 1, "const %s a%d = %s;", g->vt, i, x);
+        }
+        for (int j = 0; j < cols; j++) {
+            snprintf(y, sizeof y, "pb + %lld + k", j * ldb);
+            vload(g, x, sizeof x, y, false, false, 0);
+            line(g, ind + 1, "const %s b%d = %s;", g->vt, j, x);
+            for (int i = 0; i < rows; i++) {
+                snprintf(y, sizeof y, "a%d", i), snprintf(z, sizeof z, "b%d", j), snprintf(w, sizeof w, "s%d", i * cols + j);
+                vfma(g, x, sizeof x, y, z, w);
+                line(g, ind + 1, "%s = %s;", w, x);
+            }
+        }
+        line(g, ind, "}");
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            int q = i * cols + j;
+            if (plain) line(g, ind, "%s x%d = etch_gemm_hs_c%d(s[%d]);", g->T, q, vl, q);
+            else line(g, ind, "%s x%d = etch_gemm_hs_%s_%s(s%d);", g->T, q, g->isa->sfx, g->sx, q);
+            if (kv < K) {
+                snprintf(y, sizeof y, "pa[%lld + k]", i * lda), snprintf(z, sizeof z, "pb[%lld + k]", j * ldb);
+                if (g->isa->kind == KIND_AVX2 || g->isa->kind == KIND_AVX512)
+                    line(g, ind, "for (int64_t k = %lld; k < %lld; k++) x%d = %s(%s, %s, x%d);", kv, K, q,
+                         d->dtype == DT_F64 ? "__builtin_fma" : "__builtin_fmaf", y, z, q);
+                else line(g, ind, "for (int64_t k = %lld; k < %lld; k++) x%d = x%d + %s * %s;", kv, K, q, q, y, z);
+            }
+            if (d->accumulate) line(g, ind, "cp[%lld] = cp[%lld] + x%d;", i * ldc + j, i * ldc + j, q);
+            else line(g, ind, "cp[%lld] = x%d;", i * ldc + j, q);
+        }
+    line(g, ind - 1, "}");
+}
+
+static void emit_dot_rows(Gen *g, int ind, int cols) {
+    int R = g->p->mr, rem = (int)(g->d->m % R);
+    line(g, ind, "for (int64_t i0 = m0; i0 < m1; i0 += %d) {", R);
+    if (rem) {
+        line(g, ind + 1, "if (m1 - i0 < %d) { /* the last %d rows */", R, rem);
+        emit_dot_tile(g, ind + 2, rem, cols);
+        line(g, ind + 2, "break;");
+        line(g, ind + 1, "}");
+    }
+    emit_dot_tile(g, ind + 1, R, cols);
+    line(g, ind, "}");
+}
+
+static void emit_dot(Gen *g) {
+    int J = g->p->nr, rem = (int)(g->d->n % J);
+    open_variant(g);
+    line(g, 1, "for (int64_t j0 = n0; j0 < n1; j0 += %d) {", J);
+    if (rem) { /* parts own multiples of J columns: a short block is the matrix's last */
+        line(g, 2, "if (n1 - j0 < %d) {", J);
+        emit_dot_rows(g, 3, rem);
+        line(g, 3, "break;");
+        line(g, 2, "}");
+    }
+    emit_dot_rows(g, 2, J);
+    line(g, 1, "}");
+    sb_puts(g->b, "}\n");
+}
+
 /* ---- per-file support, kernels, calls ---- */
 
+/* The file-scope support every kernel shares (once per file): instruction-set
+ * macros and detection, and small helpers (unused ones are marked so). */
 static void emit_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_gemm_support")) return;
     sb_puts(e->preamble,
             "/* ---- matrix-multiply kernels (codegen/c/gemm.c) ---- */\n"
             "#include <stdlib.h>\n"
+            "#if defined(__GNUC__)\n"
+            "#define ETCH_GEMM_UNUSED __attribute__((unused))\n"
+            "#else\n"
+            "#define ETCH_GEMM_UNUSED\n"
+            "#endif\n"
             "#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))\n"
             "#define ETCH_GEMM_X86 1\n"
             "#include <immintrin.h>\n"
             "#define ETCH_GEMM_AVX2 __attribute__((target(\"avx2,fma\")))\n"
             "#define ETCH_GEMM_AVX512 __attribute__((target(\"avx512f,avx2,fma\")))\n"
             "/* Packing transposed B: d[k * ldd + i] = s[i * lds + k] for an 8 x 8 (4 x 4) block. */\n"
-            "ETCH_GEMM_AVX2 static inline void etch_gemm_tr8_f32(const float *s, int64_t lds, float *d, int64_t ldd) {\n"
+            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline void etch_gemm_tr8_f32(const float *s, int64_t lds, float *d, int64_t ldd) {\n"
             "    __m256 r[8], t[8], u[8];\n"
             "    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * lds);\n"
             "    for (int i = 0; i < 8; i += 2) {\n"
@@ -484,7 +604,7 @@ static void emit_support(CEmitter *e) {
             "        _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));\n"
             "    }\n"
             "}\n"
-            "ETCH_GEMM_AVX2 static inline void etch_gemm_tr4_f64(const double *s, int64_t lds, double *d, int64_t ldd) {\n"
+            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline void etch_gemm_tr4_f64(const double *s, int64_t lds, double *d, int64_t ldd) {\n"
             "    __m256d r[4], t[4];\n"
             "    for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(s + i * lds);\n"
             "    for (int i = 0; i < 4; i += 2) {\n"
@@ -496,22 +616,54 @@ static void emit_support(CEmitter *e) {
             "        _mm256_storeu_pd(d + (i + 2) * ldd, _mm256_permute2f128_pd(t[i], t[i + 2], 0x31));\n"
             "    }\n"
             "}\n"
+            "/* Horizontal sums, always the same tree: lane l + lane l + VL/2, halving. */\n"
+            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline float etch_gemm_hs_avx2_ps(__m256 v) {\n"
+            "    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));\n"
+            "    h = _mm_add_ps(h, _mm_movehl_ps(h, h));\n"
+            "    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));\n"
+            "}\n"
+            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline double etch_gemm_hs_avx2_pd(__m256d v) {\n"
+            "    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));\n"
+            "    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));\n"
+            "}\n"
+            "ETCH_GEMM_AVX512 ETCH_GEMM_UNUSED static inline float etch_gemm_hs_avx512_ps(__m512 v) {\n"
+            "    __m256d hi = _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1);\n"
+            "    return etch_gemm_hs_avx2_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(hi)));\n"
+            "}\n"
+            "ETCH_GEMM_AVX512 ETCH_GEMM_UNUSED static inline double etch_gemm_hs_avx512_pd(__m512d v) {\n"
+            "    return etch_gemm_hs_avx2_pd(_mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1)));\n"
+            "}\n"
             "#endif\n"
             "/* The portable kernels use GNU C vector extensions where the compiler has them. */\n"
             "#if defined(__GNUC__) && !defined(ETCH_GEMM_PLAIN_C)\n"
             "#define ETCH_GEMM_VEC 1\n"
             "typedef float etch_gemm_v4f __attribute__((vector_size(16)));\n"
             "typedef double etch_gemm_v2d __attribute__((vector_size(16)));\n"
-            "static inline etch_gemm_v4f etch_gemm_ld_v4f(const float *p) {\n"
-            "    etch_gemm_v4f v;\n    memcpy(&v, p, sizeof v);\n    return v;\n}\n"
-            "static inline etch_gemm_v2d etch_gemm_ld_v2d(const double *p) {\n"
-            "    etch_gemm_v2d v;\n    memcpy(&v, p, sizeof v);\n    return v;\n}\n"
-            "static inline void etch_gemm_st_v4f(float *p, etch_gemm_v4f v) { memcpy(p, &v, sizeof v); }\n"
-            "static inline void etch_gemm_st_v2d(double *p, etch_gemm_v2d v) { memcpy(p, &v, sizeof v); }\n"
-            "static inline etch_gemm_v4f etch_gemm_bc_v4f(float x) {\n"
-            "    etch_gemm_v4f v = {x, x, x, x};\n    return v;\n}\n"
-            "static inline etch_gemm_v2d etch_gemm_bc_v2d(double x) {\n"
-            "    etch_gemm_v2d v = {x, x};\n    return v;\n}\n"
+            "ETCH_GEMM_UNUSED static inline etch_gemm_v4f etch_gemm_ld_v4f(const float *p) {\n"
+            "    etch_gemm_v4f v;\n"
+            "    memcpy(&v, p, sizeof v);\n"
+            "    return v;\n"
+            "}\n"
+            "ETCH_GEMM_UNUSED static inline etch_gemm_v2d etch_gemm_ld_v2d(const double *p) {\n"
+            "    etch_gemm_v2d v;\n"
+            "    memcpy(&v, p, sizeof v);\n"
+            "    return v;\n"
+            "}\n"
+            "ETCH_GEMM_UNUSED static inline void etch_gemm_st_v4f(float *p, etch_gemm_v4f v) { memcpy(p, &v, sizeof v); }\n"
+            "ETCH_GEMM_UNUSED static inline void etch_gemm_st_v2d(double *p, etch_gemm_v2d v) { memcpy(p, &v, sizeof v); }\n"
+            "ETCH_GEMM_UNUSED static inline etch_gemm_v4f etch_gemm_bc_v4f(float x) {\n"
+            "    etch_gemm_v4f v = {x, x, x, x};\n"
+            "    return v;\n"
+            "}\n"
+            "ETCH_GEMM_UNUSED static inline etch_gemm_v2d etch_gemm_bc_v2d(double x) {\n"
+            "    etch_gemm_v2d v = {x, x};\n"
+            "    return v;\n"
+            "}\n"
+            "ETCH_GEMM_UNUSED static inline float etch_gemm_hs_c_v4f(etch_gemm_v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }\n"
+            "ETCH_GEMM_UNUSED static inline double etch_gemm_hs_c_v2d(etch_gemm_v2d v) { return v[0] + v[1]; }\n"
+            "#else\n"
+            "ETCH_GEMM_UNUSED static inline float etch_gemm_hs_c4(const float *s) { return (s[0] + s[2]) + (s[1] + s[3]); }\n"
+            "ETCH_GEMM_UNUSED static inline double etch_gemm_hs_c2(const double *s) { return s[0] + s[1]; }\n"
             "#endif\n"
             "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
             " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
@@ -578,8 +730,8 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     const Plan *px = &plans[ISA_AVX2];
     sb_printf(b, "\n/* C[%lld x %lld] %s A%s B%s (K = %lld): %s kernel, AVX2 tile %dx%d", (long long)d->m,
               (long long)d->n, d->accumulate ? "+=" : "=", d->trans_a ? "^T" : "", d->trans_b ? "^T" : "",
-              (long long)d->k, px->direct ? "direct" : "blocked", px->mr, px->nr);
-    if (!px->direct)
+              (long long)d->k, MODE_NAME[px->mode], px->mr, px->nr);
+    if (px->mode == MODE_BLOCKED)
         sb_printf(b, ", KC %lld, MC %lld, NC %lld", (long long)px->kc, (long long)px->mc, (long long)px->nc);
     sb_printf(b, ", %d part%s. */\n", px->parts, px->parts > 1 ? "s" : "");
     if (pack)
@@ -602,7 +754,8 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
             snprintf(g.sx, sizeof g.sx, "%s", f64 ? "pd" : "ps");
         }
         sb_puts(b, before[i]);
-        if (g.p->direct) emit_direct(&g);
+        if (g.p->mode == MODE_DIRECT) emit_direct(&g);
+        else if (g.p->mode == MODE_DOT) emit_dot(&g);
         else emit_blocked(&g);
         sb_puts(b, after[i]);
     }
@@ -614,8 +767,10 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     sb_printf(b, "    if (isa == 2) f = %s_avx512, parts = %d;\n", name, plans[ISA_AVX512].parts);
     sb_printf(b, "    if (isa == 1) f = %s_avx2, parts = %d;\n", name, plans[ISA_AVX2].parts);
     sb_puts(b, "#endif\n");
-    if (max_parts > 1) sb_puts(b, "    if (parts > 1) {\n        etch_gemm_parallel(f, a, b, c, parts);\n        return;\n    }\n");
-    else sb_puts(b, "    (void)parts;\n");
+    if (max_parts > 1)
+        sb_puts(b, "    if (parts > 1) {\n        etch_gemm_parallel(f, a, b, c, parts);\n        return;\n    }\n");
+    else
+        sb_puts(b, "    (void)parts;\n");
     sb_puts(b, "    f(a, b, c, 0);\n}\n");
 }
 

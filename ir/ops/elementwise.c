@@ -149,6 +149,7 @@ double scalar_rsqrt(const double *x) { return 1.0 / sqrt(x[0]); }
 double scalar_abs(const double *x) { return fabs(x[0]); }
 double scalar_tanh(const double *x) { return tanh(x[0]); }
 double scalar_sigmoid(const double *x) { return 1.0 / (1.0 + exp(-x[0])); }
+double scalar_erf(const double *x) { return erf(x[0]); }
 double scalar_relu(const double *x) { return x[0] > 0 ? x[0] : 0.0; }
 double scalar_identity(const double *x) { return x[0]; }
 
@@ -308,6 +309,11 @@ void vjp_tanh(VjpCtx *c) { /* 1 - y^2 */
 void vjp_sigmoid(VjpCtx *c) { /* y (1 - y) */
     int one = ad_scalar(c, 1, Y);
     set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_MUL, Y, ad_binary(c, OP_SUB, one, Y))));
+}
+
+void vjp_erf(VjpCtx *c) { /* 2/sqrt(pi) * exp(-x^2) */
+    int e = ad_unary(c, OP_EXP, ad_unary(c, OP_NEG, ad_binary(c, OP_MUL, X(0), X(0))));
+    set_grad(c, 0, ad_binary(c, OP_MUL, c->gy, ad_binary(c, OP_MUL, e, ad_scalar(c, 1.1283791670955126, e))));
 }
 
 void vjp_relu(VjpCtx *c) {

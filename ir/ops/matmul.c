@@ -165,7 +165,8 @@ void emit_matmul(CEmitter *e, const Graph *g, int id) {
         return;
     }
     char bv[ETCH_MAX_RANK][16], oa[256], ob[256], oc[256];
-    int la = snprintf(oa, sizeof oa, "%s", A), lb = snprintf(ob, sizeof ob, "%s", B), lc = snprintf(oc, sizeof oc, "%s", C);
+    int la = snprintf(oa, sizeof oa, "%s", A), lb = snprintf(ob, sizeof ob, "%s", B);
+    int lc = snprintf(oc, sizeof oc, "%s", C);
     int64_t cst = md.m * md.n, cstride[ETCH_MAX_RANK];
     for (int i = 0; i < md.batch.rank; i++) cemit_for(e, bv[i], sizeof bv[i], md.batch.dim[i]);
     /* batch offsets as literal-stride sums; output batches are dense */
@@ -178,7 +179,8 @@ void emit_matmul(CEmitter *e, const Graph *g, int id) {
             la += snprintf(oa + la, sizeof oa - (size_t)la, " + %s * %lld", bv[i], (long long)md.a_bstride[i]);
         if (md.b_bstride[i] && lb < (int)sizeof ob)
             lb += snprintf(ob + lb, sizeof ob - (size_t)lb, " + %s * %lld", bv[i], (long long)md.b_bstride[i]);
-        if (lc < (int)sizeof oc) lc += snprintf(oc + lc, sizeof oc - (size_t)lc, " + %s * %lld", bv[i], (long long)cstride[i]);
+        if (lc < (int)sizeof oc)
+            lc += snprintf(oc + lc, sizeof oc - (size_t)lc, " + %s * %lld", bv[i], (long long)cstride[i]);
     }
     gemm_emit(e, &gd, oa, ob, oc);
     for (int b = 0; b < md.batch.rank; b++) cemit_close(e);

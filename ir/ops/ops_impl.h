@@ -104,6 +104,65 @@ void emit_softmax(CEmitter *e, const Graph *g, int id);
 void vjp_softmax(VjpCtx *c);
 void vjp_log_softmax(VjpCtx *c);
 
+/* conv.c: conv2d and its gradient kernels; pool.c: max/avg pooling */
+bool shape_conv2d(Graph *g, Node *n, Diag *d);
+bool shape_conv2d_bwd_input(Graph *g, Node *n, Diag *d);
+bool shape_conv2d_bwd_weight(Graph *g, Node *n, Diag *d);
+void eval_conv2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_conv2d_bwd_input(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_conv2d_bwd_weight(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_conv2d(CEmitter *e, const Graph *g, int id);
+void emit_conv2d_bwd_input(CEmitter *e, const Graph *g, int id);
+void emit_conv2d_bwd_weight(CEmitter *e, const Graph *g, int id);
+void vjp_conv2d(VjpCtx *c);
+bool shape_pool2d(Graph *g, Node *n, Diag *d);
+bool shape_max_pool2d_bwd(Graph *g, Node *n, Diag *d);
+bool shape_avg_pool2d_bwd(Graph *g, Node *n, Diag *d);
+void eval_pool2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_pool2d_bwd(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_pool2d(CEmitter *e, const Graph *g, int id);
+void emit_pool2d_bwd(CEmitter *e, const Graph *g, int id);
+void vjp_max_pool2d(VjpCtx *c);
+void vjp_avg_pool2d(VjpCtx *c);
+/* Output size of a sliding window along one dim: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1,
+ * or <= 0 when the window does not fit. */
+int64_t conv_out_dim(int64_t in, int k, int stride, int pad, int dil);
+/* "[a, b]" of a {h, w} pair into buf (>= 32 bytes). */
+const char *conv_pair_str(char *buf, const int *p);
+/* A static scratch array of n elements of dtype t in the emitted file (defined
+ * once per size; ops run one at a time, so nodes of one size share it). Its C name into buf. */
+void conv_emit_scratch(CEmitter *e, DType t, int64_t n, char *buf, size_t cap);
+
+/* layers.c: slice, pad, concat; gather.c: gather_rows, scatter_add_rows; random.c: random_uniform;
+ * erf lives with the elementwise ops */
+double scalar_erf(const double *x);
+void vjp_erf(VjpCtx *c);
+bool shape_slice(Graph *g, Node *n, Diag *d);
+bool shape_pad(Graph *g, Node *n, Diag *d);
+bool shape_concat(Graph *g, Node *n, Diag *d);
+void eval_slice(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_pad(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_concat(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_slice(CEmitter *e, const Graph *g, int id);
+void emit_pad(CEmitter *e, const Graph *g, int id);
+void emit_concat(CEmitter *e, const Graph *g, int id);
+void vjp_slice(VjpCtx *c);
+void vjp_pad(VjpCtx *c);
+void vjp_concat(VjpCtx *c);
+bool shape_gather_rows(Graph *g, Node *n, Diag *d);
+bool shape_scatter_add_rows(Graph *g, Node *n, Diag *d);
+void eval_gather_rows(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_scatter_add_rows(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_gather_rows(CEmitter *e, const Graph *g, int id);
+void emit_scatter_add_rows(CEmitter *e, const Graph *g, int id);
+void vjp_gather_rows(VjpCtx *c);
+bool shape_random_uniform(Graph *g, Node *n, Diag *d);
+void eval_random_uniform(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_random_uniform(CEmitter *e, const Graph *g, int id);
+/* The Philox counter a random_uniform step value maps to: trunc(step), 0 for
+ * negative or NaN, saturating at 2^64 - 1; the emitted code does the same. */
+uint64_t random_step_counter(double step);
+
 /* ---- shared helpers (ir/ops.c) ---- */
 /* Type of node id as "f32[64,784]" in a caller buffer of >= 96 bytes. */
 const char *ops_type_str(char *buf, const Graph *g, int id);

@@ -178,6 +178,35 @@ static Graph *build_all_ops(Arena *a) {
     int s1 = op_add(g, OP_SOFTMAX, &sm, at("all.etch", 39, 1), 1, sum, 0, 0);
     NodeAttrs lsm = {.axis = 0};
     op_add(g, OP_LOG_SOFTMAX, &lsm, at("all.etch", 40, 1), 1, sum, 0, 0);
+    /* convolution and pooling (ir/ops/conv.c, pool.c) */
+    int img = graph_add_input(g, "img", DT_F32, shp(4, 2, 4, 7, 6), at("all.etch", 41, 1));
+    int cw = graph_add_input(g, "cw", DT_F32, shp(4, 6, 2, 3, 2), (SrcLoc){0});
+    NodeAttrs cv = {.conv = {.stride = {2, 1}, .pad = {1, 0}, .dilation = {1, 2}, .groups = 2}};
+    int cy = op_add(g, OP_CONV2D, &cv, at("all.etch", 42, 1), 2, img, cw, 0);
+    cv.shape = g->nodes[img].shape;
+    op_add(g, OP_CONV2D_BWD_INPUT, &cv, at("all.etch", 43, 1), 2, cy, cw, 0);
+    cv.shape = g->nodes[cw].shape;
+    op_add(g, OP_CONV2D_BWD_WEIGHT, &cv, at("all.etch", 44, 1), 2, img, cy, 0);
+    NodeAttrs pl = {.conv = {.kernel = {3, 2}, .stride = {2, 2}, .pad = {1, 0}}};
+    int mp = op_add(g, OP_MAX_POOL2D, &pl, at("all.etch", 45, 1), 1, img, 0, 0);
+    int ap = op_add(g, OP_AVG_POOL2D, &pl, at("all.etch", 46, 1), 1, img, 0, 0);
+    op_add(g, OP_MAX_POOL2D_BWD, &pl, at("all.etch", 47, 1), 2, img, mp, 0);
+    pl.shape = g->nodes[img].shape;
+    op_add(g, OP_AVG_POOL2D_BWD, &pl, at("all.etch", 48, 1), 1, ap, 0, 0);
+    /* layers (erf is among the unary ops above) */
+    NodeAttrs sl = {.axis = 1, .start = 1, .length = 2};
+    int sx = op_add(g, OP_SLICE, &sl, at("all.etch", 41, 1), 1, x, 0, 0);
+    NodeAttrs pd = {.pad_before = {1, 0}, .pad_after = {0, 2}, .value = -1.5};
+    op_add(g, OP_PAD, &pd, at("all.etch", 42, 1), 1, x, 0, 0);
+    NodeAttrs cc = {.axis = 1};
+    op_add(g, OP_CONCAT, &cc, at("all.etch", 43, 1), 2, x, sx, 0);
+    int ids = graph_add_const(g, 1, DT_I64, shp(1, 3), at("all.etch", 44, 1));
+    int rows = op_add(g, OP_GATHER_ROWS, NULL, at("all.etch", 44, 5), 2, w, ids, 0);
+    NodeAttrs sc = {.shape = shp(2, 3, 4)};
+    op_add(g, OP_SCATTER_ADD_ROWS, &sc, at("all.etch", 45, 1), 2, rows, ids, 0);
+    int step = graph_add_const(g, 3, DT_F64, shp(0), at("all.etch", 46, 1));
+    NodeAttrs ru = {.seed = 42, .dtype = DT_F32, .shape = shp(2, 2, 3)};
+    op_add(g, OP_RANDOM_UNIFORM, &ru, at("all.etch", 46, 5), 1, step, 0, 0);
     graph_add_output(g, s1);
     graph_add_output(g, cond);
     graph_add_output(g, s1); /* the same value twice is allowed */
@@ -205,6 +234,14 @@ static void test_roundtrip_all_ops(void **state) {
     assert_non_null(strstr(s, "= where %"));
     assert_non_null(strstr(s, "= iota {axis = 1} : i64[2,5]"));
     assert_non_null(strstr(s, "{axis = 0} : f32[2,4]"));
+    assert_non_null(strstr(s, "= slice %0 {axis = 1, start = 1, length = 2} : f32[2,2]"));
+    assert_non_null(strstr(s, "{before = [1, 0], after = [0, 2], value = -1.5} : f32[3,5]"));
+    assert_non_null(strstr(s, "{axis = 1} : f32[2,5]"));
+    assert_non_null(strstr(s, "= scatter_add_rows %"));
+    assert_non_null(strstr(s, "{seed = 42} : f32[2,3]"));
+    assert_non_null(strstr(s, "{stride = [2, 1], padding = [1, 0], dilation = [1, 2], groups = 2} : f32[2,6,4,4]"));
+    assert_non_null(strstr(s, "{kernel = [3, 2], stride = [2, 2], padding = [1, 0]} : f32[2,4,4,3]"));
+    assert_non_null(strstr(s, "= avg_pool2d_backward %"));
     free(s);
     arena_free(a);
 }
