@@ -32,12 +32,15 @@ bool build_compile(const char *dir, const char *const *sources, int n_sources, c
     char tmp[4096], final[4096];
     snprintf(final, sizeof final, "%s/%s", dir, out);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, out, (long)getpid());
-    const char *argv[64];
+    const char *argv[80];
     char *paths[32];
     int n = 0;
     argv[n++] = cc;
     argv[n++] = "-std=c11";
-    argv[n++] = opt_flags && *opt_flags ? opt_flags : "-O2";
+    /* flags are one string ("-O3 -march=native"): split at spaces into arguments */
+    char *flags = strdup(opt_flags && *opt_flags ? opt_flags : "-O2");
+    if (!flags) abort();
+    for (char *tok = strtok(flags, " \t"); tok && n < 40; tok = strtok(NULL, " \t")) argv[n++] = tok;
     argv[n++] = "-D_POSIX_C_SOURCE=200809L";
     if (shared) {
         argv[n++] = "-shared";
@@ -56,6 +59,7 @@ bool build_compile(const char *dir, const char *const *sources, int n_sources, c
     argv[n] = NULL;
     bool ok = build_spawn(argv, d);
     for (int i = 0; i < n_sources && i < 32; i++) free(paths[i]);
+    free(flags);
     if (ok && rename(tmp, final) != 0) ok = diag_error_plain(d, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     if (!ok) unlink(tmp);
     return ok;

@@ -259,13 +259,16 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
         if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d))) return false;
     }
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
+    /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
+    char flags[512];
+    snprintf(flags, sizeof flags, "%s%s", o->opt_flags ? o->opt_flags : "-O2", o->threads > 1 ? " -pthread" : "");
     const char *lib_src[] = {"model.c", "etch_rt.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
-    if (!build_compile(dir, lib_src, 2, lib, true, o->opt_flags, d)) return false;
+    if (!build_compile(dir, lib_src, 2, lib, true, flags, d)) return false;
     if (driver != CGEN_DRIVER_NONE) {
         const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
-        if (!build_compile(dir, exe_src, 3, program, false, o->opt_flags, d)) return false;
+        if (!build_compile(dir, exe_src, 3, program, false, flags, d)) return false;
     }
     if (o->stats)
         printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,

@@ -36,6 +36,18 @@ fi
 "$ETCH" run "$mlp" -D B=2 --weights "$t/file/Net.safetensors" --input "$t/in2.npy" -o "$t/e2.npy" --eager
 "$ETCH" compare "$t/p2.npy" "$t/e2.npy"
 
+# --threads: the same bits for any thread count; -O0 agrees with the eager run too
+"$ETCH" build "$mlp" --exe -D B=64 -o "$t/t1"
+"$ETCH" build "$mlp" --exe -D B=64 --threads 3 -o "$t/t3"
+"$ETCH" make-input "$mlp" -D B=64 --seed 2 -o "$t/in64.npy"
+"$t/t1/Net" --weights "$t/t1/Net.safetensors" "$t/in64.npy" "$t/o1.npy"
+"$t/t3/Net" --weights "$t/t1/Net.safetensors" "$t/in64.npy" "$t/o3.npy"
+"$ETCH" compare --rtol 0 "$t/o1.npy" "$t/o3.npy"
+"$ETCH" run "$mlp" -D B=64 -O0 --input "$t/in64.npy" -o "$t/o0.npy"
+"$ETCH" run "$mlp" -D B=64 --eager --input "$t/in64.npy" -o "$t/oe.npy"
+"$ETCH" compare "$t/o0.npy" "$t/oe.npy"
+"$ETCH" compare "$t/o1.npy" "$t/oe.npy"
+
 # a compare that must fail: different inputs give different logits
 if "$ETCH" compare "$t/prog.npy" "$t/p2.npy" 2>/dev/null; then fail "compare accepted different shapes"; fi
 
