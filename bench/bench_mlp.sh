@@ -20,20 +20,22 @@ py=""
 for p in python3 /usr/bin/python3; do
   if command -v $p >/dev/null && $p -c "import torch" 2>/dev/null; then py=$p; break; fi
 done
-median() { awk -v w="$2" -v m="$3" '$1 == w && $2 == m { print $3 }' "$1"; }
+# the median column of `etch bench` for a row ("inference"/"train") and mode ("eager", "-O0", "-O2")
+etch_us() { awk -v k="$2" -v m="$3" '$1 == k && ($2 == m || $3 == m) { for (i = 1; i <= NF; i++) if ($i == "us") { print $(i-1); exit } }' "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "-" }'; }
 if [ -n "$py" ]; then
   $py bench/torch_mlp.py 1 64 | tee "$out/torch.txt"
   echo
-  printf '%-26s %12s %12s %12s %14s %14s\n' "" "PyTorch us" "etch eager" "etch comp." "comp/PyTorch" "comp/eager"
+  printf '%-18s %11s %11s %11s %11s %12s %12s\n' "" "PyTorch us" "eager us" "-O0 us" "-O2 us" "-O2/PyTorch" "-O2/eager"
   for row in "inference 1" "inference 64" "train_step 64"; do
     set -- $row
     what=$1 b=$2
     t=$(awk -v w="$what" -v b="B=$b" '$2 == w && $3 == b { print $4 }' "$out/torch.txt")
     key=$([ "$what" = train_step ] && echo "train" || echo "inference")
-    e=$(awk -v k="$key" '$1 == k && ($2 == "eager" || $3 == "eager") { for (i = 1; i <= NF; i++) if ($i == "us") { print $(i-1); exit } }' "$out/etch$b.txt")
-    c=$(awk -v k="$key" '$1 == k && ($2 == "compiled" || $3 == "compiled") { for (i = 1; i <= NF; i++) if ($i == "us") { print $(i-1); exit } }' "$out/etch$b.txt")
-    printf '%-26s %12s %12s %12s %13.2fx %13.2fx\n' "$what B=$b" "$t" "$e" "$c" \
-      "$(awk -v t="$t" -v c="$c" 'BEGIN { print t / c }')" "$(awk -v e="$e" -v c="$c" 'BEGIN { print e / c }')"
+    e=$(etch_us "$out/etch$b.txt" "$key" eager)
+    o0=$(etch_us "$out/etch$b.txt" "$key" -O0)
+    o2=$(etch_us "$out/etch$b.txt" "$key" -O2)
+    printf '%-18s %11s %11s %11s %11s %12s %12s\n' "$what B=$b" "$t" "$e" "$o0" "$o2" "$(ratio "$t" "$o2")" "$(ratio "$e" "$o2")"
   done
 else
   echo "(no python3 with torch: PyTorch column skipped)"

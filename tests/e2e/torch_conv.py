@@ -85,7 +85,7 @@ class LeNet(torch.nn.Module):
         self.fc3 = torch.nn.Linear(84, 10)
 
     def forward(self, x):
-        h = self.pool(torch.relu(self.conv1(x)))
+        h = self.pool(torch.relu(self.conv1((x - 0.2860) / 0.3530)))
         h = self.pool(torch.relu(self.conv2(h)))
         h = torch.relu(self.fc1(torch.flatten(h, 1)))
         return self.fc3(torch.relu(self.fc2(h)))
