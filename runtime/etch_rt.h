@@ -91,6 +91,11 @@ int etch_idx_read(const char *path, etch_array *out, char *err, size_t errlen);
  * malloc'd buffer; verifies CRC-32 and length. */
 int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_t *n_out, char *err, size_t errlen);
 
+/* ---- PNG ------------------------------------------------------------------- */
+/* Writes an 8-bit grayscale PNG (row-major pixels), atomically. */
+int etch_png_write_gray(const char *path, int width, int height, const unsigned char *pixels, char *err,
+                        size_t errlen);
+
 /* ---- files ---------------------------------------------------------------- */
 /* Reads a whole file into a malloc'd buffer (NUL-terminated for convenience). */
 int etch_read_file(const char *path, unsigned char **out, size_t *n, char *err, size_t errlen);

@@ -101,7 +101,8 @@ int cmd_eval(const Options *o) {
     char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
     bool ok = program != NULL;
     if (ok) {
-        const char *argv[] = {program, "--eval", "--data", o->data, "--weights", o->weights, NULL};
+        const char *argv[] = {program, "--eval", "--data", o->data, "--weights", o->weights,
+                              o->png ? "--png" : NULL, o->png, NULL};
         fflush(stdout);
         ok = build_spawn(argv, &d);
     }

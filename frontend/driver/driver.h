@@ -37,6 +37,7 @@ typedef struct Options {
     const char *print_after[16], *disabled[16]; /* --print-after=P, --disable-pass=P */
     int n_print_after, n_disabled;
     const char *passes;        /* opt --passes=a,b,c */
+    const char *png;           /* eval --png GRID.png (reconstruction models) */
 } Options;
 
 /* "etch CMD: error: ..." for command-line mistakes; returns 1. */

@@ -55,7 +55,9 @@ static const char *HELP =
     "                                  compile the train block's step and a driver into one\n"
     "                                  program (OUTDIR/build/), train on IDX data, write\n"
     "                                  OUTDIR/<model>.safetensors and OUTDIR/checkpoint.safetensors\n"
-    "  eval FILE --weights W --data DIR  accuracy and mean NLL on the test split\n"
+    "  eval FILE --weights W --data DIR [--png GRID.png]\n"
+    "                                  accuracy and mean NLL on the test split (autoencoders:\n"
+    "                                  reconstruction MSE, and a PNG grid of inputs and outputs)\n"
     "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n"
     "  bench FILE [-D N=V] [--threads N]  static vs dynamic: eager executor vs compiled C,\n"
     "                                  inference and (with a train block) a training step\n"
@@ -81,7 +83,7 @@ static bool parse_define(Options *o, const char *arg) {
 /* allowed: a string of option letters this command accepts:
  * o=-o w=--weights i=--input D=-D x=--exe e=--embed-weights g=--eager s=--stats
  * S=--seed X=--idx N=--index c=--cflags G=--grad n=--no-shuffle a=--data I=--init
- * R=--resume E=--epochs T=--steps l=--limit t=--train h=--threads */
+ * R=--resume E=--epochs T=--steps l=--limit t=--train h=--threads y=--png */
 static int parse_options(int argc, char **argv, const char *allowed, Options *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -110,6 +112,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--steps")) key = 'T';
         else if (!strcmp(a, "--limit")) key = 'l';
         else if (!strcmp(a, "--threads")) key = 'h';
+        else if (!strcmp(a, "--png")) key = 'y';
         else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2") || !strcmp(a, "-O3")) key = 'O';
         else if (!strcmp(a, "--print-after-all")) key = 'P';
         else if (!strncmp(a, "--print-after=", 14)) key = 'p';
@@ -124,7 +127,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         /* -O and the pass flags go together: any command that optimizes takes them all */
         char need = key == 'd' ? 'D' : (key == 'P' || key == 'p' || key == 'z') ? 'O' : key;
         if (!strchr(allowed, need)) return usage_error("option '%s' does not apply here", a);
-        bool takes_value = strchr("owiDSXNcaIRETlh", key) != NULL;
+        bool takes_value = strchr("owiDSXNcaIRETlhy", key) != NULL;
         if (takes_value && !val) return usage_error("option '%s' needs a value", a);
         switch (key) {
         case 'o':
@@ -159,6 +162,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
             o->print_after[o->n_print_after++] = a + 14;
             break;
         case 'q': o->passes = a + 9; break;
+        case 'y': o->png = val; break;
         case 'z':
             if (o->n_disabled == 16) return usage_error("too many '%s' options", a);
             o->disabled[o->n_disabled++] = a + 15;
@@ -325,7 +329,7 @@ static const Command COMMANDS[] = {
     {"run", "owiDgcO", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
     {"train", "oDwSaIRETlncO", cmd_train},
-    {"eval", "Dwac", cmd_eval},
+    {"eval", "Dwacy", cmd_eval},
     {"gradcheck", "DS", cmd_gradcheck},
     {"bench", "DSchO", cmd_bench},
 };

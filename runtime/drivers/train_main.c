@@ -4,7 +4,7 @@
  *
  *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
  *           [--seed S] [--no-shuffle] [--limit N] [--name NAME] -o OUTDIR
- *   PROGRAM --eval --data DIR --weights W
+ *   PROGRAM --eval --data DIR --weights W [--png GRID.png]
  *
  * Data: IDX files as MNIST and Fashion-MNIST ship them (train-images-idx3-ubyte,
  * train-labels-idx1-ubyte, t10k-*; gzip-compressed or not), pixels scaled to
@@ -14,7 +14,9 @@
  * dropped (the step's shapes are static). After every epoch the program writes
  * OUTDIR/checkpoint.safetensors (weights and optimizer state) and, at the end,
  * OUTDIR/NAME.safetensors (weights only, PyTorch state_dict names), each
- * atomically. Then it reports accuracy and mean NLL on the test split. */
+ * atomically. Then it reports accuracy and mean NLL on the test split, or,
+ * for a model that reconstructs its input (an autoencoder: one output value
+ * per input value), the reconstruction MSE and OUTDIR/reconstructions.png. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -33,7 +35,7 @@ typedef struct Split {
 } Split;
 
 typedef struct Args {
-    const char *data, *init, *resume, *weights, *out, *name;
+    const char *data, *init, *resume, *weights, *out, *name, *png;
     long epochs, steps, limit;
     unsigned long long seed;
     int shuffle, eval_only;
@@ -142,6 +144,76 @@ static void evaluate(const Split *s, double *accuracy, double *nll) {
     etch_array_free(&logits);
 }
 
+/* For models whose output has one value per input value (autoencoders): the
+ * mean squared error of the reconstructions on a split, and, when png is
+ * set, a PNG grid of the first 8 examples (top row) above their
+ * reconstructions (bottom row), like torchvision's make_grid/save_image. */
+static int evaluate_reconstruction(const Split *s, double *mse, const char *png, char *err, size_t errlen) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t batch = xi->dim[0];
+    etch_array x, y, recon;
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
+    etch_array_alloc(&recon, oi->dtype, oi->rank, oi->dim);
+    double total = 0;
+    int rows = s->images.rank >= 3 ? (int)s->images.dim[1] : 1, cols = (int)(s->per / rows), shown = 8, pad = 2;
+    int gw = shown * (cols + pad) + pad, gh = 2 * (rows + pad) + pad, rc = 0;
+    unsigned char *grid = calloc((size_t)gw * (size_t)gh, 1);
+    for (int64_t start = 0; start < s->n; start += batch) {
+        int64_t count = s->n - start < batch ? s->n - start : batch;
+        fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
+        const void *in[] = {x.data};
+        void *out[] = {recon.data};
+        ETCH_MODEL(forward_v)(in, out);
+        const float *xs = x.data, *rs = recon.data;
+        for (int64_t b = 0; b < count; b++)
+            for (int64_t k = 0; k < s->per; k++) {
+                double d = rs[b * s->per + k] - xs[b * s->per + k];
+                total += d * d;
+            }
+        for (int64_t b = 0; start == 0 && grid && b < count && b < shown; b++)
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) {
+                    float v0 = xs[b * s->per + r * cols + c], v1 = rs[b * s->per + r * cols + c];
+                    int gx = pad + (int)b * (cols + pad) + c;
+                    grid[(size_t)(pad + r) * (size_t)gw + (size_t)gx] = (unsigned char)(fminf(fmaxf(v0, 0), 1) * 255 + 0.5f);
+                    grid[(size_t)(2 * pad + rows + r) * (size_t)gw + (size_t)gx] =
+                        (unsigned char)(fminf(fmaxf(v1, 0), 1) * 255 + 0.5f);
+                }
+    }
+    *mse = s->n ? total / ((double)s->n * (double)s->per) : 0;
+    if (png && grid) rc = etch_png_write_gray(png, gw, gh, grid, err, errlen);
+    free(grid);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&recon);
+    return rc;
+}
+
+/* True when the forward maps each example to as many values as it reads. */
+static int is_reconstruction(int64_t per) {
+    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t out_per = 1;
+    for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
+    return out_per == per && oi->dtype == ETCH_F32;
+}
+
+/* Prints the test-split report: accuracy and NLL for classifiers, MSE (and
+ * the PNG grid) for reconstruction models. */
+static int report(const Split *test, int64_t per, const char *png, char *err, size_t errlen) {
+    if (is_reconstruction(per)) {
+        double mse;
+        if (evaluate_reconstruction(test, &mse, png, err, errlen)) return -1;
+        printf("Test reconstruction MSE: %.6f (%lld examples)\n", mse, (long long)test->n);
+        if (png) printf("Inputs (top) and reconstructions (bottom) written to %s\n", png);
+        return 0;
+    }
+    double acc, nll;
+    evaluate(test, &acc, &nll);
+    printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test->n);
+    return 0;
+}
+
 static void progress(long epoch, int64_t done, int64_t total, double loss) {
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     printf("\rEpoch %ld [", epoch);
@@ -169,6 +241,7 @@ static int parse_args(int argc, char **argv, Args *a) {
         else if (!strcmp(k, "--weights")) a->weights = v, i++;
         else if (!strcmp(k, "-o")) a->out = v, i++;
         else if (!strcmp(k, "--name")) a->name = v, i++;
+        else if (!strcmp(k, "--png")) a->png = v, i++;
         else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--steps")) a->steps = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--limit")) a->limit = strtol(v, NULL, 10), i++;
@@ -194,12 +267,10 @@ int main(int argc, char **argv) {
     if (load_split(a.data, "t10k", per, &test, err, sizeof err)) return fail(err);
     if (a.eval_only) {
         if (ETCH_MODEL(load)(a.weights, 0, err, sizeof err)) return fail(err);
-        double acc, nll;
-        evaluate(&test, &acc, &nll);
-        printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test.n);
+        int rc = report(&test, per, a.png, err, sizeof err);
         etch_array_free(&test.images);
         etch_array_free(&test.labels);
-        return 0;
+        return rc ? fail(err) : 0;
     }
     if (ETCH_MODEL(load)(a.init ? a.init : a.resume, a.resume != NULL, err, sizeof err)) return fail(err);
     Split train;
@@ -259,9 +330,13 @@ int main(int argc, char **argv) {
         status = 1;
         goto done;
     }
-    double acc, nll;
-    evaluate(&test, &acc, &nll);
-    printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test.n);
+    char png[4096];
+    snprintf(png, sizeof png, "%s/reconstructions.png", a.out);
+    if (report(&test, per, is_reconstruction(per) ? png : NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        status = 1;
+        goto done;
+    }
     printf("Weights written to %s\n", path);
 done:
     free(order);
