@@ -4,9 +4,10 @@
 #   tests: cmocka (unit tests), llvm-14-tools (lit, FileCheck),
 #          python3-torch + python3-numpy (PyTorch cross-checks)
 #   data:  dataset-fashion-mnist (the main job trains on it)
+#   tools: graphviz (etch graph -o x.svg)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-tools python3
-      python3-numpy python3-torch dataset-fashion-mnist gzip)
+      python3-numpy python3-torch dataset-fashion-mnist gzip graphviz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,6 +38,10 @@ typedef struct Options {
     int n_print_after, n_disabled;
     const char *passes;        /* opt --passes=a,b,c */
     const char *png;           /* eval --png GRID.png (reconstruction models) */
+    const char *after;         /* graph --after PASS */
+    const char *text;          /* train --text CORPUS (language models on bytes) */
+    long sample;               /* run --sample N: generate N bytes (-1: not sampling) */
+    const char *prompt;        /* run --prompt TEXT (with --sample) */
 } Options;
 
 /* "etch CMD: error: ..." for command-line mistakes; returns 1. */
@@ -73,6 +77,7 @@ int cmd_eval(const Options *o);
 int cmd_gradcheck(const Options *o);
 int cmd_bench(const Options *o);
 int cmd_opt(const Options *o);
+int cmd_graph(const Options *o);
 int cmd_compare(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 

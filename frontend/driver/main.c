@@ -47,11 +47,15 @@ static const char *HELP =
     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe)\n"
     "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
     "                                  compile and run the model (or interpret it with --eager)\n"
+    "  run FILE --sample N [--weights W] [--seed S] [--prompt TEXT]\n"
+    "                                  language models on bytes: print N sampled bytes (batch 1)\n"
     "  make-input FILE -o IN.npy [--seed S] [--idx IMAGES --index N] [-D N=V]\n"
     "                                  write an input for the model's forward: seeded uniform\n"
     "                                  [0,1) values, or image N of an IDX file scaled to [0,1]\n"
     "  train FILE --data DIR [--epochs N] [--steps N] [--seed S] [--init W | --resume CKPT]\n"
     "        [--no-shuffle] [--limit N] [-o OUTDIR]\n"
+    "  train FILE --text CORPUS [--steps N] [--epochs N] [--seed S] [--init W | --resume CKPT] [-o OUTDIR]\n"
+    "                                  train a byte-level language model (an epoch is 100 steps)\n"
     "                                  compile the train block's step and a driver into one\n"
     "                                  program (OUTDIR/build/), train on IDX data, write\n"
     "                                  OUTDIR/<model>.safetensors and OUTDIR/checkpoint.safetensors\n"
@@ -61,6 +65,8 @@ static const char *HELP =
     "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n"
     "  bench FILE [-D N=V] [--threads N]  static vs dynamic: eager executor vs compiled C,\n"
     "                                  inference and (with a train block) a training step\n"
+    "  graph FILE [--grad] [--after PASS | -O2] -o OUT.svg|OUT.dot\n"
+    "                                  draw the graph with Graphviz; fused kernels are clusters\n"
     "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5)\n"
     "  show A.npy [--argmax]           print an array (or the argmax of each row)\n"
     "\n"
@@ -83,7 +89,8 @@ static bool parse_define(Options *o, const char *arg) {
 /* allowed: a string of option letters this command accepts:
  * o=-o w=--weights i=--input D=-D x=--exe e=--embed-weights g=--eager s=--stats
  * S=--seed X=--idx N=--index c=--cflags G=--grad n=--no-shuffle a=--data I=--init
- * R=--resume E=--epochs T=--steps l=--limit t=--train h=--threads y=--png */
+ * R=--resume E=--epochs T=--steps l=--limit t=--train h=--threads y=--png
+ * K=--text M=--sample r=--prompt */
 static int parse_options(int argc, char **argv, const char *allowed, Options *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -113,6 +120,10 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--limit")) key = 'l';
         else if (!strcmp(a, "--threads")) key = 'h';
         else if (!strcmp(a, "--png")) key = 'y';
+        else if (!strcmp(a, "--after")) key = 'A';
+        else if (!strcmp(a, "--text")) key = 'K';
+        else if (!strcmp(a, "--sample")) key = 'M';
+        else if (!strcmp(a, "--prompt")) key = 'r';
         else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2") || !strcmp(a, "-O3")) key = 'O';
         else if (!strcmp(a, "--print-after-all")) key = 'P';
         else if (!strncmp(a, "--print-after=", 14)) key = 'p';
@@ -127,7 +138,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         /* -O and the pass flags go together: any command that optimizes takes them all */
         char need = key == 'd' ? 'D' : (key == 'P' || key == 'p' || key == 'z') ? 'O' : key;
         if (!strchr(allowed, need)) return usage_error("option '%s' does not apply here", a);
-        bool takes_value = strchr("owiDSXNcaIRETlhy", key) != NULL;
+        bool takes_value = strchr("owiDSXNcaIRETlhyKMrA", key) != NULL;
         if (takes_value && !val) return usage_error("option '%s' needs a value", a);
         switch (key) {
         case 'o':
@@ -163,6 +174,9 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
             break;
         case 'q': o->passes = a + 9; break;
         case 'y': o->png = val; break;
+        case 'A': o->after = val; break;
+        case 'K': o->text = val; break;
+        case 'r': o->prompt = val; break;
         case 'z':
             if (o->n_disabled == 16) return usage_error("too many '%s' options", a);
             o->disabled[o->n_disabled++] = a + 15;
@@ -177,6 +191,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         case 'E':
         case 'T':
         case 'h':
+        case 'M':
         case 'l': {
             char *end;
             errno = 0;
@@ -187,6 +202,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
             else if (key == 'E') o->epochs = (long)v;
             else if (key == 'T') o->steps = (long)v;
             else if (key == 'h') o->threads = (int)v;
+            else if (key == 'M') o->sample = (long)v;
             else o->limit = (long)v;
             break;
         }
@@ -326,10 +342,11 @@ static const Command COMMANDS[] = {
     {"ir-roundtrip", "", cmd_ir_roundtrip},
     {"opt", "Oq", cmd_opt},
     {"build", "owDxesctOh", cmd_build},
-    {"run", "owiDgcO", cmd_run},
+    {"run", "owiDgcOSMr", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
-    {"train", "oDwSaIRETlncO", cmd_train},
+    {"train", "oDwSaIRETlncOK", cmd_train},
     {"eval", "Dwacy", cmd_eval},
+    {"graph", "oDGOA", cmd_graph},
     {"gradcheck", "DS", cmd_gradcheck},
     {"bench", "DSchO", cmd_bench},
 };
@@ -359,7 +376,7 @@ int main(int argc, char **argv) {
                 fputs(HELP, stdout);
                 return 0;
             }
-        Options o = {.epochs = -1, .steps = -1, .limit = -1, .opt_level = 2};
+        Options o = {.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2};
         int rc = parse_options(argc - 2, argv + 2, COMMANDS[i].allowed, &o);
         if (rc == 0) rc = COMMANDS[i].run(&o);
         options_free(&o);
