@@ -27,6 +27,11 @@ bool build_spawn(const char *const *argv, Diag *d) {
 
 bool build_compile(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
                    const char *opt_flags, Diag *d) {
+    return build_compile_libs(dir, sources, n_sources, out, shared, opt_flags, NULL, d);
+}
+
+bool build_compile_libs(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
+                        const char *opt_flags, const char *libs, Diag *d) {
     const char *cc = getenv("CC");
     if (!cc || !*cc) cc = "cc";
     char tmp[4096], final[4096];
@@ -55,11 +60,15 @@ bool build_compile(const char *dir, const char *const *sources, int n_sources, c
         snprintf(paths[i], len, "%s/%s", dir, sources[i]);
         argv[n++] = paths[i];
     }
+    char *lib_list = strdup(libs ? libs : "");
+    if (!lib_list) abort();
+    for (char *tok = strtok(lib_list, " \t"); tok && n < 76; tok = strtok(NULL, " \t")) argv[n++] = tok;
     argv[n++] = "-lm";
     argv[n] = NULL;
     bool ok = build_spawn(argv, d);
     for (int i = 0; i < n_sources && i < 32; i++) free(paths[i]);
     free(flags);
+    free(lib_list);
     if (ok && rename(tmp, final) != 0) ok = diag_error_plain(d, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     if (!ok) unlink(tmp);
     return ok;

@@ -14,6 +14,10 @@ bool build_spawn(const char *const *argv, Diag *d);
  * renames it, so a failed build leaves nothing behind. */
 bool build_compile(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
                    const char *opt_flags, Diag *d);
+/* The same, with extra libraries (space-separated, e.g. "-lopenblas") linked
+ * after the sources. */
+bool build_compile_libs(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
+                        const char *opt_flags, const char *libs, Diag *d);
 /* mkdir -p */
 bool build_mkdirs(const char *path, Diag *d);
 /* A fresh temporary folder ($TMPDIR or /tmp); caller removes it with build_rmtree. */

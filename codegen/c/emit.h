@@ -20,6 +20,7 @@ struct CEmitter {
     const char **defined;/* names already defined in the preamble (dedupe), n_defined of them */
     int n_defined, cap_defined;
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
+    bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
 };
 
 /* True the first time name is asked for in this file (then the caller emits

@@ -359,7 +359,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     StrBuf b = {0}, body = {0}, pre = {0};
     char ty[96];
     int64_t arena_bytes = 0;
-    CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1};
+    CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1, .blas = o->blas};
     for (int k = 0; k < n_entries; k++) {
         int64_t need = emit_entry(&body, &pre, &shared, a, &entries[k], &pt, P, o->opt_level > 0, &st);
         if (need > arena_bytes) arena_bytes = need;

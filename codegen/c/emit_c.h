@@ -26,6 +26,7 @@ typedef struct CGenOptions {
     CGenDriver driver;
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
     int opt_level;               /* 0: every intermediate in its own buffer, copies for updates */
+    bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
 } CGenOptions;
 
 /* Statistics of the emitted code, for --stats and tests. */

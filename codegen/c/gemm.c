@@ -786,6 +786,16 @@ void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, con
         cemit_close(e);
         return;
     }
+    if (e->blas) { /* --blas=openblas: the library call, same operands and layout */
+        if (cemit_define_once(e, "<cblas.h>")) sb_puts(e->preamble, "#include <cblas.h>\n\n");
+        bool f32 = d->dtype == DT_F32;
+        cemit_line(e, "cblas_%cgemm(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);",
+                   f32 ? 's' : 'd', d->trans_a ? "CblasTrans" : "CblasNoTrans", d->trans_b ? "CblasTrans" : "CblasNoTrans",
+                   (long long)d->m, (long long)d->n, (long long)d->k, f32 ? "1.0f" : "1.0", a, (long long)d->lda, b,
+                   (long long)d->ldb, d->accumulate ? (f32 ? "1.0f" : "1.0") : (f32 ? "0.0f" : "0.0"), c,
+                   (long long)d->ldc);
+        return;
+    }
     char name[192];
     gemm_kernel_name(name, sizeof name, d);
     if (cemit_define_once(e, name)) emit_kernel(e, d, name);

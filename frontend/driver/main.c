@@ -70,6 +70,8 @@ static const char *HELP =
     "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5)\n"
     "  show A.npy [--argmax]           print an array (or the argmax of each row)\n"
     "\n"
+    "Kernels: --threads N (bit-identical for any N); --blas=openblas calls OpenBLAS for matmuls\n"
+    "(the program then links libopenblas) instead of etch's own kernels.\n"
     "Optimization (build, run, train, bench, ir): -O0 (no passes, no buffer reuse), -O1 (simplify, cse,\n"
     "dce), -O2 (default: also fusion); --print-after-all, --print-after=PASS, --disable-pass=PASS.\n"
     "\n"
@@ -121,6 +123,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         else if (!strcmp(a, "--threads")) key = 'h';
         else if (!strcmp(a, "--png")) key = 'y';
         else if (!strcmp(a, "--after")) key = 'A';
+        else if (!strncmp(a, "--blas=", 7)) key = 'B';
         else if (!strcmp(a, "--text")) key = 'K';
         else if (!strcmp(a, "--sample")) key = 'M';
         else if (!strcmp(a, "--prompt")) key = 'r';
@@ -136,7 +139,7 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
             continue;
         }
         /* -O and the pass flags go together: any command that optimizes takes them all */
-        char need = key == 'd' ? 'D' : (key == 'P' || key == 'p' || key == 'z') ? 'O' : key;
+        char need = key == 'd' ? 'D' : (key == 'P' || key == 'p' || key == 'z' || key == 'B') ? 'O' : key;
         if (!strchr(allowed, need)) return usage_error("option '%s' does not apply here", a);
         bool takes_value = strchr("owiDSXNcaIRETlhyKMrA", key) != NULL;
         if (takes_value && !val) return usage_error("option '%s' needs a value", a);
@@ -175,6 +178,11 @@ static int parse_options(int argc, char **argv, const char *allowed, Options *o)
         case 'q': o->passes = a + 9; break;
         case 'y': o->png = val; break;
         case 'A': o->after = val; break;
+        case 'B':
+            if (!strcmp(a + 7, "openblas")) o->blas = true;
+            else if (!strcmp(a + 7, "none")) o->blas = false;
+            else return usage_error("--blas takes 'openblas' or 'none', got '%s'", a + 7);
+            break;
         case 'K': o->text = val; break;
         case 'r': o->prompt = val; break;
         case 'z':
@@ -271,7 +279,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
     CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
-                      .opt_level = o->opt_level, .threads = o->threads};
+                      .opt_level = o->opt_level, .threads = o->threads, .blas = o->blas};
     CGenStats st;
     CGenEntry opt[8];
     for (int i = 0; i < n && i < 8; i++) {
@@ -281,14 +289,19 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
     char flags[512];
-    snprintf(flags, sizeof flags, "%s%s", o->opt_flags ? o->opt_flags : "-O2", o->threads > 1 ? " -pthread" : "");
+#ifndef ETCH_CBLAS_INCLUDE
+#define ETCH_CBLAS_INCLUDE "/usr/include"
+#endif
+    snprintf(flags, sizeof flags, "%s%s%s", o->opt_flags ? o->opt_flags : "-O2", o->threads > 1 ? " -pthread" : "",
+             o->blas ? " -I" ETCH_CBLAS_INCLUDE : "");
+    const char *libs = o->blas ? "-lopenblas" : NULL;
     const char *lib_src[] = {"model.c", "etch_rt.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
-    if (!build_compile(dir, lib_src, 2, lib, true, flags, d)) return false;
+    if (!build_compile_libs(dir, lib_src, 2, lib, true, flags, libs, d)) return false;
     if (driver != CGEN_DRIVER_NONE) {
         const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
-        if (!build_compile(dir, exe_src, 3, program, false, flags, d)) return false;
+        if (!build_compile_libs(dir, exe_src, 3, program, false, flags, libs, d)) return false;
     }
     if (o->stats)
         printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,

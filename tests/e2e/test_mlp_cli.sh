@@ -3,7 +3,8 @@
 # a standalone program with embedded weights (ldd: libc, libm and the loader
 # only) gives the eager executor's output; `etch run` compiled and eager
 # agree; the same holds with a weights file; bad inputs fail with a clear
-# message, exit status 1 and no output file.
+# message, exit status 1 and no output file. Also: thread-count bit-identity,
+# -O0 against eager, and --blas=openblas.
 set -euo pipefail
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
 t=$(mktemp -d)
@@ -47,6 +48,13 @@ fi
 "$ETCH" run "$mlp" -D B=64 --eager --input "$t/in64.npy" -o "$t/oe.npy"
 "$ETCH" compare "$t/o0.npy" "$t/oe.npy"
 "$ETCH" compare "$t/o1.npy" "$t/oe.npy"
+
+# --blas=openblas: matmuls call OpenBLAS (the program links it); same results as eager
+"$ETCH" build "$mlp" --exe -D B=64 --blas=openblas -o "$t/blas"
+ldd "$t/blas/Net" | grep -q libopenblas || fail "--blas=openblas program does not link OpenBLAS"
+grep -q cblas_sgemm "$t/blas/model.c" || fail "--blas=openblas emitted no cblas_sgemm call"
+"$t/blas/Net" --weights "$t/t1/Net.safetensors" "$t/in64.npy" "$t/ob.npy"
+"$ETCH" compare "$t/ob.npy" "$t/oe.npy"
 
 # a compare that must fail: different inputs give different logits
 if "$ETCH" compare "$t/prog.npy" "$t/p2.npy" 2>/dev/null; then fail "compare accepted different shapes"; fi
