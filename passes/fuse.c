@@ -11,7 +11,12 @@
  * allow it, and every one of its users is either in the group or comes after
  * the group's root (the group runs at its root's position, so a value it
  * stores is ready for later users, and no earlier user can wait on it). Scalar
- * constants never join: the backend reads them in place. */
+ * constants never join: the backend reads them in place.
+ *
+ * A reduction (sum, mean, max) roots a group the same way: its elementwise
+ * producers of its input's shape are computed inside the reduction's loop nest,
+ * so `reduce_sum(log_softmax(z) * one_hot)` (the cross-entropy) or the squared
+ * differences of a variance never reach memory. */
 #include <stdlib.h>
 
 #include "passes/pass.h"
@@ -21,6 +26,12 @@ enum { FUSE_MAX_MEMBERS = 20 }; /* members read at most 3 operands: 60 leaves < 
 static bool fusible(const Node *n) {
     if (op_table[n->op].cls != OPC_ELEMWISE) return false;
     return shape_numel(&n->shape) > 1; /* a scalar chain is not worth a loop */
+}
+
+/* A reduction can root a group: its elementwise producers are computed inside
+ * the reduction's loops (a "prologue"), so their values are never stored. */
+static bool reduce_root(const Graph *g, const Node *n) {
+    return op_table[n->op].cls == OPC_REDUCE && dtype_is_float(n->dtype) && fusible(&g->nodes[n->in[0]]);
 }
 
 Graph *pass_fuse(Graph *g, PassCtx *ctx) {
@@ -41,7 +52,9 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
         }
     for (int root = n - 1; root >= 0; root--) {
         const Node *r = &g->nodes[root];
-        if (group[root] || !fusible(r)) continue;
+        if (group[root] || !(fusible(r) || reduce_root(g, r))) continue;
+        /* members have the root's shape; for a reduction, its input's shape */
+        const Shape *ref = op_table[r->op].cls == OPC_REDUCE ? &g->nodes[r->in[0]].shape : &r->shape;
         int gid = root + 1, top = 0, members = 1;
         group[root] = gid;
         stack[top++] = root;
@@ -50,7 +63,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             for (int k = 0; k < m->n_in; k++) {
                 int p = m->in[k];
                 const Node *pn = &g->nodes[p];
-                if (group[p] || !fusible(pn) || !shape_equal(&pn->shape, &r->shape)) continue;
+                if (group[p] || !fusible(pn) || !shape_equal(&pn->shape, ref)) continue;
                 bool ok = true;
                 for (int u = 0; u < n_users[p] && ok; u++) ok = group[users[p][u]] == gid || users[p][u] > root;
                 /* the emitter reads at most OPS_MAX_OPERANDS distinct leaves: bound the group */

@@ -3,11 +3,12 @@
 #   build: C compiler, CMake, Ninja, OpenBLAS (eager executor's matmul)
 #   tests: cmocka (unit tests), llvm-14-tools (lit, FileCheck),
 #          python3-torch + python3-numpy (PyTorch cross-checks)
-#   data:  dataset-fashion-mnist (the main job trains on it)
+#   data:  dataset-fashion-mnist (the main job trains on it),
+#          fortunes (a text corpus for samples/gpt.etch)
 #   tools: graphviz (etch graph -o x.svg)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-tools python3
-      python3-numpy python3-torch dataset-fashion-mnist gzip graphviz)
+      python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

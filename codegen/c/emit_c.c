@@ -226,6 +226,104 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     free(operand);
 }
 
+/* Emits a group rooted at a reduction: the members (elementwise producers of
+ * the reduction's input) are computed inside the reduction's loop nest (kept
+ * dims outside, reduced dims inside) and folded into the accumulator, so the
+ * reduced tensor is never stored unless a member is read elsewhere. */
+static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
+    const Node *R = &g->nodes[root];
+    int gid = R->attr.group, members[OPS_MAX_OPERANDS * 4], n_members = 0, leaves[OPS_MAX_OPERANDS], n_leaves = 0;
+    const Shape *S = &g->nodes[R->in[0]].shape;
+    int64_t lst[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK];
+    shape_strides(S, dense);
+    for (int id = 0; id < root; id++) {
+        if (g->nodes[id].attr.group != gid) continue;
+        members[n_members++] = id;
+        for (int k = 0; k < g->nodes[id].n_in; k++) {
+            int in = g->nodes[id].in[k];
+            if (g->nodes[in].attr.group == gid || leaf_slot[in] >= 0) continue;
+            leaf_slot[in] = n_leaves;
+            ops_broadcast_strides(&g->nodes[in].shape, S, lst[n_leaves]);
+            leaves[n_leaves++] = in;
+        }
+    }
+    bool reduced[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < R->attr.n_axes; i++) reduced[R->attr.axes[i]] = true;
+    char var[ETCH_MAX_RANK][16], ty[96];
+    int64_t count = 1, out_stride[ETCH_MAX_RANK], st = 1;
+    for (int i = S->rank - 1; i >= 0; i--) { /* the output is dense over the kept dims, in order */
+        out_stride[i] = reduced[i] ? 0 : st;
+        if (!reduced[i]) st *= S->dim[i];
+        else count *= S->dim[i];
+    }
+    cemit_line(e, "{ /* fused: %d ops -> %s %s */", n_members + 1, op_table[R->op].name,
+               type_format(ty, sizeof ty, R->dtype, &R->shape));
+    e->indent++;
+    int depth = 0;
+    for (int pass = 0; pass < 2; pass++) { /* kept dims, then the accumulator, then reduced dims */
+        if (pass == 1) cemit_line(e, "double acc = %s;", R->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0");
+        for (int i = 0; i < S->rank; i++)
+            if (S->dim[i] > 1 && reduced[i] == (pass == 1)) {
+                cemit_for(e, var[i], sizeof var[i], S->dim[i]);
+                depth++;
+            } else if (S->dim[i] <= 1 && pass == 0) {
+                snprintf(var[i], sizeof var[i], "0");
+            }
+    }
+    /* index of strides st over the loop variables ("0" when none) */
+    char idx[320], (*operand)[320] = malloc(sizeof *operand * 3);
+#define INDEX_OF(strides)                                                                                       \
+    do {                                                                                                        \
+        size_t len_ = 0;                                                                                        \
+        idx[0] = 0;                                                                                             \
+        for (int i_ = 0; i_ < S->rank; i_++)                                                                    \
+            if ((strides)[i_] && S->dim[i_] > 1)                                                                \
+                len_ += (size_t)snprintf(idx + len_, sizeof idx - len_, "%s%s * %lld", len_ ? " + " : "", var[i_], \
+                                         (long long)(strides)[i_]);                                             \
+        if (!len_) snprintf(idx, sizeof idx, "0");                                                              \
+    } while (0)
+    for (int m = 0; m < n_members; m++) {
+        const Node *x = &g->nodes[members[m]];
+        for (int k = 0; k < x->n_in; k++) {
+            int in = x->in[k];
+            const Node *v = &g->nodes[in];
+            if (v->attr.group == gid) {
+                snprintf(operand[k], sizeof operand[k], "v%d", in);
+            } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
+                cemit_literal(operand[k], sizeof operand[k], v->attr.value, v->dtype);
+            } else {
+                INDEX_OF(lst[leaf_slot[in]]);
+                snprintf(operand[k], sizeof operand[k], "%s[%s]", e->buf[in], idx);
+            }
+        }
+        StrBuf expr = {0};
+        const char *ops3[3] = {operand[0], operand[1], operand[2]};
+        ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
+        cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), members[m], dtype_c_type(x->dtype),
+                   expr.s, op_table[x->op].name);
+        sb_free(&expr);
+        if (mp->kind[members[m]] != STORE_REGISTER) {
+            INDEX_OF(dense);
+            cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
+        }
+    }
+    if (R->op == OP_REDUCE_MAX) cemit_line(e, "acc = ((double)v%d > acc || v%d != v%d) ? (double)v%d : acc;", R->in[0],
+                                           R->in[0], R->in[0], R->in[0]);
+    else cemit_line(e, "acc += (double)v%d;", R->in[0]);
+    int n_red = 0;
+    for (int i = 0; i < S->rank; i++) n_red += reduced[i] && S->dim[i] > 1;
+    for (int i = 0; i < n_red; i++) cemit_close(e);
+    if (R->op == OP_REDUCE_MEAN) cemit_line(e, "acc /= %lld.0;", (long long)count);
+    INDEX_OF(out_stride);
+    cemit_line(e, "%s[%s] = (%s)acc;", e->buf[root], idx, dtype_c_type(R->dtype));
+#undef INDEX_OF
+    for (int i = 0; i < depth - n_red; i++) cemit_close(e);
+    e->indent--;
+    cemit_line(e, "}");
+    for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
+    free(operand);
+}
+
 /* Emits one entry function; returns the arena bytes it needs. */
 static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, const CGenEntry *en,
                           const ParamTable *pt, const char *P, bool reuse, CGenStats *st) {
@@ -263,7 +361,8 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
         if (n->attr.group) {
             if (mp->pos[id] == id) {
-                emit_group(&e, g, mp, id, leaf_slot);
+                if (op_table[n->op].cls == OPC_REDUCE) emit_reduce_group(&e, g, mp, id, leaf_slot);
+                else emit_group(&e, g, mp, id, leaf_slot);
                 st->kernels++;
             }
             continue;

@@ -1,5 +1,7 @@
 /* cmd_model.c: subcommands that compile and run a model's forward pass:
- * check, ir, ir-roundtrip, build, run, make-input. */
+ * check, ir, ir-roundtrip, build, run (also --sample: text generation by a
+ * byte-level language model), make-input. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,10 +177,87 @@ static bool run_compiled(const Program *p, const Options *o, Diag *d) {
     return ok;
 }
 
+/* `etch run FILE --sample N`: a byte-level language model (forward: ids
+ * [1, T] -> logits [1, T, 256]) generates N bytes, printed to stdout as they
+ * come. The forward is traced at batch 1 (-D B=1 unless -D B is given) and run
+ * by the eager executor. The context starts as the prompt (default "\n"); each
+ * step runs the last min(len, T) bytes at positions 0.. (later positions hold
+ * zeros, which causal attention does not see), samples the next byte from the
+ * softmax of the logits at the last context position with a uniform from
+ * Philox keyed by (seed, byte index), and appends it: reproducible per seed. */
+static bool run_sample(const Options *o, Arena *a, Diag *d) {
+    Program *p = load_program(a, o, d);
+    if (!p) return false;
+    const Graph *g = p->forward;
+    bool has_b = false;
+    for (int i = 0; i < o->n_defines; i++) has_b |= !strcmp(o->defines[i].name, "B");
+    if (g->n_inputs == 1 && g->nodes[g->inputs[0]].shape.rank >= 1 && g->nodes[g->inputs[0]].shape.dim[0] != 1 &&
+        !has_b && o->n_defines < MAX_DEFINES) {
+        Options bo = *o;
+        bo.defines[bo.n_defines++] = (Define){"B", "1"};
+        if (!(p = load_program(a, &bo, d))) return false;
+        g = p->forward;
+    }
+    const Node *in = g->n_inputs == 1 ? &g->nodes[g->inputs[0]] : NULL;
+    const Node *out = g->n_outputs == 1 ? &g->nodes[g->outputs[0]] : NULL;
+    if (!in || !out || in->shape.rank != 2 || in->shape.dim[0] != 1 || (in->dtype != DT_I64 && in->dtype != DT_I32) ||
+        out->shape.rank != 3 || out->shape.dim[1] != in->shape.dim[1] || out->shape.dim[2] != 256 ||
+        out->dtype != DT_F32)
+        return diag_error(d, p->model_loc,
+                          "--sample needs a forward from byte ids i64[1, T] to logits f32[1, T, 256] at batch 1 "
+                          "(-D B=1)");
+    int64_t T = in->shape.dim[1];
+    Tensor **params = load_params(g, o, d);
+    if (!params) return false;
+    const char *prompt = o->prompt && *o->prompt ? o->prompt : "\n";
+    size_t plen = strlen(prompt), cap = plen + (size_t)o->sample + 1;
+    unsigned char *hist = malloc(cap);
+    if (!hist) abort();
+    memcpy(hist, prompt, plen);
+    size_t len = plen;
+    Tensor *x = tensor_new(in->dtype, in->shape);
+    bool ok = true;
+    for (long i = 0; ok && i < o->sample; i++) {
+        size_t ctx = len < (size_t)T ? len : (size_t)T;
+        for (int64_t t = 0; t < T; t++) tensor_set(x, t, (size_t)t < ctx ? hist[len - ctx + (size_t)t] : 0);
+        Tensor *outs[1] = {NULL};
+        if (!(ok = eager_run(g, &x, params, outs, NULL, d))) break;
+        const float *row = (const float *)outs[0]->data + (int64_t)(ctx - 1) * 256;
+        double mx = row[0], sum = 0, prob[256];
+        for (int c = 1; c < 256; c++) mx = row[c] > mx ? row[c] : mx;
+        for (int c = 0; c < 256; c++) sum += prob[c] = exp(row[c] - mx);
+        uint32_t r[4];
+        etch_philox4x32(o->seed, 3, (uint64_t)i, r);
+        double u = etch_u01(r[0]) * sum, acc = 0;
+        int pick = 255;
+        for (int c = 0; c < 256; c++)
+            if ((acc += prob[c]) > u) {
+                pick = c;
+                break;
+            }
+        tensor_free(outs[0]);
+        hist[len++] = (unsigned char)pick;
+        putchar(pick);
+        fflush(stdout);
+    }
+    tensor_free(x);
+    free(hist);
+    params_free(g, params);
+    return ok;
+}
+
 int cmd_run(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
+    if (o->sample >= 0 || o->prompt) {
+        bool ok = o->sample < 0 ? usage_error("%s", "--prompt needs --sample N") == 0
+                  : o->n_inputs || o->n_outs ? usage_error("%s", "--sample prints text: no --input or -o") == 0
+                                             : run_sample(o, a, &d);
+        diag_dispose(&d);
+        arena_free(a);
+        return ok ? 0 : 1;
+    }
     Program *p = load_program(a, o, &d);
     bool ok = p != NULL;
     if (ok && o->n_inputs != p->forward->n_inputs) {

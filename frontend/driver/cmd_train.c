@@ -40,13 +40,24 @@ static bool check_data_dir(const char *dir, Diag *d) {
     return true;
 }
 
+/* The corpus must be a readable, non-empty file before we spend time compiling. */
+static bool check_text_file(const char *path, Diag *d) {
+    struct stat st;
+    if (stat(path, &st) != 0) return diag_error_plain(d, "--text %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return diag_error_plain(d, "--text %s: not a regular file", path);
+    if (st.st_size == 0) return diag_error_plain(d, "--text %s: empty corpus", path);
+    return true;
+}
+
 int cmd_train(const Options *o) {
-    if (!o->data) return usage_error("%s", "train needs --data DIR");
+    if (!o->data && !o->text) return usage_error("%s", "train needs --data DIR (images) or --text CORPUS (bytes)");
+    if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = check_data_dir(o->data, &d) ? load_program(a, o, &d) : NULL;
+    bool input_ok = o->text ? check_text_file(o->text, &d) : check_data_dir(o->data, &d);
+    Program *p = input_ok ? load_program(a, o, &d) : NULL;
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
@@ -62,13 +73,13 @@ int cmd_train(const Options *o) {
         const char *argv[32];
         int n = 0;
         argv[n++] = program;
-        argv[n++] = "--data", argv[n++] = o->data;
+        argv[n++] = o->text ? "--text" : "--data", argv[n++] = o->text ? o->text : o->data;
         argv[n++] = o->resume ? "--resume" : "--init";
         argv[n++] = o->resume ? o->resume : o->init ? o->init : init_path;
         argv[n++] = "-o", argv[n++] = out;
         argv[n++] = "--name", argv[n++] = p->model_name;
         snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);
-        argv[n++] = "--epochs", argv[n++] = num[0];
+        if (!o->text || o->epochs >= 0 || o->steps < 0) argv[n++] = "--epochs", argv[n++] = num[0]; /* text: --steps alone counts */
         snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)o->seed);
         argv[n++] = "--seed", argv[n++] = num[1];
         if (o->steps >= 0) {

@@ -194,13 +194,24 @@ static void emit_pool_fn(CEmitter *e, OpKind op, DType t, const PoolGeom *g, cha
     if (k >= 2) sb_printf(b, "    memset(dx, 0, %lld);\n", (long long)(g->planes * H * W) * (long long)dtype_size(t));
     sb_printf(b, "    for (int64_t p = 0; p < %lld; p++)\n", (long long)g->planes);
     sb_printf(b, "        for (int64_t oh = 0; oh < %lld; oh++) {\n", OH);
-    sb_printf(b, "            int64_t h0 = oh * %lld - %lld, h1 = h0 + %lld < %lld ? h0 + %lld : %lld;\n",
-              (long long)g->sh, (long long)g->ph, (long long)g->kh, H, (long long)g->kh, H);
-    sb_printf(b, "            if (h0 < 0) h0 = 0;\n");
+    /* without padding every window lies inside the image (floor mode): fixed
+     * trip counts the C compiler unrolls */
+    bool inside = g->ph == 0 && g->pw == 0;
+    if (inside) {
+        sb_printf(b, "            const int64_t h0 = oh * %lld, h1 = h0 + %lld;\n", (long long)g->sh, (long long)g->kh);
+    } else {
+        sb_printf(b, "            int64_t h0 = oh * %lld - %lld, h1 = h0 + %lld < %lld ? h0 + %lld : %lld;\n",
+                  (long long)g->sh, (long long)g->ph, (long long)g->kh, H, (long long)g->kh, H);
+        sb_printf(b, "            if (h0 < 0) h0 = 0;\n");
+    }
     sb_printf(b, "            for (int64_t ow = 0; ow < %lld; ow++) {\n", OW);
-    sb_printf(b, "                int64_t w0 = ow * %lld - %lld, w1 = w0 + %lld < %lld ? w0 + %lld : %lld;\n",
-              (long long)g->sw, (long long)g->pw, (long long)g->kw, W, (long long)g->kw, W);
-    sb_printf(b, "                if (w0 < 0) w0 = 0;\n");
+    if (inside) {
+        sb_printf(b, "                const int64_t w0 = ow * %lld, w1 = w0 + %lld;\n", (long long)g->sw, (long long)g->kw);
+    } else {
+        sb_printf(b, "                int64_t w0 = ow * %lld - %lld, w1 = w0 + %lld < %lld ? w0 + %lld : %lld;\n",
+                  (long long)g->sw, (long long)g->pw, (long long)g->kw, W, (long long)g->kw, W);
+        sb_printf(b, "                if (w0 < 0) w0 = 0;\n");
+    }
     if (k == 0 || k == 2) {
         sb_printf(b, "                const %s *xp = x + p * %lld;\n", T, H * W);
         sb_printf(b, "                int64_t best = h0 * %lld + w0;\n                %s m = -INFINITY;\n", W, T);

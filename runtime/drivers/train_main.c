@@ -5,6 +5,7 @@
  *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
  *           [--seed S] [--no-shuffle] [--limit N] [--name NAME] -o OUTDIR
  *   PROGRAM --eval --data DIR --weights W [--png GRID.png]
+ *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] -o OUTDIR
  *
  * Data: IDX files as MNIST and Fashion-MNIST ship them (train-images-idx3-ubyte,
  * train-labels-idx1-ubyte, t10k-*; gzip-compressed or not), pixels scaled to
@@ -16,7 +17,17 @@
  * OUTDIR/NAME.safetensors (weights only, PyTorch state_dict names), each
  * atomically. Then it reports accuracy and mean NLL on the test split, or,
  * for a model that reconstructs its input (an autoencoder: one output value
- * per input value), the reconstruction MSE and OUTDIR/reconstructions.png. */
+ * per input value), the reconstruction MSE and OUTDIR/reconstructions.png.
+ *
+ * Text (--text, language models with x: i64[B, T] and y: i64[B, T]): the
+ * corpus is a plain byte file; its first 90% is trained on, the last 10% is
+ * held out. Step s takes B windows of T+1 bytes at offsets drawn by Philox
+ * keyed by (seed, s) (x = the first T bytes, y = the next T), so a run resumed
+ * from a checkpoint (whose optimizer.step is s) continues with the same
+ * windows. An "epoch" of text is TEXT_EPOCH_STEPS steps: the program prints
+ * the mean loss over each one and writes the checkpoint after it. At the end
+ * it reports the mean loss per byte (nats) on the held-out part (up to
+ * TEXT_EVAL_WINDOWS windows spread evenly over it). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -35,8 +46,9 @@ typedef struct Split {
 } Split;
 
 typedef struct Args {
-    const char *data, *init, *resume, *weights, *out, *name, *png;
+    const char *data, *init, *resume, *weights, *out, *name, *png, *text;
     long epochs, steps, limit;
+    int epochs_given;
     unsigned long long seed;
     int shuffle, eval_only;
 } Args;
@@ -228,6 +240,162 @@ static double param_scalar(const char *name) {
     return 0;
 }
 
+enum { TEXT_EPOCH_STEPS = 100, TEXT_EVAL_WINDOWS = 512 };
+
+/* Writes the windows of a text batch: row b starts at starts[b]; x gets T
+ * bytes, y the T bytes after each (as i64 or i32). */
+static void text_batch(const unsigned char *text, const int64_t *starts, int64_t batch, int64_t T, void *x,
+                       etch_dtype xdt, void *y, etch_dtype ydt) {
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t xi = text[starts[b] + t], yi = text[starts[b] + t + 1], k = b * T + t;
+            if (xdt == ETCH_I64) ((int64_t *)x)[k] = xi;
+            else ((int32_t *)x)[k] = (int32_t)xi;
+            if (ydt == ETCH_I64) ((int64_t *)y)[k] = yi;
+            else ((int32_t *)y)[k] = (int32_t)yi;
+        }
+}
+
+/* Mean negative log-likelihood per predicted byte over windows of T+1 bytes
+ * in text[lo, hi): up to TEXT_EVAL_WINDOWS windows spread evenly, every
+ * position of each window predicted by the forward. */
+static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64_t *predictions) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t batch = xi->dim[0], T = xi->dim[1], V = oi->dim[oi->rank - 1];
+    int64_t span = hi - lo - T - 1, windows = span / T + 1;
+    if (windows > TEXT_EVAL_WINDOWS) windows = TEXT_EVAL_WINDOWS;
+    etch_array x, y, logits;
+    etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
+    etch_array_alloc(&y, xi->dtype, xi->rank, xi->dim);
+    etch_array_alloc(&logits, oi->dtype, oi->rank, oi->dim);
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
+    double total = 0;
+    int64_t count = 0;
+    for (int64_t w = 0; w < windows; w += batch) {
+        int64_t n = windows - w < batch ? windows - w : batch;
+        for (int64_t b = 0; b < batch; b++) starts[b] = lo + (windows > 1 ? (b < n ? w + b : w) * span / (windows - 1) : 0);
+        text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, xi->dtype);
+        const void *in[] = {x.data};
+        void *out[] = {logits.data};
+        ETCH_MODEL(forward_v)(in, out);
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t t = 0; t < T; t++) {
+                const float *row = (const float *)logits.data + (b * T + t) * V;
+                int64_t label = text[starts[b] + t + 1];
+                double mx = row[0], sum = 0;
+                for (int64_t c = 1; c < V; c++) mx = fmax(mx, row[c]);
+                for (int64_t c = 0; c < V; c++) sum += exp(row[c] - mx);
+                total += mx + log(sum) - row[label];
+                count++;
+            }
+    }
+    free(starts);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&logits);
+    *predictions = count;
+    return count ? total / (double)count : 0;
+}
+
+static int save_or_fail(const char *path, int with_state) {
+    char err[1024];
+    if (ETCH_MODEL(save)(path, with_state, err, sizeof err)) return fail(err);
+    return 0;
+}
+
+/* Training a language model on a byte file (see the header comment). */
+static int train_text(const Args *a) {
+    char err[1024], path[4096];
+    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0], *fo = &ETCH_MODEL(forward_outputs)[0];
+    int int_x = xi->dtype == ETCH_I64 || xi->dtype == ETCH_I32, int_y = yi->dtype == ETCH_I64 || yi->dtype == ETCH_I32;
+    if (xi->rank != 2 || yi->rank != 2 || !int_x || !int_y || yi->dim[0] != xi->dim[0] || yi->dim[1] != xi->dim[1])
+        return fail("--text needs a train step taking x: i64[B, T] and y: i64[B, T] (byte ids)");
+    if (fi->rank != 2 || fi->dim[1] != xi->dim[1] || fi->dtype != xi->dtype || fo->rank != 3 || fo->dim[2] < 256 ||
+        fo->dtype != ETCH_F32)
+        return fail("--text needs a forward taking byte ids [B, T] and returning f32 logits [B, T, >= 256]");
+    int64_t batch = xi->dim[0], T = xi->dim[1];
+    unsigned char *text = NULL;
+    size_t n = 0;
+    if (etch_read_file(a->text, &text, &n, err, sizeof err)) return fail(err);
+    int64_t held = (int64_t)n / 10, ntrain = (int64_t)n - held;
+    if (n == 0 || ntrain < T + 2 || held < T + 1) {
+        snprintf(err, sizeof err, "%s: %s (%lld bytes; need at least %lld: windows of %lld bytes to train on in the "
+                 "first 90%% and to evaluate in the last 10%%)", a->text, n ? "corpus too small" : "empty corpus",
+                 (long long)n, (long long)(10 * (T + 2)), (long long)(T + 1));
+        free(text);
+        return fail(err);
+    }
+    if (ETCH_MODEL(load)(a->init ? a->init : a->resume, a->resume != NULL, err, sizeof err)) {
+        free(text);
+        return fail(err);
+    }
+    etch_array x, y;
+    etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
+    etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
+    long long step = (long long)param_scalar("optimizer.step"), taken = 0;
+    long long end = a->epochs_given || a->steps < 0 ? (long long)a->epochs * TEXT_EPOCH_STEPS : -1;
+    int tty = isatty(1), status = 0;
+    double sum = 0;
+    int64_t count = 0;
+    float loss = 0;
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
+    while ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps)) {
+        for (int64_t b = 0; b < batch; b++) {
+            uint32_t r[4];
+            etch_philox4x32(a->seed, (uint64_t)step + 1, (uint64_t)b, r);
+            starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
+        }
+        text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, yi->dtype);
+        const void *in[] = {x.data, y.data};
+        void *out[] = {&loss};
+        ETCH_MODEL(train_step_v)(in, out);
+        if (!isfinite(loss)) {
+            fprintf(stderr, "\nerror: the loss became %f at step %lld\n", loss, step + 1);
+            status = 1;
+            goto done;
+        }
+        sum += loss;
+        count++;
+        step++;
+        taken++;
+        int last = (end >= 0 && step == end) || (a->steps >= 0 && taken == a->steps);
+        if (tty && step % 10 == 0) progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1,
+                                            TEXT_EPOCH_STEPS, sum / (double)count);
+        if (step % TEXT_EPOCH_STEPS == 0 || last) {
+            if (tty) printf("\r\033[K");
+            printf("Epoch: %lld, Loss: %.6f\n", (step - 1) / TEXT_EPOCH_STEPS + 1, sum / (double)count);
+            fflush(stdout);
+            sum = 0;
+            count = 0;
+            if (save_or_fail(path, 1)) {
+                status = 1;
+                goto done;
+            }
+        }
+    }
+    if (save_or_fail(path, 1)) {
+        status = 1;
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s.safetensors", a->out, a->name);
+    if (save_or_fail(path, 0)) {
+        status = 1;
+        goto done;
+    }
+    int64_t predictions;
+    double nll = text_eval(text, ntrain, (int64_t)n, &predictions);
+    printf("Held-out loss: %.4f nats/byte (last 10%% of %s, %lld predictions)\n", nll, a->text, (long long)predictions);
+    printf("Weights written to %s\n", path);
+done:
+    free(starts);
+    free(text);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    return status;
+}
+
 static int parse_args(int argc, char **argv, Args *a) {
     *a = (Args){.epochs = 1, .steps = -1, .limit = -1, .shuffle = 1, .name = "model"};
     for (int i = 1; i < argc; i++) {
@@ -242,13 +410,15 @@ static int parse_args(int argc, char **argv, Args *a) {
         else if (!strcmp(k, "-o")) a->out = v, i++;
         else if (!strcmp(k, "--name")) a->name = v, i++;
         else if (!strcmp(k, "--png")) a->png = v, i++;
-        else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), i++;
+        else if (!strcmp(k, "--text")) a->text = v, i++;
+        else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), a->epochs_given = 1, i++;
         else if (!strcmp(k, "--steps")) a->steps = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--limit")) a->limit = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10), i++;
         else return fprintf(stderr, "error: unknown option '%s'\n", k), -1;
     }
-    if (!a->data) return fail("--data DIR is required"), -1;
+    if (!a->data == !a->text) return fail("one of --data DIR and --text CORPUS is required"), -1;
+    if (a->text && a->eval_only) return fail("--eval reads image data (--data)"), -1;
     if (a->eval_only ? !a->weights : (!a->init == !a->resume || !a->out))
         return fail(a->eval_only ? "--eval needs --weights W" : "training needs -o OUTDIR and one of --init or --resume"), -1;
     return 0;
@@ -258,6 +428,7 @@ int main(int argc, char **argv) {
     Args a;
     char err[1024];
     if (parse_args(argc, argv, &a)) return 1;
+    if (a.text) return train_text(&a);
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
     int64_t batch = xi->dim[0], per = 1;
     for (int k = 1; k < xi->rank; k++) per *= xi->dim[k];
