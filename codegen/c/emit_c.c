@@ -271,7 +271,7 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
             }
     }
     /* index of strides st over the loop variables ("0" when none) */
-    char idx[320], (*operand)[320] = malloc(sizeof *operand * 3);
+    char idx[320], (*operand)[640] = malloc(sizeof *operand * 3);
 #define INDEX_OF(strides)                                                                                       \
     do {                                                                                                        \
         size_t len_ = 0;                                                                                        \

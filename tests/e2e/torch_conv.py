@@ -16,62 +16,21 @@ For each, on weights PyTorch initialized and wrote to a safetensors file:
 Relative errors are max|etch - torch| / max|torch| per tensor.
 """
 import ctypes
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
 
-ETCH = os.environ["ETCH"]
+from etch_test_util import Checks, run, st_read, st_write
+
 SRC = os.environ["ETCH_SOURCE_DIR"]
 LENET = os.path.join(SRC, "samples", "lenet.etch")
 B = 8
 torch.manual_seed(0)
-failures = []
-
-
-def st_write(path, tensors):
-    header, offset, blobs = {}, 0, []
-    for name, t in tensors.items():
-        a = t.detach().cpu().numpy()
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path):
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=np.float32).reshape(info["shape"]).copy())
-    return out
-
-
-def check(what, a, b, tol):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    r = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
-    status = "ok" if r <= tol else "FAIL"
-    print(f"{status:4} {what:50} rel err {r:.2e} (tol {tol:g})")
-    if r > tol:
-        failures.append(what)
-
-
-def run(*args):
-    subprocess.run([ETCH, *args], check=True, stdout=subprocess.DEVNULL)
+checks = Checks(50)
+check = checks.check
 
 
 class LeNet(torch.nn.Module):
@@ -197,5 +156,4 @@ with tempfile.TemporaryDirectory() as t:
     open(variants, "w").write(VARIANTS_SRC)
     cross_check(t, "variants", variants, Variants, 0)
 
-print(f"{len(failures)} failed" if failures else "all cross-checks passed")
-sys.exit(1 if failures else 0)
+checks.finish()

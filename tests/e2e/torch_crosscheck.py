@@ -11,65 +11,21 @@ Compares etch against PyTorch on the same weights and batch:
 Relative errors are max|etch - torch| / max|torch| per tensor.
 """
 import ctypes
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
 
-ETCH = os.environ["ETCH"]
+from etch_test_util import Checks, run, st_read, st_write
+
 SRC = os.environ["ETCH_SOURCE_DIR"]
 MLP = os.path.join(SRC, "samples", "mlp.etch")
 B = 8
 torch.manual_seed(0)
-failures = []
-
-
-def st_write(path, tensors):
-    """Minimal safetensors writer (the format's reference layout)."""
-    header, offset, blobs = {}, 0, []
-    for name, t in tensors.items():
-        a = t.detach().cpu().numpy()
-        dt = {np.float32: "F32", np.float64: "F64", np.int64: "I64"}[a.dtype.type]
-        b = a.tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path):
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "F64": np.float64, "I64": np.int64}[info["dtype"]]
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dt).reshape(info["shape"]).copy())
-    return out
-
-
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
-
-
-def check(what, a, b, tol):
-    r = rel(a, b)
-    status = "ok" if r <= tol else "FAIL"
-    print(f"{status:4} {what:45} rel err {r:.2e} (tol {tol:g})")
-    if r > tol:
-        failures.append(what)
+checks = Checks(45)
+check = checks.check
 
 
 class Net(torch.nn.Module):
@@ -80,10 +36,6 @@ class Net(torch.nn.Module):
 
     def forward(self, x):
         return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
-
-
-def run(*args):
-    subprocess.run([ETCH, *args], check=True, stdout=subprocess.DEVNULL)
 
 
 with tempfile.TemporaryDirectory() as t:
@@ -153,5 +105,4 @@ with tempfile.TemporaryDirectory() as t:
         back = Net()
         back.load_state_dict(got)
 
-print(f"{len(failures)} failed" if failures else "all cross-checks passed")
-sys.exit(1 if failures else 0)
+checks.finish()

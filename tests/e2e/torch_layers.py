@@ -20,20 +20,19 @@ BatchNorm backward in some PyTorch builds (Debian's 1.13) that returns wrong
 gradients for [N, C, L] inputs.
 """
 import ctypes
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
 
-ETCH = os.environ["ETCH"]
+from etch_test_util import Checks, run, st_read, st_write
+
 B, T, V, D = 8, 5, 12, 6
 torch.manual_seed(0)
-failures = []
+checks = Checks(55)
+check = checks.check
 
 SEQ = f"""
 const B = {B}
@@ -95,53 +94,6 @@ class Img(torch.nn.Module):
 
     def forward(self, x):
         return self.fc(torch.flatten(self.bn(x), 1))
-
-
-def st_write(path, tensors):
-    """Minimal safetensors writer (the format's reference layout)."""
-    header, offset, blobs = {}, 0, []
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy()  # (np.ascontiguousarray would make 0-d arrays 1-d)
-        dt = {np.float32: "F32", np.float64: "F64", np.int64: "I64"}[a.dtype.type]
-        b = a.tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path):
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "F64": np.float64, "I64": np.int64}[info["dtype"]]
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dt).reshape(info["shape"]).copy())
-    return out
-
-
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
-
-
-def check(what, a, b, tol):
-    r = rel(a, b)
-    status = "ok" if r <= tol else "FAIL"
-    print(f"{status:4} {what:55} rel err {r:.2e} (tol {tol:g})")
-    if r > tol:
-        failures.append(what)
-
-
-def run(*args):
-    subprocess.run([ETCH, *args], check=True, stdout=subprocess.DEVNULL)
 
 
 def wide(x):
@@ -229,5 +181,4 @@ with tempfile.TemporaryDirectory() as t:
     crosscheck("seq", SEQ, Seq, lambda: torch.randint(0, V, (B, T)), t)
     crosscheck("img", IMG, Img, lambda: torch.randn(B, 3, 4, 4) * 2 + 0.5, t)
 
-print(f"{len(failures)} failed" if failures else "all cross-checks passed")
-sys.exit(1 if failures else 0)
+checks.finish()

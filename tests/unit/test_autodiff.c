@@ -20,28 +20,9 @@
 #include "ir/params.h"
 #include "passes/autodiff.h"
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"grad.etch", 1, 1};
-
-static Shape S(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
-static int add(Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, ins, n, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
-#define U(g, op, x, ...) add(g, op, 1, (int[]){x}, __VA_ARGS__)
-#define B(g, op, x, y) add(g, op, 2, (int[]){x, y}, NULL)
 
 typedef struct Case {
     Arena *a;
@@ -62,70 +43,9 @@ static int P(Case *c, const char *name, Shape s, double lo, double hi) {
     return graph_add_param(c->g, name, DT_F64, s, (ParamInit){INIT_UNIFORM, lo, hi}, false, L);
 }
 
-static double loss_value(const Graph *g, Tensor *const *params, Tensor *r) {
-    Tensor *out[8] = {0};
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(eager_run(g, (Tensor *[]){r}, params, out, NULL, &d));
-    double v = tensor_get(out[0], 0);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    diag_dispose(&d);
-    return v;
-}
-
 /* Finishes the case: loss = sum(f * R), checks every param's gradient. */
 static void check_case_h(Case *c, double tol, double rel_h) {
-    Graph *g = c->g;
-    const Node *f = &g->nodes[c->f];
-    int r = graph_add_input(g, "R", DT_F64, f->shape, L);
-    int fr = c->f;
-    if (f->dtype != DT_F64) fr = U(g, OP_CAST, c->f, &(NodeAttrs){.dtype = DT_F64});
-    int prod = B(g, OP_MUL, fr, r);
-    int axes[ETCH_MAX_RANK];
-    for (int i = 0; i < g->nodes[prod].shape.rank; i++) axes[i] = i;
-    NodeAttrs all = {.n_axes = g->nodes[prod].shape.rank};
-    memcpy(all.axes, axes, sizeof axes);
-    int loss = U(g, OP_REDUCE_SUM, prod, &all);
-    graph_add_output(g, loss);
-    int grads[16];
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(autodiff(g, loss, g->params, g->n_params, grads, &d));
-    for (int i = 0; i < g->n_params; i++) graph_add_output(g, grads[i]);
-    assert_true(ir_verify(g, &d));
-
-    Tensor **params = params_init(g, 42);
-    Tensor *rt = tensor_new(DT_F64, g->nodes[r].shape);
-    uint32_t bits[4];
-    for (int64_t i = 0; i < tensor_numel(rt); i++) {
-        etch_philox4x32(9, 0, (uint64_t)i, bits);
-        tensor_set(rt, i, etch_u01(bits[0]) * 2 - 1);
-    }
-    Tensor *out[16] = {0};
-    assert_true(eager_run(g, (Tensor *[]){rt}, params, out, NULL, &d));
-    double worst = 0;
-    for (int p = 0; p < g->n_params; p++) {
-        Tensor *w = params[p];
-        for (int64_t k = 0; k < tensor_numel(w); k++) {
-            double orig = tensor_get(w, k), h = rel_h * fmax(1.0, fabs(orig));
-            tensor_set(w, k, orig + h);
-            double lp = loss_value(g, params, rt);
-            tensor_set(w, k, orig - h);
-            double lm = loss_value(g, params, rt);
-            tensor_set(w, k, orig);
-            double num = (lp - lm) / (2 * h), ana = tensor_get(out[1 + p], k);
-            double err = fabs(num - ana) / fmax(1.0, fabs(num));
-            if (err > worst) worst = err;
-            if (err > tol)
-                fprintf(stderr, "%s: d/d%s[%lld]: autodiff %.10g, finite difference %.10g\n", g->name,
-                        g->nodes[g->params[p]].attr.name, (long long)k, ana, num);
-            assert_true(err <= tol);
-        }
-    }
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    tensor_free(rt);
-    params_free(g, params);
-    diag_dispose(&d);
+    ts_check_grad(c->g, c->f, tol, rel_h, 0, L);
     arena_free(c->a);
 }
 

@@ -23,114 +23,16 @@
 #include "passes/pass.h"
 #include "runtime/etch_rt.h"
 #include "graph_fuzz.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"test.etch", 1, 1};
 
-static Shape S(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
-static int op1(Graph *g, OpKind op, int a, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, (int[]){a}, 1, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
-static int op2(Graph *g, OpKind op, int a, int b) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, (int[]){a, b}, 2, NULL, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
-
-/* Fills inputs deterministically: floats in [lo, hi), ints in [0, 10), bools 0/1. */
-static Tensor *random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) {
-    Tensor *x = tensor_new(t, s);
-    uint32_t r[4];
-    for (int64_t i = 0; i < tensor_numel(x); i++) {
-        etch_philox4x32(seed, 7, (uint64_t)i, r);
-        double u = etch_u01(r[0]);
-        double v = t == DT_BOOL ? (u < 0.5) : dtype_is_float(t) ? lo + (hi - lo) * u : floor(u * 10);
-        tensor_set(x, i, v);
-    }
-    return x;
-}
+#define op1(g, op, a, ...) add(g, op, 1, (int[]){a}, __VA_ARGS__)
+#define op2(g, op, a, b) add(g, op, 2, (int[]){a, b}, NULL)
 
 /* Runs g both ways and compares. lo/hi bound float inputs (e.g. positive for log). */
 static void check_graph(Graph *g, double lo, double hi) {
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(ir_verify(g, &d));
-    Tensor *ins[8] = {0}, *outs[8] = {0};
-    for (int i = 0; i < g->n_inputs; i++) {
-        const Node *n = &g->nodes[g->inputs[i]];
-        ins[i] = random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, lo, hi);
-    }
-    Tensor **params = params_init(g, 0);
-    assert_true(eager_run(g, ins, params, outs, NULL, &d));
-
-    /* -O0: the graph as built, every intermediate in its own buffer; -O2: the
-     * pass pipeline (simplify, cse, dce, fuse) and the memory plan */
-    for (int level = 0; level <= 2; level += 2) {
-        Graph *cg = g;
-        if (level) {
-            PassOptions po = {.opt_level = 2, .verify = true};
-            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
-            assert_non_null(cg);
-        }
-        char *dir = build_tempdir(&d);
-        assert_non_null(dir);
-        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
-        CGenEntry entry = {cg, "forward"};
-        assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-        const char *src[] = {"model.c", "etch_rt.c"};
-        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
-        char lib[4096];
-        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
-        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-        assert_non_null(h);
-        void (*fwd)(const void *const *, void *const *);
-        *(void **)&fwd = dlsym(h, "m_forward_v");
-        assert_non_null(fwd);
-        const void *in_ptr[8];
-        void *out_ptr[8];
-        Tensor *got[8];
-        for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
-        for (int i = 0; i < g->n_outputs; i++) {
-            got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
-            out_ptr[i] = got[i]->data;
-        }
-        fwd(in_ptr, out_ptr);
-        for (int i = 0; i < g->n_outputs; i++) {
-            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
-                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
-                bool ok = (isnan(want) && isnan(have)) || want == have || fabs(want - have) <= 1e-5 * fabs(want) + 1e-7;
-                if (!ok) {
-                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
-                            (long long)k, want, have);
-                    fail();
-                }
-            }
-            tensor_free(got[i]);
-        }
-        dlclose(h);
-        build_rmtree(dir);
-        free(dir);
-    }
-    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
-    params_free(g, params);
-    diag_dispose(&d);
+    ts_check_graph(g, &(TsTol){.lo = lo, .hi = hi, .rel = 1e-5, .abs = 1e-7, .eq_ok = true, .nan_ok = true});
 }
 
 /* Binary op with broadcasting [3,1,5] x [4,5] -> [3,4,5], plus a same-shape case. */
@@ -300,34 +202,22 @@ static void test_random_graphs(void **state) {
     }
 }
 
-/* Expects graph_add_op to fail with a message containing `want`. */
-static void expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
-    Diag d;
-    diag_init(&d, NULL);
-    assert_int_equal(graph_add_op(g, op, ins, n, at, (SrcLoc){"m.etch", 7, 19}, &d), -1);
-    assert_non_null(d.text);
-    if (!strstr(d.text, want)) fprintf(stderr, "got: %s\nwant: %s\n", d.text, want);
-    assert_non_null(strstr(d.text, want));
-    assert_non_null(strstr(d.text, "m.etch:7:19: error: "));
-    diag_dispose(&d);
-}
-
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
     Graph *g = graph_new(a, "errors");
     int x = graph_add_input(g, "x", DT_F32, S(2, 64, 784), L), w = graph_add_input(g, "w", DT_F32, S(2, 128, 10), L);
     int i = graph_add_input(g, "i", DT_I32, S(2, 64, 784), L), v = graph_add_input(g, "v", DT_F32, S(1, 5), L);
-    expect_error(g, OP_MATMUL, (int[]){x, w}, 2, NULL, "cannot matmul f32[64,784] by f32[128,10]: inner dims 784 and 128 differ");
-    expect_error(g, OP_ADD, (int[]){x, w}, 2, NULL, "cannot broadcast f32[64,784] with f32[128,10] for 'add'");
-    expect_error(g, OP_ADD, (int[]){x, i}, 2, NULL, "'add' operands have different dtypes: f32[64,784] and i32[64,784]");
-    expect_error(g, OP_EXP, (int[]){i}, 1, NULL, "'exp' needs a floating-point tensor, got i32[64,784]");
-    expect_error(g, OP_RESHAPE, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 64, 700)}, "cannot reshape f32[64,784] to f32[64,700]: 50176 elements vs 44800");
-    expect_error(g, OP_REDUCE_SUM, (int[]){x}, 1, &(NodeAttrs){.n_axes = 1, .axes = {2}}, "'reduce_sum' axis 2 is out of range for f32[64,784] (rank 2)");
-    expect_error(g, OP_TRANSPOSE, (int[]){x}, 1, &(NodeAttrs){.n_axes = 2, .axes = {0, 0}}, "axis 0 appears twice");
-    expect_error(g, OP_SOFTMAX, (int[]){v}, 1, &(NodeAttrs){.axis = 1}, "'softmax' axis 1 is out of range for f32[5] (rank 1)");
-    expect_error(g, OP_WHERE, (int[]){x, x, x}, 3, NULL, "where() condition must be bool, got f32[64,784]");
-    expect_error(g, OP_BROADCAST, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 3, 784)}, "cannot broadcast f32[64,784] to f32[3,784]");
+    ts_expect_error(g, OP_MATMUL, (int[]){x, w}, 2, NULL, "cannot matmul f32[64,784] by f32[128,10]: inner dims 784 and 128 differ");
+    ts_expect_error(g, OP_ADD, (int[]){x, w}, 2, NULL, "cannot broadcast f32[64,784] with f32[128,10] for 'add'");
+    ts_expect_error(g, OP_ADD, (int[]){x, i}, 2, NULL, "'add' operands have different dtypes: f32[64,784] and i32[64,784]");
+    ts_expect_error(g, OP_EXP, (int[]){i}, 1, NULL, "'exp' needs a floating-point tensor, got i32[64,784]");
+    ts_expect_error(g, OP_RESHAPE, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 64, 700)}, "cannot reshape f32[64,784] to f32[64,700]: 50176 elements vs 44800");
+    ts_expect_error(g, OP_REDUCE_SUM, (int[]){x}, 1, &(NodeAttrs){.n_axes = 1, .axes = {2}}, "'reduce_sum' axis 2 is out of range for f32[64,784] (rank 2)");
+    ts_expect_error(g, OP_TRANSPOSE, (int[]){x}, 1, &(NodeAttrs){.n_axes = 2, .axes = {0, 0}}, "axis 0 appears twice");
+    ts_expect_error(g, OP_SOFTMAX, (int[]){v}, 1, &(NodeAttrs){.axis = 1}, "'softmax' axis 1 is out of range for f32[5] (rank 1)");
+    ts_expect_error(g, OP_WHERE, (int[]){x, x, x}, 3, NULL, "where() condition must be bool, got f32[64,784]");
+    ts_expect_error(g, OP_BROADCAST, (int[]){x}, 1, &(NodeAttrs){.shape = S(2, 3, 784)}, "cannot broadcast f32[64,784] to f32[3,784]");
     arena_free(a);
 }
 

@@ -26,26 +26,9 @@
 #include "passes/autodiff.h"
 #include "passes/pass.h"
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"conv.etch", 1, 1};
-
-static Shape S(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
-static int add(Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, ins, n, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
 
 /* Window attributes: conv (stride, pad, dilation, groups) and pool (kernel, stride, pad). */
 static NodeAttrs CA(int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
@@ -55,84 +38,13 @@ static NodeAttrs PA(int kh, int kw, int sh, int sw, int ph, int pw) {
     return (NodeAttrs){.conv = {.kernel = {kh, kw}, .stride = {sh, sw}, .pad = {ph, pw}}};
 }
 
-static Tensor *random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) {
-    Tensor *x = tensor_new(t, s);
-    uint32_t r[4];
-    for (int64_t i = 0; i < tensor_numel(x); i++) {
-        etch_philox4x32(seed, 7, (uint64_t)i, r);
-        tensor_set(x, i, lo + (hi - lo) * etch_u01(r[0]));
-    }
-    return x;
-}
-
 /* ---- emitted C vs eager ---- */
 
 /* Runs g eagerly and as emitted C at -O0 and -O2 and compares every output:
  * |eager - compiled| <= 1e-5 (|eager| + max |eager| of that output), the
  * scale of a GEMM's rounding whatever its summation order. */
 static void check_graph(Graph *g) {
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(ir_verify(g, &d));
-    Tensor *ins[64] = {0}, *outs[64] = {0};
-    for (int i = 0; i < g->n_inputs; i++) {
-        const Node *n = &g->nodes[g->inputs[i]];
-        ins[i] = random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, -1, 1);
-    }
-    Tensor **params = params_init(g, 0);
-    assert_true(eager_run(g, ins, params, outs, NULL, &d));
-    for (int level = 0; level <= 2; level += 2) {
-        Graph *cg = g;
-        if (level) {
-            PassOptions po = {.opt_level = 2, .verify = true};
-            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
-            assert_non_null(cg);
-        }
-        char *dir = build_tempdir(&d);
-        assert_non_null(dir);
-        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
-        CGenEntry entry = {cg, "forward"};
-        assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-        const char *src[] = {"model.c", "etch_rt.c"};
-        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
-        char lib[4096];
-        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
-        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-        assert_non_null(h);
-        void (*fwd)(const void *const *, void *const *);
-        *(void **)&fwd = dlsym(h, "m_forward_v");
-        assert_non_null(fwd);
-        const void *in_ptr[64];
-        void *out_ptr[64];
-        Tensor *got[64];
-        for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
-        for (int i = 0; i < g->n_outputs; i++) {
-            got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
-            out_ptr[i] = got[i]->data;
-        }
-        fwd(in_ptr, out_ptr);
-        for (int i = 0; i < g->n_outputs; i++) {
-            double scale = 0;
-            for (int64_t k = 0; k < tensor_numel(outs[i]); k++) scale = fmax(scale, fabs(tensor_get(outs[i], k)));
-            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
-                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
-                if (!(fabs(want - have) <= 1e-5 * (fabs(want) + scale))) {
-                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
-                            (long long)k, want, have);
-                    fail();
-                }
-            }
-            tensor_free(got[i]);
-        }
-        dlclose(h);
-        build_rmtree(dir);
-        free(dir);
-    }
-    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
-    params_free(g, params);
-    diag_dispose(&d);
+    ts_check_graph(g, &(TsTol){.lo = -1, .hi = 1, .rel = 1e-5, .scaled = true});
 }
 
 /* conv2d of a fresh input x by a fresh weight w, plus both gradient kernels
@@ -225,57 +137,8 @@ static void test_lenet_block_codegen(void **state) {
 
 /* ---- gradients: autodiff vs central finite differences, float64, eager ---- */
 
-static double loss_value(const Graph *g, Tensor *const *params, Tensor *r) {
-    Tensor *out[16] = {0};
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(eager_run(g, (Tensor *[]){r}, params, out, NULL, &d));
-    double v = tensor_get(out[0], 0);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    diag_dispose(&d);
-    return v;
-}
-
 /* loss = sum(f * R) for a fixed random R; checks every element of every param's gradient. */
-static void check_grad(Graph *g, int f) {
-    int r = graph_add_input(g, "R", DT_F64, g->nodes[f].shape, L);
-    int prod = add(g, OP_MUL, 2, (int[]){f, r}, NULL);
-    NodeAttrs all = {.n_axes = g->nodes[prod].shape.rank};
-    for (int i = 0; i < all.n_axes; i++) all.axes[i] = i;
-    int loss = add(g, OP_REDUCE_SUM, 1, (int[]){prod}, &all);
-    graph_add_output(g, loss);
-    int grads[8];
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(autodiff(g, loss, g->params, g->n_params, grads, &d));
-    for (int i = 0; i < g->n_params; i++) graph_add_output(g, grads[i]);
-    assert_true(ir_verify(g, &d));
-    Tensor **params = params_init(g, 42);
-    Tensor *rt = random_tensor(DT_F64, g->nodes[r].shape, 9, -1, 1);
-    Tensor *out[16] = {0};
-    assert_true(eager_run(g, (Tensor *[]){rt}, params, out, NULL, &d));
-    for (int p = 0; p < g->n_params; p++) {
-        Tensor *w = params[p];
-        for (int64_t k = 0; k < tensor_numel(w); k++) {
-            double orig = tensor_get(w, k), h = 1e-6 * fmax(1.0, fabs(orig));
-            tensor_set(w, k, orig + h);
-            double lp = loss_value(g, params, rt);
-            tensor_set(w, k, orig - h);
-            double lm = loss_value(g, params, rt);
-            tensor_set(w, k, orig);
-            double num = (lp - lm) / (2 * h), ana = tensor_get(out[1 + p], k);
-            double err = fabs(num - ana) / fmax(1.0, fabs(num));
-            if (err > 1e-6)
-                fprintf(stderr, "%s: d/d%s[%lld]: autodiff %.10g, finite difference %.10g\n", g->name,
-                        g->nodes[g->params[p]].attr.name, (long long)k, ana, num);
-            assert_true(err <= 1e-6);
-        }
-    }
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    tensor_free(rt);
-    params_free(g, params);
-    diag_dispose(&d);
-}
+static void check_grad(Graph *g, int f) { ts_check_grad(g, f, 1e-6, 1e-6, 7, L); }
 
 static int P64(Graph *g, const char *name, Shape s) {
     return graph_add_param(g, name, DT_F64, s, (ParamInit){INIT_UNIFORM, -1, 1}, false, L);
@@ -329,17 +192,6 @@ static void test_chain_gradient(void **state) {
 
 /* ---- errors ---- */
 
-static void expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
-    Diag d;
-    diag_init(&d, NULL);
-    assert_int_equal(graph_add_op(g, op, ins, n, at, (SrcLoc){"m.etch", 7, 19}, &d), -1);
-    assert_non_null(d.text);
-    if (!strstr(d.text, want)) fprintf(stderr, "got: %s\nwant: %s\n", d.text, want);
-    assert_non_null(strstr(d.text, want));
-    assert_non_null(strstr(d.text, "m.etch:7:19: error: "));
-    diag_dispose(&d);
-}
-
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -349,36 +201,36 @@ static void test_shape_errors(void **state) {
     int xs = graph_add_input(g, "xs", DT_F32, S(4, 1, 1, 2, 2), L), w1 = graph_add_input(g, "w1", DT_F32, S(4, 6, 1, 3, 3), L);
     int xi = graph_add_input(g, "xi", DT_I32, S(4, 1, 1, 4, 4), L), w4 = graph_add_input(g, "w4", DT_F32, S(4, 4, 1, 5, 5), L);
     NodeAttrs ok = CA(1, 1, 0, 0, 1, 1, 1);
-    expect_error(g, OP_CONV2D, (int[]){x, w}, 2, &ok,
+    ts_expect_error(g, OP_CONV2D, (int[]){x, w}, 2, &ok,
                  "conv2d: input has 3 channels but weight expects 1 (weight f32[6,1,5,5], groups 1)");
-    expect_error(g, OP_CONV2D, (int[]){x3, w}, 2, &ok, "conv2d: input must be 4-D [N, C, H, W], got f32[3,28,28]");
-    expect_error(g, OP_CONV2D, (int[]){x, x3}, 2, &ok,
+    ts_expect_error(g, OP_CONV2D, (int[]){x3, w}, 2, &ok, "conv2d: input must be 4-D [N, C, H, W], got f32[3,28,28]");
+    ts_expect_error(g, OP_CONV2D, (int[]){x, x3}, 2, &ok,
                  "conv2d: weight must be 4-D [out_channels, in_channels/groups, kH, kW], got f32[3,28,28]");
-    expect_error(g, OP_CONV2D, (int[]){xd, w}, 2, &ok,
+    ts_expect_error(g, OP_CONV2D, (int[]){xd, w}, 2, &ok,
                  "conv2d: input f64[8,3,28,28] and weight f32[6,1,5,5] must have the same floating-point dtype");
     NodeAttrs bad = CA(0, 1, 0, 0, 1, 1, 1);
-    expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &bad, "conv2d: stride must be positive, got [0, 1]");
+    ts_expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &bad, "conv2d: stride must be positive, got [0, 1]");
     bad = CA(1, 1, -1, 0, 1, 1, 1);
-    expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &bad, "conv2d: padding must be non-negative, got [-1, 0]");
+    ts_expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &bad, "conv2d: padding must be non-negative, got [-1, 0]");
     bad = CA(1, 1, 0, 0, 1, 1, 4);
-    expect_error(g, OP_CONV2D, (int[]){x, w}, 2, &bad, "conv2d: input channels 3 are not divisible by groups 4");
+    ts_expect_error(g, OP_CONV2D, (int[]){x, w}, 2, &bad, "conv2d: input channels 3 are not divisible by groups 4");
     bad = CA(1, 1, 0, 0, 1, 1, 3);
-    expect_error(g, OP_CONV2D, (int[]){x, w4}, 2, &bad,
+    ts_expect_error(g, OP_CONV2D, (int[]){x, w4}, 2, &bad,
                  "conv2d: out_channels 4 are not divisible by groups 3 (weight f32[4,1,5,5])");
-    expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &ok,
+    ts_expect_error(g, OP_CONV2D, (int[]){xs, w1}, 2, &ok,
                  "conv2d: kernel 3x3 (dilation [1, 1]) does not fit the padded input 2x2 (input f32[1,1,2,2], "
                  "padding [0, 0])");
     NodeAttrs p = PA(2, 2, 2, 2, 2, 0);
-    expect_error(g, OP_MAX_POOL2D, (int[]){x}, 1, &p,
+    ts_expect_error(g, OP_MAX_POOL2D, (int[]){x}, 1, &p,
                  "max_pool2d: padding [2, 0] must be at most half of kernel_size [2, 2]");
     p = PA(3, 3, 1, 1, 0, 0);
-    expect_error(g, OP_AVG_POOL2D, (int[]){xs}, 1, &p,
+    ts_expect_error(g, OP_AVG_POOL2D, (int[]){xs}, 1, &p,
                  "avg_pool2d: kernel_size [3, 3] does not fit the padded input 2x2 (input f32[1,1,2,2], padding [0, 0])");
-    expect_error(g, OP_AVG_POOL2D, (int[]){xi}, 1, &p, "avg_pool2d needs a floating-point tensor, got i32[1,1,4,4]");
+    ts_expect_error(g, OP_AVG_POOL2D, (int[]){xi}, 1, &p, "avg_pool2d needs a floating-point tensor, got i32[1,1,4,4]");
     p = PA(2, 2, 2, 2, 0, 0);
-    expect_error(g, OP_MAX_POOL2D, (int[]){x3}, 1, &p, "max_pool2d: input must be 4-D [N, C, H, W], got f32[3,28,28]");
+    ts_expect_error(g, OP_MAX_POOL2D, (int[]){x3}, 1, &p, "max_pool2d: input must be 4-D [N, C, H, W], got f32[3,28,28]");
     /* a backward op whose gradient does not match its forward */
-    expect_error(g, OP_MAX_POOL2D_BWD, (int[]){x, x}, 2, &p,
+    ts_expect_error(g, OP_MAX_POOL2D_BWD, (int[]){x, x}, 2, &p,
                  "max_pool2d_backward: output gradient f32[8,3,28,28] does not match pooling f32[8,3,28,28] "
                  "(f32[8,3,14,14])");
     arena_free(a);

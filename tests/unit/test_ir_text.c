@@ -17,26 +17,13 @@
 #include <cmocka.h>
 
 #include "ir/ir.h"
+#include "unit/test_support.h"
 
 static SrcLoc at(const char *file, int line, int col) { return (SrcLoc){.file = file, .line = line, .col = col}; }
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 /* Adds op(x[, y[, z]]) and insists the builder accepted it. */
 static int op_add(Graph *g, OpKind op, const NodeAttrs *attrs, SrcLoc loc, int n_in, int x, int y, int z) {
-    int ins[3] = {x, y, z};
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, ins, n_in, attrs, loc, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
+    return ts_add(loc, g, op, n_in, (int[]){x, y, z}, attrs);
 }
 static int op1(Graph *g, OpKind op, int x) { return op_add(g, op, NULL, at("m.etch", 10 + x, 3), 1, x, 0, 0); }
 static int op2(Graph *g, OpKind op, int x, int y) { return op_add(g, op, NULL, at("m.etch", 20, 5), 2, x, y, 0); }
@@ -67,17 +54,17 @@ static char *assert_roundtrip(Arena *a, const Graph *g) {
 
 static Graph *build_small(Arena *a) {
     Graph *g = graph_new(a, "Net.forward");
-    int x = graph_add_input(g, "x", DT_F32, shp(4, 64, 1, 28, 28), at("mlp.etch", 6, 14));
-    int w = graph_add_param(g, "fc1.weight", DT_F32, shp(2, 128, 784), (ParamInit){INIT_UNIFORM, -0.0357, 0.0357},
+    int x = graph_add_input(g, "x", DT_F32, S(4, 64, 1, 28, 28), at("mlp.etch", 6, 14));
+    int w = graph_add_param(g, "fc1.weight", DT_F32, S(2, 128, 784), (ParamInit){INIT_UNIFORM, -0.0357, 0.0357},
                             false, at("nn.etch", 4, 3));
-    NodeAttrs ra = {.shape = shp(2, 64, 784)};
+    NodeAttrs ra = {.shape = S(2, 64, 784)};
     int r = op_add(g, OP_RESHAPE, &ra, at("mlp.etch", 7, 22), 1, x, 0, 0);
     NodeAttrs ta = {.n_axes = 2, .axes = {1, 0}};
     int t = op_add(g, OP_TRANSPOSE, &ta, at("nn.etch", 7, 14), 1, w, 0, 0);
     int m = op_add(g, OP_MATMUL, NULL, at("nn.etch", 7, 12), 2, r, t, 0);
     NodeAttrs sa = {.n_axes = 1, .axes = {1}, .keepdims = true};
     int s = op_add(g, OP_REDUCE_SUM, &sa, at("mlp.etch", 9, 3), 1, m, 0, 0);
-    graph_add_const(g, 0.5, DT_F32, shp(0), (SrcLoc){0});
+    graph_add_const(g, 0.5, DT_F32, S(0), (SrcLoc){0});
     graph_add_output(g, m);
     graph_add_output(g, s);
     return g;
@@ -141,15 +128,15 @@ static void test_parse_fields(void **state) {
 
 static Graph *build_all_ops(Arena *a) {
     Graph *g = graph_new(a, "all_ops");
-    int x = graph_add_input(g, "x", DT_F32, shp(2, 2, 3), at("all.etch", 1, 1));
-    int y = graph_add_input(g, "y", DT_F32, shp(2, 2, 3), at("all.etch", 2, 1));
-    int w = graph_add_param(g, "w", DT_F32, shp(2, 3, 4), (ParamInit){INIT_NORMAL, 0, 0.02}, false, at("nn.etch", 1, 1));
-    int b = graph_add_param(g, "b", DT_F32, shp(1, 4), (ParamInit){INIT_ZEROS, 0, 0}, true, at("nn.etch", 2, 1));
-    graph_add_param(g, "one", DT_F32, shp(1, 4), (ParamInit){INIT_ONES, 0, 0}, false, (SrcLoc){0});
-    graph_add_param(g, "c", DT_F64, shp(0), (ParamInit){INIT_CONST, 0.25, 0}, false, (SrcLoc){0});
-    graph_add_param(g, "u", DT_F32, shp(1, 4), (ParamInit){INIT_UNIFORM, -1, 1}, true, at("nn.etch", 5, 9));
-    graph_add_const(g, 2, DT_I32, shp(1, 3), at("all.etch", 3, 1));
-    NodeAttrs io = {.axis = 1, .dtype = DT_I64, .shape = shp(2, 2, 5)};
+    int x = graph_add_input(g, "x", DT_F32, S(2, 2, 3), at("all.etch", 1, 1));
+    int y = graph_add_input(g, "y", DT_F32, S(2, 2, 3), at("all.etch", 2, 1));
+    int w = graph_add_param(g, "w", DT_F32, S(2, 3, 4), (ParamInit){INIT_NORMAL, 0, 0.02}, false, at("nn.etch", 1, 1));
+    int b = graph_add_param(g, "b", DT_F32, S(1, 4), (ParamInit){INIT_ZEROS, 0, 0}, true, at("nn.etch", 2, 1));
+    graph_add_param(g, "one", DT_F32, S(1, 4), (ParamInit){INIT_ONES, 0, 0}, false, (SrcLoc){0});
+    graph_add_param(g, "c", DT_F64, S(0), (ParamInit){INIT_CONST, 0.25, 0}, false, (SrcLoc){0});
+    graph_add_param(g, "u", DT_F32, S(1, 4), (ParamInit){INIT_UNIFORM, -1, 1}, true, at("nn.etch", 5, 9));
+    graph_add_const(g, 2, DT_I32, S(1, 3), at("all.etch", 3, 1));
+    NodeAttrs io = {.axis = 1, .dtype = DT_I64, .shape = S(2, 2, 5)};
     op_add(g, OP_IOTA, &io, at("all.etch", 4, 1), 0, 0, 0, 0);
     for (OpKind op = OP_ADD; op <= OP_NE; op++) op2(g, op, x, y);
     int cond = op2(g, OP_LT, x, y);
@@ -167,11 +154,11 @@ static Graph *build_all_ops(Arena *a) {
     op_add(g, OP_REDUCE_MAX, &r1, at("all.etch", 34, 1), 1, x, 0, 0);
     op_add(g, OP_REDUCE_MEAN, &r2, at("all.etch", 35, 1), 1, x, 0, 0);
     int mm = op2(g, OP_MATMUL, x, w);
-    NodeAttrs rs = {.shape = shp(3, 3, 1, 2)};
+    NodeAttrs rs = {.shape = S(3, 3, 1, 2)};
     op_add(g, OP_RESHAPE, &rs, at("all.etch", 36, 1), 1, x, 0, 0);
     NodeAttrs tp = {.n_axes = 2, .axes = {1, 0}};
     op_add(g, OP_TRANSPOSE, &tp, at("all.etch", 37, 1), 1, w, 0, 0);
-    NodeAttrs bc = {.shape = shp(2, 2, 4)};
+    NodeAttrs bc = {.shape = S(2, 2, 4)};
     int bb = op_add(g, OP_BROADCAST, &bc, at("all.etch", 38, 1), 1, b, 0, 0);
     int sum = op2(g, OP_ADD, mm, bb);
     NodeAttrs sm = {.axis = 1};
@@ -179,8 +166,8 @@ static Graph *build_all_ops(Arena *a) {
     NodeAttrs lsm = {.axis = 0};
     op_add(g, OP_LOG_SOFTMAX, &lsm, at("all.etch", 40, 1), 1, sum, 0, 0);
     /* convolution and pooling (ir/ops/conv.c, pool.c) */
-    int img = graph_add_input(g, "img", DT_F32, shp(4, 2, 4, 7, 6), at("all.etch", 41, 1));
-    int cw = graph_add_input(g, "cw", DT_F32, shp(4, 6, 2, 3, 2), (SrcLoc){0});
+    int img = graph_add_input(g, "img", DT_F32, S(4, 2, 4, 7, 6), at("all.etch", 41, 1));
+    int cw = graph_add_input(g, "cw", DT_F32, S(4, 6, 2, 3, 2), (SrcLoc){0});
     NodeAttrs cv = {.conv = {.stride = {2, 1}, .pad = {1, 0}, .dilation = {1, 2}, .groups = 2}};
     int cy = op_add(g, OP_CONV2D, &cv, at("all.etch", 42, 1), 2, img, cw, 0);
     cv.shape = g->nodes[img].shape;
@@ -200,12 +187,12 @@ static Graph *build_all_ops(Arena *a) {
     op_add(g, OP_PAD, &pd, at("all.etch", 42, 1), 1, x, 0, 0);
     NodeAttrs cc = {.axis = 1};
     op_add(g, OP_CONCAT, &cc, at("all.etch", 43, 1), 2, x, sx, 0);
-    int ids = graph_add_const(g, 1, DT_I64, shp(1, 3), at("all.etch", 44, 1));
+    int ids = graph_add_const(g, 1, DT_I64, S(1, 3), at("all.etch", 44, 1));
     int rows = op_add(g, OP_GATHER_ROWS, NULL, at("all.etch", 44, 5), 2, w, ids, 0);
-    NodeAttrs sc = {.shape = shp(2, 3, 4)};
+    NodeAttrs sc = {.shape = S(2, 3, 4)};
     op_add(g, OP_SCATTER_ADD_ROWS, &sc, at("all.etch", 45, 1), 2, rows, ids, 0);
-    int step = graph_add_const(g, 3, DT_F64, shp(0), at("all.etch", 46, 1));
-    NodeAttrs ru = {.seed = 42, .dtype = DT_F32, .shape = shp(2, 2, 3)};
+    int step = graph_add_const(g, 3, DT_F64, S(0), at("all.etch", 46, 1));
+    NodeAttrs ru = {.seed = 42, .dtype = DT_F32, .shape = S(2, 2, 3)};
     op_add(g, OP_RANDOM_UNIFORM, &ru, at("all.etch", 46, 5), 1, step, 0, 0);
     graph_add_output(g, s1);
     graph_add_output(g, cond);
@@ -255,8 +242,8 @@ static void test_roundtrip_floats(void **state) {
     enum { N = sizeof vals / sizeof vals[0] };
     Arena *a = arena_new();
     Graph *g = graph_new(a, "floats");
-    for (int i = 0; i < N; i++) graph_add_const(g, vals[i], DT_F64, shp(1, 2), (SrcLoc){0});
-    graph_add_param(g, "p", DT_F32, shp(0), (ParamInit){INIT_UNIFORM, 0.1, -INFINITY}, false, (SrcLoc){0});
+    for (int i = 0; i < N; i++) graph_add_const(g, vals[i], DT_F64, S(1, 2), (SrcLoc){0});
+    graph_add_param(g, "p", DT_F32, S(0), (ParamInit){INIT_UNIFORM, 0.1, -INFINITY}, false, (SrcLoc){0});
     char *s = assert_roundtrip(a, g);
     assert_non_null(strstr(s, "{value = 0.1}"));
     assert_non_null(strstr(s, "{value = -0}"));
@@ -278,8 +265,8 @@ static void test_roundtrip_strings(void **state) {
     (void)state;
     Arena *a = arena_new();
     Graph *g = graph_new(a, "my graph\t\"v2\"");
-    graph_add_input(g, "a \"quoted\" \\ name\n\x01\x7f", DT_F32, shp(1, 2), at("dir with space/f\xc3\xa9.etch", 0, 0));
-    graph_add_input(g, "plain", DT_BOOL, shp(0), (SrcLoc){0});
+    graph_add_input(g, "a \"quoted\" \\ name\n\x01\x7f", DT_F32, S(1, 2), at("dir with space/f\xc3\xa9.etch", 0, 0));
+    graph_add_input(g, "plain", DT_BOOL, S(0), (SrcLoc){0});
     char *s = assert_roundtrip(a, g);
     assert_non_null(strstr(s, "graph \"my graph\\t\\\"v2\\\"\" {"));
     assert_non_null(strstr(s, "input \"a \\\"quoted\\\" \\\\ name\\n\\x01\\x7f\""));
@@ -504,7 +491,7 @@ static void test_verify_wrong_shape(void **state) {
     (void)state;
     Arena *a = arena_new();
     Graph *g = build_small(a);
-    g->nodes[3].shape = shp(2, 128, 784);
+    g->nodes[3].shape = S(2, 128, 784);
     assert_verify_fails(g, "nn.etch:7:14: error: in node %3 (transpose): stored type f32[128,784] disagrees with the "
                            "inferred f32[784,128]");
     g = build_small(a);
@@ -536,7 +523,7 @@ static void test_verify_bad_attrs(void **state) {
     g->nodes[5].attr.axes[1] = 1;
     assert_verify_fails(g, "in node %5 (reduce_sum): axis 1 is listed twice");
     g = build_small(a);
-    g->nodes[2].attr.shape = shp(2, 64, 785);
+    g->nodes[2].attr.shape = S(2, 64, 785);
     assert_verify_fails(g, "in node %2 (reshape): cannot reshape f32[64,1,28,28] to f32[64,785]");
     g = build_small(a);
     g->nodes[4].n_in = 1;

@@ -31,108 +31,16 @@
 #include "passes/pass.h"
 #include "passes/train.h"
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"layers.etch", 1, 1};
-
-static Shape S(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
-static int add(Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, ins, n, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
-#define U(g, op, x, ...) add(g, op, 1, (int[]){x}, __VA_ARGS__)
-#define B(g, op, x, y) add(g, op, 2, (int[]){x, y}, NULL)
-
-/* Deterministic inputs: floats in [lo, hi), ints in [0, 10), bools 0/1. */
-static Tensor *random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) {
-    Tensor *x = tensor_new(t, s);
-    uint32_t r[4];
-    for (int64_t i = 0; i < tensor_numel(x); i++) {
-        etch_philox4x32(seed, 7, (uint64_t)i, r);
-        double u = etch_u01(r[0]);
-        tensor_set(x, i, t == DT_BOOL ? (u < 0.5) : dtype_is_float(t) ? lo + (hi - lo) * u : floor(u * 10));
-    }
-    return x;
-}
 
 /* ---- emitted C vs eager ---------------------------------------------------- */
 
 /* Runs g eagerly and compiled at -O0 and -O2; relative error <= 1e-5, or bit
  * equality when exact. */
 static void check_graph(Graph *g, double lo, double hi, bool exact) {
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(ir_verify(g, &d));
-    Tensor *ins[8] = {0}, *outs[16] = {0};
-    assert_true(g->n_inputs <= 8 && g->n_outputs <= 16);
-    for (int i = 0; i < g->n_inputs; i++) {
-        const Node *n = &g->nodes[g->inputs[i]];
-        ins[i] = random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, lo, hi);
-    }
-    Tensor **params = params_init(g, 0);
-    assert_true(eager_run(g, ins, params, outs, NULL, &d));
-    for (int level = 0; level <= 2; level += 2) {
-        Graph *cg = g;
-        if (level) {
-            PassOptions po = {.opt_level = 2, .verify = true};
-            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
-            assert_non_null(cg);
-        }
-        char *dir = build_tempdir(&d);
-        assert_non_null(dir);
-        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
-        CGenEntry entry = {cg, "forward"};
-        assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-        const char *src[] = {"model.c", "etch_rt.c"};
-        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
-        char lib[4096];
-        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
-        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-        assert_non_null(h);
-        void (*fwd)(const void *const *, void *const *);
-        *(void **)&fwd = dlsym(h, "m_forward_v");
-        assert_non_null(fwd);
-        const void *in_ptr[8];
-        void *out_ptr[16];
-        Tensor *got[16];
-        for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
-        for (int i = 0; i < g->n_outputs; i++) {
-            got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
-            out_ptr[i] = got[i]->data;
-        }
-        fwd(in_ptr, out_ptr);
-        for (int i = 0; i < g->n_outputs; i++) {
-            if (exact) assert_memory_equal(got[i]->data, outs[i]->data, tensor_nbytes(outs[i]));
-            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
-                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
-                if (!(want == have || fabs(want - have) <= 1e-5 * fabs(want) + 1e-7)) {
-                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
-                            (long long)k, want, have);
-                    fail();
-                }
-            }
-            tensor_free(got[i]);
-        }
-        dlclose(h);
-        build_rmtree(dir);
-        free(dir);
-    }
-    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
-    params_free(g, params);
-    diag_dispose(&d);
+    ts_check_graph(g, &(TsTol){.lo = lo, .hi = hi, .rel = 1e-5, .abs = 1e-7, .eq_ok = true, .exact = exact});
 }
 
 static void test_codegen_slice_pad_concat(void **state) {
@@ -208,55 +116,8 @@ static int P(Graph *g, const char *name, Shape s, double lo, double hi) {
     return graph_add_param(g, name, DT_F64, s, (ParamInit){INIT_UNIFORM, lo, hi}, false, L);
 }
 
-static double loss_value(const Graph *g, Tensor *const *params, Tensor *r) {
-    Tensor *out[16] = {0};
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(eager_run(g, (Tensor *[]){r}, params, out, NULL, &d));
-    double v = tensor_get(out[0], 0);
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    diag_dispose(&d);
-    return v;
-}
-
 /* loss = sum(f * R) over a random R; every param's gradient vs central differences. */
-static void check_vjp(Graph *g, int f, double tol) {
-    int r = graph_add_input(g, "R", DT_F64, g->nodes[f].shape, L);
-    NodeAttrs all = {.n_axes = g->nodes[f].shape.rank};
-    for (int i = 0; i < all.n_axes; i++) all.axes[i] = i;
-    int loss = U(g, OP_REDUCE_SUM, B(g, OP_MUL, f, r), &all);
-    graph_add_output(g, loss);
-    int grads[16];
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(autodiff(g, loss, g->params, g->n_params, grads, &d));
-    for (int i = 0; i < g->n_params; i++) graph_add_output(g, grads[i]);
-    assert_true(ir_verify(g, &d));
-    Tensor **params = params_init(g, 42), *rt = random_tensor(DT_F64, g->nodes[r].shape, 9, -1, 1);
-    Tensor *out[16] = {0};
-    assert_true(eager_run(g, (Tensor *[]){rt}, params, out, NULL, &d));
-    for (int p = 0; p < g->n_params; p++) {
-        Tensor *w = params[p];
-        for (int64_t k = 0; k < tensor_numel(w); k++) {
-            double orig = tensor_get(w, k), h = 1e-6 * fmax(1.0, fabs(orig));
-            tensor_set(w, k, orig + h);
-            double lp = loss_value(g, params, rt);
-            tensor_set(w, k, orig - h);
-            double lm = loss_value(g, params, rt);
-            tensor_set(w, k, orig);
-            double num = (lp - lm) / (2 * h), ana = tensor_get(out[1 + p], k);
-            if (fabs(num - ana) / fmax(1.0, fabs(num)) > tol) {
-                fprintf(stderr, "%s: d/d%s[%lld]: autodiff %.10g, finite difference %.10g\n", g->name,
-                        g->nodes[g->params[p]].attr.name, (long long)k, ana, num);
-                fail();
-            }
-        }
-    }
-    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
-    tensor_free(rt);
-    params_free(g, params);
-    diag_dispose(&d);
-}
+static void check_vjp(Graph *g, int f, double tol) { ts_check_grad(g, f, tol, 1e-6, 7, L); }
 
 static void test_vjp_slice_pad_concat(void **state) {
     (void)state;
@@ -364,17 +225,6 @@ static void test_dropout_randomness(void **state) {
 
 /* ---- diagnostics ------------------------------------------------------------- */
 
-static void expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
-    Diag d;
-    diag_init(&d, NULL);
-    assert_int_equal(graph_add_op(g, op, ins, n, at, (SrcLoc){"m.etch", 7, 19}, &d), -1);
-    assert_non_null(d.text);
-    if (!strstr(d.text, want)) fprintf(stderr, "got: %s\nwant: %s\n", d.text, want);
-    assert_non_null(strstr(d.text, want));
-    assert_non_null(strstr(d.text, "m.etch:7:19: error: "));
-    diag_dispose(&d);
-}
-
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -382,28 +232,28 @@ static void test_shape_errors(void **state) {
     int x = graph_add_input(g, "x", DT_F32, S(2, 4, 8), L), y = graph_add_input(g, "y", DT_F32, S(2, 5, 6), L);
     int i = graph_add_input(g, "i", DT_I32, S(2, 4, 8), L), s = graph_add_input(g, "s", DT_F32, S(0), L);
     int f = graph_add_input(g, "f", DT_F32, S(1, 3), L);
-    expect_error(g, OP_SLICE, &x, 1, &(NodeAttrs){.axis = 1, .start = 6, .length = 3},
+    ts_expect_error(g, OP_SLICE, &x, 1, &(NodeAttrs){.axis = 1, .start = 6, .length = 3},
                  "cannot slice 3 elements starting at 6 along axis 1 of f32[4,8] (that dim has 8)");
-    expect_error(g, OP_SLICE, &x, 1, &(NodeAttrs){.axis = 2, .length = 1}, "'slice' axis 2 is out of range for f32[4,8] (rank 2)");
-    expect_error(g, OP_SLICE, &s, 1, &(NodeAttrs){.length = 1}, "'slice' needs a tensor with at least one dim, got f32[]");
-    expect_error(g, OP_CONCAT, (int[]){x, y}, 2, &(NodeAttrs){.axis = 0},
+    ts_expect_error(g, OP_SLICE, &x, 1, &(NodeAttrs){.axis = 2, .length = 1}, "'slice' axis 2 is out of range for f32[4,8] (rank 2)");
+    ts_expect_error(g, OP_SLICE, &s, 1, &(NodeAttrs){.length = 1}, "'slice' needs a tensor with at least one dim, got f32[]");
+    ts_expect_error(g, OP_CONCAT, (int[]){x, y}, 2, &(NodeAttrs){.axis = 0},
                  "cannot concat f32[4,8] and f32[5,6] along axis 0: dim 1 is 8 in one and 6 in the other");
-    expect_error(g, OP_CONCAT, (int[]){x, i}, 2, &(NodeAttrs){.axis = 0}, "'concat' operands have different dtypes");
-    expect_error(g, OP_CONCAT, (int[]){x, f}, 2, &(NodeAttrs){.axis = 0}, "cannot concat f32[4,8] and f32[3]: ranks 2 and 1 differ");
-    expect_error(g, OP_PAD, &x, 1, &(NodeAttrs){.pad_before = {0, 0, 1}}, "'pad' pads dim 2 of f32[4,8], which has only 2 dims");
-    expect_error(g, OP_PAD, &x, 1, &(NodeAttrs){.pad_after = {-1}}, "'pad' amounts must be between 0 and 2^40");
-    expect_error(g, OP_PAD, &i, 1, &(NodeAttrs){.pad_after = {1}, .value = 0.5}, "'pad' value 0.5 is not a i32");
-    expect_error(g, OP_GATHER_ROWS, (int[]){x, x}, 2, NULL, "'gather_rows' ids must be i32 or i64, got f32[4,8]");
-    expect_error(g, OP_GATHER_ROWS, (int[]){s, i}, 2, NULL, "'gather_rows' needs a table with at least one dim, got f32[]");
-    expect_error(g, OP_SCATTER_ADD_ROWS, (int[]){x, i}, 2, &(NodeAttrs){.shape = S(2, 10, 8)},
+    ts_expect_error(g, OP_CONCAT, (int[]){x, i}, 2, &(NodeAttrs){.axis = 0}, "'concat' operands have different dtypes");
+    ts_expect_error(g, OP_CONCAT, (int[]){x, f}, 2, &(NodeAttrs){.axis = 0}, "cannot concat f32[4,8] and f32[3]: ranks 2 and 1 differ");
+    ts_expect_error(g, OP_PAD, &x, 1, &(NodeAttrs){.pad_before = {0, 0, 1}}, "'pad' pads dim 2 of f32[4,8], which has only 2 dims");
+    ts_expect_error(g, OP_PAD, &x, 1, &(NodeAttrs){.pad_after = {-1}}, "'pad' amounts must be between 0 and 2^40");
+    ts_expect_error(g, OP_PAD, &i, 1, &(NodeAttrs){.pad_after = {1}, .value = 0.5}, "'pad' value 0.5 is not a i32");
+    ts_expect_error(g, OP_GATHER_ROWS, (int[]){x, x}, 2, NULL, "'gather_rows' ids must be i32 or i64, got f32[4,8]");
+    ts_expect_error(g, OP_GATHER_ROWS, (int[]){s, i}, 2, NULL, "'gather_rows' needs a table with at least one dim, got f32[]");
+    ts_expect_error(g, OP_SCATTER_ADD_ROWS, (int[]){x, i}, 2, &(NodeAttrs){.shape = S(2, 10, 8)},
                  "'scatter_add_rows' of f32[4,8] by ids i32[4,8] does not fit rows of f32[10,8]");
-    expect_error(g, OP_RANDOM_UNIFORM, &x, 1, &(NodeAttrs){.dtype = DT_F32, .shape = S(1, 3)},
+    ts_expect_error(g, OP_RANDOM_UNIFORM, &x, 1, &(NodeAttrs){.dtype = DT_F32, .shape = S(1, 3)},
                  "'random_uniform' takes a scalar step counter, got f32[4,8]");
-    expect_error(g, OP_RANDOM_UNIFORM, &s, 1, &(NodeAttrs){.dtype = DT_I32, .shape = S(1, 3)},
+    ts_expect_error(g, OP_RANDOM_UNIFORM, &s, 1, &(NodeAttrs){.dtype = DT_I32, .shape = S(1, 3)},
                  "'random_uniform' makes f32 or f64 values");
-    expect_error(g, OP_RANDOM_UNIFORM, &s, 1, &(NodeAttrs){.dtype = DT_F32, .shape = S(1, 0)},
+    ts_expect_error(g, OP_RANDOM_UNIFORM, &s, 1, &(NodeAttrs){.dtype = DT_F32, .shape = S(1, 0)},
                  "'random_uniform' dimension 0 is 0; dimensions must be positive");
-    expect_error(g, OP_ERF, &i, 1, NULL, "'erf' needs a floating-point tensor, got i32[4,8]");
+    ts_expect_error(g, OP_ERF, &i, 1, NULL, "'erf' needs a floating-point tensor, got i32[4,8]");
     arena_free(a);
 }
 

@@ -25,28 +25,10 @@
 #include "passes/pass.h"
 #include "passes/train.h"
 #include "graph_fuzz.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"p.etch", 1, 1};
 
-static Shape S(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
-static int add(Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, op, ins, n, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
-#define U(g, op, x, ...) add(g, op, 1, (int[]){x}, __VA_ARGS__)
-#define B(g, op, x, y) add(g, op, 2, (int[]){x, y}, NULL)
 #define IN(g, name, ...) graph_add_input(g, name, DT_F32, S(__VA_ARGS__), L)
 #define CONST(g, v, t, ...) graph_add_const(g, v, t, S(__VA_ARGS__), L)
 #define PERM(...) (&(NodeAttrs){.n_axes = sizeof((int[]){__VA_ARGS__}) / sizeof(int), .axes = {__VA_ARGS__}})

@@ -22,27 +22,19 @@
 #include "ir/params.h"
 #include "passes/train.h"
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static SrcLoc L = {"train.etch", 1, 1};
-
-static int op(Graph *g, OpKind k, int n, const int *ins, const NodeAttrs *at) {
-    Diag d;
-    diag_init(&d, stderr);
-    int id = graph_add_op(g, k, ins, n, at, L, &d);
-    diag_dispose(&d);
-    assert_true(id >= 0);
-    return id;
-}
 
 /* logits [B,C] f32, labels [B] i64 -> mean negative log-likelihood of softmax */
 static int cross_entropy(Graph *g, int logits, int y) {
     Shape ls = g->nodes[logits].shape;
-    int lsm = op(g, OP_LOG_SOFTMAX, 1, (int[]){logits}, &(NodeAttrs){.axis = 1});
-    int yy = op(g, OP_RESHAPE, 1, (int[]){y}, &(NodeAttrs){.shape = {2, {ls.dim[0], 1}}});
-    int io = op(g, OP_IOTA, 0, NULL, &(NodeAttrs){.dtype = DT_I64, .shape = {2, {1, ls.dim[1]}}, .axis = 1});
-    int oh = op(g, OP_CAST, 1, (int[]){op(g, OP_EQ, 2, (int[]){yy, io}, NULL)}, &(NodeAttrs){.dtype = DT_F32});
-    int picked = op(g, OP_REDUCE_SUM, 1, (int[]){op(g, OP_MUL, 2, (int[]){lsm, oh}, NULL)}, &(NodeAttrs){.n_axes = 1, .axes = {1}});
-    return op(g, OP_NEG, 1, (int[]){op(g, OP_REDUCE_MEAN, 1, (int[]){picked}, &(NodeAttrs){.n_axes = 1, .axes = {0}})}, NULL);
+    int lsm = add(g, OP_LOG_SOFTMAX, 1, (int[]){logits}, &(NodeAttrs){.axis = 1});
+    int yy = add(g, OP_RESHAPE, 1, (int[]){y}, &(NodeAttrs){.shape = {2, {ls.dim[0], 1}}});
+    int io = add(g, OP_IOTA, 0, NULL, &(NodeAttrs){.dtype = DT_I64, .shape = {2, {1, ls.dim[1]}}, .axis = 1});
+    int oh = add(g, OP_CAST, 1, (int[]){add(g, OP_EQ, 2, (int[]){yy, io}, NULL)}, &(NodeAttrs){.dtype = DT_F32});
+    int picked = add(g, OP_REDUCE_SUM, 1, (int[]){add(g, OP_MUL, 2, (int[]){lsm, oh}, NULL)}, &(NodeAttrs){.n_axes = 1, .axes = {1}});
+    return add(g, OP_NEG, 1, (int[]){add(g, OP_REDUCE_MEAN, 1, (int[]){picked}, &(NodeAttrs){.n_axes = 1, .axes = {0}})}, NULL);
 }
 
 static int linear(Graph *g, int x, const char *name, int in, int out) {
@@ -52,8 +44,8 @@ static int linear(Graph *g, int x, const char *name, int in, int out) {
     double k = 1 / sqrt(in);
     int W = graph_add_param(g, w, DT_F32, (Shape){2, {out, in}}, (ParamInit){INIT_UNIFORM, -k, k}, false, L);
     int B = graph_add_param(g, b, DT_F32, (Shape){1, {out}}, (ParamInit){INIT_UNIFORM, -k, k}, false, L);
-    int Wt = op(g, OP_TRANSPOSE, 1, (int[]){W}, &(NodeAttrs){.n_axes = 2, .axes = {1, 0}});
-    return op(g, OP_ADD, 2, (int[]){op(g, OP_MATMUL, 2, (int[]){x, Wt}, NULL), B}, NULL);
+    int Wt = add(g, OP_TRANSPOSE, 1, (int[]){W}, &(NodeAttrs){.n_axes = 2, .axes = {1, 0}});
+    return add(g, OP_ADD, 2, (int[]){add(g, OP_MATMUL, 2, (int[]){x, Wt}, NULL), B}, NULL);
 }
 
 enum { BATCH = 8, IN = 12, HID = 16, CLASSES = 5, STEPS = 5 };
@@ -62,7 +54,7 @@ static Graph *mlp_step(Arena *a, const OptimSpec *spec) {
     Graph *g = graph_new(a, "Mlp.train_step");
     int x = graph_add_input(g, "x", DT_F32, (Shape){2, {BATCH, IN}}, L);
     int y = graph_add_input(g, "y", DT_I64, (Shape){1, {BATCH}}, L);
-    int h = op(g, OP_TANH, 1, (int[]){linear(g, x, "fc1", IN, HID)}, NULL);
+    int h = add(g, OP_TANH, 1, (int[]){linear(g, x, "fc1", IN, HID)}, NULL);
     graph_add_output(g, cross_entropy(g, linear(g, h, "fc2", HID, CLASSES), y));
     Diag d;
     diag_init(&d, stderr);
@@ -188,7 +180,7 @@ static void test_bad_spec(void **state) {
     Arena *a = arena_new();
     Graph *g = graph_new(a, "bad");
     int x = graph_add_param(g, "w", DT_F32, (Shape){1, {3}}, (ParamInit){INIT_ZEROS, 0, 0}, false, L);
-    graph_add_output(g, op(g, OP_REDUCE_SUM, 1, (int[]){x}, &(NodeAttrs){.n_axes = 1, .axes = {0}}));
+    graph_add_output(g, add(g, OP_REDUCE_SUM, 1, (int[]){x}, &(NodeAttrs){.n_axes = 1, .axes = {0}}));
     OptimSpec s = optim_defaults(OPTIM_SGD);
     s.nesterov = true;
     s.loc = (SrcLoc){"m.etch", 9, 17};

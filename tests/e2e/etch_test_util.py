@@ -1,0 +1,79 @@
+"""Helpers shared by the PyTorch cross-check scripts in tests/e2e (imported
+from the script's directory; not a test itself):
+  - st_write / st_read: a minimal safetensors writer and reader (F32, F64, I64);
+  - rel: max|a - b| / max|b|, the relative error every cross-check reports;
+  - Checks: records and prints ok/FAIL lines against a tolerance and ends the
+    script with exit status 1 if any failed;
+  - run: the etch tool ($ETCH) with its stdout discarded.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+
+
+def st_write(path, tensors):
+    """Minimal safetensors writer (the format's reference layout)."""
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        a = t.detach().cpu().contiguous().numpy()  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        dt = {v: k for k, v in _DTYPES.items()}[a.dtype.type]
+        b = a.tobytes()
+        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def st_read(path):
+    """Every tensor of a safetensors file, as torch tensors."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dt = _DTYPES[info["dtype"]]
+        lo, hi = info["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dt).reshape(info["shape"]).copy())
+    return out
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+class Checks:
+    """check(what, a, b, tol) prints one line (the label padded to `width`) and
+    records a failure when rel(a, b) > tol; finish() reports and exits."""
+
+    def __init__(self, width):
+        self.width = width
+        self.failures = []
+
+    def check(self, what, a, b, tol):
+        r = rel(a, b)
+        status = "ok" if r <= tol else "FAIL"
+        print(f"{status:4} {what:{self.width}} rel err {r:.2e} (tol {tol:g})")
+        if r > tol:
+            self.failures.append(what)
+
+    def finish(self):
+        failures = self.failures
+        print(f"{len(failures)} failed" if failures else "all cross-checks passed")
+        sys.exit(1 if failures else 0)
+
+
+def run(*args):
+    subprocess.run([os.environ["ETCH"], *args], check=True, stdout=subprocess.DEVNULL)

@@ -1,0 +1,200 @@
+/* test_support.c: the shared unit-test helpers declared in test_support.h
+ * (shape builder, op adder, random inputs, the eager-vs-emitted-C harness and
+ * the finite-difference gradient check). Linked into every unit test. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/build.h"
+#include "codegen/c/emit_c.h"
+#include "ir/eager.h"
+#include "ir/params.h"
+#include "passes/autodiff.h"
+#include "passes/pass.h"
+#include "runtime/etch_rt.h"
+#include "unit/test_support.h"
+
+#define TS_MAX_IO 64
+
+Shape S(int rank, ...) {
+    Shape s = {.rank = rank};
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int);
+    va_end(ap);
+    return s;
+}
+
+int ts_add(SrcLoc loc, Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at) {
+    Diag d;
+    diag_init(&d, stderr);
+    int id = graph_add_op(g, op, ins, n, at, loc, &d);
+    diag_dispose(&d);
+    assert_true(id >= 0);
+    return id;
+}
+
+void ts_expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want) {
+    Diag d;
+    diag_init(&d, NULL);
+    assert_int_equal(graph_add_op(g, op, ins, n, at, (SrcLoc){"m.etch", 7, 19}, &d), -1);
+    assert_non_null(d.text);
+    if (!strstr(d.text, want)) fprintf(stderr, "got: %s\nwant: %s\n", d.text, want);
+    assert_non_null(strstr(d.text, want));
+    assert_non_null(strstr(d.text, "m.etch:7:19: error: "));
+    diag_dispose(&d);
+}
+
+Tensor *ts_random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) {
+    Tensor *x = tensor_new(t, s);
+    uint32_t r[4];
+    for (int64_t i = 0; i < tensor_numel(x); i++) {
+        etch_philox4x32(seed, 7, (uint64_t)i, r);
+        double u = etch_u01(r[0]);
+        tensor_set(x, i, t == DT_BOOL ? (u < 0.5) : dtype_is_float(t) ? lo + (hi - lo) * u : floor(u * 10));
+    }
+    return x;
+}
+
+void ts_check_graph(Graph *g, const TsTol *tol) {
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(ir_verify(g, &d));
+    assert_true(g->n_inputs <= TS_MAX_IO && g->n_outputs <= TS_MAX_IO);
+    Tensor *ins[TS_MAX_IO] = {0}, *outs[TS_MAX_IO] = {0};
+    for (int i = 0; i < g->n_inputs; i++) {
+        const Node *n = &g->nodes[g->inputs[i]];
+        ins[i] = ts_random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, tol->lo, tol->hi);
+    }
+    Tensor **params = params_init(g, 0);
+    assert_true(eager_run(g, ins, params, outs, NULL, &d));
+
+    /* -O0: the graph as built, every intermediate in its own buffer; -O2: the
+     * pass pipeline (simplify, cse, dce, fuse) and the memory plan */
+    for (int level = 0; level <= 2; level += 2) {
+        Graph *cg = g;
+        if (level) {
+            PassOptions po = {.opt_level = 2, .verify = true};
+            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
+            assert_non_null(cg);
+        }
+        char *dir = build_tempdir(&d);
+        assert_non_null(dir);
+        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
+        CGenEntry entry = {cg, "forward"};
+        assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+        const char *src[] = {"model.c", "etch_rt.c"};
+        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
+        char lib[4096];
+        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
+        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
+        assert_non_null(h);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        assert_non_null(fwd);
+        const void *in_ptr[TS_MAX_IO];
+        void *out_ptr[TS_MAX_IO];
+        Tensor *got[TS_MAX_IO];
+        for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = ins[i]->data;
+        for (int i = 0; i < g->n_outputs; i++) {
+            got[i] = tensor_new(outs[i]->dtype, outs[i]->shape);
+            out_ptr[i] = got[i]->data;
+        }
+        fwd(in_ptr, out_ptr);
+        for (int i = 0; i < g->n_outputs; i++) {
+            if (tol->exact) assert_memory_equal(got[i]->data, outs[i]->data, tensor_nbytes(outs[i]));
+            double scale = 0;
+            if (tol->scaled)
+                for (int64_t k = 0; k < tensor_numel(outs[i]); k++) scale = fmax(scale, fabs(tensor_get(outs[i], k)));
+            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
+                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
+                bool ok = fabs(want - have) <= tol->rel * (fabs(want) + scale) + tol->abs;
+                if (tol->eq_ok && want == have) ok = true;
+                if (tol->nan_ok && isnan(want) && isnan(have)) ok = true;
+                if (!ok) {
+                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
+                            (long long)k, want, have);
+                    fail();
+                }
+            }
+            tensor_free(got[i]);
+        }
+        dlclose(h);
+        build_rmtree(dir);
+        free(dir);
+    }
+    for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
+    params_free(g, params);
+    diag_dispose(&d);
+}
+
+static double loss_value(const Graph *g, Tensor *const *params, Tensor *r) {
+    Tensor *out[TS_MAX_IO] = {0};
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(eager_run(g, (Tensor *[]){r}, params, out, NULL, &d));
+    double v = tensor_get(out[0], 0);
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
+    diag_dispose(&d);
+    return v;
+}
+
+void ts_check_grad(Graph *g, int f, double tol, double rel_h, uint64_t r_stream, SrcLoc loc) {
+    const Node *fn = &g->nodes[f];
+    int r = graph_add_input(g, "R", DT_F64, fn->shape, loc);
+    int fr = f;
+    if (fn->dtype != DT_F64) fr = ts_add(loc, g, OP_CAST, 1, (int[]){f}, &(NodeAttrs){.dtype = DT_F64});
+    int prod = ts_add(loc, g, OP_MUL, 2, (int[]){fr, r}, NULL);
+    NodeAttrs all = {.n_axes = g->nodes[prod].shape.rank};
+    for (int i = 0; i < all.n_axes; i++) all.axes[i] = i;
+    int loss = ts_add(loc, g, OP_REDUCE_SUM, 1, (int[]){prod}, &all);
+    graph_add_output(g, loss);
+    assert_true(g->n_params < TS_MAX_IO);
+    int grads[TS_MAX_IO];
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(autodiff(g, loss, g->params, g->n_params, grads, &d));
+    for (int i = 0; i < g->n_params; i++) graph_add_output(g, grads[i]);
+    assert_true(ir_verify(g, &d));
+
+    Tensor **params = params_init(g, 42);
+    Tensor *rt = tensor_new(DT_F64, g->nodes[r].shape);
+    uint32_t bits[4];
+    for (int64_t i = 0; i < tensor_numel(rt); i++) {
+        etch_philox4x32(9, r_stream, (uint64_t)i, bits);
+        tensor_set(rt, i, -1 + 2 * etch_u01(bits[0]));
+    }
+    Tensor *out[TS_MAX_IO] = {0};
+    assert_true(eager_run(g, (Tensor *[]){rt}, params, out, NULL, &d));
+    for (int p = 0; p < g->n_params; p++) {
+        Tensor *w = params[p];
+        for (int64_t k = 0; k < tensor_numel(w); k++) {
+            double orig = tensor_get(w, k), h = rel_h * fmax(1.0, fabs(orig));
+            tensor_set(w, k, orig + h);
+            double lp = loss_value(g, params, rt);
+            tensor_set(w, k, orig - h);
+            double lm = loss_value(g, params, rt);
+            tensor_set(w, k, orig);
+            double num = (lp - lm) / (2 * h), ana = tensor_get(out[1 + p], k);
+            if (!(fabs(num - ana) / fmax(1.0, fabs(num)) <= tol)) {
+                fprintf(stderr, "%s: d/d%s[%lld]: autodiff %.10g, finite difference %.10g\n", g->name,
+                        g->nodes[g->params[p]].attr.name, (long long)k, ana, num);
+                fail();
+            }
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(out[i]);
+    tensor_free(rt);
+    params_free(g, params);
+    diag_dispose(&d);
+}

@@ -1,0 +1,59 @@
+/* test_support.h: helpers shared by the unit tests (tests/unit/test_support.c,
+ * linked into every unit test executable; not a test itself):
+ *   - S(rank, dims...) builds a Shape; ts_add adds an op and asserts it took,
+ *     ts_expect_error that it is refused with a given message;
+ *   - ts_random_tensor: deterministic inputs (Philox);
+ *   - ts_check_graph: eager executor vs emitted C at -O0 and -O2, compiled
+ *     into a shared library, loaded and compared under a TsTol;
+ *   - ts_check_grad: autodiff vs central finite differences in float64.
+ * A test file that defines `static SrcLoc L` gets the short forms add(), U()
+ * and B(), which pass L as the ops' location. */
+#ifndef ETCH_TEST_SUPPORT_H
+#define ETCH_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir/ir.h"
+
+Shape S(int rank, ...);
+
+/* graph_add_op that asserts success (diagnostics go to stderr). */
+int ts_add(SrcLoc loc, Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at);
+/* add(g, op, n, ins, at) */
+#define add(...) ts_add(L, __VA_ARGS__)
+#define U(g, op, x, ...) add(g, op, 1, (int[]){x}, __VA_ARGS__)
+#define B(g, op, x, y) add(g, op, 2, (int[]){x, y}, NULL)
+
+/* Expects graph_add_op (at m.etch:7:19) to fail with an error containing `want`. */
+void ts_expect_error(Graph *g, OpKind op, const int *ins, int n, const NodeAttrs *at, const char *want);
+
+/* Philox stream (seed, 7): floats in [lo, hi), ints in [0, 10), bools 0/1. */
+Tensor *ts_random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi);
+
+/* How ts_check_graph draws inputs and compares eager (want) with compiled
+ * (have), element by element. An element passes when
+ *     |want - have| <= rel * (|want| + scale) + abs
+ * where scale is max |want| over that output if `scaled`, else 0; or, if
+ * eq_ok, when want == have; or, if nan_ok, when both are NaN. With `exact`
+ * every output must also be bit-identical. */
+typedef struct TsTol {
+    double lo, hi; /* float inputs in [lo, hi) */
+    double rel, abs;
+    bool scaled, eq_ok, nan_ok, exact;
+} TsTol;
+
+/* Runs g with the eager executor (inputs: ts_random_tensor seeds 100 + i,
+ * params: params_init seed 0), then as emitted C at -O0 (as built) and -O2
+ * (the pass pipeline and the memory plan), each compiled with the system
+ * compiler into a shared library and loaded, and compares every output. */
+void ts_check_graph(Graph *g, const TsTol *tol);
+
+/* Adds loss = sum(f * R) (f cast to float64 if needed; R a float64 input from
+ * Philox stream (9, r_stream), uniform in [-1, 1)), differentiates it with the
+ * autodiff pass and checks every element of every param's gradient against
+ * (loss(p + h) - loss(p - h)) / 2h with h = rel_h * max(1, |p|):
+ * |num - autodiff| / max(1, |num|) <= tol. Params from params_init seed 42. */
+void ts_check_grad(Graph *g, int f, double tol, double rel_h, uint64_t r_stream, SrcLoc loc);
+
+#endif
