@@ -4,8 +4,11 @@ from the script's directory; not a test itself):
   - rel: max|a - b| / max|b|, the relative error every cross-check reports;
   - Checks: records and prints ok/FAIL lines against a tolerance and ends the
     script with exit status 1 if any failed;
-  - run: the etch tool ($ETCH) with its stdout discarded.
+  - run: the etch tool ($ETCH) with its stdout discarded;
+  - CompiledNet: a library built by `etch build --train` (libnet.so), loaded
+    with ctypes: load/save weights, call an entry's _v form.
 """
+import ctypes
 import json
 import os
 import struct
@@ -77,3 +80,22 @@ class Checks:
 
 def run(*args):
     subprocess.run([os.environ["ETCH"], *args], check=True, stdout=subprocess.DEVNULL)
+
+
+class CompiledNet:
+    def __init__(self, build):
+        self.lib = ctypes.CDLL(os.path.join(build, "libnet.so"))
+        self.err = ctypes.create_string_buffer(1024)
+
+    def load(self, path):
+        if self.lib.net_load(path.encode(), 0, self.err, 1024) != 0:
+            sys.exit("net_load: " + self.err.value.decode())
+
+    def save(self, path):
+        if self.lib.net_save(path.encode(), 0, self.err, 1024) != 0:
+            sys.exit("net_save: " + self.err.value.decode())
+
+    def call(self, entry, inputs, outputs):
+        ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
+        outs = (ctypes.c_void_p * len(outputs))(*[a.ctypes.data for a in outputs])
+        getattr(self.lib, entry)(ins, outs)

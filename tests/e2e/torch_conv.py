@@ -15,15 +15,13 @@ For each, on weights PyTorch initialized and wrote to a safetensors file:
      and torch_crosscheck.py already checks etch's Adam against PyTorch's).
 Relative errors are max|etch - torch| / max|torch| per tensor.
 """
-import ctypes
 import os
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-from etch_test_util import Checks, run, st_read, st_write
+from etch_test_util import Checks, CompiledNet, run, st_read, st_write
 
 SRC = os.environ["ETCH_SOURCE_DIR"]
 LENET = os.path.join(SRC, "samples", "lenet.etch")
@@ -106,15 +104,9 @@ def cross_check(t, label, path, make, steps):
 
     build = os.path.join(t, "build_" + label)
     run("build", path, "-D", f"B={B}", "--train", "-o", build)
-    lib = ctypes.CDLL(os.path.join(build, "libnet.so"))
-    err = ctypes.create_string_buffer(1024)
-    if lib.net_load(wpath.encode(), 0, err, 1024) != 0:
-        sys.exit("net_load: " + err.value.decode())
-
-    def call(entry, inputs, outputs):
-        ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
-        outs = (ctypes.c_void_p * len(outputs))(*[a.ctypes.data for a in outputs])
-        getattr(lib, entry)(ins, outs)
+    lib = CompiledNet(build)
+    lib.load(wpath)
+    call = lib.call
 
     ref = make()
     ref.load_state_dict(net.state_dict())
@@ -138,8 +130,7 @@ def cross_check(t, label, path, make, steps):
         opt.step()
         call("net_train_step_v", [xb.numpy().copy(), yb.numpy().astype(np.int64).copy()], [np.zeros((), np.float32)])
     after = os.path.join(t, "after.safetensors")
-    if lib.net_save(after.encode(), 0, err, 1024) != 0:
-        sys.exit("net_save: " + err.value.decode())
+    lib.save(after)
     got = st_read(after)
     for name, p in ref.state_dict().items():
         check(f"{label}: sgd: {name} after {steps} steps", got[name].numpy(), p.numpy(), 1e-4)

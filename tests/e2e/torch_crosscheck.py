@@ -10,15 +10,13 @@ Compares etch against PyTorch on the same weights and batch:
   4. trained weights written by etch load back into PyTorch.
 Relative errors are max|etch - torch| / max|torch| per tensor.
 """
-import ctypes
 import os
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-from etch_test_util import Checks, run, st_read, st_write
+from etch_test_util import Checks, CompiledNet, run, st_read, st_write
 
 SRC = os.environ["ETCH_SOURCE_DIR"]
 MLP = os.path.join(SRC, "samples", "mlp.etch")
@@ -63,15 +61,9 @@ with tempfile.TemporaryDirectory() as t:
         open(model_path, "w").write(src)
         build = os.path.join(t, "build_" + opt_name.split()[0])
         run("build", model_path, "-D", f"B={B}", "--train", "-o", build)
-        lib = ctypes.CDLL(os.path.join(build, "libnet.so"))
-        err = ctypes.create_string_buffer(1024)
-        if lib.net_load(wpath.encode(), 0, err, 1024) != 0:
-            sys.exit("net_load: " + err.value.decode())
-
-        def call(entry, inputs, outputs):
-            ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
-            outs = (ctypes.c_void_p * len(outputs))(*[a.ctypes.data for a in outputs])
-            getattr(lib, entry)(ins, outs)
+        lib = CompiledNet(build)
+        lib.load(wpath)
+        call = lib.call
 
         xs, ys = x.numpy().copy(), y.numpy().astype(np.int64).copy()
         if opt_name == "sgd momentum":
@@ -96,8 +88,7 @@ with tempfile.TemporaryDirectory() as t:
             loss = np.zeros((), np.float32)
             call("net_train_step_v", [xb.numpy().copy(), yb.numpy().astype(np.int64).copy()], [loss])
         after = os.path.join(t, "after.safetensors")
-        if lib.net_save(after.encode(), 0, err, 1024) != 0:
-            sys.exit("net_save: " + err.value.decode())
+        lib.save(after)
         got = st_read(after)
         for name, p in ref.state_dict().items():
             check(f"{opt_name}: {name} after 5 steps", got[name].numpy(), p.numpy(), 1e-4)

@@ -19,15 +19,13 @@ reference is then exact to float32 rounding, and it sidesteps a float32 CPU
 BatchNorm backward in some PyTorch builds (Debian's 1.13) that returns wrong
 gradients for [N, C, L] inputs.
 """
-import ctypes
 import os
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-from etch_test_util import Checks, run, st_read, st_write
+from etch_test_util import Checks, CompiledNet, run, st_read, st_write
 
 B, T, V, D = 8, 5, 12, 6
 torch.manual_seed(0)
@@ -133,17 +131,11 @@ def crosscheck(name, src, make_model, make_x, t):
     # 2-3. the compiled grad and train_step entries through ctypes
     build = os.path.join(t, "build_" + name)
     run("build", model_path, "--train", "-o", build)
-    lib = ctypes.CDLL(os.path.join(build, "libnet.so"))
-    err = ctypes.create_string_buffer(1024)
+    lib = CompiledNet(build)
+    call = lib.call
 
     def load():
-        if lib.net_load(wpath.encode(), 0, err, 1024) != 0:
-            sys.exit("net_load: " + err.value.decode())
-
-    def call(entry, inputs, outputs):
-        ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
-        outs = (ctypes.c_void_p * len(outputs))(*[a.ctypes.data for a in outputs])
-        getattr(lib, entry)(ins, outs)
+        lib.load(wpath)
 
     load()
     y = torch.randint(0, 3, (B,))
@@ -167,8 +159,7 @@ def crosscheck(name, src, make_model, make_x, t):
         loss = np.zeros((), np.float32)
         call("net_train_step_v", [xb.numpy().copy(), yb.numpy().astype(np.int64).copy()], [loss])
     after = os.path.join(t, name + "_after.safetensors")
-    if lib.net_save(after.encode(), 0, err, 1024) != 0:
-        sys.exit("net_save: " + err.value.decode())
+    lib.save(after)
     got = st_read(after)
     for k, v in ref.state_dict().items():
         check(f"{name}: {k} after 3 steps", got[k].numpy(), v.numpy(), 1e-5)

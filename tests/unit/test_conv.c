@@ -13,14 +13,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/build.h"
-#include "codegen/c/emit_c.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/autodiff.h"
