@@ -166,6 +166,35 @@ static void emit_param_data(StrBuf *b, const Tensor *t) {
     }
 }
 
+/* Emits `const T vN = expr;` for fused-group member id: operands in the group
+ * are registers (vK), scalar constants are literals, and every other operand
+ * (a leaf) is read at its index expression leaf_idx[leaf_slot[operand]]. */
+static void emit_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]) {
+    const Node *x = &g->nodes[id];
+    StrBuf operand[3] = {{0}, {0}, {0}};
+    char lit[64];
+    for (int k = 0; k < x->n_in; k++) {
+        int in = x->in[k];
+        const Node *v = &g->nodes[in];
+        if (v->attr.group == x->attr.group) {
+            sb_printf(&operand[k], "v%d", in);
+        } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
+            cemit_literal(lit, sizeof lit, v->attr.value, v->dtype);
+            sb_puts(&operand[k], lit);
+        } else {
+            sb_printf(&operand[k], "%s[%s]", e->buf[in], leaf_idx[leaf_slot[in]]);
+        }
+    }
+    StrBuf expr = {0};
+    const char *ops3[3] = {operand[0].s ? operand[0].s : "", operand[1].s ? operand[1].s : "",
+                           operand[2].s ? operand[2].s : ""};
+    ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
+    cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), id, dtype_c_type(x->dtype), expr.s,
+               op_table[x->op].name);
+    sb_free(&expr);
+    for (int k = 0; k < 3; k++) sb_free(&operand[k]);
+}
+
 /* Emits a fused group (passes/fuse.c) rooted at `root`: one loop nest over the
  * group's shape; each member is a local scalar, computed in id order from
  * the C templates of the op table; members read outside the group are
@@ -194,28 +223,9 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     e->indent++;
     char var[ETCH_MAX_RANK][16], idx[256];
     for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
-    char (*operand)[320] = malloc(sizeof *operand * 3);
-    for (int m = 0; m < n_members; m++) {
-        const Node *x = &g->nodes[members[m]];
-        for (int k = 0; k < x->n_in; k++) {
-            int in = x->in[k];
-            const Node *v = &g->nodes[in];
-            if (v->attr.group == gid) {
-                snprintf(operand[k], sizeof operand[k], "v%d", in);
-            } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
-                cemit_literal(operand[k], sizeof operand[k], v->attr.value, v->dtype);
-            } else {
-                ops_loops_index(&L, leaf_slot[in], var, idx, sizeof idx);
-                snprintf(operand[k], sizeof operand[k], "%s[%s]", e->buf[in], idx);
-            }
-        }
-        StrBuf expr = {0};
-        const char *ops3[3] = {operand[0], operand[1], operand[2]};
-        ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
-        cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), members[m], dtype_c_type(x->dtype),
-                   expr.s, op_table[x->op].name);
-        sb_free(&expr);
-    }
+    char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
+    for (int l = 0; l < n_leaves; l++) ops_loops_index(&L, l, var, leaf_idx[l], sizeof leaf_idx[l]);
+    for (int m = 0; m < n_members; m++) emit_member(e, g, members[m], leaf_slot, leaf_idx);
     ops_loops_index(&L, -1, var, idx, sizeof idx);
     for (int m = 0; m < n_members; m++)
         if (mp->kind[members[m]] != STORE_REGISTER) cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
@@ -223,7 +233,7 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     e->indent--;
     cemit_line(e, "}");
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
-    free(operand);
+    free(leaf_idx);
 }
 
 /* Emits a group rooted at a reduction: the members (elementwise producers of
@@ -271,7 +281,7 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
             }
     }
     /* index of strides st over the loop variables ("0" when none) */
-    char idx[320], (*operand)[640] = malloc(sizeof *operand * 3);
+    char idx[320];
 #define INDEX_OF(strides)                                                                                       \
     do {                                                                                                        \
         size_t len_ = 0;                                                                                        \
@@ -282,26 +292,13 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
                                          (long long)(strides)[i_]);                                             \
         if (!len_) snprintf(idx, sizeof idx, "0");                                                              \
     } while (0)
+    char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
+    for (int l = 0; l < n_leaves; l++) {
+        INDEX_OF(lst[l]);
+        memcpy(leaf_idx[l], idx, sizeof idx);
+    }
     for (int m = 0; m < n_members; m++) {
-        const Node *x = &g->nodes[members[m]];
-        for (int k = 0; k < x->n_in; k++) {
-            int in = x->in[k];
-            const Node *v = &g->nodes[in];
-            if (v->attr.group == gid) {
-                snprintf(operand[k], sizeof operand[k], "v%d", in);
-            } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
-                cemit_literal(operand[k], sizeof operand[k], v->attr.value, v->dtype);
-            } else {
-                INDEX_OF(lst[leaf_slot[in]]);
-                snprintf(operand[k], sizeof operand[k], "%s[%s]", e->buf[in], idx);
-            }
-        }
-        StrBuf expr = {0};
-        const char *ops3[3] = {operand[0], operand[1], operand[2]};
-        ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
-        cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), members[m], dtype_c_type(x->dtype),
-                   expr.s, op_table[x->op].name);
-        sb_free(&expr);
+        emit_member(e, g, members[m], leaf_slot, leaf_idx);
         if (mp->kind[members[m]] != STORE_REGISTER) {
             INDEX_OF(dense);
             cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
@@ -321,7 +318,7 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
     e->indent--;
     cemit_line(e, "}");
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
-    free(operand);
+    free(leaf_idx);
 }
 
 /* Emits one entry function; returns the arena bytes it needs. */
