@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-to
       python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "deps.sh: installing ${missing[*]}"

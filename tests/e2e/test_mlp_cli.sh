@@ -51,7 +51,9 @@ fi
 
 # --blas=openblas: matmuls call OpenBLAS (the program links it); same results as eager
 "$ETCH" build "$mlp" --exe -D B=64 --blas=openblas -o "$t/blas"
-ldd "$t/blas/Net" | grep -q libopenblas || fail "--blas=openblas program does not link OpenBLAS"
+# (ldd's output goes to a file first: `ldd | grep -q` can fail under pipefail when grep exits early)
+ldd "$t/blas/Net" >"$t/ldd.txt"
+grep -q libopenblas "$t/ldd.txt" || fail "--blas=openblas program does not link OpenBLAS"
 grep -q cblas_sgemm "$t/blas/model.c" || fail "--blas=openblas emitted no cblas_sgemm call"
 "$t/blas/Net" --weights "$t/t1/Net.safetensors" "$t/in64.npy" "$t/ob.npy"
 "$ETCH" compare "$t/ob.npy" "$t/oe.npy"

@@ -24,7 +24,7 @@ acc=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' "$t/one.log")
 awk -v a="$acc" 'BEGIN { exit !(a >= 60) }' || fail "accuracy $acc% after one epoch on 6400 examples"
 grep -q '^Epoch: 1, Loss: ' "$t/one.log" || fail "no per-epoch loss line"
 [ -f "$t/one/Net.safetensors" ] && [ -f "$t/one/checkpoint.safetensors" ] || fail "missing output files"
-ls "$t/one" | grep -q tmp && fail "temporary files left behind"
+[ -z "$(ls "$t/one" | grep tmp)" ] || fail "temporary files left behind"
 
 "$ETCH" train "$mlp" --data "$data" --epochs 2 --limit 6400 -o "$t/two" >"$t/two.log"
 "$ETCH" train "$mlp" --data "$data" --epochs 2 --limit 6400 --resume "$t/one/checkpoint.safetensors" -o "$t/res" >"$t/res.log"
