@@ -15,20 +15,18 @@ in float64 on the float32 weights and inputs; relative errors are
 max|etch - torch| / max|torch| per tensor.
 """
 import ctypes
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
 
-ETCH = os.environ["ETCH"]
+from etch_test_util import Checks, run, st_read, st_write
+
 B, T, E, H, F = 4, 6, 8, 2, 16
 torch.manual_seed(0)
-failures = []
+checks = Checks(60)
 
 
 def etch_src(body):
@@ -74,48 +72,6 @@ class Layer(torch.nn.Module):
         return self.fc(self.blk(x, src_mask=causal_mask() if self.causal else None).mean(1))
 
 
-def st_write(path, tensors):
-    """Minimal safetensors writer (the format's reference layout)."""
-    header, offset, blobs = {}, 0, []
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy()
-        b = a.astype(np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path):
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=np.float32)
-                                     .reshape(info["shape"]).copy())
-    return out
-
-
-def check(what, a, b, tol):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    r = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
-    status = "ok" if r <= tol else "FAIL"
-    print(f"{status:4} {what:60} rel err {r:.2e} (tol {tol:g})")
-    if r > tol:
-        failures.append(what)
-
-
-def run(*args):
-    subprocess.run([ETCH, *args], check=True, stdout=subprocess.DEVNULL)
-
-
 def crosscheck(name, body, make_model, t):
     model_path = os.path.join(t, name + ".etch")
     open(model_path, "w").write(etch_src(body))
@@ -138,7 +94,7 @@ def crosscheck(name, body, make_model, t):
     for mode in ([], ["--eager"]):
         out = os.path.join(t, name + "_out.npy")
         run("run", model_path, "--weights", wpath, "--input", xpath, "-o", out, *mode)
-        check(f"{name}: forward (eval) " + ("eager" if mode else "compiled"), np.load(out), want, 1e-5)
+        checks.check(f"{name}: forward (eval) " + ("eager" if mode else "compiled"), np.load(out), want, 1e-5)
 
     build = os.path.join(t, "build_" + name)
     run("build", model_path, "--train", "--weights", wpath, "-o", build)
@@ -153,9 +109,9 @@ def crosscheck(name, body, make_model, t):
     ins = [x.numpy().copy(), y.numpy().astype(np.int64).copy()]
     lib.net_grad_v((ctypes.c_void_p * 2)(*[a.ctypes.data for a in ins]),
                    (ctypes.c_void_p * len(outs))(*[a.ctypes.data for a in outs]))
-    check(f"{name}: loss", outs[0], loss.item(), 1e-5)
+    checks.check(f"{name}: loss", outs[0], loss.item(), 1e-5)
     for (pname, p), g in zip(ref.named_parameters(), outs[1:]):
-        check(f"{name}: grad {pname}", g, p.grad.numpy(), 1e-5)
+        checks.check(f"{name}: grad {pname}", g, p.grad.numpy(), 1e-5)
 
     back = make_model()
     back.load_state_dict(st_read(os.path.join(build, "Net.safetensors")), strict=True)
@@ -170,5 +126,4 @@ with tempfile.TemporaryDirectory() as t:
     crosscheck("post_relu", f"blk = TransformerEncoderLayer({E}, {H}, {F}, dropout = 0.0, norm_first = false)",
                lambda: Layer(False, "relu", False), t)
 
-print(f"{len(failures)} failed" if failures else "all cross-checks passed")
-sys.exit(1 if failures else 0)
+checks.finish()
