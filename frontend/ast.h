@@ -37,6 +37,9 @@ typedef enum TokKind {
     TK_AND,
     TK_OR,
     TK_NOT,
+    TK_FOR,
+    TK_IN,
+    TK_YIELD,
     /* punctuation */
     TK_LPAREN,
     TK_RPAREN,
@@ -142,6 +145,8 @@ typedef enum StmtKind {
     ST_ASSIGN, /* a = e (a must be bound) */
     ST_RETURN, /* return e, ... */
     ST_IF,     /* if c { ... } else { ... }   (c a compile-time constant) */
+    ST_FOR,    /* [let a, b =] for x in xs { ... [yield e, ...] }: a loop over time, run at run time */
+    ST_YIELD,  /* yield e, ...: a for body's per-step outputs */
 } StmtKind;
 
 typedef struct Stmt Stmt;
@@ -162,7 +167,9 @@ struct Stmt {
     Expr **values;       /* ST_ASSIGN: one; ST_LET, ST_RETURN: one or more (several form a tuple) */
     int n_values;
     Expr *cond;          /* ST_IF */
-    Block then_block;
+    Block then_block;    /* ST_IF; ST_FOR: the loop body */
+    const char *loop_var; /* ST_FOR: the step variable, values[0] the sequence; names: the let-bound results */
+    SrcLoc loop_var_loc;
     Block *else_block;   /* ST_IF: NULL when absent; an else-if is a block holding one ST_IF */
 };
 

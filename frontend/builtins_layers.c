@@ -363,6 +363,35 @@ static bool lb_masked_fill(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *ar
     return result(y, loc, out);
 }
 
+/* full(shape, value, dtype = f32) and zeros(shape, dtype = f32): a constant
+ * tensor, like torch.full and torch.zeros (a loop's initial state). */
+static bool lb_full(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    bool is_full = strcmp(b->name, "full") == 0;
+    const Value *sv = &args[0], *dv = &args[is_full ? 2 : 1];
+    NodeAttrs a = {.dtype = DT_F32};
+    if (given[is_full ? 2 : 1]) {
+        if (dv->kind != V_DTYPE)
+            return diag_error(e->diag, dv->loc, "dtype of %s must be a dtype like f32, got %s", lb_fname(e, b),
+                              value_describe(e, dv));
+        a.dtype = dv->dtype;
+    }
+    if (is_full && !value_number(e, &args[1], arena_printf(e->arena, "value of %s", lb_fname(e, b)), &a.value))
+        return false;
+    if (sv->kind != V_LIST || sv->n_items > ETCH_MAX_RANK)
+        return diag_error(e->diag, sv->loc, "shape of %s must be a list of at most %d integers like [64, 128], got %s",
+                          lb_fname(e, b), ETCH_MAX_RANK, value_describe(e, sv));
+    a.shape.rank = sv->n_items;
+    for (int i = 0; i < sv->n_items; i++) {
+        int64_t d;
+        if (!value_int(e, &sv->items[i], arena_printf(e->arena, "a dimension in %s", lb_fname(e, b)), &d)) return false;
+        if (d < 1 || d > 2147483647)
+            return diag_error(e->diag, sv->items[i].loc, "dimension %lld in %s must be between 1 and 2^31 - 1",
+                              (long long)d, lb_fname(e, b));
+        a.shape.dim[i] = d;
+    }
+    return result(lb_op(e, OP_CONST, NULL, 0, &a, loc), loc, out);
+}
+
 /* ---- the table ---- */
 
 static const LayerBuiltin layer_builtins[] = {
@@ -377,6 +406,8 @@ static const LayerBuiltin layer_builtins[] = {
     {"pad", {"x", "pad", "value"}, 3, 2, lb_pad},
     {"embedding", {"input", "weight"}, 2, 2, lb_embedding},
     {"causal_mask", {"size"}, 1, 1, lb_causal_mask},
+    {"full", {"shape", "value", "dtype"}, 3, 2, lb_full},
+    {"zeros", {"shape", "dtype"}, 2, 1, lb_full},
     {"masked_fill", {"x", "mask", "value"}, 3, 3, lb_masked_fill},
     {"dropout", {"x", "p"}, 2, 1, lb_dropout},
     {"batch_norm",

@@ -99,6 +99,8 @@ typedef struct Elab {
     int call_depth;
     int inst_depth;
     bool training;         /* tracing a train block: dropout and friends are active */
+    struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
+    int n_loops;           /* loops traced so far (names their body graphs) */
     const char *last_note; /* the last note printed while unwinding an error */
     SrcLoc last_note_loc;
 } Elab;

@@ -22,6 +22,7 @@ static const struct {
     {"const", TK_CONST}, {"module", TK_MODULE}, {"model", TK_MODEL}, {"fn", TK_FN},       {"let", TK_LET},
     {"return", TK_RETURN}, {"param", TK_PARAM}, {"frozen", TK_FROZEN}, {"if", TK_IF},     {"else", TK_ELSE},
     {"true", TK_TRUE},   {"false", TK_FALSE},   {"and", TK_AND},       {"or", TK_OR},     {"not", TK_NOT},
+    {"for", TK_FOR},     {"in", TK_IN},         {"yield", TK_YIELD},
 };
 
 /* Multi-character punctuation first, so the longest match wins. */

@@ -402,16 +402,37 @@ static Stmt *parse_if_stmt(Parser *P) {
     return parse_block(P, s->else_block) ? s : NULL;
 }
 
-/* stmt = "let" IDENT { "," IDENT } [ ":" type ] "=" expr { "," expr }
+/* for_stmt = "for" IDENT "in" expr block ; (s: the statement, already holding any let names) */
+static Stmt *parse_for_stmt(Parser *P, Stmt *s) {
+    Token *kw = expect(P, TK_FOR, "after '='");
+    if (!kw) return NULL;
+    s->kind = ST_FOR;
+    if (!s->n_names) s->loc = kw->loc;
+    Token *var = expect(P, TK_IDENT, "after 'for'");
+    if (!var) return NULL;
+    s->loop_var = tok_name(P, var);
+    s->loop_var_loc = var->loc;
+    if (!expect(P, TK_IN, "after the loop variable")) return NULL;
+    s->values = arena_alloc(P->arena, sizeof(Expr *));
+    if (!(s->values[0] = parse_expr(P))) return NULL;
+    s->n_values = 1;
+    if (!parse_block(P, &s->then_block)) return NULL;
+    skip_semis(P);
+    return s;
+}
+
+/* stmt = "let" IDENT { "," IDENT } [ ":" type ] "=" ( expr { "," expr } | for_stmt )
  *      | IDENT "=" expr
  *      | "return" expr { "," expr }
- *      | if_stmt ;                                   (each optionally followed by ";") */
+ *      | "yield" expr { "," expr }
+ *      | if_stmt | for_stmt ;                        (each optionally followed by ";") */
 static Stmt *parse_stmt(Parser *P) {
     Token *t = peek(P);
     Stmt *s = arena_alloc(P->arena, sizeof *s);
     s->loc = t->loc;
     int cap_names = 0, cap_vals = 0;
     if (t->kind == TK_IF) return parse_if_stmt(P);
+    if (t->kind == TK_FOR) return parse_for_stmt(P, s);
     if (t->kind == TK_LET) {
         next(P);
         s->kind = ST_LET;
@@ -434,6 +455,13 @@ static Stmt *parse_stmt(Parser *P) {
             if (!(s->type = parse_type(P))) return NULL;
         }
         if (!expect(P, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the name")) return NULL;
+        if (at(P, TK_FOR)) {
+            if (s->type) {
+                diag_error(P->diag, peek(P)->loc, "a 'for' loop's results take no type annotation");
+                return NULL;
+            }
+            return parse_for_stmt(P, s);
+        }
     } else if (t->kind == TK_IDENT && peek_at(P, 1)->kind == TK_ASSIGN) {
         next(P);
         next(P);
@@ -443,9 +471,9 @@ static Stmt *parse_stmt(Parser *P) {
         s->name_locs = arena_alloc(P->arena, sizeof(SrcLoc));
         s->name_locs[0] = t->loc;
         s->n_names = 1;
-    } else if (t->kind == TK_RETURN) {
+    } else if (t->kind == TK_RETURN || t->kind == TK_YIELD) {
         next(P);
-        s->kind = ST_RETURN;
+        s->kind = t->kind == TK_RETURN ? ST_RETURN : ST_YIELD;
         do {
             Expr *e = parse_expr(P);
             if (!e) return NULL;
@@ -457,7 +485,7 @@ static Stmt *parse_stmt(Parser *P) {
         const char *hint = t->kind == TK_PARAM || t->kind == TK_CONST || t->kind == TK_FN
                                ? " (declare members in the module body, not inside fn)"
                                : "";
-        diag_error(P->diag, t->loc, "expected a statement ('let', 'return', 'if' or 'name = ...'), found %s%s",
+        diag_error(P->diag, t->loc, "expected a statement ('let', 'return', 'if', 'for', 'yield' or 'name = ...'), found %s%s",
                    tok_found(P, t), hint);
         return NULL;
     }

@@ -39,7 +39,7 @@ bool eager_run(const Graph *g, Tensor *const *inputs, Tensor *const *params, Ten
     for (int id = 0; id < g->n_nodes && ok; id++) {
         const Node *n = &g->nodes[id];
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
-        const Tensor *ins[8];
+        const Tensor *ins[ETCH_MAX_OPERANDS];
         for (int k = 0; k < n->n_in; k++) ins[k] = val[n->in[k]];
         val[id] = tensor_new(n->dtype, n->shape);
         owned[id] = true;

@@ -46,9 +46,12 @@ int graph_append_raw(Graph *g, const Node *n) {
 
 int graph_add_op(Graph *g, OpKind op, const int *ins, int n_in, const NodeAttrs *attrs, SrcLoc loc, Diag *d) {
     const OpInfo *info = &op_table[op];
-    if (n_in != info->arity) {
-        diag_error(d, loc, "'%s' takes %d operand%s, got %d", info->name, info->arity, info->arity == 1 ? "" : "s",
-                   n_in);
+    if (!op_arity_ok(op, n_in)) {
+        if (info->arity < 0)
+            diag_error(d, loc, "'%s' takes at most %d operands, got %d", info->name, ETCH_MAX_OPERANDS, n_in);
+        else
+            diag_error(d, loc, "'%s' takes %d operand%s, got %d", info->name, info->arity,
+                       info->arity == 1 ? "" : "s", n_in);
         return -1;
     }
     Node n = {.op = op, .n_in = n_in, .in = (int *)ins, .loc = loc};

@@ -20,6 +20,9 @@
 #include "ir/diag.h"
 
 enum { ETCH_MAX_RANK = 8 };
+/* Most operands one node takes (a scan passes its carries, sequences and
+ * captured values; every other op takes at most three). */
+enum { ETCH_MAX_OPERANDS = 32 };
 
 typedef enum DType {
     DT_F32,
@@ -51,6 +54,7 @@ typedef enum OpClass {
     OPC_LAYOUT, /* moves data without arithmetic */
     OPC_SOFTMAX,
     OPC_CONV, /* sliding windows over NCHW images: conv2d, pools and their gradients (ir/ops/conv.c) */
+    OPC_LOOP, /* scan: runs a body graph once per time step (ir/ops/scan.c) */
 } OpClass;
 
 /* How a parameter gets its initial value when no weights file is given. */
@@ -93,6 +97,13 @@ typedef struct NodeAttrs {
     /* pad: elements added before / after each dim, filled with `value` */
     int64_t pad_before[ETCH_MAX_RANK], pad_after[ETCH_MAX_RANK];
     uint64_t seed;      /* random_uniform: the Philox key */
+    /* scan (ir/ops/scan.c): operands are n_carry initial carries, n_xs
+     * sequences [T, ...] (time-major) and then the values the body captures;
+     * body maps (carries, one step of each sequence, captures) to (new
+     * carries, per-step outputs). reverse: steps run T-1 down to 0. */
+    struct Graph *body;
+    int n_carry, n_xs;
+    bool reverse;
     int group;          /* fusion group (passes/fuse.c): nodes with the same nonzero group run as one kernel */
 } NodeAttrs;
 
@@ -133,7 +144,7 @@ typedef void (*VjpFn)(VjpCtx *c); /* fills c->gx[k] for operands with c->needs[k
 
 typedef struct OpInfo {
     const char *name;
-    int arity;
+    int arity; /* -1: any number up to ETCH_MAX_OPERANDS (scan) */
     OpClass cls;
     ShapeFn shape;
     EvalFn eval;
@@ -148,6 +159,8 @@ extern const OpInfo op_table[OP_COUNT];
 /* True for ops whose result shares its operand's storage (reshape of a dense
  * tensor): backends give them no buffer of their own. */
 bool op_is_view(OpKind op);
+/* True when n operands suit op's arity. */
+bool op_arity_ok(OpKind op, int n);
 /* Looks an op up by its textual-IR name; returns OP_COUNT if unknown. */
 OpKind op_from_name(const char *name);
 

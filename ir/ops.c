@@ -40,6 +40,11 @@ void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int6
 
 bool op_is_view(OpKind op) { return op == OP_RESHAPE; }
 
+bool op_arity_ok(OpKind op, int n) {
+    int a = op_table[op].arity;
+    return a < 0 ? n >= 0 && n <= ETCH_MAX_OPERANDS : n == a;
+}
+
 void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L) {
     int64_t st[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
     for (int k = 0; k < n; k++) ops_broadcast_strides(ins[k], out, st[k]);

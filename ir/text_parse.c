@@ -282,11 +282,14 @@ enum {
     AK_BEFORE = 1 << 17,   /* pad */
     AK_AFTER = 1 << 18,    /* pad */
     AK_SEED = 1 << 19,     /* random_uniform */
+    AK_CARRIES = 1 << 20,  /* scan */
+    AK_XS = 1 << 21,       /* scan */
+    AK_REVERSE = 1 << 22,  /* scan */
 };
 static const char *const attr_names[] = {"init", "frozen", "value", "axes", "keepdims", "perm", "axis",
                                          "transpose_a", "transpose_b", "group", "kernel", "stride",
                                          "padding", "dilation", "groups", "start", "length", "before",
-                                         "after", "seed"};
+                                         "after", "seed", "carries", "xs", "reverse"};
 enum { N_ATTR_KEYS = sizeof attr_names / sizeof attr_names[0] };
 
 static unsigned attrs_allowed(OpKind op) {
@@ -312,6 +315,7 @@ static unsigned attrs_allowed(OpKind op) {
     case OP_CONCAT: return AK_AXIS | AK_GROUP;
     case OP_PAD: return AK_BEFORE | AK_AFTER | AK_VALUE | AK_GROUP;
     case OP_RANDOM_UNIFORM: return AK_SEED | AK_GROUP;
+    case OP_SCAN: return AK_CARRIES | AK_XS | AK_REVERSE;
     default: return AK_GROUP; /* any op may belong to a fusion group */
     }
 }
@@ -319,7 +323,7 @@ static unsigned attrs_allowed(OpKind op) {
 static unsigned attrs_required(OpKind op) {
     return attrs_allowed(op) &
            (AK_VALUE | AK_AXES | AK_PERM | AK_AXIS | AK_KERNEL | AK_STRIDE | AK_PADDING | AK_DILATION | AK_GROUPS |
-            AK_START | AK_LENGTH | AK_BEFORE | AK_AFTER | AK_SEED);
+            AK_START | AK_LENGTH | AK_BEFORE | AK_AFTER | AK_SEED | AK_CARRIES | AK_XS);
 }
 
 /* "[" [int {"," int}] "]" into out[0..ETCH_MAX_RANK) (pad amounts; missing entries are 0). */
@@ -457,6 +461,15 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
             ok = parse_int(P, 0, INT64_MAX, "a seed", &v);
             attr->seed = ok ? (uint64_t)v : 0;
             break;
+        case AK_CARRIES:
+            ok = parse_int(P, 0, ETCH_MAX_OPERANDS, "a number of carries", &v);
+            attr->n_carry = ok ? (int)v : 0;
+            break;
+        case AK_XS:
+            ok = parse_int(P, 0, ETCH_MAX_OPERANDS, "a number of sequences", &v);
+            attr->n_xs = ok ? (int)v : 0;
+            break;
+        case AK_REVERSE: ok = parse_bool(P, name, &attr->reverse); break;
         }
         if (!ok) return false;
     }
@@ -480,6 +493,8 @@ static bool parse_loc(Parser *P, SrcLoc *loc) {
 
 /* ---- nodes and the graph ---- */
 
+static Graph *parse_graph(Parser *P, bool top);
+
 /* A "%N" operand that must name an already defined value. */
 static bool parse_use(Parser *P, const char *what, int *id) {
     if (P->tok.kind != TK_VALUE) return parse_expected(P, what);
@@ -490,7 +505,7 @@ static bool parse_use(Parser *P, const char *what, int *id) {
     return lex_next(P);
 }
 
-enum { PARSE_MAX_OPERANDS = 16 };
+enum { PARSE_MAX_OPERANDS = ETCH_MAX_OPERANDS };
 
 /* %N = op ["name"] [operands] [{attrs}] : type [@ loc] */
 static bool parse_node(Parser *P) {
@@ -542,8 +557,11 @@ static bool parse_node(Parser *P) {
             if (!tok_is(P, ",")) break;
             if (!lex_next(P)) return false;
         }
-        if (info->arity > 0) after = "operands of ";
-        if (n_in != info->arity)
+        if (info->arity != 0) after = "operands of ";
+        if (info->arity < 0 && !op_arity_ok(op, n_in))
+            return diag_error(P->d, first, "'%s' takes at most %d operands, got %d", info->name, ETCH_MAX_OPERANDS,
+                              n_in);
+        if (info->arity >= 0 && n_in != info->arity)
             return diag_error(P->d, first, "'%s' takes %d operand%s, got %d", info->name, info->arity,
                               info->arity == 1 ? "" : "s", n_in);
     } else if (info->arity > 0) {
@@ -578,6 +596,12 @@ static bool parse_node(Parser *P) {
     Shape shape = {0};
     if (!parse_type(P, &dtype, &shape)) return false;
     if (tok_is(P, "@") && !parse_loc(P, &n.loc)) return false;
+    if (op == OP_SCAN) { /* the body graph follows its scan node */
+        Graph *outer = P->g;
+        n.attr.body = parse_graph(P, false);
+        P->g = outer;
+        if (!n.attr.body) return false;
+    }
 
     /* Ops whose result type is their target read it from the attrs; the
      * written type is that target (docs/ir.md, "Types"). */
@@ -600,9 +624,11 @@ static bool parse_node(Parser *P) {
     return true;
 }
 
-/* "graph" name "{" {node} {"update" %param "from" %value} "return" [%a {"," %b}] "}" EOF */
-static Graph *parse_graph(Parser *P) {
-    if (!tok_is(P, "graph")) return parse_expected(P, "'graph' at the start of the IR"), NULL;
+/* "graph" name "{" {node} {"update" %param "from" %value} "return" [%a {"," %b}] "}" EOF.
+ * A scan's body is a nested graph right after the scan node (not followed by EOF). */
+static Graph *parse_graph(Parser *P, bool top) {
+    if (!tok_is(P, "graph"))
+        return parse_expected(P, top ? "'graph' at the start of the IR" : "the body 'graph' after a scan node"), NULL;
     if (!lex_next(P)) return NULL;
     const char *name;
     if (P->tok.kind == TK_IDENT) name = arena_strndup(P->a, P->tok.text, P->tok.len);
@@ -638,7 +664,7 @@ static Graph *parse_graph(Parser *P) {
         return parse_expected(P, "a returned value or '}' after 'return'"), NULL;
     }
     if (!lex_next(P)) return NULL;
-    if (P->tok.kind != TK_EOF) return parse_expected(P, "end of input after the graph's '}'"), NULL;
+    if (top && P->tok.kind != TK_EOF) return parse_expected(P, "end of input after the graph's '}'"), NULL;
     return g;
 }
 
@@ -646,5 +672,5 @@ Graph *ir_parse(Arena *a, const char *file, const char *text, Diag *d) {
     Parser P = {.a = a, .d = d, .file = file ? file : "<ir>", .p = text, .line_start = text, .line = 1};
     if (!text) return diag_error(d, (SrcLoc){.file = P.file}, "no IR text"), NULL;
     if (!lex_next(&P)) return NULL;
-    return parse_graph(&P);
+    return parse_graph(&P, true);
 }

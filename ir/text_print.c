@@ -181,6 +181,10 @@ static void print_attrs(StrBuf *b, const Node *n) {
         break;
     }
     case OP_RANDOM_UNIFORM: sb_printf(b, ", seed = %llu", (unsigned long long)n->attr.seed); break;
+    case OP_SCAN:
+        sb_printf(b, ", carries = %d, xs = %d", n->attr.n_carry, n->attr.n_xs);
+        if (n->attr.reverse) sb_puts(b, ", reverse = true");
+        break;
     default: break;
     }
     if (n->attr.group) sb_printf(b, ", group = %d", n->attr.group);
@@ -191,10 +195,12 @@ static void print_attrs(StrBuf *b, const Node *n) {
     }
 }
 
-static void print_node(StrBuf *b, int id, const Node *n) {
+static void print_graph(StrBuf *b, const Graph *g, int depth);
+
+static void print_node(StrBuf *b, int id, const Node *n, int depth) {
     size_t start = b->len;
     bool known = (unsigned)n->op < OP_COUNT;
-    sb_printf(b, "  %%%d = ", id);
+    sb_printf(b, "%*s  %%%d = ", 4 * depth, "", id);
     if (known) sb_puts(b, op_table[n->op].name);
     else sb_printf(b, "?op%d", (int)n->op);
     if (n->op == OP_INPUT || n->op == OP_PARAM) {
@@ -213,20 +219,26 @@ static void print_node(StrBuf *b, int id, const Node *n) {
         sb_printf(b, ":%d:%d", n->loc.line, n->loc.col);
     }
     sb_puts(b, "\n");
+    if (n->op == OP_SCAN && n->attr.body) print_graph(b, n->attr.body, depth + 1); /* nested, indented */
+}
+
+static void print_graph(StrBuf *b, const Graph *g, int depth) {
+    int ind = 4 * depth;
+    sb_printf(b, "%*sgraph ", ind, "");
+    if (name_is_bare(g->name)) sb_puts(b, g->name);
+    else print_string(b, g->name);
+    sb_puts(b, " {\n");
+    for (int i = 0; i < g->n_nodes; i++) print_node(b, i, &g->nodes[i], depth);
+    for (int i = 0; i < g->n_updates; i++) /* state written back after the run */
+        sb_printf(b, "%*s  update %%%d from %%%d\n", ind, "", g->upd_dst[i], g->upd_src[i]);
+    sb_printf(b, "%*s  return", ind, "");
+    for (int i = 0; i < g->n_outputs; i++) sb_printf(b, "%s%%%d", i ? ", " : " ", g->outputs[i]);
+    sb_printf(b, "\n%*s}\n", ind, "");
 }
 
 char *ir_print_to_string(const Graph *g) {
     StrBuf b = {0};
-    sb_puts(&b, "graph ");
-    if (name_is_bare(g->name)) sb_puts(&b, g->name);
-    else print_string(&b, g->name);
-    sb_puts(&b, " {\n");
-    for (int i = 0; i < g->n_nodes; i++) print_node(&b, i, &g->nodes[i]);
-    for (int i = 0; i < g->n_updates; i++) /* state written back after the run */
-        sb_printf(&b, "  update %%%d from %%%d\n", g->upd_dst[i], g->upd_src[i]);
-    sb_puts(&b, "  return");
-    for (int i = 0; i < g->n_outputs; i++) sb_printf(&b, "%s%%%d", i ? ", " : " ", g->outputs[i]);
-    sb_puts(&b, "\n}\n");
+    print_graph(&b, g, 0);
     return sb_take(&b);
 }
 

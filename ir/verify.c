@@ -82,7 +82,7 @@ static bool verify_own_type(Verifier *V, int id) {
 static bool verify_operands(Verifier *V, int id) {
     const Node *n = &V->g->nodes[id];
     const OpInfo *info = &op_table[n->op];
-    if (n->n_in != info->arity) {
+    if (!op_arity_ok(n->op, n->n_in)) {
         verify_error(V, id, "has %d operand%s but '%s' takes %d", n->n_in, n->n_in == 1 ? "" : "s", info->name,
                      info->arity);
         return false;
@@ -271,6 +271,16 @@ bool ir_verify(const Graph *g, Diag *d) {
             continue;
         }
         /* each stage needs the previous one's fields to be trustworthy */
+        if (n->op == OP_SCAN) { /* the body first: the scan's shape rule reads it */
+            if (!n->attr.body) {
+                verify_error(&V, id, "scan has no body graph");
+                continue;
+            }
+            if (!ir_verify(n->attr.body, d)) {
+                verify_error(&V, id, "scan body '%s' does not verify", n->attr.body->name);
+                continue;
+            }
+        }
         if (verify_own_type(&V, id) && verify_operands(&V, id) && verify_attrs(&V, id))
             verify_inferred_type(&V, id);
     }

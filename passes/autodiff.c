@@ -81,16 +81,23 @@ int ad_unbroadcast(VjpCtx *c, int g, const Shape *s) {
 static bool differentiable_dtype(DType t) { return dtype_is_float(t); }
 
 bool autodiff(Graph *g, int loss, const int *wrt, int n_wrt, int *grads, Diag *d) {
-    int n = g->n_nodes;
     const Node *L = &g->nodes[loss];
     if (shape_numel(&L->shape) != 1 || !dtype_is_float(L->dtype)) {
         char t[96];
         return diag_error(d, L->loc, "the loss must be a floating-point scalar, got %s",
                           type_format(t, sizeof t, L->dtype, &L->shape));
     }
-    /* on_path: reachable from a wrt node (forward) and reaching the loss (backward) */
-    bool *from_wrt = calloc((size_t)n, 1), *to_loss = calloc((size_t)n, 1);
-    int *grad = malloc(sizeof(int) * (size_t)n);
+    VjpCtx seed = {.g = g, .d = d, .id = loss};
+    int one = ad_op(&seed, OP_CONST, NULL, 0, &(NodeAttrs){.value = 1, .dtype = L->dtype, .shape = L->shape});
+    return one >= 0 && autodiff_seeded(g, &loss, &one, 1, wrt, n_wrt, grads, d);
+}
+
+bool autodiff_seeded(Graph *g, const int *outs, const int *seeds, int n_out, const int *wrt, int n_wrt, int *grads,
+                     Diag *d) {
+    int n = g->n_nodes, top = -1;
+    /* on_path: reachable from a wrt node (forward) and reaching an output (backward) */
+    bool *from_wrt = calloc((size_t)n + 1, 1), *to_loss = calloc((size_t)n + 1, 1);
+    int *grad = malloc(sizeof(int) * ((size_t)n + 1));
     if (!from_wrt || !to_loss || !grad) abort();
     for (int i = 0; i < n_wrt; i++)
         if (!(g->nodes[wrt[i]].op == OP_PARAM && g->nodes[wrt[i]].attr.frozen)) from_wrt[wrt[i]] = true;
@@ -99,17 +106,24 @@ bool autodiff(Graph *g, int loss, const int *wrt, int n_wrt, int *grads, Diag *d
         for (int k = 0; k < x->n_in && !from_wrt[id]; k++) from_wrt[id] = from_wrt[x->in[k]];
         if (!differentiable_dtype(x->dtype)) from_wrt[id] = false;
     }
-    to_loss[loss] = true;
-    for (int id = loss; id >= 0; id--)
+    for (int i = 0; i < n; i++) grad[i] = -1;
+    bool ok = true;
+    for (int i = 0; i < n_out && ok; i++) {
+        int o = outs[i];
+        to_loss[o] = true;
+        if (o > top) top = o;
+        if (grad[o] < 0) grad[o] = seeds[i];
+        else {
+            VjpCtx acc = {.g = g, .d = d, .id = o};
+            grad[o] = ad_binary(&acc, OP_ADD, grad[o], seeds[i]);
+            ok = grad[o] >= 0;
+        }
+    }
+    for (int id = top; id >= 0; id--)
         if (to_loss[id])
             for (int k = 0; k < g->nodes[id].n_in; k++) to_loss[g->nodes[id].in[k]] = true;
-    for (int i = 0; i < n; i++) grad[i] = -1;
 
-    bool ok = true;
-    VjpCtx seed = {.g = g, .d = d, .id = loss};
-    grad[loss] = ad_op(&seed, OP_CONST, NULL, 0, &(NodeAttrs){.value = 1, .dtype = L->dtype, .shape = L->shape});
-    ok = grad[loss] >= 0;
-    for (int id = loss; id >= 0 && ok; id--) {
+    for (int id = top; id >= 0 && ok; id--) {
         if (grad[id] < 0 || !from_wrt[id] || !to_loss[id]) continue;
         Node *x = &g->nodes[id];
         if (x->n_in == 0) continue;

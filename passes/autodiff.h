@@ -18,8 +18,8 @@ struct VjpCtx {
     Diag *d;
     int id;          /* the forward node */
     int gy;          /* gradient of the loss w.r.t. node id (same type) */
-    bool needs[4];   /* needs[k]: operand k wants a gradient */
-    int gx[4];       /* out: gradient w.r.t. operand k (same type as it), or -1 */
+    bool needs[ETCH_MAX_OPERANDS];   /* needs[k]: operand k wants a gradient */
+    int gx[ETCH_MAX_OPERANDS];     /* out: gradient w.r.t. operand k (same type as it), or -1 */
     bool failed;     /* a helper failed to build a node (reported through d) */
 };
 
@@ -28,6 +28,12 @@ struct VjpCtx {
  * d loss / d wrt[i] (a zero constant when wrt[i] does not affect loss).
  * Frozen params get no gradient (grads[i] = -1). */
 bool autodiff(Graph *g, int loss, const int *wrt, int n_wrt, int *grads, Diag *d);
+/* The general form: outputs outs[i] receive the gradients seeds[i] (nodes
+ * of g of the same types; repeated outputs sum their seeds), and grads[i] is
+ * the resulting gradient of wrt[i]. A scan's gradient differentiates its body
+ * with this. */
+bool autodiff_seeded(Graph *g, const int *outs, const int *seeds, int n_out, const int *wrt, int n_wrt, int *grads,
+                     Diag *d);
 
 /* ---- node builders for VJP rules (each returns the new id, -1 on error) ---- */
 int ad_unary(VjpCtx *c, OpKind op, int x);

@@ -34,6 +34,8 @@ static bool same_attrs(const Node *a, const Node *b) {
         return same_axes(x, y);
     case OP_TRANSPOSE: return same_axes(x, y); /* the perm lives in attr.axes */
     case OP_MATMUL: return x->trans_a == y->trans_a && x->trans_b == y->trans_b;
+    case OP_SCAN: /* the same body graph, run the same way */
+        return x->body == y->body && x->n_carry == y->n_carry && x->n_xs == y->n_xs && x->reverse == y->reverse;
     case OP_SLICE: return x->axis == y->axis && x->start == y->start && x->length == y->length;
     case OP_CONCAT: return x->axis == y->axis;
     case OP_PAD:
@@ -110,7 +112,7 @@ Graph *pass_cse(Graph *g, PassCtx *ctx) {
             rewrite_copy_node(&rw, id);
             continue;
         }
-        int ins[8];
+        int ins[ETCH_MAX_OPERANDS];
         Node cand = rewrite_mapped_node(&rw, id, ins);
         size_t slot = (size_t)(node_hash(&cand) & (uint64_t)(cap - 1));
         while (table[slot] >= 0 && !same_node(&rw.dst->nodes[table[slot]], &cand))

@@ -77,21 +77,51 @@ static bool verify_input(Graph *g, const PassOptions *o, Diag *d) {
     return diag_error_plain(d, "the IR does not verify before any pass ran");
 }
 
-Graph *passes_run(Graph *g, const PassOptions *o, Diag *d) {
-    if (!check_options(o, d) || !verify_input(g, o, d)) return NULL;
+/* Scan bodies are graphs of their own: the same pipeline optimizes each one
+ * (after the outer graph, whose passes keep body pointers as they are). */
+static Graph *run_bodies(Graph *g, Graph *(*run)(Graph *, const void *, const PassOptions *, Diag *),
+                         const void *arg, const PassOptions *o, Diag *d) {
+    for (int id = 0; g && id < g->n_nodes; id++) {
+        Node *n = &g->nodes[id];
+        if (n->op != OP_SCAN || !n->attr.body) continue;
+        Graph *b = run(n->attr.body, arg, o, d);
+        if (!b) return NULL;
+        n->attr.body = b;
+    }
+    return g;
+}
+
+static Graph *run_pipeline(Graph *g, const void *unused, const PassOptions *o, Diag *d) {
+    (void)unused;
     for (int i = 0; g && PIPELINE[i]; i++) {
         const PassInfo *p = PIPELINE[i];
         if (p->min_level > o->opt_level || listed(o->disabled, o->n_disabled, p->name)) continue;
         g = run_one(p, g, o, d);
     }
-    return g;
+    return run_bodies(g, run_pipeline, NULL, o, d);
+}
+
+Graph *passes_run(Graph *g, const PassOptions *o, Diag *d) {
+    if (!check_options(o, d) || !verify_input(g, o, d)) return NULL;
+    return run_pipeline(g, NULL, o, d);
+}
+
+typedef struct NameList {
+    const char *const *names;
+    int n;
+} NameList;
+
+static Graph *run_named(Graph *g, const void *arg, const PassOptions *o, Diag *d) {
+    const NameList *l = arg;
+    for (int i = 0; g && i < l->n; i++)
+        if (!listed(o->disabled, o->n_disabled, l->names[i])) g = run_one(pass_find(l->names[i]), g, o, d);
+    return run_bodies(g, run_named, arg, o, d);
 }
 
 Graph *passes_run_list(Graph *g, const char *const *names, int n, const PassOptions *o, Diag *d) {
     bool ok = check_options(o, d);
     for (int i = 0; i < n; i++) ok = check_name(names[i], "--passes", d) && ok;
     if (!ok || !verify_input(g, o, d)) return NULL;
-    for (int i = 0; g && i < n; i++)
-        if (!listed(o->disabled, o->n_disabled, names[i])) g = run_one(pass_find(names[i]), g, o, d);
-    return g;
+    NameList l = {names, n};
+    return run_named(g, &l, o, d);
 }

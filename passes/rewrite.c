@@ -28,7 +28,7 @@ Node rewrite_mapped_node(const Rewriter *rw, int src_id, int *ins) {
 }
 
 int rewrite_copy_node(Rewriter *rw, int src_id) {
-    int ins[8];
+    int ins[ETCH_MAX_OPERANDS];
     Node n = rewrite_mapped_node(rw, src_id, ins);
     /* graph_append_raw copies the operand list and strings into the arena */
     int id = graph_append_raw(rw->dst, &n);
@@ -47,7 +47,7 @@ bool rewrite_infer(const Rewriter *rw, Node *n) {
 int rewrite_add(Rewriter *rw, OpKind op, const int *ins, int n_in, const NodeAttrs *attrs, SrcLoc loc) {
     Node n = {.op = op, .n_in = n_in, .in = (int *)ins, .loc = loc};
     if (attrs) n.attr = *attrs;
-    if (n_in != op_table[op].arity || !rewrite_infer(rw, &n)) return -1;
+    if (!op_arity_ok(op, n_in) || !rewrite_infer(rw, &n)) return -1;
     return graph_append_raw(rw->dst, &n);
 }
 

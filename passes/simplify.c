@@ -372,7 +372,7 @@ Graph *pass_simplify(Graph *g, PassCtx *ctx) {
     Simplify S = {.uses = rewrite_count_uses(g, g->arena)};
     rewrite_begin(&S.rw, g, ctx->d);
     for (int id = 0; id < g->n_nodes; id++) {
-        int ins[8];
+        int ins[ETCH_MAX_OPERANDS];
         Node c = rewrite_mapped_node(&S.rw, id, ins);
         /* sources other than constants are the interface: copied as they are */
         int r = (c.op == OP_INPUT || c.op == OP_PARAM) ? graph_append_raw(S.rw.dst, &c) : simp(&S, &c, 0);

@@ -9,6 +9,7 @@ Graph *graph_to_f64(Arena *a, const Graph *g) {
         Node *n = &h->nodes[id];
         if (n->dtype == DT_F32) n->dtype = DT_F64;
         if (n->attr.dtype == DT_F32) n->attr.dtype = DT_F64;
+        if (n->op == OP_SCAN && n->attr.body) n->attr.body = graph_to_f64(a, n->attr.body);
     }
     return h;
 }

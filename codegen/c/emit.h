@@ -21,7 +21,13 @@ struct CEmitter {
     int n_defined, cap_defined;
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
     bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
+    void *driver;        /* the codegen driver's state (cemit_subgraph) */
 };
+
+/* Emits graph `body` (a scan's) as a static function of the model, placed in
+ * the preamble, with its own static arena; returns the function's name. Its
+ * parameters are the body's inputs (const pointers) then its outputs. */
+const char *cemit_subgraph(CEmitter *e, const Graph *body);
 
 /* True the first time name is asked for in this file (then the caller emits
  * its definition into e->preamble); false when it is already there. */

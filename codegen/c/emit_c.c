@@ -321,9 +321,27 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
     free(leaf_idx);
 }
 
-/* Emits one entry function; returns the arena bytes it needs. */
-static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, const CGenEntry *en,
-                          const ParamTable *pt, const char *P, bool reuse, CGenStats *st) {
+/* What cemit_subgraph needs to emit a loop body the way entries are emitted. */
+typedef struct EmitDriver {
+    Arena *a;
+    const ParamTable *pt;
+    const char *P;
+    bool reuse;
+    CGenStats *st;
+    int n_bodies;
+    int64_t body_bytes; /* the bodies' own arenas */
+} EmitDriver;
+
+/* Emits one entry function (or, with is_body, a scan body: a static function
+ * with its own static arena); returns the arena bytes it needs. */
+static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *dr, const CGenEntry *en,
+                          bool is_body) {
+    Arena *a = dr->a;
+    const ParamTable *pt = dr->pt;
+    const char *P = dr->P;
+    bool reuse = dr->reuse;
+    CGenStats *st = dr->st;
+    const char *arena_name = is_body ? arena_printf(a, "%s_%s_arena", P, en->name) : arena_printf(a, "%s_arena", P);
     const Graph *g = en->g;
     const MemPlan *mp = plan_memory(a, g, reuse);
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
@@ -346,12 +364,15 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
     emit_signature(b, a, P, en, false);
     sb_puts(b, " {\n");
     CEmitter e = *shared; /* carries the preamble's definitions across entries */
-    e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre;
+    e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre, e.driver = dr;
+    if (is_body) { /* a body need not read every capture */
+        for (int i = 0; i < g->n_inputs; i++) cemit_line(&e, "(void)%s;", buf[g->inputs[i]]);
+    }
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (mp->kind[id] == STORE_ARENA)
-            cemit_line(&e, "%s *const %s = (%s *)(%s_arena + %lld);", dtype_c_type(n->dtype), buf[id],
-                       dtype_c_type(n->dtype), P, (long long)mp->offset[id]);
+            cemit_line(&e, "%s *const %s = (%s *)(%s + %lld);", dtype_c_type(n->dtype), buf[id],
+                       dtype_c_type(n->dtype), arena_name, (long long)mp->offset[id]);
     }
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
@@ -394,6 +415,8 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
     }
     *shared = e;
     sb_puts(b, "}\n\n");
+    st->naive_bytes += mp->naive_bytes;
+    if (is_body) return mp->arena_bytes;
     sb_printf(b, "void %s_%s_v(const void *const *inputs, void *const *outputs) {\n", P, en->name);
     sb_printf(b, "    (void)inputs, (void)outputs;\n    %s_%s(", P, en->name);
     for (int i = 0; i < g->n_inputs; i++)
@@ -401,8 +424,24 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, Arena *a, co
     for (int i = 0; i < g->n_outputs; i++)
         sb_printf(b, "%s(%s *)outputs[%d]", i || g->n_inputs ? ", " : "", dtype_c_type(g->nodes[g->outputs[i]].dtype), i);
     sb_puts(b, ");\n}\n\n");
-    st->naive_bytes += mp->naive_bytes;
     return mp->arena_bytes;
+}
+
+const char *cemit_subgraph(CEmitter *e, const Graph *body) {
+    EmitDriver *dr = e->driver;
+    CGenEntry en = {.g = body, .name = arena_printf(dr->a, "loop%d", dr->n_bodies++)};
+    StrBuf fn = {0};
+    sb_printf(&fn, "/* scan body %s: one time step */\nstatic ", body->name);
+    CEmitter sub = *e; /* shares the preamble's definitions */
+    int64_t need = emit_entry(&fn, e->preamble, &sub, dr, &en, true);
+    e->defined = sub.defined, e->n_defined = sub.n_defined, e->cap_defined = sub.cap_defined;
+    e->n_loops = sub.n_loops;
+    dr->body_bytes += need;
+    sb_printf(e->preamble, "static _Alignas(64) unsigned char %s_%s_arena[%lld];\n", dr->P, en.name,
+              (long long)(need ? need : 64));
+    sb_puts(e->preamble, fn.s);
+    sb_free(&fn);
+    return arena_printf(dr->a, "%s_%s", dr->P, en.name);
 }
 
 static void emit_load_save(StrBuf *b, const ParamTable *pt, const char *P, bool embedded) {
@@ -456,11 +495,12 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     char ty[96];
     int64_t arena_bytes = 0;
     CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1, .blas = o->blas};
+    EmitDriver dr = {.a = a, .pt = &pt, .P = P, .reuse = o->opt_level > 0, .st = &st};
     for (int k = 0; k < n_entries; k++) {
-        int64_t need = emit_entry(&body, &pre, &shared, a, &entries[k], &pt, P, o->opt_level > 0, &st);
+        int64_t need = emit_entry(&body, &pre, &shared, &dr, &entries[k], false);
         if (need > arena_bytes) arena_bytes = need;
     }
-    st.arena_bytes = arena_bytes;
+    st.arena_bytes = arena_bytes + dr.body_bytes;
 
     sb_printf(&b, "/* model.c: generated by etch. Do not edit.\n");
     sb_printf(&b, " * Every loop bound is a literal: the code is specialized to these shapes.\n");

@@ -190,4 +190,19 @@ void ops_expand_template(StrBuf *b, const char *tmpl, const char *const *operand
 /* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
 void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
 
+/* scan.c: the loop op. The result packs the final carries, then each per-step
+ * output stacked over time; off/numel are per body output (elements). */
+typedef struct ScanLayout {
+    int64_t T, total;
+    int64_t off[ETCH_MAX_OPERANDS], numel[ETCH_MAX_OPERANDS];
+} ScanLayout;
+void scan_layout(const Graph *g, const Node *n, ScanLayout *L);
+bool shape_scan(Graph *g, Node *n, Diag *d);
+void eval_scan(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void emit_scan(CEmitter *e, const Graph *g, int id);
+void vjp_scan(VjpCtx *c);
+/* Appends nodes cutting body output k out of scan node `scan`'s result: the
+ * final carry (k < n_carry) or the per-step output stacked as [T, ...]. */
+int scan_add_extract(Graph *g, int scan, int k, SrcLoc loc, Diag *d);
+
 #endif
