@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench_models.sh: the sample models (lenet, autoencoder), one thread, in one
-# run: etch's eager executor, compiled -O0 and -O2 (`etch bench`), and
-# PyTorch eager when a python3 with torch is installed: inference at batch 1
-# and an Adam training step at batch 64. Ratios from the same run only.
+# bench_models.sh: the sample models (lenet, autoencoder, lstm, gpt), one
+# thread, in one run: etch's eager executor, compiled -O0 and -O2 (`etch
+# bench`), and PyTorch eager when a python3 with torch is installed: inference
+# at batch 1 and a training step at batch 64 (8 for gpt). Ratios from the same
+# run only. Pass model names to run a subset: bench/bench_models.sh lstm gpt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 etch=${ETCH:-build/etch}
@@ -10,9 +11,11 @@ etch=${ETCH:-build/etch}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-models=(lenet autoencoder)
+models=(lenet autoencoder lstm gpt)
+[ $# -gt 0 ] && models=("$@")
+train_batch() { [ "$1" = gpt ] && echo 8 || echo 64; }
 for m in "${models[@]}"; do
-  for b in 1 64; do
+  for b in 1 "$(train_batch "$m")"; do
     "$etch" bench "samples/$m.etch" -D B=$b --threads 1 | tee "$out/$m$b.txt"
     echo
   done
@@ -27,7 +30,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a
 echo
 printf '%-28s %11s %11s %11s %11s %12s %12s\n' "" "PyTorch us" "eager us" "-O0 us" "-O2 us" "-O2/PyTorch" "-O2/eager"
 for m in "${models[@]}"; do
-  for row in "inference 1" "train_step 64"; do
+  for row in "inference 1" "train_step $(train_batch "$m")"; do
     set -- $row
     what=$1 b=$2
     t=$(awk -v n="$m" -v w="$what" -v b="B=$b" '$2 == n && $3 == w && $4 == b { print $5 }' "$out/torch.txt")

@@ -1,9 +1,10 @@
 """PyTorch eager timings for the sample models, one thread (bench/bench_models.sh).
 
 Prints `torch <model> <inference|train_step> B=<batch> <median us>` lines:
-inference (no grad) at batch 1 and one Adam training step at the batch size
-etch trains with, for the PyTorch twins of samples/lenet.etch and
-samples/autoencoder.etch. Median over repeats after warm-up, like `etch bench`.
+inference (no grad) at batch 1 and one training step (Adam; AdamW for gpt)
+at the batch size of the benchmark (64; 8 for gpt), for the PyTorch twins of
+samples/lenet.etch, autoencoder.etch, lstm.etch and gpt.etch. Median over
+repeats after warm-up, like `etch bench`.
 """
 import sys
 import time
@@ -41,6 +42,34 @@ class AE(nn.Module):
         return torch.sigmoid(self.dec2(F.relu(self.dec1(z))))
 
 
+class LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        out, (h, c) = self.lstm(x.reshape(x.shape[0], 28, 28))
+        return self.fc(h[0])
+
+
+class GPT(nn.Module):
+    def __init__(self, T=64, V=256, D=128):
+        super().__init__()
+        self.tok_emb, self.pos_emb = nn.Embedding(V, D), nn.Embedding(T, D)
+        self.blocks = nn.ModuleList([nn.TransformerEncoderLayer(D, 4, 4 * D, dropout=0.0, activation="gelu",
+                                                                batch_first=True, norm_first=True)
+                                     for _ in range(2)])
+        self.ln_f, self.head = nn.LayerNorm(D), nn.Linear(D, V)
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1))
+
+    def forward(self, x):
+        h = self.tok_emb(x) + self.pos_emb.weight[None]
+        for b in self.blocks:
+            h = b(h, src_mask=self.mask)
+        return self.head(self.ln_f(h))
+
+
 def median_us(fn, budget=1.0):
     for _ in range(3):
         fn()
@@ -53,15 +82,20 @@ def median_us(fn, budget=1.0):
     return times[len(times) // 2] * 1e6
 
 
-for name, net, loss_fn in [
-    ("lenet", LeNet(), lambda out, x, y: F.cross_entropy(out, y)),
-    ("autoencoder", AE(), lambda out, x, y: F.mse_loss(out, torch.flatten(x, 1))),
+image = (lambda b: torch.rand(b, 1, 28, 28), lambda b: torch.randint(0, 10, (b,)))
+tokens = (lambda b: torch.randint(0, 256, (b, 64)), lambda b: torch.randint(0, 256, (b, 64)))
+for name, net, loss_fn, data, batch, opt_cls in [
+    ("lenet", LeNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
+    ("autoencoder", AE(), lambda out, x, y: F.mse_loss(out, torch.flatten(x, 1)), image, 64, torch.optim.Adam),
+    ("lstm", LSTMNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
+    ("gpt", GPT(), lambda out, x, y: F.cross_entropy(out.reshape(-1, 256), y.reshape(-1)), tokens, 8,
+     torch.optim.AdamW),
 ]:
     if sys.argv[1:] and name not in sys.argv[1:]:
         continue
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x1 = torch.rand(1, 1, 28, 28)
-    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    opt = opt_cls(net.parameters(), lr=1e-3)
+    x1 = data[0](1)
+    x, y = data[0](batch), data[1](batch)
 
     def infer():
         with torch.no_grad():
@@ -73,4 +107,4 @@ for name, net, loss_fn in [
         opt.step()
 
     print(f"torch {name} inference B=1 {median_us(infer):.1f}")
-    print(f"torch {name} train_step B=64 {median_us(step):.1f}")
+    print(f"torch {name} train_step B={batch} {median_us(step):.1f}")

@@ -102,18 +102,21 @@ int cmd_train(const Options *o) {
 }
 
 int cmd_eval(const Options *o) {
-    if (!o->data || !o->weights) return usage_error("%s", "eval needs --weights W and --data DIR");
+    if ((!o->data && !o->text) || !o->weights)
+        return usage_error("%s", "eval needs --weights W and --data DIR (images) or --text CORPUS (bytes)");
+    if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = check_data_dir(o->data, &d) ? load_program(a, o, &d) : NULL;
+    bool input_ok = o->text ? check_text_file(o->text, &d) : check_data_dir(o->data, &d);
+    Program *p = input_ok ? load_program(a, o, &d) : NULL;
     Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
     char *dir = check ? build_tempdir(&d) : NULL;
     char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
     bool ok = program != NULL;
     if (ok) {
-        const char *argv[] = {program, "--eval", "--data", o->data, "--weights", o->weights,
-                              o->png ? "--png" : NULL, o->png, NULL};
+        const char *argv[] = {program, "--eval", o->text ? "--text" : "--data", o->text ? o->text : o->data,
+                              "--weights", o->weights, o->png ? "--png" : NULL, o->png, NULL};
         fflush(stdout);
         ok = build_spawn(argv, &d);
     }

@@ -5,6 +5,7 @@
  *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
  *           [--seed S] [--no-shuffle] [--limit N] [--name NAME] -o OUTDIR
  *   PROGRAM --eval --data DIR --weights W [--png GRID.png]
+ *   PROGRAM --eval --text CORPUS --weights W   (the held-out loss per byte)
  *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] -o OUTDIR
  *
  * Data: IDX files as MNIST and Fashion-MNIST ship them (train-images-idx3-ubyte,
@@ -303,9 +304,10 @@ static int save_or_fail(const char *path, int with_state) {
     return 0;
 }
 
-/* Training a language model on a byte file (see the header comment). */
-static int train_text(const Args *a) {
-    char err[1024], path[4096];
+/* Checks the model's text interface and reads the corpus, split into the
+ * first 90% (training windows) and the last 10% (held out). */
+static int load_corpus(const Args *a, unsigned char **text, size_t *n, int64_t *ntrain) {
+    char err[1024];
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
     const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0], *fo = &ETCH_MODEL(forward_outputs)[0];
     int int_x = xi->dtype == ETCH_I64 || xi->dtype == ETCH_I32, int_y = yi->dtype == ETCH_I64 || yi->dtype == ETCH_I32;
@@ -314,18 +316,45 @@ static int train_text(const Args *a) {
     if (fi->rank != 2 || fi->dim[1] != xi->dim[1] || fi->dtype != xi->dtype || fo->rank != 3 || fo->dim[2] < 256 ||
         fo->dtype != ETCH_F32)
         return fail("--text needs a forward taking byte ids [B, T] and returning f32 logits [B, T, >= 256]");
-    int64_t batch = xi->dim[0], T = xi->dim[1];
+    int64_t T = xi->dim[1];
+    if (etch_read_file(a->text, text, n, err, sizeof err)) return fail(err);
+    int64_t held = (int64_t)*n / 10;
+    *ntrain = (int64_t)*n - held;
+    if (*n == 0 || *ntrain < T + 2 || held < T + 1) {
+        snprintf(err, sizeof err, "%s: %s (%lld bytes; need at least %lld: windows of %lld bytes to train on in the "
+                 "first 90%% and to evaluate in the last 10%%)", a->text, *n ? "corpus too small" : "empty corpus",
+                 (long long)*n, (long long)(10 * (T + 2)), (long long)(T + 1));
+        free(*text);
+        return fail(err);
+    }
+    return 0;
+}
+
+/* --eval --text: the held-out loss of the given weights. */
+static int eval_text(const Args *a) {
+    char err[1024];
     unsigned char *text = NULL;
     size_t n = 0;
-    if (etch_read_file(a->text, &text, &n, err, sizeof err)) return fail(err);
-    int64_t held = (int64_t)n / 10, ntrain = (int64_t)n - held;
-    if (n == 0 || ntrain < T + 2 || held < T + 1) {
-        snprintf(err, sizeof err, "%s: %s (%lld bytes; need at least %lld: windows of %lld bytes to train on in the "
-                 "first 90%% and to evaluate in the last 10%%)", a->text, n ? "corpus too small" : "empty corpus",
-                 (long long)n, (long long)(10 * (T + 2)), (long long)(T + 1));
+    int64_t ntrain = 0, predictions = 0;
+    if (load_corpus(a, &text, &n, &ntrain)) return 1;
+    if (ETCH_MODEL(load)(a->weights, 0, err, sizeof err)) {
         free(text);
         return fail(err);
     }
+    double nll = text_eval(text, ntrain, (int64_t)n, &predictions);
+    printf("Held-out loss: %.4f nats/byte (last 10%% of %s, %lld predictions)\n", nll, a->text, (long long)predictions);
+    free(text);
+    return 0;
+}
+
+/* Training a language model on a byte file (see the header comment). */
+static int train_text(const Args *a) {
+    char err[1024], path[4096];
+    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    int64_t batch = xi->dim[0], T = xi->dim[1], ntrain = 0;
+    unsigned char *text = NULL;
+    size_t n = 0;
+    if (load_corpus(a, &text, &n, &ntrain)) return 1;
     if (ETCH_MODEL(load)(a->init ? a->init : a->resume, a->resume != NULL, err, sizeof err)) {
         free(text);
         return fail(err);
@@ -418,7 +447,6 @@ static int parse_args(int argc, char **argv, Args *a) {
         else return fprintf(stderr, "error: unknown option '%s'\n", k), -1;
     }
     if (!a->data == !a->text) return fail("one of --data DIR and --text CORPUS is required"), -1;
-    if (a->text && a->eval_only) return fail("--eval reads image data (--data)"), -1;
     if (a->eval_only ? !a->weights : (!a->init == !a->resume || !a->out))
         return fail(a->eval_only ? "--eval needs --weights W" : "training needs -o OUTDIR and one of --init or --resume"), -1;
     return 0;
@@ -428,7 +456,7 @@ int main(int argc, char **argv) {
     Args a;
     char err[1024];
     if (parse_args(argc, argv, &a)) return 1;
-    if (a.text) return train_text(&a);
+    if (a.text) return a.eval_only ? eval_text(&a) : train_text(&a);
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
     int64_t batch = xi->dim[0], per = 1;
     for (int k = 1; k < xi->rank; k++) per *= xi->dim[k];

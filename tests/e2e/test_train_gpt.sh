@@ -4,7 +4,8 @@
 # (skips with 77 when it is not installed):
 #  - 200 steps at batch 8 bring the mean loss from ~5.5 nats/byte (uniform
 #    over 256 bytes) clearly down: the second "epoch" (steps 101-200) below 3.0;
-#    the held-out loss on the last 10% of the corpus is reported;
+#    the held-out loss on the last 10% of the corpus is reported, and
+#    `etch eval --text` on the written weights reports the same number;
 #  - the steps' windows depend only on (seed, step): 100 steps, then a resume
 #    from that checkpoint for 100 more, gives the uninterrupted run's loss;
 #  - `etch run --sample 50` prints 50 bytes, the same for the same seed;
@@ -27,6 +28,9 @@ second=$(sed -n 's/^Epoch: 2, Loss: //p' "$t/a.log")
 awk -v l="$second" 'BEGIN { exit !(l < 3.0) }' || fail "loss $second after 200 steps (expected < 3.0)"
 grep -q '^Held-out loss: [0-9.]* nats/byte' "$t/a.log" || fail "no held-out loss"
 [ -f "$t/a/GPT.safetensors" ] && [ -f "$t/a/checkpoint.safetensors" ] || fail "missing output files"
+"$ETCH" eval "$gpt" -D B=8 --weights "$t/a/GPT.safetensors" --text "$t/corpus.txt" >"$t/eval.log"
+[ "$(grep '^Held-out loss' "$t/eval.log")" = "$(grep '^Held-out loss' "$t/a.log")" ] ||
+  fail "eval --text disagrees with training: $(cat "$t/eval.log")"
 
 prog=$t/a/build/GPT-train
 mkdir -p "$t/b"
