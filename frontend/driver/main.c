@@ -359,7 +359,7 @@ static const Command COMMANDS[] = {
     {"run", "owiDgcOSMr", cmd_run},
     {"make-input", "oDSXN", cmd_make_input},
     {"train", "oDwSaIRETlncOK", cmd_train},
-    {"eval", "Dwacy", cmd_eval},
+    {"eval", "DwacyK", cmd_eval},
     {"graph", "oDGOA", cmd_graph},
     {"gradcheck", "DS", cmd_gradcheck},
     {"bench", "DSchO", cmd_bench},
