@@ -43,7 +43,7 @@ bool build_compile_libs(const char *dir, const char *const *sources, int n_sourc
     argv[n++] = cc;
     argv[n++] = "-std=c11";
     /* flags are one string ("-O3 -march=native"): split at spaces into arguments */
-    char *flags = strdup(opt_flags && *opt_flags ? opt_flags : "-O2");
+    char *flags = strdup(opt_flags && *opt_flags ? opt_flags : BUILD_DEFAULT_CFLAGS);
     if (!flags) abort();
     for (char *tok = strtok(flags, " \t"); tok && n < 40; tok = strtok(NULL, " \t")) argv[n++] = tok;
     argv[n++] = "-D_POSIX_C_SOURCE=200809L";

@@ -24,4 +24,11 @@ bool build_mkdirs(const char *path, Diag *d);
 char *build_tempdir(Diag *d);
 void build_rmtree(const char *path);
 
+/* The C compiler flags for emitted code unless --cflags says otherwise. -O3
+ * vectorizes the fused elementwise loops (GCC's -O2 cost model will not
+ * version them for aliasing); -fno-trapping-math lets the selects in the
+ * float exp/tanh (codegen/c/cmath.c) become blends instead of branches.
+ * Neither changes results: no -ffast-math, no reassociation. */
+#define BUILD_DEFAULT_CFLAGS "-O3 -fno-trapping-math"
+
 #endif

@@ -29,6 +29,11 @@ struct CEmitter {
  * parameters are the body's inputs (const pointers) then its outputs. */
 const char *cemit_subgraph(CEmitter *e, const Graph *body);
 
+/* Definitions every model.c starts with (codegen/c/cmath.c): etch_expf and
+ * etch_tanhf, vectorizable float exp and tanh, and the ETCH_EXP/ETCH_TANH
+ * macros that the op table's C templates use. */
+extern const char cemit_math_prelude[];
+
 /* True the first time name is asked for in this file (then the caller emits
  * its definition into e->preamble); false when it is already there. */
 bool cemit_define_once(CEmitter *e, const char *name);

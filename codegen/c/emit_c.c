@@ -507,6 +507,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     sb_printf(&b, " * Needs only libc and libm (and etch_rt.c for files). */\n");
     sb_printf(&b, "#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n#include <tgmath.h>\n\n"
                   "#include \"model.h\"\n\n");
+    sb_puts(&b, cemit_math_prelude);
     for (int k = 0; k < n_entries; k++) {
         const Graph *g = entries[k].g;
         char decl[256];

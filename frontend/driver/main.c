@@ -293,7 +293,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
 #ifndef ETCH_CBLAS_INCLUDE
 #define ETCH_CBLAS_INCLUDE "/usr/include"
 #endif
-    snprintf(flags, sizeof flags, "%s%s%s", o->opt_flags ? o->opt_flags : "-O2", o->threads > 1 ? " -pthread" : "",
+    snprintf(flags, sizeof flags, "%s%s%s", o->opt_flags ? o->opt_flags : BUILD_DEFAULT_CFLAGS, o->threads > 1 ? " -pthread" : "",
              o->blas ? " -I" ETCH_CBLAS_INCLUDE : "");
     const char *libs = o->blas ? "-lopenblas" : NULL;
     const char *lib_src[] = {"model.c", "etch_rt.c"};

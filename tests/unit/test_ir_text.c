@@ -194,6 +194,22 @@ static Graph *build_all_ops(Arena *a) {
     int step = graph_add_const(g, 3, DT_F64, S(0), at("all.etch", 46, 1));
     NodeAttrs ru = {.seed = 42, .dtype = DT_F32, .shape = S(2, 2, 3)};
     op_add(g, OP_RANDOM_UNIFORM, &ru, at("all.etch", 46, 5), 1, step, 0, 0);
+    /* scan (ir/ops/scan.c): x [2, 3] read as 2 steps of [3]; the body is a nested graph */
+    Graph *body = graph_new(a, "all.loop0");
+    int bc0 = graph_add_input(body, "carry", DT_F32, S(1, 3), (SrcLoc){0});
+    int bx = graph_add_input(body, "step", DT_F32, S(1, 3), (SrcLoc){0});
+    int bw = graph_add_input(body, "capture", DT_F32, S(1, 3), (SrcLoc){0});
+    int bn = op2(body, OP_ADD, bc0, op2(body, OP_MUL, bx, bw));
+    graph_add_output(body, bn);
+    graph_add_output(body, bn);
+    int c0 = graph_add_const(g, 0.5, DT_F32, S(1, 3), at("all.etch", 47, 1));
+    NodeAttrs scan = {.body = body, .n_carry = 1, .n_xs = 1, .reverse = true};
+    int ops[3] = {c0, sx, c0};
+    NodeAttrs sl2 = {.axis = 1, .start = 0, .length = 3};
+    ops[1] = op_add(g, OP_SLICE, &sl2, at("all.etch", 47, 5), 1, x, 0, 0);
+    ops[1] = graph_add_op(g, OP_RESHAPE, &ops[1], 1, &(NodeAttrs){.shape = S(2, 2, 3)}, at("all.etch", 47, 6), NULL);
+    int scan_id = graph_add_op(g, OP_SCAN, ops, 3, &scan, at("all.etch", 48, 1), NULL);
+    assert_true(scan_id >= 0);
     graph_add_output(g, s1);
     graph_add_output(g, cond);
     graph_add_output(g, s1); /* the same value twice is allowed */
