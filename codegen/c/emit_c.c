@@ -266,19 +266,38 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
         if (!reduced[i]) st *= S->dim[i];
         else count *= S->dim[i];
     }
+    /* When the innermost dim is kept (summing the rows of [N, C]), it becomes
+     * the innermost loop with one accumulator per column: contiguous reads
+     * that vectorize, and each output sums in the same order as before. */
+    int last = S->rank - 1;
+    bool columns = last >= 0 && !reduced[last] && S->dim[last] > 1 && S->dim[last] <= 4096 && count > 1;
+    const char *init = R->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0";
+    char acc[32] = "acc";
     cemit_line(e, "{ /* fused: %d ops -> %s %s */", n_members + 1, op_table[R->op].name,
                type_format(ty, sizeof ty, R->dtype, &R->shape));
     e->indent++;
-    int depth = 0;
-    for (int pass = 0; pass < 2; pass++) { /* kept dims, then the accumulator, then reduced dims */
-        if (pass == 1) cemit_line(e, "double acc = %s;", R->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0");
+    int n_kept_loops = 0, n_red = 0;
+    for (int pass = 0; pass < 2; pass++) { /* kept dims, then the accumulator(s), then reduced dims */
+        if (pass == 1 && columns) {
+            char j[16];
+            cemit_line(e, "double acc[%lld];", (long long)S->dim[last]);
+            cemit_for(e, j, sizeof j, S->dim[last]);
+            cemit_line(e, "acc[%s] = %s;", j, init);
+            cemit_close(e);
+        } else if (pass == 1) {
+            cemit_line(e, "double acc = %s;", init);
+        }
         for (int i = 0; i < S->rank; i++)
-            if (S->dim[i] > 1 && reduced[i] == (pass == 1)) {
+            if (S->dim[i] > 1 && reduced[i] == (pass == 1) && !(columns && i == last)) {
                 cemit_for(e, var[i], sizeof var[i], S->dim[i]);
-                depth++;
+                pass ? n_red++ : n_kept_loops++;
             } else if (S->dim[i] <= 1 && pass == 0) {
                 snprintf(var[i], sizeof var[i], "0");
             }
+    }
+    if (columns) {
+        cemit_for(e, var[last], sizeof var[last], S->dim[last]);
+        snprintf(acc, sizeof acc, "acc[%s]", var[last]);
     }
     /* index of strides st over the loop variables ("0" when none) */
     char idx[320];
@@ -304,17 +323,22 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
             cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
         }
     }
-    if (R->op == OP_REDUCE_MAX) cemit_line(e, "acc = ((double)v%d > acc || v%d != v%d) ? (double)v%d : acc;", R->in[0],
-                                           R->in[0], R->in[0], R->in[0]);
-    else cemit_line(e, "acc += (double)v%d;", R->in[0]);
-    int n_red = 0;
-    for (int i = 0; i < S->rank; i++) n_red += reduced[i] && S->dim[i] > 1;
+    int v = R->in[0];
+    if (R->op == OP_REDUCE_MAX)
+        cemit_line(e, "%s = ((double)v%d > %s || v%d != v%d) ? (double)v%d : %s;", acc, v, acc, v, v, v, acc);
+    else cemit_line(e, "%s += (double)v%d;", acc, v);
+    if (columns) cemit_close(e);
     for (int i = 0; i < n_red; i++) cemit_close(e);
-    if (R->op == OP_REDUCE_MEAN) cemit_line(e, "acc /= %lld.0;", (long long)count);
+    if (columns) {
+        cemit_for(e, var[last], sizeof var[last], S->dim[last]);
+        snprintf(acc, sizeof acc, "acc[%s]", var[last]);
+    }
+    if (R->op == OP_REDUCE_MEAN) cemit_line(e, "%s /= %lld.0;", acc, (long long)count);
     INDEX_OF(out_stride);
-    cemit_line(e, "%s[%s] = (%s)acc;", e->buf[root], idx, dtype_c_type(R->dtype));
+    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[root], idx, dtype_c_type(R->dtype), acc);
 #undef INDEX_OF
-    for (int i = 0; i < depth - n_red; i++) cemit_close(e);
+    if (columns) cemit_close(e);
+    for (int i = 0; i < n_kept_loops; i++) cemit_close(e);
     e->indent--;
     cemit_line(e, "}");
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
@@ -361,6 +385,7 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
         case STORE_REGISTER: buf[id] = NULL; break;
         }
     }
+    if (!is_body) sb_puts(b, "ETCH_CLONES ");
     emit_signature(b, a, P, en, false);
     sb_puts(b, " {\n");
     CEmitter e = *shared; /* carries the preamble's definitions across entries */
@@ -431,7 +456,7 @@ const char *cemit_subgraph(CEmitter *e, const Graph *body) {
     EmitDriver *dr = e->driver;
     CGenEntry en = {.g = body, .name = arena_printf(dr->a, "loop%d", dr->n_bodies++)};
     StrBuf fn = {0};
-    sb_printf(&fn, "/* scan body %s: one time step */\nstatic ", body->name);
+    sb_printf(&fn, "/* scan body %s: one time step */\nETCH_CLONES static ", body->name);
     CEmitter sub = *e; /* shares the preamble's definitions */
     int64_t need = emit_entry(&fn, e->preamble, &sub, dr, &en, true);
     e->defined = sub.defined, e->n_defined = sub.n_defined, e->cap_defined = sub.cap_defined;

@@ -216,7 +216,14 @@ void vjp_matmul(VjpCtx *c) {
         Shape av_s = matrix_view(&as, true);
         c->gx[0] = ad_reshape(c, ad_unbroadcast(c, ga, &av_s), as);
     }
-    if (c->needs[1]) {
+    if (c->needs[1] && bs.rank == 2 && as.rank > 2) {
+        /* a weight shared by every batch entry (x [T, B, K] @ w [K, N]): its
+         * gradient is one matmul over all rows, not a batched one then a sum */
+        int64_t rows = shape_numel(&as) / md.k;
+        int a2 = ad_reshape(c, a, (Shape){.rank = 2, .dim = {rows, md.k}});
+        int g2 = ad_reshape(c, c->gy, (Shape){.rank = 2, .dim = {rows, md.n}});
+        c->gx[1] = ad_matmul(c, transpose_last2(c, a2), g2);
+    } else if (c->needs[1]) {
         int gb = ad_matmul(c, transpose_last2(c, av), gy);
         Shape bv_s = matrix_view(&bs, false);
         c->gx[1] = ad_reshape(c, ad_unbroadcast(c, gb, &bv_s), bs);

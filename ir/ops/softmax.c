@@ -51,19 +51,23 @@ void emit_softmax(CEmitter *e, const Graph *g, int id) {
     cemit_line(e, "%s *yr = %s + %s;", T, y, base);
     cemit_line(e, "double mx = -INFINITY, sum = 0;");
     cemit_for(e, k, sizeof k, len);
-    cemit_line(e, "mx = fmax(mx, (double)xr[%s * %lld]);", k, (long long)inner);
+    cemit_line(e, "mx = (double)xr[%s * %lld] > mx ? (double)xr[%s * %lld] : mx;", k, (long long)inner, k,
+               (long long)inner);
     cemit_close(e);
+    /* exp in the value's own type (ETCH_EXP: the inlined, vectorizable float
+     * exp for f32; libm for f64), the sum in double */
+    cemit_line(e, "const %s m = (%s)mx;", T, T);
     cemit_for(e, k, sizeof k, len);
-    cemit_line(e, "sum += exp((double)xr[%s * %lld] - mx);", k, (long long)inner);
+    cemit_line(e, "sum += (double)ETCH_EXP((%s)(xr[%s * %lld] - m));", T, k, (long long)inner);
     cemit_close(e);
-    if (n->op == OP_LOG_SOFTMAX) cemit_line(e, "const double lse = mx + log(sum);");
+    if (n->op == OP_LOG_SOFTMAX) cemit_line(e, "const double lse = mx + log(sum); (void)m;");
     else cemit_line(e, "const double inv = 1.0 / sum;");
     cemit_for(e, k, sizeof k, len);
     if (n->op == OP_LOG_SOFTMAX)
         cemit_line(e, "yr[%s * %lld] = (%s)((double)xr[%s * %lld] - lse);", k, (long long)inner, T, k, (long long)inner);
     else
-        cemit_line(e, "yr[%s * %lld] = (%s)(exp((double)xr[%s * %lld] - mx) * inv);", k, (long long)inner, T, k,
-                   (long long)inner);
+        cemit_line(e, "yr[%s * %lld] = ETCH_EXP((%s)(xr[%s * %lld] - m)) * (%s)inv;", k, (long long)inner, T, k,
+                   (long long)inner, T);
     cemit_close(e);
     cemit_close(e);
     cemit_close(e);
