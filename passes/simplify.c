@@ -326,8 +326,70 @@ static int simplify_reduce(Simplify *S, const Node *c, int depth) {
 
 /* ---- driver ---- */
 
+/* ---- slices' gradients ---- */
+
+/* add(pad(x), pad(y)) of zero pads that put x and y side by side along one
+ * axis -> pad(concat(x, y)). The gradient of a chunk/split is one zero pad
+ * per piece, summed; this turns that into one copy per piece instead of a
+ * zero fill per piece plus the adds. Exact: the adds only added zeros. */
+static int adjacent_pads(Simplify *S, const Node *c, int depth) {
+    const Node *p = dst_node(S, c->in[0]), *q = dst_node(S, c->in[1]);
+    if (p->op != OP_PAD || q->op != OP_PAD || p->attr.value != 0 || q->attr.value != 0 || p->dtype != c->dtype ||
+        !shape_equal(&p->shape, &c->shape) || !shape_equal(&q->shape, &c->shape))
+        return -1;
+    int axis = -1;
+    for (int i = 0; i < c->shape.rank; i++) {
+        if (!p->attr.pad_before[i] && !p->attr.pad_after[i] && !q->attr.pad_before[i] && !q->attr.pad_after[i])
+            continue;
+        if (axis >= 0) return -1;
+        axis = i;
+    }
+    if (axis < 0) return -1;
+    if (q->attr.pad_before[axis] < p->attr.pad_before[axis]) {
+        const Node *t = p;
+        p = q, q = t;
+    }
+    if (p->attr.pad_before[axis] + dst_node(S, p->in[0])->shape.dim[axis] != q->attr.pad_before[axis]) return -1;
+    NodeAttrs pad = {.value = 0};
+    pad.pad_before[axis] = p->attr.pad_before[axis];
+    pad.pad_after[axis] = q->attr.pad_after[axis];
+    int ins[2] = {p->in[0], q->in[0]};
+    NodeAttrs cat = {.axis = axis};
+    int joined = emit(S, OP_CONCAT, ins, 2, &cat, c->loc, depth);
+    if (joined < 0) return -1;
+    return emit(S, OP_PAD, &joined, 1, &pad, c->loc, depth);
+}
+
+/* pad by nothing -> its operand */
+static int simplify_pad(Simplify *S, const Node *c) {
+    const Node *x = dst_node(S, c->in[0]);
+    return shape_equal(&x->shape, &c->shape) && x->dtype == c->dtype ? c->in[0] : -1;
+}
+
+/* slice(pad(x)) along the padded axis: inside x -> a slice of x (or x);
+ * entirely in the padding -> the pad value. The gradient of a scan's packed
+ * result is a zero pad of the one piece that was used; this keeps the other
+ * pieces from reading a zero-filled copy of the whole result. */
+static int slice_of_pad(Simplify *S, const Node *c, int depth) {
+    const Node *p = dst_node(S, c->in[0]);
+    if (p->op != OP_PAD) return -1;
+    int a = c->attr.axis;
+    for (int i = 0; i < c->shape.rank; i++)
+        if (i != a && (p->attr.pad_before[i] || p->attr.pad_after[i])) return -1;
+    int64_t b = p->attr.pad_before[a], len = dst_node(S, p->in[0])->shape.dim[a];
+    int64_t s = c->attr.start, l = c->attr.length;
+    if (s + l <= b || s >= b + len) return make_const(S, p->attr.value, c->dtype, c->shape, c->loc);
+    if (s < b || s + l > b + len) return -1;
+    int x = p->in[0];
+    if (l == len) return x;
+    NodeAttrs sl = {.axis = a, .start = s - b, .length = l};
+    return emit(S, OP_SLICE, &x, 1, &sl, c->loc, depth);
+}
+
 static int try_rules(Simplify *S, Node *c, int depth) {
     switch (c->op) {
+    case OP_PAD: return simplify_pad(S, c);
+    case OP_SLICE: return slice_of_pad(S, c, depth);
     case OP_BROADCAST: return simplify_broadcast(S, c, depth);
     case OP_RESHAPE: return simplify_reshape(S, c, depth);
     case OP_TRANSPOSE: return simplify_transpose(S, c, depth);
@@ -340,6 +402,7 @@ static int try_rules(Simplify *S, Node *c, int depth) {
     if (op_table[c->op].cls != OPC_ELEMWISE) return -1; /* sources, softmax */
     int r = fold_elementwise(S, c);
     if (r < 0) r = shrink_splats(S, c, depth);
+    if (r < 0 && c->op == OP_ADD) r = adjacent_pads(S, c, depth);
     return r >= 0 ? r : simplify_elementwise(S, c, depth);
 }
 
