@@ -16,7 +16,14 @@
  * A reduction (sum, mean, max) roots a group the same way: its elementwise
  * producers of its input's shape are computed inside the reduction's loop nest,
  * so `reduce_sum(log_softmax(z) * one_hot)` (the cross-entropy) or the squared
- * differences of a variance never reach memory. */
+ * differences of a variance never reach memory.
+ *
+ * A matrix product joins an elementwise group as its epilogue: when every
+ * user of `x @ W` is in the group (bias add, activation, the relu mask of a
+ * gradient, an optimizer update of a weight gradient), the GEMM kernel
+ * applies the group's expression to each tile of the product as it finishes,
+ * instead of storing the product for a separate loop. One product per group,
+ * plain 2-D ones (no batch dims, no vectors) of the group's shape. */
 #include <stdlib.h>
 
 #include "passes/pass.h"
@@ -26,6 +33,12 @@ enum { FUSE_MAX_MEMBERS = 20 }; /* members read at most 3 operands: 60 leaves < 
 static bool fusible(const Node *n) {
     if (op_table[n->op].cls != OPC_ELEMWISE) return false;
     return shape_numel(&n->shape) > 1; /* a scalar chain is not worth a loop */
+}
+
+/* A product that may become the epilogue-fused member of a group of shape ref. */
+static bool epilogue_matmul(const Graph *g, const Node *n, const Shape *ref) {
+    return n->op == OP_MATMUL && dtype_is_float(n->dtype) && n->shape.rank == 2 && shape_equal(&n->shape, ref) &&
+           g->nodes[n->in[0]].shape.rank == 2 && g->nodes[n->in[1]].shape.rank == 2;
 }
 
 /* A reduction can root a group: its elementwise producers are computed inside
@@ -40,7 +53,10 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
     int *group = calloc((size_t)n + 1, sizeof *group);
     int **users = calloc((size_t)n + 1, sizeof *users), *n_users = calloc((size_t)n + 1, sizeof *n_users);
     int *stack = malloc(sizeof(int) * ((size_t)n + 1));
-    if (!group || !users || !n_users || !stack) abort();
+    bool *escapes = calloc((size_t)n + 1, sizeof *escapes); /* outputs and update sources */
+    if (!group || !users || !n_users || !stack || !escapes) abort();
+    for (int i = 0; i < g->n_outputs; i++) escapes[g->outputs[i]] = true;
+    for (int i = 0; i < g->n_updates; i++) escapes[g->upd_src[i]] = true;
     /* users of every node (outputs and update sources count as users after the end) */
     for (int id = 0; id < n; id++)
         for (int k = 0; k < g->nodes[id].n_in; k++) n_users[g->nodes[id].in[k]]++;
@@ -56,6 +72,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
         /* members have the root's shape; for a reduction, its input's shape */
         const Shape *ref = op_table[r->op].cls == OPC_REDUCE ? &g->nodes[r->in[0]].shape : &r->shape;
         int gid = root + 1, top = 0, members = 1;
+        bool has_matmul = false, elementwise_root = op_table[r->op].cls == OPC_ELEMWISE;
         group[root] = gid;
         stack[top++] = root;
         while (top) {
@@ -63,11 +80,26 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             for (int k = 0; k < m->n_in; k++) {
                 int p = m->in[k];
                 const Node *pn = &g->nodes[p];
-                if (group[p] || !fusible(pn) || !shape_equal(&pn->shape, ref)) continue;
-                bool ok = true;
-                for (int u = 0; u < n_users[p] && ok; u++) ok = group[users[p][u]] == gid || users[p][u] > root;
                 /* the emitter reads at most OPS_MAX_OPERANDS distinct leaves: bound the group */
-                if (!ok || members == FUSE_MAX_MEMBERS) continue;
+                if (group[p] || members == FUSE_MAX_MEMBERS) continue;
+                bool ok = true;
+                if (elementwise_root && !has_matmul && epilogue_matmul(g, pn, ref)) {
+                    /* the product is never stored for later: every user is in the group already;
+                     * the GEMM runs first, so it cannot read a member */
+                    for (int u = 0; u < n_users[p] && ok; u++) ok = group[users[p][u]] == gid;
+                    for (int k2 = 0; k2 < pn->n_in && ok; k2++) ok = group[pn->in[k2]] != gid;
+                    if (!ok || escapes[p]) continue;
+                    group[p] = gid; /* its operands are the GEMM's, not the group's: no walk into them */
+                    has_matmul = true;
+                    members++;
+                    continue;
+                }
+                if (!fusible(pn) || !shape_equal(&pn->shape, ref)) continue;
+                for (int u = 0; u < n_users[p] && ok; u++) {
+                    const Node *un = &g->nodes[users[p][u]];
+                    ok = group[users[p][u]] == gid ? un->op != OP_MATMUL : users[p][u] > root;
+                }
+                if (!ok) continue;
                 group[p] = gid;
                 stack[top++] = p;
                 members++;
@@ -81,5 +113,6 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
     free(n_users);
     free(group);
     free(stack);
+    free(escapes);
     return g;
 }

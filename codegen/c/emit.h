@@ -21,6 +21,7 @@ struct CEmitter {
     int n_defined, cap_defined;
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
     bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
+    const char *epilogue;/* while a fused product is emitted: its GEMM's epilogue (codegen/c/epilogue.c) */
 };
 
 /* True the first time name is asked for in this file (then the caller emits
