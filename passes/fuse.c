@@ -41,6 +41,28 @@ static bool epilogue_matmul(const Graph *g, const Node *n, const Shape *ref) {
            g->nodes[n->in[0]].shape.rank == 2 && g->nodes[n->in[1]].shape.rank == 2;
 }
 
+/* Whether group gid (rooted at root, holding a product) is worth fusing into
+ * the GEMM. The kernel walks the product tile by tile, column strips of many
+ * rows, so an epilogue that streams tensors of the product's size reads them
+ * across hundreds of rows at once, which the caches and prefetchers serve far
+ * worse than one contiguous loop after the GEMM. Operands broadcast along
+ * rows or columns (a bias) are fine; full-size ones only while they fit in
+ * a core's L1/L2 next to the tile. */
+enum { EPILOGUE_MAX_STREAMED_BYTES = 64 * 1024 };
+static bool epilogue_pays(const Graph *g, const int *group, int gid, int root) {
+    int64_t streamed = 0;
+    for (int id = 0; id <= root; id++) {
+        const Node *m = &g->nodes[id];
+        if (group[id] != gid || m->op == OP_MATMUL) continue;
+        for (int k = 0; k < m->n_in; k++) {
+            const Node *v = &g->nodes[m->in[k]];
+            if (group[m->in[k]] != gid && shape_equal(&v->shape, &g->nodes[root].shape))
+                streamed += shape_numel(&v->shape) * (int64_t)dtype_size(v->dtype);
+        }
+    }
+    return streamed <= EPILOGUE_MAX_STREAMED_BYTES;
+}
+
 /* A reduction can root a group: its elementwise producers are computed inside
  * the reduction's loops (a "prologue"), so their values are never stored. */
 static bool reduce_root(const Graph *g, const Node *n) {
@@ -104,6 +126,10 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
                 stack[top++] = p;
                 members++;
             }
+        }
+        if (has_matmul && !epilogue_pays(g, group, gid, root)) { /* the product goes back to its own kernel */
+            for (int id = 0; id < root; id++)
+                if (group[id] == gid && g->nodes[id].op == OP_MATMUL) group[id] = 0, members--;
         }
         if (members == 1) group[root] = 0; /* a lone op is already one kernel */
     }

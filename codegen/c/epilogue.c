@@ -16,6 +16,7 @@
 #include "codegen/c/fused.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "ir/ops/ops_impl.h"
 
@@ -67,39 +68,54 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     }
     const char *T = dtype_c_type(P->dtype);
     long long N = (long long)P->shape.dim[1];
+    /* one restrict pointer per distinct buffer: a weight updated in place is
+     * read and written through the same one, so the loop vectorizes */
+    int ptr_of[2 * OPS_MAX_OPERANDS], ptr_node[2 * OPS_MAX_OPERANDS], n_ptrs = 0;
+    bool ptr_written[2 * OPS_MAX_OPERANDS] = {false};
+    for (int k = 0; k < n_leaves + n_stores; k++) {
+        int id = k < n_leaves ? leaves[k] : stores[k - n_leaves], q = 0;
+        while (q < n_ptrs && strcmp(e->buf[ptr_node[q]], e->buf[id]) != 0) q++;
+        if (q == n_ptrs) ptr_node[n_ptrs++] = id;
+        ptr_of[k] = q;
+        ptr_written[q] |= k >= n_leaves;
+    }
 
     /* the function, into the preamble before its kernel */
     StrBuf fn = {0};
+    if (cemit_define_once(e, "etch_epilogue_support"))
+        sb_puts(&fn, "\n/* Epilogues are inlined into each kernel variant, so their loops vectorize per tile. */\n"
+                     "#if defined(__GNUC__)\n#define ETCH_EPILOGUE static inline __attribute__((always_inline))\n"
+                     "#else\n#define ETCH_EPILOGUE static inline\n#endif\n");
     sb_printf(&fn, "\n/* %s: %d ops after %%%d = matmul %s (%s), applied by its GEMM to each finished tile\n",
               name, n_members, mm, type_format(ty, sizeof ty, P->dtype, &P->shape), g->name);
     sb_printf(&fn, " * R (rows x cols at row i0, column j0 of the product). */\nstatic struct {\n");
-    for (int l = 0; l < n_leaves; l++)
-        sb_printf(&fn, "    const %s *leaf%d; /* %%%d */\n", dtype_c_type(g->nodes[leaves[l]].dtype), l, leaves[l]);
-    for (int s = 0; s < n_stores; s++)
-        sb_printf(&fn, "    %s *store%d; /* %%%d */\n", dtype_c_type(g->nodes[stores[s]].dtype), s, stores[s]);
+    for (int q = 0; q < n_ptrs; q++)
+        sb_printf(&fn, "    %s%s *p%d; /* %s */\n", ptr_written[q] ? "" : "const ", dtype_c_type(g->nodes[ptr_node[q]].dtype),
+                  q, e->buf[ptr_node[q]]);
     sb_printf(&fn, "} %s_args;\n", name);
-    sb_printf(&fn, "static void %s(const %s *restrict R, int64_t ldr, int64_t i0, int64_t j0, int64_t rows, int64_t cols) {\n",
+    sb_printf(&fn, "ETCH_EPILOGUE void %s(const %s *restrict R, int64_t ldr, int64_t i0, int64_t j0, int64_t rows, int64_t cols) {\n",
               name, T);
+    for (int q = 0; q < n_ptrs; q++)
+        sb_printf(&fn, "    %s%s *restrict const P%d = %s_args.p%d;\n", ptr_written[q] ? "" : "const ",
+                  dtype_c_type(g->nodes[ptr_node[q]].dtype), q, name, q);
     const char **buf = malloc(sizeof(char *) * ((size_t)g->n_nodes + 1));
     char (*idx)[320] = malloc(sizeof *idx * ((size_t)n_leaves + 1));
-    char (*local)[16] = malloc(sizeof *local * ((size_t)n_leaves + 1));
+    char (*local)[16] = malloc(sizeof *local * ((size_t)n_ptrs + 1));
     if (!buf || !idx || !local) abort();
     for (int id = 0; id < g->n_nodes; id++) buf[id] = e->buf[id];
+    for (int q = 0; q < n_ptrs; q++) snprintf(local[q], sizeof local[q], "P%d", q);
     for (int l = 0; l < n_leaves; l++) {
-        snprintf(local[l], sizeof local[l], "L%d", l);
-        buf[leaves[l]] = local[l];
+        buf[leaves[l]] = local[ptr_of[l]];
         leaf_index(idx[l], sizeof idx[l], &g->nodes[leaves[l]].shape, &P->shape);
-        sb_printf(&fn, "    const %s *const L%d = %s_args.leaf%d;\n", dtype_c_type(g->nodes[leaves[l]].dtype), l, name, l);
     }
-    for (int s = 0; s < n_stores; s++)
-        sb_printf(&fn, "    %s *const S%d = %s_args.store%d;\n", dtype_c_type(g->nodes[stores[s]].dtype), s, name, s);
     sb_printf(&fn, "    for (int64_t i = 0; i < rows; i++)\n        for (int64_t j = 0; j < cols; j++) {\n");
     sb_printf(&fn, "            const int64_t r = i0 + i, c = j0 + j;\n");
     sb_printf(&fn, "            const %s v%d = R[i * ldr + j]; /* matmul */\n", T, mm);
     CEmitter body = *e;
     body.out = &fn, body.buf = buf, body.indent = 3;
     for (int m = 0; m < n_members; m++) cemit_group_member(&body, g, members[m], leaf_slot, idx);
-    for (int s = 0; s < n_stores; s++) sb_printf(&fn, "            S%d[r * %lld + c] = v%d;\n", s, N, stores[s]);
+    for (int s = 0; s < n_stores; s++)
+        sb_printf(&fn, "            P%d[r * %lld + c] = v%d;\n", ptr_of[n_leaves + s], N, stores[s]);
     sb_puts(&fn, "        }\n}\n");
     sb_puts(e->preamble, fn.s);
     sb_free(&fn);
@@ -108,8 +124,7 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     cemit_line(e, "{ /* fused: %d ops -> %s, the epilogue of %%%d = matmul */", n_members + 1,
                type_format(ty, sizeof ty, g->nodes[root].dtype, &g->nodes[root].shape), mm);
     e->indent++;
-    for (int l = 0; l < n_leaves; l++) cemit_line(e, "%s_args.leaf%d = %s;", name, l, e->buf[leaves[l]]);
-    for (int s = 0; s < n_stores; s++) cemit_line(e, "%s_args.store%d = %s;", name, s, e->buf[stores[s]]);
+    for (int q = 0; q < n_ptrs; q++) cemit_line(e, "%s_args.p%d = %s;", name, q, e->buf[ptr_node[q]]);
     e->epilogue = name;
     op_table[P->op].emit_c(e, g, mm);
     e->epilogue = NULL;
