@@ -23,7 +23,8 @@
  * gradient, an optimizer update of a weight gradient), the GEMM kernel
  * applies the group's expression to each tile of the product as it finishes,
  * instead of storing the product for a separate loop. One product per group,
- * plain 2-D ones (no batch dims, no vectors) of the group's shape. */
+ * plain 2-D ones (no batch dims, no vectors) of the group's shape. Such a
+ * group runs at the product's position when its other operands allow. */
 #include <stdlib.h>
 
 #include "passes/pass.h"
@@ -61,6 +62,29 @@ static bool epilogue_pays(const Graph *g, const int *group, int gid, int root) {
         }
     }
     return streamed <= EPILOGUE_MAX_STREAMED_BYTES;
+}
+
+/* A group runs at its position, group number - 1: its root (last member),
+ * unless this moves it. A fused product's group is moved back to the
+ * product's own position when every other operand its members read is
+ * ready by then, so the GEMM's operands are not kept alive until the root
+ * (fc2's weight gradient would otherwise wait for fc1's). Outside users of
+ * members all come after the root, so they still run after the group. */
+static void run_at_product(const Graph *g, int *group, int mm) {
+    int gid = group[mm], n = g->n_nodes;
+    for (int id = 0; id < n; id++) {
+        const Node *m = &g->nodes[id];
+        if (group[id] != gid || id == mm) continue;
+        for (int k = 0; k < m->n_in; k++) {
+            int in = m->in[k], pos = group[in] ? group[in] - 1 : in;
+            const Node *v = &g->nodes[in];
+            bool always_ready = v->op == OP_INPUT || v->op == OP_PARAM || /* scalar constants are literals */
+                                (v->op == OP_CONST && shape_numel(&v->shape) == 1);
+            if (group[in] != gid && !always_ready && pos >= mm) return;
+        }
+    }
+    for (int id = 0; id < n; id++)
+        if (group[id] == gid) group[id] = mm + 1; /* free: mm roots no other group */
 }
 
 /* A reduction can root a group: its elementwise producers are computed inside
@@ -133,6 +157,8 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
         }
         if (members == 1) group[root] = 0; /* a lone op is already one kernel */
     }
+    for (int id = 0; id < n; id++)
+        if (group[id] && g->nodes[id].op == OP_MATMUL) run_at_product(g, group, id);
     for (int id = 0; id < n; id++) g->nodes[id].attr.group = group[id];
     for (int id = 0; id < n; id++) free(users[id]);
     free(users);

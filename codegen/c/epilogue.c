@@ -20,9 +20,9 @@
 
 #include "ir/ops/ops_impl.h"
 
-int fused_matmul_of(const Graph *g, int root) {
-    int gid = g->nodes[root].attr.group;
-    for (int id = 0; gid && id < root; id++)
+int fused_matmul_of(const Graph *g, int at) {
+    int gid = g->nodes[at].attr.group;
+    for (int id = 0; gid && id < g->n_nodes; id++)
         if (g->nodes[id].attr.group == gid && g->nodes[id].op == OP_MATMUL) return id;
     return -1;
 }
@@ -42,8 +42,10 @@ static void leaf_index(char *buf, size_t n, const Shape *s, const Shape *out) {
     if (!len) snprintf(buf, n, "0");
 }
 
-void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
-    int gid = g->nodes[root].attr.group, mm = fused_matmul_of(g, root);
+void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot) {
+    int gid = g->nodes[at].attr.group, mm = fused_matmul_of(g, at), root = mm;
+    for (int id = mm; id < g->n_nodes; id++)
+        if (g->nodes[id].attr.group == gid) root = id; /* the last member: it gives the group's type */
     const Node *P = &g->nodes[mm];
     int members[OPS_MAX_OPERANDS], n_members = 0, leaves[OPS_MAX_OPERANDS], n_leaves = 0;
     int stores[OPS_MAX_OPERANDS], n_stores = 0;

@@ -13,12 +13,13 @@
  * expression leaf_idx[leaf_slot[operand]]. */
 void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]);
 
-/* The matmul in root's fusion group (its epilogue-fused product), or -1. */
-int fused_matmul_of(const Graph *g, int root);
+/* The matmul in the fusion group of node `at` (its epilogue-fused product), or -1. */
+int fused_matmul_of(const Graph *g, int at);
 
-/* Emits the group rooted at root around its matmul: the group's expression
- * as the epilogue function of the product's GEMM, and the call. leaf_slot
- * (-1 for every node) is scratch, restored on return. */
-void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot);
+/* Emits the group of node `at` (the node at the group's position: its root,
+ * or the product itself, see passes/fuse.c) around its matmul: the group's
+ * expression as the epilogue function of the product's GEMM, and the call.
+ * leaf_slot (-1 for every node) is scratch, restored on return. */
+void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 
 #endif
