@@ -1,7 +1,8 @@
 /* plan_memory.c: liveness-based placement of intermediates (see plan_memory.h).
  *
  * Every node gets a position: the node id, or its fusion group's number
- * minus one (the group runs there: its root, or a fused matmul, see fuse.c). A value stored in the arena is live from its
+ * minus one (the group runs there: its root, or a fused matmul, see
+ * fuse.c). A value stored in the arena is live from its
  * position to the last position that reads it (outputs and update sources:
  * to the end). Values are placed in position order, best-fit into blocks
  * whose values died strictly before (a kernel may read an operand while

@@ -85,9 +85,15 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
     /* the function, into the preamble before its kernel */
     StrBuf fn = {0};
     if (cemit_define_once(e, "etch_epilogue_support"))
-        sb_puts(&fn, "\n/* Epilogues are inlined into each kernel variant, so their loops vectorize per tile. */\n"
+        sb_puts(&fn, "\n/* Epilogues are inlined into each kernel variant, so their loops vectorize per tile\n"
+                     " * with its ISA. An element's operands and results sit at that element's index\n"
+                     " * (or are read-only), so the column loop carries no dependence: gcc is told so\n"
+                     " * (its -O2 vectorizer will not add run-time alias checks, and inlining loses\n"
+                     " * `restrict`). */\n"
                      "#if defined(__GNUC__)\n#define ETCH_EPILOGUE static inline __attribute__((always_inline))\n"
-                     "#else\n#define ETCH_EPILOGUE static inline\n#endif\n");
+                     "#else\n#define ETCH_EPILOGUE static inline\n#endif\n"
+                     "#if defined(__GNUC__) && !defined(__clang__)\n#define ETCH_EPILOGUE_IVDEP _Pragma(\"GCC ivdep\")\n"
+                     "#else\n#define ETCH_EPILOGUE_IVDEP\n#endif\n");
     sb_printf(&fn, "\n/* %s: %d ops after %%%d = matmul %s (%s), applied by its GEMM to each finished tile\n",
               name, n_members, mm, type_format(ty, sizeof ty, P->dtype, &P->shape), g->name);
     sb_printf(&fn, " * R (rows x cols at row i0, column j0 of the product). */\nstatic struct {\n");
@@ -110,7 +116,7 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
         buf[leaves[l]] = local[ptr_of[l]];
         leaf_index(idx[l], sizeof idx[l], &g->nodes[leaves[l]].shape, &P->shape);
     }
-    sb_printf(&fn, "    for (int64_t i = 0; i < rows; i++)\n        for (int64_t j = 0; j < cols; j++) {\n");
+    sb_printf(&fn, "    for (int64_t i = 0; i < rows; i++)\n        ETCH_EPILOGUE_IVDEP for (int64_t j = 0; j < cols; j++) {\n");
     sb_printf(&fn, "            const int64_t r = i0 + i, c = j0 + j;\n");
     sb_printf(&fn, "            const %s v%d = R[i * ldr + j]; /* matmul */\n", T, mm);
     CEmitter body = *e;
