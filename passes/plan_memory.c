@@ -1,7 +1,8 @@
 /* plan_memory.c: liveness-based placement of intermediates (see plan_memory.h).
  *
- * Every node gets a position: the node id, or its fusion group's root id
- * (the group runs there). A value stored in the arena is live from its
+ * Every node gets a position: the node id, or its fusion group's number
+ * minus one (the group runs there: its root, or a fused matmul, see
+ * fuse.c). A value stored in the arena is live from its
  * position to the last position that reads it (outputs and update sources:
  * to the end). Values are placed in position order, best-fit into blocks
  * whose values died strictly before (a kernel may read an operand while
@@ -58,7 +59,8 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
         if (x->op == OP_INPUT) mp->kind[id] = STORE_INPUT;
         else if (x->op == OP_PARAM) mp->kind[id] = STORE_PARAM;
         else if (op_is_view(x->op)) mp->kind[id] = STORE_VIEW, mp->ref[id] = x->in[0];
-        else if (x->attr.group && !escapes[id]) mp->kind[id] = STORE_REGISTER;
+        /* a fused product keeps a buffer: its GEMM adds K slices up there (passes/fuse.c) */
+        else if (x->attr.group && !escapes[id] && x->op != OP_MATMUL) mp->kind[id] = STORE_REGISTER;
         else mp->kind[id] = STORE_ARENA;
     }
     for (int i = 0; i < g->n_outputs; i++) {
@@ -83,7 +85,9 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
                 while (mp->kind[src] == STORE_VIEW) src = mp->ref[src];
                 if (src != p) continue;
                 bool in_kernel = id == u || (un->attr.group && x->attr.group == un->attr.group);
-                if (in_kernel) ok = shape_equal(&g->nodes[x->in[k]].shape, &un->shape) && x->in[k] == p;
+                /* in u's kernel, p is read element by element before it is written; a fused
+                 * product's GEMM reads all of its operands first, so it must not read p */
+                if (in_kernel) ok = x->op != OP_MATMUL && shape_equal(&g->nodes[x->in[k]].shape, &un->shape) && x->in[k] == p;
                 else ok = mp->pos[id] < mp->pos[u];
             }
         }

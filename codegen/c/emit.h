@@ -22,6 +22,7 @@ struct CEmitter {
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
     bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
     void *driver;        /* the codegen driver's state (cemit_subgraph) */
+    const char *epilogue;/* while a fused product is emitted: its GEMM's epilogue (codegen/c/epilogue.c) */
 };
 
 /* Emits graph `body` (a scan's) as a static function of the model, placed in

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codegen/c/emit.h"
+#include "codegen/c/fused.h"
 #include "ir/ops/ops_impl.h"
 #include "passes/plan_memory.h"
 #include "runtime/etch_rt.h"
@@ -166,10 +167,8 @@ static void emit_param_data(StrBuf *b, const Tensor *t) {
     }
 }
 
-/* Emits `const T vN = expr;` for fused-group member id: operands in the group
- * are registers (vK), scalar constants are literals, and every other operand
- * (a leaf) is read at its index expression leaf_idx[leaf_slot[operand]]. */
-static void emit_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]) {
+/* Emits `const T vN = expr;` for fused-group member id (see fused.h). */
+void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]) {
     const Node *x = &g->nodes[id];
     StrBuf operand[3] = {{0}, {0}, {0}};
     char lit[64];
@@ -225,7 +224,7 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
     char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
     for (int l = 0; l < n_leaves; l++) ops_loops_index(&L, l, var, leaf_idx[l], sizeof leaf_idx[l]);
-    for (int m = 0; m < n_members; m++) emit_member(e, g, members[m], leaf_slot, leaf_idx);
+    for (int m = 0; m < n_members; m++) cemit_group_member(e, g, members[m], leaf_slot, leaf_idx);
     ops_loops_index(&L, -1, var, idx, sizeof idx);
     for (int m = 0; m < n_members; m++)
         if (mp->kind[members[m]] != STORE_REGISTER) cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
@@ -317,7 +316,7 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
         memcpy(leaf_idx[l], idx, sizeof idx);
     }
     for (int m = 0; m < n_members; m++) {
-        emit_member(e, g, members[m], leaf_slot, leaf_idx);
+        cemit_group_member(e, g, members[m], leaf_slot, leaf_idx);
         if (mp->kind[members[m]] != STORE_REGISTER) {
             INDEX_OF(dense);
             cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
@@ -405,6 +404,7 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
         if (n->attr.group) {
             if (mp->pos[id] == id) {
                 if (op_table[n->op].cls == OPC_REDUCE) emit_reduce_group(&e, g, mp, id, leaf_slot);
+                else if (fused_matmul_of(g, id) >= 0) emit_matmul_group(&e, g, mp, id, leaf_slot);
                 else emit_group(&e, g, mp, id, leaf_slot);
                 st->kernels++;
             }

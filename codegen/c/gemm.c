@@ -26,6 +26,7 @@
  * lanes, so splitting rows or columns over threads cannot change a bit. */
 #include "codegen/c/gemm.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,9 +135,10 @@ static Plan plan_make(const GemmDesc *d, const Isa *isa, int threads) {
 }
 
 void gemm_kernel_name(char *buf, size_t n, const GemmDesc *d) {
-    snprintf(buf, n, "etch_gemm_%s_%lldx%lldx%lld_%c%c_%lld_%lld_%lld%s", d->dtype == DT_F64 ? "f64" : "f32",
+    snprintf(buf, n, "etch_gemm_%s_%lldx%lldx%lld_%c%c_%lld_%lld_%lld%s%s%s", d->dtype == DT_F64 ? "f64" : "f32",
              (long long)d->m, (long long)d->n, (long long)d->k, d->trans_a ? 't' : 'n', d->trans_b ? 't' : 'n',
-             (long long)d->lda, (long long)d->ldb, (long long)d->ldc, d->accumulate ? "_acc" : "");
+             (long long)d->lda, (long long)d->ldb, (long long)d->ldc, d->accumulate ? "_acc" : "",
+             d->epilogue ? "_" : "", d->epilogue ? d->epilogue : "");
 }
 
 /* ---- text helpers ---- */
@@ -190,6 +192,7 @@ typedef struct Tile {
     bool masked;             /* only the first `nr` columns are valid */
     const char *klen;        /* K loop length (C expression) */
     const char *first;       /* condition for C = acc (else C = C + acc): "1", "0" or an expression */
+    const char *col;         /* the tile's first column in C (C expression), for the epilogue */
 } Tile;
 
 /* A(i, k) relative to the tile's row pointer pa. */
@@ -256,15 +259,76 @@ static void emit_masks(Gen *g, int ind, int nv) {
     }
 }
 
+/* Writes a tile's accumulators: to C (C = acc, or C = C + acc when `add`),
+ * or, when `to_tile`, to the tile buffer (rows x NR: `ep`, or the portable
+ * tile's own sums `t`) that the epilogue reads, leaving C as it is. */
+typedef void (*TileResults)(Gen *g, int ind, const Tile *t, bool add, bool to_tile);
+
+static void simd_results(Gen *g, int ind, const Tile *t, bool add, bool to_tile) {
+    int vl = g->p->vl;
+    long long ldc = (long long)g->d->ldc;
+    char ptr[96], dst[96], ld[160], y[256], c[32];
+    for (int i = 0; i < t->rows; i++)
+        for (int v = 0; v < t->nv; v++) {
+            snprintf(ptr, sizeof ptr, "cp + %lld", i * ldc + v * vl);
+            snprintf(c, sizeof c, "c%d_%d", i, v);
+            if (add) {
+                vload(g, ld, sizeof ld, ptr, false, t->masked, v);
+                vadd(g, y, sizeof y, ld, c);
+            } else {
+                snprintf(y, sizeof y, "%s", c);
+            }
+            if (!to_tile) {
+                vstore(g, ind, ptr, y, t->masked, v);
+                continue;
+            }
+            snprintf(dst, sizeof dst, "ep + %d", i * t->nv * vl + v * vl); /* whole vectors: ep has NR columns */
+            vstore(g, ind, dst, y, false, v);
+        }
+}
+
+/* Stores a finished K slice of a tile. Without an epilogue: C = acc on the
+ * first slice, C = C + acc after. With one, the last slice's sums go to a
+ * tile buffer instead and the epilogue maps them to the group's outputs;
+ * the product reaches C only while later slices still add to it. */
+static void emit_tile_finish(Gen *g, int ind, const Tile *t, TileResults results, bool simd) {
+    bool store = strcmp(t->first, "0") != 0, add = strcmp(t->first, "1") != 0;
+    if (!g->d->epilogue) {
+        if (store && add) line(g, ind, "if (%s) {", t->first);
+        if (store) results(g, ind + add, t, false, false);
+        if (store && add) line(g, ind, "} else {");
+        if (add) results(g, ind + store, t, true, false);
+        if (store && add) line(g, ind, "}");
+        return;
+    }
+    int nr = t->nv * g->p->vl;
+    char cols[16];
+    snprintf(cols, sizeof cols, t->masked ? "nr" : "%d", nr);
+    if (add) { /* several K slices: the last one ends in the tile buffer */
+        line(g, ind, "if (%s) {", t->first);
+        results(g, ind + 1, t, false, false);
+        line(g, ind, "} else if (pc + kc < %lld) {", (long long)g->d->k);
+        results(g, ind + 1, t, true, false);
+        line(g, ind, "} else {");
+        ind++;
+    }
+    if (simd) line(g, ind, "_Alignas(64) %s ep[%d];", g->T, t->rows * nr); /* the portable tile sums in t[] */
+    results(g, ind, t, add, true);
+    line(g, ind, "%s(%s, %d, i0, %s, %d, %s);", g->d->epilogue, simd ? "ep" : "t", nr, t->col, t->rows, cols);
+    if (add) line(g, ind - 1, "}");
+}
+
 /* One register tile: C[rows x nv*VL] (+)= A[rows x klen] B[klen x nv*VL],
  * with pa, pb, cp pointing at the tile's corner in A, B and C. */
 static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
     int vl = g->p->vl;
-    long long ldc = (long long)g->d->ldc, ldb = (long long)g->d->ldb;
-    char ptr[96], ld[160], a[96], k_row[32], x[256], y[256];
+    long long ldb = (long long)g->d->ldb;
+    char ptr[96], ld[160], a[96], k_row[32], x[256];
     line(g, ind, "{");
     ind++;
-    if (t->masked) emit_masks(g, ind, t->nv);
+    /* masks serve B's loads in place and C's loads and stores (none when an epilogue takes the only slice) */
+    bool touches_c = !(g->d->epilogue && !strcmp(t->first, "1"));
+    if (t->masked && (!t->packed || touches_c)) emit_masks(g, ind, t->nv);
     vzero(g, x, sizeof x);
     for (int i = 0; i < t->rows; i++) {
         char decl[1024];
@@ -294,33 +358,26 @@ static void emit_tile_simd(Gen *g, int ind, const Tile *t) {
         }
     }
     line(g, ind, "}");
-    bool store = strcmp(t->first, "0") != 0, add = strcmp(t->first, "1") != 0;
-    if (store && add) line(g, ind, "if (%s) {", t->first);
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 0 ? !store : !add) continue;
-        if (pass == 1 && store) line(g, ind, "} else {");
-        for (int i = 0; i < t->rows; i++)
-            for (int v = 0; v < t->nv; v++) {
-                char c[32];
-                snprintf(ptr, sizeof ptr, "cp + %lld", i * ldc + v * vl);
-                snprintf(c, sizeof c, "c%d_%d", i, v);
-                if (pass == 1) {
-                    vload(g, ld, sizeof ld, ptr, false, t->masked, v);
-                    vadd(g, y, sizeof y, ld, c);
-                } else {
-                    snprintf(y, sizeof y, "%s", c);
-                }
-                vstore(g, ind + (store && add), ptr, y, t->masked, v);
-            }
-    }
-    if (store && add) line(g, ind, "}");
+    emit_tile_finish(g, ind, t, simd_results, true);
     line(g, ind - 1, "}");
+}
+
+static void c_results(Gen *g, int ind, const Tile *t, bool add, bool to_tile) {
+    int NR = t->nv * g->p->vl;
+    long long ldc = (long long)g->d->ldc;
+    if (to_tile && !add) return; /* the sums are already in t */
+    line(g, ind, "for (int64_t i = 0; i < %d; i++)", t->rows);
+    if (t->masked) line(g, ind + 1, "for (int64_t jj = 0; jj < nr; jj++)");
+    else line(g, ind + 1, "for (int64_t jj = 0; jj < %d; jj++)", NR);
+    if (to_tile) line(g, ind + 2, "t[i * %d + jj] = cp[i * %lld + jj] + t[i * %d + jj];", NR, ldc, NR);
+    else if (add) line(g, ind + 2, "cp[i * %lld + jj] = cp[i * %lld + jj] + t[i * %d + jj];", ldc, ldc, NR);
+    else line(g, ind + 2, "cp[i * %lld + jj] = t[i * %d + jj];", ldc, NR);
 }
 
 /* The portable tile: small arrays and literal loops that compilers vectorize. */
 static void emit_tile_c(Gen *g, int ind, const Tile *t) {
     int NR = t->nv * g->p->vl;
-    long long ldc = (long long)g->d->ldc, ldb = (long long)g->d->ldb;
+    long long ldb = (long long)g->d->ldb;
     char a[96];
     a_at(g, a, sizeof a, "i", "k");
     line(g, ind, "{");
@@ -335,15 +392,7 @@ static void emit_tile_c(Gen *g, int ind, const Tile *t) {
     else snprintf(bk, sizeof bk, "k * %lld", ldb);
     line(g, ind + 3, "for (int64_t jj = 0; jj < %s; jj++) t[i * %d + jj] += a * pb[%s + jj];", jn, NR, bk);
     line(g, ind + 2, "}");
-    line(g, ind + 1, "for (int64_t i = 0; i < %d; i++)", t->rows);
-    if (t->masked) line(g, ind + 2, "for (int64_t jj = 0; jj < nr; jj++)");
-    else line(g, ind + 2, "for (int64_t jj = 0; jj < %d; jj++)", NR);
-    if (!strcmp(t->first, "1")) line(g, ind + 3, "cp[i * %lld + jj] = t[i * %d + jj];", ldc, NR);
-    else if (!strcmp(t->first, "0"))
-        line(g, ind + 3, "cp[i * %lld + jj] = cp[i * %lld + jj] + t[i * %d + jj];", ldc, ldc, NR);
-    else
-        line(g, ind + 3, "cp[i * %lld + jj] = %s ? t[i * %d + jj] : cp[i * %lld + jj] + t[i * %d + jj];", ldc, t->first,
-             NR, ldc, NR);
+    emit_tile_finish(g, ind + 1, t, c_results, false);
     line(g, ind, "}");
 }
 
@@ -378,9 +427,11 @@ static void emit_row_tiles(Gen *g, int ind, const char *start, const char *end, 
     int rem = (int)(g->d->m % p->mr);
     char ap[96];
     a_ptr(g, ap, sizeof ap, "i0", kk);
+    t.col = ccol;
     line(g, ind, "for (int64_t i0 = %s; i0 < %s; i0 += %d) {", start, end, p->mr);
     line(g, ind + 1, "const %s *restrict pa = %s;", g->T, ap);
     line(g, ind + 1, "%s *restrict cp = C + i0 * %lld + %s;", g->T, (long long)g->d->ldc, ccol);
+    if (g->d->epilogue && !strcmp(t.first, "1")) line(g, ind + 1, "(void)cp; /* one K slice: C is not written */");
     if (rem) {
         line(g, ind + 1, "if (%s - i0 < %d) { /* the last %d rows */", end, p->mr, rem);
         Tile r = t;
@@ -492,6 +543,8 @@ static void emit_dot_tile(Gen *g, int ind, int rows, int cols) {
     ind++;
     line(g, ind, "const %s *restrict pa = A + i0 * %lld, *restrict pb = B + j0 * %lld;", g->T, lda, ldb);
     line(g, ind, "%s *restrict cp = C + i0 * %lld + j0;", g->T, ldc);
+    if (d->epilogue) line(g, ind, "%s ep[%d]; /* the tile for the epilogue; C is not written */", g->T, rows * cols);
+    if (d->epilogue) line(g, ind, "(void)cp;");
     if (plain) {
         line(g, ind, "%s s[%d][%d] = {{0}};", g->T, rows * cols, vl);
         line(g, ind, "for (int64_t k = 0; k < %lld; k += %d)", kv, vl);
@@ -532,9 +585,11 @@ static void emit_dot_tile(Gen *g, int ind, int rows, int cols) {
                          d->dtype == DT_F64 ? "__builtin_fma" : "__builtin_fmaf", y, z, q);
                 else line(g, ind, "for (int64_t k = %lld; k < %lld; k++) x%d = x%d + %s * %s;", kv, K, q, q, y, z);
             }
-            if (d->accumulate) line(g, ind, "cp[%lld] = cp[%lld] + x%d;", i * ldc + j, i * ldc + j, q);
+            if (d->epilogue) line(g, ind, "ep[%d] = x%d;", q, q);
+            else if (d->accumulate) line(g, ind, "cp[%lld] = cp[%lld] + x%d;", i * ldc + j, i * ldc + j, q);
             else line(g, ind, "cp[%lld] = x%d;", i * ldc + j, q);
         }
+    if (d->epilogue) line(g, ind, "%s(ep, %d, i0, j0, %d, %d);", d->epilogue, cols, rows, cols);
     line(g, ind - 1, "}");
 }
 
@@ -733,7 +788,9 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
               (long long)d->k, MODE_NAME[px->mode], px->mr, px->nr);
     if (px->mode == MODE_BLOCKED)
         sb_printf(b, ", KC %lld, MC %lld, NC %lld", (long long)px->kc, (long long)px->mc, (long long)px->nc);
-    sb_printf(b, ", %d part%s. */\n", px->parts, px->parts > 1 ? "s" : "");
+    sb_printf(b, ", %d part%s", px->parts, px->parts > 1 ? "s" : "");
+    if (d->epilogue) sb_printf(b, ", %s applied to each finished tile", d->epilogue);
+    sb_puts(b, ". */\n");
     if (pack)
         sb_printf(b, "static _Alignas(64) %s %s_pack[%d][%lld]; /* packed B: %lld bytes */\n", T, name, max_parts,
                   (long long)pack, (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
@@ -774,7 +831,16 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     sb_puts(b, "    f(a, b, c, 0);\n}\n");
 }
 
+/* The whole product in C, then the epilogue over it as one tile (the paths
+ * without tiles of their own: empty sums, OpenBLAS). */
+static void emit_epilogue_after(CEmitter *e, const GemmDesc *d, const char *c) {
+    if (d->epilogue)
+        cemit_line(e, "%s(%s, %lld, 0, 0, %lld, %lld);", d->epilogue, c, (long long)d->ldc, (long long)d->m,
+                   (long long)d->n);
+}
+
 void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, const char *c) {
+    assert(!(d->epilogue && d->accumulate));
     if (d->m == 0 || d->n == 0) return;
     if (d->k == 0) { /* an empty sum */
         if (d->accumulate) return;
@@ -784,6 +850,7 @@ void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, con
         cemit_line(e, "(%s)[%s * %lld + %s] = 0;", c, i, (long long)d->ldc, j);
         cemit_close(e);
         cemit_close(e);
+        emit_epilogue_after(e, d, c);
         return;
     }
     if (e->blas) { /* --blas=openblas: the library call, same operands and layout */
@@ -794,9 +861,10 @@ void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, con
                    (long long)d->m, (long long)d->n, (long long)d->k, f32 ? "1.0f" : "1.0", a, (long long)d->lda, b,
                    (long long)d->ldb, d->accumulate ? (f32 ? "1.0f" : "1.0") : (f32 ? "0.0f" : "0.0"), c,
                    (long long)d->ldc);
+        emit_epilogue_after(e, d, c);
         return;
     }
-    char name[192];
+    char name[256];
     gemm_kernel_name(name, sizeof name, d);
     if (cemit_define_once(e, name)) emit_kernel(e, d, name);
     cemit_line(e, "%s(%s, %s, %s);", name, a, b, c);

@@ -20,6 +20,15 @@ typedef struct GemmDesc {
     bool trans_a, trans_b;
     int64_t lda, ldb, ldc;
     bool accumulate;      /* C += A B instead of C = A B */
+    /* NULL, or the name of a function the kernel applies to each finished
+     * tile of the product (after its whole K sum), in place of storing it:
+     *   void epilogue(const T *R, int64_t ldr, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+     * R holds the tile's rows x cols sums (row stride ldr), which are the
+     * product's elements [i0, i0 + rows) x [j0, j0 + cols). Each element is
+     * passed exactly once, whatever the thread count; C is scratch for K
+     * slices still to be added (or, without tiles, holds the whole product,
+     * then passed as one tile). Not with accumulate. (codegen/c/epilogue.c) */
+    const char *epilogue;
 } GemmDesc;
 
 /* Defines the kernel for d in e->preamble (once per distinct descriptor) and

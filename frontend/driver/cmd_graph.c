@@ -32,9 +32,9 @@ static char *graph_to_dot(const Graph *g) {
     sb_printf(&b, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n", g->name);
     for (int id = 0; id < g->n_nodes; id++) {
         int gid = g->nodes[id].attr.group;
-        if (!gid || g->nodes[id].attr.group - 1 != id) continue; /* emit each group once, at its root */
+        if (!gid || g->nodes[id].attr.group - 1 != id) continue; /* each group once, at its position */
         sb_printf(&b, "  subgraph cluster_%d {\n    label=\"fused kernel\"; style=rounded; color=\"#d63384\";\n", gid);
-        for (int m = 0; m <= id; m++)
+        for (int m = 0; m < g->n_nodes; m++) /* a fused product's group sits at the product */
             if (g->nodes[m].attr.group == gid) dot_node(&b, g, m);
         sb_puts(&b, "  }\n");
     }

@@ -158,12 +158,14 @@ void emit_matmul(CEmitter *e, const Graph *g, int id) {
                    .trans_b = n->attr.trans_b, .ldc = md.n};
     gd.lda = gd.trans_a ? md.m : md.k; /* a transposed operand is stored [K, M] (resp. [N, K]) */
     gd.ldb = gd.trans_b ? md.k : md.n;
+    gd.epilogue = e->epilogue; /* set for a product fused with its consumers (2-D only, passes/fuse.c) */
     const char *A = e->buf[n->in[0]], *B = e->buf[n->in[1]], *C = e->buf[id];
     if (batches_fold(&md, gd.trans_a)) {
         gd.m *= md.n_batch;
         gemm_emit(e, &gd, A, B, C);
         return;
     }
+    assert(!gd.epilogue || !md.batch.rank);
     char bv[ETCH_MAX_RANK][16], oa[256], ob[256], oc[256];
     int la = snprintf(oa, sizeof oa, "%s", A), lb = snprintf(ob, sizeof ob, "%s", B);
     int lc = snprintf(oc, sizeof oc, "%s", C);

@@ -145,6 +145,88 @@ static void test_matmul(void **state) {
     arena_free(a);
 }
 
+/* A matmul whose users are all elementwise becomes its group's GEMM epilogue
+ * at -O2 (passes/fuse.c, codegen/c/epilogue.c): checks that the pass fuses
+ * each product here, then compares the emitted code with the eager executor.
+ * The shapes are off the register tiles and cover every kernel form: direct
+ * (B read in place), blocked with one and with several K slices (the
+ * epilogue must wait for the last), dot products (transposed B, few rows). */
+typedef struct EpilogueCase {
+    int m, k, n;
+    bool trans_a, trans_b;
+    OpKind act;  /* applied after the bias add */
+} EpilogueCase;
+
+/* Sums of hundreds of products cancel: errors are relative to the output's scale. */
+static void check_graph_sums(Graph *g) {
+    ts_check_graph(g, &(TsTol){.lo = -1, .hi = 1, .rel = 1e-5, .abs = 1e-7, .scaled = true, .eq_ok = true, .nan_ok = true});
+}
+
+static void check_epilogue(const EpilogueCase *c, DType t) {
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "epilogue");
+    int x = graph_add_input(g, "x", t, c->trans_a ? S(2, c->k, c->m) : S(2, c->m, c->k), L);
+    int w = graph_add_param(g, "w", t, c->trans_b ? S(2, c->n, c->k) : S(2, c->k, c->n), (ParamInit){INIT_UNIFORM, -0.3, 0.3},
+                            false, L);
+    int b = graph_add_param(g, "b", t, S(1, c->n), (ParamInit){INIT_NORMAL, 0, 1}, false, L);
+    int mm = add(g, OP_MATMUL, 2, (int[]){x, w}, &(NodeAttrs){.trans_a = c->trans_a, .trans_b = c->trans_b});
+    int y = op1(g, c->act, op2(g, OP_ADD, mm, b), NULL);
+    graph_add_output(g, y);
+    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
+    assert_int_not_equal(fused->nodes[mm].attr.group, 0);
+    assert_int_equal(fused->nodes[mm].attr.group, fused->nodes[y].attr.group);
+    check_graph_sums(g);
+    arena_free(a);
+}
+
+static void test_matmul_epilogue(void **state) {
+    (void)state;
+    static const EpilogueCase cases[] = {
+        {37, 29, 53, false, false, OP_RELU},    /* direct, rows and columns off the tiles */
+        {37, 29, 53, false, true, OP_TANH},     /* transposed B: blocked, one K slice */
+        {70, 600, 300, true, false, OP_SIGMOID},/* transposed A, B beyond L2: blocked, three K slices */
+        {3, 100, 50, false, true, OP_ERF},      /* dot products, a partial column block */
+        {1, 784, 128, false, true, OP_RELU},    /* batch-1 x @ W^T */
+        {64, 128, 10, false, true, OP_ABS},     /* the MLP's second layer */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_epilogue(&cases[i], DT_F32);
+    check_epilogue(&cases[0], DT_F64);
+    check_epilogue(&cases[2], DT_F64);
+}
+
+/* Which products fuse: gᵀ·h followed by an add fuses (a weight gradient's
+ * update); g @ W under a relu mask feeding a bias gradient's reduction does
+ * not (reduction groups take no product), nor a product read outside its
+ * group, nor one whose epilogue would stream a full-size operand beyond
+ * 64 KiB (passes/fuse.c: epilogue_pays). */
+static void test_matmul_epilogue_backward(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "mask");
+    int gy = graph_add_input(g, "gy", DT_F32, S(2, 64, 10), L), h = graph_add_input(g, "h", DT_F32, S(2, 64, 129), L);
+    int w = graph_add_input(g, "w", DT_F32, S(2, 10, 129), L), zero = graph_add_const(g, 0, DT_F32, S(0), L);
+    int mm = op2(g, OP_MATMUL, gy, w);
+    int masked = add(g, OP_WHERE, 3, (int[]){op2(g, OP_GT, h, zero), mm, zero}, NULL);
+    graph_add_output(g, op1(g, OP_REDUCE_SUM, masked, &(NodeAttrs){.n_axes = 1, .axes = {0}}));
+    int gw = add(g, OP_MATMUL, 2, (int[]){masked, h}, &(NodeAttrs){.trans_a = true}); /* [129, 129] */
+    int twice = op2(g, OP_ADD, gw, gw);
+    int other = op2(g, OP_MATMUL, gy, w); /* read by an op outside any group too */
+    graph_add_output(g, op2(g, OP_MUL, other, h));
+    graph_add_output(g, op1(g, OP_EXP, other, NULL));
+    graph_add_output(g, twice);
+    int u = graph_add_input(g, "u", DT_F32, S(2, 200, 100), L), v = graph_add_input(g, "v", DT_F32, S(2, 100, 100), L);
+    int big = op2(g, OP_MATMUL, u, v), big_sum = op2(g, OP_ADD, big, u); /* u: 80 KB read at every element */
+    graph_add_output(g, big_sum);
+    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
+    assert_int_equal(fused->nodes[mm].attr.group, 0); /* its user roots a reduction group */
+    assert_int_equal(fused->nodes[gw].attr.group, fused->nodes[twice].attr.group);
+    assert_int_not_equal(fused->nodes[gw].attr.group, 0);
+    assert_int_equal(fused->nodes[other].attr.group, 0);
+    assert_int_equal(fused->nodes[big].attr.group, 0);
+    check_graph_sums(g);
+    arena_free(a);
+}
+
 static void test_layout(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -223,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_binary_arith), cmocka_unit_test(test_compare_where),
         cmocka_unit_test(test_unary),        cmocka_unit_test(test_cast_const_broadcast),
         cmocka_unit_test(test_reduce),       cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_matmul_epilogue), cmocka_unit_test(test_matmul_epilogue_backward),
         cmocka_unit_test(test_layout),       cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_random_graphs),

@@ -9,7 +9,9 @@
  * alignment are checked on any AVX2 machine. Operands end against a guard
  * page (a read or write past the end faults) and C's padding must stay
  * untouched. Kernels built for 2 and 3 threads must give bit-identical
- * results to one thread. Libraries are compiled like test_codegen_ops's
+ * results to one thread. Kernels with an epilogue (GemmDesc.epilogue) must
+ * hand it every element exactly once, after its whole K sum, under every
+ * variant and thread count. Libraries are compiled like test_codegen_ops's
  * (build_compile, dlopen). */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <stdarg.h>
@@ -92,6 +94,19 @@ static const Case SPLIT_CASES[] = {
     {F32, 4, 2000, 1000, 0, 1, 0, 0, 0, 0}, /* dot products, columns */
 };
 #define N_SPLIT (int)(sizeof SPLIT_CASES / sizeof SPLIT_CASES[0])
+
+/* With an epilogue, one case per kernel form: direct, dot products, blocked
+ * with one K slice and with several (the sums pass through C), masked column
+ * tails, an empty sum, f64; big enough to split over 3 threads. */
+static const Case EPI_CASES[] = {
+    {F32, 37, 29, 41, 0, 0, 0, 0, 0, 0},   {F32, 64, 128, 784, 0, 1, 0, 0, 0, 0},
+    {F32, 301, 20, 1400, 0, 0, 0, 0, 0, 0}, {F32, 3, 100, 37, 0, 1, 2, 1, 3, 0},
+    {F32, 4, 2000, 1000, 0, 1, 0, 0, 0, 0}, {F32, 200, 150, 400, 1, 1, 0, 0, 0, 0},
+    {F32, 131, 512, 300, 0, 0, 0, 0, 0, 0}, {F32, 70, 1000, 140, 1, 0, 0, 0, 0, 0},
+    {F32, 3, 4, 0, 0, 0, 0, 0, 0, 0},       {F64, 130, 100, 300, 0, 1, 0, 0, 0, 0},
+    {F64, 9, 11, 13, 0, 0, 7, 4, 1, 0},
+};
+#define N_EPI (int)(sizeof EPI_CASES / sizeof EPI_CASES[0])
 
 static GemmDesc desc_of(const Case *c) {
     GemmDesc d = {.dtype = c->t, .m = c->m, .n = c->n, .k = c->k, .trans_a = c->ta, .trans_b = c->tb,
@@ -199,8 +214,10 @@ static void to_emu512(char **src) {
 }
 
 /* Writes the kernels of cases[] as functions t0.. into dir/<base>.c, spelled
- * as src says; returns the text. */
-static char *write_lib(const char *dir, const char *base, const Case *cases, int n, int threads, Source src) {
+ * as src says, each with a test epilogue when `with_epilogue` (it stores each tile
+ * into C, as without one, and counts every element's visits in t<i>_visits);
+ * returns the text. */
+static char *write_lib(const char *dir, const char *base, const Case *cases, int n, int threads, Source src, bool with_epilogue) {
     StrBuf out = {0}, pre = {0}, file = {0}, fns = {0};
     CEmitter e = {.out = &out, .preamble = &pre, .threads = threads, .indent = 1};
     for (int i = 0; i < n; i++) {
@@ -212,6 +229,18 @@ static char *write_lib(const char *dir, const char *base, const Case *cases, int
         snprintf(c, sizeof c, "(%s *)c", T);
         out.len = 0;
         if (out.s) out.s[0] = 0;
+        char epi[32];
+        if (with_epilogue) {
+            snprintf(epi, sizeof epi, "t%d_epi", i);
+            d.epilogue = epi;
+            sb_printf(&pre, "int t%d_visits[%zu];\nstatic %s *t%d_c;\n", i, span_c(&d) + 1, T, i);
+            sb_printf(&pre, "static void %s(const %s *restrict R, int64_t ldr, int64_t i0, int64_t j0, int64_t rows, "
+                            "int64_t cols) {\n", epi, T);
+            sb_printf(&pre, "    for (int64_t i = 0; i < rows; i++)\n        for (int64_t j = 0; j < cols; j++) {\n");
+            sb_printf(&pre, "            t%d_c[(i0 + i) * %lld + j0 + j] = R[i * ldr + j];\n", i, (long long)d.ldc);
+            sb_printf(&pre, "            t%d_visits[(i0 + i) * %lld + j0 + j]++;\n        }\n}\n", i, (long long)d.ldc);
+            sb_printf(&out, "    t%d_c = (%s *)c;\n", i, T);
+        }
         gemm_emit(&e, &d, a, b, c);
         if (i == 0) gemm_emit(&e, &d, a, b, c); /* twice: defined once, called twice (idempotent unless acc) */
         sb_printf(&fns, "void t%d(const void *a, const void *b, void *c);\n", i);
@@ -438,7 +467,7 @@ static void test_shapes(void **state) {
     diag_init(&dg, stderr);
     char *dir = build_tempdir(&dg);
     assert_non_null(dir);
-    for (int k = 0; k < 2; k++) free(write_lib(dir, SRC_BASE[k], CASES, N_CASES, 1, (Source)k));
+    for (int k = 0; k < 2; k++) free(write_lib(dir, SRC_BASE[k], CASES, N_CASES, 1, (Source)k, false));
     compile_libs(dir, SRC_BASE, SRC_OPT, 2);
     Variant v[6];
     int n_v = variants(v);
@@ -454,6 +483,59 @@ static void test_shapes(void **state) {
             run_free(&r);
         }
         dlclose(h);
+    }
+    unsetenv("ETCH_GEMM_ISA");
+    build_rmtree(dir);
+    free(dir);
+    diag_dispose(&dg);
+}
+
+/* Epilogue kernels, 1 and 3 threads, every variant: C as without an
+ * epilogue, bit-identical across thread counts, each element visited once. */
+static void test_epilogue(void **state) {
+    (void)state;
+    Diag dg;
+    diag_init(&dg, stderr);
+    char *dir = build_tempdir(&dg);
+    assert_non_null(dir);
+    const char *bases[4] = {"native1", "native3", "alt1", "alt3"}, *opts[4] = {"-O2", "-O2", "-O1", "-O1"};
+    for (int i = 0; i < 4; i++)
+        free(write_lib(dir, bases[i], EPI_CASES, N_EPI, i % 2 ? 3 : 1, i < 2 ? SRC_NATIVE : SRC_ALT, true));
+    compile_libs(dir, bases, opts, 4);
+    Variant v[6];
+    int n_v = variants(v);
+    for (int c = 0; c < n_v; c++) {
+        setenv("ETCH_GEMM_ISA", v[c].cap, 1);
+        void *h[2];
+        for (int t = 0; t < 2; t++) {
+            char lib[64];
+            snprintf(lib, sizeof lib, "%s.so", bases[v[c].src * 2 + t]);
+            h[t] = open_copy(dir, lib, v[c].name);
+        }
+        for (int i = 0; i < N_EPI; i++) {
+            GemmDesc d = desc_of(&EPI_CASES[i]);
+            Run r = run_new(&d);
+            void *out[2];
+            for (int t = 0; t < 2; t++) {
+                char sym[32];
+                snprintf(sym, sizeof sym, "t%d_visits", i);
+                int *visits = dlsym(h[t], sym);
+                assert_non_null(visits);
+                memset(visits, 0, sizeof(int) * span_c(&d));
+                out[t] = run_case(h[t], i, &d, &r, v[c].name);
+                for (int64_t row = 0; row < d.m; row++)
+                    for (int64_t col = 0; col < d.ldc; col++)
+                        if (visits[row * d.ldc + col] != (col < d.n ? (i == 0 ? 2 : 1) : 0)) {
+                            fprintf(stderr, "%s: epilogue case %d, %d thread(s): element (%lld, %lld) visited %d times\n",
+                                    v[c].name, i, t ? 3 : 1, (long long)row, (long long)col, visits[row * d.ldc + col]);
+                            fail();
+                        }
+            }
+            assert_memory_equal(out[0], out[1], span_c(&d) * dtype_size(d.dtype));
+            free(out[0]), free(out[1]);
+            run_free(&r);
+        }
+        for (int t = 0; t < 2; t++) dlclose(h[t]);
     }
     unsetenv("ETCH_GEMM_ISA");
     build_rmtree(dir);
@@ -482,7 +564,7 @@ static void test_threads_bit_identical(void **state) {
             int i = k * 3 + t;
             snprintf(names[i], sizeof names[i], "%s%d", SRC_BASE[k], t + 1);
             bases[i] = names[i], opts[i] = SRC_OPT[k];
-            char *text = write_lib(dir, bases[i], SPLIT_CASES, N_SPLIT, t + 1, (Source)k);
+            char *text = write_lib(dir, bases[i], SPLIT_CASES, N_SPLIT, t + 1, (Source)k, false);
             if (k == SRC_NATIVE) src[t] = text;
             else free(text);
         }
@@ -526,7 +608,7 @@ static void test_threads_bit_identical(void **state) {
 }
 
 /* The emitted code compiles without warnings under -Wall -Wextra with clang
- * too (when installed), every spelling, threaded kernels included. (Every
+ * too (when installed), every spelling, threaded kernels and epilogues included. (Every
  * library the other tests build is compiled with -Werror by $CC.) */
 static void test_no_warnings(void **state) {
     (void)state;
@@ -538,17 +620,21 @@ static void test_no_warnings(void **state) {
     Case all[N_CASES + N_SPLIT];
     memcpy(all, CASES, sizeof CASES);
     memcpy(all + N_CASES, SPLIT_CASES, sizeof SPLIT_CASES);
-    free(write_lib(dir, "native", all, N_CASES + N_SPLIT, 3, SRC_NATIVE));
-    free(write_lib(dir, "alt", all, N_CASES + N_SPLIT, 3, SRC_ALT));
-    char native[4096], alt[4096];
+    free(write_lib(dir, "native", all, N_CASES + N_SPLIT, 3, SRC_NATIVE, false));
+    free(write_lib(dir, "alt", all, N_CASES + N_SPLIT, 3, SRC_ALT, false));
+    free(write_lib(dir, "epi", EPI_CASES, N_EPI, 3, SRC_NATIVE, true));
+    char native[4096], alt[4096], epi[4096];
     snprintf(native, sizeof native, "%s/native.c", dir);
     snprintf(alt, sizeof alt, "%s/alt.c", dir);
+    snprintf(epi, sizeof epi, "%s/epi.c", dir);
     const char *c1[] = {"clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L",
                         "-fsyntax-only", native, NULL};
     const char *c2[] = {"clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L",
                         "-fsyntax-only", alt, NULL};
-    const char *const *runs[] = {c1, c2};
-    spawn_all(runs, 2);
+    const char *c3[] = {"clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L",
+                        "-fsyntax-only", epi, NULL};
+    const char *const *runs[] = {c1, c2, c3};
+    spawn_all(runs, 3);
     build_rmtree(dir);
     free(dir);
     diag_dispose(&dg);
@@ -558,6 +644,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_no_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,25 @@
+/* fused.h: emitting fusion groups (passes/fuse.c), shared by the driver
+ * (codegen/c/emit_c.c: elementwise and reduction groups) and the matmul
+ * epilogues (codegen/c/epilogue.c). Internal to the C backend. */
+#ifndef ETCH_CODEGEN_C_FUSED_H
+#define ETCH_CODEGEN_C_FUSED_H
+
+#include "codegen/c/emit.h"
+#include "passes/plan_memory.h"
+
+/* Emits `const T vN = expr;` for group member id from its op's C template:
+ * operands in the group are registers (vK), scalar constants are literals,
+ * and every other operand (a leaf) is read as e->buf[operand] at the index
+ * expression leaf_idx[leaf_slot[operand]]. */
+void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]);
+
+/* The matmul in the fusion group of node `at` (its epilogue-fused product), or -1. */
+int fused_matmul_of(const Graph *g, int at);
+
+/* Emits the group of node `at` (the node at the group's position: its root,
+ * or the product itself, see passes/fuse.c) around its matmul: the group's
+ * expression as the epilogue function of the product's GEMM, and the call.
+ * leaf_slot (-1 for every node) is scratch, restored on return. */
+void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+
+#endif
