@@ -6,7 +6,10 @@ from the script's directory; not a test itself):
     script with exit status 1 if any failed;
   - run: the etch tool ($ETCH) with its stdout discarded;
   - CompiledNet: a library built by `etch build --train` (libnet.so), loaded
-    with ctypes: load/save weights, call an entry's _v form.
+    with ctypes: load/save weights, call an entry's _v form;
+  - crosscheck_classifier: one etch model against its torch.nn twin on the
+    same weights: forward (compiled and eager), loss and every gradient,
+    weights loading back.
 """
 import ctypes
 import json
@@ -99,3 +102,43 @@ class CompiledNet:
         ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
         outs = (ctypes.c_void_p * len(outputs))(*[a.ctypes.data for a in outputs])
         getattr(self.lib, entry)(ins, outs)
+
+
+def crosscheck_classifier(checks, t, name, src, make_model, state, x, classes, grad_tol=1e-5):
+    """`src` (an etch file whose train block is cross_entropy(Net(x), y)) and
+    make_model() (its torch.nn twin) on the weights `state` (written as
+    safetensors, loaded unchanged by etch): 1. the forward in eval mode,
+    `etch run` compiled and --eager, against torch in float64; 2. the loss and
+    every gradient of the compiled `grad` entry against torch.autograd (in
+    train mode; the models use no dropout); 3. the weights etch writes load
+    back into the torch module with strict=True."""
+    model_path = os.path.join(t, name + ".etch")
+    open(model_path, "w").write(src)
+    wpath = os.path.join(t, name + ".safetensors")
+    st_write(wpath, state)
+    ref = make_model()
+    ref.load_state_dict(state)
+    ref = ref.double().eval()
+    xpath = os.path.join(t, name + "_x.npy")
+    np.save(xpath, x.numpy())
+    want = ref(x.double()).detach().numpy()
+    for mode in ([], ["--eager"]):
+        out = os.path.join(t, name + "_out.npy")
+        run("run", model_path, "--weights", wpath, "--input", xpath, "-o", out, *mode)
+        checks.check(f"{name}: forward " + ("eager" if mode else "compiled"), np.load(out), want, 1e-5)
+
+    build = os.path.join(t, "build_" + name)
+    run("build", model_path, "--train", "--weights", wpath, "-o", build)
+    net = CompiledNet(build)
+    net.load(wpath)
+    y = torch.randint(0, classes, (x.shape[0],))
+    loss = torch.nn.functional.cross_entropy(ref.train()(x.double()), y)
+    loss.backward()
+    outs = [np.zeros((), np.float32)] + [np.zeros(p.shape, np.float32) for p in ref.parameters()]
+    net.call("net_grad_v", [x.numpy().copy(), y.numpy().astype(np.int64).copy()], outs)
+    checks.check(f"{name}: loss", outs[0], loss.item(), 1e-5)
+    for (pname, p), g in zip(ref.named_parameters(), outs[1:]):
+        checks.check(f"{name}: grad {pname}", g, p.grad.numpy(), grad_tol)
+
+    back = make_model()
+    back.load_state_dict(st_read(os.path.join(build, "Net.safetensors")), strict=True)

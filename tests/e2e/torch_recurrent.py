@@ -12,15 +12,11 @@ gradient also flows through a loop's sequence input. For each model:
 3. etch's written weights load back into the torch module with strict=True.
 PyTorch runs in float64 on the float32 weights and inputs.
 """
-import ctypes
-import os
-import sys
 import tempfile
 
-import numpy as np
 import torch
 
-from etch_test_util import Checks, run, st_read, st_write
+from etch_test_util import Checks, crosscheck_classifier
 
 B, T, E, H = 3, 7, 5, 6
 torch.manual_seed(0)
@@ -87,48 +83,9 @@ CASES = [
 ]
 
 
-def crosscheck(name, layers, combine, make_model, t):
-    model_path = os.path.join(t, name + ".etch")
-    open(model_path, "w").write(etch_src(layers, combine))
-    net = make_model()
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    wpath = os.path.join(t, name + ".safetensors")
-    st_write(wpath, state)
-    ref = make_model()
-    ref.load_state_dict(state)
-    ref = ref.double()
-    x = torch.randn(B, T, E)
-    xpath = os.path.join(t, name + "_x.npy")
-    np.save(xpath, x.numpy())
-    want = ref(x.double()).detach().numpy()
-    for mode in ([], ["--eager"]):
-        out = os.path.join(t, name + "_out.npy")
-        run("run", model_path, "--weights", wpath, "--input", xpath, "-o", out, *mode)
-        checks.check(f"{name}: forward " + ("eager" if mode else "compiled"), np.load(out), want, 1e-5)
-
-    build = os.path.join(t, "build_" + name)
-    run("build", model_path, "--train", "--weights", wpath, "-o", build)
-    lib = ctypes.CDLL(os.path.join(build, "libnet.so"))
-    err = ctypes.create_string_buffer(1024)
-    if lib.net_load(wpath.encode(), 0, err, 1024) != 0:
-        sys.exit("net_load: " + err.value.decode())
-    y = torch.randint(0, 3, (B,))
-    loss = torch.nn.functional.cross_entropy(ref(x.double()), y)
-    loss.backward()
-    outs = [np.zeros((), np.float32)] + [np.zeros(p.shape, np.float32) for p in ref.parameters()]
-    ins = [x.numpy().copy(), y.numpy().astype(np.int64).copy()]
-    lib.net_grad_v((ctypes.c_void_p * 2)(*[a.ctypes.data for a in ins]),
-                   (ctypes.c_void_p * len(outs))(*[a.ctypes.data for a in outs]))
-    checks.check(f"{name}: loss", outs[0], loss.item(), 1e-5)
-    for (pname, p), g in zip(ref.named_parameters(), outs[1:]):
-        checks.check(f"{name}: grad {pname}", g, p.grad.numpy(), 1e-5)
-
-    back = make_model()
-    back.load_state_dict(st_read(os.path.join(build, "Net.safetensors")), strict=True)
-
-
 with tempfile.TemporaryDirectory() as t:
-    for case in CASES:
-        crosscheck(*case, t)
+    for name, layers, combine, make_model in CASES:
+        state = {k: v.clone() for k, v in make_model().state_dict().items()}
+        crosscheck_classifier(checks, t, name, etch_src(layers, combine), make_model, state, torch.randn(B, T, E), 3)
 
 checks.finish()
