@@ -199,22 +199,30 @@ void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slo
  * the C templates of the op table; members read outside the group are
  * stored after all members of an element are computed (so a member written
  * in place over a param is read as the old value first). */
-static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
-    int gid = g->nodes[root].attr.group, members[OPS_MAX_OPERANDS * 4], n_members = 0;
-    int leaves[OPS_MAX_OPERANDS], n_leaves = 0;
-    const Shape *leaf_shapes[OPS_MAX_OPERANDS];
-    char ty[96];
-    for (int id = 0; id <= root; id++) {
-        if (g->nodes[id].attr.group != gid) continue;
-        members[n_members++] = id;
-        for (int k = 0; k < g->nodes[id].n_in; k++) {
-            int in = g->nodes[id].in[k];
-            if (g->nodes[in].attr.group == gid || leaf_slot[in] >= 0) continue;
-            leaf_slot[in] = n_leaves;
-            leaves[n_leaves] = in;
-            leaf_shapes[n_leaves++] = &g->nodes[in].shape;
+void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_literals, int *leaf_slot, int *members,
+                         int *n_members, int *leaves, int *n_leaves) {
+    *n_members = *n_leaves = 0;
+    for (int id = 0; id < end; id++) {
+        const Node *x = &g->nodes[id];
+        if (x->attr.group != gid || id == skip) continue;
+        members[(*n_members)++] = id;
+        for (int k = 0; k < x->n_in; k++) {
+            int in = x->in[k];
+            const Node *v = &g->nodes[in];
+            bool literal = skip_literals && v->op == OP_CONST && shape_numel(&v->shape) == 1;
+            if (v->attr.group == gid || literal || leaf_slot[in] >= 0) continue;
+            leaf_slot[in] = *n_leaves;
+            leaves[(*n_leaves)++] = in;
         }
     }
+}
+
+static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
+    int gid = g->nodes[root].attr.group, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
+    const Shape *leaf_shapes[OPS_MAX_OPERANDS];
+    char ty[96];
+    cemit_group_collect(g, gid, root + 1, -1, false, leaf_slot, members, &n_members, leaves, &n_leaves);
+    for (int l = 0; l < n_leaves; l++) leaf_shapes[l] = &g->nodes[leaves[l]].shape;
     OpsLoops L;
     ops_loops(&g->nodes[root].shape, leaf_shapes, n_leaves, &L);
     cemit_line(e, "{ /* fused: %d ops -> %s */", n_members, type_format(ty, sizeof ty, g->nodes[root].dtype,
@@ -241,21 +249,12 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
  * reduced tensor is never stored unless a member is read elsewhere. */
 static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
     const Node *R = &g->nodes[root];
-    int gid = R->attr.group, members[OPS_MAX_OPERANDS * 4], n_members = 0, leaves[OPS_MAX_OPERANDS], n_leaves = 0;
+    int gid = R->attr.group, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     const Shape *S = &g->nodes[R->in[0]].shape;
     int64_t lst[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK];
     shape_strides(S, dense);
-    for (int id = 0; id < root; id++) {
-        if (g->nodes[id].attr.group != gid) continue;
-        members[n_members++] = id;
-        for (int k = 0; k < g->nodes[id].n_in; k++) {
-            int in = g->nodes[id].in[k];
-            if (g->nodes[in].attr.group == gid || leaf_slot[in] >= 0) continue;
-            leaf_slot[in] = n_leaves;
-            ops_broadcast_strides(&g->nodes[in].shape, S, lst[n_leaves]);
-            leaves[n_leaves++] = in;
-        }
-    }
+    cemit_group_collect(g, gid, root, -1, false, leaf_slot, members, &n_members, leaves, &n_leaves);
+    for (int l = 0; l < n_leaves; l++) ops_broadcast_strides(&g->nodes[leaves[l]].shape, S, lst[l]);
     bool reduced[ETCH_MAX_RANK] = {false};
     for (int i = 0; i < R->attr.n_axes; i++) reduced[R->attr.axes[i]] = true;
     char var[ETCH_MAX_RANK][16], ty[96];

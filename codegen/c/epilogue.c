@@ -47,22 +47,12 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
     for (int id = mm; id < g->n_nodes; id++)
         if (g->nodes[id].attr.group == gid) root = id; /* the last member: it gives the group's type */
     const Node *P = &g->nodes[mm];
-    int members[OPS_MAX_OPERANDS], n_members = 0, leaves[OPS_MAX_OPERANDS], n_leaves = 0;
-    int stores[OPS_MAX_OPERANDS], n_stores = 0;
-    for (int id = 0; id <= root; id++) {
-        const Node *x = &g->nodes[id];
-        if (x->attr.group != gid || id == mm) continue;
-        members[n_members++] = id;
-        if (mp->kind[id] != STORE_REGISTER) stores[n_stores++] = id;
-        for (int k = 0; k < x->n_in; k++) {
-            int in = x->in[k];
-            const Node *v = &g->nodes[in];
-            bool literal = v->op == OP_CONST && shape_numel(&v->shape) == 1; /* read in place */
-            if (v->attr.group == gid || literal || leaf_slot[in] >= 0) continue;
-            leaf_slot[in] = n_leaves;
-            leaves[n_leaves++] = in;
-        }
-    }
+    int members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
+    int stores[OPS_MAX_OPERANDS * 4], n_stores = 0;
+    /* scalar constants are read in place, as literals */
+    cemit_group_collect(g, gid, root + 1, mm, true, leaf_slot, members, &n_members, leaves, &n_leaves);
+    for (int m = 0; m < n_members; m++)
+        if (mp->kind[members[m]] != STORE_REGISTER) stores[n_stores++] = members[m];
     char name[64], ty[96];
     for (int k = 0;; k++) { /* a name not yet taken in this file */
         snprintf(name, sizeof name, "etch_epilogue%d", k);

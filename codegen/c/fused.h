@@ -13,6 +13,15 @@
  * expression leaf_idx[leaf_slot[operand]]. */
 void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]);
 
+/* Collects fusion group gid's members among nodes [0, end) except `skip` (-1:
+ * none), in id order, and its leaves: the operands outside the group, each
+ * once, numbered in leaf_slot (which must hold -1 for them; the caller resets
+ * it). Scalar constants are no leaves when skip_literals (members read them
+ * as literals). The arrays hold OPS_MAX_OPERANDS * 4 members and
+ * OPS_MAX_OPERANDS leaves. */
+void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_literals, int *leaf_slot, int *members,
+                         int *n_members, int *leaves, int *n_leaves);
+
 /* The matmul in the fusion group of node `at` (its epilogue-fused product), or -1. */
 int fused_matmul_of(const Graph *g, int at);
 

@@ -204,5 +204,8 @@ void vjp_scan(VjpCtx *c);
 /* Appends nodes cutting body output k out of scan node `scan`'s result: the
  * final carry (k < n_carry) or the per-step output stacked as [T, ...]. */
 int scan_add_extract(Graph *g, int scan, int k, SrcLoc loc, Diag *d);
+/* The same cut, out of `packed`: scan's result or a value laid out like it
+ * (its gradient). */
+int scan_add_cut(Graph *g, int scan, int packed, int k, SrcLoc loc, Diag *d);
 
 #endif

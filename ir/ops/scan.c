@@ -186,7 +186,17 @@ void emit_scan(CEmitter *e, const Graph *g, int id) {
 
 /* ---- cutting one body output out of the packed result ---- */
 
-int scan_add_extract(Graph *g, int scan, int k, SrcLoc loc, Diag *d) {
+/* s with a leading dim of size t. */
+static Shape shape_prepend(Shape s, int64_t t) {
+    memmove(s.dim + 1, s.dim, sizeof(int64_t) * (size_t)s.rank);
+    s.dim[0] = t;
+    s.rank++;
+    return s;
+}
+
+int scan_add_extract(Graph *g, int scan, int k, SrcLoc loc, Diag *d) { return scan_add_cut(g, scan, scan, k, loc, d); }
+
+int scan_add_cut(Graph *g, int scan, int packed, int k, SrcLoc loc, Diag *d) {
     const Node *n = &g->nodes[scan];
     const Graph *B = n->attr.body;
     ScanLayout L;
@@ -194,12 +204,10 @@ int scan_add_extract(Graph *g, int scan, int k, SrcLoc loc, Diag *d) {
     Shape s = B->nodes[B->outputs[k]].shape;
     int64_t len = L.numel[k];
     if (k >= n->attr.n_carry) { /* stacked over time */
-        memmove(s.dim + 1, s.dim, sizeof(int64_t) * (size_t)s.rank);
-        s.dim[0] = L.T;
-        s.rank++;
+        s = shape_prepend(s, L.T);
         len *= L.T;
     }
-    int x = scan;
+    int x = packed;
     if (len != L.total) {
         NodeAttrs sl = {.axis = 0, .start = L.off[k], .length = len};
         x = graph_add_op(g, OP_SLICE, &x, 1, &sl, loc, d);
@@ -300,11 +308,8 @@ void vjp_scan(VjpCtx *c) {
 
     /* operands of the backward scan, in the outer graph */
     int ops[ETCH_MAX_OPERANDS], n = 0;
-    for (int k = 0; k < nc; k++) { /* the final carries' gradient */
-        NodeAttrs sl = {.axis = 0, .start = L.off[k], .length = L.numel[k]};
-        int s = ad_node(c, OP_SLICE, &c->gy, 1, &sl);
-        ops[n++] = ad_reshape(c, s, g->nodes[fw.in[k]].shape);
-    }
+    for (int k = 0; k < nc; k++) /* the final carries' gradient */
+        ops[n++] = scan_add_cut(g, c->id, c->gy, k, loc, c->d);
     for (int r = 0; r < np; r++)
         if (p_grad[r]) {
             const Node *p = &g->nodes[fw.in[nc + nx + r]];
@@ -312,11 +317,7 @@ void vjp_scan(VjpCtx *c) {
         }
     for (int k = 0; k < nc; k++) { /* the carry each step started from */
         int stacked = scan_add_extract(g, c->id, stacked_as[k], loc, c->d);
-        Shape one = g->nodes[fw.in[k]].shape;
-        memmove(one.dim + 1, one.dim, sizeof(int64_t) * (size_t)one.rank);
-        one.dim[0] = 1;
-        one.rank++;
-        int init = ad_reshape(c, fw.in[k], one);
+        int init = ad_reshape(c, fw.in[k], shape_prepend(g->nodes[fw.in[k]].shape, 1));
         if (stacked < 0 || init < 0) {
             c->failed = true;
             return;
@@ -332,16 +333,10 @@ void vjp_scan(VjpCtx *c) {
                                    : ad_node(c, OP_CONCAT, (int[]){init, rest}, 2, &cat);
     }
     for (int i = 0; i < nx; i++) ops[n++] = fw.in[nc + i];
-    for (int i = 0; i < ny; i++) { /* the per-step outputs' gradient */
-        NodeAttrs sl = {.axis = 0, .start = L.off[nc + i], .length = L.numel[nc + i] * L.T};
-        int s = ad_node(c, OP_SLICE, &c->gy, 1, &sl);
-        Shape st = B->nodes[B->outputs[nc + i]].shape;
-        memmove(st.dim + 1, st.dim, sizeof(int64_t) * (size_t)st.rank);
-        st.dim[0] = L.T;
-        st.rank++;
-        ops[n++] = ad_reshape(c, s, st);
-    }
+    for (int i = 0; i < ny; i++) /* the per-step outputs' gradient */
+        ops[n++] = scan_add_cut(g, c->id, c->gy, nc + i, loc, c->d);
     for (int r = 0; r < np; r++) ops[n++] = fw.in[nc + nx + r];
+    for (int k = 0; k < n; k++) c->failed |= ops[k] < 0;
     if (c->failed) return;
     NodeAttrs at = {.body = BB, .n_carry = nc + n_acc, .n_xs = nc + nx + ny, .reverse = !fw.attr.reverse};
     int bw = ad_node(c, OP_SCAN, ops, n, &at);
