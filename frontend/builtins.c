@@ -64,7 +64,7 @@ static bool norm_dim_list(Elab *e, const Builtin *b, SrcLoc loc, int id, const V
     bool seen[ETCH_MAX_RANK] = {false};
     for (int i = 0; i < n; i++) {
         const Value *item = v->kind == V_LIST ? &v->items[i] : v;
-        int d;
+        int d = 0;
         if (v->kind != V_LIST && v->kind != V_NUM)
             return diag_error(e->diag, v->loc, "%s of %s must be an integer or a list of integers, got %s%s", what,
                               fname(e, b), value_describe(e, v),

@@ -300,7 +300,7 @@ static bool eval_unary(Elab *e, Scope *s, const Expr *x, Value *out) {
     Value v;
     if (!eval_expr(e, s, x->lhs, &v)) return false;
     if (x->op == TK_NOT) {
-        bool b;
+        bool b = false;
         if (!value_bool(e, &v, "the operand of 'not'", &b)) return false;
         *out = (Value){.kind = V_BOOL, .b = !b, .loc = x->loc};
         return true;
@@ -323,7 +323,7 @@ static bool eval_binary(Elab *e, Scope *s, const Expr *x, Value *out) {
     Value a, b;
     if (!eval_expr(e, s, x->lhs, &a)) return false;
     if (x->op == TK_AND || x->op == TK_OR) {
-        bool ab, bb;
+        bool ab = false, bb = false;
         const char *what = arena_printf(e->arena, "the left operand of '%s'", op_spelling(x->op));
         if (!value_bool(e, &a, what, &ab)) return false;
         if (ab == (x->op == TK_OR)) { /* short-circuit, as in Python */
