@@ -30,7 +30,13 @@ void build_rmtree(const char *path);
  * -fno-trapping-math either: GCC 12 at -O3 -march=x86-64-v3 with it
  * miscompiles a fused where-and-sum loop of LeNet's gradient (found by
  * tests/e2e/test_torch_conv.sh), so codegen/c/cmath.c is written to
- * vectorize without it. */
-#define BUILD_DEFAULT_CFLAGS "-O3"
+ * vectorize without it. -ffp-contract=fast lets a * b + c be one fused
+ * multiply-add: -std=c11 turns contraction off, which left the exp, erf and
+ * tanh polynomials and every fused a * b + c as two roundings and two
+ * instructions (GPT-mini inference 13% slower; measured in
+ * docs/performance.md). A contracted expression rounds once, so results move
+ * by an ulp, never by more; the code is the same for every thread count, so
+ * --threads N stays bit-identical. The GEMM kernels use fma() explicitly. */
+#define BUILD_DEFAULT_CFLAGS "-O3 -ffp-contract=fast"
 
 #endif
