@@ -24,7 +24,16 @@
  * applies the group's expression to each tile of the product as it finishes,
  * instead of storing the product for a separate loop. One product per group,
  * plain 2-D ones (no batch dims, no vectors) of the group's shape. Such a
- * group runs at the product's position when its other operands allow. */
+ * group runs at the product's position when its other operands allow.
+ *
+ * Before all that, row groups: a reduction over the trailing axes of a tensor
+ * (a row) together with its elementwise producers AND consumers, and more
+ * reductions of the same rows, becomes one kernel that walks each row several
+ * times (codegen/c/rowgroup.c): layer norm's mean, variance, and scale and
+ * shift; softmax's normalization with the scaling and masking before it;
+ * log_softmax with the negative log-likelihood after it; their gradients. A
+ * softmax along the last axis counts as such a reduction (two of them: the
+ * row maximum and the sum of exponentials). */
 #include <stdlib.h>
 
 #include "passes/pass.h"
@@ -93,6 +102,179 @@ static bool reduce_root(const Graph *g, const Node *n) {
     return op_table[n->op].cls == OPC_REDUCE && dtype_is_float(n->dtype) && fusible(&g->nodes[n->in[0]]);
 }
 
+/* ---- row groups ----
+ *
+ * A row key is a full shape S and the first reduced axis k: rows are S's
+ * trailing dims k.., and S' is S with them set to 1. Nodes fit a key as
+ *   ROW_FULL:   an elementwise op or broadcast of shape S, or a softmax of
+ *               shape S along its last axis when that is the only row dim;
+ *   ROW_SCALAR: a float reduction of an S-shaped value over exactly the row
+ *               axes, or an elementwise op of shape S' (one value per row).
+ * Reductions and softmaxes are the group's stages: each ends one walk over
+ * the row. A full member may read a row scalar of shape S' (it broadcasts
+ * along the row); a reduction without keepdims (shape without the 1s) has no
+ * member users, since broadcasting aligns it with the wrong dims. */
+typedef enum RowKind { ROW_NONE, ROW_FULL, ROW_SCALAR } RowKind;
+
+typedef struct RowKey {
+    Shape S, Sp; /* full shape; one value per row (keepdims) */
+    int k;       /* first row axis */
+} RowKey;
+
+/* the C backend reads at most OPS_MAX_OPERANDS (64, ir/ops/ops_impl.h) distinct leaves per group */
+enum { ROW_MAX_MEMBERS = 48, ROW_MAX_LEAVES = 64 };
+
+static bool softmax_op(OpKind op) { return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX; }
+
+/* Whether reduction n reduces exactly axes k.. of its input (rank r). */
+static bool reduces_trailing(const Node *n, int k, int r) {
+    bool seen[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < n->attr.n_axes; i++) {
+        int ax = n->attr.axes[i];
+        if (ax < k || ax >= r || seen[ax]) return false;
+        seen[ax] = true;
+    }
+    return n->attr.n_axes == r - k;
+}
+
+/* The key a stage node (a row reduction or a softmax along the last axis) starts, or false. */
+static bool row_seed(const Graph *g, const Node *n, RowKey *key) {
+    const Shape *S;
+    int k;
+    if (op_table[n->op].cls == OPC_REDUCE && dtype_is_float(n->dtype) && n->attr.n_axes > 0) {
+        S = &g->nodes[n->in[0]].shape;
+        k = n->attr.axes[0];
+        for (int i = 1; i < n->attr.n_axes; i++) k = n->attr.axes[i] < k ? n->attr.axes[i] : k;
+        if (!reduces_trailing(n, k, S->rank)) return false;
+    } else if (softmax_op(n->op) && n->attr.axis == n->shape.rank - 1) {
+        S = &n->shape, k = n->attr.axis;
+    } else {
+        return false;
+    }
+    key->S = key->Sp = *S;
+    key->k = k;
+    int64_t len = 1;
+    for (int i = k; i < S->rank; i++) len *= S->dim[i], key->Sp.dim[i] = 1;
+    return len > 1;
+}
+
+static RowKind row_kind(const Graph *g, const Node *n, const RowKey *key) {
+    bool elementwise = op_table[n->op].cls == OPC_ELEMWISE || n->op == OP_BROADCAST;
+    if (shape_equal(&n->shape, &key->S)) {
+        if (elementwise) return ROW_FULL;
+        if (softmax_op(n->op) && n->attr.axis == key->k && key->k == key->S.rank - 1) return ROW_FULL;
+        return ROW_NONE;
+    }
+    if (op_table[n->op].cls == OPC_REDUCE)
+        return dtype_is_float(n->dtype) && shape_equal(&g->nodes[n->in[0]].shape, &key->S) &&
+                       reduces_trailing(n, key->k, key->S.rank)
+                   ? ROW_SCALAR
+                   : ROW_NONE;
+    return elementwise && op_table[n->op].cls == OPC_ELEMWISE && shape_equal(&n->shape, &key->Sp) ? ROW_SCALAR
+                                                                                                : ROW_NONE;
+}
+
+/* A member may read operand q inside the group: anything but a reduction
+ * without keepdims (its shape lines up with the wrong dims). */
+static bool row_operand_ok(const Graph *g, int q, const RowKey *key) {
+    return op_table[g->nodes[q].op].cls != OPC_REDUCE || shape_equal(&g->nodes[q].shape, &key->Sp);
+}
+
+typedef struct FuseGraph {
+    const Graph *g;
+    int *group, **users, *n_users;
+} FuseGraph;
+
+/* Whether x may join group gid: every in-group edge at x is allowed. */
+static bool row_join_ok(const FuseGraph *f, int x, int gid, const RowKey *key) {
+    const Node *n = &f->g->nodes[x];
+    for (int k = 0; k < n->n_in; k++)
+        if (f->group[n->in[k]] == gid && !row_operand_ok(f->g, n->in[k], key)) return false;
+    if (!row_operand_ok(f->g, x, key))
+        for (int u = 0; u < f->n_users[x]; u++)
+            if (f->group[f->users[x][u]] == gid) return false;
+    return true;
+}
+
+/* The distinct values members read from outside (scalar constants are literals). */
+static int row_leaves(const FuseGraph *f, int gid, int root) {
+    int n_leaves = 0, *seen = calloc((size_t)root + 1, sizeof *seen);
+    if (!seen) abort();
+    for (int id = 0; id <= root; id++) {
+        const Node *m = &f->g->nodes[id];
+        if (f->group[id] != gid) continue;
+        for (int k = 0; k < m->n_in; k++) {
+            const Node *v = &f->g->nodes[m->in[k]];
+            if (f->group[m->in[k]] == gid || seen[m->in[k]] || (v->op == OP_CONST && shape_numel(&v->shape) == 1))
+                continue;
+            seen[m->in[k]] = 1;
+            n_leaves++;
+        }
+    }
+    free(seen);
+    return n_leaves;
+}
+
+/* Grows a row group from stage node seed over producers and consumers that fit
+ * its key, then cuts it back to a legal group: the group runs at its last
+ * member, so every outside user of a member must come after that. The first
+ * outside user u that comes earlier cuts off every member from u on (the
+ * cut-off part may form its own group from a later seed). Keeps the group
+ * when a stage and another member remain. */
+static void row_group_grow(FuseGraph *f, int seed, const RowKey *key, int *stack) {
+    const Graph *g = f->g;
+    int gid = -(seed + 1), top = 0; /* tentative id, made final below */
+    f->group[seed] = gid;
+    stack[top++] = seed;
+    while (top) {
+        int m = stack[--top];
+        const Node *mn = &g->nodes[m];
+        for (int side = 0; side < 2; side++) {
+            int cnt = side ? f->n_users[m] : mn->n_in;
+            for (int i = 0; i < cnt; i++) {
+                int x = side ? f->users[m][i] : mn->in[i];
+                if (f->group[x] || row_kind(g, &g->nodes[x], key) == ROW_NONE) continue;
+                f->group[x] = gid;
+                if (!row_join_ok(f, x, gid, key)) {
+                    f->group[x] = 0;
+                    continue;
+                }
+                stack[top++] = x;
+            }
+        }
+    }
+    int root = -1, cut = g->n_nodes, count = 0;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (f->group[id] == gid) root = id;
+    for (int id = 0; id <= root; id++)
+        if (f->group[id] == gid)
+            for (int u = 0; u < f->n_users[id]; u++) {
+                int us = f->users[id][u];
+                if (f->group[us] != gid && us < root && us < cut) cut = us;
+            }
+    for (int id = 0; id < g->n_nodes; id++) /* the cut, and the size bound (ids ascending keeps it legal) */
+        if (f->group[id] == gid && (id >= cut || ++count > ROW_MAX_MEMBERS)) f->group[id] = 0;
+    for (;;) {
+        root = -1, count = 0;
+        bool stage = false;
+        for (int id = 0; id < g->n_nodes; id++)
+            if (f->group[id] == gid) {
+                root = id, count++;
+                stage = stage || op_table[g->nodes[id].op].cls == OPC_REDUCE || softmax_op(g->nodes[id].op);
+            }
+        if (root < 0) return;
+        if (!stage || count < 2) break;
+        if (row_leaves(f, gid, root) <= ROW_MAX_LEAVES) {
+            for (int id = 0; id <= root; id++)
+                if (f->group[id] == gid) f->group[id] = root + 1;
+            return;
+        }
+        f->group[root] = 0; /* too many distinct operands: drop the last member and retry */
+    }
+    for (int id = 0; id < g->n_nodes; id++)
+        if (f->group[id] == gid) f->group[id] = 0;
+}
+
 Graph *pass_fuse(Graph *g, PassCtx *ctx) {
     (void)ctx;
     int n = g->n_nodes;
@@ -112,6 +294,11 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             int in = g->nodes[id].in[k];
             users[in][n_users[in]++] = id;
         }
+    FuseGraph fg = {g, group, users, n_users};
+    for (int id = 0; id < n; id++) {
+        RowKey key;
+        if (!group[id] && row_seed(g, &g->nodes[id], &key)) row_group_grow(&fg, id, &key, stack);
+    }
     for (int root = n - 1; root >= 0; root--) {
         const Node *r = &g->nodes[root];
         if (group[root] || !(fusible(r) || reduce_root(g, r))) continue;

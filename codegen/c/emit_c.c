@@ -402,7 +402,8 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
         if (n->attr.group) {
             if (mp->pos[id] == id) {
-                if (op_table[n->op].cls == OPC_REDUCE) emit_reduce_group(&e, g, mp, id, leaf_slot);
+                if (fused_is_row_group(g, id)) emit_row_group(&e, g, mp, id, leaf_slot);
+                else if (op_table[n->op].cls == OPC_REDUCE) emit_reduce_group(&e, g, mp, id, leaf_slot);
                 else if (fused_matmul_of(g, id) >= 0) emit_matmul_group(&e, g, mp, id, leaf_slot);
                 else emit_group(&e, g, mp, id, leaf_slot);
                 st->kernels++;

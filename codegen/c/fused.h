@@ -31,4 +31,13 @@ int fused_matmul_of(const Graph *g, int at);
  * leaf_slot (-1 for every node) is scratch, restored on return. */
 void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 
+/* Whether the group at position `at` is a row group (passes/fuse.c): it holds
+ * a softmax, or a reduction that is not its last member. */
+bool fused_is_row_group(const Graph *g, int at);
+
+/* Emits the row group whose last member is `at` (codegen/c/rowgroup.c):
+ * per row, one walk per reduction, the per-row values, and a last walk that
+ * stores the members read outside. leaf_slot as for emit_matmul_group. */
+void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+
 #endif

@@ -268,6 +268,38 @@ static void test_params_mlp(void **state) {
     arena_free(a);
 }
 
+/* Row groups (passes/fuse.c, codegen/c/rowgroup.c): the graph of
+ * tests/lit/passes/fuse_rows.etchir (layer norm, a masked softmax,
+ * log_softmax with nll, a cut group, rows over two axes), whose -O2 grouping
+ * that test checks, compiled at -O0 and -O2 against the eager executor (rows
+ * of 8, 5, 10 and 3x4 elements). */
+static void test_row_groups(void **state) {
+    (void)state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tests/lit/passes/fuse_rows.etchir", ts_source_dir());
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *g = ir_parse(a, path, text, &d);
+    assert_non_null(g);
+    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
+    int stages = 0;
+    for (int id = 0; id < fused->n_nodes; id++) /* reductions with consumers in their group */
+        if (fused->nodes[id].attr.group && fused->nodes[id].attr.group - 1 != id &&
+            op_table[fused->nodes[id].op].cls == OPC_REDUCE)
+            stages++;
+    assert_int_equal(stages, 5); /* %3, %6, %29, %33, %43 */
+    check_graph(g, -3, 3);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
 /* Random graphs (tests/unit/graph_fuzz.h): -O0 and -O2 emitted code against
  * the eager executor. State updates are dropped: embedded weights are const. */
 static void test_random_graphs(void **state) {
@@ -308,7 +340,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_epilogue), cmocka_unit_test(test_matmul_epilogue_backward),
         cmocka_unit_test(test_layout),       cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
-        cmocka_unit_test(test_random_graphs),
+        cmocka_unit_test(test_random_graphs), cmocka_unit_test(test_row_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

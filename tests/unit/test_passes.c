@@ -457,20 +457,10 @@ static void test_manager(void **state) {
 
 /* ---- training steps ---- */
 
-static const char *source_dir(void) {
-    const char *s = getenv("ETCH_SOURCE_DIR");
-    if (s) return s;
-    static char dir[4096];
-    snprintf(dir, sizeof dir, "%s", __FILE__); /* .../tests/unit/test_passes.c */
-    char *t = strstr(dir, "/tests/unit/");
-    if (t) *t = 0;
-    return dir;
-}
-
 static void test_mlp_train_step(void **state) {
     (void)state;
     char path[4200];
-    snprintf(path, sizeof path, "%s/samples/mlp.etch", source_dir());
+    snprintf(path, sizeof path, "%s/samples/mlp.etch", ts_source_dir());
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);

@@ -198,3 +198,13 @@ void ts_check_grad(Graph *g, int f, double tol, double rel_h, uint64_t r_stream,
     params_free(g, params);
     diag_dispose(&d);
 }
+
+const char *ts_source_dir(void) {
+    const char *s = getenv("ETCH_SOURCE_DIR");
+    if (s) return s;
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s", __FILE__); /* .../tests/unit/test_support.c */
+    char *t = strstr(dir, "/tests/unit/");
+    if (t) *t = 0;
+    return dir;
+}

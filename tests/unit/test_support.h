@@ -49,6 +49,9 @@ typedef struct TsTol {
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
 
+/* The source tree (ETCH_SOURCE_DIR, which ctest sets, else found from this file's path). */
+const char *ts_source_dir(void);
+
 /* Adds loss = sum(f * R) (f cast to float64 if needed; R a float64 input from
  * Philox stream (9, r_stream), uniform in [-1, 1)), differentiates it with the
  * autodiff pass and checks every element of every param's gradient against

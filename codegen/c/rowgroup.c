@@ -1,0 +1,243 @@
+/* rowgroup.c: emitting a row group (passes/fuse.c): reductions over the
+ * trailing axes of a tensor (its rows) together with their elementwise
+ * producers and consumers, as one kernel. For each row, the kernel walks the
+ * row once per stage (a reduction; a softmax is two: its maximum and its sum
+ * of exponentials), computing inside the walk the producers that stage needs,
+ * then computes the per-row values that follow (a mean, rsqrt(var + eps)) as
+ * scalars, and finally walks the row once more to compute and store the
+ * members read outside the group (layer norm's output, softmax's result).
+ * Elementwise members are recomputed in each walk that needs them instead of
+ * stored: an exp per element is cheaper than a round trip through memory.
+ * Every store happens in the last walk, after all reads of the row, so a
+ * member written in place over one of its own operands reads the old value.
+ *
+ * Numerics match the single-op kernels: sums accumulate in double, a softmax
+ * computes exp in the value's type and its sum and log in double exactly as
+ * emit_softmax does, and a maximum propagates NaN as emit_reduce_group does. */
+#include "codegen/c/fused.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ops/ops_impl.h"
+
+typedef struct RowEmit {
+    CEmitter *e;
+    const Graph *g;
+    const MemPlan *mp;
+    int gid;
+    const Shape *S;
+    int k; /* first row axis */
+    int members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
+    int *leaf_slot;
+    int64_t leaf_stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK], row_out[ETCH_MAX_RANK];
+    char var[ETCH_MAX_RANK][16];
+    char (*leaf_idx)[320];
+    bool *need; /* per node: computed in the current walk */
+} RowEmit;
+
+static bool is_full(const RowEmit *r, int id) {
+    const Node *n = &r->g->nodes[id];
+    return op_table[n->op].cls != OPC_REDUCE && shape_equal(&n->shape, r->S);
+}
+
+static bool is_stage(const Node *n) {
+    return op_table[n->op].cls == OPC_REDUCE || n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX;
+}
+
+bool fused_is_row_group(const Graph *g, int at) {
+    int gid = g->nodes[at].attr.group;
+    for (int id = 0; id <= at; id++) {
+        const Node *n = &g->nodes[id];
+        if (n->attr.group != gid) continue;
+        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX || (op_table[n->op].cls == OPC_REDUCE && id != at))
+            return true;
+    }
+    return false;
+}
+
+/* The index over the current loop variables of strides st ("0" when none). */
+static void row_index(const RowEmit *r, const int64_t *st, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < r->S->rank; i++)
+        if (st[i] && r->S->dim[i] > 1)
+            len += (size_t)snprintf(buf + len, n - len, "%s%s * %lld", len ? " + " : "", r->var[i], (long long)st[i]);
+    if (!len) snprintf(buf, n, "0");
+}
+
+/* Opens the loops over the row dims (fresh variables) and indexes the leaves by them. */
+static int open_row(RowEmit *r) {
+    int opened = 0;
+    for (int i = r->k; i < r->S->rank; i++)
+        if (r->S->dim[i] > 1) cemit_for(r->e, r->var[i], sizeof r->var[i], r->S->dim[i]), opened++;
+    for (int l = 0; l < r->n_leaves; l++) row_index(r, r->leaf_stride[l], r->leaf_idx[l], sizeof r->leaf_idx[l]);
+    return opened;
+}
+
+static void close_loops(RowEmit *r, int n) {
+    while (n--) cemit_close(r->e);
+}
+
+/* The C expression of operand k of node id: a register, a literal or a leaf read. */
+static void operand_expr(const RowEmit *r, int id, int k, char *buf, size_t n) {
+    int in = r->g->nodes[id].in[k];
+    const Node *v = &r->g->nodes[in];
+    if (v->attr.group == r->gid) snprintf(buf, n, "v%d", in);
+    else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) cemit_literal(buf, n, v->attr.value, v->dtype);
+    else snprintf(buf, n, "%s[%s]", r->e->buf[in], r->leaf_idx[r->leaf_slot[in]]);
+}
+
+/* Marks the full members value x needs in this walk (x itself if full). */
+static void mark_needed(RowEmit *r, int x) {
+    const Node *n = &r->g->nodes[x];
+    if (n->attr.group != r->gid || !is_full(r, x) || r->need[x]) return;
+    r->need[x] = true;
+    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+        mark_needed(r, n->in[0]);
+        return;
+    }
+    for (int k = 0; k < n->n_in; k++) mark_needed(r, n->in[k]);
+}
+
+/* Emits the marked full members in id order, and clears the marks. */
+static void emit_needed(RowEmit *r) {
+    for (int m = 0; m < r->n_members; m++) {
+        int id = r->members[m];
+        if (!r->need[id]) continue;
+        r->need[id] = false;
+        const Node *n = &r->g->nodes[id];
+        const char *T = dtype_c_type(n->dtype);
+        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+            char x[400];
+            operand_expr(r, id, 0, x, sizeof x);
+            if (n->op == OP_SOFTMAX)
+                cemit_line(r->e, "const %s v%d = ETCH_EXP((%s)(%s - m%d)) * (%s)k%d; /* softmax */", T, id, T, x, id, T,
+                           id);
+            else cemit_line(r->e, "const %s v%d = (%s)((double)%s - k%d); /* log_softmax */", T, id, T, x, id);
+        } else {
+            cemit_group_member(r->e, r->g, id, r->leaf_slot, r->leaf_idx);
+        }
+    }
+}
+
+/* One walk over the row folding x (operand 0 of stage node id) into acc with update `fmt`. */
+static void walk_fold(RowEmit *r, int id, const char *fmt) {
+    int opened = open_row(r);
+    mark_needed(r, r->g->nodes[id].in[0]);
+    emit_needed(r);
+    char x[400];
+    operand_expr(r, id, 0, x, sizeof x);
+    StrBuf line = {0};
+    ops_expand_template(&line, fmt, (const char *const[]){x}, dtype_c_type(r->g->nodes[id].dtype));
+    cemit_line(r->e, "%s", line.s);
+    sb_free(&line);
+    close_loops(r, opened);
+}
+
+/* Stores row value id (one per row) when it is read outside the group. */
+static void store_row_value(RowEmit *r, int id) {
+    if (r->mp->kind[id] == STORE_REGISTER) return;
+    char idx[320];
+    row_index(r, r->row_out, idx, sizeof idx);
+    cemit_line(r->e, "%s[%s] = v%d;", r->e->buf[id], idx, id);
+}
+
+/* A stage: its walks over the row, then its per-row value(s). */
+static void emit_stage(RowEmit *r, int id) {
+    const Node *n = &r->g->nodes[id];
+    const char *T = dtype_c_type(n->dtype);
+    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+        char fmt[128];
+        cemit_line(r->e, "double mx%d = -INFINITY, s%d = 0;", id, id);
+        snprintf(fmt, sizeof fmt, "mx%d = (double)$0 > mx%d ? (double)$0 : mx%d;", id, id, id);
+        walk_fold(r, id, fmt);
+        cemit_line(r->e, "const %s m%d = (%s)mx%d;", T, id, T, id);
+        snprintf(fmt, sizeof fmt, "s%d += (double)ETCH_EXP(($T)($0 - m%d));", id, id);
+        walk_fold(r, id, fmt);
+        if (n->op == OP_SOFTMAX) cemit_line(r->e, "const double k%d = 1.0 / s%d;", id, id);
+        else cemit_line(r->e, "const double k%d = mx%d + log(s%d); (void)m%d;", id, id, id, id);
+        return;
+    }
+    char fmt[128];
+    cemit_line(r->e, "double a%d = %s;", id, n->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0");
+    if (n->op == OP_REDUCE_MAX)
+        snprintf(fmt, sizeof fmt, "a%d = ((double)$0 > a%d || $0 != $0) ? (double)$0 : a%d;", id, id, id);
+    else snprintf(fmt, sizeof fmt, "a%d += (double)$0;", id);
+    walk_fold(r, id, fmt);
+    int64_t count = 1;
+    for (int i = r->k; i < r->S->rank; i++) count *= r->S->dim[i];
+    if (n->op == OP_REDUCE_MEAN) cemit_line(r->e, "a%d /= %lld.0;", id, (long long)count);
+    cemit_line(r->e, "const %s v%d = (%s)a%d; /* %s */", T, id, T, id, op_table[n->op].name);
+    store_row_value(r, id);
+}
+
+void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot) {
+    RowEmit r = {.e = e, .g = g, .mp = mp, .gid = g->nodes[at].attr.group, .leaf_slot = leaf_slot};
+    cemit_group_collect(g, r.gid, at + 1, -1, true, leaf_slot, r.members, &r.n_members, r.leaves, &r.n_leaves);
+    int n_stages = 0;
+    for (int m = 0; m < r.n_members; m++) { /* the row key, from the first stage */
+        const Node *n = &g->nodes[r.members[m]];
+        if (!is_stage(n)) continue;
+        if (!n_stages++) {
+            if (op_table[n->op].cls == OPC_REDUCE) {
+                r.S = &g->nodes[n->in[0]].shape;
+                r.k = r.S->rank;
+                for (int i = 0; i < n->attr.n_axes; i++) r.k = n->attr.axes[i] < r.k ? n->attr.axes[i] : r.k;
+            } else {
+                r.S = &n->shape, r.k = n->attr.axis;
+            }
+        }
+    }
+    shape_strides(r.S, r.dense);
+    for (int l = 0; l < r.n_leaves; l++) ops_broadcast_strides(&g->nodes[r.leaves[l]].shape, r.S, r.leaf_stride[l]);
+    int64_t st = 1;
+    for (int i = r.S->rank - 1; i >= 0; i--) { /* one value per row, dense over the outer dims */
+        r.row_out[i] = i < r.k ? st : 0;
+        if (i < r.k) st *= r.S->dim[i];
+    }
+    r.leaf_idx = malloc(sizeof *r.leaf_idx * (size_t)(r.n_leaves + 1));
+    r.need = calloc((size_t)g->n_nodes + 1, sizeof *r.need);
+    if (!r.leaf_idx || !r.need) abort();
+    char ty[96];
+    cemit_line(e, "{ /* fused rows: %d ops, %d stages over rows of %s */", r.n_members, n_stages,
+               type_format(ty, sizeof ty, g->nodes[at].dtype, r.S));
+    e->indent++;
+    int outer = 0;
+    for (int i = 0; i < r.S->rank; i++)
+        if (i < r.k && r.S->dim[i] > 1) cemit_for(e, r.var[i], sizeof r.var[i], r.S->dim[i]), outer++;
+        else snprintf(r.var[i], sizeof r.var[i], "0");
+    for (int l = 0; l < r.n_leaves; l++) row_index(&r, r.leaf_stride[l], r.leaf_idx[l], sizeof r.leaf_idx[l]);
+    /* per-row values and stages, in id order (a per-row value follows the stages it reads) */
+    for (int m = 0; m < r.n_members; m++) {
+        int id = r.members[m];
+        const Node *n = &g->nodes[id];
+        if (is_stage(n)) {
+            emit_stage(&r, id);
+        } else if (!is_full(&r, id)) {
+            cemit_group_member(e, g, id, leaf_slot, r.leaf_idx);
+            store_row_value(&r, id);
+        }
+    }
+    /* the last walk: full members read outside the group */
+    bool any = false;
+    for (int m = 0; m < r.n_members; m++) any = any || (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER);
+    if (any) {
+        int opened = open_row(&r);
+        for (int m = 0; m < r.n_members; m++)
+            if (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER) mark_needed(&r, r.members[m]);
+        emit_needed(&r);
+        char idx[320];
+        row_index(&r, r.dense, idx, sizeof idx);
+        for (int m = 0; m < r.n_members; m++)
+            if (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER)
+                cemit_line(e, "%s[%s] = v%d;", e->buf[r.members[m]], idx, r.members[m]);
+        close_loops(&r, opened);
+    }
+    close_loops(&r, outer);
+    e->indent--;
+    cemit_line(e, "}");
+    for (int l = 0; l < r.n_leaves; l++) leaf_slot[r.leaves[l]] = -1;
+    free(r.leaf_idx);
+    free(r.need);
+}
