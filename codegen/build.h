@@ -37,6 +37,6 @@ void build_rmtree(const char *path);
  * docs/performance.md). A contracted expression rounds once, so results move
  * by an ulp, never by more; the code is the same for every thread count, so
  * --threads N stays bit-identical. The GEMM kernels use fma() explicitly. */
-#define BUILD_DEFAULT_CFLAGS "-O3 -ffp-contract=fast"
+#define BUILD_DEFAULT_CFLAGS "-O3 -ffp-contract=fast -fopenmp-simd"
 
 #endif

@@ -31,7 +31,7 @@ typedef struct RowEmit {
     int members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     int *leaf_slot;
     int64_t leaf_stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK], row_out[ETCH_MAX_RANK];
-    char var[ETCH_MAX_RANK][16];
+    char var[ETCH_MAX_RANK][40];
     char (*leaf_idx)[320];
     bool *need; /* per node: computed in the current walk */
 } RowEmit;
@@ -121,9 +121,25 @@ static void emit_needed(RowEmit *r) {
     }
 }
 
-/* One walk over the row folding x (operand 0 of stage node id) into acc with update `fmt`. */
-static void walk_fold(RowEmit *r, int id, const char *fmt) {
-    int opened = open_row(r);
+/* One walk over the row folding operand 0 of stage id into an accumulator
+ * with the statement `fmt` ($0: the value). With `reduction` ("+:a12"), the
+ * innermost loop is `#pragma omp simd reduction(...)`: a double accumulator
+ * is a chain of dependent additions that GCC may not reorder on its own, and
+ * the pragma (honoured under -fopenmp-simd, which the default flags pass;
+ * no OpenMP runtime is involved) lets it keep one partial sum per vector
+ * lane. The order then depends on the vector width the compiler picked, not
+ * on anything at run time: the same library gives the same bits every call
+ * and for every --threads N. */
+static void walk_fold(RowEmit *r, int id, const char *fmt, const char *reduction) {
+    int opened = 0, last = -1;
+    for (int i = r->k; i < r->S->rank; i++)
+        if (r->S->dim[i] > 1) last = i;
+    for (int i = r->k; i < r->S->rank; i++)
+        if (r->S->dim[i] > 1) {
+            if (i == last && reduction) cemit_line(r->e, "#pragma omp simd reduction(%s)", reduction);
+            cemit_for(r->e, r->var[i], sizeof r->var[i], r->S->dim[i]), opened++;
+        }
+    for (int l = 0; l < r->n_leaves; l++) row_index(r, r->leaf_stride[l], r->leaf_idx[l], sizeof r->leaf_idx[l]);
     mark_needed(r, r->g->nodes[id].in[0]);
     emit_needed(r);
     char x[400];
@@ -143,28 +159,32 @@ static void store_row_value(RowEmit *r, int id) {
     cemit_line(r->e, "%s[%s] = v%d;", r->e->buf[id], idx, id);
 }
 
-/* A stage: its walks over the row, then its per-row value(s). */
+/* A stage: its walks over the row, then its per-row value(s). A maximum
+ * keeps its NaN-propagating compare in sequence (an OpenMP max would drop a
+ * NaN); a softmax's maximum only shifts the exponents, so it may reorder. */
 static void emit_stage(RowEmit *r, int id) {
     const Node *n = &r->g->nodes[id];
     const char *T = dtype_c_type(n->dtype);
+    char fmt[256], red[32];
     if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
-        char fmt[128];
         cemit_line(r->e, "double mx%d = -INFINITY, s%d = 0;", id, id);
-        snprintf(fmt, sizeof fmt, "mx%d = (double)$0 > mx%d ? (double)$0 : mx%d;", id, id, id);
-        walk_fold(r, id, fmt);
+        snprintf(fmt, sizeof fmt, "mx%d = ETCH_SELECT((double)$0 > mx%d, (double)$0, mx%d);", id, id, id);
+        snprintf(red, sizeof red, "max:mx%d", id);
+        walk_fold(r, id, fmt, red);
         cemit_line(r->e, "const %s m%d = (%s)mx%d;", T, id, T, id);
         snprintf(fmt, sizeof fmt, "s%d += (double)ETCH_EXP(($T)($0 - m%d));", id, id);
-        walk_fold(r, id, fmt);
+        snprintf(red, sizeof red, "+:s%d", id);
+        walk_fold(r, id, fmt, red);
         if (n->op == OP_SOFTMAX) cemit_line(r->e, "const double k%d = 1.0 / s%d;", id, id);
         else cemit_line(r->e, "const double k%d = mx%d + log(s%d); (void)m%d;", id, id, id, id);
         return;
     }
-    char fmt[128];
-    cemit_line(r->e, "double a%d = %s;", id, n->op == OP_REDUCE_MAX ? "-INFINITY" : "0.0");
-    if (n->op == OP_REDUCE_MAX)
-        snprintf(fmt, sizeof fmt, "a%d = ((double)$0 > a%d || $0 != $0) ? (double)$0 : a%d;", id, id, id);
+    bool max = n->op == OP_REDUCE_MAX;
+    cemit_line(r->e, "double a%d = %s;", id, max ? "-INFINITY" : "0.0");
+    if (max) snprintf(fmt, sizeof fmt, "a%d = ((double)$0 > a%d || $0 != $0) ? (double)$0 : a%d;", id, id, id);
     else snprintf(fmt, sizeof fmt, "a%d += (double)$0;", id);
-    walk_fold(r, id, fmt);
+    snprintf(red, sizeof red, "+:a%d", id);
+    walk_fold(r, id, fmt, max ? NULL : red);
     int64_t count = 1;
     for (int i = r->k; i < r->S->rank; i++) count *= r->S->dim[i];
     if (n->op == OP_REDUCE_MEAN) cemit_line(r->e, "a%d /= %lld.0;", id, (long long)count);
