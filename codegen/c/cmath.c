@@ -38,6 +38,8 @@ const char cemit_math_prelude[] =
     "/* the op table's selects (where, relu, max, min, abs) in any dtype; integer\n"
     " * dtypes go through int64_t and are cast back by the caller */\n"
     "#define ETCH_SELECT(m, a, b) _Generic((a), float: etch_self, double: etch_seld, default: etch_selq)((m), (a), (b))\n\n"
+    "/* the cast op: to bool (uint8_t, the only dtype stored as one) nonzero is 1 */\n"
+    "#define ETCH_CAST(T, x) _Generic((T)0, uint8_t: (T)((x) != 0), default: (T)(x))\n\n"
     "/* exp for float, written so that loops calling it vectorize: x = n*ln2 + r\n"
     " * with |r| <= ln2/2 (ln2 split in two for an exact product), e^r by its Taylor\n"
     " * polynomial to degree 7 (truncation < 2^-27 relative), 2^n built from the\n"

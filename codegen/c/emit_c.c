@@ -188,8 +188,10 @@ void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slo
     const char *ops3[3] = {operand[0].s ? operand[0].s : "", operand[1].s ? operand[1].s : "",
                            operand[2].s ? operand[2].s : ""};
     ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
-    cemit_line(e, "const %s v%d = (%s)%s; /* %s */", dtype_c_type(x->dtype), id, dtype_c_type(x->dtype), expr.s,
-               op_table[x->op].name);
+    /* a bool in a register is an int: GCC 12 does not vectorize a loop that
+     * narrows a comparison of wide values to uint8_t (one-hot labels, masks) */
+    const char *reg = x->dtype == DT_BOOL ? "int" : dtype_c_type(x->dtype);
+    cemit_line(e, "const %s v%d = (%s)%s; /* %s */", reg, id, reg, expr.s, op_table[x->op].name);
     sb_free(&expr);
     for (int k = 0; k < 3; k++) sb_free(&operand[k]);
 }

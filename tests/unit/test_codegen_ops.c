@@ -100,6 +100,11 @@ static void test_cast_const_broadcast(void **state) {
     int x = graph_add_input(g, "x", DT_F32, S(2, 3, 4), L);
     graph_add_output(g, op1(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_F64}));
     graph_add_output(g, op1(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_I32}));
+    /* to bool: nonzero is true, 0.5 included (a plain C conversion to uint8_t truncates it to 0) */
+    int xb = op1(g, OP_CAST, x, &(NodeAttrs){.dtype = DT_BOOL});
+    graph_add_output(g, xb);
+    graph_add_output(g, op1(g, OP_CAST, op1(g, OP_CAST, op2(g, OP_MUL, x, x), &(NodeAttrs){.dtype = DT_BOOL}),
+                            &(NodeAttrs){.dtype = DT_F32})); /* fused at -O2 */
     int c = graph_add_const(g, 0.25, DT_F32, S(0), L);
     graph_add_output(g, op2(g, OP_MUL, x, c));
     int c2 = graph_add_const(g, -1.5, DT_F32, S(2, 3, 1), L);
