@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ab_etch.sh: the same model's entry compiled by several etch binaries (say,
+# two git revisions built side by side), timed in one process in turns by
+# bench/entry_ab.c. Not a test: compare the rows of one run only.
+#   bench/ab_etch.sh MODEL B ENTRY REPS ETCH_BINARY...
+#   bench/ab_etch.sh gpt 8 train_step 20 /tmp/old/build/etch build/etch
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 5 ] || { sed -n '2,6p' "$0"; exit 2; }
+model=$1 batch=$2 entry=$3 reps=$4
+shift 4
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+cc -std=c11 -O2 -Wall -Wextra -D_POSIX_C_SOURCE=200809L bench/entry_ab.c -ldl -o "$out/entry_ab"
+libs=()
+i=0
+for etch in "$@"; do
+  "$etch" build "samples/$model.etch" -D B="$batch" --train -o "$out/b$i" >/dev/null
+  libs+=("$(ls "$out/b$i"/lib*.so)")
+  i=$((i + 1))
+done
+prefix=$(sed -n 's/^void \([a-z0-9_]*\)_forward_v(.*/\1/p' "$out/b0/model.h" | head -1)
+echo "samples/$model.etch B=$batch ${prefix}_${entry}, $reps calls each, in turns:"
+"$out/entry_ab" "${prefix}_${entry}_v" "$reps" "${libs[@]}" | sed "s|$out/||"
+i=0
+for etch in "$@"; do echo "  b$i = $etch"; i=$((i + 1)); done
