@@ -9,6 +9,10 @@
 #include "codegen/c/emit.h"
 
 const char cemit_math_prelude[] =
+    "/* Reductions in fused loops carry `#pragma omp simd`, honoured under\n"
+    " * -fopenmp-simd (etch's default flags); a build without it ignores them,\n"
+    " * and should not fail for it under -Wall -Werror. */\n"
+    "#pragma GCC diagnostic ignored \"-Wunknown-pragmas\"\n\n"
     "/* m ? a : b for m = 0 or 1, with bit masks. A plain ?: lets GCC move the\n"
     " * arithmetic that follows into two branches, and a loop with a branch does\n"
     " * not vectorize (under the default -ftrapping-math it will not if-convert\n"

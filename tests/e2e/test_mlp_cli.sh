@@ -4,7 +4,9 @@
 # only) gives the eager executor's output; `etch run` compiled and eager
 # agree; the same holds with a weights file; bad inputs fail with a clear
 # message, exit status 1 and no output file. Also: thread-count bit-identity,
-# -O0 against eager, and --blas=openblas.
+# -O0 against eager, and --blas=openblas; emitted code (the MLP's and GPT's
+# training steps: row groups with omp-simd reductions, selects, casts) builds
+# warning-free under -Wall -Wextra -Werror without etch's default flags.
 set -euo pipefail
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
 t=$(mktemp -d)
@@ -84,4 +86,8 @@ expect_error "trunc.npy" "$ETCH" run "$mlp" -D B=2 --input "$t/trunc.npy" -o "$t
 expect_error "trunc.npy" "$t/file/Net" --weights "$t/file/Net.safetensors" "$t/trunc.npy" "$t/never.npy"
 [ ! -e "$t/never.npy" ] || fail "partial output left behind"
 expect_error "unknown option '--bogus'" "$ETCH" build "$mlp" --bogus -o "$t/x"
+for m in mlp gpt; do
+  "$ETCH" build "$SRC/samples/$m.etch" -D B=2 --train --cflags "-O1 -Wall -Wextra -Werror" -o "$t/wall_$m" >/dev/null ||
+    fail "emitted code for $m does not build under -Wall -Wextra -Werror"
+done
 echo "mlp cli: all checks passed"
