@@ -15,7 +15,9 @@ static const PassInfo PASS_CSE = {"cse", pass_cse, 1, "common-subexpression elim
 static const PassInfo PASS_DCE = {"dce", pass_dce, 1, "dead-code elimination (inputs and params are kept)"};
 /* last: it annotates fusion groups on the final graph; the passes above
  * rebuild graphs and would not keep groups consistent */
-static const PassInfo PASS_FUSE = {"fuse", pass_fuse, 2, "fuse elementwise chains into one kernel"};
+static const PassInfo PASS_FUSE = {"fuse", pass_fuse, 2,
+                                   "fuse elementwise chains, row reductions with their producers and consumers, "
+                                   "and matmul epilogues into single kernels"};
 
 static const PassInfo *const PIPELINE[] = {&PASS_SIMPLIFY, &PASS_CSE, &PASS_DCE, &PASS_FUSE, NULL};
 
