@@ -159,6 +159,10 @@ extern const OpInfo op_table[OP_COUNT];
 /* True for ops whose result shares its operand's storage (reshape of a dense
  * tensor): backends give them no buffer of their own. */
 bool op_is_view(OpKind op);
+/* For a reduction over an operand of rank `rank`: true when its axes are
+ * exactly the trailing ones, first.. rank-1 (each once, any order), with
+ * *first set to the first of them. A row reduction (passes/fuse.c). */
+bool reduce_axes_trailing(const Node *n, int rank, int *first);
 /* True when n operands suit op's arity. */
 bool op_arity_ok(OpKind op, int n);
 /* Looks an op up by its textual-IR name; returns OP_COUNT if unknown. */

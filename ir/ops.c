@@ -40,6 +40,19 @@ void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int6
 
 bool op_is_view(OpKind op) { return op == OP_RESHAPE; }
 
+bool reduce_axes_trailing(const Node *n, int rank, int *first) {
+    bool seen[ETCH_MAX_RANK] = {false};
+    int k = rank;
+    for (int i = 0; i < n->attr.n_axes; i++) {
+        int ax = n->attr.axes[i];
+        if (ax < 0 || ax >= rank || seen[ax]) return false;
+        seen[ax] = true;
+        k = ax < k ? ax : k;
+    }
+    *first = k;
+    return n->attr.n_axes > 0 && n->attr.n_axes == rank - k;
+}
+
 bool op_arity_ok(OpKind op, int n) {
     int a = op_table[op].arity;
     return a < 0 ? n >= 0 && n <= ETCH_MAX_OPERANDS : n == a;

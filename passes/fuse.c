@@ -126,26 +126,13 @@ enum { ROW_MAX_MEMBERS = 48, ROW_MAX_LEAVES = 64 };
 
 static bool softmax_op(OpKind op) { return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX; }
 
-/* Whether reduction n reduces exactly axes k.. of its input (rank r). */
-static bool reduces_trailing(const Node *n, int k, int r) {
-    bool seen[ETCH_MAX_RANK] = {false};
-    for (int i = 0; i < n->attr.n_axes; i++) {
-        int ax = n->attr.axes[i];
-        if (ax < k || ax >= r || seen[ax]) return false;
-        seen[ax] = true;
-    }
-    return n->attr.n_axes == r - k;
-}
-
 /* The key a stage node (a row reduction or a softmax along the last axis) starts, or false. */
 static bool row_seed(const Graph *g, const Node *n, RowKey *key) {
     const Shape *S;
     int k;
-    if (op_table[n->op].cls == OPC_REDUCE && dtype_is_float(n->dtype) && n->attr.n_axes > 0) {
+    if (op_table[n->op].cls == OPC_REDUCE && dtype_is_float(n->dtype)) {
         S = &g->nodes[n->in[0]].shape;
-        k = n->attr.axes[0];
-        for (int i = 1; i < n->attr.n_axes; i++) k = n->attr.axes[i] < k ? n->attr.axes[i] : k;
-        if (!reduces_trailing(n, k, S->rank)) return false;
+        if (!reduce_axes_trailing(n, S->rank, &k)) return false;
     } else if (softmax_op(n->op) && n->attr.axis == n->shape.rank - 1) {
         S = &n->shape, k = n->attr.axis;
     } else {
@@ -165,9 +152,10 @@ static RowKind row_kind(const Graph *g, const Node *n, const RowKey *key) {
         if (softmax_op(n->op) && n->attr.axis == key->k && key->k == key->S.rank - 1) return ROW_FULL;
         return ROW_NONE;
     }
+    int first;
     if (op_table[n->op].cls == OPC_REDUCE)
         return dtype_is_float(n->dtype) && shape_equal(&g->nodes[n->in[0]].shape, &key->S) &&
-                       reduces_trailing(n, key->k, key->S.rank)
+                       reduce_axes_trailing(n, key->S.rank, &first) && first == key->k
                    ? ROW_SCALAR
                    : ROW_NONE;
     return elementwise && op_table[n->op].cls == OPC_ELEMWISE && shape_equal(&n->shape, &key->Sp) ? ROW_SCALAR

@@ -32,7 +32,8 @@ int fused_matmul_of(const Graph *g, int at);
 void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 
 /* Whether the group at position `at` is a row group (passes/fuse.c): it holds
- * a softmax, or a reduction that is not its last member. */
+ * a softmax or a reduction over trailing axes (a reduction over leading axes
+ * roots an ordinary reduction group, emitted with column accumulators). */
 bool fused_is_row_group(const Graph *g, int at);
 
 /* Emits the row group whose last member is `at` (codegen/c/rowgroup.c):

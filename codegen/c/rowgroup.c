@@ -46,11 +46,12 @@ static bool is_stage(const Node *n) {
 }
 
 bool fused_is_row_group(const Graph *g, int at) {
-    int gid = g->nodes[at].attr.group;
+    int gid = g->nodes[at].attr.group, first;
     for (int id = 0; id <= at; id++) {
         const Node *n = &g->nodes[id];
         if (n->attr.group != gid) continue;
-        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX || (op_table[n->op].cls == OPC_REDUCE && id != at))
+        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX ||
+            (op_table[n->op].cls == OPC_REDUCE && reduce_axes_trailing(n, g->nodes[n->in[0]].shape.rank, &first)))
             return true;
     }
     return false;
@@ -202,8 +203,7 @@ void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int 
         if (!n_stages++) {
             if (op_table[n->op].cls == OPC_REDUCE) {
                 r.S = &g->nodes[n->in[0]].shape;
-                r.k = r.S->rank;
-                for (int i = 0; i < n->attr.n_axes; i++) r.k = n->attr.axes[i] < r.k ? n->attr.axes[i] : r.k;
+                reduce_axes_trailing(n, r.S->rank, &r.k);
             } else {
                 r.S = &n->shape, r.k = n->attr.axis;
             }
