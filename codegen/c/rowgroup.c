@@ -11,9 +11,10 @@
  * Every store happens in the last walk, after all reads of the row, so a
  * member written in place over one of its own operands reads the old value.
  *
- * Numerics match the single-op kernels: sums accumulate in double, a softmax
- * computes exp in the value's type and its sum and log in double exactly as
- * emit_softmax does, and a maximum propagates NaN as emit_reduce_group does. */
+ * Numerics follow the single-op kernels: sums accumulate in double (one
+ * partial sum per vector lane, see walk_fold), a softmax computes exp in the
+ * value's type and its sum and log in double as emit_softmax does, and a
+ * maximum propagates NaN as emit_reduce_group does. */
 #include "codegen/c/fused.h"
 
 #include <stdlib.h>
