@@ -167,23 +167,28 @@ static void emit_param_data(StrBuf *b, const Tensor *t) {
     }
 }
 
+/* The C expression of operand k of fused-group member id (see fused.h). */
+void cemit_group_operand(const CEmitter *e, const Graph *g, int id, int k, const int *leaf_slot,
+                         char (*leaf_idx)[320], StrBuf *out) {
+    const Node *x = &g->nodes[id];
+    int in = x->in[k];
+    const Node *v = &g->nodes[in];
+    if (v->attr.group == x->attr.group) {
+        sb_printf(out, "v%d", in);
+    } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
+        char lit[64];
+        cemit_literal(lit, sizeof lit, v->attr.value, v->dtype);
+        sb_puts(out, lit);
+    } else {
+        sb_printf(out, "%s[%s]", e->buf[in], leaf_idx[leaf_slot[in]]);
+    }
+}
+
 /* Emits `const T vN = expr;` for fused-group member id (see fused.h). */
 void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]) {
     const Node *x = &g->nodes[id];
     StrBuf operand[3] = {{0}, {0}, {0}};
-    char lit[64];
-    for (int k = 0; k < x->n_in; k++) {
-        int in = x->in[k];
-        const Node *v = &g->nodes[in];
-        if (v->attr.group == x->attr.group) {
-            sb_printf(&operand[k], "v%d", in);
-        } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
-            cemit_literal(lit, sizeof lit, v->attr.value, v->dtype);
-            sb_puts(&operand[k], lit);
-        } else {
-            sb_printf(&operand[k], "%s[%s]", e->buf[in], leaf_idx[leaf_slot[in]]);
-        }
-    }
+    for (int k = 0; k < x->n_in; k++) cemit_group_operand(e, g, id, k, leaf_slot, leaf_idx, &operand[k]);
     StrBuf expr = {0};
     const char *ops3[3] = {operand[0].s ? operand[0].s : "", operand[1].s ? operand[1].s : "",
                            operand[2].s ? operand[2].s : ""};
@@ -217,6 +222,15 @@ void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_l
             leaves[(*n_leaves)++] = in;
         }
     }
+}
+
+void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < S->rank; i++)
+        if (st[i] && S->dim[i] > 1)
+            len += (size_t)snprintf(buf + len, n - len, "%s%s * %lld", len ? " + " : "", var[i], (long long)st[i]);
+    if (!len) snprintf(buf, n, "0");
 }
 
 static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
@@ -299,27 +313,16 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
         cemit_for(e, var[last], sizeof var[last], S->dim[last]);
         snprintf(acc, sizeof acc, "acc[%s]", var[last]);
     }
-    /* index of strides st over the loop variables ("0" when none) */
     char idx[320];
-#define INDEX_OF(strides)                                                                                       \
-    do {                                                                                                        \
-        size_t len_ = 0;                                                                                        \
-        idx[0] = 0;                                                                                             \
-        for (int i_ = 0; i_ < S->rank; i_++)                                                                    \
-            if ((strides)[i_] && S->dim[i_] > 1)                                                                \
-                len_ += (size_t)snprintf(idx + len_, sizeof idx - len_, "%s%s * %lld", len_ ? " + " : "", var[i_], \
-                                         (long long)(strides)[i_]);                                             \
-        if (!len_) snprintf(idx, sizeof idx, "0");                                                              \
-    } while (0)
     char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
     for (int l = 0; l < n_leaves; l++) {
-        INDEX_OF(lst[l]);
+        cemit_strided_index(S, lst[l], var, idx, sizeof idx);
         memcpy(leaf_idx[l], idx, sizeof idx);
     }
     for (int m = 0; m < n_members; m++) {
         cemit_group_member(e, g, members[m], leaf_slot, leaf_idx);
         if (mp->kind[members[m]] != STORE_REGISTER) {
-            INDEX_OF(dense);
+            cemit_strided_index(S, dense, var, idx, sizeof idx);
             cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
         }
     }
@@ -334,9 +337,8 @@ static void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, in
         snprintf(acc, sizeof acc, "acc[%s]", var[last]);
     }
     if (R->op == OP_REDUCE_MEAN) cemit_line(e, "%s /= %lld.0;", acc, (long long)count);
-    INDEX_OF(out_stride);
+    cemit_strided_index(S, out_stride, var, idx, sizeof idx);
     cemit_line(e, "%s[%s] = (%s)%s;", e->buf[root], idx, dtype_c_type(R->dtype), acc);
-#undef INDEX_OF
     if (columns) cemit_close(e);
     for (int i = 0; i < n_kept_loops; i++) cemit_close(e);
     e->indent--;

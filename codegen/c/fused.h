@@ -13,6 +13,16 @@
  * expression leaf_idx[leaf_slot[operand]]. */
 void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]);
 
+/* The C expression of operand k of group member id, appended to out: a
+ * register (vK) for a member, a literal for a scalar constant, else the
+ * leaf's read e->buf[operand][leaf_idx[leaf_slot[operand]]]. */
+void cemit_group_operand(const CEmitter *e, const Graph *g, int id, int k, const int *leaf_slot,
+                         char (*leaf_idx)[320], StrBuf *out);
+
+/* The index "i0 * 784 + i2 * 1" of strides st over loop variables var[] for a
+ * loop nest over S (dims of size 1 and zero strides skipped; "0" when none). */
+void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], char *buf, size_t n);
+
 /* Collects fusion group gid's members among nodes [0, end) except `skip` (-1:
  * none), in id order, and its leaves: the operands outside the group, each
  * once, numbered in leaf_slot (which must hold -1 for them; the caller resets

@@ -18,7 +18,6 @@
 #include "codegen/c/fused.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "ir/ops/ops_impl.h"
 
@@ -32,7 +31,7 @@ typedef struct RowEmit {
     int members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     int *leaf_slot;
     int64_t leaf_stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK], row_out[ETCH_MAX_RANK];
-    char var[ETCH_MAX_RANK][40];
+    char var[ETCH_MAX_RANK][16];
     char (*leaf_idx)[320];
     bool *need; /* per node: computed in the current walk */
 } RowEmit;
@@ -42,16 +41,16 @@ static bool is_full(const RowEmit *r, int id) {
     return op_table[n->op].cls != OPC_REDUCE && shape_equal(&n->shape, r->S);
 }
 
-static bool is_stage(const Node *n) {
-    return op_table[n->op].cls == OPC_REDUCE || n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX;
-}
+static bool is_softmax(const Node *n) { return n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX; }
+
+static bool is_stage(const Node *n) { return op_table[n->op].cls == OPC_REDUCE || is_softmax(n); }
 
 bool fused_is_row_group(const Graph *g, int at) {
     int gid = g->nodes[at].attr.group, first;
     for (int id = 0; id <= at; id++) {
         const Node *n = &g->nodes[id];
         if (n->attr.group != gid) continue;
-        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX ||
+        if (is_softmax(n) ||
             (op_table[n->op].cls == OPC_REDUCE && reduce_axes_trailing(n, g->nodes[n->in[0]].shape.rank, &first)))
             return true;
     }
@@ -59,20 +58,22 @@ bool fused_is_row_group(const Graph *g, int at) {
 }
 
 /* The index over the current loop variables of strides st ("0" when none). */
-static void row_index(const RowEmit *r, const int64_t *st, char *buf, size_t n) {
-    size_t len = 0;
-    buf[0] = 0;
-    for (int i = 0; i < r->S->rank; i++)
-        if (st[i] && r->S->dim[i] > 1)
-            len += (size_t)snprintf(buf + len, n - len, "%s%s * %lld", len ? " + " : "", r->var[i], (long long)st[i]);
-    if (!len) snprintf(buf, n, "0");
+static void row_index(RowEmit *r, const int64_t *st, char *buf, size_t n) {
+    cemit_strided_index(r->S, st, r->var, buf, n);
 }
 
-/* Opens the loops over the row dims (fresh variables) and indexes the leaves by them. */
-static int open_row(RowEmit *r) {
-    int opened = 0;
+/* Opens the loops over the row dims (fresh variables) and indexes the leaves
+ * by them. With `reduction` ("+:a12") the innermost loop is
+ * `#pragma omp simd reduction(...)` (see walk_fold). */
+static int open_row(RowEmit *r, const char *reduction) {
+    int opened = 0, last = -1;
     for (int i = r->k; i < r->S->rank; i++)
-        if (r->S->dim[i] > 1) cemit_for(r->e, r->var[i], sizeof r->var[i], r->S->dim[i]), opened++;
+        if (r->S->dim[i] > 1) last = i;
+    for (int i = r->k; i < r->S->rank; i++)
+        if (r->S->dim[i] > 1) {
+            if (i == last && reduction) cemit_line(r->e, "#pragma omp simd reduction(%s)", reduction);
+            cemit_for(r->e, r->var[i], sizeof r->var[i], r->S->dim[i]), opened++;
+        }
     for (int l = 0; l < r->n_leaves; l++) row_index(r, r->leaf_stride[l], r->leaf_idx[l], sizeof r->leaf_idx[l]);
     return opened;
 }
@@ -81,24 +82,19 @@ static void close_loops(RowEmit *r, int n) {
     while (n--) cemit_close(r->e);
 }
 
-/* The C expression of operand k of node id: a register, a literal or a leaf read. */
-static void operand_expr(const RowEmit *r, int id, int k, char *buf, size_t n) {
-    int in = r->g->nodes[id].in[k];
-    const Node *v = &r->g->nodes[in];
-    if (v->attr.group == r->gid) snprintf(buf, n, "v%d", in);
-    else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) cemit_literal(buf, n, v->attr.value, v->dtype);
-    else snprintf(buf, n, "%s[%s]", r->e->buf[in], r->leaf_idx[r->leaf_slot[in]]);
+/* The C expression of operand k of member id. */
+static void operand_expr(const RowEmit *r, int id, int k, StrBuf *out) {
+    cemit_group_operand(r->e, r->g, id, k, r->leaf_slot, r->leaf_idx, out);
 }
+
+/* A full member read outside the group: stored in the last walk. */
+static bool stored_full(const RowEmit *r, int id) { return is_full(r, id) && r->mp->kind[id] != STORE_REGISTER; }
 
 /* Marks the full members value x needs in this walk (x itself if full). */
 static void mark_needed(RowEmit *r, int x) {
     const Node *n = &r->g->nodes[x];
     if (n->attr.group != r->gid || !is_full(r, x) || r->need[x]) return;
     r->need[x] = true;
-    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
-        mark_needed(r, n->in[0]);
-        return;
-    }
     for (int k = 0; k < n->n_in; k++) mark_needed(r, n->in[k]);
 }
 
@@ -110,13 +106,14 @@ static void emit_needed(RowEmit *r) {
         r->need[id] = false;
         const Node *n = &r->g->nodes[id];
         const char *T = dtype_c_type(n->dtype);
-        if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
-            char x[400];
-            operand_expr(r, id, 0, x, sizeof x);
+        if (is_softmax(n)) {
+            StrBuf x = {0};
+            operand_expr(r, id, 0, &x);
             if (n->op == OP_SOFTMAX)
-                cemit_line(r->e, "const %s v%d = ETCH_EXP((%s)(%s - m%d)) * (%s)k%d; /* softmax */", T, id, T, x, id, T,
-                           id);
-            else cemit_line(r->e, "const %s v%d = (%s)((double)%s - k%d); /* log_softmax */", T, id, T, x, id);
+                cemit_line(r->e, "const %s v%d = ETCH_EXP((%s)(%s - m%d)) * (%s)k%d; /* softmax */", T, id, T, x.s, id,
+                           T, id);
+            else cemit_line(r->e, "const %s v%d = (%s)((double)%s - k%d); /* log_softmax */", T, id, T, x.s, id);
+            sb_free(&x);
         } else {
             cemit_group_member(r->e, r->g, id, r->leaf_slot, r->leaf_idx);
         }
@@ -133,22 +130,14 @@ static void emit_needed(RowEmit *r) {
  * on anything at run time: the same library gives the same bits every call
  * and for every --threads N. */
 static void walk_fold(RowEmit *r, int id, const char *fmt, const char *reduction) {
-    int opened = 0, last = -1;
-    for (int i = r->k; i < r->S->rank; i++)
-        if (r->S->dim[i] > 1) last = i;
-    for (int i = r->k; i < r->S->rank; i++)
-        if (r->S->dim[i] > 1) {
-            if (i == last && reduction) cemit_line(r->e, "#pragma omp simd reduction(%s)", reduction);
-            cemit_for(r->e, r->var[i], sizeof r->var[i], r->S->dim[i]), opened++;
-        }
-    for (int l = 0; l < r->n_leaves; l++) row_index(r, r->leaf_stride[l], r->leaf_idx[l], sizeof r->leaf_idx[l]);
+    int opened = open_row(r, reduction);
     mark_needed(r, r->g->nodes[id].in[0]);
     emit_needed(r);
-    char x[400];
-    operand_expr(r, id, 0, x, sizeof x);
-    StrBuf line = {0};
-    ops_expand_template(&line, fmt, (const char *const[]){x}, dtype_c_type(r->g->nodes[id].dtype));
+    StrBuf x = {0}, line = {0};
+    operand_expr(r, id, 0, &x);
+    ops_expand_template(&line, fmt, (const char *const[]){x.s}, dtype_c_type(r->g->nodes[id].dtype));
     cemit_line(r->e, "%s", line.s);
+    sb_free(&x);
     sb_free(&line);
     close_loops(r, opened);
 }
@@ -168,7 +157,7 @@ static void emit_stage(RowEmit *r, int id) {
     const Node *n = &r->g->nodes[id];
     const char *T = dtype_c_type(n->dtype);
     char fmt[256], red[32];
-    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+    if (is_softmax(n)) {
         cemit_line(r->e, "double mx%d = -INFINITY, s%d = 0;", id, id);
         snprintf(fmt, sizeof fmt, "mx%d = ETCH_SELECT((double)$0 > mx%d, (double)$0, mx%d);", id, id, id);
         snprintf(red, sizeof red, "max:mx%d", id);
@@ -242,17 +231,16 @@ void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int 
     }
     /* the last walk: full members read outside the group */
     bool any = false;
-    for (int m = 0; m < r.n_members; m++) any = any || (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER);
+    for (int m = 0; m < r.n_members; m++) any = any || stored_full(&r, r.members[m]);
     if (any) {
-        int opened = open_row(&r);
+        int opened = open_row(&r, NULL);
         for (int m = 0; m < r.n_members; m++)
-            if (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER) mark_needed(&r, r.members[m]);
+            if (stored_full(&r, r.members[m])) mark_needed(&r, r.members[m]);
         emit_needed(&r);
         char idx[320];
         row_index(&r, r.dense, idx, sizeof idx);
         for (int m = 0; m < r.n_members; m++)
-            if (is_full(&r, r.members[m]) && mp->kind[r.members[m]] != STORE_REGISTER)
-                cemit_line(e, "%s[%s] = v%d;", e->buf[r.members[m]], idx, r.members[m]);
+            if (stored_full(&r, r.members[m])) cemit_line(e, "%s[%s] = v%d;", e->buf[r.members[m]], idx, r.members[m]);
         close_loops(&r, opened);
     }
     close_loops(&r, outer);
