@@ -19,20 +19,33 @@ typedef struct Split {
     int64_t n, per;            /* examples, values per example */
 } Split;
 
-/* Finds DIR/BASE or DIR/BASE.gz. */
-static int load_idx(const char *dir, const char *base, etch_array *out, char *err, size_t errlen) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, base);
-    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+/* Finds DIR/BASE or DIR/BASE.gz (its path goes into path). */
+static int load_idx(const char *dir, const char *base, etch_array *out, char *path, size_t n, char *err,
+                    size_t errlen) {
+    snprintf(path, n, "%s/%s", dir, base);
+    if (access(path, R_OK) != 0) snprintf(path, n, "%s/%s.gz", dir, base);
     return etch_idx_read(path, out, err, errlen);
 }
 
-static int load_split(const char *dir, const char *prefix, int64_t need_per, Split *s, char *err, size_t errlen) {
-    char img[256], lab[256];
+/* The first label outside [0, classes), or -1 when all are class ids
+ * (classes 0: the labels are not class ids, nothing to check). */
+static int64_t bad_label(const etch_array *labels, int64_t classes) {
+    const uint8_t *lb = labels->data;
+    for (int64_t i = 0; classes > 0 && i < labels->dim[0]; i++)
+        if (lb[i] >= classes) return i;
+    return -1;
+}
+
+/* Reads DIR/PREFIX-images-idx3-ubyte and its labels (each maybe .gz) into s,
+ * checked against the model: need_per values per image, labels below classes. */
+static int load_split(const char *dir, const char *prefix, int64_t need_per, int64_t classes, Split *s, char *err,
+                      size_t errlen) {
+    char img[256], lab[256], lab_path[4096];
     snprintf(img, sizeof img, "%s-images-idx3-ubyte", prefix);
     snprintf(lab, sizeof lab, "%s-labels-idx1-ubyte", prefix);
-    if (load_idx(dir, img, &s->images, err, errlen)) return -1;
-    if (load_idx(dir, lab, &s->labels, err, errlen)) {
+    memset(s, 0, sizeof *s);
+    if (load_idx(dir, img, &s->images, lab_path, sizeof lab_path, err, errlen)) return -1;
+    if (load_idx(dir, lab, &s->labels, lab_path, sizeof lab_path, err, errlen)) {
         etch_array_free(&s->images);
         return -1;
     }
@@ -47,8 +60,14 @@ static int load_split(const char *dir, const char *prefix, int64_t need_per, Spl
                  (long long)s->per, (long long)need_per);
         why = buf;
     }
+    int64_t bad = why ? -1 : bad_label(&s->labels, classes);
+    if (bad >= 0) {
+        snprintf(err, errlen, "%s: label %lld is %u, outside the model's %lld classes (0 to %lld)", lab_path,
+                 (long long)bad, ((const uint8_t *)s->labels.data)[bad], (long long)classes, (long long)classes - 1);
+        why = err;
+    }
     if (why) {
-        snprintf(err, errlen, "%s/%s: %s", dir, img, why);
+        if (why != err) snprintf(err, errlen, "%s/%s: %s", dir, img, why);
         etch_array_free(&s->images);
         etch_array_free(&s->labels);
         return -1;
@@ -188,26 +207,29 @@ static int report(const Split *test, int64_t per, const char *png, char *err, si
 }
 
 /* The image training step's interface: x: f32[B, ...], y: i64[B] or i32[B];
- * *per is the number of values in one example. */
-static int image_interface(int64_t *per) {
+ * *per is the number of values in one example, *classes the forward's
+ * classes (its last dimension; 0 for a reconstruction model, whose labels are
+ * not class ids). */
+static int image_interface(int64_t *per, int64_t *classes) {
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
     *per = 1;
     for (int k = 1; k < xi->rank; k++) *per *= xi->dim[k];
     if (xi->dtype != ETCH_F32 || yi->rank != 1 || yi->dim[0] != xi->dim[0] ||
         (yi->dtype != ETCH_I64 && yi->dtype != ETCH_I32))
         return fail("the train step must take x: f32[B, ...] and y: i64[B] (or i32[B])");
+    *classes = is_reconstruction(*per) || oi->rank < 1 ? 0 : oi->dim[oi->rank - 1];
     return 0;
 }
 
 /* --eval --data: the test-split report of the given weights. */
 static int eval_images(const Args *a) {
     char err[1024];
-    int64_t per;
-    if (image_interface(&per)) return 1;
+    int64_t per, classes;
+    if (image_interface(&per, &classes)) return 1;
     Split test;
-    if (load_split(a->data, "t10k", per, &test, err, sizeof err)) return fail(err);
-    if (ETCH_MODEL(load)(a->weights, 0, err, sizeof err)) return fail(err);
-    int rc = report(&test, per, a->png, err, sizeof err);
+    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err)) return fail(err);
+    int rc = ETCH_MODEL(load)(a->weights, 0, err, sizeof err) || report(&test, per, a->png, err, sizeof err);
     etch_array_free(&test.images);
     etch_array_free(&test.labels);
     return rc ? fail(err) : 0;
@@ -216,27 +238,36 @@ static int eval_images(const Args *a) {
 /* Training on images (see the section comment). */
 static int train_images(const Args *a) {
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
-    char err[1024];
-    int64_t batch = xi->dim[0], per;
-    if (image_interface(&per)) return 1;
-    Split test;
-    if (load_split(a->data, "t10k", per, &test, err, sizeof err)) return fail(err);
-    if (ETCH_MODEL(load)(a->init ? a->init : a->resume, a->resume != NULL, err, sizeof err)) return fail(err);
-    Split train;
-    if (load_split(a->data, "train", per, &train, err, sizeof err)) return fail(err);
-    int64_t n = a->limit >= 0 && a->limit < train.n ? a->limit : train.n;
-    int64_t steps_per_epoch = n / batch;
-    if (steps_per_epoch == 0) return fail("fewer training examples than one batch");
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
-    etch_array x, y;
+    const char *weights = a->init ? a->init : a->resume;
+    char err[1024], why[128], path[4096];
+    int64_t batch = xi->dim[0], per, classes, n = 0, steps_per_epoch = 0, *order = NULL;
+    Split test = {0}, train = {0};
+    etch_array x = {0}, y = {0};
+    long long step = 0, taken = 0, max_step;
+    int tty = isatty(1), status = 1, written = 0;
+    if (image_interface(&per, &classes)) return 1;
+    remove_stale_temps(a);
+    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
+        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
+        load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
+        fail(err);
+        goto done;
+    }
+    n = a->limit >= 0 && a->limit < train.n ? a->limit : train.n;
+    if ((steps_per_epoch = n / batch) == 0) {
+        fail("fewer training examples than one batch");
+        goto done;
+    }
+    max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
+    snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
+    if (checked_step(weights, max_step, why, &step)) goto done;
+    order = malloc(sizeof(int64_t) * (size_t)train.n);
     etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, 1, yi->dim);
     float loss = 0;
-    long long step = (long long)param_scalar("optimizer.step"), taken = 0;
     long start_epoch = (long)(step / steps_per_epoch);
     int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
-    int tty = isatty(1), status = 0;
-    char path[4096];
+    status = 0;
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
     for (long epoch = start_epoch; epoch < a->epochs && (a->steps < 0 || taken < a->steps); epoch++) {
         if (a->shuffle) shuffle(order, n, a->seed, epoch);
@@ -261,20 +292,10 @@ static int train_images(const Args *a) {
         if (tty) printf("\r\033[K");
         printf("Epoch: %ld, Loss: %.6f\n", epoch + 1, count ? sum / count : 0.0);
         fflush(stdout);
-        if (save_or_fail(path, 1)) {
-            status = 1;
-            goto done;
-        }
+        if ((status = save_or_fail(path, 1))) goto done;
+        written = 1;
     }
-    if (save_or_fail(path, 1)) {
-        status = 1;
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/%s.safetensors", a->out, a->name);
-    if (save_or_fail(path, 0)) {
-        status = 1;
-        goto done;
-    }
+    if ((status = save_final(a, written, path, sizeof path))) goto done;
     char png[4096];
     snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
     if (report(&test, per, is_reconstruction(per) ? png : NULL, err, sizeof err)) {

@@ -119,18 +119,28 @@ static int train_text(const Args *a) {
     int64_t batch = xi->dim[0], T = xi->dim[1], ntrain = 0;
     unsigned char *text = NULL;
     size_t n = 0;
+    long long end = -1, step, taken = 0; /* end: the step to stop at, or -1: --steps alone decides */
+    if (a->epochs_given || a->steps < 0)
+        end = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / TEXT_EPOCH_STEPS ? INT64_MAX : a->epochs * TEXT_EPOCH_STEPS;
+    const char *weights = a->init ? a->init : a->resume;
+    char why[128];
+    snprintf(why, sizeof why, end >= 0 ? "%ld epochs of %d steps" : "the largest count exact in f64", a->epochs,
+             TEXT_EPOCH_STEPS);
+    remove_stale_temps(a);
     if (load_corpus(a, &text, &n, &ntrain)) return 1;
-    if (ETCH_MODEL(load)(a->init ? a->init : a->resume, a->resume != NULL, err, sizeof err)) {
+    if (ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err)) {
         free(text);
         return fail(err);
+    }
+    if (checked_step(weights, end >= 0 ? end : INT64_MAX, why, &step)) {
+        free(text);
+        return 1;
     }
     etch_array x, y;
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
-    long long step = (long long)param_scalar("optimizer.step"), taken = 0;
-    long long end = a->epochs_given || a->steps < 0 ? (long long)a->epochs * TEXT_EPOCH_STEPS : -1;
-    int tty = isatty(1), status = 0;
+    int tty = isatty(1), status = 0, written = 0;
     double sum = 0;
     int64_t count = 0;
     float loss = 0;
@@ -163,21 +173,11 @@ static int train_text(const Args *a) {
             fflush(stdout);
             sum = 0;
             count = 0;
-            if (save_or_fail(path, 1)) {
-                status = 1;
-                goto done;
-            }
+            if ((status = save_or_fail(path, 1))) goto done;
         }
+        written = step % TEXT_EPOCH_STEPS == 0 || last;
     }
-    if (save_or_fail(path, 1)) {
-        status = 1;
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/%s.safetensors", a->out, a->name);
-    if (save_or_fail(path, 0)) {
-        status = 1;
-        goto done;
-    }
+    if ((status = save_final(a, written, path, sizeof path))) goto done;
     int64_t predictions;
     double nll = text_eval(text, ntrain, (int64_t)n, &predictions);
     printf("Held-out loss: %.4f nats/byte (last 10%% of %s, %lld predictions)\n", nll, a->text, (long long)predictions);
