@@ -40,6 +40,8 @@ make_idx "$t/data"
 mkdir -p "$t/r" "$t/bl" "$t/once" # the program writes into existing folders (etch train makes them)
 
 cflags="-O1 -Wall -Wextra -Werror"
+# a sanitizer report exits 23, never the 1 of a clean error
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=23 UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=23
 case ${ETCH_SANITIZE:-} in ON|on|1|TRUE|true|YES|yes)
   cflags="$cflags -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";;
 esac
@@ -55,6 +57,7 @@ expect_error() { # expected-substring command...
   local rc=$?
   set -e
   [ $rc -eq 1 ] || { cat "$t/stderr" >&2; fail "exit status $rc (want 1) for: $*"; }
+  ! grep -q 'Sanitizer' "$t/stderr" || { cat "$t/stderr" >&2; fail "sanitizer report for: $*"; }
   grep -qF -- "$want" "$t/stderr" || { cat "$t/stderr" >&2; fail "missing '$want' for: $*"; }
 }
 
@@ -109,6 +112,7 @@ left=$(cd "$t/s" && ls | grep tmp | sort | tr '\n' ' ')
 [ "$left" = "checkpoint.safetensors.tmp.$$ checkpoint.safetensors.tmp.x1 notes.tmp.$dead " ] || fail "temp files after start: $left"
 
 if command -v strace >/dev/null; then
+  export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # LeakSanitizer cannot run under ptrace
   # the checkpoint is written once at the end of a one-epoch run
   strace -f -qq -e trace=rename,renameat,renameat2 -o "$t/trace" "$prog" --data "$t/data" --init "$init" -o "$t/once" >/dev/null
   writes=$(grep -c 'checkpoint.safetensors.tmp' "$t/trace" || true)

@@ -19,7 +19,10 @@
  * (IDX files, --data) and byte text (--text). Either way the program writes
  * OUTDIR/checkpoint.safetensors (weights and optimizer state) after every
  * epoch and, at the end, OUTDIR/NAME.safetensors (weights only, PyTorch
- * state_dict names), each atomically, then reports on held-out data. */
+ * state_dict names), each atomically, then reports on held-out data.
+ * SIGINT and SIGTERM wait for a write in progress; temp files a killed run
+ * left behind (FILE.tmp.PID of a dead PID) are removed when the next starts.
+ * Joined at build time from runtime/drivers/train/ (common, images, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
