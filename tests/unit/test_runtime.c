@@ -1,4 +1,4 @@
-/* test_runtime.c: the dependency-free runtime (runtime/etch_rt.c).
+/* test_runtime.c: the dependency-free runtime (the parts in runtime/rt/, joined into etch_rt.c).
  *
  * Each file format is checked three ways: round trips through our own writer,
  * files laid out byte-for-byte as the reference tools write them (numpy,

@@ -1,0 +1,315 @@
+/* train/images.c: image classification (and reconstruction) data: IDX
+ * files read into splits, shuffled batches, the training loop over epochs, and
+ * the test-split report (accuracy and NLL, or reconstruction MSE and a PNG). */
+
+/* ---- images (--data) ----------------------------------------------------------
+ * IDX files as MNIST and Fashion-MNIST ship them (train-images-idx3-ubyte,
+ * train-labels-idx1-ubyte, t10k-*; gzip-compressed or not), pixels scaled to
+ * [0, 1] as byte/255 (torchvision's ToTensor). Each epoch takes the training
+ * set in an order shuffled by Philox keyed by (seed, epoch), so a resumed run
+ * sees the same batches as an uninterrupted one; the last partial batch is
+ * dropped (the step's shapes are static). After every epoch the program writes
+ * the checkpoint; at the end it reports accuracy and mean NLL on the test
+ * split, or, for a model that reconstructs its input (an autoencoder: one
+ * output value per input value), the reconstruction MSE and
+ * OUTDIR/reconstructions.png. */
+
+typedef struct Split {
+    etch_array images, labels; /* u8 [n, rows, cols], u8 [n] */
+    int64_t n, per;            /* examples, values per example */
+} Split;
+
+/* Finds DIR/BASE or DIR/BASE.gz (its path goes into path). */
+static int load_idx(const char *dir, const char *base, etch_array *out, char *path, size_t n, char *err,
+                    size_t errlen) {
+    snprintf(path, n, "%s/%s", dir, base);
+    if (access(path, R_OK) != 0) snprintf(path, n, "%s/%s.gz", dir, base);
+    return etch_idx_read(path, out, err, errlen);
+}
+
+/* The first label outside [0, classes), or -1 when all are class ids
+ * (classes 0: the labels are not class ids, nothing to check). */
+static int64_t bad_label(const etch_array *labels, int64_t classes) {
+    const uint8_t *lb = labels->data;
+    for (int64_t i = 0; classes > 0 && i < labels->dim[0]; i++)
+        if (lb[i] >= classes) return i;
+    return -1;
+}
+
+/* Reads DIR/PREFIX-images-idx3-ubyte and its labels (each maybe .gz) into s,
+ * checked against the model: need_per values per image, labels below classes. */
+static int load_split(const char *dir, const char *prefix, int64_t need_per, int64_t classes, Split *s, char *err,
+                      size_t errlen) {
+    char img[256], lab[256], lab_path[4096];
+    snprintf(img, sizeof img, "%s-images-idx3-ubyte", prefix);
+    snprintf(lab, sizeof lab, "%s-labels-idx1-ubyte", prefix);
+    memset(s, 0, sizeof *s);
+    if (load_idx(dir, img, &s->images, lab_path, sizeof lab_path, err, errlen)) return -1;
+    if (load_idx(dir, lab, &s->labels, lab_path, sizeof lab_path, err, errlen)) {
+        etch_array_free(&s->images);
+        return -1;
+    }
+    s->n = s->images.rank ? s->images.dim[0] : 0;
+    s->per = s->n ? etch_array_numel(&s->images) / s->n : 0;
+    const char *why = NULL;
+    char buf[256];
+    if (s->images.dtype != ETCH_U8 || s->labels.dtype != ETCH_U8) why = "images and labels must be unsigned bytes";
+    else if (s->labels.rank != 1 || s->labels.dim[0] != s->n) why = "images and labels have different counts";
+    else if (s->per != need_per) {
+        snprintf(buf, sizeof buf, "images have %lld values each, the model's input takes %lld per example",
+                 (long long)s->per, (long long)need_per);
+        why = buf;
+    }
+    int64_t bad = why ? -1 : bad_label(&s->labels, classes);
+    if (bad >= 0) {
+        snprintf(err, errlen, "%s: label %lld is %u, outside the model's %lld classes (0 to %lld)", lab_path,
+                 (long long)bad, ((const uint8_t *)s->labels.data)[bad], (long long)classes, (long long)classes - 1);
+        why = err;
+    }
+    if (why) {
+        if (why != err) snprintf(err, errlen, "%s/%s: %s", dir, img, why);
+        etch_array_free(&s->images);
+        etch_array_free(&s->labels);
+        return -1;
+    }
+    return 0;
+}
+
+static void fill_batch(const Split *s, const int64_t *order, int64_t start, int64_t count, int64_t batch, float *x,
+                       void *y, etch_dtype ydt) {
+    const uint8_t *px = s->images.data, *lb = s->labels.data;
+    for (int64_t b = 0; b < batch; b++) {
+        int valid = b < count;
+        int64_t ex = valid ? (order ? order[start + b] : start + b) : 0;
+        for (int64_t k = 0; k < s->per; k++) x[b * s->per + k] = valid ? px[ex * s->per + k] / 255.0f : 0.0f;
+        int64_t label = valid ? lb[ex] : 0;
+        if (ydt == ETCH_I64) ((int64_t *)y)[b] = label;
+        else ((int32_t *)y)[b] = (int32_t)label;
+    }
+}
+
+/* Fisher-Yates with a counter-based generator: the order depends only on (seed, epoch). */
+static void shuffle(int64_t *order, int64_t n, unsigned long long seed, long epoch) {
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint32_t r[4];
+        etch_philox4x32(seed, (uint64_t)epoch + 1, (uint64_t)i, r);
+        int64_t j = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* Accuracy and mean negative log-likelihood of the forward's logits on a split. */
+static void evaluate(const Split *s, double *accuracy, double *nll) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t batch = xi->dim[0], classes = oi->dim[oi->rank - 1];
+    etch_array x, y, logits;
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
+    etch_array_alloc(&logits, oi->dtype, oi->rank, oi->dim);
+    int64_t correct = 0;
+    double total_nll = 0;
+    for (int64_t start = 0; start < s->n; start += batch) {
+        int64_t count = s->n - start < batch ? s->n - start : batch;
+        fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
+        const void *in[] = {x.data};
+        void *out[] = {logits.data};
+        ETCH_MODEL(forward_v)(in, out);
+        for (int64_t b = 0; b < count; b++) {
+            const float *row = (const float *)logits.data + b * classes;
+            int64_t label = ((int64_t *)y.data)[b], best = 0;
+            double mx = row[0], sum = 0;
+            for (int64_t c = 1; c < classes; c++)
+                if (row[c] > row[best]) best = c;
+            for (int64_t c = 0; c < classes; c++) mx = fmax(mx, row[c]);
+            for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - mx);
+            total_nll += mx + log(sum) - row[label];
+            correct += best == label;
+        }
+    }
+    *accuracy = s->n ? (double)correct / (double)s->n : 0;
+    *nll = s->n ? total_nll / (double)s->n : 0;
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&logits);
+}
+
+/* For models whose output has one value per input value (autoencoders): the
+ * mean squared error of the reconstructions on a split, and, when png is
+ * set, a PNG grid of the first 8 examples (top row) above their
+ * reconstructions (bottom row), like torchvision's make_grid/save_image. */
+static int evaluate_reconstruction(const Split *s, double *mse, const char *png, char *err, size_t errlen) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t batch = xi->dim[0];
+    etch_array x, y, recon;
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
+    etch_array_alloc(&recon, oi->dtype, oi->rank, oi->dim);
+    double total = 0;
+    int rows = s->images.rank >= 3 ? (int)s->images.dim[1] : 1, cols = (int)(s->per / rows), shown = 8, pad = 2;
+    int gw = shown * (cols + pad) + pad, gh = 2 * (rows + pad) + pad, rc = 0;
+    unsigned char *grid = calloc((size_t)gw * (size_t)gh, 1);
+    for (int64_t start = 0; start < s->n; start += batch) {
+        int64_t count = s->n - start < batch ? s->n - start : batch;
+        fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
+        const void *in[] = {x.data};
+        void *out[] = {recon.data};
+        ETCH_MODEL(forward_v)(in, out);
+        const float *xs = x.data, *rs = recon.data;
+        for (int64_t b = 0; b < count; b++)
+            for (int64_t k = 0; k < s->per; k++) {
+                double d = rs[b * s->per + k] - xs[b * s->per + k];
+                total += d * d;
+            }
+        for (int64_t b = 0; start == 0 && grid && b < count && b < shown; b++)
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) {
+                    float v0 = xs[b * s->per + r * cols + c], v1 = rs[b * s->per + r * cols + c];
+                    int gx = pad + (int)b * (cols + pad) + c;
+                    grid[(size_t)(pad + r) * (size_t)gw + (size_t)gx] = (unsigned char)(fminf(fmaxf(v0, 0), 1) * 255 + 0.5f);
+                    grid[(size_t)(2 * pad + rows + r) * (size_t)gw + (size_t)gx] =
+                        (unsigned char)(fminf(fmaxf(v1, 0), 1) * 255 + 0.5f);
+                }
+    }
+    *mse = s->n ? total / ((double)s->n * (double)s->per) : 0;
+    if (png && grid) rc = etch_png_write_gray(png, gw, gh, grid, err, errlen);
+    free(grid);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&recon);
+    return rc;
+}
+
+/* True when the forward maps each example to as many values as it reads. */
+static int is_reconstruction(int64_t per) {
+    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
+    int64_t out_per = 1;
+    for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
+    return out_per == per && oi->dtype == ETCH_F32;
+}
+
+/* Prints the test-split report: accuracy and NLL for classifiers, MSE (and
+ * the PNG grid) for reconstruction models. */
+static int report(const Split *test, int64_t per, const char *png, char *err, size_t errlen) {
+    if (is_reconstruction(per)) {
+        double mse;
+        if (evaluate_reconstruction(test, &mse, png, err, errlen)) return -1;
+        printf("Test reconstruction MSE: %.6f (%lld examples)\n", mse, (long long)test->n);
+        if (png) printf("Inputs (top) and reconstructions (bottom) written to %s\n", png);
+        return 0;
+    }
+    double acc, nll;
+    evaluate(test, &acc, &nll);
+    printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test->n);
+    return 0;
+}
+
+/* The image training step's interface: x: f32[B, ...], y: i64[B] or i32[B];
+ * *per is the number of values in one example, *classes the forward's
+ * classes (its last dimension; 0 for a reconstruction model, whose labels are
+ * not class ids). */
+static int image_interface(int64_t *per, int64_t *classes) {
+    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
+    *per = 1;
+    for (int k = 1; k < xi->rank; k++) *per *= xi->dim[k];
+    if (xi->dtype != ETCH_F32 || yi->rank != 1 || yi->dim[0] != xi->dim[0] ||
+        (yi->dtype != ETCH_I64 && yi->dtype != ETCH_I32))
+        return fail("the train step must take x: f32[B, ...] and y: i64[B] (or i32[B])");
+    *classes = is_reconstruction(*per) || oi->rank < 1 ? 0 : oi->dim[oi->rank - 1];
+    return 0;
+}
+
+/* --eval --data: the test-split report of the given weights. */
+static int eval_images(const Args *a) {
+    char err[1024];
+    int64_t per, classes;
+    if (image_interface(&per, &classes)) return 1;
+    Split test;
+    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err)) return fail(err);
+    int rc = ETCH_MODEL(load)(a->weights, 0, err, sizeof err) || report(&test, per, a->png, err, sizeof err);
+    etch_array_free(&test.images);
+    etch_array_free(&test.labels);
+    return rc ? fail(err) : 0;
+}
+
+/* Training on images (see the section comment). */
+static int train_images(const Args *a) {
+    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const char *weights = a->init ? a->init : a->resume;
+    char err[1024], why[128], path[4096];
+    int64_t batch = xi->dim[0], per, classes, n = 0, steps_per_epoch = 0, *order = NULL;
+    Split test = {0}, train = {0};
+    etch_array x = {0}, y = {0};
+    long long step = 0, taken = 0, max_step;
+    int tty = isatty(1), status = 1, written = 0;
+    if (image_interface(&per, &classes)) return 1;
+    remove_stale_temps(a);
+    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
+        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
+        load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
+        fail(err);
+        goto done;
+    }
+    n = a->limit >= 0 && a->limit < train.n ? a->limit : train.n;
+    if ((steps_per_epoch = n / batch) == 0) {
+        fail("fewer training examples than one batch");
+        goto done;
+    }
+    max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
+    snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
+    if (checked_step(weights, max_step, why, &step)) goto done;
+    order = malloc(sizeof(int64_t) * (size_t)train.n);
+    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
+    etch_array_alloc(&y, yi->dtype, 1, yi->dim);
+    float loss = 0;
+    long start_epoch = (long)(step / steps_per_epoch);
+    int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
+    status = 0;
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
+    for (long epoch = start_epoch; epoch < a->epochs && (a->steps < 0 || taken < a->steps); epoch++) {
+        if (a->shuffle) shuffle(order, n, a->seed, epoch);
+        else for (int64_t i = 0; i < n; i++) order[i] = i;
+        double sum = 0;
+        int64_t count = 0;
+        for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++) {
+            fill_batch(&train, order, s * batch, batch, batch, x.data, y.data, yi->dtype);
+            const void *in[] = {x.data, y.data};
+            void *out[] = {&loss};
+            ETCH_MODEL(train_step_v)(in, out);
+            if (!isfinite(loss)) {
+                fprintf(stderr, "\nerror: the loss became %f at epoch %ld, step %lld\n", loss, epoch + 1, (long long)s);
+                status = 1;
+                goto done;
+            }
+            sum += loss;
+            count++;
+            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum / count);
+        }
+        skip = 0;
+        if (tty) printf("\r\033[K");
+        printf("Epoch: %ld, Loss: %.6f\n", epoch + 1, count ? sum / count : 0.0);
+        fflush(stdout);
+        if ((status = save_or_fail(path, 1))) goto done;
+        written = 1;
+    }
+    if ((status = save_final(a, written, path, sizeof path))) goto done;
+    char png[4096];
+    snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
+    if (report(&test, per, is_reconstruction(per) ? png : NULL, err, sizeof err)) {
+        status = fail(err);
+        goto done;
+    }
+    printf("Weights written to %s\n", path);
+done:
+    free(order);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    etch_array_free(&train.images);
+    etch_array_free(&train.labels);
+    etch_array_free(&test.images);
+    etch_array_free(&test.labels);
+    return status;
+}
