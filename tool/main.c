@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 #include "ir/params.h"
 #include "passes/autodiff.h"
 #include "passes/pass.h"

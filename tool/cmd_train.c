@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/to_f64.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/pass.h"

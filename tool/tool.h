@@ -1,9 +1,9 @@
-/* driver.h: what the `etch` tool's subcommands share: parsed options and the
+/* tool.h: what the `etch` tool's subcommands share: parsed options and the
  * steps most commands take (read the program, get its parameters, build the
  * training graphs, emit and compile C). Each cmd_*.c file holds a group of
  * subcommands; main.c parses options and dispatches. */
-#ifndef ETCH_FRONTEND_DRIVER_H
-#define ETCH_FRONTEND_DRIVER_H
+#ifndef ETCH_TOOL_TOOL_H
+#define ETCH_TOOL_TOOL_H
 
 #include "codegen/c/emit_c.h"
 #include "frontend/frontend.h"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 #include "ir/strbuf.h"
 #include "passes/pass.h"
 

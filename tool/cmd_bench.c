@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontend/driver/driver.h"
+#include "tool/tool.h"
 
 /* `etch compare A.npy B.npy [--rtol R]`: element-wise comparison of two arrays
  * of the same dtype and shape; fails when |a - b| > rtol * |b| + rtol * 1e-2
