@@ -1,33 +1,71 @@
-/* cmd_tools.c: small array utilities: compare (element-wise, with a
- * tolerance) and show (print an array or the argmax of each row). */
+/* cmd_tools.c: small array utilities: make-input (an input for a model's
+ * forward: seeded random values or images from an IDX file), compare
+ * (element-wise, with a tolerance) and show (print an array or the argmax of
+ * each row). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tool/tool.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
+
+int cmd_make_input(const Options *o) {
+    if (!o->out) return usage_error("%s", "make-input needs -o IN.npy");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    if (ok && p->forward->n_inputs != 1)
+        ok = diag_error(&d, p->model_loc, "make-input needs a forward with one input, %s.forward has %d",
+                        p->model_name, p->forward->n_inputs);
+    if (ok) {
+        const Node *n = &p->forward->nodes[p->forward->inputs[0]];
+        Tensor *t = tensor_new(n->dtype, n->shape);
+        int64_t numel = tensor_numel(t);
+        if (o->idx) {
+            etch_array img;
+            char err[1024];
+            if (etch_idx_read(o->idx, &img, err, sizeof err)) {
+                ok = diag_error_plain(&d, "%s", err);
+            } else {
+                int64_t per = img.rank ? etch_array_numel(&img) / img.dim[0] : 1;
+                int64_t count = img.rank ? img.dim[0] : 1;
+                if (img.dtype != ETCH_U8)
+                    ok = diag_error_plain(&d, "%s: expected unsigned byte images, got %s", o->idx,
+                                          etch_dtype_name(img.dtype));
+                else if (numel % per != 0)
+                    ok = diag_error_plain(&d, "%s: images of %lld pixels do not fill input '%s' of %lld elements",
+                                          o->idx, (long long)per, n->attr.name, (long long)numel);
+                else if (o->index + numel / per > count)
+                    ok = diag_error_plain(&d, "%s: --index %ld needs %lld images, the file has %lld", o->idx,
+                                          o->index, (long long)(numel / per), (long long)count);
+                for (int64_t i = 0; ok && i < numel; i++)
+                    tensor_set(t, i, ((const uint8_t *)img.data)[o->index * per + i] / 255.0);
+                etch_array_free(&img);
+            }
+        } else {
+            uint32_t r[4];
+            for (int64_t i = 0; i < numel; i++) {
+                etch_philox4x32(o->seed, 1, (uint64_t)i, r);
+                tensor_set(t, i, etch_u01(r[0]));
+            }
+        }
+        ok = ok && write_tensor(o->out, t, &d);
+        tensor_free(t);
+    }
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
 
 /* `etch compare A.npy B.npy [--rtol R]`: element-wise comparison of two arrays
  * of the same dtype and shape; fails when |a - b| > rtol * |b| + rtol * 1e-2
  * anywhere. Prints the largest absolute and relative differences. */
-int cmd_compare(int argc, char **argv) {
-    const char *files[2] = {0};
-    int nf = 0;
-    double rtol = 1e-5;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) {
-            char *end;
-            rtol = strtod(argv[++i], &end);
-            if (*end || !(rtol >= 0)) return usage_error("--rtol needs a non-negative number, got '%s'", argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error("unknown option '%s'", argv[i]);
-        } else if (nf < 2) {
-            files[nf++] = argv[i];
-        } else {
-            return usage_error("%s", "compare takes two .npy files");
-        }
-    }
-    if (nf != 2) return usage_error("%s", "compare takes two .npy files");
+int cmd_compare(const Options *o) {
+    const char *const *files = o->files;
+    double rtol = o->rtol;
     etch_array x[2];
     char err[1024];
     for (int i = 0; i < 2; i++)
@@ -72,16 +110,9 @@ int cmd_compare(int argc, char **argv) {
 
 /* `etch show A.npy [--argmax]`: the array's type and values (at most 64), or
  * with --argmax the index of the largest value along the last axis, per row. */
-int cmd_show(int argc, char **argv) {
-    const char *file = NULL;
-    bool argmax = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--argmax")) argmax = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return usage_error("unknown option '%s'", argv[i]);
-        else if (!file) file = argv[i];
-        else return usage_error("%s", "show takes one .npy file");
-    }
-    if (!file) return usage_error("%s", "show takes one .npy file");
+int cmd_show(const Options *o) {
+    const char *file = o->file;
+    bool argmax = o->argmax;
     etch_array x;
     char err[1024], desc[128];
     if (etch_npy_read(file, &x, err, sizeof err)) {
