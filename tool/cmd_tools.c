@@ -10,6 +10,43 @@
 #include "tool/commands.h"
 #include "tool/pipeline.h"
 
+/* make-input --idx: images o->index.. of an IDX file of unsigned bytes,
+ * scaled to [0, 1], fill the input t (of node n). Every count is checked
+ * before it divides or indexes: files with no images or empty images, an
+ * input the images do not tile, an --index past the last image. */
+static bool fill_from_idx(const Options *o, const Node *n, Tensor *t, Diag *d) {
+    etch_array img;
+    char err[1024], desc[128];
+    if (etch_idx_read(o->idx, &img, err, sizeof err)) return diag_error_plain(d, "%s", err);
+    etch_array_describe(desc, sizeof desc, img.dtype, img.rank, img.dim);
+    int64_t numel = tensor_numel(t), count = img.rank ? img.dim[0] : 0;
+    int64_t per = count ? etch_array_numel(&img) / count : 0, need = per ? numel / per : 0;
+    bool ok = false;
+    if (img.dtype != ETCH_U8)
+        diag_error_plain(d, "%s: expected unsigned byte images, got %s", o->idx, etch_dtype_name(img.dtype));
+    else if (img.rank < 2)
+        diag_error_plain(d, "%s: holds %s, not images (at least two dimensions: count, pixels...)", o->idx, desc);
+    else if (count == 0)
+        diag_error_plain(d, "%s: holds %s: no images", o->idx, desc);
+    else if (per == 0)
+        diag_error_plain(d, "%s: holds %s: images of zero pixels", o->idx, desc);
+    else if (numel % per != 0)
+        diag_error_plain(d, "%s: images of %lld pixels do not fill input '%s' of %lld elements", o->idx,
+                         (long long)per, n->attr.name, (long long)numel);
+    else if (need > count)
+        diag_error_plain(d, "%s: input '%s' takes %lld images, the file has %lld", o->idx, n->attr.name,
+                         (long long)need, (long long)count);
+    else if (o->index > count - need)
+        diag_error_plain(d, "%s: --index %ld is out of range: the file has %lld images and input '%s' takes %lld "
+                            "from there (--index 0..%lld)",
+                         o->idx, o->index, (long long)count, n->attr.name, (long long)need, (long long)(count - need));
+    else
+        ok = true;
+    for (int64_t i = 0; ok && i < numel; i++) tensor_set(t, i, ((const uint8_t *)img.data)[o->index * per + i] / 255.0);
+    etch_array_free(&img);
+    return ok;
+}
+
 int cmd_make_input(const Options *o) {
     if (!o->out) return usage_error("%s", "make-input needs -o IN.npy");
     Arena *a = arena_new();
@@ -25,26 +62,7 @@ int cmd_make_input(const Options *o) {
         Tensor *t = tensor_new(n->dtype, n->shape);
         int64_t numel = tensor_numel(t);
         if (o->idx) {
-            etch_array img;
-            char err[1024];
-            if (etch_idx_read(o->idx, &img, err, sizeof err)) {
-                ok = diag_error_plain(&d, "%s", err);
-            } else {
-                int64_t per = img.rank ? etch_array_numel(&img) / img.dim[0] : 1;
-                int64_t count = img.rank ? img.dim[0] : 1;
-                if (img.dtype != ETCH_U8)
-                    ok = diag_error_plain(&d, "%s: expected unsigned byte images, got %s", o->idx,
-                                          etch_dtype_name(img.dtype));
-                else if (numel % per != 0)
-                    ok = diag_error_plain(&d, "%s: images of %lld pixels do not fill input '%s' of %lld elements",
-                                          o->idx, (long long)per, n->attr.name, (long long)numel);
-                else if (o->index + numel / per > count)
-                    ok = diag_error_plain(&d, "%s: --index %ld needs %lld images, the file has %lld", o->idx,
-                                          o->index, (long long)(numel / per), (long long)count);
-                for (int64_t i = 0; ok && i < numel; i++)
-                    tensor_set(t, i, ((const uint8_t *)img.data)[o->index * per + i] / 255.0);
-                etch_array_free(&img);
-            }
+            ok = fill_from_idx(o, n, t, &d);
         } else {
             uint32_t r[4];
             for (int64_t i = 0; i < numel; i++) {
@@ -62,7 +80,11 @@ int cmd_make_input(const Options *o) {
 
 /* `etch compare A.npy B.npy [--rtol R]`: element-wise comparison of two arrays
  * of the same dtype and shape; fails when |a - b| > rtol * |b| + rtol * 1e-2
- * anywhere. Prints the largest absolute and relative differences. */
+ * anywhere. Prints the largest absolute and relative differences. Equal
+ * values match, infinities included (inf - inf would be NaN); NaN matches
+ * NaN at the same place, as numpy.testing.assert_allclose does by default:
+ * the two sides computed the same non-number. NaN against a number, or an
+ * infinity against anything else, is a mismatch. */
 int cmd_compare(const Options *o) {
     const char *const *files = o->files;
     double rtol = o->rtol;
@@ -92,8 +114,9 @@ int cmd_compare(const Options *o) {
         int64_t bad = 0, numel = tensor_numel(a);
         for (int64_t i = 0; i < numel; i++) {
             double u = tensor_get(a, i), v = tensor_get(b, i), diff = fabs(u - v);
-            if (isnan(u) && isnan(v)) continue;
-            if (!(diff <= rtol * fabs(v) + rtol * 1e-2)) bad++;
+            if (u == v || (isnan(u) && isnan(v))) continue; /* also inf == inf, whose difference is NaN */
+            /* a non-finite value that is not equal to the other side is a mismatch (rtol * inf would excuse it) */
+            if (!isfinite(u) || !isfinite(v) || !(diff <= rtol * fabs(v) + rtol * 1e-2)) bad++;
             max_abs = fmax(max_abs, diff);
             if (v != 0) max_rel = fmax(max_rel, diff / fabs(v));
         }

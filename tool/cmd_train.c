@@ -7,31 +7,51 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "codegen/build.h"
 #include "ir/params.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
 
-/* The data folder must exist before we spend time compiling. */
-static bool check_data_dir(const char *dir, Diag *d) {
+/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
+static bool has_idx(const char *dir, const char *base) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, base);
+    if (access(path, R_OK) == 0) return true;
+    snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+    return access(path, R_OK) == 0;
+}
+
+/* The data folder must exist and hold the IDX files of the splits the
+ * program reads (the test split; the training split too when training)
+ * before we spend time compiling. */
+static bool check_data_dir(const char *dir, bool training, Diag *d) {
     struct stat st;
     if (stat(dir, &st) != 0) return diag_error_plain(d, "--data %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return diag_error_plain(d, "--data %s: not a folder", dir);
+    static const char *const files[] = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte",
+                                        "train-labels-idx1-ubyte"};
+    for (int i = 0; i < (training ? 4 : 2); i++)
+        if (!has_idx(dir, files[i]))
+            return diag_error_plain(d, "--data %s: no readable %s (or %s.gz) in the folder", dir, files[i], files[i]);
     return true;
 }
 
-/* The corpus must be a readable, non-empty file before we spend time compiling. */
-static bool check_text_file(const char *path, Diag *d) {
+/* A file option (--text, --init, --resume) must name a readable, non-empty
+ * regular file before we spend time compiling. */
+static bool check_file(const char *opt, const char *path, const char *empty, Diag *d) {
     struct stat st;
-    if (stat(path, &st) != 0) return diag_error_plain(d, "--text %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return diag_error_plain(d, "--text %s: not a regular file", path);
-    if (st.st_size == 0) return diag_error_plain(d, "--text %s: empty corpus", path);
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0) return diag_error_plain(d, "%s %s: %s", opt, path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return diag_error_plain(d, "%s %s: not a regular file", opt, path);
+    if (st.st_size == 0) return diag_error_plain(d, "%s %s: %s", opt, path, empty);
     return true;
 }
 
-bool train_check_input(const Options *o, Diag *d) {
-    return o->text ? check_text_file(o->text, d) : check_data_dir(o->data, d);
+bool train_check_input(const Options *o, bool training, Diag *d) {
+    if (o->init && !check_file("--init", o->init, "empty file", d)) return false;
+    if (o->resume && !check_file("--resume", o->resume, "empty file", d)) return false;
+    return o->text ? check_file("--text", o->text, "empty corpus", d) : check_data_dir(o->data, training, d);
 }
 
 int cmd_train(const Options *o) {
@@ -41,7 +61,7 @@ int cmd_train(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = train_check_input(o, &d) ? load_program(a, o, &d) : NULL;
+    Program *p = train_check_input(o, true, &d) ? load_program(a, o, &d) : NULL;
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);

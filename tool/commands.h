@@ -25,8 +25,10 @@ int cmd_graph(const Options *o);
 int cmd_compare(const Options *o);
 int cmd_show(const Options *o);
 
-/* train and eval: --data DIR must be a folder, --text CORPUS a non-empty
- * file, checked before time goes into compiling. */
-bool train_check_input(const Options *o, Diag *d);
+/* train and eval: --data DIR must be a folder holding the IDX files read
+ * (the training split too when training), --text CORPUS, --init W and
+ * --resume CKPT non-empty readable files; checked before time goes into
+ * compiling. */
+bool train_check_input(const Options *o, bool training, Diag *d);
 
 #endif

@@ -26,7 +26,8 @@ typedef enum OptId {
 
 typedef enum OptArg {
     ARG_NONE,     /* a flag */
-    ARG_STR,      /* a string value */
+    ARG_STR,      /* a string value, possibly empty */
+    ARG_NAME,     /* a non-empty string: a path, a pass name */
     ARG_INT,      /* a non-negative integer in [min, max] */
     ARG_NUM,      /* a non-negative number */
     ARG_ATTACHED, /* a value written into the flag itself: -O2 */
@@ -50,7 +51,7 @@ typedef struct OptSpec {
 #define MAX_COUNT 0x7fffffffffffffffLL
 
 static const OptSpec OPTS[OPT_COUNT] = {
-    [OPT_OUT] = {"-o", ARG_STR, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH,
+    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
                  "make-input's .npy, train's folder (default out), graph's .svg/.dot"},
     [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL,
@@ -58,37 +59,37 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_OLEVEL] = {"-O", ARG_ATTACHED, NULL, CMD_OPTIMIZING,
                     "-O0: no passes, no buffer reuse; -O1: simplify, cse, dce;\n-O2 (default): also fusion"},
     [OPT_PRINT_AFTER_ALL] = {"--print-after-all", ARG_NONE, NULL, CMD_OPTIMIZING, "print the IR after every pass"},
-    [OPT_PRINT_AFTER] = {"--print-after", ARG_STR, "=PASS", CMD_OPTIMIZING, "print the IR after PASS (repeatable)"},
-    [OPT_DISABLE_PASS] = {"--disable-pass", ARG_STR, "=PASS", CMD_OPTIMIZING, "skip PASS (repeatable)"},
-    [OPT_PASSES] = {"--passes", ARG_STR, "=a,b,...", CMD_OPT, "run exactly these passes, in this order"},
-    [OPT_WEIGHTS] = {"--weights", ARG_STR, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL,
+    [OPT_PRINT_AFTER] = {"--print-after", ARG_NAME, "=PASS", CMD_OPTIMIZING, "print the IR after PASS (repeatable)"},
+    [OPT_DISABLE_PASS] = {"--disable-pass", ARG_NAME, "=PASS", CMD_OPTIMIZING, "skip PASS (repeatable)"},
+    [OPT_PASSES] = {"--passes", ARG_NAME, "=a,b,...", CMD_OPT, "run exactly these passes, in this order"},
+    [OPT_WEIGHTS] = {"--weights", ARG_NAME, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL,
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
-    [OPT_INPUT] = {"--input", ARG_STR, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
+    [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},
     [OPT_EMBED] = {"--embed-weights", ARG_NONE, NULL, CMD_BUILD, "compile the weights into the code"},
     [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD, "print kernel and memory counts"},
     [OPT_TRAIN] = {"--train", ARG_NONE, NULL, CMD_BUILD, "also emit <model>_grad and <model>_train_step"},
     [OPT_GRAD] = {"--grad", ARG_NONE, NULL, CMD_IR | CMD_GRAPH, "the training step instead of the forward"},
-    [OPT_AFTER] = {"--after", ARG_STR, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},
+    [OPT_AFTER] = {"--after", ARG_NAME, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},
     [OPT_SEED] = {"--seed", ARG_INT, "S", CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRADCHECK | CMD_BENCH,
                   "seed of the random numbers (default 0)", 0, MAX_COUNT, NULL},
     [OPT_SAMPLE] = {"--sample", ARG_INT, "N", CMD_RUN, "print N bytes sampled from a byte-level language model", 0,
                     1000000, "each byte is one forward pass of the eager executor"},
     [OPT_PROMPT] = {"--prompt", ARG_STR, "TEXT", CMD_RUN, "the bytes --sample starts from (default a newline)"},
-    [OPT_IDX] = {"--idx", ARG_STR, "IMAGES", CMD_MAKE_INPUT, "take the input from an IDX image file"},
+    [OPT_IDX] = {"--idx", ARG_NAME, "IMAGES", CMD_MAKE_INPUT, "take the input from an IDX image file"},
     [OPT_INDEX] = {"--index", ARG_INT, "N", CMD_MAKE_INPUT, "the first image --idx takes (default 0)", 0, MAX_COUNT,
                    NULL},
-    [OPT_DATA] = {"--data", ARG_STR, "DIR", CMD_TRAIN | CMD_EVAL, "folder of IDX image data (train and test split)"},
-    [OPT_TEXT] = {"--text", ARG_STR, "CORPUS", CMD_TRAIN | CMD_EVAL, "a text file for byte-level language models"},
-    [OPT_INIT] = {"--init", ARG_STR, "W", CMD_TRAIN, "start from these weights"},
-    [OPT_RESUME] = {"--resume", ARG_STR, "CKPT", CMD_TRAIN, "continue from a checkpoint"},
+    [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAIN | CMD_EVAL, "folder of IDX image data (train and test split)"},
+    [OPT_TEXT] = {"--text", ARG_NAME, "CORPUS", CMD_TRAIN | CMD_EVAL, "a text file for byte-level language models"},
+    [OPT_INIT] = {"--init", ARG_NAME, "W", CMD_TRAIN, "start from these weights"},
+    [OPT_RESUME] = {"--resume", ARG_NAME, "CKPT", CMD_TRAIN, "continue from a checkpoint"},
     [OPT_EPOCHS] = {"--epochs", ARG_INT, "N", CMD_TRAIN, "passes over the data (default: the train block's)", 0,
                     MAX_COUNT, NULL},
     [OPT_STEPS] = {"--steps", ARG_INT, "N", CMD_TRAIN, "stop after N optimizer steps", 0, MAX_COUNT, NULL},
     [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAIN, "use only the first N training images", 0, MAX_COUNT, NULL},
     [OPT_NO_SHUFFLE] = {"--no-shuffle", ARG_NONE, NULL, CMD_TRAIN, "batches in file order"},
-    [OPT_PNG] = {"--png", ARG_STR, "GRID.png", CMD_EVAL, "autoencoders: a grid of inputs and reconstructions"},
+    [OPT_PNG] = {"--png", ARG_NAME, "GRID.png", CMD_EVAL, "autoencoders: a grid of inputs and reconstructions"},
     [OPT_THREADS] = {"--threads", ARG_INT, "N", CMD_BUILD | CMD_BENCH,
                      "kernels may split work over N threads; bit-identical for any N", 1, 1024,
                      "more threads than cores only adds start-up cost, and no machine etch targets has more"},
@@ -260,6 +261,7 @@ int options_parse(int argc, char **argv, unsigned cmd, int n_files, const char *
             if (i + 1 == argc) return usage_error("option '%s' needs a value", a);
             val = argv[++i];
         }
+        if (s->arg == ARG_NAME && !*val) return usage_error("option '%s' needs a value, got an empty one", a);
         if (option_apply(o, id, val, a)) return 1;
     }
     if (o->n_files < n_files) return files_msg ? usage_error("%s", files_msg) : usage_error("no input file given");
