@@ -202,10 +202,10 @@ int cmd_bench(const Options *o) {
         free_tensors(gp, g->n_params);
     }
     if (ok) {
-        const Node *x = &p->forward->nodes[p->forward->inputs[0]];
-        char ty[96];
-        printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name,
-               type_format(ty, sizeof ty, x->dtype, &x->shape), threads, threads == 1 ? "" : "s");
+        const Node *x = p->forward->n_inputs ? &p->forward->nodes[p->forward->inputs[0]] : NULL;
+        char ty[96] = "none";
+        if (x) type_format(ty, sizeof ty, x->dtype, &x->shape);
+        printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name, ty, threads, threads == 1 ? "" : "s");
         printf("%-11s %-9s %14s %9s %16s %16s %9s\n", "", "mode", "median/call", "kernels", "allocated/call",
                "peak interm.", "vs eager");
         for (int i = 0; i < n_rows; i++) {

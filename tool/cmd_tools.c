@@ -49,6 +49,7 @@ static bool fill_from_idx(const Options *o, const Node *n, Tensor *t, Diag *d) {
 
 int cmd_make_input(const Options *o) {
     if (!o->out) return usage_error("%s", "make-input needs -o IN.npy");
+    if (o->index && !o->idx) return usage_error("%s", "--index N picks an image of --idx IMAGES, which is not given");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);

@@ -73,6 +73,7 @@ expect_error "three.idx: input 'x' takes 4 images, the file has 3" \
   "$ETCH" make-input "$mlp" -D B=4 --idx "$t/three.idx" -o "$out"
 expect_error "--index 99999999999999999999 is out of range: 0..9223372036854775807" \
   "$ETCH" make-input "$mlp" -D B=1 --idx "$t/three.idx" --index 99999999999999999999 -o "$out"
+expect_error "--index N picks an image of --idx IMAGES, which is not given" "$ETCH" make-input "$mlp" --index 2 -o "$out"
 no_file "$out"
 "$ETCH" make-input "$mlp" -D B=1 --idx "$t/three.idx" --index 2 -o "$out" # the last image is fine
 [ -s "$out" ] || fail "make-input --index 2 wrote nothing"
