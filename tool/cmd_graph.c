@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
 #include "ir/strbuf.h"
 #include "passes/pass.h"
 

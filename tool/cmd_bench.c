@@ -8,13 +8,15 @@
  * per call, peak memory of intermediates, and the speedup over eager. The
  * numbers are ratios from one run on one machine: see bench/ for scripts. */
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "codegen/build.h"
-#include "frontend/driver/driver.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 
@@ -61,15 +63,17 @@ typedef struct EagerCtx {
 
 static void eager_call(void *p) {
     EagerCtx *c = p;
-    Tensor *outs[16] = {0};
+    Tensor **outs = calloc((size_t)c->g->n_outputs + 1, sizeof *outs);
+    if (!outs) abort();
     eager_run(c->g, c->ins, c->params, outs, &c->stats, NULL);
-    for (int i = 0; i < c->g->n_outputs && i < 16; i++) tensor_free(outs[i]);
+    for (int i = 0; i < c->g->n_outputs; i++) tensor_free(outs[i]);
+    free(outs);
 }
 
 typedef struct CompiledCtx {
-    void (*fn)(const void *const *, void *const *);
-    const void *in[16];
-    void *out[16];
+    CompiledFn fn;
+    const void **in; /* one per graph input */
+    void **out;      /* one per graph output */
 } CompiledCtx;
 
 static void compiled_call(void *p) {
@@ -122,15 +126,8 @@ static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *
         CGenEntry one = {g, entries[k].name};
         free(cgen_model_source(&one, 1, &(CGenOptions){.prefix = prefix, .opt_level = v->level}, &v->stats[k], d));
     }
-    char lib[4096 + 256], sym[128], err[1024];
-    if (!emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d)) return false;
-    snprintf(lib, sizeof lib, "%s/lib%s.so", dir, prefix);
-    if (!(v->lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) return diag_error_plain(d, "cannot load %s: %s", lib, dlerror());
-    int (*load)(const char *, int, char *, size_t);
-    snprintf(sym, sizeof sym, "%s_load", prefix);
-    *(void **)&load = dlsym(v->lib, sym);
-    if (load(wpath, 0, err, sizeof err)) return diag_error_plain(d, "%s", err);
-    return true;
+    return emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d) &&
+           (v->lib = compiled_open(dir, prefix, wpath, d)) != NULL;
 }
 
 int cmd_bench(const Options *o) {
@@ -148,7 +145,7 @@ int cmd_bench(const Options *o) {
     CGenEntry entries[2] = {{p ? p->forward : NULL, "forward"}, {step, "train_step"}};
     int n_entries = step ? 2 : 1;
     Variant vars[2] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}};
-    char prefix[64], wpath[4096], vdir[4096 + 8], sym[128];
+    char prefix[64], wpath[4096], vdir[4096 + 8];
     Tensor **params = NULL;
     if (ok) {
         model_prefix(p->model_name, prefix, sizeof prefix);
@@ -180,28 +177,35 @@ int cmd_bench(const Options *o) {
         double te = time_median(eager_call, &ec, 1e6);
         const char *what = k ? "train step" : "inference";
         rows[n_rows++] = (BenchRow){what, "eager", te, ec.stats.kernels, ec.stats.bytes_allocated, ec.stats.peak_bytes};
-        Tensor *outs[16];
-        for (int i = 0; i < g->n_outputs && i < 16; i++)
+        Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
+        CompiledCtx cc = {.in = calloc((size_t)g->n_inputs + 1, sizeof *cc.in),
+                          .out = calloc((size_t)g->n_outputs + 1, sizeof *cc.out)};
+        if (!outs || !cc.in || !cc.out) abort();
+        for (int i = 0; i < g->n_inputs; i++) cc.in[i] = ins[i]->data;
+        for (int i = 0; i < g->n_outputs; i++) {
             outs[i] = tensor_new(g->nodes[g->outputs[i]].dtype, g->nodes[g->outputs[i]].shape);
-        for (int v = 0; v < 2; v++) {
-            CompiledCtx cc = {0};
-            snprintf(sym, sizeof sym, "%s_%s_v", prefix, entries[k].name);
-            *(void **)&cc.fn = dlsym(vars[v].lib, sym);
-            for (int i = 0; i < g->n_inputs; i++) cc.in[i] = ins[i]->data;
-            for (int i = 0; i < g->n_outputs && i < 16; i++) cc.out[i] = outs[i]->data;
+            cc.out[i] = outs[i]->data;
+        }
+        for (int v = 0; ok && v < 2; v++) {
+            if (!(cc.fn = compiled_entry(vars[v].lib, prefix, entries[k].name, &d))) {
+                ok = false;
+                break;
+            }
             double tc = time_median(compiled_call, &cc, 1e6);
             rows[n_rows++] = (BenchRow){what, vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
                                         vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes};
         }
-        for (int i = 0; i < g->n_outputs && i < 16; i++) tensor_free(outs[i]);
+        free(cc.in);
+        free(cc.out);
+        free_tensors(outs, g->n_outputs);
         free_tensors(ins, g->n_inputs);
         free_tensors(gp, g->n_params);
     }
     if (ok) {
-        const Node *x = &p->forward->nodes[p->forward->inputs[0]];
-        char ty[96];
-        printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name,
-               type_format(ty, sizeof ty, x->dtype, &x->shape), threads, threads == 1 ? "" : "s");
+        const Node *x = p->forward->n_inputs ? &p->forward->nodes[p->forward->inputs[0]] : NULL;
+        char ty[96] = "none";
+        if (x) type_format(ty, sizeof ty, x->dtype, &x->shape);
+        printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name, ty, threads, threads == 1 ? "" : "s");
         printf("%-11s %-9s %14s %9s %16s %16s %9s\n", "", "mode", "median/call", "kernels", "allocated/call",
                "peak interm.", "vs eager");
         for (int i = 0; i < n_rows; i++) {

@@ -1,0 +1,23 @@
+/* cmd_build.c: `etch build FILE -o DIR`: the model's C (model.c, model.h),
+ * the runtime and lib<model>.so in DIR, with --exe also the program
+ * DIR/<model>, and the weights file unless --embed-weights. */
+#include <stdio.h>
+
+#include "ir/params.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
+
+int cmd_build(const Options *o) {
+    if (!o->out) return usage_error("%s", "build needs -o DIR");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    Tensor **params = p ? load_params(p->forward, o, &d) : NULL;
+    bool ok = params && (!o->train || !o->embed || usage_error("%s", "--train cannot embed weights") == 0) &&
+              build_model(p, params, o, o->out, o->exe, a, &d);
+    if (p) params_free(p->forward, params);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,38 @@
+/* cmd_eval.c: `etch eval FILE --weights W`: the training program built into
+ * a temporary folder and run in its evaluation mode on the test split
+ * (accuracy and mean NLL; autoencoders: reconstruction MSE and a PNG grid;
+ * --text: held-out loss per byte). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "codegen/build.h"
+#include "ir/params.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
+
+int cmd_eval(const Options *o) {
+    if ((!o->data && !o->text) || !o->weights)
+        return usage_error("%s", "eval needs --weights W and --data DIR (images) or --text CORPUS (bytes)");
+    if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = train_check_input(o, false, &d) ? load_program(a, o, &d) : NULL;
+    Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
+    char *dir = check ? build_tempdir(&d) : NULL;
+    char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
+    bool ok = program != NULL;
+    if (ok) {
+        const char *argv[] = {program, "--eval", o->text ? "--text" : "--data", o->text ? o->text : o->data,
+                              "--weights", o->weights, o->png ? "--png" : NULL, o->png, NULL};
+        fflush(stdout);
+        ok = build_spawn(argv, &d);
+    }
+    if (dir) build_rmtree(dir);
+    free(dir);
+    free(program);
+    if (p) params_free(p->forward, check);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}

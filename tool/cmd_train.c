@@ -1,0 +1,106 @@
+/* cmd_train.c: `etch train FILE`: compiles the train block's step and the
+ * training driver into one program (OUTDIR/build/) and runs it on IDX image
+ * data (--data) or a text corpus (--text); the program writes the weights and
+ * checkpoints. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codegen/build.h"
+#include "ir/params.h"
+#include "tool/commands.h"
+#include "tool/pipeline.h"
+
+/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
+static bool has_idx(const char *dir, const char *base) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, base);
+    if (access(path, R_OK) == 0) return true;
+    snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+    return access(path, R_OK) == 0;
+}
+
+/* The data folder must exist and hold the IDX files of the splits the
+ * program reads (the test split; the training split too when training)
+ * before we spend time compiling. */
+static bool check_data_dir(const char *dir, bool training, Diag *d) {
+    struct stat st;
+    if (stat(dir, &st) != 0) return diag_error_plain(d, "--data %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return diag_error_plain(d, "--data %s: not a folder", dir);
+    static const char *const files[] = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte",
+                                        "train-labels-idx1-ubyte"};
+    for (int i = 0; i < (training ? 4 : 2); i++)
+        if (!has_idx(dir, files[i]))
+            return diag_error_plain(d, "--data %s: no readable %s (or %s.gz) in the folder", dir, files[i], files[i]);
+    return true;
+}
+
+/* A file option (--text, --init, --resume) must name a readable, non-empty
+ * regular file before we spend time compiling. */
+static bool check_file(const char *opt, const char *path, const char *empty, Diag *d) {
+    struct stat st;
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0) return diag_error_plain(d, "%s %s: %s", opt, path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return diag_error_plain(d, "%s %s: not a regular file", opt, path);
+    if (st.st_size == 0) return diag_error_plain(d, "%s %s: %s", opt, path, empty);
+    return true;
+}
+
+bool train_check_input(const Options *o, bool training, Diag *d) {
+    if (o->init && !check_file("--init", o->init, "empty file", d)) return false;
+    if (o->resume && !check_file("--resume", o->resume, "empty file", d)) return false;
+    return o->text ? check_file("--text", o->text, "empty corpus", d) : check_data_dir(o->data, training, d);
+}
+
+int cmd_train(const Options *o) {
+    if (!o->data && !o->text) return usage_error("%s", "train needs --data DIR (images) or --text CORPUS (bytes)");
+    if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
+    if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = train_check_input(o, true, &d) ? load_program(a, o, &d) : NULL;
+    const char *out = o->out ? o->out : "out";
+    char build_dir[4096], init_path[4096 + 32], num[6][32];
+    snprintf(build_dir, sizeof build_dir, "%s/build", out);
+    char *program = p ? build_trainer(p, o, build_dir, &d) : NULL;
+    bool ok = program != NULL;
+    if (ok && !o->init && !o->resume) { /* start from the initializers, seeded */
+        Tensor **init = params_init(p->train->loss, o->seed);
+        snprintf(init_path, sizeof init_path, "%s/init.safetensors", build_dir);
+        ok = params_save(p->train->loss, init, init_path, &d);
+        params_free(p->train->loss, init);
+    }
+    if (ok) {
+        const char *argv[32];
+        int n = 0;
+        argv[n++] = program;
+        argv[n++] = o->text ? "--text" : "--data", argv[n++] = o->text ? o->text : o->data;
+        argv[n++] = o->resume ? "--resume" : "--init";
+        argv[n++] = o->resume ? o->resume : o->init ? o->init : init_path;
+        argv[n++] = "-o", argv[n++] = out;
+        argv[n++] = "--name", argv[n++] = p->model_name;
+        snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);
+        if (!o->text || o->epochs >= 0 || o->steps < 0) argv[n++] = "--epochs", argv[n++] = num[0]; /* text: --steps alone counts */
+        snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)o->seed);
+        argv[n++] = "--seed", argv[n++] = num[1];
+        if (o->steps >= 0) {
+            snprintf(num[2], sizeof num[2], "%ld", o->steps);
+            argv[n++] = "--steps", argv[n++] = num[2];
+        }
+        if (o->limit >= 0) {
+            snprintf(num[3], sizeof num[3], "%ld", o->limit);
+            argv[n++] = "--limit", argv[n++] = num[3];
+        }
+        if (o->no_shuffle) argv[n++] = "--no-shuffle";
+        argv[n] = NULL;
+        fflush(stdout);
+        ok = build_spawn(argv, &d);
+    }
+    free(program);
+    diag_dispose(&d);
+    arena_free(a);
+    return ok ? 0 : 1;
+}

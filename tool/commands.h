@@ -1,0 +1,34 @@
+/* commands.h: the `etch` commands, one function each, called by main.c with
+ * the parsed options; each returns the exit status (0, or 1 after printing
+ * an error). One file per command or small family of commands: cmd_ir.c
+ * (check, ir, ir-roundtrip, opt), cmd_build.c, cmd_run.c, cmd_train.c,
+ * cmd_eval.c, cmd_gradcheck.c, cmd_bench.c, cmd_graph.c, cmd_tools.c
+ * (make-input, compare, show). */
+#ifndef ETCH_TOOL_COMMANDS_H
+#define ETCH_TOOL_COMMANDS_H
+
+#include "ir/diag.h"
+#include "tool/options.h"
+
+int cmd_check(const Options *o);
+int cmd_ir(const Options *o);
+int cmd_ir_roundtrip(const Options *o);
+int cmd_opt(const Options *o);
+int cmd_build(const Options *o);
+int cmd_run(const Options *o);
+int cmd_make_input(const Options *o);
+int cmd_train(const Options *o);
+int cmd_eval(const Options *o);
+int cmd_gradcheck(const Options *o);
+int cmd_bench(const Options *o);
+int cmd_graph(const Options *o);
+int cmd_compare(const Options *o);
+int cmd_show(const Options *o);
+
+/* train and eval: --data DIR must be a folder holding the IDX files read
+ * (the training split too when training), --text CORPUS, --init W and
+ * --resume CKPT non-empty readable files; checked before time goes into
+ * compiling. */
+bool train_check_input(const Options *o, bool training, Diag *d);
+
+#endif

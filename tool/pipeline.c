@@ -1,0 +1,207 @@
+/* pipeline.c: how the `etch` commands drive the layers below them, in the
+ * order a model flows through them: read the program (frontend), get its
+ * parameters, build the gradient and training-step graphs (autodiff,
+ * train), run the pass pipeline, emit C and compile it. The commands
+ * (cmd_*.c) only add their own inputs and outputs around these steps. */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/build.h"
+#include "ir/params.h"
+#include "passes/autodiff.h"
+#include "passes/pass.h"
+#include "passes/train.h"
+#include "tool/pipeline.h"
+
+/* Model name -> C prefix: "Net" -> "net"; non-identifier chars become '_'. */
+void model_prefix(const char *model, char *buf, size_t n) {
+    size_t k = 0;
+    for (const char *p = model; *p && k + 1 < n; p++)
+        buf[k++] = isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_';
+    buf[k] = 0;
+    if (!k || isdigit((unsigned char)buf[0])) snprintf(buf, n, "model");
+}
+
+Program *load_program(Arena *a, const Options *o, Diag *d) {
+    return frontend_compile_file(a, o->file, o->defines, o->n_defines, d);
+}
+
+Tensor **load_params(const Graph *g, const Options *o, Diag *d) {
+    return o->weights ? params_load(g, o->weights, d) : params_init(g, ETCH_DEFAULT_SEED);
+}
+
+bool require_train(const Program *p, Diag *d) {
+    if (p->train) return true;
+    return diag_error(d, p->model_loc, "model %s has no train block: nothing to differentiate", p->model_name);
+}
+
+/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
+Graph *train_step_graph(Program *p, Arena *a, Diag *d) {
+    if (!require_train(p, d)) return NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s.train_step", p->model_name);
+    Graph *g = graph_clone(a, p->train->loss, name);
+    return train_build_step(g, &p->train->optim, d) ? g : NULL;
+}
+
+/* The loss and its gradients w.r.t. every trainable param (outputs: loss,
+ * then one gradient per trainable param in declaration order). */
+Graph *grad_graph(Program *p, Arena *a, Diag *d) {
+    if (!require_train(p, d)) return NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s.grad", p->model_name);
+    Graph *g = graph_clone(a, p->train->loss, name);
+    int *wrt = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1)), n = 0;
+    int *grads = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1));
+    for (int i = 0; i < g->n_params; i++)
+        if (!g->nodes[g->params[i]].attr.frozen && dtype_is_float(g->nodes[g->params[i]].dtype)) wrt[n++] = g->params[i];
+    if (!autodiff(g, g->outputs[0], wrt, n, grads, d)) return NULL;
+    for (int i = 0; i < n; i++) graph_add_output(g, grads[i]);
+    return g;
+}
+
+PassOptions pass_options(const Options *o) {
+    PassOptions po = {.opt_level = o->opt_level, .print_after_all = o->print_after_all,
+                      .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
+#ifndef NDEBUG
+    po.verify = true; /* debug builds (and the sanitizer test build) check the IR after every pass */
+#endif
+    memcpy(po.print_after, o->print_after, sizeof po.print_after);
+    memcpy(po.disabled, o->disabled, sizeof po.disabled);
+    return po;
+}
+
+Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d) {
+    PassOptions po = pass_options(o);
+    return passes_run(graph_clone(a, g, NULL), &po, d);
+}
+
+/* Emits the entries into dir and compiles them: always lib<prefix>.so, plus
+ * the program dir/<program> when driver is set. */
+bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
+                      const char *dir, CGenDriver driver, const char *program, Diag *d) {
+    char prefix[64];
+    model_prefix(p->model_name, prefix, sizeof prefix);
+    CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
+                      .opt_level = o->opt_level, .threads = o->threads, .blas = o->blas};
+    CGenStats st;
+    CGenEntry opt[8];
+    for (int i = 0; i < n && i < 8; i++) {
+        opt[i] = entries[i];
+        if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d))) return false;
+    }
+    if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
+    /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
+    char flags[512];
+#ifndef ETCH_CBLAS_INCLUDE
+#define ETCH_CBLAS_INCLUDE "/usr/include"
+#endif
+    snprintf(flags, sizeof flags, "%s%s%s", o->opt_flags ? o->opt_flags : BUILD_DEFAULT_CFLAGS, o->threads > 1 ? " -pthread" : "",
+             o->blas ? " -I" ETCH_CBLAS_INCLUDE : "");
+    const char *libs = o->blas ? "-lopenblas" : NULL;
+    const char *lib_src[] = {"model.c", "etch_rt.c"};
+    char lib[128];
+    snprintf(lib, sizeof lib, "lib%s.so", prefix);
+    if (!build_compile_libs(dir, lib_src, 2, lib, true, flags, libs, d)) return false;
+    if (driver != CGEN_DRIVER_NONE) {
+        const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
+        if (!build_compile_libs(dir, exe_src, 3, program, false, flags, libs, d)) return false;
+    }
+    if (o->stats)
+        printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,
+               (long long)st.arena_bytes, (long long)st.naive_bytes, (long long)st.param_bytes);
+    return true;
+}
+
+/* `etch build`: the forward entry (with --train also "grad" and "train_step"),
+ * and the weights file beside it unless embedded. */
+bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
+    CGenEntry entries[3] = {{p->forward, "forward"}};
+    int n = 1;
+    if (o->train) {
+        Graph *grad = grad_graph(p, a, d), *step = grad ? train_step_graph(p, a, d) : NULL;
+        if (!step) return false;
+        entries[n++] = (CGenEntry){grad, "grad"};
+        entries[n++] = (CGenEntry){step, "train_step"};
+    }
+    if (!emit_and_compile(p, entries, n, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
+        return false;
+    if (!o->embed) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, p->model_name);
+        if (!params_save(p->forward, params, path, d)) return false;
+    }
+    return true;
+}
+
+/* Builds the training program (forward + train_step + the training driver)
+ * into dir; returns the program's path (malloc'd) or NULL. */
+char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
+    Graph *step = train_step_graph(p, p->forward->arena, d);
+    if (!step) return NULL;
+    CGenEntry entries[] = {{p->forward, "forward"}, {step, "train_step"}};
+    Options bo = *o;
+    bo.embed = false;
+    char program[256];
+    snprintf(program, sizeof program, "%s-train", p->model_name);
+    if (!emit_and_compile(p, entries, 2, NULL, &bo, dir, CGEN_DRIVER_TRAIN, program, d)) return NULL;
+    size_t n = strlen(dir) + strlen(program) + 2;
+    char *path = malloc(n);
+    if (!path) abort();
+    snprintf(path, n, "%s/%s", dir, program);
+    return path;
+}
+
+void *compiled_open(const char *dir, const char *prefix, const char *weights, Diag *d) {
+    char path[4096 + 128], sym[128], err[1024];
+    snprintf(path, sizeof path, "%s/lib%s.so", dir, prefix);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        diag_error_plain(d, "cannot load %s: %s", path, dlerror());
+        return NULL;
+    }
+    int (*load)(const char *, int, char *, size_t);
+    snprintf(sym, sizeof sym, "%s_load", prefix);
+    *(void **)&load = dlsym(lib, sym);
+    if (!load) diag_error_plain(d, "%s has no function %s", path, sym);
+    else if (load(weights, 0, err, sizeof err)) diag_error_plain(d, "%s", err);
+    else return lib;
+    dlclose(lib);
+    return NULL;
+}
+
+CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d) {
+    char sym[256];
+    snprintf(sym, sizeof sym, "%s_%s_v", prefix, entry);
+    CompiledFn fn;
+    *(void **)&fn = dlsym(lib, sym);
+    if (!fn) diag_error_plain(d, "the compiled library has no function %s", sym);
+    return fn;
+}
+
+etch_dtype dtype_to_rt(DType t) {
+    static const etch_dtype m[DT_COUNT] = {[DT_F32] = ETCH_F32, [DT_F64] = ETCH_F64, [DT_I32] = ETCH_I32,
+                                           [DT_I64] = ETCH_I64, [DT_BOOL] = ETCH_BOOL};
+    return m[t];
+}
+
+DType dtype_from_rt(etch_dtype t) {
+    switch (t) {
+    case ETCH_F32: return DT_F32;
+    case ETCH_F64: return DT_F64;
+    case ETCH_I32: return DT_I32;
+    case ETCH_I64: return DT_I64;
+    default: return DT_BOOL;
+    }
+}
+
+bool write_tensor(const char *path, const Tensor *t, Diag *d) {
+    etch_array arr = {.dtype = dtype_to_rt(t->dtype), .rank = t->shape.rank, .data = t->data};
+    memcpy(arr.dim, t->shape.dim, sizeof arr.dim);
+    char err[1024];
+    if (etch_npy_write(path, &arr, err, sizeof err)) return diag_error_plain(&*d, "%s", err);
+    return true;
+}

@@ -1,0 +1,55 @@
+/* pipeline.h: the steps the `etch` commands share to drive the compiler's
+ * layers: frontend (read the program) -> parameters -> autodiff and the
+ * training step -> the pass pipeline -> the C backend -> the system
+ * compiler. Each returns NULL/false after reporting an error to the Diag. */
+#ifndef ETCH_TOOL_PIPELINE_H
+#define ETCH_TOOL_PIPELINE_H
+
+#include "codegen/c/emit_c.h"
+#include "frontend/frontend.h"
+#include "ir/tensor.h"
+#include "passes/pass.h"
+#include "runtime/etch_rt.h"
+#include "tool/options.h"
+
+/* Model name -> C identifier prefix ("Net" -> "net"). */
+void model_prefix(const char *model, char *buf, size_t n);
+/* The model in o->file, with o's -D definitions. */
+Program *load_program(Arena *a, const Options *o, Diag *d);
+/* --weights W, or the initializers with the default seed. */
+Tensor **load_params(const Graph *g, const Options *o, Diag *d);
+bool require_train(const Program *p, Diag *d);
+/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
+Graph *train_step_graph(Program *p, Arena *a, Diag *d);
+/* Outputs: loss, then the gradient of each trainable param in declaration order. */
+Graph *grad_graph(Program *p, Arena *a, Diag *d);
+/* A clone of g run through the pass pipeline the options ask for (verified
+ * after every pass in debug builds). */
+Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d);
+/* Optimizes the entries, emits them into dir and compiles lib<prefix>.so,
+ * plus dir/<program> with a driver. */
+bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
+                      const char *dir, CGenDriver driver, const char *program, Diag *d);
+/* `etch build`'s output in dir: the forward entry (with o->train also grad
+ * and train_step), the program with exe, the weights file unless embedded. */
+bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d);
+/* The training program (forward + train_step + the training driver) in dir;
+ * returns its path (malloc'd). */
+char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d);
+
+/* A compiled entry point: <prefix>_<entry>_v(inputs, outputs). */
+typedef void (*CompiledFn)(const void *const *in, void *const *out);
+/* Opens dir/lib<prefix>.so (built by emit_and_compile) and loads the weights
+ * file into it; NULL after reporting an error. Close with dlclose. */
+void *compiled_open(const char *dir, const char *prefix, const char *weights, Diag *d);
+/* The entry <prefix>_<entry>_v of an opened library; NULL after an error. */
+CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d);
+/* The pass manager's options as the command line sets them. */
+PassOptions pass_options(const Options *o);
+
+etch_dtype dtype_to_rt(DType t);
+DType dtype_from_rt(etch_dtype t);
+/* t as an .npy file, written atomically. */
+bool write_tensor(const char *path, const Tensor *t, Diag *d);
+
+#endif
