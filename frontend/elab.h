@@ -98,6 +98,7 @@ typedef struct Elab {
     Scope user_scope; /* the user file's top level; parent: std_scope */
     int call_depth;
     int inst_depth;
+    int eval_depth;        /* expressions and blocks being evaluated, across calls (ELAB_MAX_EVAL_DEPTH) */
     bool training;         /* tracing a train block: dropout and friends are active */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
     int n_loops;           /* loops traced so far (names their body graphs) */
@@ -113,7 +114,15 @@ typedef struct CallArgs {
     SrcLoc *locs;
 } CallArgs;
 
-enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32 };
+/* Recursion limits. The parser bounds one expression's height and block
+ * nesting by PARSE_MAX_DEPTH, but calls stack those (a fn whose deepest
+ * expression calls a fn whose deepest expression ...), so evaluation counts its
+ * own depth across calls too: about 1 KiB of stack a level under ASan, so the
+ * limit stays well inside an 8 MiB stack. */
+enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32, ELAB_MAX_EVAL_DEPTH = 3000 };
+/* Enters one level of evaluation at loc; false after reporting one too many.
+ * A successful enter is paired with e->eval_depth--. */
+bool elab_enter(Elab *e, SrcLoc loc);
 
 /* ---- values and scopes (eval.c) ---- */
 const char *value_describe(Elab *e, const Value *v); /* "a tensor f32[64,10]", "the integer 3" */

@@ -260,12 +260,12 @@ static ExecResult exec_stmt(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
 }
 
 static ExecResult exec_block(Elab *e, Scope *parent, const Block *b, Frame *fr) {
+    if (!elab_enter(e, b->open)) return EXEC_FAILED;
     Scope *s = new_scope(e, parent, false);
-    for (int i = 0; i < b->n_stmts; i++) {
-        ExecResult r = exec_stmt(e, s, b->stmts[i], fr);
-        if (r != EXEC_NEXT) return r;
-    }
-    return EXEC_NEXT;
+    ExecResult r = EXEC_NEXT;
+    for (int i = 0; i < b->n_stmts && r == EXEC_NEXT; i++) r = exec_stmt(e, s, b->stmts[i], fr);
+    e->eval_depth--;
+    return r;
 }
 
 /* ---- loops over time ------------------------------------------------------
@@ -694,7 +694,10 @@ static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
             Value c;
             bool b;
             if (!eval_expr(e, &inst->scope, m->cond, &c) || !value_bool(e, &c, "an 'if' condition", &b)) return false;
-            if (!elab_members(e, inst, b ? &m->then_members : &m->else_members)) return false;
+            if (!elab_enter(e, m->loc)) return false;
+            bool ok = elab_members(e, inst, b ? &m->then_members : &m->else_members);
+            e->eval_depth--;
+            if (!ok) return false;
             break;
         }
         }
@@ -860,7 +863,11 @@ static const ModuleDecl *find_model(Elab *e, const Unit *u) {
         }
         model = m;
     }
-    if (!model)
+    if (!model && !u->n_consts && !u->n_modules && !u->n_fns && !u->train)
+        diag_error(e->diag, (SrcLoc){u->path, 1, 1},
+                   "the file has no declarations (it is empty or only comments); write 'model Name { ... }' with "
+                   "a 'fn forward(...)'");
+    else if (!model)
         diag_error(e->diag, (SrcLoc){u->path, 0, 0},
                    "no model defined; write 'model Name { ... }' with a 'fn forward(...)'");
     return model;
@@ -937,6 +944,12 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
 
 Program *frontend_compile_source(Arena *a, const char *path, const char *src, const Define *defs, int n_defs,
                                  Diag *d) {
+    size_t size = strlen(src);
+    if (size > FRONTEND_MAX_SOURCE) {
+        diag_error(d, (SrcLoc){path, 0, 0}, "the source is %zu bytes; model sources are limited to %zu MiB", size,
+                   FRONTEND_MAX_SOURCE >> 20);
+        return NULL;
+    }
     diag_add_source(etch_stdlib_nn_name, etch_stdlib_nn_source);
     diag_add_source(path, src);
     Unit *std = parse_unit(a, etch_stdlib_nn_name, etch_stdlib_nn_source, d);
@@ -958,7 +971,7 @@ Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, i
     for (;;) {
         if (!buf) abort();
         len += fread(buf + len, 1, cap - len - 1, f);
-        if (len < cap - 1) break;
+        if (len < cap - 1 || len > FRONTEND_MAX_SOURCE) break;
         cap *= 2;
         buf = realloc(buf, cap);
     }
@@ -968,6 +981,12 @@ Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, i
     if (failed) {
         free(buf);
         diag_error_plain(d, "cannot read '%s'", path);
+        return NULL;
+    }
+    if (len > FRONTEND_MAX_SOURCE) {
+        free(buf);
+        diag_error(d, (SrcLoc){path, 0, 0}, "the file is larger than %zu MiB, the limit for model sources",
+                   FRONTEND_MAX_SOURCE >> 20);
         return NULL;
     }
     if (strlen(buf) != len) {

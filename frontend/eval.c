@@ -521,7 +521,16 @@ static bool eval_call(Elab *e, Scope *s, const Expr *x, Value *out) {
     return diag_error(e->diag, x->loc, "%s has no method '%s'", value_describe(e, &self), callee->name);
 }
 
-bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
+bool elab_enter(Elab *e, SrcLoc loc) {
+    if (e->eval_depth >= ELAB_MAX_EVAL_DEPTH)
+        return diag_error(e->diag, loc,
+                          "evaluation nested too deeply: more than %d levels of expressions and blocks across calls",
+                          ELAB_MAX_EVAL_DEPTH);
+    e->eval_depth++;
+    return true;
+}
+
+static bool eval_expr_kind(Elab *e, Scope *s, const Expr *x, Value *out) {
     switch (x->kind) {
     case EX_NUM: *out = value_num(x->num, x->is_int, x->loc); return true;
     case EX_BOOL: *out = (Value){.kind = V_BOOL, .b = x->bval, .loc = x->loc}; return true;
@@ -535,4 +544,11 @@ bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
     case EX_INDEX: return eval_index(e, s, x, out);
     }
     return diag_error(e->diag, x->loc, "unsupported expression");
+}
+
+bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
+    if (!elab_enter(e, x->loc)) return false;
+    bool ok = eval_expr_kind(e, s, x, out);
+    e->eval_depth--;
+    return ok;
 }

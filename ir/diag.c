@@ -72,22 +72,51 @@ static void diag_append(Diag *d, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Finds line `line` (1-based) of text: its start and length, without the line
+ * end. A line ends at "\n", "\r\n" or a lone "\r" (old Mac files), as the DSL
+ * lexer counts them. NULL when the text has fewer lines. */
+static const char *diag_find_line(const char *text, int line, size_t *len) {
+    const char *p = text;
+    for (int l = 1; l < line; l++) {
+        p += strcspn(p, "\r\n");
+        if (!*p) return NULL;
+        if (*p == '\r' && p[1] == '\n') p++;
+        p++;
+    }
+    *len = strcspn(p, "\r\n");
+    return p;
+}
+
+/* How much of a long line is quoted: a window of DIAG_QUOTE_WIDTH bytes with
+ * the column about a third of the way in, "..." marking each cut. Messages stay
+ * short and linear in size however long the line (a minified or generated
+ * source can be one 50 MB line). */
+enum { DIAG_QUOTE_WIDTH = 120, DIAG_QUOTE_BEFORE = 40 };
+
 /* Prints the source line of loc and a caret under its column. Tabs in the line
  * are kept in the caret's indentation so the caret lines up in a terminal. */
 static void diag_quote_line(Diag *d, SrcLoc loc) {
     const char *text = diag_find_source(loc.file);
     if (!text || loc.line <= 0) return;
-    const char *p = text;
-    for (int l = 1; l < loc.line && *p; p++)
-        if (*p == '\n') l++;
-    if (!*p && loc.line > 1 && p[-1] != '\n') return;
-    const char *end = strchr(p, '\n');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    if (n > 0 && p[n - 1] == '\r') n--;
-    diag_append(d, "%.*s\n", (int)n, p);
-    int col = loc.col > 0 ? loc.col : 1;
-    for (int i = 0; i < col - 1 && (size_t)i < n; i++) diag_append(d, "%c", p[i] == '\t' ? '\t' : ' ');
-    diag_append(d, "^\n");
+    size_t n;
+    const char *p = diag_find_line(text, loc.line, &n);
+    if (!p) return;
+    size_t col = loc.col > 0 ? (size_t)loc.col - 1 : 0; /* 0-based; may be n (just past the end) */
+    if (col > n) col = n;
+    size_t from = 0, to = n;
+    if (n > DIAG_QUOTE_WIDTH) {
+        from = col > DIAG_QUOTE_BEFORE ? col - DIAG_QUOTE_BEFORE : 0;
+        if (from + DIAG_QUOTE_WIDTH > n) from = n - DIAG_QUOTE_WIDTH;
+        to = from + DIAG_QUOTE_WIDTH;
+    }
+    const char *cut_l = from > 0 ? "..." : "", *cut_r = to < n ? "..." : "";
+    diag_append(d, "%s%.*s%s\n", cut_l, (int)(to - from), p + from, cut_r);
+    char caret[DIAG_QUOTE_WIDTH + 8];
+    size_t k = strlen(cut_l);
+    memset(caret, ' ', k);
+    for (size_t i = from; i < col; i++) caret[k++] = p[i] == '\t' ? '\t' : ' ';
+    caret[k] = '\0';
+    diag_append(d, "%s^\n", caret);
 }
 
 static void diag_vreport(Diag *d, const char *kind, SrcLoc loc, const char *fmt, va_list ap) {
