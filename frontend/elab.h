@@ -174,7 +174,14 @@ bool layer_builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *c
 bool emit_params(Elab *e, Instance *inst);
 /* The train block of the user file (train.c); e->graph is the new loss graph. */
 TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDecl *forward);
-/* A tensor type from a TypeExpr, dims evaluated in s. */
-bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh);
+/* A tensor type from a TypeExpr, dims evaluated in s. Refuses a tensor over
+ * ELAB_MAX_TENSOR_BYTES, naming it as `what` ("param 'fc1.weight'"; NULL: by
+ * its type alone). */
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType *dt, Shape *sh);
+/* The largest tensor a source may declare (a param, an input, an annotation):
+ * every one is allocated whole by the eager executor and by emitted programs,
+ * and embedded params are compiled into C arrays. */
+#define ELAB_MAX_TENSOR_BYTES ((int64_t)4 << 30)
+#define ELAB_MAX_PARAMS_BYTES ((int64_t)16 << 30) /* all of a model's params together */
 
 #endif

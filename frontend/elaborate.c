@@ -79,7 +79,7 @@ bool bind_args(Elab *e, SrcLoc loc, const char *fname, const char *const *pnames
 
 /* ---- types -------------------------------------------------------------- */
 
-bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType *dt, Shape *sh) {
     if (t->has_dtype) {
         *dt = t->dtype;
     } else {
@@ -90,7 +90,8 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
         *dt = b->val.dtype;
     }
     *sh = (Shape){.rank = t->n_dims};
-    double numel = 1;
+    int64_t numel = 1;
+    bool overflow = false; /* the element count does not fit in 64 bits */
     for (int i = 0; i < t->n_dims; i++) {
         Value v;
         if (!eval_expr(e, s, t->dims[i], &v)) return false;
@@ -104,11 +105,23 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
         if (v.num > 2147483647.0)
             return diag_error(e->diag, v.loc, "tensor dimension %lld is too large", (long long)v.num);
         sh->dim[i] = (int64_t)v.num;
-        numel *= v.num;
+        overflow = overflow || __builtin_mul_overflow(numel, sh->dim[i], &numel);
     }
-    if (numel > 1e15) return diag_error(e->diag, t->loc, "tensor type has too many elements (%g)", numel);
-    return true;
+    int64_t bytes = 0;
+    overflow = overflow || __builtin_mul_overflow(numel, (int64_t)dtype_size(*dt), &bytes);
+    if (!overflow && bytes <= ELAB_MAX_TENSOR_BYTES) return true;
+    char buf[96], size[64];
+    const char *ty = type_format(buf, sizeof buf, *dt, sh);
+    if (overflow)
+        snprintf(size, sizeof size, "more than 2^63 bytes");
+    else
+        snprintf(size, sizeof size, "%lld elements, %lld bytes (%.1f GiB)", (long long)numel, (long long)bytes,
+                 (double)bytes / (1 << 30));
+    return diag_error(e->diag, t->loc, "%s%s%s is %s; a tensor may take at most %lld GiB", what ? what : "", what ? " of type " : "type ", ty,
+                      size, (long long)(ELAB_MAX_TENSOR_BYTES >> 30));
 }
+
+
 
 static const char *type_str(Elab *e, DType dt, const Shape *s) {
     char buf[96];
@@ -119,7 +132,7 @@ static const char *type_str(Elab *e, DType dt, const Shape *s) {
 static bool check_type(Elab *e, Scope *s, const TypeExpr *t, Value *v, const char *what) {
     DType dt;
     Shape sh;
-    if (!resolve_type(e, s, t, &dt, &sh)) return false;
+    if (!resolve_type(e, s, t, NULL, &dt, &sh)) return false;
     if ((v->kind == V_NUM || v->kind == V_BOOL) && sh.rank == 0) {
         SrcLoc loc = v->loc;
         int id;
@@ -583,7 +596,8 @@ static bool elab_param(Elab *e, Instance *inst, const Member *m) {
     p->loc = m->loc;
     p->frozen = m->frozen;
     p->id = -1;
-    if (!resolve_type(e, &inst->scope, m->type, &p->dtype, &p->shape)) return false;
+    if (!resolve_type(e, &inst->scope, m->type, arena_printf(e->arena, "param '%s'", p->name), &p->dtype, &p->shape))
+        return false;
     static const char *const names[] = {"a", "b"}, *const normal_names[] = {"mean", "std"}, *const full_names[] = {"value"};
     const Expr *call = m->value;
     const char *init = call->name, *fname = arena_printf(e->arena, "%s()", init);
@@ -779,6 +793,19 @@ bool emit_params(Elab *e, Instance *inst) {
     return true;
 }
 
+/* All of a model's params are allocated together (and embedded together), so
+ * their sum is bounded too, not only each one. */
+static bool check_params_total(Elab *e, const ModuleDecl *md) {
+    int64_t total = 0; /* each param is at most ELAB_MAX_TENSOR_BYTES: no overflow */
+    for (int i = 0; i < e->graph->n_nodes; i++) {
+        const Node *n = &e->graph->nodes[i];
+        if (n->op == OP_PARAM) total += shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype);
+    }
+    if (total <= ELAB_MAX_PARAMS_BYTES) return true;
+    return diag_error(e->diag, md->loc, "the params of model '%s' take %lld bytes (%.1f GiB); at most %lld GiB in all",
+                      md->name, (long long)total, (double)total / (1 << 30), (long long)(ELAB_MAX_PARAMS_BYTES >> 30));
+}
+
 /* ---- top level ---------------------------------------------------------- */
 
 static bool bind_global(Elab *e, Scope *s, const char *name, SrcLoc loc, Value v) {
@@ -890,7 +917,8 @@ static bool add_inputs(Elab *e, Instance *model, const FnDecl *fn, CallArgs *ca)
                               "parameter '%s' of the model's forward is a graph input and cannot have a default",
                               p->name);
         NodeAttrs a = {.name = p->name};
-        if (!resolve_type(e, &model->scope, p->type, &a.dtype, &a.shape)) return false;
+        if (!resolve_type(e, &model->scope, p->type, arena_printf(e->arena, "input '%s'", p->name), &a.dtype, &a.shape))
+            return false;
         if (!add_op(e, OP_INPUT, NULL, 0, &a, p->loc, &ca->vals[i])) return false;
         ca->locs[i] = p->loc;
     }
@@ -931,7 +959,7 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
     CallArgs inputs;
     Value ret;
     const char *display = arena_printf(e->arena, "%s.forward()", md->name);
-    if (!add_inputs(e, model, fb->val.fn, &inputs) || !emit_params(e, model) ||
+    if (!add_inputs(e, model, fb->val.fn, &inputs) || !emit_params(e, model) || !check_params_total(e, md) ||
         !call_fn(e, &fb->val, display, fb->val.fn->loc, &inputs, &ret) || !add_outputs(e, display, &ret))
         return NULL;
     Program *p = arena_alloc(e->arena, sizeof *p);

@@ -253,6 +253,37 @@ static void test_oversized_source(void **state) {
     expect_error(f, s.text, "h.etch: error: the source is 16777248 bytes; model sources are limited to 16 MiB");
 }
 
+/* ---- sizes --------------------------------------------------------------- */
+
+/* Sizes are 64-bit and overflow-checked: a 1e12-element param once passed the
+ * element limit and aborted in the allocator; a rank-8 shape of 2^31 dims
+ * overflows int64 itself. */
+static void test_tensor_size_limits(void **state) {
+    Fixture *f = *state;
+    expect_error(f,
+                 "module L { param w: f32[1000000, 1000000] = zeros()\n fn forward(x) { return x @ w } }\n"
+                 "model N { fc = L()\n fn forward(x: f32[1000000]) { return fc(x) } }",
+                 "h.etch:1:21: error: param 'fc.w' of type f32[1000000,1000000] is 1000000000000 elements, "
+                 "4000000000000 bytes (3725.3 GiB); a tensor may take at most 4 GiB");
+    expect_error(f,
+                 "model N { fn forward(x: f32[2147483647, 2147483647, 2147483647, 2147483647]) { return x } }",
+                 "h.etch:1:25: error: input 'x' of type f32[2147483647,2147483647,2147483647,2147483647] is more "
+                 "than 2^63 bytes; a tensor may take at most 4 GiB");
+    expect_error(f, "model N { fn forward(x: f32[4]) { let y: f64[65536, 65536] = x\n return y } }",
+                 "type f64[65536,65536] is 4294967296 elements, 34359738368 bytes (32.0 GiB)");
+    /* just under the per-tensor limit is fine; five of them are over the model's total */
+    Src s = {.arena = f->arena};
+    src_add(&s, "model N {\n", 1);
+    for (int i = 0; i < 5; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "  param w%d: f32[1024, 1048576] = zeros()\n", i);
+        src_add(&s, line, 1);
+    }
+    src_add(&s, "  fn forward(x: f32[1]) { return x }\n}\n", 1);
+    expect_error(f, s.text, "h.etch:1:7: error: the params of model 'N' take 21474836480 bytes (20.0 GiB); at most "
+                            "16 GiB in all");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deep_parens, setup, teardown),
@@ -265,6 +296,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tensor_size_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
