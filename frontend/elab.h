@@ -83,6 +83,7 @@ struct Instance {
     Instance *parent;
     Value *args;       /* constructor argument values (recursion detection) */
     int n_args;
+    const char *call_text; /* standard-library modules: the constructor call as written, "Linear(783, 128)" */
     Scope scope;       /* arguments and members; parent: the module's file scope */
     ParamSpec **params;
     int n_params, cap_params;
@@ -126,6 +127,9 @@ bool elab_enter(Elab *e, SrcLoc loc);
 
 /* ---- values and scopes (eval.c) ---- */
 const char *value_describe(Elab *e, const Value *v); /* "a tensor f32[64,10]", "the integer 3" */
+/* Values as source spells them, for messages: "Linear(783, 128)", "f32[64,784]", "true". */
+const char *value_brief(Elab *e, const Value *v);
+const char *call_text(Elab *e, const char *name, const CallArgs *ca);
 bool value_is_const(const Value *v);                  /* number, bool, list, dtype */
 Value value_num(double x, bool is_int, SrcLoc loc);
 Binding *scope_find(Scope *s, const char *name);

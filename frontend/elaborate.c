@@ -34,6 +34,40 @@ static void note_once(Elab *e, SrcLoc loc, const char *text) {
     e->last_note_loc = loc;
 }
 
+/* ---- errors inside the standard library -----------------------------------
+ * A shape error inside nn.etch (Linear(783, 128) applied to f32[64,784]) is
+ * the user's to fix at their call, not in the library. So a call from user
+ * code into a library body (a module's construction, its forward, a library
+ * fn) holds errors back (diag_hold); the first one raised is then reported at
+ * the user's call, naming the module with its arguments and what it was
+ * called with, and the library line where it arose becomes a note. */
+
+static bool in_stdlib(SrcLoc loc) { return loc.file && strcmp(loc.file, etch_stdlib_nn_name) == 0; }
+
+/* Starts holding errors when site (user code) calls body (library code). */
+static bool lib_hold(Elab *e, SrcLoc site, SrcLoc body) {
+    if (!in_stdlib(body) || in_stdlib(site)) return false;
+    diag_hold(e->diag);
+    return true;
+}
+
+/* Ends lib_hold, reporting a held error at site as "WHAT: message"; what is
+ * built only then ("Linear(783, 128) called with f32[64,784]"). */
+static void lib_release(Elab *e, SrcLoc site, const char *(*what)(Elab *, const void *), const void *arg,
+                        const char *where) {
+    SrcLoc loc;
+    char *msg;
+    if (!diag_release(e->diag, &loc, &msg)) return;
+    if (in_stdlib(loc)) {
+        diag_error(e->diag, site, "%s: %s", what(e, arg), msg);
+        diag_note(e->diag, loc, "raised here, in %s in the standard library", where);
+    } else { /* at the user's own call (e.g. an argument count): as it was */
+        diag_error(e->diag, loc, "%s", msg);
+    }
+    e->last_note = NULL;
+    free(msg);
+}
+
 /* ---- argument binding --------------------------------------------------- */
 
 static bool arity_error(Elab *e, SrcLoc loc, const char *fname, int n_required, int n_params, int got) {
@@ -498,7 +532,7 @@ static bool check_returns(Elab *e, Scope *home, const Frame *fr, Value *ret) {
     return true;
 }
 
-bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
+static bool call_fn_body(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
     const FnDecl *fn = fv->fn;
     if (e->call_depth >= ELAB_MAX_CALL_DEPTH)
         return diag_error(e->diag, loc, "calls nested more than %d deep at %s (unbounded recursion?)",
@@ -542,6 +576,33 @@ bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const Ca
     *out = fr.ret;
     out->loc = loc; /* to the caller, the value comes from the call */
     return true;
+}
+
+typedef struct FnCall {
+    const Value *fv;
+    const char *display;
+    const CallArgs *ca;
+} FnCall;
+
+/* "Linear(783, 128) called with f32[64,784]", "silu() called with f32[4]". */
+static const char *fn_call_what(Elab *e, const void *arg) {
+    const FnCall *c = arg;
+    const Instance *inst = c->fv->inst;
+    bool forward = inst && strcmp(c->fv->fn->name, "forward") == 0;
+    const char *who = !inst ? c->display
+                      : forward ? inst->call_text
+                                : arena_printf(e->arena, "%s.%s()", inst->call_text, c->fv->fn->name);
+    if (c->ca->n == 0) return who;
+    const char *args = call_text(e, "", c->ca); /* "(f32[64,784])" */
+    return arena_printf(e->arena, "%s called with %.*s", who, (int)strlen(args) - 2, args + 1);
+}
+
+bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
+    bool held = lib_hold(e, loc, fv->fn->loc);
+    bool ok = call_fn_body(e, fv, display, loc, ca, out);
+    FnCall c = {fv, display, ca};
+    if (held) lib_release(e, loc, fn_call_what, &c, display);
+    return ok;
 }
 
 static Binding *own_binding(Instance *inst, const char *name) {
@@ -719,8 +780,8 @@ static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
     return true;
 }
 
-static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
-                             SrcLoc loc) {
+static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, Instance *parent,
+                                  const CallArgs *ca, SrcLoc loc) {
     const ModuleDecl *md = mod->module;
     const char *fname = arena_printf(e->arena, "%s()", md->name);
     if (e->inst_depth >= ELAB_MAX_INST_DEPTH) {
@@ -767,6 +828,7 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
     inst->parent = parent;
     inst->args = args;
     inst->n_args = n;
+    if (in_stdlib(md->loc)) inst->call_text = call_text(e, md->name, ca);
     inst->scope.parent = mod->home;
     for (int i = 0; i < n; i++) scope_bind(e, &inst->scope, pnames[i], md->params[i].loc, args[i], true);
     e->inst_depth++;
@@ -776,6 +838,25 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
         if (parent) note_once(e, loc, arena_printf(e->arena, "while instantiating '%s' (%s) here", path, md->name));
         return NULL;
     }
+    return inst;
+}
+
+typedef struct CtorCall {
+    const char *name;
+    const CallArgs *ca;
+} CtorCall;
+
+static const char *ctor_call_what(Elab *e, const void *arg) {
+    const CtorCall *c = arg;
+    return call_text(e, c->name, c->ca);
+}
+
+static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                             SrcLoc loc) {
+    bool held = lib_hold(e, loc, mod->module->loc);
+    Instance *inst = instantiate_body(e, mod, path, parent, ca, loc);
+    CtorCall c = {mod->module->name, ca};
+    if (held) lib_release(e, loc, ctor_call_what, &c, mod->module->name);
     return inst;
 }
 

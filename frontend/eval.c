@@ -51,6 +51,34 @@ const char *value_describe(Elab *e, const Value *v) {
     return "a value";
 }
 
+const char *value_brief(Elab *e, const Value *v) {
+    char buf[96];
+    switch (v->kind) {
+    case V_NUM: return fmt_num(e, v->num, v->is_int);
+    case V_BOOL: return v->b ? "true" : "false";
+    case V_DTYPE: return dtype_name(v->dtype);
+    case V_LIST: {
+        const char *s = "[";
+        for (int i = 0; i < v->n_items; i++)
+            s = arena_printf(e->arena, "%s%s%s", s, i ? ", " : "", value_brief(e, &v->items[i]));
+        return arena_printf(e->arena, "%s]", s);
+    }
+    case V_TENSOR: {
+        const Node *n = &e->graph->nodes[v->id];
+        return arena_strdup(e->arena, type_format(buf, sizeof buf, n->dtype, &n->shape));
+    }
+    default: return value_describe(e, v);
+    }
+}
+
+const char *call_text(Elab *e, const char *name, const CallArgs *ca) {
+    const char *s = arena_printf(e->arena, "%s(", name);
+    for (int i = 0; i < ca->n; i++)
+        s = arena_printf(e->arena, "%s%s%s%s%s", s, i ? ", " : "", ca->names[i] ? ca->names[i] : "",
+                         ca->names[i] ? "=" : "", value_brief(e, &ca->vals[i]));
+    return arena_printf(e->arena, "%s)", s);
+}
+
 /* ---- scopes ------------------------------------------------------------- */
 
 Binding *scope_find(Scope *s, const char *name) {

@@ -38,8 +38,36 @@ void diag_init(Diag *d, FILE *echo) {
 
 void diag_dispose(Diag *d) {
     free(d->text);
-    d->text = NULL;
+    free(d->held_msg);
+    d->text = d->held_msg = NULL;
     d->len = d->cap = 0;
+    d->hold = 0;
+}
+
+void diag_hold(Diag *d) {
+    if (d) d->hold++;
+}
+
+bool diag_release(Diag *d, SrcLoc *loc, char **msg) {
+    if (!d || --d->hold > 0 || !d->held_msg) return false;
+    *loc = d->held_loc;
+    *msg = d->held_msg;
+    d->held_msg = NULL;
+    return true;
+}
+
+/* While held: keeps the first error (the cause; later ones are consequences). */
+static void diag_keep(Diag *d, SrcLoc loc, const char *fmt, va_list ap) {
+    if (d->held_msg) return;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) n = 0;
+    d->held_msg = malloc((size_t)n + 1);
+    if (!d->held_msg) abort();
+    vsnprintf(d->held_msg, (size_t)n + 1, fmt, ap);
+    d->held_loc = loc;
 }
 
 static void diag_append(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -131,16 +159,26 @@ static void diag_vreport(Diag *d, const char *kind, SrcLoc loc, const char *fmt,
     diag_quote_line(d, loc);
 }
 
-bool diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static bool diag_verror(Diag *d, SrcLoc loc, const char *fmt, va_list ap) {
+    if (d && d->hold > 0) {
+        diag_keep(d, loc, fmt, ap);
+        return false;
+    }
     diag_vreport(d, "error", loc, fmt, ap);
-    va_end(ap);
     if (d) d->n_errors++;
     return false;
 }
 
+bool diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(d, loc, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) {
+    if (d && d->hold > 0) return;
     va_list ap;
     va_start(ap, fmt);
     diag_vreport(d, "note", loc, fmt, ap);
@@ -150,8 +188,7 @@ void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) {
 bool diag_error_plain(Diag *d, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    diag_vreport(d, "error", (SrcLoc){0}, fmt, ap);
+    diag_verror(d, (SrcLoc){0}, fmt, ap);
     va_end(ap);
-    if (d) d->n_errors++;
     return false;
 }
