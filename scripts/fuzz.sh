@@ -10,7 +10,8 @@
 #
 # The clang build is a second build of the tree with ETCH_FUZZ=ON, in
 # $FUZZ_BUILD_DIR (default build-fuzz/). Seeds: tests/fuzz/corpus/NAME/, plus
-# the samples and lit tests for dsl (*.etch) and ir_text (*.etchir). New inputs
+# the samples and lit tests for dsl (*.etch) and ir_text (*.etchir); a
+# dictionary tests/fuzz/NAME.dict when there is one. New inputs
 # go to a scratch corpus in the build folder, never into the tree; crashes,
 # leaks, timeouts and out-of-memory inputs are saved under
 # $FUZZ_BUILD_DIR/crashes/NAME/ (the script names the folder at the end): add
@@ -64,6 +65,7 @@ for name in "${names[@]}"; do
   # libFuzzer exits 77 on a crash by default: ctest would take that for a skip
   opts=(-error_exitcode=1 -timeout_exitcode=1 -timeout=10 -rss_limit_mb=4096 -max_len=65536
         -artifact_prefix="$crashes/" -print_final_stats=0)
+  [ -f "$root/tests/fuzz/$name.dict" ] && opts+=(-dict="$root/tests/fuzz/$name.dict")
   if [ "$mode" = ci ]; then
     regress=("$root"/tests/fuzz/regress/"$name"/*)
     if [ -e "${regress[0]}" ]; then
