@@ -51,14 +51,16 @@ static bool lib_hold(Elab *e, SrcLoc site, SrcLoc body) {
     return true;
 }
 
-/* Ends lib_hold, reporting a held error at site as "WHAT: message"; what is
- * built only then ("Linear(783, 128) called with f32[64,784]"). */
-static void lib_release(Elab *e, SrcLoc site, const char *(*what)(Elab *, const void *), const void *arg,
+/* Ends lib_hold. When the call failed, reports the held error at site as
+ * "WHAT: message"; what is built only then ("Linear(783, 128) called with
+ * f32[64,784]"). */
+static void lib_release(Elab *e, bool ok, SrcLoc site, const char *(*what)(Elab *, const void *), const void *arg,
                         const char *where) {
     SrcLoc loc;
     char *msg;
     if (!diag_release(e->diag, &loc, &msg)) return;
-    if (in_stdlib(loc)) {
+    if (ok) { /* not an error after all: the call succeeded */
+    } else if (in_stdlib(loc)) {
         diag_error(e->diag, site, "%s: %s", what(e, arg), msg);
         diag_note(e->diag, loc, "raised here, in %s in the standard library", where);
     } else { /* at the user's own call (e.g. an argument count): as it was */
@@ -601,7 +603,7 @@ bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const Ca
     bool held = lib_hold(e, loc, fv->fn->loc);
     bool ok = call_fn_body(e, fv, display, loc, ca, out);
     FnCall c = {fv, display, ca};
-    if (held) lib_release(e, loc, fn_call_what, &c, display);
+    if (held) lib_release(e, ok, loc, fn_call_what, &c, display);
     return ok;
 }
 
@@ -856,7 +858,7 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
     bool held = lib_hold(e, loc, mod->module->loc);
     Instance *inst = instantiate_body(e, mod, path, parent, ca, loc);
     CtorCall c = {mod->module->name, ca};
-    if (held) lib_release(e, loc, ctor_call_what, &c, mod->module->name);
+    if (held) lib_release(e, inst != NULL, loc, ctor_call_what, &c, mod->module->name);
     return inst;
 }
 
