@@ -102,6 +102,13 @@ typedef enum ExprKind {
 
 typedef struct Expr Expr;
 
+/* How deep source may nest: expressions (parentheses, operators, a chain such
+ * as a + b + c counts one level per operator) and blocks. The parser rejects
+ * anything deeper, so every later recursive walk over the tree (the parser
+ * itself, constant evaluation, elaboration) stays far inside the stack, with
+ * room for the sanitizers' bigger frames. */
+enum { PARSE_MAX_DEPTH = 1000 };
+
 /* One call argument: positional (name == NULL) or keyword (name = value). */
 typedef struct Arg {
     const char *name;
@@ -124,6 +131,7 @@ struct Expr {
     int n_args;
     Expr **items;       /* EX_LIST */
     int n_items;
+    int depth;          /* height of this subtree (a leaf is 1), at most PARSE_MAX_DEPTH */
 };
 
 /* ---- types -------------------------------------------------------------- */

@@ -83,6 +83,7 @@ struct Instance {
     Instance *parent;
     Value *args;       /* constructor argument values (recursion detection) */
     int n_args;
+    const char *call_text; /* standard-library modules: the constructor call as written, "Linear(783, 128)" */
     Scope scope;       /* arguments and members; parent: the module's file scope */
     ParamSpec **params;
     int n_params, cap_params;
@@ -98,6 +99,7 @@ typedef struct Elab {
     Scope user_scope; /* the user file's top level; parent: std_scope */
     int call_depth;
     int inst_depth;
+    int eval_depth;        /* expressions and blocks being evaluated, across calls (ELAB_MAX_EVAL_DEPTH) */
     bool training;         /* tracing a train block: dropout and friends are active */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
     int n_loops;           /* loops traced so far (names their body graphs) */
@@ -113,10 +115,21 @@ typedef struct CallArgs {
     SrcLoc *locs;
 } CallArgs;
 
-enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32 };
+/* Recursion limits. The parser bounds one expression's height and block
+ * nesting by PARSE_MAX_DEPTH, but calls stack those (a fn whose deepest
+ * expression calls a fn whose deepest expression ...), so evaluation counts its
+ * own depth across calls too: about 1 KiB of stack a level under ASan, so the
+ * limit stays well inside an 8 MiB stack. */
+enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32, ELAB_MAX_EVAL_DEPTH = 3000 };
+/* Enters one level of evaluation at loc; false after reporting one too many.
+ * A successful enter is paired with e->eval_depth--. */
+bool elab_enter(Elab *e, SrcLoc loc);
 
 /* ---- values and scopes (eval.c) ---- */
 const char *value_describe(Elab *e, const Value *v); /* "a tensor f32[64,10]", "the integer 3" */
+/* Values as source spells them, for messages: "Linear(783, 128)", "f32[64,784]", "true". */
+const char *value_brief(Elab *e, const Value *v);
+const char *call_text(Elab *e, const char *name, const CallArgs *ca);
 bool value_is_const(const Value *v);                  /* number, bool, list, dtype */
 Value value_num(double x, bool is_int, SrcLoc loc);
 Binding *scope_find(Scope *s, const char *name);
@@ -165,7 +178,14 @@ bool layer_builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *c
 bool emit_params(Elab *e, Instance *inst);
 /* The train block of the user file (train.c); e->graph is the new loss graph. */
 TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDecl *forward);
-/* A tensor type from a TypeExpr, dims evaluated in s. */
-bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh);
+/* A tensor type from a TypeExpr, dims evaluated in s. Refuses a tensor over
+ * ELAB_MAX_TENSOR_BYTES, naming it as `what` ("param 'fc1.weight'"; NULL: by
+ * its type alone). */
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType *dt, Shape *sh);
+/* The largest tensor a source may declare (a param, an input, an annotation):
+ * every one is allocated whole by the eager executor and by emitted programs,
+ * and embedded params are compiled into C arrays. */
+#define ELAB_MAX_TENSOR_BYTES ((int64_t)4 << 30)
+#define ELAB_MAX_PARAMS_BYTES ((int64_t)16 << 30) /* all of a model's params together */
 
 #endif

@@ -34,6 +34,42 @@ static void note_once(Elab *e, SrcLoc loc, const char *text) {
     e->last_note_loc = loc;
 }
 
+/* ---- errors inside the standard library -----------------------------------
+ * A shape error inside nn.etch (Linear(783, 128) applied to f32[64,784]) is
+ * the user's to fix at their call, not in the library. So a call from user
+ * code into a library body (a module's construction, its forward, a library
+ * fn) holds errors back (diag_hold); the first one raised is then reported at
+ * the user's call, naming the module with its arguments and what it was
+ * called with, and the library line where it arose becomes a note. */
+
+static bool in_stdlib(SrcLoc loc) { return loc.file && strcmp(loc.file, etch_stdlib_nn_name) == 0; }
+
+/* Starts holding errors when site (user code) calls body (library code). */
+static bool lib_hold(Elab *e, SrcLoc site, SrcLoc body) {
+    if (!in_stdlib(body) || in_stdlib(site)) return false;
+    diag_hold(e->diag);
+    return true;
+}
+
+/* Ends lib_hold. When the call failed, reports the held error at site as
+ * "WHAT: message"; what is built only then ("Linear(783, 128) called with
+ * f32[64,784]"). */
+static void lib_release(Elab *e, bool ok, SrcLoc site, const char *(*what)(Elab *, const void *), const void *arg,
+                        const char *where) {
+    SrcLoc loc;
+    char *msg;
+    if (!diag_release(e->diag, &loc, &msg)) return;
+    if (ok) { /* not an error after all: the call succeeded */
+    } else if (in_stdlib(loc)) {
+        diag_error(e->diag, site, "%s: %s", what(e, arg), msg);
+        diag_note(e->diag, loc, "raised here, in %s in the standard library", where);
+    } else { /* at the user's own call (e.g. an argument count): as it was */
+        diag_error(e->diag, loc, "%s", msg);
+    }
+    e->last_note = NULL;
+    free(msg);
+}
+
 /* ---- argument binding --------------------------------------------------- */
 
 static bool arity_error(Elab *e, SrcLoc loc, const char *fname, int n_required, int n_params, int got) {
@@ -79,7 +115,7 @@ bool bind_args(Elab *e, SrcLoc loc, const char *fname, const char *const *pnames
 
 /* ---- types -------------------------------------------------------------- */
 
-bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
+bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType *dt, Shape *sh) {
     if (t->has_dtype) {
         *dt = t->dtype;
     } else {
@@ -90,7 +126,8 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
         *dt = b->val.dtype;
     }
     *sh = (Shape){.rank = t->n_dims};
-    double numel = 1;
+    int64_t numel = 1;
+    bool overflow = false; /* the element count does not fit in 64 bits */
     for (int i = 0; i < t->n_dims; i++) {
         Value v;
         if (!eval_expr(e, s, t->dims[i], &v)) return false;
@@ -104,11 +141,23 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, DType *dt, Shape *sh) {
         if (v.num > 2147483647.0)
             return diag_error(e->diag, v.loc, "tensor dimension %lld is too large", (long long)v.num);
         sh->dim[i] = (int64_t)v.num;
-        numel *= v.num;
+        overflow = overflow || __builtin_mul_overflow(numel, sh->dim[i], &numel);
     }
-    if (numel > 1e15) return diag_error(e->diag, t->loc, "tensor type has too many elements (%g)", numel);
-    return true;
+    int64_t bytes = 0;
+    overflow = overflow || __builtin_mul_overflow(numel, (int64_t)dtype_size(*dt), &bytes);
+    if (!overflow && bytes <= ELAB_MAX_TENSOR_BYTES) return true;
+    char buf[96], size[64];
+    const char *ty = type_format(buf, sizeof buf, *dt, sh);
+    if (overflow)
+        snprintf(size, sizeof size, "more than 2^63 bytes");
+    else
+        snprintf(size, sizeof size, "%lld elements, %lld bytes (%.1f GiB)", (long long)numel, (long long)bytes,
+                 (double)bytes / (1 << 30));
+    return diag_error(e->diag, t->loc, "%s%s%s is %s; a tensor may take at most %lld GiB", what ? what : "", what ? " of type " : "type ", ty,
+                      size, (long long)(ELAB_MAX_TENSOR_BYTES >> 30));
 }
+
+
 
 static const char *type_str(Elab *e, DType dt, const Shape *s) {
     char buf[96];
@@ -119,7 +168,7 @@ static const char *type_str(Elab *e, DType dt, const Shape *s) {
 static bool check_type(Elab *e, Scope *s, const TypeExpr *t, Value *v, const char *what) {
     DType dt;
     Shape sh;
-    if (!resolve_type(e, s, t, &dt, &sh)) return false;
+    if (!resolve_type(e, s, t, NULL, &dt, &sh)) return false;
     if ((v->kind == V_NUM || v->kind == V_BOOL) && sh.rank == 0) {
         SrcLoc loc = v->loc;
         int id;
@@ -260,12 +309,12 @@ static ExecResult exec_stmt(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
 }
 
 static ExecResult exec_block(Elab *e, Scope *parent, const Block *b, Frame *fr) {
+    if (!elab_enter(e, b->open)) return EXEC_FAILED;
     Scope *s = new_scope(e, parent, false);
-    for (int i = 0; i < b->n_stmts; i++) {
-        ExecResult r = exec_stmt(e, s, b->stmts[i], fr);
-        if (r != EXEC_NEXT) return r;
-    }
-    return EXEC_NEXT;
+    ExecResult r = EXEC_NEXT;
+    for (int i = 0; i < b->n_stmts && r == EXEC_NEXT; i++) r = exec_stmt(e, s, b->stmts[i], fr);
+    e->eval_depth--;
+    return r;
 }
 
 /* ---- loops over time ------------------------------------------------------
@@ -485,7 +534,7 @@ static bool check_returns(Elab *e, Scope *home, const Frame *fr, Value *ret) {
     return true;
 }
 
-bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
+static bool call_fn_body(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
     const FnDecl *fn = fv->fn;
     if (e->call_depth >= ELAB_MAX_CALL_DEPTH)
         return diag_error(e->diag, loc, "calls nested more than %d deep at %s (unbounded recursion?)",
@@ -529,6 +578,33 @@ bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const Ca
     *out = fr.ret;
     out->loc = loc; /* to the caller, the value comes from the call */
     return true;
+}
+
+typedef struct FnCall {
+    const Value *fv;
+    const char *display;
+    const CallArgs *ca;
+} FnCall;
+
+/* "Linear(783, 128) called with f32[64,784]", "silu() called with f32[4]". */
+static const char *fn_call_what(Elab *e, const void *arg) {
+    const FnCall *c = arg;
+    const Instance *inst = c->fv->inst;
+    bool forward = inst && strcmp(c->fv->fn->name, "forward") == 0;
+    const char *who = !inst ? c->display
+                      : forward ? inst->call_text
+                                : arena_printf(e->arena, "%s.%s()", inst->call_text, c->fv->fn->name);
+    if (c->ca->n == 0) return who;
+    const char *args = call_text(e, "", c->ca); /* "(f32[64,784])" */
+    return arena_printf(e->arena, "%s called with %.*s", who, (int)strlen(args) - 2, args + 1);
+}
+
+bool call_fn(Elab *e, const Value *fv, const char *display, SrcLoc loc, const CallArgs *ca, Value *out) {
+    bool held = lib_hold(e, loc, fv->fn->loc);
+    bool ok = call_fn_body(e, fv, display, loc, ca, out);
+    FnCall c = {fv, display, ca};
+    if (held) lib_release(e, ok, loc, fn_call_what, &c, display);
+    return ok;
 }
 
 static Binding *own_binding(Instance *inst, const char *name) {
@@ -583,7 +659,8 @@ static bool elab_param(Elab *e, Instance *inst, const Member *m) {
     p->loc = m->loc;
     p->frozen = m->frozen;
     p->id = -1;
-    if (!resolve_type(e, &inst->scope, m->type, &p->dtype, &p->shape)) return false;
+    if (!resolve_type(e, &inst->scope, m->type, arena_printf(e->arena, "param '%s'", p->name), &p->dtype, &p->shape))
+        return false;
     static const char *const names[] = {"a", "b"}, *const normal_names[] = {"mean", "std"}, *const full_names[] = {"value"};
     const Expr *call = m->value;
     const char *init = call->name, *fname = arena_printf(e->arena, "%s()", init);
@@ -694,7 +771,10 @@ static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
             Value c;
             bool b;
             if (!eval_expr(e, &inst->scope, m->cond, &c) || !value_bool(e, &c, "an 'if' condition", &b)) return false;
-            if (!elab_members(e, inst, b ? &m->then_members : &m->else_members)) return false;
+            if (!elab_enter(e, m->loc)) return false;
+            bool ok = elab_members(e, inst, b ? &m->then_members : &m->else_members);
+            e->eval_depth--;
+            if (!ok) return false;
             break;
         }
         }
@@ -702,8 +782,8 @@ static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
     return true;
 }
 
-static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
-                             SrcLoc loc) {
+static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, Instance *parent,
+                                  const CallArgs *ca, SrcLoc loc) {
     const ModuleDecl *md = mod->module;
     const char *fname = arena_printf(e->arena, "%s()", md->name);
     if (e->inst_depth >= ELAB_MAX_INST_DEPTH) {
@@ -750,6 +830,7 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
     inst->parent = parent;
     inst->args = args;
     inst->n_args = n;
+    if (in_stdlib(md->loc)) inst->call_text = call_text(e, md->name, ca);
     inst->scope.parent = mod->home;
     for (int i = 0; i < n; i++) scope_bind(e, &inst->scope, pnames[i], md->params[i].loc, args[i], true);
     e->inst_depth++;
@@ -759,6 +840,25 @@ static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instan
         if (parent) note_once(e, loc, arena_printf(e->arena, "while instantiating '%s' (%s) here", path, md->name));
         return NULL;
     }
+    return inst;
+}
+
+typedef struct CtorCall {
+    const char *name;
+    const CallArgs *ca;
+} CtorCall;
+
+static const char *ctor_call_what(Elab *e, const void *arg) {
+    const CtorCall *c = arg;
+    return call_text(e, c->name, c->ca);
+}
+
+static Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                             SrcLoc loc) {
+    bool held = lib_hold(e, loc, mod->module->loc);
+    Instance *inst = instantiate_body(e, mod, path, parent, ca, loc);
+    CtorCall c = {mod->module->name, ca};
+    if (held) lib_release(e, inst != NULL, loc, ctor_call_what, &c, mod->module->name);
     return inst;
 }
 
@@ -774,6 +874,19 @@ bool emit_params(Elab *e, Instance *inst) {
     for (int i = 0; i < inst->n_children; i++)
         if (!emit_params(e, inst->children[i])) return false;
     return true;
+}
+
+/* All of a model's params are allocated together (and embedded together), so
+ * their sum is bounded too, not only each one. */
+static bool check_params_total(Elab *e, const ModuleDecl *md) {
+    int64_t total = 0; /* each param is at most ELAB_MAX_TENSOR_BYTES: no overflow */
+    for (int i = 0; i < e->graph->n_nodes; i++) {
+        const Node *n = &e->graph->nodes[i];
+        if (n->op == OP_PARAM) total += shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype);
+    }
+    if (total <= ELAB_MAX_PARAMS_BYTES) return true;
+    return diag_error(e->diag, md->loc, "the params of model '%s' take %lld bytes (%.1f GiB); at most %lld GiB in all",
+                      md->name, (long long)total, (double)total / (1 << 30), (long long)(ELAB_MAX_PARAMS_BYTES >> 30));
 }
 
 /* ---- top level ---------------------------------------------------------- */
@@ -860,7 +973,11 @@ static const ModuleDecl *find_model(Elab *e, const Unit *u) {
         }
         model = m;
     }
-    if (!model)
+    if (!model && !u->n_consts && !u->n_modules && !u->n_fns && !u->train)
+        diag_error(e->diag, (SrcLoc){u->path, 1, 1},
+                   "the file has no declarations (it is empty or only comments); write 'model Name { ... }' with "
+                   "a 'fn forward(...)'");
+    else if (!model)
         diag_error(e->diag, (SrcLoc){u->path, 0, 0},
                    "no model defined; write 'model Name { ... }' with a 'fn forward(...)'");
     return model;
@@ -883,7 +1000,8 @@ static bool add_inputs(Elab *e, Instance *model, const FnDecl *fn, CallArgs *ca)
                               "parameter '%s' of the model's forward is a graph input and cannot have a default",
                               p->name);
         NodeAttrs a = {.name = p->name};
-        if (!resolve_type(e, &model->scope, p->type, &a.dtype, &a.shape)) return false;
+        if (!resolve_type(e, &model->scope, p->type, arena_printf(e->arena, "input '%s'", p->name), &a.dtype, &a.shape))
+            return false;
         if (!add_op(e, OP_INPUT, NULL, 0, &a, p->loc, &ca->vals[i])) return false;
         ca->locs[i] = p->loc;
     }
@@ -924,7 +1042,7 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
     CallArgs inputs;
     Value ret;
     const char *display = arena_printf(e->arena, "%s.forward()", md->name);
-    if (!add_inputs(e, model, fb->val.fn, &inputs) || !emit_params(e, model) ||
+    if (!add_inputs(e, model, fb->val.fn, &inputs) || !emit_params(e, model) || !check_params_total(e, md) ||
         !call_fn(e, &fb->val, display, fb->val.fn->loc, &inputs, &ret) || !add_outputs(e, display, &ret))
         return NULL;
     Program *p = arena_alloc(e->arena, sizeof *p);
@@ -937,6 +1055,12 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
 
 Program *frontend_compile_source(Arena *a, const char *path, const char *src, const Define *defs, int n_defs,
                                  Diag *d) {
+    size_t size = strlen(src);
+    if (size > FRONTEND_MAX_SOURCE) {
+        diag_error(d, (SrcLoc){path, 0, 0}, "the source is %zu bytes; model sources are limited to %zu MiB", size,
+                   FRONTEND_MAX_SOURCE >> 20);
+        return NULL;
+    }
     diag_add_source(etch_stdlib_nn_name, etch_stdlib_nn_source);
     diag_add_source(path, src);
     Unit *std = parse_unit(a, etch_stdlib_nn_name, etch_stdlib_nn_source, d);
@@ -958,7 +1082,7 @@ Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, i
     for (;;) {
         if (!buf) abort();
         len += fread(buf + len, 1, cap - len - 1, f);
-        if (len < cap - 1) break;
+        if (len < cap - 1 || len > FRONTEND_MAX_SOURCE) break;
         cap *= 2;
         buf = realloc(buf, cap);
     }
@@ -968,6 +1092,12 @@ Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, i
     if (failed) {
         free(buf);
         diag_error_plain(d, "cannot read '%s'", path);
+        return NULL;
+    }
+    if (len > FRONTEND_MAX_SOURCE) {
+        free(buf);
+        diag_error(d, (SrcLoc){path, 0, 0}, "the file is larger than %zu MiB, the limit for model sources",
+                   FRONTEND_MAX_SOURCE >> 20);
         return NULL;
     }
     if (strlen(buf) != len) {

@@ -51,6 +51,34 @@ const char *value_describe(Elab *e, const Value *v) {
     return "a value";
 }
 
+const char *value_brief(Elab *e, const Value *v) {
+    char buf[96];
+    switch (v->kind) {
+    case V_NUM: return fmt_num(e, v->num, v->is_int);
+    case V_BOOL: return v->b ? "true" : "false";
+    case V_DTYPE: return dtype_name(v->dtype);
+    case V_LIST: {
+        const char *s = "[";
+        for (int i = 0; i < v->n_items; i++)
+            s = arena_printf(e->arena, "%s%s%s", s, i ? ", " : "", value_brief(e, &v->items[i]));
+        return arena_printf(e->arena, "%s]", s);
+    }
+    case V_TENSOR: {
+        const Node *n = &e->graph->nodes[v->id];
+        return arena_strdup(e->arena, type_format(buf, sizeof buf, n->dtype, &n->shape));
+    }
+    default: return value_describe(e, v);
+    }
+}
+
+const char *call_text(Elab *e, const char *name, const CallArgs *ca) {
+    const char *s = arena_printf(e->arena, "%s(", name);
+    for (int i = 0; i < ca->n; i++)
+        s = arena_printf(e->arena, "%s%s%s%s%s", s, i ? ", " : "", ca->names[i] ? ca->names[i] : "",
+                         ca->names[i] ? "=" : "", value_brief(e, &ca->vals[i]));
+    return arena_printf(e->arena, "%s)", s);
+}
+
 /* ---- scopes ------------------------------------------------------------- */
 
 Binding *scope_find(Scope *s, const char *name) {
@@ -521,7 +549,16 @@ static bool eval_call(Elab *e, Scope *s, const Expr *x, Value *out) {
     return diag_error(e->diag, x->loc, "%s has no method '%s'", value_describe(e, &self), callee->name);
 }
 
-bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
+bool elab_enter(Elab *e, SrcLoc loc) {
+    if (e->eval_depth >= ELAB_MAX_EVAL_DEPTH)
+        return diag_error(e->diag, loc,
+                          "evaluation nested too deeply: more than %d levels of expressions and blocks across calls",
+                          ELAB_MAX_EVAL_DEPTH);
+    e->eval_depth++;
+    return true;
+}
+
+static bool eval_expr_kind(Elab *e, Scope *s, const Expr *x, Value *out) {
     switch (x->kind) {
     case EX_NUM: *out = value_num(x->num, x->is_int, x->loc); return true;
     case EX_BOOL: *out = (Value){.kind = V_BOOL, .b = x->bval, .loc = x->loc}; return true;
@@ -535,4 +572,11 @@ bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
     case EX_INDEX: return eval_index(e, s, x, out);
     }
     return diag_error(e->diag, x->loc, "unsupported expression");
+}
+
+bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out) {
+    if (!elab_enter(e, x->loc)) return false;
+    bool ok = eval_expr_kind(e, s, x, out);
+    e->eval_depth--;
+    return ok;
 }

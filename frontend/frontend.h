@@ -38,6 +38,10 @@ typedef struct Program {
     TrainSpec *train;       /* NULL when the file has no train block */
 } Program;
 
+/* The largest source accepted: real models are kilobytes; this bounds the time
+ * and memory a hostile file can take (the front end is linear in its size). */
+#define FRONTEND_MAX_SOURCE ((size_t)16 << 20)
+
 /* Reads path and compiles it. Errors are reported through d; NULL on error. */
 Program *frontend_compile_file(Arena *a, const char *path, const Define *defs, int n_defs, Diag *d);
 /* Same for text already in memory; path names it in diagnostics. The text

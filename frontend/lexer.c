@@ -5,7 +5,8 @@
  * numbers, punctuation and `//` comments. The whole file is tokenized up
  * front into an arena array terminated by TK_EOF; the parser then walks it
  * with arbitrary lookahead. Every token records its line and column (1-based,
- * columns counted in bytes, a tab counts as one) for diagnostics. */
+ * columns counted in bytes, a tab counts as one; lines end at LF, CRLF or a
+ * lone CR) for diagnostics. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -77,11 +78,22 @@ static SrcLoc lex_loc(const Lexer *L, const char *at) {
     return (SrcLoc){L->path, L->line, (int)(at - L->line_start) + 1};
 }
 
+/* Names longer than this are refused: no real program needs them, and every
+ * message that quotes a name stays short. */
+enum { LEX_MAX_NAME = 255, LEX_QUOTE_MAX = 40 };
+
+/* How a possibly huge piece of source is quoted in a message: at most
+ * LEX_QUOTE_MAX bytes, then "...". */
+static int quote_len(int len) { return len > LEX_QUOTE_MAX ? LEX_QUOTE_MAX : len; }
+static const char *quote_more(int len) { return len > LEX_QUOTE_MAX ? "..." : ""; }
+
+/* Tokens grow in a heap buffer (realloc, no zeroing) and are copied into the
+ * arena once at the end: lexing stays linear in time and memory. */
 static Token *lex_push(Lexer *L, TokKind kind, const char *start, int len) {
     if (L->n == L->cap) {
         int cap = L->cap ? L->cap * 2 : 256;
-        Token *t = arena_alloc(L->arena, sizeof(Token) * (size_t)cap);
-        if (L->n) memcpy(t, L->toks, sizeof(Token) * (size_t)L->n);
+        Token *t = realloc(L->toks, sizeof(Token) * (size_t)cap);
+        if (!t) abort();
         L->toks = t;
         L->cap = cap;
     }
@@ -105,7 +117,8 @@ static bool lex_number(Lexer *L) {
         if (*e == '+' || *e == '-') e++;
         if (!isdigit((unsigned char)*e)) {
             while (isalnum((unsigned char)*q) || *q == '_') q++;
-            return diag_error(L->diag, lex_loc(L, s), "malformed number '%.*s'", (int)(q - s), s);
+            int len = (int)(q - s);
+            return diag_error(L->diag, lex_loc(L, s), "malformed number '%.*s%s'", quote_len(len), s, quote_more(len));
         }
         while (isdigit((unsigned char)*e)) e++;
         q = e;
@@ -113,11 +126,14 @@ static bool lex_number(Lexer *L) {
     }
     if (isalpha((unsigned char)*q) || *q == '_') {
         while (isalnum((unsigned char)*q) || *q == '_') q++;
-        return diag_error(L->diag, lex_loc(L, s), "malformed number '%.*s'", (int)(q - s), s);
+        int len = (int)(q - s);
+        return diag_error(L->diag, lex_loc(L, s), "malformed number '%.*s%s'", quote_len(len), s, quote_more(len));
     }
     char buf[128];
     int len = (int)(q - s);
-    if (len >= (int)sizeof buf) return diag_error(L->diag, lex_loc(L, s), "number '%.*s' is too long", len, s);
+    if (len >= (int)sizeof buf)
+        return diag_error(L->diag, lex_loc(L, s), "number '%.*s%s' is too long (%d characters)", quote_len(len), s,
+                          quote_more(len), len);
     memcpy(buf, s, (size_t)len);
     buf[len] = '\0';
     errno = 0;
@@ -132,14 +148,17 @@ static bool lex_number(Lexer *L) {
     return true;
 }
 
-static void lex_word(Lexer *L) {
+static bool lex_word(Lexer *L) {
     const char *s = L->p;
     while (isalnum((unsigned char)*L->p) || *L->p == '_') L->p++;
     int len = (int)(L->p - s);
+    if (len > LEX_MAX_NAME)
+        return diag_error(L->diag, lex_loc(L, s), "name '%.*s...' is too long (%d characters; the limit is %d)",
+                          LEX_QUOTE_MAX, s, len, LEX_MAX_NAME);
     for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-        if ((int)strlen(keywords[i].word) == len && memcmp(keywords[i].word, s, (size_t)len) == 0) {
+        if (keywords[i].word[0] == *s && strncmp(keywords[i].word, s, (size_t)len) == 0 && !keywords[i].word[len]) {
             lex_push(L, keywords[i].kind, s, len);
-            return;
+            return true;
         }
     char buf[8];
     if (len < (int)sizeof buf) {
@@ -148,43 +167,46 @@ static void lex_word(Lexer *L) {
         DType dt = dtype_from_name(buf);
         if (dt != DT_COUNT) {
             lex_push(L, TK_DTYPE, s, len)->dtype = dt;
-            return;
+            return true;
         }
     }
     lex_push(L, TK_IDENT, s, len);
+    return true;
 }
 
 Token *lex_source(Arena *a, const char *path, const char *src, int *n, Diag *d) {
     Lexer L = {.arena = a, .path = path, .p = src, .line_start = src, .line = 1, .diag = d};
+    bool ok = true;
     for (;;) {
         char c = *L.p;
         if (c == '\0') break;
-        if (c == '\n') {
-            L.p++;
+        if (c == '\n' || c == '\r') { /* a line ends at "\n", "\r\n" or a lone "\r" */
+            L.p += c == '\r' && L.p[1] == '\n' ? 2 : 1;
             L.line++;
             L.line_start = L.p;
             continue;
         }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+        if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
             L.p++;
             continue;
         }
         if (c == '/' && L.p[1] == '/') {
-            while (*L.p && *L.p != '\n') L.p++;
+            L.p += strcspn(L.p, "\r\n");
             continue;
         }
         if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)L.p[1]))) {
-            if (!lex_number(&L)) return NULL;
+            if (!(ok = lex_number(&L))) break;
             continue;
         }
         if (isalpha((unsigned char)c) || c == '_') {
-            lex_word(&L);
+            if (!(ok = lex_word(&L))) break;
             continue;
         }
         bool matched = false;
         for (size_t i = 0; i < sizeof puncts / sizeof puncts[0]; i++) {
-            size_t len = strlen(puncts[i].text);
-            if (strncmp(L.p, puncts[i].text, len) == 0) {
+            if (puncts[i].text[0] != c) continue;
+            size_t len = puncts[i].text[1] ? 2 : 1;
+            if (len == 1 || L.p[1] == puncts[i].text[1]) {
                 lex_push(&L, puncts[i].kind, L.p, (int)len);
                 L.p += len;
                 matched = true;
@@ -200,6 +222,11 @@ Token *lex_source(Arena *a, const char *path, const char *src, int *n, Diag *d) 
             diag_error(d, lex_loc(&L, L.p), "unexpected character '%c'", c);
         else
             diag_error(d, lex_loc(&L, L.p), "unexpected byte 0x%02x", (unsigned)(unsigned char)c);
+        ok = false;
+        break;
+    }
+    if (!ok) {
+        free(L.toks);
         return NULL;
     }
     /* end of file is reported just after the last token, on a line that has text */
@@ -210,5 +237,8 @@ Token *lex_source(Arena *a, const char *path, const char *src, int *n, Diag *d) 
         eof->loc.col += last->len;
     }
     *n = L.n;
-    return L.toks;
+    Token *toks = arena_alloc(a, sizeof(Token) * (size_t)L.n);
+    memcpy(toks, L.toks, sizeof(Token) * (size_t)L.n);
+    free(L.toks);
+    return toks;
 }

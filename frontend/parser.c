@@ -18,6 +18,7 @@ typedef struct Parser {
     Diag *diag;
     Token *toks;
     int pos;
+    int depth; /* nesting of the rules being parsed (see parse_enter) */
 } Parser;
 
 /* ---- token helpers ------------------------------------------------------ */
@@ -43,7 +44,7 @@ static bool accept(Parser *P, TokKind k) {
 /* "'let'", "'3.5'", "end of file": what the parser found instead. */
 static const char *tok_found(Parser *P, const Token *t) {
     if (t->kind == TK_EOF) return "end of file";
-    return arena_printf(P->arena, "'%.*s'", t->len, t->text);
+    return arena_printf(P->arena, "'%.*s'", t->len, t->text); /* names are at most 255 bytes, numbers 127 */
 }
 
 /* Reports "expected K WHAT, found T" at the current token. */
@@ -95,7 +96,42 @@ static Expr *new_expr(Parser *P, ExprKind kind, SrcLoc loc) {
     Expr *e = arena_alloc(P->arena, sizeof *e);
     e->kind = kind;
     e->loc = loc;
+    e->depth = 1;
     return e;
+}
+
+/* ---- nesting limits ------------------------------------------------------
+ * Two guards keep every recursive walk bounded by PARSE_MAX_DEPTH. The parser
+ * recurses once per '(' '[' or call, unary operator, '**' and block, and
+ * parse_enter counts that before recursing. Operator chains (a + b + c ...),
+ * member and index chains are built by loops into a deep left spine instead,
+ * so expr_finish records each node's height and rejects a tree taller than
+ * the limit: the elaborator recurses along that height. */
+
+static const char *const nesting_hint = "; split it with 'let' or 'const'";
+
+/* Enters one nesting level; false after reporting when that is one too many.
+ * A successful enter is paired with P->depth-- when the rule returns. */
+static bool parse_enter(Parser *P, const char *what) {
+    if (P->depth >= PARSE_MAX_DEPTH)
+        return diag_error(P->diag, peek(P)->loc, "%s nested too deeply: more than %d levels of blocks and expressions%s",
+                          what, PARSE_MAX_DEPTH, what[0] == 'e' ? nesting_hint : "");
+    P->depth++;
+    return true;
+}
+
+static int max_depth(int d, const Expr *x) { return x && x->depth > d ? x->depth : d; }
+
+/* Sets e's height from its operands; NULL after reporting a tree that is too tall. */
+static Expr *expr_finish(Parser *P, Expr *e) {
+    int d = max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee);
+    for (int i = 0; i < e->n_args; i++) d = max_depth(d, e->args[i].value);
+    for (int i = 0; i < e->n_items; i++) d = max_depth(d, e->items[i]);
+    e->depth = d + 1;
+    if (e->depth <= PARSE_MAX_DEPTH) return e;
+    diag_error(P->diag, e->loc, "expression nested too deeply: more than %d levels (each operator of a chain such as "
+               "a + b + c is a level)%s", PARSE_MAX_DEPTH, nesting_hint);
+    return NULL;
 }
 
 /* ---- expressions -------------------------------------------------------- */
@@ -146,7 +182,7 @@ static Expr *parse_list(Parser *P, const Token *open) {
         if (!accept(P, TK_COMMA)) break;
     }
     if (!expect_close(P, TK_RBRACKET, open)) return NULL;
-    return e;
+    return expr_finish(P, e);
 }
 
 /* primary = INT | FLOAT | "true" | "false" | IDENT | DTYPE | "(" expr ")" | list ; */
@@ -211,7 +247,7 @@ static Expr *parse_postfix(Parser *P) {
             c->callee = e;
             c->name = e->name;
             if (!parse_args(P, t, &c->args, &c->n_args)) return NULL;
-            e = c;
+            e = expr_finish(P, c);
         } else if (t->kind == TK_DOT) {
             next(P);
             Token *name = expect(P, TK_IDENT, "after '.'");
@@ -219,14 +255,14 @@ static Expr *parse_postfix(Parser *P) {
             Expr *m = new_expr(P, EX_MEMBER, name->loc);
             m->lhs = e;
             m->name = tok_name(P, name);
-            e = m;
+            e = expr_finish(P, m);
         } else if (t->kind == TK_LBRACKET) {
             next(P);
             Expr *ix = new_expr(P, EX_INDEX, t->loc);
             ix->lhs = e;
             if (!(ix->rhs = parse_expr(P))) return NULL;
             if (!expect_close(P, TK_RBRACKET, t)) return NULL;
-            e = ix;
+            e = expr_finish(P, ix);
         } else {
             break;
         }
@@ -241,7 +277,7 @@ static Expr *new_binary(Parser *P, const Token *op, Expr *lhs, Expr *rhs) {
     e->op = op->kind;
     e->lhs = lhs;
     e->rhs = rhs;
-    return e;
+    return expr_finish(P, e);
 }
 
 /* power = postfix [ "**" unary ] ;   (right-associative, binds tighter than unary minus on its left) */
@@ -249,7 +285,9 @@ static Expr *parse_power(Parser *P) {
     Expr *e = parse_postfix(P);
     if (!e || !at(P, TK_STARSTAR)) return e;
     Token *op = next(P);
+    if (!parse_enter(P, "expression")) return NULL;
     Expr *rhs = parse_unary(P);
+    P->depth--;
     return rhs ? new_binary(P, op, e, rhs) : NULL;
 }
 
@@ -257,12 +295,14 @@ static Expr *parse_power(Parser *P) {
 static Expr *parse_unary(Parser *P) {
     if (at(P, TK_MINUS) || at(P, TK_PLUS)) {
         Token *op = next(P);
+        if (!parse_enter(P, "expression")) return NULL;
         Expr *x = parse_unary(P);
+        P->depth--;
         if (!x) return NULL;
         Expr *e = new_expr(P, EX_UNARY, op->loc);
         e->op = op->kind;
         e->lhs = x;
-        return e;
+        return expr_finish(P, e);
     }
     return parse_power(P);
 }
@@ -311,12 +351,14 @@ static Expr *parse_comparison(Parser *P) {
 static Expr *parse_not(Parser *P) {
     if (!at(P, TK_NOT)) return parse_comparison(P);
     Token *op = next(P);
+    if (!parse_enter(P, "expression")) return NULL;
     Expr *x = parse_not(P);
+    P->depth--;
     if (!x) return NULL;
     Expr *e = new_expr(P, EX_UNARY, op->loc);
     e->op = TK_NOT;
     e->lhs = x;
-    return e;
+    return expr_finish(P, e);
 }
 
 /* and_expr = not_expr { "and" not_expr } ; */
@@ -330,14 +372,16 @@ static Expr *parse_and(Parser *P) {
     return e;
 }
 
-/* expr = and_expr { "or" and_expr } ; */
+/* expr = and_expr { "or" and_expr } ;   (every nested expression enters a level) */
 static Expr *parse_expr(Parser *P) {
+    if (!parse_enter(P, "expression")) return NULL;
     Expr *e = parse_and(P);
     while (e && at(P, TK_OR)) {
         Token *op = next(P);
         Expr *rhs = parse_and(P);
         e = rhs ? new_binary(P, op, e, rhs) : NULL;
     }
+    P->depth--;
     return e;
 }
 
@@ -391,7 +435,9 @@ static Stmt *parse_if_stmt(Parser *P) {
     if (!accept(P, TK_ELSE)) return s;
     s->else_block = arena_alloc(P->arena, sizeof(Block));
     if (at(P, TK_IF)) {
+        if (!parse_enter(P, "'else if' chain")) return NULL;
         Stmt *inner = parse_if_stmt(P);
+        P->depth--;
         if (!inner) return NULL;
         s->else_block->stmts = arena_alloc(P->arena, sizeof(Stmt *));
         s->else_block->stmts[0] = inner;
@@ -501,7 +547,7 @@ static Stmt *parse_stmt(Parser *P) {
 /* block = "{" { stmt } "}" ; */
 static bool parse_block(Parser *P, Block *b) {
     Token *open = expect(P, TK_LBRACE, "to start a block");
-    if (!open) return false;
+    if (!open || !parse_enter(P, "blocks")) return false;
     b->open = open->loc;
     int cap = 0;
     while (!at(P, TK_RBRACE) && !at(P, TK_EOF)) {
@@ -509,6 +555,7 @@ static bool parse_block(Parser *P, Block *b) {
         if (!s) return false;
         b->stmts = push_ptr(P, b->stmts, &b->n_stmts, &cap, s);
     }
+    P->depth--;
     Token *close = expect_close(P, TK_RBRACE, open);
     if (!close) return false;
     b->close = close->loc;
@@ -670,7 +717,9 @@ static Member *parse_member(Parser *P) {
         if (!open || !parse_members(P, open, &m->then_members)) return NULL;
         if (!accept(P, TK_ELSE)) return m;
         if (at(P, TK_IF)) {
+            if (!parse_enter(P, "'else if' chain")) return NULL;
             Member *inner = parse_member(P);
+            P->depth--;
             if (!inner) return NULL;
             m->else_members.items = arena_alloc(P->arena, sizeof(Member *));
             m->else_members.items[0] = inner;
@@ -714,6 +763,7 @@ static Member *parse_member(Parser *P) {
 /* "{" { member } "}"   ("{" already consumed) */
 static bool parse_members(Parser *P, const Token *open, MemberList *out) {
     int cap = 0;
+    if (!parse_enter(P, "blocks")) return false;
     skip_semis(P);
     while (!at(P, TK_RBRACE) && !at(P, TK_EOF)) {
         Member *m = parse_member(P);
@@ -721,6 +771,7 @@ static bool parse_members(Parser *P, const Token *open, MemberList *out) {
         out->items = push_ptr(P, out->items, &out->n, &cap, m);
         skip_semis(P);
     }
+    P->depth--;
     return expect_close(P, TK_RBRACE, open) != NULL;
 }
 

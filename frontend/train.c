@@ -112,18 +112,18 @@ TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDec
     NodeAttrs xa = {.name = "x"}, ya = {.name = "y", .dtype = DT_I64};
     SrcLoc xloc = td->loc, yloc = td->loc;
     if (en[4]) {
-        if (!resolve_type(e, &model->scope, en[4]->type, &xa.dtype, &xa.shape)) return NULL;
+        if (!resolve_type(e, &model->scope, en[4]->type, "the training input x", &xa.dtype, &xa.shape)) return NULL;
         xloc = en[4]->loc;
     } else {
         if (forward->n_params < 1 || !forward->params[0].type)
             return diag_error(e->diag, td->loc, "declare the training input with 'x: f32[...]' in the train block"), NULL;
-        if (!resolve_type(e, &model->scope, forward->params[0].type, &xa.dtype, &xa.shape)) return NULL;
+        if (!resolve_type(e, &model->scope, forward->params[0].type, "the training input x", &xa.dtype, &xa.shape)) return NULL;
     }
     if (xa.shape.rank < 1)
         return diag_error(e->diag, xloc, "the training input x needs a batch dimension, got a scalar"), NULL;
     int64_t batch = xa.shape.dim[0];
     if (en[5]) {
-        if (!resolve_type(e, &model->scope, en[5]->type, &ya.dtype, &ya.shape)) return NULL;
+        if (!resolve_type(e, &model->scope, en[5]->type, "the training labels y", &ya.dtype, &ya.shape)) return NULL;
         yloc = en[5]->loc;
     } else {
         ya.shape = (Shape){.rank = 1, .dim = {batch}};

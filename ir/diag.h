@@ -24,6 +24,9 @@ typedef struct Diag {
     FILE *echo;     /* where messages are also printed as they arrive (stderr), or NULL */
     char *text;     /* all messages so far, NUL-terminated (heap, owned) */
     size_t len, cap;
+    int hold;       /* > 0 while errors are held back (diag_hold) */
+    SrcLoc held_loc; /* the first error held, when held_msg != NULL */
+    char *held_msg; /* its message (heap, owned) */
 } Diag;
 
 void diag_init(Diag *d, FILE *echo);
@@ -42,5 +45,16 @@ bool diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format
 void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An error with no source location: "etch: error: MESSAGE" (files, flags). */
 bool diag_error_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Holds errors back: until the matching diag_release, the first error's
+ * location and message are kept instead of reported, and notes are dropped,
+ * so the caller can report it where the user can act on it (the front end
+ * moves errors raised inside the standard library to the user's call). Holds
+ * nest. */
+void diag_hold(Diag *d);
+/* Ends one hold. When it was the last and an error was held, returns true with
+ * its location and message (heap; the caller frees it) and counts nothing:
+ * the caller reports it, usually with diag_error. */
+bool diag_release(Diag *d, SrcLoc *loc, char **msg);
 
 #endif

@@ -6,9 +6,10 @@
 #   data:  dataset-fashion-mnist (the main job trains on it),
 #          fortunes (a text corpus for samples/gpt.etch)
 #   tools: graphviz (etch graph -o x.svg)
+#   fuzz:  clang (libFuzzer harnesses, scripts/fuzz.sh; skipped without it)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-tools python3
-      python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz)
+      python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz clang)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")

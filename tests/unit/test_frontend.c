@@ -589,7 +589,9 @@ static void test_errors(void **state) {
         {"model N { fn forward(x: f32[1]) { if x > 0 { return x } return x } }",
          "an 'if' condition must be a compile-time bool, got a tensor bool[1]"},
         {"model N { fc = Linear(2, 2)\n fn forward(x: f32[1, 3]) { return fc(x) } }",
-         "e.etch:2:36: note: in the call to Linear.forward() here"},
+         "e.etch:2:36: error: Linear(2, 2) called with f32[1,3]: cannot matmul f32[1,3] by f32[2,2]: inner dims 3 and 2 "
+         "differ\n fn forward(x: f32[1, 3]) { return fc(x) } }\n                                   ^\n"
+         "nn.etch:18:16: note: raised here, in Linear.forward() in the standard library\n"},
         {"model N { fn forward(x: f32[1]) { return x.foo } }", "a tensor has no member 'foo'"},
         {"model N { fn forward(x: f32[1]) { return relu } }", "'relu' is a builtin function; call it"},
         {"model N { fn forward(x: f32[1]) { return uniform(0, 1) } }", "uniform() is a param initializer"},
@@ -622,6 +624,43 @@ static void test_errors(void **state) {
         }
         assert_true(f->diag.n_errors == 1); /* stops at the first error */
     }
+}
+
+/* Errors raised inside the standard library are located at the user's call
+ * (what they can fix), naming the module, its arguments and the input; the
+ * library line is a note. Holds at construction, in forward, through a user
+ * module, and for keyword arguments. */
+static void test_stdlib_errors_at_user_call(void **state) {
+    Fixture *f = *state;
+    assert_error(f, "s1.etch",
+                 "model Net {\n  fc1 = Linear(783, 128)\n  fn forward(x: f32[64, 784]) {\n    return fc1(x)\n  }\n}\n",
+                 "s1.etch:4:12: error: Linear(783, 128) called with f32[64,784]: cannot matmul f32[64,784] by "
+                 "f32[783,128]: inner dims 784 and 783 differ\n    return fc1(x)\n           ^\n"
+                 "nn.etch:18:16: note: raised here, in Linear.forward() in the standard library\n");
+    assert_int_equal(f->diag.n_errors, 1);
+    diag_dispose(&f->diag);
+    assert_error(f, "s2.etch",
+                 "model Net {\n  ln = LayerNorm(32, eps=0.001)\n  fn forward(x: f32[4, 16]) { return ln(x) }\n}\n",
+                 "s2.etch:3:38: error: LayerNorm(32, eps=0.001) called with f32[4,16]: cannot broadcast f32[4,16] with "
+                 "f32[32]");
+    assert_non_null(strstr(f->diag.text, "nn.etch:32:40: note: raised here, in LayerNorm.forward() in the standard "
+                                         "library\n    return centered"));
+    diag_dispose(&f->diag);
+    assert_error(f, "s3.etch",
+                 "module Block(c) {\n  conv = Conv2d(c, 8, 3)\n  fn forward(x) { return relu(conv(x)) }\n}\n"
+                 "model Net {\n  b = Block(3)\n  fn forward(x: f32[2, 4, 8, 8]) { return b(x) }\n}\n",
+                 "s3.etch:3:31: error: Conv2d(3, 8, 3) called with f32[2,4,8,8]: conv2d: input has 4 channels but "
+                 "weight expects 3");
+    assert_non_null(strstr(f->diag.text, "note: raised here, in Conv2d.forward() in the standard library"));
+    assert_non_null(strstr(f->diag.text, "s3.etch:7:43: note: in the call to Block.forward() here"));
+    diag_dispose(&f->diag);
+    assert_error(f, "s4.etch", "model Net {\n  fc = Linear(0, 3)\n  fn forward(x: f32[1, 3]) { return fc(x) }\n}\n",
+                 "s4.etch:2:8: error: Linear(0, 3): division by zero in constant expression (1 / 0.0)\n"
+                 "  fc = Linear(0, 3)\n       ^\nnn.etch:10:19: note: raised here, in Linear in the standard library\n");
+    diag_dispose(&f->diag);
+    /* an error at the user's own call is reported as it was */
+    assert_error(f, "s5.etch", "model Net {\n  fc = Linear(2, 3)\n  fn forward(x: f32[1, 2]) { return fc(x, x) }\n}\n",
+                 "s5.etch:3:37: error: Linear.forward() takes 1 argument, got 2\n");
 }
 
 static void test_error_quotes_source(void **state) {
@@ -678,6 +717,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stdlib_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_time_recursion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stdlib_errors_at_user_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_quotes_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stdlib_embedded, setup, teardown),
