@@ -7,8 +7,10 @@
  * location it came from. Operands always precede their users (ids increase),
  * so the node array is already a topological order.
  *
- * What each op means, its shape rule, reference kernel and C emitter live in
- * one table, op_table[], generated from ops.def. */
+ * What each op means (its shape rule, reference kernel, scalar reference and
+ * VJP rule) lives in one table, op_table[], generated from ops.def. How an op
+ * runs on a target is not the IR's business: backends keep their own tables
+ * indexed by OpKind (codegen/backend.h). */
 #ifndef ETCH_IR_H
 #define ETCH_IR_H
 
@@ -39,7 +41,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum OpKind {
-#define OP(e, name, arity, cls, shape, eval, emit_c, scalar, c_expr, vjp) OP_##e,
+#define OP(e, name, arity, cls, shape, eval, scalar, vjp) OP_##e,
 #include "ir/ops.def"
 #undef OP
     OP_COUNT
@@ -133,13 +135,11 @@ typedef struct Graph {
 /* ---- the op table ------------------------------------------------------- */
 
 typedef struct Tensor Tensor;   /* ir/tensor.h */
-typedef struct CEmitter CEmitter; /* codegen/c/emit.h */
 
 typedef bool (*ShapeFn)(Graph *g, Node *n, Diag *d);
 typedef void (*EvalFn)(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-typedef void (*EmitCFn)(CEmitter *e, const Graph *g, int id);
 typedef double (*ScalarFn)(const double *x);
-typedef struct VjpCtx VjpCtx; /* passes/autodiff.h */
+typedef struct VjpCtx VjpCtx; /* ir/vjp.h */
 typedef void (*VjpFn)(VjpCtx *c); /* fills c->gx[k] for operands with c->needs[k] */
 
 typedef struct OpInfo {
@@ -148,9 +148,7 @@ typedef struct OpInfo {
     OpClass cls;
     ShapeFn shape;
     EvalFn eval;
-    EmitCFn emit_c;
     ScalarFn scalar;
-    const char *c_expr;
     VjpFn vjp;
 } OpInfo;
 

@@ -19,7 +19,7 @@
 
 #include "codegen/c/emit.h"
 #include "codegen/c/fused.h"
-#include "ir/ops/ops_impl.h"
+#include "codegen/c/ops/c_ops.h"
 #include "passes/plan_memory.h"
 #include "runtime/etch_rt.h"
 
@@ -192,7 +192,7 @@ void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slo
     StrBuf expr = {0};
     const char *ops3[3] = {operand[0].s ? operand[0].s : "", operand[1].s ? operand[1].s : "",
                            operand[2].s ? operand[2].s : ""};
-    ops_expand_template(&expr, op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
+    cemit_expand_template(&expr, c_op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
     /* a bool in a register is an int: GCC 12 does not vectorize a loop that
      * narrows a comparison of wide values to uint8_t (one-hot labels, masks) */
     const char *reg = x->dtype == DT_BOOL ? "int" : dtype_c_type(x->dtype);
@@ -247,9 +247,9 @@ static void emit_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     char var[ETCH_MAX_RANK][16], idx[256];
     for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
     char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
-    for (int l = 0; l < n_leaves; l++) ops_loops_index(&L, l, var, leaf_idx[l], sizeof leaf_idx[l]);
+    for (int l = 0; l < n_leaves; l++) cemit_loops_index(&L, l, var, leaf_idx[l], sizeof leaf_idx[l]);
     for (int m = 0; m < n_members; m++) cemit_group_member(e, g, members[m], leaf_slot, leaf_idx);
-    ops_loops_index(&L, -1, var, idx, sizeof idx);
+    cemit_loops_index(&L, -1, var, idx, sizeof idx);
     for (int m = 0; m < n_members; m++)
         if (mp->kind[members[m]] != STORE_REGISTER) cemit_line(e, "%s[%s] = v%d;", e->buf[members[m]], idx, members[m]);
     for (int r = 0; r < L.rank; r++) cemit_close(e);
@@ -424,7 +424,7 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
                    type_format(ty, sizeof ty, n->dtype, &n->shape), n->loc.file ? n->loc.file : "?", n->loc.line,
                    n->loc.col);
         e.indent++;
-        op_table[n->op].emit_c(&e, g, id);
+        c_op_table[n->op].emit(&e, g, id);
         e.indent--;
         cemit_line(&e, "}");
     }

@@ -155,7 +155,7 @@ double scalar_identity(const double *x) { return x[0]; }
 
 /* ---- loop structure shared by the kernel and the emitter ---- */
 
-static void elem_loops(const Graph *g, const Node *n, OpsLoops *L) {
+void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L) {
     const Shape *ins[3];
     for (int k = 0; k < n->n_in; k++) ins[k] = &g->nodes[n->in[k]].shape;
     ops_loops(&n->shape, ins, n->n_in, L);
@@ -173,7 +173,7 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
     const Node *n = &g->nodes[id];
     ScalarFn f = op_table[n->op].scalar;
     OpsLoops L;
-    elem_loops(g, n, &L);
+    elementwise_loops(g, n, &L);
     int64_t idx[ETCH_MAX_RANK] = {0}, off[3] = {0}, total = tensor_numel(out);
     /* the innermost merged dim runs as a plain loop; the odometer steps the rest */
     int inner = L.rank ? L.rank - 1 : 0;
@@ -200,26 +200,6 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
             idx[r] = 0;
         }
     }
-}
-
-void emit_elementwise(CEmitter *e, const Graph *g, int id) {
-    const Node *n = &g->nodes[id];
-    OpsLoops L;
-    elem_loops(g, n, &L);
-    char var[ETCH_MAX_RANK][16], idx[256];
-    for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
-    char operands[3][320];
-    for (int k = 0; k < n->n_in; k++) {
-        ops_loops_index(&L, k, var, idx, sizeof idx);
-        snprintf(operands[k], sizeof operands[k], "%s[%s]", e->buf[n->in[k]], idx);
-    }
-    ops_loops_index(&L, -1, var, idx, sizeof idx);
-    StrBuf expr = {0};
-    ops_expand_template(&expr, op_table[n->op].c_expr, (const char *const[]){operands[0], operands[1], operands[2]},
-                        dtype_c_type(n->dtype));
-    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], idx, dtype_c_type(n->dtype), expr.s);
-    sb_free(&expr);
-    for (int r = 0; r < L.rank; r++) cemit_close(e);
 }
 
 /* ---- vector-Jacobian rules ----
