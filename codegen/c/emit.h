@@ -21,8 +21,7 @@ typedef struct CEmitter {
     int n_defined, cap_defined;
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
     bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
-    void *driver;        /* the codegen driver's state (cemit_subgraph) */
-    const char *epilogue;/* while a fused product is emitted: its GEMM's epilogue (codegen/c/epilogue.c) */
+    struct EmitDriver *driver; /* the driver's state (emit_c.c), for cemit_subgraph */
 } CEmitter;
 
 /* Emits graph `body` (a scan's) as a static function of the model, placed in

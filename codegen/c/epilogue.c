@@ -123,9 +123,7 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
                type_format(ty, sizeof ty, g->nodes[root].dtype, &g->nodes[root].shape), mm);
     e->indent++;
     for (int q = 0; q < n_ptrs; q++) cemit_line(e, "%s_args.p%d = %s;", name, q, e->buf[ptr_node[q]]);
-    e->epilogue = name;
-    c_op_table[P->op].emit(e, g, mm);
-    e->epilogue = NULL;
+    emit_matmul_with(e, g, mm, name);
     e->indent--;
     cemit_line(e, "}");
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;

@@ -39,6 +39,9 @@ void emit_elementwise(CEmitter *e, const Graph *g, int id);
 /* reduce.c, matmul.c, layout.c, softmax.c */
 void emit_reduce(CEmitter *e, const Graph *g, int id);
 void emit_matmul(CEmitter *e, const Graph *g, int id);
+/* The same product with its GEMM applying epilogue (GemmDesc.epilogue) to each
+ * finished tile: a product fused with its consumers (codegen/c/epilogue.c). */
+void emit_matmul_with(CEmitter *e, const Graph *g, int id, const char *epilogue);
 void emit_reshape(CEmitter *e, const Graph *g, int id);
 void emit_transpose(CEmitter *e, const Graph *g, int id);
 void emit_softmax(CEmitter *e, const Graph *g, int id);

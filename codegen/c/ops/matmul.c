@@ -22,7 +22,9 @@ static bool batches_fold(const MatmulDims *md, bool trans_a) {
 
 /* Emits a call per batch (literal offsets) to a GEMM kernel specialized to
  * this shape (codegen/c/gemm.c). */
-void emit_matmul(CEmitter *e, const Graph *g, int id) {
+void emit_matmul(CEmitter *e, const Graph *g, int id) { emit_matmul_with(e, g, id, NULL); }
+
+void emit_matmul_with(CEmitter *e, const Graph *g, int id, const char *epilogue) {
     const Node *n = &g->nodes[id];
     MatmulDims md;
     matmul_dims(g, n, &md);
@@ -30,7 +32,7 @@ void emit_matmul(CEmitter *e, const Graph *g, int id) {
                    .trans_b = n->attr.trans_b, .ldc = md.n};
     gd.lda = gd.trans_a ? md.m : md.k; /* a transposed operand is stored [K, M] (resp. [N, K]) */
     gd.ldb = gd.trans_b ? md.k : md.n;
-    gd.epilogue = e->epilogue; /* set for a product fused with its consumers (2-D only, passes/fuse.c) */
+    gd.epilogue = epilogue; /* a product fused with its consumers (2-D only, passes/fuse.c) */
     const char *A = e->buf[n->in[0]], *B = e->buf[n->in[1]], *C = e->buf[id];
     if (batches_fold(&md, gd.trans_a)) {
         gd.m *= md.n_batch;
