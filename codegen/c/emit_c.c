@@ -19,6 +19,7 @@
 
 #include "codegen/c/emit.h"
 #include "codegen/c/fused.h"
+#include "ir/params.h"
 #include "codegen/c/ops/c_ops.h"
 #include "passes/plan_memory.h"
 #include "runtime/etch_rt.h"
@@ -29,10 +30,11 @@ typedef struct ParamTable {
     const Node **node; /* first node seen with that name (type and init) */
 } ParamTable;
 
+/* The runtime's enum constant for an IR dtype (ir_dtype_to_rt), as C text. */
 static const char *rt_dtype_enum(DType t) {
-    static const char *names[DT_COUNT] = {
-        [DT_F32] = "ETCH_F32", [DT_F64] = "ETCH_F64", [DT_I32] = "ETCH_I32", [DT_I64] = "ETCH_I64", [DT_BOOL] = "ETCH_BOOL"};
-    return names[t];
+    static const char *names[ETCH_DTYPE_COUNT] = {[ETCH_F32] = "ETCH_F32", [ETCH_F64] = "ETCH_F64", [ETCH_I32] = "ETCH_I32",
+                                                  [ETCH_I64] = "ETCH_I64", [ETCH_BOOL] = "ETCH_BOOL", [ETCH_U8] = "ETCH_U8"};
+    return names[ir_dtype_to_rt(t)];
 }
 
 /* "fc1.weight" -> "fc1_weight": a C identifier fragment. */
