@@ -4,8 +4,8 @@
 #include "ir/ops/ops_impl.h"
 
 const OpInfo op_table[OP_COUNT] = {
-#define OP(e, nm, ar, cl, sh, ev, sc, vj) \
-    [OP_##e] = {.name = nm, .arity = ar, .cls = cl, .shape = sh, .eval = ev, .scalar = sc, .vjp = vj},
+#define OP(e, nm, ar, cl, at, sh, ev, sc, vj) \
+    [OP_##e] = {.name = nm, .arity = ar, .cls = cl, .attrs = at, .shape = sh, .eval = ev, .scalar = sc, .vjp = vj},
 #include "ir/ops.def"
 #undef OP
 };

@@ -38,7 +38,7 @@ void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slo
     StrBuf expr = {0};
     const char *ops3[3] = {operand[0].s ? operand[0].s : "", operand[1].s ? operand[1].s : "",
                            operand[2].s ? operand[2].s : ""};
-    cemit_expand_template(&expr, c_op_table[x->op].c_expr, ops3, dtype_c_type(x->dtype));
+    cemit_expand_template(&expr, c_op_table[x->op].c_expr, ops3, x);
     /* a bool in a register is an int: GCC 12 does not vectorize a loop that
      * narrows a comparison of wide values to uint8_t (one-hot labels, masks) */
     const char *reg = x->dtype == DT_BOOL ? "int" : dtype_c_type(x->dtype);

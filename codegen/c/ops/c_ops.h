@@ -27,8 +27,10 @@ extern const COpEmitter c_op_table[OP_COUNT];
 /* The index expression of operand k ("i0 * 784 + i1"; "0" for a scalar), or of
  * the dense output when k < 0, over loop variables vars[0..rank). */
 void cemit_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, size_t n);
-/* Appends template tmpl with $k replaced by operands[k] and $T by ctype. */
-void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype);
+/* Appends template tmpl with $k replaced by operands[k], $T by the C type of
+ * node n's result and $V by its attr.value as a literal of that type (an
+ * op's scalar attribute, e.g. leaky_relu's slope). */
+void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const Node *n);
 
 /* source.c */
 void emit_source(CEmitter *e, const Graph *g, int id);

@@ -19,8 +19,7 @@ void emit_elementwise(CEmitter *e, const Graph *g, int id) {
     }
     cemit_loops_index(&L, -1, var, idx, sizeof idx);
     StrBuf expr = {0};
-    cemit_expand_template(&expr, c_op_table[n->op].c_expr, (const char *const[]){operands[0], operands[1], operands[2]},
-                        dtype_c_type(n->dtype));
+    cemit_expand_template(&expr, c_op_table[n->op].c_expr, (const char *const[]){operands[0], operands[1], operands[2]}, n);
     cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], idx, dtype_c_type(n->dtype), expr.s);
     sb_free(&expr);
     for (int r = 0; r < L.rank; r++) cemit_close(e);
@@ -40,13 +39,19 @@ void cemit_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, si
     if (!len) snprintf(buf, n, "0");
 }
 
-void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype) {
+void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const Node *n) {
+    const char *ctype = dtype_c_type(n->dtype);
     for (const char *p = tmpl; *p; p++) {
         if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
             sb_puts(b, operands[p[1] - '0']);
             p++;
         } else if (p[0] == '$' && p[1] == 'T') {
             sb_puts(b, ctype);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'V') {
+            char lit[64];
+            cemit_literal(lit, sizeof lit, n->attr.value, n->dtype);
+            sb_puts(b, lit);
             p++;
         } else {
             sb_printf(b, "%c", *p);
