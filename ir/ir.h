@@ -7,8 +7,10 @@
  * location it came from. Operands always precede their users (ids increase),
  * so the node array is already a topological order.
  *
- * What each op means, its shape rule, reference kernel and C emitter live in
- * one table, op_table[], generated from ops.def. */
+ * What each op means (its shape rule, reference kernel, scalar reference and
+ * VJP rule) lives in one table, op_table[], generated from ops.def. How an op
+ * runs on a target is not the IR's business: backends keep their own tables
+ * indexed by OpKind (codegen/backend.h). */
 #ifndef ETCH_IR_H
 #define ETCH_IR_H
 
@@ -39,7 +41,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum OpKind {
-#define OP(e, name, arity, cls, shape, eval, emit_c, scalar, c_expr, vjp) OP_##e,
+#define OP(e, name, arity, cls, attrs, shape, eval, scalar, vjp) OP_##e,
 #include "ir/ops.def"
 #undef OP
     OP_COUNT
@@ -133,24 +135,53 @@ typedef struct Graph {
 /* ---- the op table ------------------------------------------------------- */
 
 typedef struct Tensor Tensor;   /* ir/tensor.h */
-typedef struct CEmitter CEmitter; /* codegen/c/emit.h */
 
 typedef bool (*ShapeFn)(Graph *g, Node *n, Diag *d);
 typedef void (*EvalFn)(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-typedef void (*EmitCFn)(CEmitter *e, const Graph *g, int id);
-typedef double (*ScalarFn)(const double *x);
-typedef struct VjpCtx VjpCtx; /* passes/autodiff.h */
+/* An elementwise op's value at one element: operands x[], attributes a. */
+typedef double (*ScalarFn)(const double *x, const NodeAttrs *a);
+typedef struct VjpCtx VjpCtx; /* ir/vjp.h */
 typedef void (*VjpFn)(VjpCtx *c); /* fills c->gx[k] for operands with c->needs[k] */
+
+/* Attribute keys: the NodeAttrs fields an op reads, as spelled in the textual
+ * IR. An op's row in ops.def names its keys (the attrs column); that drives
+ * the textual IR's printer and parser and CSE's equality (ir/attrs.c), so an
+ * op whose attributes use existing keys needs nothing else. */
+typedef enum AttrKey {
+    ATTR_INIT = 1u << 0,      /* param: init (ParamInit) */
+    ATTR_FROZEN = 1u << 1,    /* param: frozen (printed when true) */
+    ATTR_VALUE = 1u << 2,     /* const: every element; pad: the fill; leaky_relu: the negative slope */
+    ATTR_AXES = 1u << 3,      /* reduce: axes (n_axes, axes) */
+    ATTR_KEEPDIMS = 1u << 4,  /* reduce: keepdims (always printed) */
+    ATTR_PERM = 1u << 5,      /* transpose: perm (n_axes, axes) */
+    ATTR_AXIS = 1u << 6,      /* iota, softmax, slice, concat: axis */
+    ATTR_TRANS_A = 1u << 7,   /* matmul: trans_a (printed when true) */
+    ATTR_TRANS_B = 1u << 8,   /* matmul: trans_b (printed when true) */
+    ATTR_GROUP = 1u << 9,     /* fusion group (passes/fuse.c); not in op rows: any op but param and scan */
+    ATTR_KERNEL = 1u << 10,   /* pools: conv.kernel [kh, kw] */
+    ATTR_STRIDE = 1u << 11,   /* conv2d, pools and their backward ops: conv.stride */
+    ATTR_PADDING = 1u << 12,  /* same: conv.pad */
+    ATTR_DILATION = 1u << 13, /* conv2d ops: conv.dilation */
+    ATTR_GROUPS = 1u << 14,   /* conv2d ops: conv.groups */
+    ATTR_START = 1u << 15,    /* slice */
+    ATTR_LENGTH = 1u << 16,   /* slice */
+    ATTR_BEFORE = 1u << 17,   /* pad: pad_before, one per dim */
+    ATTR_AFTER = 1u << 18,    /* pad: pad_after */
+    ATTR_SEED = 1u << 19,     /* random_uniform */
+    ATTR_CARRIES = 1u << 20,  /* scan: n_carry */
+    ATTR_XS = 1u << 21,       /* scan: n_xs */
+    ATTR_REVERSE = 1u << 22,  /* scan (printed when true) */
+} AttrKey;
+enum { ATTR_N_KEYS = 23 };
 
 typedef struct OpInfo {
     const char *name;
     int arity; /* -1: any number up to ETCH_MAX_OPERANDS (scan) */
     OpClass cls;
+    unsigned attrs; /* AttrKey bits: the attributes the op reads */
     ShapeFn shape;
     EvalFn eval;
-    EmitCFn emit_c;
     ScalarFn scalar;
-    const char *c_expr;
     VjpFn vjp;
 } OpInfo;
 
@@ -167,6 +198,14 @@ bool reduce_axes_trailing(const Node *n, int rank, int *first);
 bool op_arity_ok(OpKind op, int n);
 /* Looks an op up by its textual-IR name; returns OP_COUNT if unknown. */
 OpKind op_from_name(const char *name);
+
+/* ---- attributes (ir/attrs.c), driven by the attrs column ---- */
+/* The keys the textual IR accepts for op: its attrs column, plus the fusion
+ * group for every op but param and scan. */
+unsigned attr_keys_allowed(OpKind op);
+/* True when a and b (same op) agree on every attribute of the op, the fusion
+ * group and the body graph: what CSE compares besides operands and type. */
+bool attr_equal(const Node *a, const Node *b);
 
 /* ---- dtypes and shapes -------------------------------------------------- */
 

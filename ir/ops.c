@@ -1,12 +1,11 @@
 /* ops.c: the op table, expanded from ops.def, plus helpers the op families share. */
-#include <stdio.h>
 #include <string.h>
 
 #include "ir/ops/ops_impl.h"
 
 const OpInfo op_table[OP_COUNT] = {
-#define OP(e, nm, ar, cl, sh, ev, em, sc, cx, vj) \
-    [OP_##e] = {.name = nm, .arity = ar, .cls = cl, .shape = sh, .eval = ev, .emit_c = em, .scalar = sc, .c_expr = cx, .vjp = vj},
+#define OP(e, nm, ar, cl, at, sh, ev, sc, vj) \
+    [OP_##e] = {.name = nm, .arity = ar, .cls = cl, .attrs = at, .shape = sh, .eval = ev, .scalar = sc, .vjp = vj},
 #include "ir/ops.def"
 #undef OP
 };
@@ -75,34 +74,6 @@ void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L) {
             L->dim[L->rank] = d;
             for (int k = 0; k < n; k++) L->stride[k][L->rank] = st[k][i];
             L->rank++;
-        }
-    }
-}
-
-void ops_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, size_t n) {
-    size_t len = 0;
-    int64_t dense = 1;
-    buf[0] = 0;
-    for (int r = L->rank - 1; r >= 0; r--) {
-        int64_t s = k < 0 ? dense : L->stride[k][r];
-        dense *= L->dim[r];
-        if (!s) continue;
-        if (s == 1) len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? " + " : "", vars[r]);
-        else len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s * %lld", len ? " + " : "", vars[r], (long long)s);
-    }
-    if (!len) snprintf(buf, n, "0");
-}
-
-void ops_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype) {
-    for (const char *p = tmpl; *p; p++) {
-        if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
-            sb_puts(b, operands[p[1] - '0']);
-            p++;
-        } else if (p[0] == '$' && p[1] == 'T') {
-            sb_puts(b, ctype);
-            p++;
-        } else {
-            sb_printf(b, "%c", *p);
         }
     }
 }

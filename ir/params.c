@@ -48,10 +48,15 @@ Tensor **params_init(const Graph *g, uint64_t seed) {
     return out;
 }
 
-static etch_dtype to_rt(DType t) {
-    static const etch_dtype m[DT_COUNT] = {[DT_F32] = ETCH_F32, [DT_F64] = ETCH_F64, [DT_I32] = ETCH_I32,
+static const etch_dtype rt_of[DT_COUNT] = {[DT_F32] = ETCH_F32, [DT_F64] = ETCH_F64, [DT_I32] = ETCH_I32,
                                            [DT_I64] = ETCH_I64, [DT_BOOL] = ETCH_BOOL};
-    return m[t];
+
+etch_dtype ir_dtype_to_rt(DType t) { return rt_of[t]; }
+
+DType ir_dtype_from_rt(etch_dtype t) {
+    for (int i = 0; i < DT_COUNT; i++)
+        if (rt_of[i] == t) return (DType)i;
+    return DT_COUNT;
 }
 
 Tensor **params_load(const Graph *g, const char *path, Diag *d) {
@@ -66,7 +71,7 @@ Tensor **params_load(const Graph *g, const char *path, Diag *d) {
     for (int i = 0; i < g->n_params; i++) {
         const Node *n = &g->nodes[g->params[i]];
         const void *src;
-        if (etch_st_expect(&f, path, n->attr.name, to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
+        if (etch_st_expect(&f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
                            sizeof err)) {
             diag_error_plain(d, "%s", err);
             params_free(g, out);
@@ -87,7 +92,7 @@ bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *
     for (int i = 0; i < g->n_params; i++) {
         const Node *n = &g->nodes[g->params[i]];
         names[i] = n->attr.name;
-        arrays[i] = (etch_array){.dtype = to_rt(n->dtype), .rank = n->shape.rank, .data = values[i]->data};
+        arrays[i] = (etch_array){.dtype = ir_dtype_to_rt(n->dtype), .rank = n->shape.rank, .data = values[i]->data};
         memcpy(arrays[i].dim, n->shape.dim, sizeof n->shape.dim);
     }
     char err[1024];

@@ -10,6 +10,7 @@
 #define ETCH_PARAMS_H
 
 #include "ir/tensor.h"
+#include "runtime/etch_rt.h"
 
 #define ETCH_DEFAULT_SEED 0
 
@@ -21,5 +22,11 @@ Tensor **params_load(const Graph *g, const char *path, Diag *d);
 /* Writes the parameters (and optionally extra named tensors) atomically. */
 bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d);
 void params_free(const Graph *g, Tensor **values);
+
+/* The one mapping between IR dtypes and the runtime's file dtypes (npy,
+ * safetensors, the emitted tensor tables). ir_dtype_from_rt gives DT_COUNT
+ * for a runtime dtype the IR lacks (ETCH_U8). */
+etch_dtype ir_dtype_to_rt(DType t);
+DType ir_dtype_from_rt(etch_dtype t);
 
 #endif

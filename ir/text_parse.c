@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ir.h"
+#include "ir/attrs.h"
 
 typedef enum TokKind { TK_EOF, TK_IDENT, TK_VALUE, TK_STRING, TK_NUMBER, TK_PUNCT } TokKind;
 
@@ -260,70 +260,11 @@ static bool parse_type(Parser *P, DType *t, Shape *s) {
     return lex_next(P);
 }
 
-/* Attribute keys and which ops accept / require them. */
-enum {
-    AK_INIT = 1 << 0,
-    AK_FROZEN = 1 << 1,
-    AK_VALUE = 1 << 2,
-    AK_AXES = 1 << 3,
-    AK_KEEPDIMS = 1 << 4,
-    AK_PERM = 1 << 5,
-    AK_AXIS = 1 << 6,
-    AK_TRANS_A = 1 << 7,
-    AK_TRANS_B = 1 << 8,
-    AK_GROUP = 1 << 9,
-    AK_KERNEL = 1 << 10,   /* pools: [kh, kw] */
-    AK_STRIDE = 1 << 11,   /* conv2d, pools and their backward ops: [sh, sw] */
-    AK_PADDING = 1 << 12,  /* same: [ph, pw] */
-    AK_DILATION = 1 << 13, /* conv2d ops: [dh, dw] */
-    AK_GROUPS = 1 << 14,   /* conv2d ops */
-    AK_START = 1 << 15,    /* slice */
-    AK_LENGTH = 1 << 16,   /* slice */
-    AK_BEFORE = 1 << 17,   /* pad */
-    AK_AFTER = 1 << 18,    /* pad */
-    AK_SEED = 1 << 19,     /* random_uniform */
-    AK_CARRIES = 1 << 20,  /* scan */
-    AK_XS = 1 << 21,       /* scan */
-    AK_REVERSE = 1 << 22,  /* scan */
-};
-static const char *const attr_names[] = {"init", "frozen", "value", "axes", "keepdims", "perm", "axis",
-                                         "transpose_a", "transpose_b", "group", "kernel", "stride",
-                                         "padding", "dilation", "groups", "start", "length", "before",
-                                         "after", "seed", "carries", "xs", "reverse"};
-enum { N_ATTR_KEYS = sizeof attr_names / sizeof attr_names[0] };
-
-static unsigned attrs_allowed(OpKind op) {
-    switch (op) {
-    case OP_PARAM: return AK_INIT | AK_FROZEN;
-    case OP_CONST: return AK_VALUE | AK_GROUP;
-    case OP_REDUCE_SUM:
-    case OP_REDUCE_MAX:
-    case OP_REDUCE_MEAN: return AK_AXES | AK_KEEPDIMS | AK_GROUP;
-    case OP_TRANSPOSE: return AK_PERM | AK_GROUP;
-    case OP_IOTA:
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: return AK_AXIS | AK_GROUP;
-    case OP_MATMUL: return AK_TRANS_A | AK_TRANS_B | AK_GROUP;
-    case OP_CONV2D:
-    case OP_CONV2D_BWD_INPUT:
-    case OP_CONV2D_BWD_WEIGHT: return AK_STRIDE | AK_PADDING | AK_DILATION | AK_GROUPS | AK_GROUP;
-    case OP_MAX_POOL2D:
-    case OP_AVG_POOL2D:
-    case OP_MAX_POOL2D_BWD:
-    case OP_AVG_POOL2D_BWD: return AK_KERNEL | AK_STRIDE | AK_PADDING | AK_GROUP;
-    case OP_SLICE: return AK_AXIS | AK_START | AK_LENGTH | AK_GROUP;
-    case OP_CONCAT: return AK_AXIS | AK_GROUP;
-    case OP_PAD: return AK_BEFORE | AK_AFTER | AK_VALUE | AK_GROUP;
-    case OP_RANDOM_UNIFORM: return AK_SEED | AK_GROUP;
-    case OP_SCAN: return AK_CARRIES | AK_XS | AK_REVERSE;
-    default: return AK_GROUP; /* any op may belong to a fusion group */
-    }
-}
 /* Keys without a sensible default; the others default to zeros/false. */
 static unsigned attrs_required(OpKind op) {
-    return attrs_allowed(op) &
-           (AK_VALUE | AK_AXES | AK_PERM | AK_AXIS | AK_KERNEL | AK_STRIDE | AK_PADDING | AK_DILATION | AK_GROUPS |
-            AK_START | AK_LENGTH | AK_BEFORE | AK_AFTER | AK_SEED | AK_CARRIES | AK_XS);
+    return attr_keys_allowed(op) &
+           (ATTR_VALUE | ATTR_AXES | ATTR_PERM | ATTR_AXIS | ATTR_KERNEL | ATTR_STRIDE | ATTR_PADDING | ATTR_DILATION | ATTR_GROUPS |
+            ATTR_START | ATTR_LENGTH | ATTR_BEFORE | ATTR_AFTER | ATTR_SEED | ATTR_CARRIES | ATTR_XS);
 }
 
 /* "[" [int {"," int}] "]" into out[0..ETCH_MAX_RANK) (pad amounts; missing entries are 0). */
@@ -416,9 +357,9 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
         if (P->tok.kind != TK_IDENT) return parse_expected(P, "an attribute name");
         unsigned key = 0;
         const char *name = NULL;
-        for (int k = 0; k < N_ATTR_KEYS; k++)
-            if (tok_is(P, attr_names[k])) key = 1u << k, name = attr_names[k];
-        if (!(key & attrs_allowed(op)))
+        for (int k = 0; k < ATTR_N_KEYS; k++)
+            if (tok_is(P, attr_specs[k].name)) key = 1u << k, name = attr_specs[k].name;
+        if (!(key & attr_keys_allowed(op)))
             return diag_error(P->d, P->tok.loc, "unknown attribute '%.*s' for '%s'", (int)P->tok.len, P->tok.text,
                               opname);
         if (*seen & key) return diag_error(P->d, P->tok.loc, "duplicate attribute '%s'", name);
@@ -429,47 +370,47 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
         int64_t v = 0;
         bool ok = true;
         switch (key) {
-        case AK_INIT: ok = parse_init(P, &attr->init); break;
-        case AK_FROZEN: ok = parse_bool(P, name, &attr->frozen); break;
-        case AK_KEEPDIMS: ok = parse_bool(P, name, &attr->keepdims); break;
-        case AK_TRANS_A: ok = parse_bool(P, name, &attr->trans_a); break;
-        case AK_TRANS_B: ok = parse_bool(P, name, &attr->trans_b); break;
-        case AK_GROUP:
+        case ATTR_INIT: ok = parse_init(P, &attr->init); break;
+        case ATTR_FROZEN: ok = parse_bool(P, name, &attr->frozen); break;
+        case ATTR_KEEPDIMS: ok = parse_bool(P, name, &attr->keepdims); break;
+        case ATTR_TRANS_A: ok = parse_bool(P, name, &attr->trans_a); break;
+        case ATTR_TRANS_B: ok = parse_bool(P, name, &attr->trans_b); break;
+        case ATTR_GROUP:
             ok = parse_int(P, 1, INT_MAX, "a positive group number", &v);
             attr->group = ok ? (int)v : 0;
             break;
-        case AK_VALUE: ok = parse_double(P, "a number for 'value'", &attr->value); break;
-        case AK_AXES:
-        case AK_PERM: ok = parse_axis_list(P, name, attr); break;
-        case AK_AXIS:
+        case ATTR_VALUE: ok = parse_double(P, "a number for 'value'", &attr->value); break;
+        case ATTR_AXES:
+        case ATTR_PERM: ok = parse_axis_list(P, name, attr); break;
+        case ATTR_AXIS:
             ok = parse_int(P, INT_MIN, INT_MAX, "an axis", &v);
             attr->axis = ok ? (int)v : 0;
             break;
-        case AK_KERNEL: ok = parse_pair(P, name, attr->conv.kernel); break;
-        case AK_STRIDE: ok = parse_pair(P, name, attr->conv.stride); break;
-        case AK_PADDING: ok = parse_pair(P, name, attr->conv.pad); break;
-        case AK_DILATION: ok = parse_pair(P, name, attr->conv.dilation); break;
-        case AK_GROUPS:
+        case ATTR_KERNEL: ok = parse_pair(P, name, attr->conv.kernel); break;
+        case ATTR_STRIDE: ok = parse_pair(P, name, attr->conv.stride); break;
+        case ATTR_PADDING: ok = parse_pair(P, name, attr->conv.pad); break;
+        case ATTR_DILATION: ok = parse_pair(P, name, attr->conv.dilation); break;
+        case ATTR_GROUPS:
             ok = parse_int(P, INT_MIN, INT_MAX, "a number of groups", &v);
             attr->conv.groups = ok ? (int)v : 0;
             break;
-        case AK_START: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'start'", &attr->start); break;
-        case AK_LENGTH: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'length'", &attr->length); break;
-        case AK_BEFORE: ok = parse_i64_list(P, name, attr->pad_before); break;
-        case AK_AFTER: ok = parse_i64_list(P, name, attr->pad_after); break;
-        case AK_SEED:
+        case ATTR_START: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'start'", &attr->start); break;
+        case ATTR_LENGTH: ok = parse_int(P, INT64_MIN, INT64_MAX, "an integer for 'length'", &attr->length); break;
+        case ATTR_BEFORE: ok = parse_i64_list(P, name, attr->pad_before); break;
+        case ATTR_AFTER: ok = parse_i64_list(P, name, attr->pad_after); break;
+        case ATTR_SEED:
             ok = parse_int(P, 0, INT64_MAX, "a seed", &v);
             attr->seed = ok ? (uint64_t)v : 0;
             break;
-        case AK_CARRIES:
+        case ATTR_CARRIES:
             ok = parse_int(P, 0, ETCH_MAX_OPERANDS, "a number of carries", &v);
             attr->n_carry = ok ? (int)v : 0;
             break;
-        case AK_XS:
+        case ATTR_XS:
             ok = parse_int(P, 0, ETCH_MAX_OPERANDS, "a number of sequences", &v);
             attr->n_xs = ok ? (int)v : 0;
             break;
-        case AK_REVERSE: ok = parse_bool(P, name, &attr->reverse); break;
+        case ATTR_REVERSE: ok = parse_bool(P, name, &attr->reverse); break;
         }
         if (!ok) return false;
     }
@@ -574,7 +515,7 @@ static bool parse_node(Parser *P) {
     unsigned seen = 0;
     char what[128];
     snprintf(ctx, sizeof ctx, "after %s'%s'", after, info->name);
-    if (attrs_allowed(op)) {
+    if (attr_keys_allowed(op)) {
         if (tok_is(P, "{")) {
             if (!parse_attrs(P, op, &n.attr, &seen)) return false;
             snprintf(ctx, sizeof ctx, "after the attributes of '%s'", info->name);
@@ -587,9 +528,9 @@ static bool parse_node(Parser *P) {
     }
     if (!tok_is(P, ":")) return parse_expected(P, what);
     unsigned missing = attrs_required(op) & ~seen;
-    for (int k = 0; k < N_ATTR_KEYS; k++)
+    for (int k = 0; k < ATTR_N_KEYS; k++)
         if (missing & (1u << k))
-            return diag_error(P->d, op_loc, "'%s' requires attribute '%s'", info->name, attr_names[k]);
+            return diag_error(P->d, op_loc, "'%s' requires attribute '%s'", info->name, attr_specs[k].name);
     if (!lex_next(P)) return false;
     SrcLoc type_loc = P->tok.loc;
     DType dtype = DT_COUNT;

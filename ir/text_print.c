@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ir.h"
+#include "ir/attrs.h"
 #include "ir/strbuf.h"
 
 /* Column at which the "@ location" part starts when the node text is shorter;
@@ -109,85 +109,37 @@ static void print_init(StrBuf *b, const ParamInit *in) {
     sb_printf(b, "?%d", (int)in->kind);
 }
 
-/* The "{...}" block: only the attributes that mean something for n's op, in a
- * fixed order, so two graphs that behave alike print alike. A fusion group
- * (any op) comes last. */
+/* The "{...}" block: only the attributes that mean something for n's op
+ * (its attrs column, ops.def), in a fixed order (attr_print_order), so two
+ * graphs that behave alike print alike. A fusion group (any op) comes last. */
 static void print_attrs(StrBuf *b, const Node *n) {
     int n_axes = n->attr.n_axes < 0 ? 0 : n->attr.n_axes > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->attr.n_axes;
+    int rank = n->shape.rank < 0 ? 0 : n->shape.rank > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->shape.rank;
+    unsigned keys = ((unsigned)n->op < OP_COUNT ? op_table[n->op].attrs : 0u) | (n->attr.group ? (unsigned)ATTR_GROUP : 0u);
     size_t start = b->len;
-    switch (n->op) {
-    case OP_PARAM:
-        sb_puts(b, ", init = ");
-        print_init(b, &n->attr.init);
-        if (n->attr.frozen) sb_puts(b, ", frozen = true");
-        break;
-    case OP_CONST:
-        sb_puts(b, ", value = ");
-        print_double(b, n->attr.value);
-        break;
-    case OP_REDUCE_SUM:
-    case OP_REDUCE_MAX:
-    case OP_REDUCE_MEAN:
-        sb_puts(b, ", axes = ");
-        print_int_list(b, n->attr.axes, n_axes);
-        sb_printf(b, ", keepdims = %s", n->attr.keepdims ? "true" : "false");
-        break;
-    case OP_TRANSPOSE:
-        sb_puts(b, ", perm = ");
-        print_int_list(b, n->attr.axes, n_axes);
-        break;
-    case OP_MATMUL:
-        if (n->attr.trans_a) sb_puts(b, ", transpose_a = true");
-        if (n->attr.trans_b) sb_puts(b, ", transpose_b = true");
-        break;
-    case OP_IOTA:
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: sb_printf(b, ", axis = %d", n->attr.axis); break;
-    case OP_CONV2D:
-    case OP_CONV2D_BWD_INPUT:
-    case OP_CONV2D_BWD_WEIGHT:
-        sb_puts(b, ", stride = ");
-        print_int_list(b, n->attr.conv.stride, 2);
-        sb_puts(b, ", padding = ");
-        print_int_list(b, n->attr.conv.pad, 2);
-        sb_puts(b, ", dilation = ");
-        print_int_list(b, n->attr.conv.dilation, 2);
-        sb_printf(b, ", groups = %d", n->attr.conv.groups);
-        break;
-    case OP_MAX_POOL2D:
-    case OP_AVG_POOL2D:
-    case OP_MAX_POOL2D_BWD:
-    case OP_AVG_POOL2D_BWD:
-        sb_puts(b, ", kernel = ");
-        print_int_list(b, n->attr.conv.kernel, 2);
-        sb_puts(b, ", stride = ");
-        print_int_list(b, n->attr.conv.stride, 2);
-        sb_puts(b, ", padding = ");
-        print_int_list(b, n->attr.conv.pad, 2);
-        break;
-    case OP_SLICE:
-        sb_printf(b, ", axis = %d, start = %lld, length = %lld", n->attr.axis, (long long)n->attr.start,
-                  (long long)n->attr.length);
-        break;
-    case OP_CONCAT: sb_printf(b, ", axis = %d", n->attr.axis); break;
-    case OP_PAD: {
-        int rank = n->shape.rank < 0 ? 0 : n->shape.rank > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->shape.rank;
-        sb_puts(b, ", before = ");
-        print_i64_list(b, n->attr.pad_before, rank);
-        sb_puts(b, ", after = ");
-        print_i64_list(b, n->attr.pad_after, rank);
-        sb_puts(b, ", value = ");
-        print_double(b, n->attr.value);
-        break;
+    for (int i = 0; i < ATTR_N_KEYS; i++) {
+        int k = attr_print_order[i];
+        if (!(keys >> k & 1u)) continue;
+        const AttrSpec *s = &attr_specs[k];
+        const void *f = attr_field(&n->attr, k);
+        if (s->shape == AS_BOOL) {
+            if (*(const bool *)f) sb_printf(b, ", %s = true", s->name);
+            continue;
+        }
+        sb_printf(b, ", %s = ", s->name);
+        switch (s->shape) {
+        case AS_BOOL:
+        case AS_BOOL_ALWAYS: sb_puts(b, *(const bool *)f ? "true" : "false"); break;
+        case AS_INT: sb_printf(b, "%d", *(const int *)f); break;
+        case AS_I64: sb_printf(b, "%lld", (long long)*(const int64_t *)f); break;
+        case AS_U64: sb_printf(b, "%llu", (unsigned long long)*(const uint64_t *)f); break;
+        case AS_DOUBLE: print_double(b, *(const double *)f); break;
+        case AS_PAIR: print_int_list(b, f, 2); break;
+        case AS_AXES: print_int_list(b, n->attr.axes, n_axes); break;
+        case AS_RANK_LIST: print_i64_list(b, f, rank); break;
+        case AS_INIT: print_init(b, f); break;
+        }
     }
-    case OP_RANDOM_UNIFORM: sb_printf(b, ", seed = %llu", (unsigned long long)n->attr.seed); break;
-    case OP_SCAN:
-        sb_printf(b, ", carries = %d, xs = %d", n->attr.n_carry, n->attr.n_xs);
-        if (n->attr.reverse) sb_puts(b, ", reverse = true");
-        break;
-    default: break;
-    }
-    if (n->attr.group) sb_printf(b, ", group = %d", n->attr.group);
     if (b->len > start) { /* turn the leading ", " into " {" and close */
         b->s[start] = ' ';
         b->s[start + 1] = '{';

@@ -9,72 +9,6 @@
 #include "passes/autodiff.h"
 
 #include <stdlib.h>
-#include <string.h>
-
-/* ---- builders: every node gets the location of the node being differentiated ---- */
-
-static int ad_op(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *at) {
-    if (c->failed) return -1;
-    int id = graph_add_op(c->g, op, ins, n, at, c->g->nodes[c->id].loc, c->d);
-    if (id < 0) c->failed = true;
-    return id;
-}
-
-int ad_node(VjpCtx *c, OpKind op, const int *ins, int n, const NodeAttrs *attrs) { return ad_op(c, op, ins, n, attrs); }
-int ad_unary(VjpCtx *c, OpKind op, int x) { return ad_op(c, op, (int[]){x}, 1, NULL); }
-int ad_binary(VjpCtx *c, OpKind op, int a, int b) { return ad_op(c, op, (int[]){a, b}, 2, NULL); }
-int ad_where(VjpCtx *c, int cond, int a, int b) { return ad_op(c, OP_WHERE, (int[]){cond, a, b}, 3, NULL); }
-
-int ad_scalar(VjpCtx *c, double v, int like) {
-    if (c->failed) return -1;
-    NodeAttrs at = {.value = v, .dtype = c->g->nodes[like].dtype};
-    return ad_op(c, OP_CONST, NULL, 0, &at);
-}
-
-int ad_cast(VjpCtx *c, int x, DType t) {
-    if (c->failed) return -1;
-    if (c->g->nodes[x].dtype == t) return x;
-    return ad_op(c, OP_CAST, (int[]){x}, 1, &(NodeAttrs){.dtype = t});
-}
-
-int ad_reshape(VjpCtx *c, int x, Shape s) {
-    if (c->failed) return -1;
-    if (shape_equal(&c->g->nodes[x].shape, &s)) return x;
-    return ad_op(c, OP_RESHAPE, (int[]){x}, 1, &(NodeAttrs){.shape = s});
-}
-
-int ad_broadcast(VjpCtx *c, int x, Shape s) {
-    if (c->failed) return -1;
-    if (shape_equal(&c->g->nodes[x].shape, &s)) return x;
-    return ad_op(c, OP_BROADCAST, (int[]){x}, 1, &(NodeAttrs){.shape = s});
-}
-
-int ad_transpose(VjpCtx *c, int x, const int *perm) {
-    if (c->failed) return -1;
-    NodeAttrs at = {.n_axes = c->g->nodes[x].shape.rank};
-    memcpy(at.axes, perm, sizeof(int) * (size_t)at.n_axes);
-    return ad_op(c, OP_TRANSPOSE, (int[]){x}, 1, &at);
-}
-
-int ad_reduce(VjpCtx *c, OpKind op, int x, const int *axes, int n_axes, bool keepdims) {
-    if (c->failed) return -1;
-    NodeAttrs at = {.n_axes = n_axes, .keepdims = keepdims};
-    memcpy(at.axes, axes, sizeof(int) * (size_t)n_axes);
-    return ad_op(c, op, (int[]){x}, 1, &at);
-}
-
-int ad_matmul(VjpCtx *c, int a, int b) { return ad_binary(c, OP_MATMUL, a, b); }
-
-int ad_unbroadcast(VjpCtx *c, int g, const Shape *s) {
-    if (c->failed) return -1;
-    const Shape gs = c->g->nodes[g].shape;
-    if (shape_equal(&gs, s)) return g;
-    int axes[ETCH_MAX_RANK], n = 0, off = gs.rank - s->rank;
-    for (int i = 0; i < gs.rank; i++)
-        if (i < off || (s->dim[i - off] == 1 && gs.dim[i] != 1)) axes[n++] = i;
-    int r = n ? ad_reduce(c, OP_REDUCE_SUM, g, axes, n, true) : g;
-    return ad_reshape(c, r, *s);
-}
 
 /* ---- the pass ---- */
 
@@ -88,7 +22,7 @@ bool autodiff(Graph *g, int loss, const int *wrt, int n_wrt, int *grads, Diag *d
                           type_format(t, sizeof t, L->dtype, &L->shape));
     }
     VjpCtx seed = {.g = g, .d = d, .id = loss};
-    int one = ad_op(&seed, OP_CONST, NULL, 0, &(NodeAttrs){.value = 1, .dtype = L->dtype, .shape = L->shape});
+    int one = ad_node(&seed, OP_CONST, NULL, 0, &(NodeAttrs){.value = 1, .dtype = L->dtype, .shape = L->shape});
     return one >= 0 && autodiff_seeded(g, &loss, &one, 1, wrt, n_wrt, grads, d);
 }
 
@@ -127,7 +61,7 @@ bool autodiff_seeded(Graph *g, const int *outs, const int *seeds, int n_out, con
         if (grad[id] < 0 || !from_wrt[id] || !to_loss[id]) continue;
         Node *x = &g->nodes[id];
         if (x->n_in == 0) continue;
-        VjpCtx c = {.g = g, .d = d, .id = id, .gy = grad[id]};
+        VjpCtx c = {.g = g, .d = d, .id = id, .gy = grad[id], .differentiate = autodiff_seeded};
         bool any = false;
         for (int k = 0; k < x->n_in; k++) {
             c.needs[k] = from_wrt[x->in[k]];
@@ -161,7 +95,7 @@ bool autodiff_seeded(Graph *g, const int *outs, const int *seeds, int n_out, con
         else if (grad[wrt[i]] >= 0) grads[i] = grad[wrt[i]];
         else {
             VjpCtx z = {.g = g, .d = d, .id = wrt[i]};
-            grads[i] = ad_op(&z, OP_CONST, NULL, 0, &(NodeAttrs){.value = 0, .dtype = w->dtype, .shape = w->shape});
+            grads[i] = ad_node(&z, OP_CONST, NULL, 0, &(NodeAttrs){.value = 0, .dtype = w->dtype, .shape = w->shape});
             ok = grads[i] >= 0;
         }
     }

@@ -14,52 +14,6 @@
 #include "passes/pass.h"
 #include "passes/rewrite.h"
 
-static bool same_axes(const NodeAttrs *x, const NodeAttrs *y) {
-    return x->n_axes == y->n_axes && memcmp(x->axes, y->axes, sizeof(int) * (size_t)x->n_axes) == 0;
-}
-
-/* The attribute fields that are part of what op computes. */
-static bool same_attrs(const Node *a, const Node *b) {
-    const NodeAttrs *x = &a->attr, *y = &b->attr;
-    if (x->group != y->group) return false;
-    switch (a->op) {
-    case OP_CONST: return memcmp(&x->value, &y->value, sizeof x->value) == 0;
-    case OP_IOTA:
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: return x->axis == y->axis;
-    case OP_REDUCE_SUM:
-    case OP_REDUCE_MAX:
-    case OP_REDUCE_MEAN:
-        if (x->keepdims != y->keepdims) return false;
-        return same_axes(x, y);
-    case OP_TRANSPOSE: return same_axes(x, y); /* the perm lives in attr.axes */
-    case OP_MATMUL: return x->trans_a == y->trans_a && x->trans_b == y->trans_b;
-    case OP_SCAN: /* the same body graph, run the same way */
-        return x->body == y->body && x->n_carry == y->n_carry && x->n_xs == y->n_xs && x->reverse == y->reverse;
-    case OP_SLICE: return x->axis == y->axis && x->start == y->start && x->length == y->length;
-    case OP_CONCAT: return x->axis == y->axis;
-    case OP_PAD:
-        return memcmp(x->pad_before, y->pad_before, sizeof x->pad_before) == 0 &&
-               memcmp(x->pad_after, y->pad_after, sizeof x->pad_after) == 0 &&
-               memcmp(&x->value, &y->value, sizeof x->value) == 0;
-    case OP_RANDOM_UNIFORM: return x->seed == y->seed; /* same seed and step: the same numbers */
-    case OP_CONV2D:
-    case OP_CONV2D_BWD_INPUT:
-    case OP_CONV2D_BWD_WEIGHT:
-        return !memcmp(x->conv.stride, y->conv.stride, sizeof x->conv.stride) &&
-               !memcmp(x->conv.pad, y->conv.pad, sizeof x->conv.pad) &&
-               !memcmp(x->conv.dilation, y->conv.dilation, sizeof x->conv.dilation) && x->conv.groups == y->conv.groups;
-    case OP_MAX_POOL2D:
-    case OP_AVG_POOL2D:
-    case OP_MAX_POOL2D_BWD:
-    case OP_AVG_POOL2D_BWD:
-        return !memcmp(x->conv.kernel, y->conv.kernel, sizeof x->conv.kernel) &&
-               !memcmp(x->conv.stride, y->conv.stride, sizeof x->conv.stride) &&
-               !memcmp(x->conv.pad, y->conv.pad, sizeof x->conv.pad);
-    default: return true; /* reshape/broadcast/cast targets are the result type, compared below */
-    }
-}
-
 /* a + b == b + a bit for bit (IEEE addition and multiplication commute, as do
  * == and !=); max/min do not once NaN or signed zeros are involved. */
 static bool commutes(OpKind op) { return op == OP_ADD || op == OP_MUL || op == OP_EQ || op == OP_NE; }
@@ -72,7 +26,7 @@ static bool same_node(const Node *a, const Node *b) {
         straight = straight && a->in[k] == b->in[k];
         swapped = swapped && a->in[k] == b->in[1 - k];
     }
-    return (straight || swapped) && same_attrs(a, b);
+    return (straight || swapped) && attr_equal(a, b);
 }
 
 /* Hashes only what same_node compares, order-independently for operands of

@@ -104,7 +104,7 @@ static int fold_elementwise(Simplify *S, const Node *c) {
     if (!op_table[c->op].scalar) return -1;
     for (int k = 0; k < c->n_in; k++)
         if (!const_val(S, c->in[k], &x[k])) return -1;
-    if (!round_to(op_table[c->op].scalar(x), c->dtype, &r)) return -1;
+    if (!round_to(op_table[c->op].scalar(x, &c->attr), c->dtype, &r)) return -1;
     return make_const(S, r, c->dtype, c->shape, c->loc);
 }
 

@@ -1,5 +1,5 @@
 /* emit.h: the C emitter's state, shared by the codegen driver (codegen/c/emit_c.c)
- * and the per-op emitters that sit next to each op in ir/ops/.
+ * and the per-op emitters (codegen/c/ops/<family>.c).
  *
  * The driver decides where every value lives (its buffer expression) and
  * opens the entry function; each op's emit_c function then writes the loop
@@ -10,7 +10,7 @@
 #include "ir/ir.h"
 #include "ir/strbuf.h"
 
-struct CEmitter {
+typedef struct CEmitter {
     StrBuf *out;         /* body of the function being emitted */
     const Graph *g;
     const char **buf;    /* per node: C expression of its storage's base pointer, e.g. "t5" */
@@ -21,9 +21,8 @@ struct CEmitter {
     int n_defined, cap_defined;
     int threads;         /* --threads N: kernels may split work over N threads (1 = none) */
     bool blas;           /* --blas=openblas: matmuls call cblas_sgemm/dgemm instead of emitted kernels */
-    void *driver;        /* the codegen driver's state (cemit_subgraph) */
-    const char *epilogue;/* while a fused product is emitted: its GEMM's epilogue (codegen/c/epilogue.c) */
-};
+    struct EmitDriver *driver; /* the driver's state (emit_c.c), for cemit_subgraph */
+} CEmitter;
 
 /* Emits graph `body` (a scan's) as a static function of the model, placed in
  * the preamble, with its own static arena; returns the function's name. Its

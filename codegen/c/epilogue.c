@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ops/ops_impl.h"
+#include "codegen/c/ops/c_ops.h"
 
 int fused_matmul_of(const Graph *g, int at) {
     int gid = g->nodes[at].attr.group;
@@ -123,9 +123,7 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
                type_format(ty, sizeof ty, g->nodes[root].dtype, &g->nodes[root].shape), mm);
     e->indent++;
     for (int q = 0; q < n_ptrs; q++) cemit_line(e, "%s_args.p%d = %s;", name, q, e->buf[ptr_node[q]]);
-    e->epilogue = name;
-    op_table[P->op].emit_c(e, g, mm);
-    e->epilogue = NULL;
+    emit_matmul_with(e, g, mm, name);
     e->indent--;
     cemit_line(e, "}");
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;

@@ -1,6 +1,8 @@
-/* fused.h: emitting fusion groups (passes/fuse.c), shared by the driver
- * (codegen/c/emit_c.c: elementwise and reduction groups) and the matmul
- * epilogues (codegen/c/epilogue.c). Internal to the C backend. */
+/* fused.h: emitting fusion groups (passes/fuse.c): the C backend's group
+ * emitters (group.c: elementwise and reduction groups, rowgroup.c: row
+ * groups, epilogue.c: matmul epilogues) and the helpers they share
+ * (group.c). The driver (emit_c.c) includes this and calls the emitters;
+ * none of them calls back into the driver. Internal to the C backend. */
 #ifndef ETCH_CODEGEN_C_FUSED_H
 #define ETCH_CODEGEN_C_FUSED_H
 
@@ -32,6 +34,15 @@ void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], cha
 void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_literals, int *leaf_slot, int *members,
                          int *n_members, int *leaves, int *n_leaves);
 
+/* An elementwise group rooted at `root`: one loop nest over the group's shape;
+ * each member a local scalar computed in id order from the op's C template;
+ * members read outside the group stored after all members of an element
+ * (so a member written in place over a param reads the old value first). */
+void emit_elementwise_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot);
+/* A group rooted at a reduction (over leading axes): its elementwise producers
+ * computed inside the reduction's loops and folded into the accumulator. */
+void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot);
+
 /* The matmul in the fusion group of node `at` (its epilogue-fused product), or -1. */
 int fused_matmul_of(const Graph *g, int at);
 
@@ -50,5 +61,16 @@ bool fused_is_row_group(const Graph *g, int at);
  * per row, one walk per reduction, the per-row values, and a last walk that
  * stores the members read outside. leaf_slot as for emit_matmul_group. */
 void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+
+/* The C backend's fused-group emitters, one per group kind (passes/fuse.c):
+ * the driver picks by the group's members. */
+typedef void (*CGroupEmitFn)(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+typedef struct CGroupEmitters {
+    CGroupEmitFn elementwise; /* group.c */
+    CGroupEmitFn reduce;      /* group.c: rooted at a reduction over leading axes */
+    CGroupEmitFn row;         /* rowgroup.c: reductions/softmax over trailing axes */
+    CGroupEmitFn matmul;      /* epilogue.c: a product and its consumers */
+} CGroupEmitters;
+extern const CGroupEmitters c_group_emitters;
 
 #endif

@@ -19,7 +19,7 @@
 
 #include <stdlib.h>
 
-#include "ir/ops/ops_impl.h"
+#include "codegen/c/ops/c_ops.h"
 
 typedef struct RowEmit {
     CEmitter *e;
@@ -135,7 +135,7 @@ static void walk_fold(RowEmit *r, int id, const char *fmt, const char *reduction
     emit_needed(r);
     StrBuf x = {0}, line = {0};
     operand_expr(r, id, 0, &x);
-    ops_expand_template(&line, fmt, (const char *const[]){x.s}, dtype_c_type(r->g->nodes[id].dtype));
+    cemit_expand_template(&line, fmt, (const char *const[]){x.s}, &r->g->nodes[id]);
     cemit_line(r->e, "%s", line.s);
     sb_free(&x);
     sb_free(&line);

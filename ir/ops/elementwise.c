@@ -127,35 +127,37 @@ bool shape_broadcast_to(Graph *g, Node *n, Diag *d) {
 
 /* ---- scalar reference semantics (double precision) ---- */
 
-double scalar_add(const double *x) { return x[0] + x[1]; }
-double scalar_sub(const double *x) { return x[0] - x[1]; }
-double scalar_mul(const double *x) { return x[0] * x[1]; }
-double scalar_div(const double *x) { return x[0] / x[1]; }
-double scalar_max(const double *x) { return x[0] >= x[1] ? x[0] : x[1]; }
-double scalar_min(const double *x) { return x[0] <= x[1] ? x[0] : x[1]; }
-double scalar_pow(const double *x) { return pow(x[0], x[1]); }
-double scalar_lt(const double *x) { return x[0] < x[1]; }
-double scalar_le(const double *x) { return x[0] <= x[1]; }
-double scalar_gt(const double *x) { return x[0] > x[1]; }
-double scalar_ge(const double *x) { return x[0] >= x[1]; }
-double scalar_eq(const double *x) { return x[0] == x[1]; }
-double scalar_ne(const double *x) { return x[0] != x[1]; }
-double scalar_where(const double *x) { return x[0] != 0 ? x[1] : x[2]; }
-double scalar_neg(const double *x) { return -x[0]; }
-double scalar_exp(const double *x) { return exp(x[0]); }
-double scalar_log(const double *x) { return log(x[0]); }
-double scalar_sqrt(const double *x) { return sqrt(x[0]); }
-double scalar_rsqrt(const double *x) { return 1.0 / sqrt(x[0]); }
-double scalar_abs(const double *x) { return fabs(x[0]); }
-double scalar_tanh(const double *x) { return tanh(x[0]); }
-double scalar_sigmoid(const double *x) { return 1.0 / (1.0 + exp(-x[0])); }
-double scalar_erf(const double *x) { return erf(x[0]); }
-double scalar_relu(const double *x) { return x[0] > 0 ? x[0] : 0.0; }
-double scalar_identity(const double *x) { return x[0]; }
+double scalar_add(const double *x, const NodeAttrs *a) { (void)a; return x[0] + x[1]; }
+double scalar_sub(const double *x, const NodeAttrs *a) { (void)a; return x[0] - x[1]; }
+double scalar_mul(const double *x, const NodeAttrs *a) { (void)a; return x[0] * x[1]; }
+double scalar_div(const double *x, const NodeAttrs *a) { (void)a; return x[0] / x[1]; }
+double scalar_max(const double *x, const NodeAttrs *a) { (void)a; return x[0] >= x[1] ? x[0] : x[1]; }
+double scalar_min(const double *x, const NodeAttrs *a) { (void)a; return x[0] <= x[1] ? x[0] : x[1]; }
+double scalar_pow(const double *x, const NodeAttrs *a) { (void)a; return pow(x[0], x[1]); }
+double scalar_lt(const double *x, const NodeAttrs *a) { (void)a; return x[0] < x[1]; }
+double scalar_le(const double *x, const NodeAttrs *a) { (void)a; return x[0] <= x[1]; }
+double scalar_gt(const double *x, const NodeAttrs *a) { (void)a; return x[0] > x[1]; }
+double scalar_ge(const double *x, const NodeAttrs *a) { (void)a; return x[0] >= x[1]; }
+double scalar_eq(const double *x, const NodeAttrs *a) { (void)a; return x[0] == x[1]; }
+double scalar_ne(const double *x, const NodeAttrs *a) { (void)a; return x[0] != x[1]; }
+double scalar_where(const double *x, const NodeAttrs *a) { (void)a; return x[0] != 0 ? x[1] : x[2]; }
+double scalar_neg(const double *x, const NodeAttrs *a) { (void)a; return -x[0]; }
+double scalar_exp(const double *x, const NodeAttrs *a) { (void)a; return exp(x[0]); }
+double scalar_log(const double *x, const NodeAttrs *a) { (void)a; return log(x[0]); }
+double scalar_sqrt(const double *x, const NodeAttrs *a) { (void)a; return sqrt(x[0]); }
+double scalar_rsqrt(const double *x, const NodeAttrs *a) { (void)a; return 1.0 / sqrt(x[0]); }
+double scalar_abs(const double *x, const NodeAttrs *a) { (void)a; return fabs(x[0]); }
+double scalar_tanh(const double *x, const NodeAttrs *a) { (void)a; return tanh(x[0]); }
+double scalar_sigmoid(const double *x, const NodeAttrs *a) { (void)a; return 1.0 / (1.0 + exp(-x[0])); }
+double scalar_erf(const double *x, const NodeAttrs *a) { (void)a; return erf(x[0]); }
+double scalar_relu(const double *x, const NodeAttrs *a) { (void)a; return x[0] > 0 ? x[0] : 0.0; }
+/* leaky_relu: attr.value is the slope; NaN and -0 take the x <= 0 branch, as in PyTorch */
+double scalar_leaky_relu(const double *x, const NodeAttrs *a) { return x[0] > 0 ? x[0] : a->value * x[0]; }
+double scalar_identity(const double *x, const NodeAttrs *a) { (void)a; return x[0]; }
 
 /* ---- loop structure shared by the kernel and the emitter ---- */
 
-static void elem_loops(const Graph *g, const Node *n, OpsLoops *L) {
+void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L) {
     const Shape *ins[3];
     for (int k = 0; k < n->n_in; k++) ins[k] = &g->nodes[n->in[k]].shape;
     ops_loops(&n->shape, ins, n->n_in, L);
@@ -173,7 +175,7 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
     const Node *n = &g->nodes[id];
     ScalarFn f = op_table[n->op].scalar;
     OpsLoops L;
-    elem_loops(g, n, &L);
+    elementwise_loops(g, n, &L);
     int64_t idx[ETCH_MAX_RANK] = {0}, off[3] = {0}, total = tensor_numel(out);
     /* the innermost merged dim runs as a plain loop; the odometer steps the rest */
     int inner = L.rank ? L.rank - 1 : 0;
@@ -185,12 +187,12 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
             float *o = (float *)out->data + i;
             for (int64_t j = 0; j < len; j++) {
                 for (int k = 0; k < n->n_in; k++) x[k] = load_elem(ins[k], off[k] + j * st[k]);
-                o[j] = (float)f(x);
+                o[j] = (float)f(x, &n->attr);
             }
         } else {
             for (int64_t j = 0; j < len; j++) {
                 for (int k = 0; k < n->n_in; k++) x[k] = load_elem(ins[k], off[k] + j * st[k]);
-                tensor_set(out, i + j, f(x));
+                tensor_set(out, i + j, f(x, &n->attr));
             }
         }
         for (int r = inner - 1; r >= 0; r--) { /* odometer increment over the outer dims */
@@ -200,26 +202,6 @@ void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *
             idx[r] = 0;
         }
     }
-}
-
-void emit_elementwise(CEmitter *e, const Graph *g, int id) {
-    const Node *n = &g->nodes[id];
-    OpsLoops L;
-    elem_loops(g, n, &L);
-    char var[ETCH_MAX_RANK][16], idx[256];
-    for (int r = 0; r < L.rank; r++) cemit_for(e, var[r], sizeof var[r], L.dim[r]);
-    char operands[3][320];
-    for (int k = 0; k < n->n_in; k++) {
-        ops_loops_index(&L, k, var, idx, sizeof idx);
-        snprintf(operands[k], sizeof operands[k], "%s[%s]", e->buf[n->in[k]], idx);
-    }
-    ops_loops_index(&L, -1, var, idx, sizeof idx);
-    StrBuf expr = {0};
-    ops_expand_template(&expr, op_table[n->op].c_expr, (const char *const[]){operands[0], operands[1], operands[2]},
-                        dtype_c_type(n->dtype));
-    cemit_line(e, "%s[%s] = (%s)%s;", e->buf[id], idx, dtype_c_type(n->dtype), expr.s);
-    sb_free(&expr);
-    for (int r = 0; r < L.rank; r++) cemit_close(e);
 }
 
 /* ---- vector-Jacobian rules ----
@@ -319,6 +301,12 @@ void vjp_erf(VjpCtx *c) { /* 2/sqrt(pi) * exp(-x^2) */
 void vjp_relu(VjpCtx *c) {
     int pos = ad_binary(c, OP_GT, X(0), ad_scalar(c, 0, X(0)));
     set_grad(c, 0, ad_where(c, pos, c->gy, ad_scalar(c, 0, c->gy)));
+}
+
+void vjp_leaky_relu(VjpCtx *c) { /* gy where x > 0, else slope * gy */
+    double slope = c->g->nodes[c->id].attr.value;
+    int pos = ad_binary(c, OP_GT, X(0), ad_scalar(c, 0, X(0)));
+    set_grad(c, 0, ad_where(c, pos, c->gy, ad_binary(c, OP_MUL, c->gy, ad_scalar(c, slope, c->gy))));
 }
 
 void vjp_cast(VjpCtx *c) { set_grad(c, 0, ad_cast(c, c->gy, c->g->nodes[X(0)].dtype)); }

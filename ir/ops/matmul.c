@@ -3,23 +3,13 @@
  * vector and a rank-1 right operand a column vector (their unit dim dropped).
  *
  * Reference kernel: OpenBLAS gemm per batch (the eager baseline should be as
- * fast as a dynamic framework's). Emitted kernel: a call to a blocked,
+ * fast as a dynamic framework's). The C backend calls a blocked,
  * register-tiled GEMM specialized to the shape (codegen/c/gemm.c). */
 #include <assert.h>
 #include <cblas.h>
 #include <stdio.h>
 
-#include "codegen/c/gemm.h"
 #include "ir/ops/ops_impl.h"
-
-/* The operation as a batch of M x K by K x N products. */
-typedef struct MatmulDims {
-    int64_t m, k, n;
-    Shape batch;                         /* broadcast batch shape */
-    int64_t a_bstride[ETCH_MAX_RANK];    /* element offset per batch index of A (0 = broadcast) */
-    int64_t b_bstride[ETCH_MAX_RANK];
-    int64_t n_batch;
-} MatmulDims;
 
 /* The operand as a matrix (or batch of matrices) in the product's orientation:
  * rank-1 operands gain a unit dim; a transposed operand has its last two dims
@@ -41,7 +31,7 @@ static Shape matrix_view_t(const Shape *s, bool left, bool trans) {
 
 static Shape matrix_view(const Shape *s, bool left) { return matrix_view_t(s, left, false); }
 
-static void matmul_dims(const Graph *g, const Node *n, MatmulDims *md) {
+void matmul_dims(const Graph *g, const Node *n, MatmulDims *md) {
     Shape a = matrix_view_t(&g->nodes[n->in[0]].shape, true, n->attr.trans_a),
           b = matrix_view_t(&g->nodes[n->in[1]].shape, false, n->attr.trans_b);
     md->m = a.dim[a.rank - 2];
@@ -133,59 +123,6 @@ void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins) 
             cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, (const double *)ins[0]->data + oa, lda,
                         (const double *)ins[1]->data + ob, ldb, 0.0, (double *)out->data + oc, N);
     }
-}
-
-/* True when every batch of the product shares B and A's batches lie back to
- * back (untransposed), so [batch..., M, K] @ [K, N] is one [batch*M, K] @
- * [K, N] product: one kernel call, and row blocks that span batches. */
-static bool batches_fold(const MatmulDims *md, bool trans_a) {
-    if (md->n_batch <= 1 || trans_a) return false;
-    int64_t dense = md->m * md->k;
-    for (int i = md->batch.rank - 1; i >= 0; i--) {
-        if (md->batch.dim[i] > 1 && (md->b_bstride[i] != 0 || md->a_bstride[i] != dense)) return false;
-        dense *= md->batch.dim[i];
-    }
-    return true;
-}
-
-/* Emits a call per batch (literal offsets) to a GEMM kernel specialized to
- * this shape (codegen/c/gemm.c). */
-void emit_matmul(CEmitter *e, const Graph *g, int id) {
-    const Node *n = &g->nodes[id];
-    MatmulDims md;
-    matmul_dims(g, n, &md);
-    GemmDesc gd = {.dtype = n->dtype, .m = md.m, .n = md.n, .k = md.k, .trans_a = n->attr.trans_a,
-                   .trans_b = n->attr.trans_b, .ldc = md.n};
-    gd.lda = gd.trans_a ? md.m : md.k; /* a transposed operand is stored [K, M] (resp. [N, K]) */
-    gd.ldb = gd.trans_b ? md.k : md.n;
-    gd.epilogue = e->epilogue; /* set for a product fused with its consumers (2-D only, passes/fuse.c) */
-    const char *A = e->buf[n->in[0]], *B = e->buf[n->in[1]], *C = e->buf[id];
-    if (batches_fold(&md, gd.trans_a)) {
-        gd.m *= md.n_batch;
-        gemm_emit(e, &gd, A, B, C);
-        return;
-    }
-    assert(!gd.epilogue || !md.batch.rank);
-    char bv[ETCH_MAX_RANK][16], oa[256], ob[256], oc[256];
-    int la = snprintf(oa, sizeof oa, "%s", A), lb = snprintf(ob, sizeof ob, "%s", B);
-    int lc = snprintf(oc, sizeof oc, "%s", C);
-    int64_t cst = md.m * md.n, cstride[ETCH_MAX_RANK];
-    for (int i = 0; i < md.batch.rank; i++) cemit_for(e, bv[i], sizeof bv[i], md.batch.dim[i]);
-    /* batch offsets as literal-stride sums; output batches are dense */
-    for (int i = md.batch.rank - 1; i >= 0; i--) {
-        cstride[i] = cst;
-        cst *= md.batch.dim[i];
-    }
-    for (int i = 0; i < md.batch.rank; i++) {
-        if (md.a_bstride[i] && la < (int)sizeof oa)
-            la += snprintf(oa + la, sizeof oa - (size_t)la, " + %s * %lld", bv[i], (long long)md.a_bstride[i]);
-        if (md.b_bstride[i] && lb < (int)sizeof ob)
-            lb += snprintf(ob + lb, sizeof ob - (size_t)lb, " + %s * %lld", bv[i], (long long)md.b_bstride[i]);
-        if (lc < (int)sizeof oc)
-            lc += snprintf(oc + lc, sizeof oc - (size_t)lc, " + %s * %lld", bv[i], (long long)cstride[i]);
-    }
-    gemm_emit(e, &gd, oa, ob, oc);
-    for (int b = 0; b < md.batch.rank; b++) cemit_close(e);
 }
 
 /* ---- vector-Jacobian rule ----

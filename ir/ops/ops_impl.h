@@ -1,23 +1,23 @@
 /* ops_impl.h: the functions the op table (ir/ops.def) points to, grouped by op
- * family; each family's shape rules, reference kernels and C emitters are
- * defined side by side in ir/ops/<family>.c. Plus helpers those files share. */
+ * family; each family's shape rules, reference kernels, scalar references and
+ * VJP rules are defined side by side in ir/ops/<family>.c. Plus what those
+ * files share, and the geometry of each op (its loop structure: matmul dims,
+ * convolution and pooling windows, reduction loops) that the reference kernel
+ * and every backend's emitter read alike. Only ir/ headers: a backend's
+ * emitters live in codegen/<backend>/ops/ and include this. */
 #ifndef ETCH_OPS_IMPL_H
 #define ETCH_OPS_IMPL_H
 
-#include "codegen/c/emit.h"
 #include "ir/ir.h"
 #include "ir/tensor.h"
-#include "passes/autodiff.h"
+#include "ir/vjp.h"
 
 /* source.c: input, param, const */
 bool shape_source(Graph *g, Node *n, Diag *d);
 void eval_source(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_const(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_source(CEmitter *e, const Graph *g, int id);
-void emit_const(CEmitter *e, const Graph *g, int id);
 bool shape_iota(Graph *g, Node *n, Diag *d);
 void eval_iota(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_iota(CEmitter *e, const Graph *g, int id);
 
 /* elementwise.c: unary/binary/compare/where/cast/broadcast */
 bool shape_broadcast(Graph *g, Node *n, Diag *d);
@@ -28,31 +28,30 @@ bool shape_unary_float(Graph *g, Node *n, Diag *d);
 bool shape_cast(Graph *g, Node *n, Diag *d);
 bool shape_broadcast_to(Graph *g, Node *n, Diag *d);
 void eval_elementwise(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_elementwise(CEmitter *e, const Graph *g, int id);
-double scalar_add(const double *x);
-double scalar_sub(const double *x);
-double scalar_mul(const double *x);
-double scalar_div(const double *x);
-double scalar_max(const double *x);
-double scalar_min(const double *x);
-double scalar_pow(const double *x);
-double scalar_lt(const double *x);
-double scalar_le(const double *x);
-double scalar_gt(const double *x);
-double scalar_ge(const double *x);
-double scalar_eq(const double *x);
-double scalar_ne(const double *x);
-double scalar_where(const double *x);
-double scalar_neg(const double *x);
-double scalar_exp(const double *x);
-double scalar_log(const double *x);
-double scalar_sqrt(const double *x);
-double scalar_rsqrt(const double *x);
-double scalar_abs(const double *x);
-double scalar_tanh(const double *x);
-double scalar_sigmoid(const double *x);
-double scalar_relu(const double *x);
-double scalar_identity(const double *x);
+double scalar_add(const double *x, const NodeAttrs *a);
+double scalar_sub(const double *x, const NodeAttrs *a);
+double scalar_mul(const double *x, const NodeAttrs *a);
+double scalar_div(const double *x, const NodeAttrs *a);
+double scalar_max(const double *x, const NodeAttrs *a);
+double scalar_min(const double *x, const NodeAttrs *a);
+double scalar_pow(const double *x, const NodeAttrs *a);
+double scalar_lt(const double *x, const NodeAttrs *a);
+double scalar_le(const double *x, const NodeAttrs *a);
+double scalar_gt(const double *x, const NodeAttrs *a);
+double scalar_ge(const double *x, const NodeAttrs *a);
+double scalar_eq(const double *x, const NodeAttrs *a);
+double scalar_ne(const double *x, const NodeAttrs *a);
+double scalar_where(const double *x, const NodeAttrs *a);
+double scalar_neg(const double *x, const NodeAttrs *a);
+double scalar_exp(const double *x, const NodeAttrs *a);
+double scalar_log(const double *x, const NodeAttrs *a);
+double scalar_sqrt(const double *x, const NodeAttrs *a);
+double scalar_rsqrt(const double *x, const NodeAttrs *a);
+double scalar_abs(const double *x, const NodeAttrs *a);
+double scalar_tanh(const double *x, const NodeAttrs *a);
+double scalar_sigmoid(const double *x, const NodeAttrs *a);
+double scalar_relu(const double *x, const NodeAttrs *a);
+double scalar_identity(const double *x, const NodeAttrs *a);
 void vjp_add(VjpCtx *c);
 void vjp_sub(VjpCtx *c);
 void vjp_mul(VjpCtx *c);
@@ -70,21 +69,41 @@ void vjp_abs(VjpCtx *c);
 void vjp_tanh(VjpCtx *c);
 void vjp_sigmoid(VjpCtx *c);
 void vjp_relu(VjpCtx *c);
+double scalar_leaky_relu(const double *x, const NodeAttrs *a);
+void vjp_leaky_relu(VjpCtx *c);
 void vjp_cast(VjpCtx *c);
 void vjp_broadcast(VjpCtx *c);
 
 /* reduce.c */
 bool shape_reduce(Graph *g, Node *n, Diag *d);
 void eval_reduce(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_reduce(CEmitter *e, const Graph *g, int id);
 void vjp_reduce_sum(VjpCtx *c);
 void vjp_reduce_max(VjpCtx *c);
 void vjp_reduce_mean(VjpCtx *c);
 
+/* reduce.c: the loops of a reduction */
+/* The input's dims reordered as [kept..., reduced...] with the strides to walk
+ * them: the output is dense over the kept dims in order. */
+typedef struct ReduceLoops {
+    int n_kept, n_red;
+    int64_t kept_dim[ETCH_MAX_RANK], kept_stride[ETCH_MAX_RANK];
+    int64_t red_dim[ETCH_MAX_RANK], red_stride[ETCH_MAX_RANK];
+    int64_t red_count;
+} ReduceLoops;
+void reduce_loops(const Graph *g, const Node *n, ReduceLoops *L);
+
 /* matmul.c */
+/* The operation as a batch of M x K by K x N products. */
+typedef struct MatmulDims {
+    int64_t m, k, n;
+    Shape batch;                         /* broadcast batch shape */
+    int64_t a_bstride[ETCH_MAX_RANK];    /* element offset per batch index of A (0 = broadcast) */
+    int64_t b_bstride[ETCH_MAX_RANK];
+    int64_t n_batch;
+} MatmulDims;
+void matmul_dims(const Graph *g, const Node *n, MatmulDims *md);
 bool shape_matmul(Graph *g, Node *n, Diag *d);
 void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_matmul(CEmitter *e, const Graph *g, int id);
 void vjp_matmul(VjpCtx *c);
 
 /* layout.c */
@@ -92,36 +111,49 @@ bool shape_reshape(Graph *g, Node *n, Diag *d);
 bool shape_transpose(Graph *g, Node *n, Diag *d);
 void eval_reshape(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_transpose(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_reshape(CEmitter *e, const Graph *g, int id);
-void emit_transpose(CEmitter *e, const Graph *g, int id);
 void vjp_reshape(VjpCtx *c);
 void vjp_transpose(VjpCtx *c);
+/* Input strides seen from the output's axes: out axis i walks input axis perm[i]. */
+void transpose_strides(const Graph *g, const Node *n, int64_t *st);
 
 /* softmax.c */
 bool shape_softmax(Graph *g, Node *n, Diag *d);
 void eval_softmax(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_softmax(CEmitter *e, const Graph *g, int id);
 void vjp_softmax(VjpCtx *c);
 void vjp_log_softmax(VjpCtx *c);
 
 /* conv.c: conv2d and its gradient kernels; pool.c: max/avg pooling */
+/* The sizes of one convolution, whichever of its three ops is asked. */
+typedef struct ConvGeom {
+    int64_t n, c, h, w;    /* input x [n, c, h, w] */
+    int64_t o, kh, kw;     /* weight [o, c / groups, kh, kw] */
+    int64_t oh, ow;        /* output [n, o, oh, ow] */
+    int64_t sh, sw, ph, pw, dh, dw, groups;
+    int64_t cg, og;        /* channels per group, in and out */
+    int64_t ckk, ohw;      /* rows of one group's column matrix (cg*kh*kw); output pixels per image */
+    bool pointwise;        /* 1x1, stride 1, no padding: col(x[n]) is x[n] itself */
+} ConvGeom;
+/* conv2d (x, w); backward input (gy, w) -> x's shape; backward weight (x, gy) -> w's shape. */
+void conv_geom(const Graph *gr, const Node *n, ConvGeom *g);
+/* The window of a pooling op (planes = N*C images of h x w). */
+typedef struct PoolGeom {
+    int64_t planes, h, w, oh, ow; /* planes = N*C */
+    int64_t kh, kw, sh, sw, ph, pw;
+} PoolGeom;
+/* The geometry of pooling op n (forward or backward). */
+void pool_geom(const Graph *g, const Node *n, PoolGeom *geo);
 bool shape_conv2d(Graph *g, Node *n, Diag *d);
 bool shape_conv2d_bwd_input(Graph *g, Node *n, Diag *d);
 bool shape_conv2d_bwd_weight(Graph *g, Node *n, Diag *d);
 void eval_conv2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_conv2d_bwd_input(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_conv2d_bwd_weight(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_conv2d(CEmitter *e, const Graph *g, int id);
-void emit_conv2d_bwd_input(CEmitter *e, const Graph *g, int id);
-void emit_conv2d_bwd_weight(CEmitter *e, const Graph *g, int id);
 void vjp_conv2d(VjpCtx *c);
 bool shape_pool2d(Graph *g, Node *n, Diag *d);
 bool shape_max_pool2d_bwd(Graph *g, Node *n, Diag *d);
 bool shape_avg_pool2d_bwd(Graph *g, Node *n, Diag *d);
 void eval_pool2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_pool2d_bwd(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_pool2d(CEmitter *e, const Graph *g, int id);
-void emit_pool2d_bwd(CEmitter *e, const Graph *g, int id);
 void vjp_max_pool2d(VjpCtx *c);
 void vjp_avg_pool2d(VjpCtx *c);
 /* Output size of a sliding window along one dim: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1,
@@ -129,13 +161,10 @@ void vjp_avg_pool2d(VjpCtx *c);
 int64_t conv_out_dim(int64_t in, int k, int stride, int pad, int dil);
 /* "[a, b]" of a {h, w} pair into buf (>= 32 bytes). */
 const char *conv_pair_str(char *buf, const int *p);
-/* A static scratch array of n elements of dtype t in the emitted file (defined
- * once per size; ops run one at a time, so nodes of one size share it). Its C name into buf. */
-void conv_emit_scratch(CEmitter *e, DType t, int64_t n, char *buf, size_t cap);
 
 /* layers.c: slice, pad, concat; gather.c: gather_rows, scatter_add_rows; random.c: random_uniform;
  * erf lives with the elementwise ops */
-double scalar_erf(const double *x);
+double scalar_erf(const double *x, const NodeAttrs *a);
 void vjp_erf(VjpCtx *c);
 bool shape_slice(Graph *g, Node *n, Diag *d);
 bool shape_pad(Graph *g, Node *n, Diag *d);
@@ -143,9 +172,6 @@ bool shape_concat(Graph *g, Node *n, Diag *d);
 void eval_slice(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_pad(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_concat(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_slice(CEmitter *e, const Graph *g, int id);
-void emit_pad(CEmitter *e, const Graph *g, int id);
-void emit_concat(CEmitter *e, const Graph *g, int id);
 void vjp_slice(VjpCtx *c);
 void vjp_pad(VjpCtx *c);
 void vjp_concat(VjpCtx *c);
@@ -153,12 +179,9 @@ bool shape_gather_rows(Graph *g, Node *n, Diag *d);
 bool shape_scatter_add_rows(Graph *g, Node *n, Diag *d);
 void eval_gather_rows(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_scatter_add_rows(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_gather_rows(CEmitter *e, const Graph *g, int id);
-void emit_scatter_add_rows(CEmitter *e, const Graph *g, int id);
 void vjp_gather_rows(VjpCtx *c);
 bool shape_random_uniform(Graph *g, Node *n, Diag *d);
 void eval_random_uniform(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_random_uniform(CEmitter *e, const Graph *g, int id);
 /* The Philox counter a random_uniform step value maps to: trunc(step), 0 for
  * negative or NaN, saturating at 2^64 - 1; the emitted code does the same. */
 uint64_t random_step_counter(double step);
@@ -180,12 +203,8 @@ typedef struct OpsLoops {
     int64_t stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
 } OpsLoops;
 void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L);
-/* The index expression of operand k ("i0 * 784 + i1"; "0" for a scalar), or of
- * the dense output when k < 0, over loop variables vars[0..rank). */
-void ops_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, size_t n);
-
-/* Appends template tmpl with $k replaced by operands[k] and $T by ctype. */
-void ops_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const char *ctype);
+/* The merged loop nest of elementwise node n over its operands. */
+void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L);
 
 /* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
 void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
@@ -199,7 +218,6 @@ typedef struct ScanLayout {
 void scan_layout(const Graph *g, const Node *n, ScanLayout *L);
 bool shape_scan(Graph *g, Node *n, Diag *d);
 void eval_scan(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
-void emit_scan(CEmitter *e, const Graph *g, int id);
 void vjp_scan(VjpCtx *c);
 /* Appends nodes cutting body output k out of scan node `scan`'s result: the
  * final carry (k < n_carry) or the per-step output stacked as [T, ...]. */

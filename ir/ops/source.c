@@ -33,22 +33,6 @@ void eval_const(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     for (int64_t i = 0, n = tensor_numel(out); i < n; i++) tensor_set(out, i, v);
 }
 
-void emit_source(CEmitter *e, const Graph *g, int id) { (void)e, (void)g, (void)id; }
-
-void emit_const(CEmitter *e, const Graph *g, int id) {
-    const Node *n = &g->nodes[id];
-    char lit[64], v[16];
-    cemit_literal(lit, sizeof lit, n->attr.value, n->dtype);
-    int64_t numel = shape_numel(&n->shape);
-    if (numel == 1) {
-        cemit_line(e, "%s[0] = %s;", e->buf[id], lit);
-        return;
-    }
-    cemit_for(e, v, sizeof v, numel);
-    cemit_line(e, "%s[%s] = %s;", e->buf[id], v, lit);
-    cemit_close(e);
-}
-
 /* iota: element values are their index along attr.axis (0, 1, 2, ...); with
  * broadcasting and eq it builds one-hot masks for class labels. */
 bool shape_iota(Graph *g, Node *n, Diag *d) {
@@ -69,15 +53,4 @@ void eval_iota(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     int64_t outer, len, inner;
     ops_split_axis(&out->shape, g->nodes[id].attr.axis, &outer, &len, &inner);
     for (int64_t i = 0, n = tensor_numel(out); i < n; i++) tensor_set(out, i, (double)((i / inner) % len));
-}
-
-void emit_iota(CEmitter *e, const Graph *g, int id) {
-    const Node *n = &g->nodes[id];
-    int64_t outer, len, inner;
-    ops_split_axis(&n->shape, n->attr.axis, &outer, &len, &inner);
-    char v[16];
-    cemit_for(e, v, sizeof v, shape_numel(&n->shape));
-    cemit_line(e, "%s[%s] = (%s)((%s / %lld) %% %lld);", e->buf[id], v, dtype_c_type(n->dtype), v, (long long)inner,
-               (long long)len);
-    cemit_close(e);
 }

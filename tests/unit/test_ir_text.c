@@ -142,6 +142,8 @@ static Graph *build_all_ops(Arena *a) {
     int cond = op2(g, OP_LT, x, y);
     op_add(g, OP_WHERE, NULL, at("all.etch", 30, 2), 3, cond, x, y);
     for (OpKind op = OP_NEG; op <= OP_RELU; op++) op1(g, op, x);
+    NodeAttrs lk = {.value = 0.01};
+    op_add(g, OP_LEAKY_RELU, &lk, at("all.etch", 30, 9), 1, x, 0, 0);
     NodeAttrs ca = {.dtype = DT_I32};
     int xi = op_add(g, OP_CAST, &ca, at("all.etch", 31, 2), 1, x, 0, 0);
     op1(g, OP_ABS, xi); /* integer elementwise */

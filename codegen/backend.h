@@ -1,0 +1,77 @@
+/* backend.h: what a code generation target provides. A backend turns the
+ * optimized graphs of a model (its entries: forward, train_step) into files
+ * and, from those, a program or a shared library. The IR knows nothing of
+ * backends; each backend keeps its own per-op table indexed by OpKind (the C
+ * backend's is codegen/c/ops.def, with an emitter and a C template per op)
+ * and says through op_supported which ops it can emit, so a graph holding an
+ * op it cannot emit is refused with an error at that op's source location
+ * (backend_check_ops) instead of a crash.
+ *
+ * Filled today by codegen/c (backend_c, codegen/c/backend_c.c); the CUDA and
+ * LLVM backends fill the same struct. Fused-group emitters (elementwise
+ * group, row group, matmul epilogue) are typed by each backend's emitter
+ * state and listed in its own table (the C backend's: CGroupEmitters,
+ * codegen/c/fused.h). The CGen* names below are historical: they describe a
+ * build for any target. */
+#ifndef ETCH_CODEGEN_BACKEND_H
+#define ETCH_CODEGEN_BACKEND_H
+
+#include "ir/ir.h"
+#include "ir/tensor.h"
+
+typedef struct CGenEntry {
+    const Graph *g;
+    const char *name;            /* C function suffix: "forward" -> net_forward */
+} CGenEntry;
+
+typedef enum CGenDriver {
+    CGEN_DRIVER_NONE,
+    CGEN_DRIVER_INFER, /* main.c: PROGRAM [--weights W] IN.npy... OUT.npy... */
+    CGEN_DRIVER_TRAIN, /* main.c: the training loop over IDX data (etch train) */
+} CGenDriver;
+
+typedef struct CGenOptions {
+    const char *prefix;          /* C identifier prefix, e.g. "net" */
+    bool embed_weights;          /* params as const arrays in model.c (needs param_values) */
+    Tensor *const *param_values; /* per param of entry 0 (g->params order), for embedding */
+    CGenDriver driver;
+    int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
+    int opt_level;               /* 0: every intermediate in its own buffer, copies for updates */
+    bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
+} CGenOptions;
+
+/* Statistics of the emitted code, for --stats and tests. */
+typedef struct CGenStats {
+    int64_t arena_bytes;   /* intermediates' arena size */
+    int64_t naive_bytes;   /* every intermediate in its own buffer */
+    int64_t param_bytes;   /* parameters and optimizer state */
+    int kernels;           /* loop nests emitted (all entries) */
+} CGenStats;
+
+typedef struct Backend {
+    const char *name;                /* "c": the name in diagnostics and --target */
+    /* True when the per-op table has an emitter for op (false: an explicit
+     * "unsupported" row). */
+    bool (*op_supported)(OpKind op);
+    /* Memory policy: whether intermediates share storage (a planned arena,
+     * passes/plan_memory.c) at this -O level, instead of one buffer each. */
+    bool (*reuse_buffers)(int opt_level);
+    /* The model's main source text (malloc'd), NULL with a diagnostic. */
+    char *(*model_source)(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d);
+    /* Writes every file of the model into dir, each atomically. */
+    bool (*write)(const CGenEntry *entries, int n_entries, const CGenOptions *o, const char *dir, CGenStats *stats,
+                  Diag *d);
+    /* How its output becomes a binary: compiles sources in dir into dir/out (a
+     * shared library when shared) with extra libraries libs (may be NULL). */
+    bool (*compile)(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,
+                    const char *opt_flags, const char *libs, Diag *d);
+} Backend;
+
+extern const Backend backend_c; /* codegen/c/backend_c.c */
+
+/* Reports, at the op's source location, the first node of g (or of a scan
+ * body in it) whose op backend b cannot emit: "the c backend cannot emit op
+ * 'softmax'". True when b can emit every op. */
+bool backend_check_ops(const Backend *b, const Graph *g, Diag *d);
+
+#endif
