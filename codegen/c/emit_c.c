@@ -214,9 +214,9 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
     sb_puts(b, " {\n");
     CEmitter e = *shared; /* carries the preamble's definitions across entries */
     e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre, e.driver = dr;
-    if (is_body) { /* a body need not read every capture */
-        for (int i = 0; i < g->n_inputs; i++) cemit_line(&e, "(void)%s;", buf[g->inputs[i]]);
-    }
+    /* a body need not read every capture, nor an entry every input (an
+     * autoencoder's training step ignores its labels) */
+    for (int i = 0; i < g->n_inputs; i++) cemit_line(&e, "(void)%s;", buf[g->inputs[i]]);
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (mp->kind[id] == STORE_ARENA)

@@ -740,33 +740,42 @@ static void emit_support(CEmitter *e) {
             "}\n");
 }
 
-/* Thread fan-out, emitted only when some kernel splits its work. */
+/* Thread fan-out, emitted only when some kernel splits its work. Parts split
+ * in halves, the upper half on a new thread and the lower one here (split
+ * again): no table of jobs or threads, so nothing on the stack grows with the
+ * parts (each kernel's are bounded by its tiles, --threads only caps them),
+ * and threads start in parallel, log2(parts) deep. */
 static void emit_thread_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_gemm_threads")) return;
-    sb_printf(e->preamble,
-              "#include <pthread.h>\n"
-              "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
-              "typedef struct etch_gemm_job {\n"
-              "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int part;\n"
-              "} etch_gemm_job;\n"
-              "static void *etch_gemm_worker(void *arg) {\n"
-              "    const etch_gemm_job *j = (const etch_gemm_job *)arg;\n"
-              "    j->f(j->a, j->b, j->c, j->part);\n"
-              "    return NULL;\n"
-              "}\n"
-              "/* Parts 1.. on new threads, part 0 here; a part whose thread cannot start runs here. */\n"
-              "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
-              "    etch_gemm_job job[%d];\n    pthread_t th[%d];\n    int started[%d] = {0};\n"
-              "    for (int t = 1; t < parts; t++) {\n"
-              "        job[t] = (etch_gemm_job){f, a, b, c, t};\n"
-              "        started[t] = pthread_create(&th[t], NULL, etch_gemm_worker, &job[t]) == 0;\n"
-              "        if (!started[t]) f(a, b, c, t);\n"
-              "    }\n"
-              "    f(a, b, c, 0);\n"
-              "    for (int t = 1; t < parts; t++)\n"
-              "        if (started[t]) pthread_join(th[t], NULL);\n"
-              "}\n",
-              e->threads, e->threads, e->threads);
+    sb_puts(e->preamble,
+            "#include <pthread.h>\n"
+            "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
+            "typedef struct etch_gemm_job {\n"
+            "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int lo, hi; /* parts [lo, hi) */\n"
+            "} etch_gemm_job;\n"
+            "static void *etch_gemm_worker(void *arg);\n"
+            "/* The upper half on a new thread, the lower half here; a half whose thread cannot start runs here. */\n"
+            "static void etch_gemm_run(const etch_gemm_job *j) {\n"
+            "    if (j->hi - j->lo == 1) {\n"
+            "        j->f(j->a, j->b, j->c, j->lo);\n"
+            "        return;\n"
+            "    }\n"
+            "    etch_gemm_job up = *j, down = *j;\n"
+            "    up.lo = down.hi = j->lo + (j->hi - j->lo) / 2;\n"
+            "    pthread_t th;\n"
+            "    const int started = pthread_create(&th, NULL, etch_gemm_worker, &up) == 0;\n"
+            "    if (!started) etch_gemm_run(&up);\n"
+            "    etch_gemm_run(&down);\n"
+            "    if (started) pthread_join(th, NULL);\n"
+            "}\n"
+            "static void *etch_gemm_worker(void *arg) {\n"
+            "    etch_gemm_run((const etch_gemm_job *)arg);\n"
+            "    return NULL;\n"
+            "}\n"
+            "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
+            "    const etch_gemm_job all = {f, a, b, c, 0, parts};\n"
+            "    etch_gemm_run(&all);\n"
+            "}\n");
 }
 
 static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {

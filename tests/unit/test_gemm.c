@@ -8,8 +8,8 @@
  * through stand-ins for the intrinsics it uses, so its tiles, masks and
  * alignment are checked on any AVX2 machine. Operands end against a guard
  * page (a read or write past the end faults) and C's padding must stay
- * untouched. Kernels built for 2 and 3 threads must give bit-identical
- * results to one thread. Kernels with an epilogue (GemmDesc.epilogue) must
+ * untouched. Kernels built for 2, 3 and a million threads must give
+ * bit-identical results to one thread. Kernels with an epilogue (GemmDesc.epilogue) must
  * hand it every element exactly once, after its whole K sum, under every
  * variant and thread count. Libraries are compiled like test_codegen_ops's
  * (build_compile, dlopen). */
@@ -550,47 +550,54 @@ static int count(const char *s, const char *needle) {
     return n;
 }
 
+/* Thread counts the split kernels are built for: a million must not put a
+ * million-entry table on the stack (it did, and crashed): the parts stay
+ * bounded by each product's tiles. */
+static const int THREADS[] = {1, 2, 3, 1000000};
+#define N_THREADS (int)(sizeof THREADS / sizeof THREADS[0])
+
 static void test_threads_bit_identical(void **state) {
     (void)state;
     Diag dg;
     diag_init(&dg, stderr);
-    char *dir = build_tempdir(&dg), *src[3];
+    char *dir = build_tempdir(&dg), *src[N_THREADS];
     assert_non_null(dir);
-    /* libraries <spelling><threads>: native1..3, alt1..3 */
-    char names[6][16];
-    const char *bases[6], *opts[6];
+    /* libraries <spelling><threads>: native1, native2, ..., alt1, ... */
+    char names[2 * N_THREADS][32];
+    const char *bases[2 * N_THREADS], *opts[2 * N_THREADS];
     for (int k = 0; k < 2; k++)
-        for (int t = 0; t < 3; t++) {
-            int i = k * 3 + t;
-            snprintf(names[i], sizeof names[i], "%s%d", SRC_BASE[k], t + 1);
+        for (int t = 0; t < N_THREADS; t++) {
+            int i = k * N_THREADS + t;
+            snprintf(names[i], sizeof names[i], "%s%d", SRC_BASE[k], THREADS[t]);
             bases[i] = names[i], opts[i] = SRC_OPT[k];
-            char *text = write_lib(dir, bases[i], SPLIT_CASES, N_SPLIT, t + 1, (Source)k, false);
+            char *text = write_lib(dir, bases[i], SPLIT_CASES, N_SPLIT, THREADS[t], (Source)k, false);
             if (k == SRC_NATIVE) src[t] = text;
             else free(text);
         }
-    compile_libs(dir, bases, opts, 6);
+    compile_libs(dir, bases, opts, 2 * N_THREADS);
     /* one thread never touches pthreads; more really split every case */
     assert_null(strstr(src[0], "pthread"));
     assert_int_equal(count(src[1], " 2 parts."), N_SPLIT);
     assert_int_equal(count(src[2], " 3 parts."), N_SPLIT);
+    assert_null(strstr(src[3], "1000000"));
     Variant v[6];
     int n_v = variants(v);
     for (int c = 0; c < n_v; c++) {
         setenv("ETCH_GEMM_ISA", v[c].cap, 1);
-        void *h[3];
-        for (int t = 0; t < 3; t++) {
+        void *h[N_THREADS];
+        for (int t = 0; t < N_THREADS; t++) {
             char lib[64];
-            snprintf(lib, sizeof lib, "%s%d.so", SRC_BASE[v[c].src], t + 1);
+            snprintf(lib, sizeof lib, "%s%d.so", SRC_BASE[v[c].src], THREADS[t]);
             h[t] = open_copy(dir, lib, v[c].name);
         }
         for (int i = 0; i < N_SPLIT; i++) {
             GemmDesc d = desc_of(&SPLIT_CASES[i]);
             Run r = run_new(&d);
             void *one = run_case(h[0], i, &d, &r, v[c].name);
-            for (int t = 1; t < 3; t++) {
+            for (int t = 1; t < N_THREADS; t++) {
                 void *many = run_case(h[t], i, &d, &r, v[c].name);
                 if (memcmp(one, many, span_c(&d) * dtype_size(d.dtype)) != 0) {
-                    fprintf(stderr, "%s: case %d differs between 1 and %d threads\n", v[c].name, i, t + 1);
+                    fprintf(stderr, "%s: case %d differs between 1 and %d threads\n", v[c].name, i, THREADS[t]);
                     fail();
                 }
                 free(many);
@@ -598,10 +605,10 @@ static void test_threads_bit_identical(void **state) {
             free(one);
             run_free(&r);
         }
-        for (int t = 0; t < 3; t++) dlclose(h[t]);
+        for (int t = 0; t < N_THREADS; t++) dlclose(h[t]);
     }
     unsetenv("ETCH_GEMM_ISA");
-    for (int t = 0; t < 3; t++) free(src[t]);
+    for (int t = 0; t < N_THREADS; t++) free(src[t]);
     build_rmtree(dir);
     free(dir);
     diag_dispose(&dg);
