@@ -47,3 +47,16 @@ idx() {
       while [ "$1" != -- ]; do be32 "$1"; shift; done
       head -c "$2" /dev/zero | tr '\0' '\7'; } >"$f"
 }
+
+# gz FILE IN: IN gzipped by hand as one stored (uncompressed) deflate block,
+# so the bytes do not depend on the gzip version; the CRC-32/ISIZE trailer is
+# gzip's own. Layout: 10-byte header, block byte 01, LEN, NLEN, data, trailer.
+gz() {
+    local n
+    n=$(wc -c <"$2")
+    { printf '\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x01'; le "$n" 2; le $((n ^ 0xffff)) 2
+      cat "$2"; gzip -c <"$2" | tail -c 8; } >"$1"
+}
+
+# poke FILE OFFSET BYTES: overwrite bytes of FILE at OFFSET (BYTES as printf writes them)
+poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
