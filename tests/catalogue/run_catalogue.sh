@@ -15,7 +15,6 @@ ETCH=$(cd "$(dirname "$ETCH")" && pwd)/$(basename "$ETCH")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FILTER=${1:-}
 TIMEOUT=${CATALOGUE_TIMEOUT:-30}
-export ETCH_SOURCE_DIR=${ETCH_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
 # sanitizer builds: report leaks too, and make any report fail loudly
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
@@ -29,26 +28,39 @@ fail_case() { # name reason
     failed=$((failed + 1))
 }
 
-# run_case NAME SETUP ARGS EXPECT-LINES...: one case in a fresh folder holding
-# models/ and the case file; SETUP is shell run there first (fixtures.sh
-# loaded); ARGS is the etch command line, word-split by the shell.
+# tree_listing ARRAY: every path under the current folder, into ARRAY (builtins only)
+tree_listing() {
+    shopt -s globstar dotglob nullglob
+    eval "$1=(**)"
+    shopt -u globstar dotglob nullglob
+}
+
+# run_case NAME SETUP ARGS CASEFILE EXPECT-LINES...: one case in a fresh folder
+# holding models/ and the case file; SETUP is shell run there first
+# (fixtures.sh loaded); ARGS is the etch command line, word-split by the shell.
+# Written with few processes per case: the catalogue has hundreds of cases.
+ncase=0
 run_case() {
     local name=$1 setup=$2 args=$3 casefile=$4
     shift 4
-    local -a expect=("$@")
+    local -a expect=("$@") before=() after=() got=()
     [ -n "$FILTER" ] && [[ $name != *"$FILTER"* ]] && return
-    local dir=$work/case
-    rm -rf "$dir" && mkdir -p "$dir" && cp "$HERE"/models/* "$dir"/
+    ncase=$((ncase + 1))
+    local dir=$work/c$ncase
+    cp -r "$HERE/models" "$dir" || exit 2
     [ -n "$casefile" ] && cp "$casefile" "$dir"/
-    if ! (cd "$dir" && source "$HERE/fixtures.sh" && eval "$setup") >"$work/setup.log" 2>&1; then
+    cd "$dir" || exit 2
+    if [ -n "$setup" ] && ! (source "$HERE/fixtures.sh" && eval "$setup") >"$work/setup.log" 2>&1; then
         fail_case "$name" "setup failed: $(head -c 300 "$work/setup.log")"
         return
     fi
-    (cd "$dir" && find . | sort) >"$work/before"
+    tree_listing before
     local rc
-    (cd "$dir" && eval "exec timeout -k 5 $TIMEOUT \"\$ETCH\" $args" </dev/null >"$work/stdout" 2>"$work/stderr")
+    eval "timeout -k 5 $TIMEOUT \"\$ETCH\" $args" </dev/null >"$work/stdout" 2>"$work/stderr"
     rc=$?
-    (cd "$dir" && find . | sort) >"$work/after"
+    tree_listing after
+    cd "$work" || exit 2
+    mapfile -t got <"$work/stderr"
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         fail_case "$name" "timed out after ${TIMEOUT}s: etch $args"
         return
@@ -57,20 +69,20 @@ run_case() {
         fail_case "$name" "killed by signal $((rc - 128)): etch $args"
         return
     fi
-    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error|UndefinedBehaviorSanitizer' "$work/stderr"; then
-        fail_case "$name" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$work/stderr")"
-        return
-    fi
+    local line
+    for line in "${got[@]}"; do
+        if [[ $line =~ AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime\ error ]]; then
+            fail_case "$name" "sanitizer report: $line"
+            return
+        fi
+    done
     if [ $rc -ne 1 ]; then
         fail_case "$name" "exit status $rc (want 1): etch $args; stderr: $(head -c 300 "$work/stderr")"
         return
     fi
     # the expected lines, consecutive, starting at the first line holding "error:"
-    local -a got=()
-    mapfile -t got <"$work/stderr"
-    local k=0
+    local k=0 i
     while [ $k -lt ${#got[@]} ] && [[ ${got[$k]} != *"error:"* ]]; do k=$((k + 1)); done
-    local i
     for ((i = 0; i < ${#expect[@]}; i++)); do
         local want=${expect[$i]//%s/${casefile##*/}}
         if [ $((k + i)) -ge ${#got[@]} ] || [ "${got[$((k + i))]}" != "$want" ]; then
@@ -81,10 +93,12 @@ run_case() {
             return
         fi
     done
-    local left
-    left=$(comm -13 "$work/before" "$work/after")
+    local -A had=()
+    local left=""
+    for line in "${before[@]}"; do had[$line]=1; done
+    for line in "${after[@]}"; do [ -n "${had[$line]-}" ] || left+=" $line"; done
     if [ -n "$left" ]; then
-        fail_case "$name" "left behind: $(echo $left)"
+        fail_case "$name" "left behind:$left"
         return
     fi
     passed=$((passed + 1))
