@@ -17,9 +17,10 @@ int cmd_eval(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = train_check_input(o, false, &d) ? load_program(a, o, &d) : NULL;
+    Program *p = load_program(a, o, &d);
     Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
-    char *dir = check ? build_tempdir(&d) : NULL;
+    bool data_ok = check && train_check_input(o, false, &d);
+    char *dir = data_ok ? build_tempdir(&d) : NULL;
     char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
     bool ok = program != NULL;
     if (ok) {

@@ -61,7 +61,8 @@ int cmd_train(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = train_check_input(o, true, &d) ? load_program(a, o, &d) : NULL;
+    Program *p = load_program(a, o, &d); /* the model's own errors first, then its data */
+    if (p && !train_check_input(o, true, &d)) p = NULL;
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
