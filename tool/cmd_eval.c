@@ -17,10 +17,10 @@ int cmd_eval(const Options *o) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
-    Program *p = load_program(a, o, &d);
+    Program *p = load_program(a, o, &d); /* the model's errors, then its data's, then the weights' */
+    if (p && !train_check_input(o, false, &d)) p = NULL;
     Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */
-    bool data_ok = check && train_check_input(o, false, &d);
-    char *dir = data_ok ? build_tempdir(&d) : NULL;
+    char *dir = check ? build_tempdir(&d) : NULL;
     char *program = dir ? build_trainer(p, o, dir, &d) : NULL;
     bool ok = program != NULL;
     if (ok) {
