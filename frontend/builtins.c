@@ -120,9 +120,9 @@ static bool shape_list(Elab *e, const Builtin *b, const Value *v, const char *wh
     return true;
 }
 
-/* A compile-time integer result: integers stay exact in a double (|x| <= 2^53). */
+/* A compile-time integer result: integers stay exact in a double (|x| < 2^53). */
 static bool int_result(Elab *e, const Builtin *b, double x, SrcLoc loc, Value *out) {
-    if (fabs(x) > 9007199254740992.0)
+    if (fabs(x) >= 9007199254740992.0) /* a rounded result lands on 2^53 or beyond */
         return diag_error(e->diag, loc, "%s gives %g, too large for an integer", fname(e, b), x);
     *out = value_num(x, true, loc);
     return true;

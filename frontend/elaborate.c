@@ -928,7 +928,7 @@ static bool parse_define(Elab *e, const Define *d, SrcLoc loc, Value *out) {
     if (!s[0] || *end || !isfinite(x) || errno == ERANGE || strpbrk(s, "xXnN"))
         return diag_error_plain(e->diag, "-D %s=%s: the value must be a number or true/false", d->name, s);
     bool is_int = strspn(s + (s[0] == '-' || s[0] == '+'), "0123456789") == strlen(s + (s[0] == '-' || s[0] == '+'));
-    if (is_int && fabs(x) > 9007199254740992.0)
+    if (is_int && fabs(x) >= 9007199254740992.0) /* a rounded result lands on 2^53 or beyond */
         return diag_error_plain(e->diag, "-D %s=%s: the integer is too large", d->name, s);
     *out = value_num(x, is_int, loc);
     return true;

@@ -245,10 +245,10 @@ static OpKind tensor_op(TokKind op) {
     }
 }
 
-/* A folded number: finite, and integers exact (|x| <= 2^53). */
+/* A folded number: finite, and integers exact (|x| < 2^53: a sum or product that reaches 2^53 may have been rounded). */
 static bool fold_result(Elab *e, double x, bool is_int, SrcLoc loc, const char *what, Value *out) {
     if (!isfinite(x)) return diag_error(e->diag, loc, "%s is not a finite number in a constant expression", what);
-    if (is_int && fabs(x) > 9007199254740992.0)
+    if (is_int && fabs(x) >= 9007199254740992.0) /* a rounded result lands on 2^53 or beyond */
         return diag_error(e->diag, loc, "integer overflow in constant expression (%s)", what);
     *out = value_num(x, is_int, loc);
     return true;

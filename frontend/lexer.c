@@ -140,8 +140,8 @@ static bool lex_number(Lexer *L) {
     double v = strtod(buf, NULL);
     if (!isfinite(v) || (errno == ERANGE && v != 0))
         return diag_error(L->diag, lex_loc(L, s), "number '%s' is out of range", buf);
-    if (!is_float && v > 9007199254740992.0) /* 2^53: integers stay exact in a double */
-        return diag_error(L->diag, lex_loc(L, s), "integer '%s' is too large (the limit is 2^53)", buf);
+    if (!is_float && v >= 9007199254740992.0) /* from 2^53 on, integers stop being exact in a double (2^53 + 1 reads as 2^53) */
+        return diag_error(L->diag, lex_loc(L, s), "integer '%s' is too large (the largest is 2^53 - 1 = 9007199254740991)", buf);
     Token *t = lex_push(L, is_float ? TK_FLOAT : TK_INT, s, len);
     t->num = v;
     L->p = q;
