@@ -25,6 +25,7 @@
  * the form depend only on the shape, and padding or masking never mixes
  * lanes, so splitting rows or columns over threads cannot change a bit. */
 #include "codegen/c/gemm.h"
+#include "codegen/c/gemm_support.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -623,161 +624,6 @@ static void emit_dot(Gen *g) {
 
 /* ---- per-file support, kernels, calls ---- */
 
-/* The file-scope support every kernel shares (once per file): instruction-set
- * macros and detection, and small helpers (unused ones are marked so). */
-static void emit_support(CEmitter *e) {
-    if (!cemit_define_once(e, "etch_gemm_support")) return;
-    sb_puts(e->preamble,
-            "/* ---- matrix-multiply kernels (codegen/c/gemm.c) ---- */\n"
-            "#include <stdlib.h>\n"
-            "#if defined(__GNUC__)\n"
-            "#define ETCH_GEMM_UNUSED __attribute__((unused))\n"
-            "#else\n"
-            "#define ETCH_GEMM_UNUSED\n"
-            "#endif\n"
-            "#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))\n"
-            "#define ETCH_GEMM_X86 1\n"
-            "#include <immintrin.h>\n"
-            "#define ETCH_GEMM_AVX2 __attribute__((target(\"avx2,fma\")))\n"
-            "#define ETCH_GEMM_AVX512 __attribute__((target(\"avx512f,avx2,fma\")))\n"
-            "/* Packing transposed B: d[k * ldd + i] = s[i * lds + k] for an 8 x 8 (4 x 4) block. */\n"
-            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline void etch_gemm_tr8_f32(const float *s, int64_t lds, float *d, int64_t ldd) {\n"
-            "    __m256 r[8], t[8], u[8];\n"
-            "    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * lds);\n"
-            "    for (int i = 0; i < 8; i += 2) {\n"
-            "        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);\n"
-            "        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);\n"
-            "    }\n"
-            "    for (int i = 0; i < 8; i += 4) {\n"
-            "        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);\n"
-            "        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);\n"
-            "        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);\n"
-            "        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);\n"
-            "    }\n"
-            "    for (int i = 0; i < 4; i++) {\n"
-            "        _mm256_storeu_ps(d + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));\n"
-            "        _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));\n"
-            "    }\n"
-            "}\n"
-            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline void etch_gemm_tr4_f64(const double *s, int64_t lds, double *d, int64_t ldd) {\n"
-            "    __m256d r[4], t[4];\n"
-            "    for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(s + i * lds);\n"
-            "    for (int i = 0; i < 4; i += 2) {\n"
-            "        t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);\n"
-            "        t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);\n"
-            "    }\n"
-            "    for (int i = 0; i < 2; i++) {\n"
-            "        _mm256_storeu_pd(d + i * ldd, _mm256_permute2f128_pd(t[i], t[i + 2], 0x20));\n"
-            "        _mm256_storeu_pd(d + (i + 2) * ldd, _mm256_permute2f128_pd(t[i], t[i + 2], 0x31));\n"
-            "    }\n"
-            "}\n"
-            "/* Horizontal sums, always the same tree: lane l + lane l + VL/2, halving. */\n"
-            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline float etch_gemm_hs_avx2_ps(__m256 v) {\n"
-            "    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));\n"
-            "    h = _mm_add_ps(h, _mm_movehl_ps(h, h));\n"
-            "    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));\n"
-            "}\n"
-            "ETCH_GEMM_AVX2 ETCH_GEMM_UNUSED static inline double etch_gemm_hs_avx2_pd(__m256d v) {\n"
-            "    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));\n"
-            "    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));\n"
-            "}\n"
-            "ETCH_GEMM_AVX512 ETCH_GEMM_UNUSED static inline float etch_gemm_hs_avx512_ps(__m512 v) {\n"
-            "    __m256d hi = _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1);\n"
-            "    return etch_gemm_hs_avx2_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(hi)));\n"
-            "}\n"
-            "ETCH_GEMM_AVX512 ETCH_GEMM_UNUSED static inline double etch_gemm_hs_avx512_pd(__m512d v) {\n"
-            "    return etch_gemm_hs_avx2_pd(_mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1)));\n"
-            "}\n"
-            "#endif\n"
-            "/* The portable kernels use GNU C vector extensions where the compiler has them. */\n"
-            "#if defined(__GNUC__) && !defined(ETCH_GEMM_PLAIN_C)\n"
-            "#define ETCH_GEMM_VEC 1\n"
-            "typedef float etch_gemm_v4f __attribute__((vector_size(16)));\n"
-            "typedef double etch_gemm_v2d __attribute__((vector_size(16)));\n"
-            "ETCH_GEMM_UNUSED static inline etch_gemm_v4f etch_gemm_ld_v4f(const float *p) {\n"
-            "    etch_gemm_v4f v;\n"
-            "    memcpy(&v, p, sizeof v);\n"
-            "    return v;\n"
-            "}\n"
-            "ETCH_GEMM_UNUSED static inline etch_gemm_v2d etch_gemm_ld_v2d(const double *p) {\n"
-            "    etch_gemm_v2d v;\n"
-            "    memcpy(&v, p, sizeof v);\n"
-            "    return v;\n"
-            "}\n"
-            "ETCH_GEMM_UNUSED static inline void etch_gemm_st_v4f(float *p, etch_gemm_v4f v) { memcpy(p, &v, sizeof v); }\n"
-            "ETCH_GEMM_UNUSED static inline void etch_gemm_st_v2d(double *p, etch_gemm_v2d v) { memcpy(p, &v, sizeof v); }\n"
-            "ETCH_GEMM_UNUSED static inline etch_gemm_v4f etch_gemm_bc_v4f(float x) {\n"
-            "    etch_gemm_v4f v = {x, x, x, x};\n"
-            "    return v;\n"
-            "}\n"
-            "ETCH_GEMM_UNUSED static inline etch_gemm_v2d etch_gemm_bc_v2d(double x) {\n"
-            "    etch_gemm_v2d v = {x, x};\n"
-            "    return v;\n"
-            "}\n"
-            "ETCH_GEMM_UNUSED static inline float etch_gemm_hs_c_v4f(etch_gemm_v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }\n"
-            "ETCH_GEMM_UNUSED static inline double etch_gemm_hs_c_v2d(etch_gemm_v2d v) { return v[0] + v[1]; }\n"
-            "#else\n"
-            "ETCH_GEMM_UNUSED static inline float etch_gemm_hs_c4(const float *s) { return (s[0] + s[2]) + (s[1] + s[3]); }\n"
-            "ETCH_GEMM_UNUSED static inline double etch_gemm_hs_c2(const double *s) { return s[0] + s[1]; }\n"
-            "#endif\n"
-            "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
-            " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
-            "static int etch_gemm_isa(void) {\n"
-            "    static int isa = -1;\n"
-            "    if (isa < 0) {\n"
-            "        int best = 0;\n"
-            "#if defined(ETCH_GEMM_X86)\n"
-            "        __builtin_cpu_init();\n"
-            "        if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\")) best = 1;\n"
-            "        if (best && __builtin_cpu_supports(\"avx512f\")) best = 2;\n"
-            "#endif\n"
-            "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
-            "        if (cap && !strcmp(cap, \"portable\")) best = 0;\n"
-            "        if (cap && !strcmp(cap, \"avx2\") && best > 1) best = 1;\n"
-            "        isa = best;\n"
-            "    }\n"
-            "    return isa;\n"
-            "}\n");
-}
-
-/* Thread fan-out, emitted only when some kernel splits its work. Parts split
- * in halves, the upper half on a new thread and the lower one here (split
- * again): no table of jobs or threads, so nothing on the stack grows with the
- * parts (each kernel's are bounded by its tiles, --threads only caps them),
- * and threads start in parallel, log2(parts) deep. */
-static void emit_thread_support(CEmitter *e) {
-    if (!cemit_define_once(e, "etch_gemm_threads")) return;
-    sb_puts(e->preamble,
-            "#include <pthread.h>\n"
-            "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
-            "typedef struct etch_gemm_job {\n"
-            "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int lo, hi; /* parts [lo, hi) */\n"
-            "} etch_gemm_job;\n"
-            "static void *etch_gemm_worker(void *arg);\n"
-            "/* The upper half on a new thread, the lower half here; a half whose thread cannot start runs here. */\n"
-            "static void etch_gemm_run(const etch_gemm_job *j) {\n"
-            "    if (j->hi - j->lo == 1) {\n"
-            "        j->f(j->a, j->b, j->c, j->lo);\n"
-            "        return;\n"
-            "    }\n"
-            "    etch_gemm_job up = *j, down = *j;\n"
-            "    up.lo = down.hi = j->lo + (j->hi - j->lo) / 2;\n"
-            "    pthread_t th;\n"
-            "    const int started = pthread_create(&th, NULL, etch_gemm_worker, &up) == 0;\n"
-            "    if (!started) etch_gemm_run(&up);\n"
-            "    etch_gemm_run(&down);\n"
-            "    if (started) pthread_join(th, NULL);\n"
-            "}\n"
-            "static void *etch_gemm_worker(void *arg) {\n"
-            "    etch_gemm_run((const etch_gemm_job *)arg);\n"
-            "    return NULL;\n"
-            "}\n"
-            "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
-            "    const etch_gemm_job all = {f, a, b, c, 0, parts};\n"
-            "    etch_gemm_run(&all);\n"
-            "}\n");
-}
-
 static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     const char *T = dtype_c_type(d->dtype);
     Plan plans[N_ISA];
@@ -788,8 +634,8 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
         max_parts = plans[i].parts > max_parts ? plans[i].parts : max_parts;
         pack = max64(pack, plans[i].pack);
     }
-    emit_support(e);
-    if (max_parts > 1) emit_thread_support(e);
+    gemm_emit_support(e);
+    if (max_parts > 1) gemm_emit_thread_support(e);
     StrBuf *b = e->preamble;
     const Plan *px = &plans[ISA_AVX2];
     sb_printf(b, "\n/* C[%lld x %lld] %s A%s B%s (K = %lld): %s kernel, AVX2 tile %dx%d", (long long)d->m,

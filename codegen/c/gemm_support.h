@@ -1,0 +1,13 @@
+/* gemm_support.h: the shared support text of the GEMM kernels (see
+ * gemm_support.c); used by codegen/c/gemm.c only. */
+#ifndef ETCH_CODEGEN_C_GEMM_SUPPORT_H
+#define ETCH_CODEGEN_C_GEMM_SUPPORT_H
+
+#include "codegen/c/emit.h"
+
+/* Instruction-set macros, detection and helpers every kernel uses (once per file). */
+void gemm_emit_support(CEmitter *e);
+/* The pthread fan-out for kernels split into parts (once per file). */
+void gemm_emit_thread_support(CEmitter *e);
+
+#endif
