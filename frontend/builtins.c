@@ -217,7 +217,7 @@ static bool bi_where(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *g
 static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
     if (args[1].kind != V_DTYPE)
-        return diag_error(e->diag, args[1].loc, "the dtype of %s must be f32, f64, i32, i64 or bool, got %s",
+        return diag_error(e->diag, args[1].loc, "the dtype of %s must be " DTYPE_NAMES ", got %s",
                           fname(e, b), value_describe(e, &args[1]));
     DType to = args[1].dtype;
     if (args[0].kind == V_NUM || args[0].kind == V_BOOL) {

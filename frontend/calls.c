@@ -107,7 +107,7 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType 
     } else {
         Binding *b = scope_find(s, t->dtype_name);
         if (!b || b->val.kind != V_DTYPE)
-            return diag_error(e->diag, t->loc, "'%s' is not a dtype (expected f32, f64, i32, i64 or bool%s)",
+            return diag_error(e->diag, t->loc, "'%s' is not a dtype (expected " DTYPE_NAMES "%s)",
                               t->dtype_name, b ? ", or a name bound to one" : "");
         *dt = b->val.dtype;
     }

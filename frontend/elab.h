@@ -190,6 +190,8 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType 
  * and embedded params are compiled into C arrays. */
 #define ELAB_MAX_TENSOR_BYTES ((int64_t)4 << 30)
 #define ELAB_MAX_PARAMS_BYTES ((int64_t)16 << 30) /* all of a model's params together */
+/* The DSL's dtypes, for messages. */
+#define DTYPE_NAMES "f32, f64, i32, i64 or bool"
 
 /* ---- between the elaborator's own files ---- */
 /* Checks v against a declared type; a number meeting a rank-0 type becomes a const node (calls.c). */

@@ -109,6 +109,11 @@ static Stmt *parse_stmt(Parser *P) {
         } while (accept(P, TK_COMMA));
         skip_semis(P);
         return s;
+    } else if (t->kind == TK_IDENT && peek_at(P, 1)->kind == TK_EQEQ) {
+        diag_error(P->diag, peek_at(P, 1)->loc,
+                   "a comparison is not a statement; to assign, write '%s = ...' (or 'let %s = ...' for a new name)",
+                   tok_name(P, t), tok_name(P, t));
+        return NULL;
     } else {
         const char *hint = t->kind == TK_PARAM || t->kind == TK_CONST || t->kind == TK_FN
                                ? " (declare members in the module body, not inside fn)"

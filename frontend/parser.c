@@ -399,8 +399,9 @@ Unit *parse_unit(Arena *a, const char *path, const char *src, Diag *d) {
             FnDecl *f = parse_fn(&P);
             if (!f) return NULL;
             u->fns = push_ptr(&P, u->fns, &u->n_fns, &cap_f, f);
-        } else if (t->kind == TK_IDENT && t->len == 5 && !memcmp(t->text, "train", 5) &&
-                   peek_at(&P, 1)->kind == TK_LBRACE) {
+        } else if (t->kind == TK_IDENT && t->len == 5 && !memcmp(t->text, "train", 5)) {
+            /* 'train' is no keyword, but at top level only a train block can
+             * start with it: 'train (' gets "expected '{' after 'train'" */
             if (u->train) {
                 diag_error(d, t->loc, "more than one train block (the first is at %d:%d)", u->train->loc.line,
                            u->train->loc.col);
