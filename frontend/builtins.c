@@ -159,6 +159,23 @@ static bool bi_unary(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *g
     return add_op(e, b->op, &x, 1, NULL, loc, out);
 }
 
+/* leaky_relu(x, negative_slope=0.01), PyTorch's default slope. The slope is
+ * the op's `value` attribute, baked into the kernel, so it must be a
+ * compile-time number; a number x folds through the op's scalar reference. */
+static bool bi_leaky_relu(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    NodeAttrs a = {.value = 0.01};
+    if (given[1] &&
+        !value_number(e, &args[1], arena_printf(e->arena, "negative_slope of %s", fname(e, b)), &a.value))
+        return false;
+    if (args[0].kind == V_NUM) {
+        *out = value_num(op_table[OP_LEAKY_RELU].scalar(&args[0].num, &a), false, loc);
+        return true;
+    }
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    return add_op(e, OP_LEAKY_RELU, &x, 1, &a, loc, out);
+}
+
 /* maximum, minimum, pow: like the infix operators (numbers fold, or take the tensor's dtype). */
 static bool bi_binary(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
@@ -200,7 +217,7 @@ static bool bi_where(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *g
 static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
     if (args[1].kind != V_DTYPE)
-        return diag_error(e->diag, args[1].loc, "the dtype of %s must be f32, f64, i32, i64 or bool, got %s",
+        return diag_error(e->diag, args[1].loc, "the dtype of %s must be " DTYPE_NAMES ", got %s",
                           fname(e, b), value_describe(e, &args[1]));
     DType to = args[1].dtype;
     if (args[0].kind == V_NUM || args[0].kind == V_BOOL) {
@@ -575,6 +592,7 @@ static bool bi_pair(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *gi
 #define UNARY(n, k) {n, {"x"}, 1, 1, bi_unary, k}
 static const Builtin builtins[] = {
     UNARY("relu", OP_RELU),
+    {"leaky_relu", {"x", "negative_slope"}, 2, 1, bi_leaky_relu, OP_LEAKY_RELU},
     UNARY("sigmoid", OP_SIGMOID),
     UNARY("tanh", OP_TANH),
     UNARY("exp", OP_EXP),

@@ -1,5 +1,5 @@
 /* elab.h: the elaborator's shared state: compile-time values, scopes, module
- * instances and the entry points of its three files.
+ * instances and the entry points of its files.
  *
  * Elaboration runs the program at compile time. Everything that is not a
  * tensor (numbers, bools, lists, dtypes, module instances) is a compile-time
@@ -8,9 +8,12 @@
  * constant folding are ordinary evaluation, and tracing forward is just
  * calling it with the model's inputs.
  *
- *   elaborate.c  globals, -D, module instantiation, params, fn calls, statements
- *   eval.c       expressions: names, operators, constant folding, calls
- *   builtins.c   the builtin function table (relu, sum, reshape, ...) */
+ *   elaborate.c    the top level: globals, -D, the model, inputs and outputs
+ *   instantiate.c  module instantiation: constructor arguments, members, params
+ *   calls.c        fn calls: argument binding, types, errors inside nn.etch
+ *   statements.c   let, assignment, return, if, for loops (scan)
+ *   eval.c         expressions: names, operators, constant folding, calls
+ *   builtins.c     the builtin function table (relu, sum, reshape, ...) */
 #ifndef ETCH_FRONTEND_ELAB_H
 #define ETCH_FRONTEND_ELAB_H
 
@@ -154,7 +157,7 @@ bool eval_binary_op(Elab *e, TokKind op, const Value *a, const Value *b, SrcLoc 
 /* A tensor result of graph_add_op (false when the op table reported an error). */
 bool add_op(Elab *e, OpKind op, const int *ins, int n_in, const NodeAttrs *attrs, SrcLoc loc, Value *out);
 
-/* ---- calls (elaborate.c, builtins.c) ---- */
+/* ---- calls (calls.c, builtins.c) ---- */
 /* Maps arguments onto parameter slots; reports count/keyword errors naming fname ("sum()"). */
 bool bind_args(Elab *e, SrcLoc loc, const char *fname, const char *const *pnames, int n_params, int n_required,
                const CallArgs *ca, Value *slots, bool *given);
@@ -174,11 +177,11 @@ enum { LAYER_BUILTINS_MAX = 32 };
 bool layer_builtin_exists(const char *name);
 const char *const *layer_builtin_names(void); /* NULL-terminated */
 bool layer_builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Value *out, bool *found);
-/* Adds the params of inst and its children to e->graph (PyTorch state_dict order). */
+/* Adds the params of inst and its children to e->graph (PyTorch state_dict order; instantiate.c). */
 bool emit_params(Elab *e, Instance *inst);
 /* The train block of the user file (train.c); e->graph is the new loss graph. */
 TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDecl *forward);
-/* A tensor type from a TypeExpr, dims evaluated in s. Refuses a tensor over
+/* A tensor type from a TypeExpr, dims evaluated in s (calls.c). Refuses a tensor over
  * ELAB_MAX_TENSOR_BYTES, naming it as `what` ("param 'fc1.weight'"; NULL: by
  * its type alone). */
 bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType *dt, Shape *sh);
@@ -187,5 +190,41 @@ bool resolve_type(Elab *e, Scope *s, const TypeExpr *t, const char *what, DType 
  * and embedded params are compiled into C arrays. */
 #define ELAB_MAX_TENSOR_BYTES ((int64_t)4 << 30)
 #define ELAB_MAX_PARAMS_BYTES ((int64_t)16 << 30) /* all of a model's params together */
+/* The DSL's dtypes, for messages. */
+#define DTYPE_NAMES "f32, f64, i32, i64 or bool"
+
+/* ---- between the elaborator's own files ---- */
+/* Checks v against a declared type; a number meeting a rank-0 type becomes a const node (calls.c). */
+bool check_type(Elab *e, Scope *s, const TypeExpr *t, Value *v, const char *what);
+/* inst's own binding of name (a member or argument), not its file scope's (calls.c). */
+Binding *own_binding(Instance *inst, const char *name);
+/* Errors inside the standard library are reported at the user's call (calls.c):
+ * lib_hold starts holding them when site (user code) calls body (library
+ * code); lib_release ends it, reporting a held error at site as "WHAT:
+ * message", what(e, arg) built only then. note_once adds a note for the
+ * error being unwound unless it repeats the previous one. */
+bool in_stdlib(SrcLoc loc);
+bool lib_hold(Elab *e, SrcLoc site, SrcLoc body);
+void lib_release(Elab *e, bool ok, SrcLoc site, const char *(*what)(Elab *, const void *), const void *arg,
+                 const char *where);
+void note_once(Elab *e, SrcLoc loc, const char *text);
+/* Instantiates module mod (a V_MODULE) as path under parent (instantiate.c). */
+Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                      SrcLoc loc);
+
+/* How a statement or block ended (statements.c). */
+typedef enum ExecResult { EXEC_NEXT, EXEC_RETURNED, EXEC_FAILED } ExecResult;
+
+/* The fn call whose body is executing: what its 'return' delivers. */
+typedef struct Frame {
+    const FnDecl *fn;
+    const char *display; /* "Linear.forward()" */
+    Value ret;
+    SrcLoc ret_loc;
+} Frame;
+
+Scope *new_scope(Elab *e, Scope *parent, bool is_fn);
+/* Executes block b in a new scope under parent. */
+ExecResult exec_block(Elab *e, Scope *parent, const Block *b, Frame *fr);
 
 #endif

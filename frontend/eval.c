@@ -385,13 +385,37 @@ static bool read_binding(Elab *e, const Binding *b, SrcLoc loc, Value *out) {
     return true;
 }
 
+/* A dtype as other languages spell it (float32, double, f16, uint8, ...):
+ * an unknown name that is one gets etch's dtypes listed. */
+static bool looks_like_dtype(const char *name) {
+    static const char *const words[] = {"double", "half", "long", "short"};
+    static const char *const prefixes[] = {"float", "int", "uint", "bfloat", "complex", "bf", "f", "i", "u"};
+    static const char *const widths[] = {"8", "16", "32", "64", "128"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(name, words[i]) == 0) return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) != 0) continue;
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+            if (strcmp(name + n, widths[w]) == 0) return true;
+    }
+    return false;
+}
+
 static bool eval_name(Elab *e, Scope *s, const Expr *x, Value *out) {
     Binding *b = scope_find(s, x->name);
     if (b) return read_binding(e, b, x->loc, out);
+    if (strcmp(x->name, "float") == 0 || strcmp(x->name, "int") == 0) /* cast(x, float), x.to(int) */
+        return diag_error(e->diag, x->loc,
+                          "'%s' is a builtin function, not a dtype: call it as %s(x) to convert a number, or name "
+                          "a dtype: %s",
+                          x->name, x->name, DTYPE_NAMES);
     if (builtin_exists(x->name))
         return diag_error(e->diag, x->loc, "'%s' is a builtin function; call it, e.g. %s(x)", x->name, x->name);
     if (strcmp(x->name, "self") == 0)
         return diag_error(e->diag, x->loc, "there is no 'self': refer to members by name (fc1, weight)");
+    if (looks_like_dtype(x->name))
+        return diag_error(e->diag, x->loc, "unknown name '%s' (the dtypes are %s)", x->name, DTYPE_NAMES);
     return diag_error(e->diag, x->loc, "unknown name '%s'%s", x->name, did_you_mean(e, s, x->name));
 }
 

@@ -124,6 +124,16 @@ static bool lex_number(Lexer *L) {
         q = e;
         is_float = true;
     }
+    /* 1.2.3 or 1e3.5 is one malformed number, not 1.2 followed by .3 (which
+     * failed later as "expected a statement ..., found '.3'") */
+    if (*q == '.' && isdigit((unsigned char)q[1])) {
+        int dots = 0;
+        for (const char *c = s; c < q; c++) dots += *c == '.';
+        while (isalnum((unsigned char)*q) || *q == '_' || *q == '.') q++;
+        int len = (int)(q - s);
+        return diag_error(L->diag, lex_loc(L, s), "malformed number '%.*s%s'%s", quote_len(len), s, quote_more(len),
+                          dots ? ": a number has at most one '.'" : "");
+    }
     if (isalpha((unsigned char)*q) || *q == '_') {
         while (isalnum((unsigned char)*q) || *q == '_') q++;
         int len = (int)(q - s);

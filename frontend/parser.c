@@ -7,48 +7,25 @@
  * them. The parser stops at the first error: every function returns NULL (or
  * false) after reporting it, and callers pass that straight up. Semantic
  * checks (names, types, values) wait for the elaborator; the parser only
- * rejects what is ill-formed on its face (e.g. a parameter listed twice). */
+ * rejects what is ill-formed on its face (e.g. a parameter listed twice).
+ * This file holds the token helpers, the nesting limits, the declarations
+ * (modules, members, fns, train blocks) and parse_unit; expressions and types
+ * are in parse_expr.c, statements in parse_stmt.c (shared state: parse.h). */
 #include <stdio.h>
 #include <string.h>
 
-#include "frontend/ast.h"
-
-typedef struct Parser {
-    Arena *arena;
-    Diag *diag;
-    Token *toks;
-    int pos;
-    int depth; /* nesting of the rules being parsed (see parse_enter) */
-} Parser;
+#include "frontend/parse.h"
 
 /* ---- token helpers ------------------------------------------------------ */
 
-static Token *peek(Parser *P) { return &P->toks[P->pos]; }
-static Token *peek_at(Parser *P, int k) {
-    Token *t = &P->toks[P->pos];
-    for (int i = 0; i < k && t->kind != TK_EOF; i++) t++;
-    return t;
-}
-static bool at(Parser *P, TokKind k) { return peek(P)->kind == k; }
-static Token *next(Parser *P) {
-    Token *t = &P->toks[P->pos];
-    if (t->kind != TK_EOF) P->pos++;
-    return t;
-}
-static bool accept(Parser *P, TokKind k) {
-    if (!at(P, k)) return false;
-    next(P);
-    return true;
-}
-
 /* "'let'", "'3.5'", "end of file": what the parser found instead. */
-static const char *tok_found(Parser *P, const Token *t) {
+const char *tok_found(Parser *P, const Token *t) {
     if (t->kind == TK_EOF) return "end of file";
     return arena_printf(P->arena, "'%.*s'", t->len, t->text); /* names are at most 255 bytes, numbers 127 */
 }
 
 /* Reports "expected K WHAT, found T" at the current token. */
-static Token *expect(Parser *P, TokKind k, const char *what) {
+Token *expect(Parser *P, TokKind k, const char *what) {
     if (at(P, k)) return next(P);
     diag_error(P->diag, peek(P)->loc, "expected %s%s%s, found %s", tok_kind_str(k), what[0] ? " " : "", what,
                tok_found(P, peek(P)));
@@ -56,7 +33,7 @@ static Token *expect(Parser *P, TokKind k, const char *what) {
 }
 
 /* A closing bracket: "expected ')' to close '(' at 3:14, found 'let'". */
-static Token *expect_close(Parser *P, TokKind k, const Token *open) {
+Token *expect_close(Parser *P, TokKind k, const Token *open) {
     if (at(P, k)) return next(P);
     diag_error(P->diag, peek(P)->loc, "expected %s to close %s at %d:%d, found %s", tok_kind_str(k),
                tok_kind_str(open->kind), open->loc.line, open->loc.col, tok_found(P, peek(P)));
@@ -64,7 +41,7 @@ static Token *expect_close(Parser *P, TokKind k, const Token *open) {
 }
 
 /* Just after the previous token: where something missing should have been. */
-static SrcLoc prev_end(Parser *P) {
+SrcLoc prev_end(Parser *P) {
     if (P->pos == 0) return peek(P)->loc;
     const Token *t = &P->toks[P->pos - 1];
     SrcLoc loc = t->loc;
@@ -72,14 +49,8 @@ static SrcLoc prev_end(Parser *P) {
     return loc;
 }
 
-static const char *tok_name(Parser *P, const Token *t) { return arena_strndup(P->arena, t->text, (size_t)t->len); }
-
-static void skip_semis(Parser *P) {
-    while (accept(P, TK_SEMI)) {}
-}
-
 /* Growable arrays of pointers in the arena (old copies are abandoned). */
-static void *push_ptr(Parser *P, void *arr, int *n, int *cap, void *item) {
+void *push_ptr(Parser *P, void *arr, int *n, int *cap, void *item) {
     void **a = arr;
     if (*n == *cap) {
         int c = *cap ? *cap * 2 : 4;
@@ -92,7 +63,7 @@ static void *push_ptr(Parser *P, void *arr, int *n, int *cap, void *item) {
     return a;
 }
 
-static Expr *new_expr(Parser *P, ExprKind kind, SrcLoc loc) {
+Expr *new_expr(Parser *P, ExprKind kind, SrcLoc loc) {
     Expr *e = arena_alloc(P->arena, sizeof *e);
     e->kind = kind;
     e->loc = loc;
@@ -112,7 +83,7 @@ static const char *const nesting_hint = "; split it with 'let' or 'const'";
 
 /* Enters one nesting level; false after reporting when that is one too many.
  * A successful enter is paired with P->depth-- when the rule returns. */
-static bool parse_enter(Parser *P, const char *what) {
+bool parse_enter(Parser *P, const char *what) {
     if (P->depth >= PARSE_MAX_DEPTH)
         return diag_error(P->diag, peek(P)->loc, "%s nested too deeply: more than %d levels of blocks and expressions%s",
                           what, PARSE_MAX_DEPTH, what[0] == 'e' ? nesting_hint : "");
@@ -123,7 +94,7 @@ static bool parse_enter(Parser *P, const char *what) {
 static int max_depth(int d, const Expr *x) { return x && x->depth > d ? x->depth : d; }
 
 /* Sets e's height from its operands; NULL after reporting a tree that is too tall. */
-static Expr *expr_finish(Parser *P, Expr *e) {
+Expr *expr_finish(Parser *P, Expr *e) {
     int d = max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee);
     for (int i = 0; i < e->n_args; i++) d = max_depth(d, e->args[i].value);
     for (int i = 0; i < e->n_items; i++) d = max_depth(d, e->items[i]);
@@ -132,434 +103,6 @@ static Expr *expr_finish(Parser *P, Expr *e) {
     diag_error(P->diag, e->loc, "expression nested too deeply: more than %d levels (each operator of a chain such as "
                "a + b + c is a level)%s", PARSE_MAX_DEPTH, nesting_hint);
     return NULL;
-}
-
-/* ---- expressions -------------------------------------------------------- */
-
-static Expr *parse_expr(Parser *P);
-
-/* args = arg { "," arg } [","] ;  arg = [ IDENT "=" ] expr ;   ("(" already consumed) */
-static bool parse_args(Parser *P, const Token *open, Arg **out, int *n_out) {
-    Arg *args = NULL;
-    int n = 0, cap = 0;
-    bool seen_kw = false;
-    while (!at(P, TK_RPAREN)) {
-        Arg a = {0};
-        if (at(P, TK_IDENT) && peek_at(P, 1)->kind == TK_ASSIGN) {
-            Token *name = next(P);
-            next(P);
-            a.name = tok_name(P, name);
-            a.name_loc = name->loc;
-            seen_kw = true;
-        } else if (seen_kw) {
-            return diag_error(P->diag, peek(P)->loc, "positional argument follows keyword argument");
-        }
-        if (!(a.value = parse_expr(P))) return false;
-        if (!a.name) a.name_loc = a.value->loc;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4;
-            Arg *b = arena_alloc(P->arena, sizeof(Arg) * (size_t)cap);
-            if (n) memcpy(b, args, sizeof(Arg) * (size_t)n);
-            args = b;
-        }
-        args[n++] = a;
-        if (!accept(P, TK_COMMA)) break;
-    }
-    if (!expect_close(P, TK_RPAREN, open)) return false;
-    *out = args;
-    *n_out = n;
-    return true;
-}
-
-/* list = "[" [ expr { "," expr } [","] ] "]" ;   ("[" already consumed) */
-static Expr *parse_list(Parser *P, const Token *open) {
-    Expr *e = new_expr(P, EX_LIST, open->loc);
-    int cap = 0;
-    while (!at(P, TK_RBRACKET)) {
-        Expr *item = parse_expr(P);
-        if (!item) return NULL;
-        e->items = push_ptr(P, e->items, &e->n_items, &cap, item);
-        if (!accept(P, TK_COMMA)) break;
-    }
-    if (!expect_close(P, TK_RBRACKET, open)) return NULL;
-    return expr_finish(P, e);
-}
-
-/* primary = INT | FLOAT | "true" | "false" | IDENT | DTYPE | "(" expr ")" | list ; */
-static Expr *parse_primary(Parser *P) {
-    Token *t = peek(P);
-    switch (t->kind) {
-    case TK_INT:
-    case TK_FLOAT: {
-        next(P);
-        Expr *e = new_expr(P, EX_NUM, t->loc);
-        e->num = t->num;
-        e->is_int = t->kind == TK_INT;
-        return e;
-    }
-    case TK_TRUE:
-    case TK_FALSE: {
-        next(P);
-        Expr *e = new_expr(P, EX_BOOL, t->loc);
-        e->bval = t->kind == TK_TRUE;
-        return e;
-    }
-    case TK_IDENT: {
-        next(P);
-        Expr *e = new_expr(P, EX_NAME, t->loc);
-        e->name = tok_name(P, t);
-        return e;
-    }
-    case TK_DTYPE: {
-        next(P);
-        Expr *e = new_expr(P, EX_DTYPE, t->loc);
-        e->dtype = t->dtype;
-        return e;
-    }
-    case TK_LPAREN: {
-        next(P);
-        Expr *e = parse_expr(P);
-        if (!e) return NULL;
-        if (at(P, TK_COMMA)) {
-            diag_error(P->diag, peek(P)->loc, "tuples are not values; use a list [a, b] or 'return a, b'");
-            return NULL;
-        }
-        if (!expect_close(P, TK_RPAREN, t)) return NULL;
-        return e;
-    }
-    case TK_LBRACKET: next(P); return parse_list(P, t);
-    default:
-        diag_error(P->diag, t->loc, "expected an expression, found %s", tok_found(P, t));
-        return NULL;
-    }
-}
-
-/* postfix = primary { "(" [ args ] ")" | "." IDENT | "[" expr "]" } ; */
-static Expr *parse_postfix(Parser *P) {
-    Expr *e = parse_primary(P);
-    while (e) {
-        Token *t = peek(P);
-        if (t->kind == TK_LPAREN) {
-            next(P);
-            if (e->kind != EX_NAME && e->kind != EX_MEMBER)
-                return diag_error(P->diag, t->loc, "only names and members (f, m.f) can be called"), NULL;
-            Expr *c = new_expr(P, EX_CALL, e->loc);
-            c->callee = e;
-            c->name = e->name;
-            if (!parse_args(P, t, &c->args, &c->n_args)) return NULL;
-            e = expr_finish(P, c);
-        } else if (t->kind == TK_DOT) {
-            next(P);
-            Token *name = expect(P, TK_IDENT, "after '.'");
-            if (!name) return NULL;
-            Expr *m = new_expr(P, EX_MEMBER, name->loc);
-            m->lhs = e;
-            m->name = tok_name(P, name);
-            e = expr_finish(P, m);
-        } else if (t->kind == TK_LBRACKET) {
-            next(P);
-            Expr *ix = new_expr(P, EX_INDEX, t->loc);
-            ix->lhs = e;
-            if (!(ix->rhs = parse_expr(P))) return NULL;
-            if (!expect_close(P, TK_RBRACKET, t)) return NULL;
-            e = expr_finish(P, ix);
-        } else {
-            break;
-        }
-    }
-    return e;
-}
-
-static Expr *parse_unary(Parser *P);
-
-static Expr *new_binary(Parser *P, const Token *op, Expr *lhs, Expr *rhs) {
-    Expr *e = new_expr(P, EX_BINARY, op->loc);
-    e->op = op->kind;
-    e->lhs = lhs;
-    e->rhs = rhs;
-    return expr_finish(P, e);
-}
-
-/* power = postfix [ "**" unary ] ;   (right-associative, binds tighter than unary minus on its left) */
-static Expr *parse_power(Parser *P) {
-    Expr *e = parse_postfix(P);
-    if (!e || !at(P, TK_STARSTAR)) return e;
-    Token *op = next(P);
-    if (!parse_enter(P, "expression")) return NULL;
-    Expr *rhs = parse_unary(P);
-    P->depth--;
-    return rhs ? new_binary(P, op, e, rhs) : NULL;
-}
-
-/* unary = ("-" | "+") unary | power ; */
-static Expr *parse_unary(Parser *P) {
-    if (at(P, TK_MINUS) || at(P, TK_PLUS)) {
-        Token *op = next(P);
-        if (!parse_enter(P, "expression")) return NULL;
-        Expr *x = parse_unary(P);
-        P->depth--;
-        if (!x) return NULL;
-        Expr *e = new_expr(P, EX_UNARY, op->loc);
-        e->op = op->kind;
-        e->lhs = x;
-        return expr_finish(P, e);
-    }
-    return parse_power(P);
-}
-
-/* term = unary { ("*" | "/" | "%" | "@") unary } ; */
-static Expr *parse_term(Parser *P) {
-    Expr *e = parse_unary(P);
-    while (e && (at(P, TK_STAR) || at(P, TK_SLASH) || at(P, TK_PERCENT) || at(P, TK_AT))) {
-        Token *op = next(P);
-        Expr *rhs = parse_unary(P);
-        e = rhs ? new_binary(P, op, e, rhs) : NULL;
-    }
-    return e;
-}
-
-/* sum = term { ("+" | "-") term } ; */
-static Expr *parse_sum(Parser *P) {
-    Expr *e = parse_term(P);
-    while (e && (at(P, TK_PLUS) || at(P, TK_MINUS))) {
-        Token *op = next(P);
-        Expr *rhs = parse_term(P);
-        e = rhs ? new_binary(P, op, e, rhs) : NULL;
-    }
-    return e;
-}
-
-static bool is_compare(TokKind k) {
-    return k == TK_LT || k == TK_LE || k == TK_GT || k == TK_GE || k == TK_EQEQ || k == TK_NE;
-}
-
-/* comparison = sum [ ("<" | "<=" | ">" | ">=" | "==" | "!=") sum ] ;   (no chaining) */
-static Expr *parse_comparison(Parser *P) {
-    Expr *e = parse_sum(P);
-    if (!e || !is_compare(peek(P)->kind)) return e;
-    Token *op = next(P);
-    Expr *rhs = parse_sum(P);
-    if (!rhs) return NULL;
-    if (is_compare(peek(P)->kind)) {
-        diag_error(P->diag, peek(P)->loc, "comparisons cannot be chained; combine them with 'and'");
-        return NULL;
-    }
-    return new_binary(P, op, e, rhs);
-}
-
-/* not_expr = "not" not_expr | comparison ; */
-static Expr *parse_not(Parser *P) {
-    if (!at(P, TK_NOT)) return parse_comparison(P);
-    Token *op = next(P);
-    if (!parse_enter(P, "expression")) return NULL;
-    Expr *x = parse_not(P);
-    P->depth--;
-    if (!x) return NULL;
-    Expr *e = new_expr(P, EX_UNARY, op->loc);
-    e->op = TK_NOT;
-    e->lhs = x;
-    return expr_finish(P, e);
-}
-
-/* and_expr = not_expr { "and" not_expr } ; */
-static Expr *parse_and(Parser *P) {
-    Expr *e = parse_not(P);
-    while (e && at(P, TK_AND)) {
-        Token *op = next(P);
-        Expr *rhs = parse_not(P);
-        e = rhs ? new_binary(P, op, e, rhs) : NULL;
-    }
-    return e;
-}
-
-/* expr = and_expr { "or" and_expr } ;   (every nested expression enters a level) */
-static Expr *parse_expr(Parser *P) {
-    if (!parse_enter(P, "expression")) return NULL;
-    Expr *e = parse_and(P);
-    while (e && at(P, TK_OR)) {
-        Token *op = next(P);
-        Expr *rhs = parse_and(P);
-        e = rhs ? new_binary(P, op, e, rhs) : NULL;
-    }
-    P->depth--;
-    return e;
-}
-
-/* ---- types -------------------------------------------------------------- */
-
-/* type = ( DTYPE | IDENT ) [ "[" [ expr { "," expr } [","] ] "]" ] ; */
-static TypeExpr *parse_type(Parser *P) {
-    Token *t = peek(P);
-    if (t->kind != TK_DTYPE && t->kind != TK_IDENT) {
-        diag_error(P->diag, t->loc, "expected a tensor type such as f32[64, 784], found %s", tok_found(P, t));
-        return NULL;
-    }
-    next(P);
-    TypeExpr *ty = arena_alloc(P->arena, sizeof *ty);
-    ty->loc = t->loc;
-    if (t->kind == TK_DTYPE) {
-        ty->has_dtype = true;
-        ty->dtype = t->dtype;
-    } else {
-        ty->dtype_name = tok_name(P, t);
-    }
-    if (!at(P, TK_LBRACKET)) return ty;
-    Token *open = next(P);
-    int cap = 0;
-    while (!at(P, TK_RBRACKET)) {
-        Expr *d = parse_expr(P);
-        if (!d) return NULL;
-        ty->dims = push_ptr(P, ty->dims, &ty->n_dims, &cap, d);
-        if (!accept(P, TK_COMMA)) break;
-    }
-    if (!expect_close(P, TK_RBRACKET, open)) return NULL;
-    if (ty->n_dims > ETCH_MAX_RANK) {
-        diag_error(P->diag, ty->loc, "tensor type has %d dimensions; at most %d are supported", ty->n_dims,
-                   ETCH_MAX_RANK);
-        return NULL;
-    }
-    return ty;
-}
-
-/* ---- statements --------------------------------------------------------- */
-
-static bool parse_block(Parser *P, Block *b);
-
-/* if_stmt = "if" expr block [ "else" ( if_stmt | block ) ] ; */
-static Stmt *parse_if_stmt(Parser *P) {
-    Token *kw = next(P);
-    Stmt *s = arena_alloc(P->arena, sizeof *s);
-    s->kind = ST_IF;
-    s->loc = kw->loc;
-    if (!(s->cond = parse_expr(P)) || !parse_block(P, &s->then_block)) return NULL;
-    if (!accept(P, TK_ELSE)) return s;
-    s->else_block = arena_alloc(P->arena, sizeof(Block));
-    if (at(P, TK_IF)) {
-        if (!parse_enter(P, "'else if' chain")) return NULL;
-        Stmt *inner = parse_if_stmt(P);
-        P->depth--;
-        if (!inner) return NULL;
-        s->else_block->stmts = arena_alloc(P->arena, sizeof(Stmt *));
-        s->else_block->stmts[0] = inner;
-        s->else_block->n_stmts = 1;
-        s->else_block->open = s->else_block->close = inner->loc;
-        return s;
-    }
-    return parse_block(P, s->else_block) ? s : NULL;
-}
-
-/* for_stmt = "for" IDENT "in" expr block ; (s: the statement, already holding any let names) */
-static Stmt *parse_for_stmt(Parser *P, Stmt *s) {
-    Token *kw = expect(P, TK_FOR, "after '='");
-    if (!kw) return NULL;
-    s->kind = ST_FOR;
-    if (!s->n_names) s->loc = kw->loc;
-    Token *var = expect(P, TK_IDENT, "after 'for'");
-    if (!var) return NULL;
-    s->loop_var = tok_name(P, var);
-    s->loop_var_loc = var->loc;
-    if (!expect(P, TK_IN, "after the loop variable")) return NULL;
-    s->values = arena_alloc(P->arena, sizeof(Expr *));
-    if (!(s->values[0] = parse_expr(P))) return NULL;
-    s->n_values = 1;
-    if (!parse_block(P, &s->then_block)) return NULL;
-    skip_semis(P);
-    return s;
-}
-
-/* stmt = "let" IDENT { "," IDENT } [ ":" type ] "=" ( expr { "," expr } | for_stmt )
- *      | IDENT "=" expr
- *      | "return" expr { "," expr }
- *      | "yield" expr { "," expr }
- *      | if_stmt | for_stmt ;                        (each optionally followed by ";") */
-static Stmt *parse_stmt(Parser *P) {
-    Token *t = peek(P);
-    Stmt *s = arena_alloc(P->arena, sizeof *s);
-    s->loc = t->loc;
-    int cap_names = 0, cap_vals = 0;
-    if (t->kind == TK_IF) return parse_if_stmt(P);
-    if (t->kind == TK_FOR) return parse_for_stmt(P, s);
-    if (t->kind == TK_LET) {
-        next(P);
-        s->kind = ST_LET;
-        do {
-            Token *name = expect(P, TK_IDENT, s->n_names ? "after ','" : "after 'let'");
-            if (!name) return NULL;
-            SrcLoc *locs = arena_alloc(P->arena, sizeof(SrcLoc) * (size_t)(s->n_names + 1));
-            if (s->n_names) memcpy(locs, s->name_locs, sizeof(SrcLoc) * (size_t)s->n_names);
-            locs[s->n_names] = name->loc;
-            s->name_locs = locs;
-            int n = s->n_names;
-            s->names = push_ptr(P, (void *)s->names, &n, &cap_names, (void *)tok_name(P, name));
-            s->n_names = n;
-        } while (accept(P, TK_COMMA));
-        if (accept(P, TK_COLON)) {
-            if (s->n_names > 1) {
-                diag_error(P->diag, P->toks[P->pos - 1].loc, "a type annotation needs a single name");
-                return NULL;
-            }
-            if (!(s->type = parse_type(P))) return NULL;
-        }
-        if (!expect(P, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the name")) return NULL;
-        if (at(P, TK_FOR)) {
-            if (s->type) {
-                diag_error(P->diag, peek(P)->loc, "a 'for' loop's results take no type annotation");
-                return NULL;
-            }
-            return parse_for_stmt(P, s);
-        }
-    } else if (t->kind == TK_IDENT && peek_at(P, 1)->kind == TK_ASSIGN) {
-        next(P);
-        next(P);
-        s->kind = ST_ASSIGN;
-        s->names = arena_alloc(P->arena, sizeof(char *));
-        s->names[0] = tok_name(P, t);
-        s->name_locs = arena_alloc(P->arena, sizeof(SrcLoc));
-        s->name_locs[0] = t->loc;
-        s->n_names = 1;
-    } else if (t->kind == TK_RETURN || t->kind == TK_YIELD) {
-        next(P);
-        s->kind = t->kind == TK_RETURN ? ST_RETURN : ST_YIELD;
-        do {
-            Expr *e = parse_expr(P);
-            if (!e) return NULL;
-            s->values = push_ptr(P, s->values, &s->n_values, &cap_vals, e);
-        } while (accept(P, TK_COMMA));
-        skip_semis(P);
-        return s;
-    } else {
-        const char *hint = t->kind == TK_PARAM || t->kind == TK_CONST || t->kind == TK_FN
-                               ? " (declare members in the module body, not inside fn)"
-                               : "";
-        diag_error(P->diag, t->loc, "expected a statement ('let', 'return', 'if', 'for', 'yield' or 'name = ...'), found %s%s",
-                   tok_found(P, t), hint);
-        return NULL;
-    }
-    do { /* let a, b = x, y binds several values at once */
-        Expr *e = parse_expr(P);
-        if (!e) return NULL;
-        s->values = push_ptr(P, s->values, &s->n_values, &cap_vals, e);
-    } while (s->kind == ST_LET && s->n_names > 1 && accept(P, TK_COMMA));
-    skip_semis(P);
-    return s;
-}
-
-/* block = "{" { stmt } "}" ; */
-static bool parse_block(Parser *P, Block *b) {
-    Token *open = expect(P, TK_LBRACE, "to start a block");
-    if (!open || !parse_enter(P, "blocks")) return false;
-    b->open = open->loc;
-    int cap = 0;
-    while (!at(P, TK_RBRACE) && !at(P, TK_EOF)) {
-        Stmt *s = parse_stmt(P);
-        if (!s) return false;
-        b->stmts = push_ptr(P, b->stmts, &b->n_stmts, &cap, s);
-    }
-    P->depth--;
-    Token *close = expect_close(P, TK_RBRACE, open);
-    if (!close) return false;
-    b->close = close->loc;
-    return true;
 }
 
 /* ---- declarations ------------------------------------------------------- */
@@ -856,8 +399,9 @@ Unit *parse_unit(Arena *a, const char *path, const char *src, Diag *d) {
             FnDecl *f = parse_fn(&P);
             if (!f) return NULL;
             u->fns = push_ptr(&P, u->fns, &u->n_fns, &cap_f, f);
-        } else if (t->kind == TK_IDENT && t->len == 5 && !memcmp(t->text, "train", 5) &&
-                   peek_at(&P, 1)->kind == TK_LBRACE) {
+        } else if (t->kind == TK_IDENT && t->len == 5 && !memcmp(t->text, "train", 5)) {
+            /* 'train' is no keyword, but at top level only a train block can
+             * start with it: 'train (' gets "expected '{' after 'train'" */
             if (u->train) {
                 diag_error(d, t->loc, "more than one train block (the first is at %d:%d)", u->train->loc.line,
                            u->train->loc.col);

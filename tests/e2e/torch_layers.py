@@ -4,7 +4,7 @@ Two small models, each written once in etch and once with torch.nn on the
 same weights (PyTorch initializes them; its state_dict, with random running
 statistics, is written to a safetensors file and loaded by etch):
   seq: Embedding -> LayerNorm -> GELU -> BatchNorm1d over [N, C, L] -> mean -> Linear
-  img: BatchNorm2d over NCHW -> flatten -> Linear
+  img: BatchNorm2d over NCHW -> LeakyReLU(0.2) -> flatten -> Linear
 For each:
   1. forward in inference mode (running statistics), `etch run` compiled and
      --eager, against model.eval();
@@ -57,9 +57,10 @@ IMG = f"""
 const B = {B}
 model Net {{
   bn = BatchNorm2d(3, momentum = 0.2)
+  act = LeakyReLU(0.2)
   fc = Linear(48, 3)
   fn forward(x: f32[B, 3, 4, 4]) -> f32[B, 3] {{
-    return fc(flatten(bn(x)))
+    return fc(flatten(act(bn(x))))
   }}
 }}
 train {{
@@ -88,10 +89,11 @@ class Img(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.bn = torch.nn.BatchNorm2d(3, momentum=0.2)
+        self.act = torch.nn.LeakyReLU(0.2)
         self.fc = torch.nn.Linear(48, 3)
 
     def forward(self, x):
-        return self.fc(torch.flatten(self.bn(x), 1))
+        return self.fc(torch.flatten(self.act(self.bn(x)), 1))
 
 
 def wide(x):

@@ -3,7 +3,11 @@
  * leaky_relu {value = slope}. Checked as every op is: emitted C (-O0 alone,
  * -O2 fused into an elementwise group) against the eager executor, f32 and
  * f64; its VJP against central finite differences; the textual IR printing
- * the slope and parsing it back; and CSE keeping two slopes apart. */
+ * the slope and parsing it back; and CSE keeping two slopes apart. Then the
+ * DSL builtin leaky_relu(x, negative_slope=0.01) (frontend/builtins.c) and
+ * the nn.etch module LeakyReLU: the slope each call puts on the node, the
+ * traced graph compiled against eager, and gradients through the builtin.
+ * Its diagnostics are lit tests (tests/lit/bad/leaky_relu_*.etch). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "frontend/frontend.h"
 #include "passes/pass.h"
 #include "unit/test_support.h"
 
@@ -86,12 +91,67 @@ static void test_cse_keeps_slopes_apart(void **state) {
     arena_free(a);
 }
 
+/* ---- the DSL builtin ------------------------------------------------------ */
+
+static Program *compile(Arena *a, const char *src) {
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = frontend_compile_source(a, "leaky.etch", src, NULL, 0, &d);
+    diag_dispose(&d);
+    assert_non_null(p);
+    return p;
+}
+
+static const char DSL_SRC[] = "model Net {\n"
+                              "  act = LeakyReLU(0.3)\n"
+                              "  fn forward(x: f32[2, 3, 7], y: f64[7]) {\n"
+                              "    return leaky_relu(x), leaky_relu(x * x - 1, negative_slope = -1.5),\n"
+                              "      act(x), leaky_relu(y, 0.2), leaky_relu(-2, 0.25) * x\n"
+                              "  }\n"
+                              "}\n";
+
+static void test_dsl_builtin_compiled_matches_eager(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = compile(a, DSL_SRC)->forward;
+    double slopes[] = {0.01, -1.5, 0.3, 0.2}; /* default, keyword, module, positional */
+    for (int i = 0; i < 4; i++) {
+        const Node *n = &g->nodes[g->outputs[i]];
+        assert_int_equal(n->op, OP_LEAKY_RELU);
+        assert_true(n->attr.value == slopes[i]);
+    }
+    const Node *folded = &g->nodes[g->nodes[g->outputs[4]].in[0]]; /* leaky_relu(-2, 0.25) = -0.5 */
+    assert_true(folded->op == OP_CONST && folded->attr.value == -0.5);
+    ts_check_graph(g, &(TsTol){.lo = -3, .hi = 3, .rel = 1e-6, .abs = 1e-7, .eq_ok = true, .nan_ok = true});
+    arena_free(a);
+}
+
+static void test_dsl_builtin_gradient(void **state) {
+    (void)state;
+    static const char *const srcs[] = {
+        "model Net {\n  param w: f64[3, 5] = uniform(-2, 2)\n  fn forward() { return leaky_relu(w) }\n}\n",
+        "model Net {\n  param w: f64[3, 5] = uniform(-2, 2)\n  fn forward() { return leaky_relu(w * w - 1, 0.4) }\n}\n",
+        "model Net {\n  param w: f64[3, 5] = uniform(-2, 2)\n  act = LeakyReLU(-0.7)\n"
+        "  fn forward() { return act(w) }\n}\n",
+    };
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+        Arena *a = arena_new();
+        Graph *g = compile(a, srcs[i])->forward;
+        int f = g->outputs[0];
+        g->n_outputs = 0; /* ts_check_grad adds the loss and the gradients as the only outputs */
+        ts_check_grad(g, f, 1e-6, 1e-6, 1, L);
+        arena_free(a);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compiled_matches_eager),
         cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_text_round_trip),
         cmocka_unit_test(test_cse_keeps_slopes_apart),
+        cmocka_unit_test(test_dsl_builtin_compiled_matches_eager),
+        cmocka_unit_test(test_dsl_builtin_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,260 @@
+/* instantiate.c: module instantiation: a module's constructor arguments
+ * bound and checked (compile-time constants; a module that instantiates
+ * itself is an error), its members walked in order (constants, params with
+ * their types and initializers, submodules, fns, compile-time if), and its
+ * params added to the graph in PyTorch state_dict order. */
+#include <string.h>
+
+#include "frontend/elab.h"
+
+/* ---- module instantiation ----------------------------------------------- */
+
+static bool value_equal(const Value *a, const Value *b) {
+    if (a->kind != b->kind) return false;
+    switch (a->kind) {
+    case V_NUM: return a->num == b->num;
+    case V_BOOL: return a->b == b->b;
+    case V_DTYPE: return a->dtype == b->dtype;
+    case V_LIST:
+        if (a->n_items != b->n_items) return false;
+        for (int i = 0; i < a->n_items; i++)
+            if (!value_equal(&a->items[i], &b->items[i])) return false;
+        return true;
+    default: return false;
+    }
+}
+
+static bool check_unique_member(Elab *e, Instance *inst, const char *name, SrcLoc loc) {
+    for (Binding *b = inst->scope.head; b; b = b->next)
+        if (!b->is_arg && strcmp(b->name, name) == 0) {
+            diag_error(e->diag, loc, "duplicate definition of '%s' in %s '%s'", name,
+                       inst->decl->is_model ? "model" : "module", inst->decl->name);
+            diag_note(e->diag, b->loc, "previous definition of '%s' is here", name);
+            return false;
+        }
+    return true;
+}
+
+static const char *join_path(Elab *e, const char *path, const char *name) {
+    return path[0] ? arena_printf(e->arena, "%s.%s", path, name) : name;
+}
+
+static bool elab_param(Elab *e, Instance *inst, const Member *m) {
+    ParamSpec *p = arena_alloc(e->arena, sizeof *p);
+    p->name = join_path(e, inst->path, m->name);
+    p->loc = m->loc;
+    p->frozen = m->frozen;
+    p->id = -1;
+    if (!resolve_type(e, &inst->scope, m->type, arena_printf(e->arena, "param '%s'", p->name), &p->dtype, &p->shape))
+        return false;
+    static const char *const names[] = {"a", "b"}, *const normal_names[] = {"mean", "std"}, *const full_names[] = {"value"};
+    const Expr *call = m->value;
+    const char *init = call->name, *fname = arena_printf(e->arena, "%s()", init);
+    CallArgs ca;
+    Value slots[2];
+    bool given[2] = {false, false};
+    double a = 0, b = 1;
+    if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
+    const char *const *pn = NULL;
+    int n_params = 0, n_required = 0;
+    if (strcmp(init, "uniform") == 0) pn = names, n_params = 2, p->init.kind = INIT_UNIFORM;
+    else if (strcmp(init, "normal") == 0) pn = normal_names, n_params = 2, p->init.kind = INIT_NORMAL;
+    else if (strcmp(init, "full") == 0) pn = full_names, n_params = n_required = 1, p->init.kind = INIT_CONST;
+    else if (strcmp(init, "zeros") == 0) pn = names, p->init.kind = INIT_ZEROS;
+    else if (strcmp(init, "ones") == 0) pn = names, p->init.kind = INIT_ONES;
+    else
+        return diag_error(e->diag, call->loc, "unknown initializer '%s' (use uniform, normal, zeros, ones or full)",
+                          init);
+    if (!bind_args(e, call->loc, fname, pn, n_params, n_required, &ca, slots, given)) return false;
+    if (given[0] && n_params > 0 &&
+        !value_number(e, &slots[0], arena_printf(e->arena, "argument '%s' of %s", pn[0], fname), &a))
+        return false;
+    if (n_params > 1 && given[1] &&
+        !value_number(e, &slots[1], arena_printf(e->arena, "argument '%s' of %s", pn[1], fname), &b))
+        return false;
+    if (p->init.kind == INIT_UNIFORM && a > b)
+        return diag_error(e->diag, call->loc, "uniform(a, b) needs a <= b, got a = %g and b = %g", a, b);
+    if (p->init.kind == INIT_NORMAL && b < 0)
+        return diag_error(e->diag, call->loc, "normal(mean, std) needs std >= 0, got %g", b);
+    p->init.a = a;
+    p->init.b = p->init.kind == INIT_CONST ? 0 : b;
+    if (p->init.kind == INIT_ZEROS || p->init.kind == INIT_ONES) p->init.a = p->init.b = 0;
+    if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+    scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_PARAM, .param = p, .loc = m->loc}, false);
+    if (inst->n_params == inst->cap_params) {
+        int cap = inst->cap_params ? inst->cap_params * 2 : 4;
+        ParamSpec **ps = arena_alloc(e->arena, sizeof(ParamSpec *) * (size_t)cap);
+        if (inst->n_params) memcpy(ps, inst->params, sizeof(ParamSpec *) * (size_t)inst->n_params);
+        inst->params = ps;
+        inst->cap_params = cap;
+    }
+    inst->params[inst->n_params++] = p;
+    return true;
+}
+
+static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
+    const Expr *call = m->value;
+    Binding *b = scope_find(&inst->scope, call->name);
+    if (!b) {
+        if (builtin_exists(call->name))
+            return diag_error(e->diag, call->loc, "'%s' is a builtin function, not a module; call it inside fn",
+                              call->name);
+        const char *sug = suggest_name(e, &inst->scope, call->name);
+        return diag_error(e->diag, call->loc, "unknown module '%s'%s", call->name,
+                          sug ? arena_printf(e->arena, " (did you mean '%s'?)", sug) : "");
+    }
+    if (b->val.kind != V_MODULE)
+        return diag_error(e->diag, call->loc, "'%s' is not a module: it is %s", call->name,
+                          value_describe(e, &b->val));
+    if (b->val.module->is_model)
+        return diag_error(e->diag, call->loc, "'%s' is a model; only modules can be instantiated", call->name);
+    if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+    CallArgs ca;
+    if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
+    Instance *child = instantiate(e, &b->val, join_path(e, inst->path, m->name), inst, &ca, call->loc);
+    if (!child) return false;
+    scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_INSTANCE, .inst = child, .loc = m->loc}, false);
+    if (inst->n_children == inst->cap_children) {
+        int cap = inst->cap_children ? inst->cap_children * 2 : 4;
+        Instance **cs = arena_alloc(e->arena, sizeof(Instance *) * (size_t)cap);
+        if (inst->n_children) memcpy(cs, inst->children, sizeof(Instance *) * (size_t)inst->n_children);
+        inst->children = cs;
+        inst->cap_children = cap;
+    }
+    inst->children[inst->n_children++] = child;
+    return true;
+}
+
+static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
+    for (int i = 0; i < ml->n; i++) {
+        const Member *m = ml->items[i];
+        switch (m->kind) {
+        case MB_CONST: {
+            Value v;
+            if (!eval_expr(e, &inst->scope, m->value, &v)) return false;
+            if (!value_is_const(&v))
+                return diag_error(e->diag, m->value->loc, "constant '%s' must be a compile-time value, got %s", m->name,
+                                  value_describe(e, &v));
+            if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+            scope_bind(e, &inst->scope, m->name, m->loc, v, false);
+            break;
+        }
+        case MB_PARAM:
+            if (!elab_param(e, inst, m)) return false;
+            break;
+        case MB_INSTANCE:
+            if (!elab_instance(e, inst, m)) return false;
+            break;
+        case MB_FN:
+            if (!check_unique_member(e, inst, m->name, m->loc)) return false;
+            scope_bind(e, &inst->scope, m->name, m->loc,
+                       (Value){.kind = V_FN, .fn = m->fn, .inst = inst, .home = &inst->scope, .loc = m->loc}, false);
+            break;
+        case MB_IF: {
+            Value c;
+            bool b;
+            if (!eval_expr(e, &inst->scope, m->cond, &c) || !value_bool(e, &c, "an 'if' condition", &b)) return false;
+            if (!elab_enter(e, m->loc)) return false;
+            bool ok = elab_members(e, inst, b ? &m->then_members : &m->else_members);
+            e->eval_depth--;
+            if (!ok) return false;
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, Instance *parent,
+                                  const CallArgs *ca, SrcLoc loc) {
+    const ModuleDecl *md = mod->module;
+    const char *fname = arena_printf(e->arena, "%s()", md->name);
+    if (e->inst_depth >= ELAB_MAX_INST_DEPTH) {
+        diag_error(e->diag, loc, "modules nested more than %d deep at '%s' (does %s instantiate itself?)",
+                   ELAB_MAX_INST_DEPTH, path, md->name);
+        return NULL;
+    }
+    int n = md->n_params;
+    const char **pnames = arena_alloc(e->arena, sizeof(char *) * (size_t)(n + 1));
+    Value *args = arena_alloc(e->arena, sizeof(Value) * (size_t)(n + 1));
+    bool *given = arena_alloc(e->arena, sizeof(bool) * (size_t)(n + 1));
+    int n_required = 0;
+    for (int i = 0; i < n; i++) {
+        pnames[i] = md->params[i].name;
+        if (!md->params[i].dflt) n_required = i + 1;
+    }
+    if (!bind_args(e, loc, fname, pnames, n, n_required, ca, args, given)) return NULL;
+    /* defaults see the module's file scope and the arguments before them */
+    Scope *arg_scope = new_scope(e, mod->home, false);
+    for (int i = 0; i < n; i++) {
+        if (!given[i] && !eval_expr(e, arg_scope, md->params[i].dflt, &args[i])) return NULL;
+        scope_bind(e, arg_scope, pnames[i], md->params[i].loc, args[i], true);
+        if (!value_is_const(&args[i])) {
+            diag_error(e->diag, args[i].loc,
+                       "argument '%s' of %s must be a compile-time constant (number, bool, list or dtype), got %s",
+                       pnames[i], fname, value_describe(e, &args[i]));
+            return NULL;
+        }
+    }
+    for (Instance *p = parent; p; p = p->parent) {
+        if (p->decl != md) continue;
+        bool same = true;
+        for (int i = 0; i < n && same; i++) same = value_equal(&p->args[i], &args[i]);
+        if (!same) continue;
+        const char *chain = md->name;
+        for (Instance *q = parent; q != p; q = q->parent) chain = arena_printf(e->arena, "%s -> %s", q->decl->name, chain);
+        diag_error(e->diag, loc, "module '%s' instantiates itself: %s -> %s", md->name, md->name, chain);
+        return NULL;
+    }
+    Instance *inst = arena_alloc(e->arena, sizeof *inst);
+    inst->decl = md;
+    inst->path = path;
+    inst->loc = loc;
+    inst->parent = parent;
+    inst->args = args;
+    inst->n_args = n;
+    if (in_stdlib(md->loc)) inst->call_text = call_text(e, md->name, ca);
+    inst->scope.parent = mod->home;
+    for (int i = 0; i < n; i++) scope_bind(e, &inst->scope, pnames[i], md->params[i].loc, args[i], true);
+    e->inst_depth++;
+    bool ok = elab_members(e, inst, &md->members);
+    e->inst_depth--;
+    if (!ok) {
+        if (parent) note_once(e, loc, arena_printf(e->arena, "while instantiating '%s' (%s) here", path, md->name));
+        return NULL;
+    }
+    return inst;
+}
+
+typedef struct CtorCall {
+    const char *name;
+    const CallArgs *ca;
+} CtorCall;
+
+static const char *ctor_call_what(Elab *e, const void *arg) {
+    const CtorCall *c = arg;
+    return call_text(e, c->name, c->ca);
+}
+
+Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
+                      SrcLoc loc) {
+    bool held = lib_hold(e, loc, mod->module->loc);
+    Instance *inst = instantiate_body(e, mod, path, parent, ca, loc);
+    CtorCall c = {mod->module->name, ca};
+    if (held) lib_release(e, inst != NULL, loc, ctor_call_what, &c, mod->module->name);
+    return inst;
+}
+
+/* Own params first, in declaration order, then each submodule's: PyTorch's state_dict order. */
+bool emit_params(Elab *e, Instance *inst) {
+    for (int i = 0; i < inst->n_params; i++) {
+        ParamSpec *p = inst->params[i];
+        NodeAttrs a = {.name = p->name, .dtype = p->dtype, .shape = p->shape, .init = p->init, .frozen = p->frozen};
+        Value v;
+        if (!add_op(e, OP_PARAM, NULL, 0, &a, p->loc, &v)) return false;
+        p->id = v.id;
+    }
+    for (int i = 0; i < inst->n_children; i++)
+        if (!emit_params(e, inst->children[i])) return false;
+    return true;
+}
