@@ -28,6 +28,7 @@ void cemit_close(CEmitter *e) {
 }
 
 void cemit_literal(char *buf, size_t n, double v, DType t) {
+    if (t == DT_F32) v = (double)(float)v; /* a finite double past FLT_MAX is an f32 infinity, as in the eager executor */
     if (isnan(v)) {
         snprintf(buf, n, "NAN");
         return;
@@ -37,7 +38,7 @@ void cemit_literal(char *buf, size_t n, double v, DType t) {
         return;
     }
     switch (t) {
-    case DT_F32: snprintf(buf, n, "%af", (double)(float)v); break; /* hex floats are exact */
+    case DT_F32: snprintf(buf, n, "%af", v); break; /* hex floats are exact */
     case DT_F64: snprintf(buf, n, "%a", v); break;
     case DT_I64: snprintf(buf, n, "INT64_C(%lld)", (long long)v); break;
     default: snprintf(buf, n, "%lld", (long long)v); break;

@@ -107,6 +107,9 @@ static void test_cast_const_broadcast(void **state) {
                             &(NodeAttrs){.dtype = DT_F32})); /* fused at -O2 */
     int c = graph_add_const(g, 0.25, DT_F32, S(0), L);
     graph_add_output(g, op2(g, OP_MUL, x, c));
+    /* a finite double past FLT_MAX is an f32 infinity in emitted C too (it printed `inff` before) */
+    graph_add_output(g, op2(g, OP_MUL, op2(g, OP_MUL, x, x), graph_add_const(g, 1e300, DT_F32, S(0), L)));
+    graph_add_output(g, op2(g, OP_ADD, x, graph_add_const(g, -1e39, DT_F32, S(0), L)));
     int c2 = graph_add_const(g, -1.5, DT_F32, S(2, 3, 1), L);
     graph_add_output(g, op2(g, OP_ADD, x, c2));
     int v = graph_add_input(g, "v", DT_F32, S(2, 1, 4), L);
