@@ -11,9 +11,9 @@
 
 #include "codegen/build.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
-#include "passes/train.h"
+#include "passes/transforms/autodiff.h"
+#include "passes/transforms/train.h"
 #include "tool/pipeline.h"
 
 /* Model name -> C prefix: "Net" -> "net"; non-identifier chars become '_'. */
