@@ -12,8 +12,9 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [ -f "$build/build.ninja" ] || [ -f "$build/Makefile" ] || cmake -S . -B "$build" -G Ninja >"$out/log" 2>&1 ||
   { cat "$out/log"; exit 1; }
-cmake --build "$build" --target etch_core >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
+cmake --build "$build" --target etch_codegen_c >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
 cblas=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' | head -1)")
-cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -I"$cblas" bench/matmul_bench.c "$build/libetch_core.a" \
+cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -I"$cblas" bench/matmul_bench.c \
+  "$build/libetch_codegen_c.a" "$build/libetch_passes.a" "$build/libetch_ir.a" "$build/libetch_runtime.a" \
   -lopenblas -lm -ldl -pthread -o "$out/matmul_bench"
 (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$out/matmul_bench" "${1:-1}")

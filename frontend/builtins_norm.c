@@ -6,8 +6,8 @@
  * from random_uniform (ir/ops/random.c) and y = where(keep, x * 1/(1-p), 0).
  * The step operand is the optimizer's step counter, the param
  * "optimizer.step" (f64 scalar), created here on first use and reused by
- * passes/train.c, so every training step draws a new mask while a step's
- * mask depends only on (seed, step, element). Each dropout site gets its own
+ * passes/transforms/train.c, so every training step draws a new mask while a
+ * step's mask depends only on (seed, step, element). Each dropout site gets its own
  * seed: a hash of how many random_uniform nodes the graph already has, so
  * sites differ and recompiling gives the same seeds.
  *
@@ -34,7 +34,7 @@ static bool result(int id, SrcLoc loc, Value *out) {
 
 /* ---- dropout ---- */
 
-/* The optimizer's step counter (passes/train.c updates it). */
+/* The optimizer's step counter (passes/transforms/train.c updates it). */
 static int step_param(Elab *e, SrcLoc loc) {
     int id = graph_find_param(e->graph, "optimizer.step");
     if (id < 0) {

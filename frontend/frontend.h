@@ -11,7 +11,7 @@
 #define ETCH_FRONTEND_H
 
 #include "ir/ir.h"
-#include "passes/train.h"
+#include "passes/transforms/train.h"
 
 /* A compile-time override of a named constant: -D NAME=VALUE. */
 typedef struct Define {

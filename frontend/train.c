@@ -12,7 +12,7 @@
  * The loss is traced into its own graph "<Model>.train_step" with the same
  * parameters (same names) as the forward graph: x and y are its inputs and the
  * model's name stands for the model instance, so `Net(x)` runs the forward.
- * Later passes turn it into the training step (passes/train.c). */
+ * Later passes turn it into the training step (passes/transforms/train.c). */
 #include <string.h>
 
 #include "frontend/elab.h"

@@ -59,6 +59,8 @@ DType ir_dtype_from_rt(etch_dtype t) {
     return DT_COUNT;
 }
 
+DType ir_dtype_reading_rt(etch_dtype t) { return t == ETCH_U8 ? DT_BOOL : ir_dtype_from_rt(t); }
+
 Tensor **params_load(const Graph *g, const char *path, Diag *d) {
     etch_st_file f;
     char err[1024];

@@ -24,9 +24,16 @@ bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *
 void params_free(const Graph *g, Tensor **values);
 
 /* The one mapping between IR dtypes and the runtime's file dtypes (npy,
- * safetensors, the emitted tensor tables). ir_dtype_from_rt gives DT_COUNT
- * for a runtime dtype the IR lacks (ETCH_U8). */
+ * safetensors, the emitted tensor tables); nothing else maps them.
+ * ir_dtype_from_rt gives DT_COUNT for a runtime dtype the IR lacks (ETCH_U8):
+ * use it where a file must hold a graph's type. */
 etch_dtype ir_dtype_to_rt(DType t);
 DType ir_dtype_from_rt(etch_dtype t);
+/* The IR dtype through which to read any runtime array's values (tensor_wrap,
+ * tensor_get), as `etch show` and `etch compare` do: ir_dtype_from_rt's, and
+ * DT_BOOL for ETCH_U8. Both are one unsigned byte an element and tensor_get
+ * returns a DT_BOOL byte as it is, so a u8 image reads as 0..255. Not for
+ * typing graph values: a graph's DT_BOOL holds only 0 and 1. */
+DType ir_dtype_reading_rt(etch_dtype t);
 
 #endif

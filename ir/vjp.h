@@ -1,7 +1,7 @@
 /* vjp.h: what an op's vector-Jacobian rule (the op table's vjp column) sees,
  * and the node builders it writes its gradient with. Rules live next to their
  * op in ir/ops/<family>.c; the reverse sweep that calls them is a transform
- * above the IR (passes/autodiff.c), which fills the context.
+ * above the IR (passes/transforms/autodiff.c), which fills the context.
  *
  * Every builder gives its node the location of the forward node being
  * differentiated, so an error in a gradient points at the user's code. Each
@@ -13,7 +13,7 @@
 #include "ir/ir.h"
 
 /* Differentiates graph g: outputs outs[i] receive seeds[i]; grads[i] is the
- * gradient of wrt[i] (the signature of autodiff_seeded, passes/autodiff.h). */
+ * gradient of wrt[i] (the signature of autodiff_seeded, passes/transforms/autodiff.h). */
 typedef bool (*VjpSeededFn)(Graph *g, const int *outs, const int *seeds, int n_out, const int *wrt, int n_wrt,
                             int *grads, Diag *d);
 

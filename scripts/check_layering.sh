@@ -9,11 +9,19 @@
 #   codegen   IR -> target source; backends fill one interface -> passes, ir, runtime
 #   tool      the `etch` command line                          -> everything
 #
-# frontend and codegen are siblings: neither includes the other. The CMake
-# libraries (one per layer) state the same direction in their link lines; this
-# check catches an include that the link line would only catch later, or not
-# at all (header-only use). Quoted includes are resolved as the compiler does:
-# relative to the including file first, then to the repository root.
+# frontend and codegen are siblings: neither includes the other. Quoted
+# includes are resolved as the compiler does: relative to the including file
+# first, then to the repository root.
+#
+# The CMake libraries, one per layer (etch_runtime, etch_ir, etch_passes,
+# etch_frontend, etch_codegen_<backend>, and the tool `etch`), state the same
+# direction in their link lines, and the second half of this check holds
+# ROOT/CMakeLists.txt to it: a layer's target_link_libraries names only its
+# own layer's libraries or lower ones, and each etch_layer(TARGET FOLDER...)
+# globs only folders of TARGET's layer. Both halves are needed: the includes
+# catch header-only use, which no link line sees; the link lines catch a
+# library that would let an upward call link (and the static link order hide
+# it or fail late).
 #
 #   scripts/check_layering.sh [ROOT]    exit 0 when clean, 1 listing each violation
 set -euo pipefail
@@ -75,7 +83,52 @@ while IFS= read -r file; do
 done < <(find "$root/runtime" "$root/ir" "$root/passes" "$root/frontend" "$root/codegen" "$root/tool" \
            -type f \( -name '*.c' -o -name '*.h' -o -name '*.def' \) 2>/dev/null | sort)
 
+layer_of_target() { # layer_of_target CMAKE_TARGET: sets LAYER to the layer it builds, or empty
+  case "$1" in
+    etch_runtime) LAYER=runtime ;; etch_ir) LAYER=ir ;; etch_passes) LAYER=passes ;;
+    etch_frontend) LAYER=frontend ;; etch_codegen_*) LAYER=codegen ;; etch) LAYER=tool ;;
+    *) LAYER="" ;;
+  esac
+}
+
+links=0
+cmake_file=$root/CMakeLists.txt
+if [ -f "$cmake_file" ]; then
+  lineno=0
+  while IFS= read -r line; do
+    lineno=$((lineno + 1))
+    [[ $line =~ ^[[:space:]]*(target_link_libraries|etch_layer)[[:space:]]*\([[:space:]]*([A-Za-z0-9_]+)([^\)]*)(\)?) ]] ||
+      continue
+    command=${BASH_REMATCH[1]} target=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]} closed=${BASH_REMATCH[4]}
+    layer_of_target "$target"; from=$LAYER
+    [ -n "$from" ] || continue
+    if [ -z "$closed" ]; then
+      echo "CMakeLists.txt:$lineno: error: $command($target ...) must be on one line for this check"
+      bad=1
+      continue
+    fi
+    read -ra words <<<"$rest"
+    for word in "${words[@]}"; do
+      if [ "$command" = etch_layer ]; then
+        layer_of "$word/"; to=$LAYER
+        if [ "$to" != "$from" ]; then
+          echo "CMakeLists.txt:$lineno: error: layer '$from' library $target compiles folder $word of layer '${to:-none}'"
+          bad=1
+        fi
+        continue
+      fi
+      layer_of_target "$word"; to=$LAYER
+      [ -n "$to" ] || continue
+      links=$((links + 1))
+      if ! allowed "$from" "$to"; then
+        echo "CMakeLists.txt:$lineno: error: layer '$from' library $target links $word from layer '$to' above it or beside it"
+        bad=1
+      fi
+    done
+  done <"$cmake_file"
+fi
+
 if [ $bad = 0 ]; then
-  echo "layering: $checked includes checked, none points up"
+  echo "layering: $checked includes and $links library links checked, none points up"
 fi
 exit $bad

@@ -9,7 +9,7 @@
 #include "codegen/build.h"
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/to_f64.h"
+#include "passes/transforms/to_f64.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
 

@@ -22,7 +22,7 @@ static Tensor *read_input(const Graph *g, int id, const char *path, Diag *d) {
         return NULL;
     }
     const Node *n = &g->nodes[id];
-    bool same = arr.dtype == dtype_to_rt(n->dtype) && arr.rank == n->shape.rank;
+    bool same = arr.dtype == ir_dtype_to_rt(n->dtype) && arr.rank == n->shape.rank;
     for (int k = 0; same && k < arr.rank; k++) same = arr.dim[k] == n->shape.dim[k];
     if (!same) {
         char want[96], got[128];

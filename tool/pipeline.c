@@ -11,9 +11,9 @@
 
 #include "codegen/build.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
-#include "passes/train.h"
+#include "passes/transforms/autodiff.h"
+#include "passes/transforms/train.h"
 #include "tool/pipeline.h"
 
 /* Model name -> C prefix: "Net" -> "net"; non-identifier chars become '_'. */
@@ -182,24 +182,8 @@ CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag
     return fn;
 }
 
-etch_dtype dtype_to_rt(DType t) {
-    static const etch_dtype m[DT_COUNT] = {[DT_F32] = ETCH_F32, [DT_F64] = ETCH_F64, [DT_I32] = ETCH_I32,
-                                           [DT_I64] = ETCH_I64, [DT_BOOL] = ETCH_BOOL};
-    return m[t];
-}
-
-DType dtype_from_rt(etch_dtype t) {
-    switch (t) {
-    case ETCH_F32: return DT_F32;
-    case ETCH_F64: return DT_F64;
-    case ETCH_I32: return DT_I32;
-    case ETCH_I64: return DT_I64;
-    default: return DT_BOOL;
-    }
-}
-
 bool write_tensor(const char *path, const Tensor *t, Diag *d) {
-    etch_array arr = {.dtype = dtype_to_rt(t->dtype), .rank = t->shape.rank, .data = t->data};
+    etch_array arr = {.dtype = ir_dtype_to_rt(t->dtype), .rank = t->shape.rank, .data = t->data};
     memcpy(arr.dim, t->shape.dim, sizeof arr.dim);
     char err[1024];
     if (etch_npy_write(path, &arr, err, sizeof err)) return diag_error_plain(&*d, "%s", err);

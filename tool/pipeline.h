@@ -47,8 +47,6 @@ CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag
 /* The pass manager's options as the command line sets them. */
 PassOptions pass_options(const Options *o);
 
-etch_dtype dtype_to_rt(DType t);
-DType dtype_from_rt(etch_dtype t);
 /* t as an .npy file, written atomically. */
 bool write_tensor(const char *path, const Tensor *t, Diag *d);
 

@@ -18,7 +18,7 @@
 
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
+#include "passes/transforms/autodiff.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 

@@ -20,8 +20,8 @@
 
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
+#include "passes/transforms/autodiff.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 

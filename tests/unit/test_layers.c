@@ -26,9 +26,9 @@
 #include "ir/eager.h"
 #include "ir/ops/ops_impl.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
-#include "passes/train.h"
+#include "passes/transforms/autodiff.h"
+#include "passes/transforms/train.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 

@@ -29,10 +29,10 @@
 #include "frontend/frontend.h"
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
-#include "passes/to_f64.h"
-#include "passes/train.h"
+#include "passes/transforms/autodiff.h"
+#include "passes/transforms/to_f64.h"
+#include "passes/transforms/train.h"
 #include "runtime/etch_rt.h"
 
 static Program *compile(Arena *a, const char *path, const char *src) {

@@ -23,7 +23,7 @@
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/pass.h"
-#include "passes/train.h"
+#include "passes/transforms/train.h"
 #include "graph_fuzz.h"
 #include "unit/test_support.h"
 

@@ -17,8 +17,8 @@
 #include "codegen/c/emit_c.h"
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/autodiff.h"
 #include "passes/pass.h"
+#include "passes/transforms/autodiff.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 

@@ -20,7 +20,7 @@
 #include "codegen/c/emit_c.h"
 #include "ir/eager.h"
 #include "ir/params.h"
-#include "passes/train.h"
+#include "passes/transforms/train.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 

@@ -7,12 +7,12 @@
  *          p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  *   AdamW: p *= 1 - lr*wd first, then Adam without wd.
  * The step count t and the bias corrections are computed in float64. */
-#include "passes/train.h"
+#include "passes/transforms/train.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "passes/autodiff.h"
+#include "passes/transforms/autodiff.h"
 
 OptimSpec optim_defaults(OptimKind kind) {
     OptimSpec s = {.kind = kind, .lr = kind == OPTIM_SGD ? 0.01 : 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};

@@ -6,7 +6,7 @@
  * into operand gradients, summed on fan-out. Only nodes on a path from a wrt
  * node to the loss are differentiated; comparisons, integer values and frozen
  * params stop the sweep. */
-#include "passes/autodiff.h"
+#include "passes/transforms/autodiff.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* to_f64.c: a copy of a graph computed in float64: every f32 value, constant,
  * parameter and cast target becomes f64. Used by gradient checks, which need
  * finite differences far below float32's resolution. */
-#include "passes/to_f64.h"
+#include "passes/transforms/to_f64.h"
 
 Graph *graph_to_f64(Arena *a, const Graph *g) {
     Graph *h = graph_clone(a, g, NULL);

@@ -1,6 +1,6 @@
 /* to_f64.h: copy a graph with float32 promoted to float64 (see to_f64.c). */
-#ifndef ETCH_PASSES_TO_F64_H
-#define ETCH_PASSES_TO_F64_H
+#ifndef ETCH_PASSES_TRANSFORMS_TO_F64_H
+#define ETCH_PASSES_TRANSFORMS_TO_F64_H
 
 #include "ir/ir.h"
 

@@ -6,8 +6,8 @@
  * vjp) next to its shape rule and kernels; the rules build their nodes with
  * the builders of ir/vjp.h, which give every backward node the location of
  * the forward node it differentiates. */
-#ifndef ETCH_PASSES_AUTODIFF_H
-#define ETCH_PASSES_AUTODIFF_H
+#ifndef ETCH_PASSES_TRANSFORMS_AUTODIFF_H
+#define ETCH_PASSES_TRANSFORMS_AUTODIFF_H
 
 #include "ir/vjp.h"
 

@@ -8,8 +8,8 @@
  * and "optimizer.step", so it is saved in checkpoints like any weight. A
  * loss graph that already has an "optimizer.step" param (traced dropout reads
  * it) keeps it: the step updates that one. */
-#ifndef ETCH_PASSES_TRAIN_H
-#define ETCH_PASSES_TRAIN_H
+#ifndef ETCH_PASSES_TRANSFORMS_TRAIN_H
+#define ETCH_PASSES_TRANSFORMS_TRAIN_H
 
 #include "ir/ir.h"
 
