@@ -2,8 +2,9 @@
  * compiler itself uses to read and write the same files.
  *
  * Dependency-free C11 (libc and libm only), nothing model-specific: typed array
- * descriptors, .npy read/write, safetensors read/write, IDX (MNIST format) read
- * with built-in gzip decompression, aligned allocation, atomic file writes.
+ * descriptors, .npy read/write, .npz write, safetensors read/write (metadata
+ * too), IDX (MNIST format) read with built-in gzip decompression, PNG write,
+ * aligned allocation, atomic file writes.
  * Every reader validates what it reads (magic, header, dtype, shape, sizes
  * against the file length) and fails with a message naming the file and the
  * values involved, written into the caller's err buffer; nothing here prints
@@ -53,6 +54,10 @@ void etch_aligned_free(void *p);
 /* Returns 0 on success; on failure -1 with a message in err. */
 int etch_npy_read(const char *path, etch_array *out, char *err, size_t errlen);
 int etch_npy_write(const char *path, const etch_array *a, char *err, size_t errlen);
+/* A NumPy .npz (what numpy.savez writes: an uncompressed zip) of n arrays,
+ * member i named NAMES[i].npy (numpy.load(path)[names[i]]), atomically. */
+int etch_npz_write(const char *path, int n, const char *const *names, const etch_array *arrays, char *err,
+                   size_t errlen);
 
 /* ---- safetensors ---------------------------------------------------------- */
 typedef struct etch_st_tensor {
@@ -64,6 +69,8 @@ typedef struct etch_st_file {
     int n;
     etch_st_tensor *tensors;
     void *buffer; /* whole file contents */
+    int n_meta;   /* the "__metadata__" strings: meta[2i] the key, meta[2i+1] the value */
+    char **meta;
 } etch_st_file;
 
 /* Reads and validates a whole safetensors file (F32, F64, I32, I64, BOOL, U8
@@ -75,6 +82,8 @@ const etch_st_tensor *etch_st_find(const etch_st_file *f, const char *name);
  * tensor, the expected and the found type when missing or different. */
 int etch_st_expect(const etch_st_file *f, const char *path, const char *name, etch_dtype t, int rank,
                    const int64_t *dim, const void **data, char *err, size_t errlen);
+/* The "__metadata__" string stored under key; NULL when absent. */
+const char *etch_st_meta(const etch_st_file *f, const char *key);
 void etch_st_close(etch_st_file *f);
 /* Writes n tensors (names in the given order; the header lists them sorted as
  * the reference implementation does), atomically. metadata may be NULL or a

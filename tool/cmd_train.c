@@ -86,7 +86,9 @@ int cmd_train(const Options *o) {
         snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);
         if (!o->text || o->epochs >= 0 || o->steps < 0) argv[n++] = "--epochs", argv[n++] = num[0]; /* text: --steps alone counts */
         snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)o->seed);
-        argv[n++] = "--seed", argv[n++] = num[1];
+        if (o->seed_given) argv[n++] = "--seed", argv[n++] = num[1]; /* else 0, or a checkpoint's own */
+        snprintf(num[4], sizeof num[4], "%d", o->digits);
+        if (o->digits >= 0) argv[n++] = "--digits", argv[n++] = num[4];
         if (o->steps >= 0) {
             snprintf(num[2], sizeof num[2], "%ld", o->steps);
             argv[n++] = "--steps", argv[n++] = num[2];

@@ -44,7 +44,8 @@ static const Command COMMANDS[] = {
      cmd_build},
     {"run", CMD_RUN, 1, NULL,
      "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
-     "                                  compile and run the model (or interpret it with --eager)\n"
+     "                                  compile and run the model (or interpret it with --eager);\n"
+     "                                  one -o per output, or one -o OUT.npz for all of them\n"
      "  run FILE --sample N [--weights W] [--seed S] [--prompt TEXT]\n"
      "                                  language models on bytes: print N sampled bytes (batch 1)\n",
      cmd_run},
@@ -55,12 +56,13 @@ static const Command COMMANDS[] = {
      cmd_make_input},
     {"train", CMD_TRAIN, 1, NULL,
      "  train FILE --data DIR [--epochs N] [--steps N] [--seed S] [--init W | --resume CKPT]\n"
-     "        [--no-shuffle] [--limit N] [-o OUTDIR]\n"
+     "        [--no-shuffle] [--limit N] [--digits N] [-o OUTDIR]\n"
      "  train FILE --text CORPUS [--steps N] [--epochs N] [--seed S] [--init W | --resume CKPT] [-o OUTDIR]\n"
      "                                  train a byte-level language model (an epoch is 100 steps)\n"
      "                                  compile the train block's step and a driver into one\n"
      "                                  program (OUTDIR/build/), train on IDX data, write\n"
-     "                                  OUTDIR/<model>.safetensors and OUTDIR/checkpoint.safetensors\n",
+     "                                  OUTDIR/<model>.safetensors, OUTDIR/checkpoint.safetensors\n"
+     "                                  (with the seed, which --resume reuses) and OUTDIR/loss.png\n",
      cmd_train},
     {"eval", CMD_EVAL, 1, NULL,
      "  eval FILE --weights W (--data DIR [--png GRID.png] | --text CORPUS)\n"

@@ -21,7 +21,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -73,7 +73,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_GRAD] = {"--grad", ARG_NONE, NULL, CMD_IR | CMD_GRAPH, "the training step instead of the forward"},
     [OPT_AFTER] = {"--after", ARG_NAME, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},
     [OPT_SEED] = {"--seed", ARG_INT, "S", CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRADCHECK | CMD_BENCH,
-                  "seed of the random numbers (default 0)", 0, MAX_COUNT, NULL},
+                  "seed of the random numbers (default 0; train --resume: the checkpoint's)", 0, MAX_COUNT, NULL},
     [OPT_SAMPLE] = {"--sample", ARG_INT, "N", CMD_RUN, "print N bytes sampled from a byte-level language model", 0,
                     1000000, "each byte is one forward pass of the eager executor"},
     [OPT_PROMPT] = {"--prompt", ARG_STR, "TEXT", CMD_RUN, "the bytes --sample starts from (default a newline)"},
@@ -88,6 +88,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     MAX_COUNT, NULL},
     [OPT_STEPS] = {"--steps", ARG_INT, "N", CMD_TRAIN, "stop after N optimizer steps", 0, MAX_COUNT, NULL},
     [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAIN, "use only the first N training images", 0, MAX_COUNT, NULL},
+    [OPT_DIGITS] = {"--digits", ARG_INT, "N", CMD_TRAIN, "decimals of the printed epoch loss (default 3)", 0, 17,
+                    "a double has at most 17 significant digits"},
     [OPT_NO_SHUFFLE] = {"--no-shuffle", ARG_NONE, NULL, CMD_TRAIN, "batches in file order"},
     [OPT_PNG] = {"--png", ARG_NAME, "GRID.png", CMD_EVAL, "autoencoders: a grid of inputs and reconstructions"},
     [OPT_THREADS] = {"--threads", ARG_INT, "N", CMD_BUILD | CMD_BENCH,
@@ -116,7 +118,7 @@ int usage_error(const char *fmt, ...) {
 }
 
 Options options_default(void) {
-    return (Options){.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2, .rtol = 1e-5};
+    return (Options){.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2, .rtol = 1e-5, .digits = -1};
 }
 
 void options_free(Options *o) {
@@ -187,7 +189,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     case OPT_TRAIN: o->train = true; return 0;
     case OPT_GRAD: o->grad = true; return 0;
     case OPT_AFTER: o->after = val; return 0;
-    case OPT_SEED: o->seed = (uint64_t)n; return 0;
+    case OPT_SEED: o->seed = (uint64_t)n, o->seed_given = true; return 0;
     case OPT_SAMPLE: o->sample = (long)n; return 0;
     case OPT_PROMPT: o->prompt = val; return 0;
     case OPT_IDX: o->idx = val; return 0;
@@ -215,6 +217,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         return 0;
     }
     case OPT_ARGMAX: o->argmax = true; return 0;
+    case OPT_DIGITS: o->digits = (int)n; return 0;
     case OPT_COUNT: break;
     }
     abort();

@@ -55,6 +55,8 @@ typedef struct Options {
     const char *idx;           /* make-input --idx */
     long index;                /* make-input --index */
     uint64_t seed;
+    bool seed_given;           /* --seed was on the command line (train --resume keeps the checkpoint's otherwise) */
+    int digits;                /* train --digits N: decimals of the printed loss (-1: the program's default, 3) */
     const char *opt_flags;     /* --cflags for the C compiler */
     int threads;               /* --threads N (0: not given, one thread) */
     int opt_level;             /* -O0, -O1, -O2 (default) */

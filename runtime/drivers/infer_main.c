@@ -1,9 +1,13 @@
 /* infer_main.c: the driver `etch build --exe` compiles with a model into a
  * standalone inference program:
  *     PROGRAM [--weights W.safetensors] IN.npy... OUT.npy...
- * It is model-independent: model.h describes the forward entry's inputs and
- * outputs (names, dtypes, shapes), and every input file is checked against
- * them before the model runs. Needs only libc, libm and etch_rt.c. */
+ *     PROGRAM [--weights W.safetensors] IN.npy... OUT.npz
+ * One .npy path per forward output, in order, or one path ending in .npz for
+ * all of them: a NumPy .npz whose members out0, out1, ... are the outputs in
+ * order (numpy.load(OUT.npz)["out1"]). It is model-independent: model.h
+ * describes the forward entry's inputs and outputs (names, dtypes, shapes),
+ * and every input file is checked against them before the model runs. Needs
+ * only libc, libm and etch_rt.c. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -18,9 +22,16 @@ enum { N_IN = ETCH_FORWARD_N_INPUTS, N_OUT = ETCH_FORWARD_N_OUTPUTS };
 static int usage(const char *prog, FILE *f) {
     fprintf(f, "usage: %s%s", prog, ETCH_WEIGHTS_EMBEDDED ? "" : " --weights W.safetensors");
     for (int i = 0; i < N_IN; i++) fprintf(f, " %s.npy", ETCH_MODEL(forward_inputs)[i].name);
-    for (int i = 0; i < N_OUT; i++) fprintf(f, " OUT%d.npy", i);
-    fprintf(f, "\n");
+    fprintf(f, " (");
+    for (int i = 0; i < N_OUT; i++) fprintf(f, "OUT%d.npy ", i);
+    fprintf(f, "| OUT.npz)\n");
     return f == stdout ? 0 : 2;
+}
+
+/* The one output path ends in .npz: all outputs go into it. */
+static int is_npz(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && !strcmp(path + n - 4, ".npz");
 }
 
 int main(int argc, char **argv) {
@@ -36,7 +47,8 @@ int main(int argc, char **argv) {
         if (n_files == N_IN + N_OUT) return usage(argv[0], stderr);
         files[n_files++] = argv[i];
     }
-    if (n_files != N_IN + N_OUT) return usage(argv[0], stderr);
+    int npz = n_files == N_IN + 1 && is_npz(files[N_IN]);
+    if (n_files != N_IN + N_OUT && !npz) return usage(argv[0], stderr);
     if (ETCH_MODEL(load)(weights, 0, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err);
         return 1;
@@ -69,7 +81,11 @@ int main(int argc, char **argv) {
         out_ptr[n_out] = out[n_out].data;
     }
     ETCH_MODEL(forward_v)(in_ptr, out_ptr);
-    for (int i = 0; i < N_OUT; i++)
+    char names[N_OUT][16];
+    const char *name_ptr[N_OUT];
+    for (int i = 0; i < N_OUT; i++) snprintf(names[i], sizeof names[i], "out%d", i), name_ptr[i] = names[i];
+    if (npz && etch_npz_write(files[N_IN], N_OUT, name_ptr, out, err, sizeof err)) goto done;
+    for (int i = 0; !npz && i < N_OUT; i++)
         if (etch_npy_write(files[N_IN + i], &out[i], err, sizeof err)) goto done;
     status = 0;
 done:

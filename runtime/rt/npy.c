@@ -139,23 +139,37 @@ int etch_npy_read(const char *path, etch_array *out, char *err, size_t errlen) {
     return rc;
 }
 
-int etch_npy_write(const char *path, const etch_array *a, char *err, size_t errlen) {
-    size_t nbytes;
-    if (!a || !dt_valid(a->dtype) || shape_size(a->rank, a->dim, dt_size[a->dtype], NULL, &nbytes))
-        return fail(err, errlen, "%s: invalid array (bad dtype, rank or shape)", path);
-    if (nbytes && !a->data) return fail(err, errlen, "%s: array has no data", path);
-    /* numpy's exact header: the dict, spare room for the first axis to grow to
-     * 21 digits, then spaces and '\n' so the data starts at a multiple of 64. */
-    char h[512], d0[24];
-    size_t k = 0;
-    append(h, sizeof h, &k, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr[a->dtype]);
-    for (int i = 0; i < a->rank; i++) append(h, sizeof h, &k, "%s%lld", i ? ", " : "", (long long)a->dim[i]);
-    append(h, sizeof h, &k, "%s), }", a->rank == 1 ? "," : "");
+/* The .npy preamble (magic, version 1.0, header length) into pre and numpy's
+ * exact header into h (its length in *k; h holds at least 512 bytes): the
+ * dict, spare room for the first axis to grow to 21 digits, then spaces and
+ * '\n' so the data starts at a multiple of 64. *nbytes: the data's size.
+ * -1 when a is not a valid array (the writers' message names the path). */
+static int npy_header(const etch_array *a, unsigned char pre[10], char *h, size_t *k, size_t *nbytes) {
+    enum { H = 512 };
+    char d0[24];
+    if (!a || !dt_valid(a->dtype) || shape_size(a->rank, a->dim, dt_size[a->dtype], NULL, nbytes) ||
+        (*nbytes && !a->data))
+        return -1;
+    *k = 0;
+    append(h, H, k, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr[a->dtype]);
+    for (int i = 0; i < a->rank; i++) append(h, H, k, "%s%lld", i ? ", " : "", (long long)a->dim[i]);
+    append(h, H, k, "%s), }", a->rank == 1 ? "," : "");
     int grow = a->rank ? 21 - snprintf(d0, sizeof d0, "%lld", (long long)a->dim[0]) : 0;
-    append(h, sizeof h, &k, "%*s", grow > 0 ? grow : 0, "");
-    int pad = 64 - (int)((10 + k + 1) % 64); /* numpy never pads by 0: a full 64 when already aligned */
-    append(h, sizeof h, &k, "%*s\n", pad, "");
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(k & 0xff), (unsigned char)(k >> 8)};
+    append(h, H, k, "%*s", grow > 0 ? grow : 0, "");
+    int pad = 64 - (int)((10 + *k + 1) % 64); /* numpy never pads by 0: a full 64 when already aligned */
+    append(h, H, k, "%*s\n", pad, "");
+    const unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(*k & 0xff),
+                                     (unsigned char)(*k >> 8)};
+    memcpy(pre, magic, sizeof magic);
+    return 0;
+}
+
+int etch_npy_write(const char *path, const etch_array *a, char *err, size_t errlen) {
+    size_t nbytes, k;
+    unsigned char pre[10];
+    char h[512];
+    if (npy_header(a, pre, h, &k, &nbytes))
+        return fail(err, errlen, "%s: invalid array (bad dtype, rank, shape or no data)", path);
     aw w;
     if (aw_open(&w, path, err, errlen) || aw_write(&w, pre, sizeof pre, err, errlen) ||
         aw_write(&w, h, k, err, errlen) ||

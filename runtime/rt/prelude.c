@@ -13,7 +13,9 @@
  * code to read and write the same files. It implements etch_rt.h:
  *   - dtype and array helpers, 64-byte aligned allocation;
  *   - .npy read (format 1.0/2.0/3.0) and write (1.0, byte-identical to numpy);
- *   - safetensors read (zero-copy, one buffer) and write (the reference layout);
+ *   - .npz write (numpy.savez's uncompressed zip of .npy members);
+ *   - safetensors read (zero-copy, one buffer; metadata strings kept) and write
+ *     (the reference layout);
  *   - IDX (MNIST) read, with an in-memory gzip/deflate decoder (RFC 1951/1952);
  *   - atomic file writes (temp file + rename) and whole-file reads;
  *   - the Philox4x32-10 counter-based RNG.

@@ -66,9 +66,37 @@ static int st_entry(const char *path, json *j, etch_st_tensor *t, st_span *r, ch
 void etch_st_close(etch_st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n; i++) free(f->tensors[i].name);
+    for (int i = 0; i < 2 * f->n_meta; i++) free(f->meta[i]);
+    free(f->meta);
     free(f->tensors);
     free(f->buffer);
     memset(f, 0, sizeof *f);
+}
+
+/* The "__metadata__" value: its string members go into f->meta (key, value
+ * pairs; a later duplicate key wins in etch_st_meta); other values, and a
+ * value that is not an object, are skipped. */
+static int st_metadata(json *j, etch_st_file *f) {
+    int first = 1, more;
+    char *key;
+    if (js_peek(j) != '{') return js_skip(j, 1);
+    j->p++;
+    while ((more = js_member(j, &first, &key)) > 0) {
+        char *value = NULL;
+        int bad = js_peek(j) == '"' ? js_string(j, &value) : js_skip(j, 1);
+        char **grown = !bad && value ? realloc(f->meta, (size_t)(f->n_meta + 1) * 2 * sizeof *grown) : NULL;
+        if (grown) {
+            f->meta = grown;
+            grown[2 * f->n_meta] = key, grown[2 * f->n_meta + 1] = value;
+            f->n_meta++;
+            continue;
+        }
+        free(key);
+        free(value);
+        if (bad) return -1;
+        if (value) return js_fail(j, "out of memory");
+    }
+    return more;
 }
 
 /* Parses the header of the n-byte file in f->buffer into f->tensors and spans. */
@@ -87,9 +115,9 @@ static int st_parse(const char *path, etch_st_file *f, size_t n, st_span **spans
         goto bad_json;
     }
     while ((more = js_member(&j, &first, &name)) > 0) {
-        if (!strcmp(name, "__metadata__")) { /* free-form str->str map: not needed */
+        if (!strcmp(name, "__metadata__")) { /* free-form str->str map: kept for etch_st_meta */
             free(name);
-            if (js_skip(&j, 1)) goto bad_json;
+            if (st_metadata(&j, f)) goto bad_json;
             continue;
         }
         if (f->n == cap) {
@@ -188,6 +216,12 @@ int etch_st_read(const char *path, etch_st_file *out, char *err, size_t errlen) 
 const etch_st_tensor *etch_st_find(const etch_st_file *f, const char *name) {
     for (int i = 0; f && name && i < f->n; i++)
         if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+const char *etch_st_meta(const etch_st_file *f, const char *key) {
+    for (int i = f && key ? f->n_meta - 1 : -1; i >= 0; i--)
+        if (!strcmp(f->meta[2 * i], key)) return f->meta[2 * i + 1];
     return NULL;
 }
 

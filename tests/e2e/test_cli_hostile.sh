@@ -83,6 +83,8 @@ rm "$out"
 expect_error "--sample 99999999999 is out of range: 0..1000000" "$ETCH" run "$SRC/samples/gpt.etch" --sample 99999999999
 expect_error "--threads 1000000 is out of range: 1..1024" "$ETCH" build "$mlp" --threads 1000000 -o "$t/b"
 expect_error "--threads 0 is out of range: 1..1024" "$ETCH" bench "$mlp" --threads 0
+expect_error "--digits 18 is out of range: 0..17 (a double has at most 17 significant digits)" \
+  "$ETCH" train "$mlp" --data "$t" --digits 18
 no_file "$t/b"
 expect_error "'-3' is not a non-negative integer" "$ETCH" make-input "$mlp" --seed -3 -o "$out"
 expect_error "'' is not a non-negative integer" "$ETCH" make-input "$mlp" --seed '' -o "$out"

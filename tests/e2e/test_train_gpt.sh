@@ -7,7 +7,8 @@
 #    the held-out loss on the last 10% of the corpus is reported, and
 #    `etch eval --text` on the written weights reports the same number;
 #  - the steps' windows depend only on (seed, step): 100 steps, then a resume
-#    from that checkpoint for 100 more, gives the uninterrupted run's loss;
+#    from that checkpoint for 100 more, gives the uninterrupted run's loss
+#    (printed with --digits 6);
 #  - `etch run --sample 50` prints 50 bytes, the same for the same seed;
 #  - a missing corpus and an empty one are clear errors with exit status 1.
 set -euo pipefail
@@ -21,7 +22,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # the cookie files themselves, not their strfile indexes (.dat) or UTF-8 links (.u8)
 find "$fortunes" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat >"$t/corpus.txt"
 
-"$ETCH" train "$gpt" -D B=8 --text "$t/corpus.txt" --steps 200 -o "$t/a" | tee "$t/a.log"
+"$ETCH" train "$gpt" -D B=8 --text "$t/corpus.txt" --steps 200 --digits 6 -o "$t/a" | tee "$t/a.log"
 first=$(sed -n 's/^Epoch: 1, Loss: //p' "$t/a.log")
 second=$(sed -n 's/^Epoch: 2, Loss: //p' "$t/a.log")
 [ -n "$first" ] && [ -n "$second" ] || fail "no per-epoch loss lines"
@@ -34,8 +35,8 @@ grep -q '^Held-out loss: [0-9.]* nats/byte' "$t/a.log" || fail "no held-out loss
 
 prog=$t/a/build/GPT-train
 mkdir -p "$t/b"
-"$prog" --text "$t/corpus.txt" --init "$t/a/build/init.safetensors" --steps 100 -o "$t/b" --name GPT >"$t/b.log"
-"$prog" --text "$t/corpus.txt" --resume "$t/b/checkpoint.safetensors" --steps 100 -o "$t/b" --name GPT >"$t/c.log"
+"$prog" --text "$t/corpus.txt" --init "$t/a/build/init.safetensors" --steps 100 --digits 6 -o "$t/b" --name GPT >"$t/b.log"
+"$prog" --text "$t/corpus.txt" --resume "$t/b/checkpoint.safetensors" --steps 100 --digits 6 -o "$t/b" --name GPT >"$t/c.log"
 grep -q '^Epoch: 1,' "$t/c.log" && fail "resume repeated epoch 1"
 [ "$(grep '^Epoch: 2' "$t/a.log")" = "$(grep '^Epoch: 2' "$t/c.log")" ] ||
   fail "resumed run differs: $(grep '^Epoch: 2' "$t/a.log") vs $(grep '^Epoch: 2' "$t/c.log")"

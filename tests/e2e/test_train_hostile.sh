@@ -9,6 +9,9 @@
 #    (`etch eval` runs this program's --eval: it printed a wrong NLL);
 #  - error exits free what they loaded (LeakSanitizer: the program is built
 #    with sanitizers when ETCH_SANITIZE is on, and a leak exits 23, not 1);
+#  - the checkpoint keeps the seed (metadata "seed"): a resume without --seed
+#    ends bit-identical to an uninterrupted run with --seed 5; a different
+#    --seed is used, with a warning; a seed that is not an integer is refused;
 #  - temp files of killed runs (ours, dead PID) are removed at start; a
 #    SIGTERM during a checkpoint write (fsync delayed by strace) still leaves
 #    a whole checkpoint and no temp file; the end of a run writes the
@@ -87,6 +90,31 @@ set_step "$t/a/checkpoint.safetensors" "$t/ok.safetensors" 6 # a finished 3-epoc
 timeout 60 "$prog" --data "$t/data" --resume "$t/ok.safetensors" --epochs 3 -o "$t/r" >"$t/ok.log" || fail "step 6 of 6 refused"
 grep -q '^Epoch' "$t/ok.log" && fail "a finished run trained again"
 
+# the seed a checkpoint was trained with, reused by --resume
+mkdir -p "$t/full" "$t/part" "$t/res" "$t/other"
+"$prog" --data "$t/data" --init "$init" --epochs 3 --seed 5 -o "$t/full" --name Net >/dev/null
+"$prog" --data "$t/data" --init "$init" --epochs 1 --seed 5 -o "$t/part" --name Net >/dev/null
+"$prog" --data "$t/data" --resume "$t/part/checkpoint.safetensors" --epochs 3 -o "$t/res" --name Net >/dev/null 2>"$t/res.err"
+cmp -s "$t/full/Net.safetensors" "$t/res/Net.safetensors" || fail "a resume without --seed differs from the uninterrupted run"
+[ ! -s "$t/res.err" ] || { cat "$t/res.err"; fail "a resume without --seed printed to stderr"; }
+"$prog" --data "$t/data" --resume "$t/part/checkpoint.safetensors" --epochs 3 --seed 0 -o "$t/other" --name Net >/dev/null 2>"$t/other.err"
+grep -qF "warning: --seed 0 differs from the seed 5 that $t/part/checkpoint.safetensors was trained with; using 0" "$t/other.err" ||
+  { cat "$t/other.err"; fail "no warning for a different --seed"; }
+cmp -s "$t/full/Net.safetensors" "$t/other/Net.safetensors" && fail "the given --seed was not used"
+python3 - "$t/part/checkpoint.safetensors" "$t/badseed.safetensors" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+assert h["__metadata__"] == {"format": "pt", "seed": "5"}, h["__metadata__"]
+h["__metadata__"]["seed"] = "5x"
+j = json.dumps(h, separators=(",", ":")).encode()
+j += b" " * (-len(j) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+EOF
+expect_error "badseed.safetensors: the metadata's seed is '5x', not an integer from 0 to 18446744073709551615" \
+  "$prog" --data "$t/data" --resume "$t/badseed.safetensors" --epochs 3 -o "$t/r"
+
 # labels outside the 10 classes
 make_idx "$t/badtest" t10k 5 255
 expect_error "t10k-labels-idx1-ubyte: label 5 is 255, outside the model's 10 classes (0 to 9)" \
@@ -105,7 +133,7 @@ expect_error "fewer training examples than one batch" "$prog" --data "$t/data" -
 sh -c 'echo $$ >"$1"' sh "$t/deadpid"
 dead=$(cat "$t/deadpid")
 mkdir -p "$t/s"
-for f in checkpoint.safetensors.tmp.$dead Net.safetensors.tmp.$dead reconstructions.png.tmp.$dead \
+for f in checkpoint.safetensors.tmp.$dead Net.safetensors.tmp.$dead reconstructions.png.tmp.$dead loss.png.tmp.$dead \
          checkpoint.safetensors.tmp.$$ notes.tmp.$dead checkpoint.safetensors.tmp.x1; do : >"$t/s/$f"; done
 "$prog" --data "$t/data" --init "$init" -o "$t/s" --name Net >"$t/s.log"
 left=$(cd "$t/s" && ls | grep tmp | sort | tr '\n' ' ')

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static char g_dir[64];
 static char g_err[1024];
@@ -54,15 +55,6 @@ static unsigned char *get_file(const char *path, size_t *n) {
 }
 
 static int have_gzip(void) { return system("gzip --version >/dev/null 2>&1") == 0; }
-
-static uint32_t crc32_ref(const unsigned char *p, size_t n) { /* bitwise, independent of the table version */
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
 
 static uint32_t rng_state;
 static uint32_t rnd(void) { /* deterministic, via the runtime's own Philox */
@@ -807,12 +799,12 @@ static size_t wrap_gzip(unsigned char *out, unsigned flg, const bw *w, const cha
     if (flg & 8) memcpy(out + k, "name.txt", 9), k += 9;
     if (flg & 16) memcpy(out + k, "a comment", 10), k += 10;
     if (flg & 2) {
-        uint32_t c = crc32_ref(out, k);
+        uint32_t c = ts_crc32(out, k);
         out[k++] = (unsigned char)c, out[k++] = (unsigned char)(c >> 8);
     }
     memcpy(out + k, w->b, w->n);
     k += w->n;
-    uint32_t c = crc32_ref((const unsigned char *)plain, pn);
+    uint32_t c = ts_crc32((const unsigned char *)plain, pn);
     for (int i = 0; i < 4; i++) out[k++] = (unsigned char)(c >> (8 * i));
     for (int i = 0; i < 4; i++) out[k++] = (unsigned char)(pn >> (8 * i));
     return k;

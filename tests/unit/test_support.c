@@ -208,3 +208,12 @@ const char *ts_source_dir(void) {
     if (t) *t = 0;
     return dir;
 }
+
+uint32_t ts_crc32(const unsigned char *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}

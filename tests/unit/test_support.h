@@ -5,7 +5,8 @@
  *   - ts_random_tensor: deterministic inputs (Philox);
  *   - ts_check_graph: eager executor vs emitted C at -O0 and -O2, compiled
  *     into a shared library, loaded and compared under a TsTol;
- *   - ts_check_grad: autodiff vs central finite differences in float64.
+ *   - ts_check_grad: autodiff vs central finite differences in float64;
+ *   - ts_crc32: a bitwise CRC-32, to check the runtime's gzip, PNG and zip code.
  * A test file that defines `static SrcLoc L` gets the short forms add(), U()
  * and B(), which pass L as the ops' location. */
 #ifndef ETCH_TEST_SUPPORT_H
@@ -58,5 +59,8 @@ const char *ts_source_dir(void);
  * (loss(p + h) - loss(p - h)) / 2h with h = rel_h * max(1, |p|):
  * |num - autodiff| / max(1, |num|) <= tol. Params from params_init seed 42. */
 void ts_check_grad(Graph *g, int f, double tol, double rel_h, uint64_t r_stream, SrcLoc loc);
+
+/* CRC-32 (IEEE) bit by bit: independent of the runtime's table version. */
+uint32_t ts_crc32(const unsigned char *p, size_t n);
 
 #endif

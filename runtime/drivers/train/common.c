@@ -1,6 +1,7 @@
 /* train/common.c: the top of the joined train_main.c: its header comment
  * (usage), the includes, and what image and text training share: the
- * options, error reporting, the progress line, the optimizer's step counter
+ * options, error reporting, the forward's output buffers, the progress line
+ * and epoch lines, the optimizer's step counter, the seed a checkpoint keeps,
  * and checkpoint writes. The parts in this folder are joined, in the order
  * CMakeLists.txt lists, into the one main.c of a training program (see
  * scripts/embed.cmake, which drops each part's first comment, like this one). */
@@ -10,19 +11,25 @@
  * etch_rt.c only):
  *
  *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
- *           [--seed S] [--no-shuffle] [--limit N] [--name NAME] -o OUTDIR
+ *           [--seed S] [--no-shuffle] [--limit N] [--digits N] [--name NAME] -o OUTDIR
  *   PROGRAM --eval --data DIR --weights W [--png GRID.png]
  *   PROGRAM --eval --text CORPUS --weights W   (the held-out loss per byte)
- *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] -o OUTDIR
+ *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] [--digits N] -o OUTDIR
  *
  * Two kinds of data, each in its own section below: images with class labels
- * (IDX files, --data) and byte text (--text). Either way the program writes
- * OUTDIR/checkpoint.safetensors (weights and optimizer state) after every
- * epoch and, at the end, OUTDIR/NAME.safetensors (weights only, PyTorch
- * state_dict names), each atomically, then reports on held-out data.
- * SIGINT and SIGTERM wait for a write in progress; temp files a killed run
- * left behind (FILE.tmp.PID of a dead PID) are removed when the next starts.
- * Joined at build time from runtime/drivers/train/ (common, images, text, main). */
+ * (IDX files, --data) and byte text (--text). Either way the program prints
+ * "Epoch: N, Loss: X.XXX" (the epoch's mean loss, --digits decimals, default
+ * 3) after each epoch, with a progress line redrawn on stderr when stderr is
+ * a terminal; it writes OUTDIR/checkpoint.safetensors (weights, optimizer
+ * state and, in its metadata, the seed) and OUTDIR/loss.png (the loss curve)
+ * after every epoch and, at the end, OUTDIR/NAME.safetensors (weights only,
+ * PyTorch state_dict names), each atomically, then reports on held-out data.
+ * --resume takes the checkpoint's seed unless --seed is given (a different
+ * one is used, with a warning). SIGINT and SIGTERM wait for a write in
+ * progress; temp files a killed run left behind (FILE.tmp.PID of a dead PID)
+ * are removed when the next starts. The forward may return several tensors:
+ * the evaluations pick theirs by shape (see images and text below).
+ * Joined at build time from runtime/drivers/train/ (common, curve, images, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -41,7 +48,7 @@
 typedef struct Args {
     const char *data, *init, *resume, *weights, *out, *name, *png, *text;
     long epochs, steps, limit;
-    int epochs_given;
+    int epochs_given, seed_given, digits;
     unsigned long long seed;
     int shuffle, eval_only;
 } Args;
@@ -51,11 +58,46 @@ static int fail(const char *msg) {
     return 1;
 }
 
+/* The forward's outputs, one buffer each: every output is computed, the
+ * evaluations read those they need (picked by shape). */
+typedef struct Outputs {
+    etch_array a[ETCH_FORWARD_N_OUTPUTS];
+    void *ptr[ETCH_FORWARD_N_OUTPUTS];
+} Outputs;
+
+static void outputs_alloc(Outputs *o) {
+    for (int i = 0; i < ETCH_FORWARD_N_OUTPUTS; i++) {
+        const etch_tensor_info *t = &ETCH_MODEL(forward_outputs)[i];
+        etch_array_alloc(&o->a[i], t->dtype, t->rank, t->dim);
+        o->ptr[i] = o->a[i].data;
+    }
+}
+
+static void outputs_free(Outputs *o) {
+    for (int i = 0; i < ETCH_FORWARD_N_OUTPUTS; i++) etch_array_free(&o->a[i]);
+}
+
+/* The forward on one batch x (its only input). */
+static void run_forward(const void *x, Outputs *o) {
+    const void *in[] = {x};
+    ETCH_MODEL(forward_v)(in, o->ptr);
+}
+
+/* "Epoch [====>   ] k/n loss X" on stderr, redrawn in place (\r): only
+ * when stderr is a terminal, so logs and pipes never see it. */
 static void progress(long epoch, int64_t done, int64_t total, double loss) {
     int width = 30, filled = (int)(width * done / (total ? total : 1));
-    printf("\rEpoch %ld [", epoch);
-    for (int i = 0; i < width; i++) putchar(i < filled ? '=' : i == filled ? '>' : ' ');
-    printf("] %lld/%lld loss %.4f", (long long)done, (long long)total, loss);
+    fprintf(stderr, "\rEpoch %ld [", epoch);
+    for (int i = 0; i < width; i++) fputc(i < filled ? '=' : i == filled ? '>' : ' ', stderr);
+    fprintf(stderr, "] %lld/%lld loss %.4f", (long long)done, (long long)total, loss);
+    fflush(stderr);
+}
+
+/* The line after each epoch: "Epoch: N, Loss: X.XXX" (--digits decimals),
+ * after clearing the progress line. */
+static void epoch_line(const Args *a, int tty, long long epoch, double mean) {
+    if (tty) fputs("\r\033[K", stderr);
+    printf("Epoch: %lld, Loss: %.*f\n", epoch, a->digits, mean);
     fflush(stdout);
 }
 
@@ -79,33 +121,80 @@ static int checked_step(const char *path, long long max, const char *why, long l
     return 1;
 }
 
-/* Saves the weights (with_state: and the optimizer state) atomically, with
- * SIGINT, SIGTERM and SIGHUP held until the write is done: the temp file is
- * then always renamed or removed before such a signal ends the program. */
-static int save_or_fail(const char *path, int with_state) {
-    char err[1024];
-    sigset_t hold, old;
+/* SIGINT, SIGTERM and SIGHUP held (until signals_release) while a file is
+ * written: its temp file is then always renamed or removed before such a
+ * signal ends the program. */
+static void signals_hold(sigset_t *old) {
+    sigset_t hold;
     sigemptyset(&hold);
     sigaddset(&hold, SIGINT);
     sigaddset(&hold, SIGTERM);
     sigaddset(&hold, SIGHUP);
-    sigprocmask(SIG_BLOCK, &hold, &old);
-    int rc = ETCH_MODEL(save)(path, with_state, err, sizeof err);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_BLOCK, &hold, old);
+}
+
+static void signals_release(const sigset_t *old) { sigprocmask(SIG_SETMASK, old, NULL); }
+
+/* Saves the weights atomically, with signals held: PyTorch state_dict names
+ * and {"format": "pt"} metadata, as the model's own save writes them;
+ * with_state (a checkpoint) adds the optimizer state and the seed (metadata
+ * "seed", which --resume reuses). */
+static int save_or_fail(const Args *a, const char *path, int with_state) {
+    char err[1024], seed[24];
+    const char *names[ETCH_N_PARAMS + 1];
+    etch_array arrays[ETCH_N_PARAMS + 1];
+    int n = 0;
+    for (int i = 0; ETCH_MODEL(params)[i].name; i++) {
+        const etch_tensor_info *p = &ETCH_MODEL(params)[i];
+        if (!with_state && !strncmp(p->name, "optimizer.", 10)) continue;
+        names[n] = p->name;
+        arrays[n] = (etch_array){p->dtype, p->rank, {0}, ETCH_MODEL(param_data)[i]};
+        memcpy(arrays[n].dim, p->dim, sizeof arrays[n].dim);
+        n++;
+    }
+    snprintf(seed, sizeof seed, "%llu", a->seed);
+    const char *meta[] = {"format", "pt", "seed", seed};
+    sigset_t old;
+    signals_hold(&old);
+    int rc = etch_st_write(path, n, names, arrays, with_state ? 2 : 1, meta, err, sizeof err);
+    signals_release(&old);
     return rc ? fail(err) : 0;
+}
+
+/* --resume: the seed comes from the checkpoint (its metadata "seed", written
+ * by save_or_fail) unless --seed is given; a different --seed wins, with a
+ * warning. A checkpoint without one (older etch) keeps --seed or 0. */
+static int resume_seed(Args *a) {
+    char err[1024];
+    etch_st_file f;
+    if (etch_st_read(a->resume, &f, err, sizeof err)) return fail(err);
+    const char *s = etch_st_meta(&f, "seed");
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    int bad = s && (!*s || strspn(s, "0123456789") != strlen(s) || errno == ERANGE);
+    if (bad) fprintf(stderr, "error: %s: the metadata's seed is '%s', not an integer from 0 to %llu\n", a->resume, s,
+                     (unsigned long long)-1);
+    else if (s && !a->seed_given) a->seed = v;
+    else if (s && v != a->seed)
+        fprintf(stderr, "warning: --seed %llu differs from the seed %llu that %s was trained with; using %llu\n",
+                a->seed, v, a->resume, a->seed);
+    etch_st_close(&f);
+    return bad;
 }
 
 /* Removes OUTDIR/FILE.tmp.PID left by a killed run (SIGKILL, power loss) of
  * this program: FILE one of the files it writes, PID a process that no longer
  * exists (a live run's temp file is its own business). */
 static void remove_stale_temps(const Args *a) {
-    char mine[3][300], path[4096];
+    char mine[4][300], path[4096];
     snprintf(mine[0], sizeof mine[0], "checkpoint.safetensors.tmp.");
     snprintf(mine[1], sizeof mine[1], "%s.safetensors.tmp.", a->name);
     snprintf(mine[2], sizeof mine[2], "reconstructions.png.tmp.");
+    snprintf(mine[3], sizeof mine[3], "loss.png.tmp.");
     DIR *dir = opendir(a->out);
     for (struct dirent *e; dir && (e = readdir(dir));)
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             size_t k = strlen(mine[i]);
             const char *pid = e->d_name + k;
             if (strncmp(e->d_name, mine[i], k) || !*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
@@ -122,7 +211,7 @@ static void remove_stale_temps(const Args *a) {
  * weights), then OUTDIR/NAME.safetensors, whose path goes into path. */
 static int save_final(const Args *a, int checkpoint_written, char *path, size_t n) {
     snprintf(path, n, "%s/checkpoint.safetensors", a->out);
-    if (!checkpoint_written && save_or_fail(path, 1)) return 1;
+    if (!checkpoint_written && save_or_fail(a, path, 1)) return 1;
     snprintf(path, n, "%s/%s.safetensors", a->out, a->name);
-    return save_or_fail(path, 0);
+    return save_or_fail(a, path, 0);
 }

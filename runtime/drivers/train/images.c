@@ -10,9 +10,11 @@
  * sees the same batches as an uninterrupted one; the last partial batch is
  * dropped (the step's shapes are static). After every epoch the program writes
  * the checkpoint; at the end it reports accuracy and mean NLL on the test
- * split, or, for a model that reconstructs its input (an autoencoder: one
- * output value per input value), the reconstruction MSE and
- * OUTDIR/reconstructions.png. */
+ * split for a model that returns logits, and, for a model that reconstructs
+ * its input (an autoencoder: one output value per input value), the
+ * reconstruction MSE and OUTDIR/reconstructions.png. A forward returning
+ * several tensors is evaluated on those outputs picked by shape (see
+ * pick_outputs): a classifier with a decoder head gets both reports. */
 
 typedef struct Split {
     etch_array images, labels; /* u8 [n, rows, cols], u8 [n] */
@@ -101,24 +103,57 @@ static void shuffle(int64_t *order, int64_t n, unsigned long long seed, long epo
     }
 }
 
-/* Accuracy and mean negative log-likelihood of the forward's logits on a split. */
-static void evaluate(const Split *s, double *accuracy, double *nll) {
-    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
-    int64_t batch = xi->dim[0], classes = oi->dim[oi->rank - 1];
-    etch_array x, y, logits;
+/* The outputs the image evaluation reads, picked by shape among the
+ * forward's (a forward may return several): recon, the first f32 output with
+ * one value per input value ([B, ...] with as many values per example as an
+ * image has); logits, the first f32[B, C] output that is not recon. -1 where
+ * there is none. */
+typedef struct Picked {
+    int logits, recon;
+} Picked;
+
+static Picked pick_outputs(int64_t per) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0];
+    Picked p = {-1, -1};
+    for (int i = 0; i < ETCH_FORWARD_N_OUTPUTS; i++) {
+        const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[i];
+        int64_t out_per = 1;
+        for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
+        if (oi->dtype != ETCH_F32 || oi->rank < 1 || oi->dim[0] != xi->dim[0]) continue;
+        if (out_per == per && p.recon < 0) p.recon = i;
+        else if (oi->rank == 2 && p.logits < 0) p.logits = i;
+    }
+    return p;
+}
+
+/* The test-split report of the picked outputs over a split: accuracy and mean
+ * negative log-likelihood of the logits; mean squared error of the
+ * reconstructions and, when png is set, a PNG grid of the first 8 examples
+ * (top row) above their reconstructions (bottom row), like torchvision's
+ * make_grid/save_image. */
+typedef struct Report {
+    double accuracy, nll, mse;
+} Report;
+
+static int evaluate(const Split *s, Picked pick, Report *r, const char *png, char *err, size_t errlen) {
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0];
+    int64_t batch = xi->dim[0], classes = pick.logits >= 0 ? ETCH_MODEL(forward_outputs)[pick.logits].dim[1] : 0;
+    etch_array x, y;
+    Outputs out;
     etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
     etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
-    etch_array_alloc(&logits, oi->dtype, oi->rank, oi->dim);
+    outputs_alloc(&out);
     int64_t correct = 0;
-    double total_nll = 0;
+    double total_nll = 0, total_se = 0;
+    int rows = s->images.rank >= 3 ? (int)s->images.dim[1] : 1, cols = (int)(s->per / rows), shown = 8, pad = 2;
+    int gw = shown * (cols + pad) + pad, gh = 2 * (rows + pad) + pad, rc = 0;
+    unsigned char *grid = pick.recon >= 0 && png ? calloc((size_t)gw * (size_t)gh, 1) : NULL;
     for (int64_t start = 0; start < s->n; start += batch) {
         int64_t count = s->n - start < batch ? s->n - start : batch;
         fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
-        const void *in[] = {x.data};
-        void *out[] = {logits.data};
-        ETCH_MODEL(forward_v)(in, out);
-        for (int64_t b = 0; b < count; b++) {
-            const float *row = (const float *)logits.data + b * classes;
+        run_forward(x.data, &out);
+        for (int64_t b = 0; pick.logits >= 0 && b < count; b++) {
+            const float *row = (const float *)out.a[pick.logits].data + b * classes;
             int64_t label = ((int64_t *)y.data)[b], best = 0;
             double mx = row[0], sum = 0;
             for (int64_t c = 1; c < classes; c++)
@@ -128,40 +163,11 @@ static void evaluate(const Split *s, double *accuracy, double *nll) {
             total_nll += mx + log(sum) - row[label];
             correct += best == label;
         }
-    }
-    *accuracy = s->n ? (double)correct / (double)s->n : 0;
-    *nll = s->n ? total_nll / (double)s->n : 0;
-    etch_array_free(&x);
-    etch_array_free(&y);
-    etch_array_free(&logits);
-}
-
-/* For models whose output has one value per input value (autoencoders): the
- * mean squared error of the reconstructions on a split, and, when png is
- * set, a PNG grid of the first 8 examples (top row) above their
- * reconstructions (bottom row), like torchvision's make_grid/save_image. */
-static int evaluate_reconstruction(const Split *s, double *mse, const char *png, char *err, size_t errlen) {
-    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
-    int64_t batch = xi->dim[0];
-    etch_array x, y, recon;
-    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
-    etch_array_alloc(&y, ETCH_I64, 1, (int64_t[]){batch});
-    etch_array_alloc(&recon, oi->dtype, oi->rank, oi->dim);
-    double total = 0;
-    int rows = s->images.rank >= 3 ? (int)s->images.dim[1] : 1, cols = (int)(s->per / rows), shown = 8, pad = 2;
-    int gw = shown * (cols + pad) + pad, gh = 2 * (rows + pad) + pad, rc = 0;
-    unsigned char *grid = calloc((size_t)gw * (size_t)gh, 1);
-    for (int64_t start = 0; start < s->n; start += batch) {
-        int64_t count = s->n - start < batch ? s->n - start : batch;
-        fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
-        const void *in[] = {x.data};
-        void *out[] = {recon.data};
-        ETCH_MODEL(forward_v)(in, out);
-        const float *xs = x.data, *rs = recon.data;
-        for (int64_t b = 0; b < count; b++)
+        const float *xs = x.data, *rs = pick.recon >= 0 ? out.a[pick.recon].data : NULL;
+        for (int64_t b = 0; rs && b < count; b++)
             for (int64_t k = 0; k < s->per; k++) {
                 double d = rs[b * s->per + k] - xs[b * s->per + k];
-                total += d * d;
+                total_se += d * d;
             }
         for (int64_t b = 0; start == 0 && grid && b < count && b < shown; b++)
             for (int r = 0; r < rows; r++)
@@ -173,52 +179,49 @@ static int evaluate_reconstruction(const Split *s, double *mse, const char *png,
                         (unsigned char)(fminf(fmaxf(v1, 0), 1) * 255 + 0.5f);
                 }
     }
-    *mse = s->n ? total / ((double)s->n * (double)s->per) : 0;
-    if (png && grid) rc = etch_png_write_gray(png, gw, gh, grid, err, errlen);
+    r->accuracy = s->n ? (double)correct / (double)s->n : 0;
+    r->nll = s->n ? total_nll / (double)s->n : 0;
+    r->mse = s->n ? total_se / ((double)s->n * (double)s->per) : 0;
+    if (grid) rc = etch_png_write_gray(png, gw, gh, grid, err, errlen);
     free(grid);
     etch_array_free(&x);
     etch_array_free(&y);
-    etch_array_free(&recon);
+    outputs_free(&out);
     return rc;
 }
 
-/* True when the forward maps each example to as many values as it reads. */
-static int is_reconstruction(int64_t per) {
-    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
-    int64_t out_per = 1;
-    for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
-    return out_per == per && oi->dtype == ETCH_F32;
-}
-
-/* Prints the test-split report: accuracy and NLL for classifiers, MSE (and
- * the PNG grid) for reconstruction models. */
+/* Prints the test-split report: accuracy and NLL when the forward returns
+ * logits, MSE (and the PNG grid) when it returns a reconstruction; both for
+ * a forward that returns both. */
 static int report(const Split *test, int64_t per, const char *png, char *err, size_t errlen) {
-    if (is_reconstruction(per)) {
-        double mse;
-        if (evaluate_reconstruction(test, &mse, png, err, errlen)) return -1;
-        printf("Test reconstruction MSE: %.6f (%lld examples)\n", mse, (long long)test->n);
+    Picked pick = pick_outputs(per);
+    Report r;
+    if (evaluate(test, pick, &r, pick.recon >= 0 ? png : NULL, err, errlen)) return -1;
+    if (pick.logits >= 0)
+        printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * r.accuracy, r.nll, (long long)test->n);
+    if (pick.recon >= 0) {
+        printf("Test reconstruction MSE: %.6f (%lld examples)\n", r.mse, (long long)test->n);
         if (png) printf("Inputs (top) and reconstructions (bottom) written to %s\n", png);
-        return 0;
     }
-    double acc, nll;
-    evaluate(test, &acc, &nll);
-    printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * acc, nll, (long long)test->n);
     return 0;
 }
 
 /* The image training step's interface: x: f32[B, ...], y: i64[B] or i32[B];
- * *per is the number of values in one example, *classes the forward's
- * classes (its last dimension; 0 for a reconstruction model, whose labels are
- * not class ids). */
+ * *per is the number of values in one example, *classes the logits' classes
+ * (0 for a model without logits, a reconstruction model, whose labels are not
+ * class ids). The forward must return logits or a reconstruction. */
 static int image_interface(int64_t *per, int64_t *classes) {
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
-    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[0];
     *per = 1;
     for (int k = 1; k < xi->rank; k++) *per *= xi->dim[k];
     if (xi->dtype != ETCH_F32 || yi->rank != 1 || yi->dim[0] != xi->dim[0] ||
         (yi->dtype != ETCH_I64 && yi->dtype != ETCH_I32))
         return fail("the train step must take x: f32[B, ...] and y: i64[B] (or i32[B])");
-    *classes = is_reconstruction(*per) || oi->rank < 1 ? 0 : oi->dim[oi->rank - 1];
+    Picked pick = pick_outputs(*per);
+    if (pick.logits < 0 && pick.recon < 0)
+        return fail("--data needs a forward returning logits f32[B, C] or a reconstruction (f32[B, ...] with one "
+                    "value per input value)");
+    *classes = pick.logits >= 0 ? ETCH_MODEL(forward_outputs)[pick.logits].dim[1] : 0;
     return 0;
 }
 
@@ -244,7 +247,8 @@ static int train_images(const Args *a) {
     Split test = {0}, train = {0};
     etch_array x = {0}, y = {0};
     long long step = 0, taken = 0, max_step;
-    int tty = isatty(1), status = 1, written = 0;
+    int tty = isatty(2), status = 1, written = 0;
+    Curve curve = {0};
     if (image_interface(&per, &classes)) return 1;
     remove_stale_temps(a);
     if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
@@ -267,8 +271,8 @@ static int train_images(const Args *a) {
     float loss = 0;
     long start_epoch = (long)(step / steps_per_epoch);
     int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
+    curve.first = step;
     status = 0;
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
     for (long epoch = start_epoch; epoch < a->epochs && (a->steps < 0 || taken < a->steps); epoch++) {
         if (a->shuffle) shuffle(order, n, a->seed, epoch);
         else for (int64_t i = 0; i < n; i++) order[i] = i;
@@ -286,25 +290,24 @@ static int train_images(const Args *a) {
             }
             sum += loss;
             count++;
+            curve_add(&curve, loss);
             if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum / count);
         }
         skip = 0;
-        if (tty) printf("\r\033[K");
-        printf("Epoch: %ld, Loss: %.6f\n", epoch + 1, count ? sum / count : 0.0);
-        fflush(stdout);
-        if ((status = save_or_fail(path, 1))) goto done;
+        if ((status = end_epoch(a, tty, epoch + 1, count ? sum / count : 0.0, &curve))) goto done;
         written = 1;
     }
     if ((status = save_final(a, written, path, sizeof path))) goto done;
     char png[4096];
     snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
-    if (report(&test, per, is_reconstruction(per) ? png : NULL, err, sizeof err)) {
+    if (report(&test, per, png, err, sizeof err)) {
         status = fail(err);
         goto done;
     }
     printf("Weights written to %s\n", path);
 done:
     free(order);
+    free(curve.loss);
     etch_array_free(&x);
     etch_array_free(&y);
     etch_array_free(&train.images);

@@ -2,7 +2,7 @@
  * the dispatch to image or text training and evaluation. */
 
 static int parse_args(int argc, char **argv, Args *a) {
-    *a = (Args){.epochs = 1, .steps = -1, .limit = -1, .shuffle = 1, .name = "model"};
+    *a = (Args){.epochs = 1, .steps = -1, .limit = -1, .shuffle = 1, .name = "model", .digits = 3};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(k, "--no-shuffle")) a->shuffle = 0;
@@ -19,7 +19,13 @@ static int parse_args(int argc, char **argv, Args *a) {
         else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), a->epochs_given = 1, i++;
         else if (!strcmp(k, "--steps")) a->steps = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--limit")) a->limit = strtol(v, NULL, 10), i++;
-        else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10), a->seed_given = 1, i++;
+        else if (!strcmp(k, "--digits")) {
+            char *end;
+            a->digits = (int)strtol(v, &end, 10), i++;
+            if (*end || end == v || a->digits < 0 || a->digits > 17)
+                return fprintf(stderr, "error: --digits takes 0 to 17 (decimals of the printed loss), got '%s'\n", v), -1;
+        }
         else return fprintf(stderr, "error: unknown option '%s'\n", k), -1;
     }
     if (!a->data == !a->text) return fail("one of --data DIR and --text CORPUS is required"), -1;
@@ -30,7 +36,7 @@ static int parse_args(int argc, char **argv, Args *a) {
 
 int main(int argc, char **argv) {
     Args a;
-    if (parse_args(argc, argv, &a)) return 1;
+    if (parse_args(argc, argv, &a) || (a.resume && !a.eval_only && resume_seed(&a))) return 1;
     if (a.text) return a.eval_only ? eval_text(&a) : train_text(&a);
     return a.eval_only ? eval_images(&a) : train_images(&a);
 }

@@ -8,9 +8,10 @@
  * (seed, s) (x = the first T bytes, y = the next T), so a run resumed from a
  * checkpoint (whose optimizer.step is s) continues with the same windows. An
  * "epoch" of text is TEXT_EPOCH_STEPS steps: the program prints the mean loss
- * over each one and writes the checkpoint after it. At the end it reports the
- * mean loss per byte (nats) on the held-out part (up to TEXT_EVAL_WINDOWS
- * windows spread evenly over it). */
+ * over each one and writes the checkpoint and the loss curve after it. At the
+ * end it reports the mean loss per byte (nats) on the held-out part (up to
+ * TEXT_EVAL_WINDOWS windows spread evenly over it), read from the forward's
+ * first output of logits [B, T, >= 256]. */
 
 enum { TEXT_EPOCH_STEPS = 100, TEXT_EVAL_WINDOWS = 512 };
 
@@ -28,18 +29,33 @@ static void text_batch(const unsigned char *text, const int64_t *starts, int64_t
         }
 }
 
+/* The output the text evaluation reads: the first of the forward's outputs
+ * that is f32 logits [B, T, >= 256] over the input's windows; -1 when none is. */
+static int text_output(void) {
+    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0];
+    for (int i = 0; i < ETCH_FORWARD_N_OUTPUTS; i++) {
+        const etch_tensor_info *fo = &ETCH_MODEL(forward_outputs)[i];
+        if (fo->dtype == ETCH_F32 && fo->rank == 3 && fi->rank == 2 && fo->dim[0] == fi->dim[0] &&
+            fo->dim[1] == fi->dim[1] && fo->dim[2] >= 256)
+            return i;
+    }
+    return -1;
+}
+
 /* Mean negative log-likelihood per predicted byte over windows of T+1 bytes
  * in text[lo, hi): up to TEXT_EVAL_WINDOWS windows spread evenly, every
  * position of each window predicted by the forward. */
 static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64_t *predictions) {
-    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[0];
-    int64_t batch = xi->dim[0], T = xi->dim[1], V = oi->dim[oi->rank - 1];
+    int o = text_output();
+    const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0], *oi = &ETCH_MODEL(forward_outputs)[o];
+    int64_t batch = xi->dim[0], T = xi->dim[1], V = oi->dim[2];
     int64_t span = hi - lo - T - 1, windows = span / T + 1;
     if (windows > TEXT_EVAL_WINDOWS) windows = TEXT_EVAL_WINDOWS;
-    etch_array x, y, logits;
+    etch_array x, y;
+    Outputs out;
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, xi->dtype, xi->rank, xi->dim);
-    etch_array_alloc(&logits, oi->dtype, oi->rank, oi->dim);
+    outputs_alloc(&out);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
     double total = 0;
     int64_t count = 0;
@@ -47,12 +63,10 @@ static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64
         int64_t n = windows - w < batch ? windows - w : batch;
         for (int64_t b = 0; b < batch; b++) starts[b] = lo + (windows > 1 ? (b < n ? w + b : w) * span / (windows - 1) : 0);
         text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, xi->dtype);
-        const void *in[] = {x.data};
-        void *out[] = {logits.data};
-        ETCH_MODEL(forward_v)(in, out);
+        run_forward(x.data, &out);
         for (int64_t b = 0; b < n; b++)
             for (int64_t t = 0; t < T; t++) {
-                const float *row = (const float *)logits.data + (b * T + t) * V;
+                const float *row = (const float *)out.a[o].data + (b * T + t) * V;
                 int64_t label = text[starts[b] + t + 1];
                 double mx = row[0], sum = 0;
                 for (int64_t c = 1; c < V; c++) mx = fmax(mx, row[c]);
@@ -64,7 +78,7 @@ static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64
     free(starts);
     etch_array_free(&x);
     etch_array_free(&y);
-    etch_array_free(&logits);
+    outputs_free(&out);
     *predictions = count;
     return count ? total / (double)count : 0;
 }
@@ -74,13 +88,13 @@ static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64
 static int load_corpus(const Args *a, unsigned char **text, size_t *n, int64_t *ntrain) {
     char err[1024];
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
-    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0], *fo = &ETCH_MODEL(forward_outputs)[0];
+    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0];
     int int_x = xi->dtype == ETCH_I64 || xi->dtype == ETCH_I32, int_y = yi->dtype == ETCH_I64 || yi->dtype == ETCH_I32;
     if (xi->rank != 2 || yi->rank != 2 || !int_x || !int_y || yi->dim[0] != xi->dim[0] || yi->dim[1] != xi->dim[1])
         return fail("--text needs a train step taking x: i64[B, T] and y: i64[B, T] (byte ids)");
-    if (fi->rank != 2 || fi->dim[1] != xi->dim[1] || fi->dtype != xi->dtype || fo->rank != 3 || fo->dim[2] < 256 ||
-        fo->dtype != ETCH_F32)
-        return fail("--text needs a forward taking byte ids [B, T] and returning f32 logits [B, T, >= 256]");
+    if (fi->rank != 2 || fi->dim[1] != xi->dim[1] || fi->dtype != xi->dtype || text_output() < 0)
+        return fail("--text needs a forward taking byte ids [B, T] and returning f32 logits [B, T, >= 256] (as its "
+                    "first such output)");
     int64_t T = xi->dim[1];
     if (etch_read_file(a->text, text, n, err, sizeof err)) return fail(err);
     int64_t held = (int64_t)*n / 10;
@@ -140,11 +154,11 @@ static int train_text(const Args *a) {
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
-    int tty = isatty(1), status = 0, written = 0;
+    int tty = isatty(2), status = 0, written = 0;
     double sum = 0;
     int64_t count = 0;
     float loss = 0;
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
+    Curve curve = {.first = step};
     while ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps)) {
         for (int64_t b = 0; b < batch; b++) {
             uint32_t r[4];
@@ -162,18 +176,16 @@ static int train_text(const Args *a) {
         }
         sum += loss;
         count++;
+        curve_add(&curve, loss);
         step++;
         taken++;
         int last = (end >= 0 && step == end) || (a->steps >= 0 && taken == a->steps);
         if (tty && step % 10 == 0) progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1,
                                             TEXT_EPOCH_STEPS, sum / (double)count);
         if (step % TEXT_EPOCH_STEPS == 0 || last) {
-            if (tty) printf("\r\033[K");
-            printf("Epoch: %lld, Loss: %.6f\n", (step - 1) / TEXT_EPOCH_STEPS + 1, sum / (double)count);
-            fflush(stdout);
+            if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, sum / (double)count, &curve))) goto done;
             sum = 0;
             count = 0;
-            if ((status = save_or_fail(path, 1))) goto done;
         }
         written = step % TEXT_EPOCH_STEPS == 0 || last;
     }
@@ -185,6 +197,7 @@ static int train_text(const Args *a) {
 done:
     free(starts);
     free(text);
+    free(curve.loss);
     etch_array_free(&x);
     etch_array_free(&y);
     return status;
