@@ -58,7 +58,7 @@ static bool write_outputs(const Options *o, Tensor **outs, int n, Diag *d) {
     const char **name_ptr = calloc((size_t)n, sizeof *name_ptr);
     if (!arr || !names || !name_ptr) abort();
     for (int i = 0; i < n; i++) {
-        arr[i] = (etch_array){.dtype = dtype_to_rt(outs[i]->dtype), .rank = outs[i]->shape.rank, .data = outs[i]->data};
+        arr[i] = (etch_array){.dtype = ir_dtype_to_rt(outs[i]->dtype), .rank = outs[i]->shape.rank, .data = outs[i]->data};
         memcpy(arr[i].dim, outs[i]->shape.dim, sizeof arr[i].dim);
         snprintf(names[i], sizeof names[i], "out%d", i);
         name_ptr[i] = names[i];
