@@ -14,6 +14,7 @@
 #include "codegen/build.h"
 #include "codegen/c/emit_c.h"
 #include "ir/ir.h"
+#include "passes/pass.h"
 
 typedef struct Shape3 {
     const char *what;
@@ -63,6 +64,8 @@ static EntryFn build(const Shape3 *s, int threads, void **h, char **dir) {
     int z = graph_add_op(g, OP_MATMUL, (int[]){x, y}, 2, &at, L, &d);
     if (z < 0) exit(1);
     graph_add_output(g, z);
+    g = passes_run(g, &(PassOptions){.opt_level = 0, .target = backend_c.target}, &d); /* the memory plan */
+    if (!g) exit(1);
     *dir = build_tempdir(&d);
     CGenOptions o = {.prefix = "m", .threads = threads};
     CGenEntry entry = {g, "forward"};

@@ -10,17 +10,21 @@
  * Filled today by codegen/c (backend_c, codegen/c/backend_c.c); the CUDA and
  * LLVM backends fill the same struct. Fused-group emitters (elementwise
  * group, row group, matmul epilogue) are typed by each backend's emitter
- * state and listed in its own table (the C backend's: CGroupEmitters,
- * codegen/c/fused.h). The CGen* names below are historical: they describe a
+ * state and listed in its own table (the C backend's: c_group_emitters,
+ * codegen/c/fused.h). A backend reads where values live from the memory plan
+ * the pass pipeline attached to each graph (Graph.mem_plan,
+ * passes/plan_memory.h) and describes itself to the passes by its Target
+ * (passes/target.h). The CGen* names below are historical: they describe a
  * build for any target. */
 #ifndef ETCH_CODEGEN_BACKEND_H
 #define ETCH_CODEGEN_BACKEND_H
 
 #include "ir/ir.h"
 #include "ir/tensor.h"
+#include "passes/target.h"
 
 typedef struct CGenEntry {
-    const Graph *g;
+    const Graph *g;              /* run through the pass pipeline: it carries its memory plan */
     const char *name;            /* C function suffix: "forward" -> net_forward */
 } CGenEntry;
 
@@ -36,7 +40,6 @@ typedef struct CGenOptions {
     Tensor *const *param_values; /* per param of entry 0 (g->params order), for embedding */
     CGenDriver driver;
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
-    int opt_level;               /* 0: every intermediate in its own buffer, copies for updates */
     bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
 } CGenOptions;
 
@@ -53,9 +56,9 @@ typedef struct Backend {
     /* True when the per-op table has an emitter for op (false: an explicit
      * "unsupported" row). */
     bool (*op_supported)(OpKind op);
-    /* Memory policy: whether intermediates share storage (a planned arena,
-     * passes/plan_memory.c) at this -O level, instead of one buffer each. */
-    bool (*reuse_buffers)(int opt_level);
+    /* What the passes need to know about it (fusion limits, arena
+     * alignment); the tool passes it on in PassOptions.target. */
+    const Target *target;
     /* The model's main source text (malloc'd), NULL with a diagnostic. */
     char *(*model_source)(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d);
     /* Writes every file of the model into dir, each atomically. */
@@ -73,5 +76,8 @@ extern const Backend backend_c; /* codegen/c/backend_c.c */
  * body in it) whose op backend b cannot emit: "the c backend cannot emit op
  * 'softmax'". True when b can emit every op. */
 bool backend_check_ops(const Backend *b, const Graph *g, Diag *d);
+/* Reports the first of g and its scan bodies that has no memory plan (the
+ * pass pipeline's plan-memory stage did not run on it). True when all have one. */
+bool backend_check_planned(const Backend *b, const Graph *g, Diag *d);
 
 #endif

@@ -1,5 +1,6 @@
 /* attrs.c: the attribute keys' table (ir/attrs.h) and what is decided by it
- * alone: which keys an op accepts, and attribute equality for CSE. */
+ * alone: which keys an op accepts, attribute equality for CSE, and the
+ * spelling of fusion-group kinds. */
 #include "ir/attrs.h"
 
 #include <string.h>
@@ -12,7 +13,7 @@ const AttrSpec attr_specs[ATTR_N_KEYS] = {
     {"value", AS_DOUBLE, F(value)},       {"axes", AS_AXES, F(n_axes)},
     {"keepdims", AS_BOOL_ALWAYS, F(keepdims)}, {"perm", AS_AXES, F(n_axes)},
     {"axis", AS_INT, F(axis)},            {"transpose_a", AS_BOOL, F(trans_a)},
-    {"transpose_b", AS_BOOL, F(trans_b)}, {"group", AS_INT, F(group)},
+    {"transpose_b", AS_BOOL, F(trans_b)}, {"group", AS_GROUP, F(group)},
     {"kernel", AS_PAIR, F(conv.kernel)},  {"stride", AS_PAIR, F(conv.stride)},
     {"padding", AS_PAIR, F(conv.pad)},    {"dilation", AS_PAIR, F(conv.dilation)},
     {"groups", AS_INT, F(conv.groups)},   {"start", AS_I64, F(start)},
@@ -47,6 +48,10 @@ static bool field_equal(const NodeAttrs *x, const NodeAttrs *y, int k) {
         const ParamInit *p = a, *q = b;
         return p->kind == q->kind && !memcmp(&p->a, &q->a, sizeof p->a) && !memcmp(&p->b, &q->b, sizeof p->b);
     }
+    case AS_GROUP: {
+        const FuseGroup *p = a, *q = b;
+        return p->kind == q->kind && p->id == q->id && p->at == q->at;
+    }
     }
     return false;
 }
@@ -57,4 +62,23 @@ bool attr_equal(const Node *a, const Node *b) {
     for (int k = 0; k < ATTR_N_KEYS; k++)
         if ((keys >> k & 1u) && !field_equal(&a->attr, &b->attr, k)) return false;
     return true;
+}
+
+static const char *const fuse_kind_names[FUSE_KIND_COUNT] = {
+    [FUSE_NONE] = NULL, /* no group prints no key */
+    [FUSE_ELEMENTWISE] = "elementwise",
+    [FUSE_REDUCE] = "reduce",
+    [FUSE_EPILOGUE] = "epilogue",
+    [FUSE_ROWS] = "rows",
+};
+
+const char *fuse_kind_name(FuseKind k) {
+    return (unsigned)k < FUSE_KIND_COUNT && fuse_kind_names[k] ? fuse_kind_names[k] : "?";
+}
+
+FuseKind fuse_kind_from_name(const char *name, size_t len) {
+    for (int k = 0; k < FUSE_KIND_COUNT; k++)
+        if (fuse_kind_names[k] && strlen(fuse_kind_names[k]) == len && !memcmp(fuse_kind_names[k], name, len))
+            return (FuseKind)k;
+    return FUSE_KIND_COUNT;
 }

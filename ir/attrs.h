@@ -18,6 +18,7 @@ typedef enum AttrShape {
     AS_AXES,      /* n_axes, axes[n_axes] */
     AS_RANK_LIST, /* int64_t[rank of the result] (pad amounts) */
     AS_INIT,      /* ParamInit */
+    AS_GROUP,     /* FuseGroup: "KIND ID at %AT"; printed when kind is not FUSE_NONE */
 } AttrShape;
 
 typedef struct AttrSpec {

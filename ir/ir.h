@@ -73,6 +73,27 @@ typedef struct ParamInit {
     double a, b;
 } ParamInit;
 
+/* The kinds of fusion group passes/fuse.c builds; each is one kernel, and a
+ * backend has one emitter per kind (the C backend's: codegen/c/fused.h). */
+typedef enum FuseKind {
+    FUSE_NONE,        /* not in a group: the node is its own kernel */
+    FUSE_ELEMENTWISE, /* elementwise ops of one shape: one loop nest, members in registers */
+    FUSE_REDUCE,      /* a reduction over leading axes with its elementwise producers in its loops */
+    FUSE_EPILOGUE,    /* a 2-D matmul and its elementwise consumers, applied to each tile by the GEMM */
+    FUSE_ROWS,        /* reductions (and softmaxes) over trailing axes with their producers and consumers */
+    FUSE_KIND_COUNT
+} FuseKind;
+
+/* A node's fusion group (passes/fuse.c). Every member of group `id` has the
+ * same kind and `at`; `at` is the id of the member at whose position the
+ * group runs as one kernel (its last member, or a fused matmul). No group:
+ * all zero (kind FUSE_NONE). Textual IR: `group = epilogue 3 at %12`. */
+typedef struct FuseGroup {
+    FuseKind kind;
+    int id; /* 1, 2, ... in the order the groups run (the fuse pass numbers them) */
+    int at;
+} FuseGroup;
+
 /* Op-specific attributes; which fields matter is up to the op. */
 typedef struct NodeAttrs {
     const char *name;   /* input/param: dotted name ("fc1.weight"); NULL otherwise */
@@ -106,7 +127,7 @@ typedef struct NodeAttrs {
     struct Graph *body;
     int n_carry, n_xs;
     bool reverse;
-    int group;          /* fusion group (passes/fuse.c): nodes with the same nonzero group run as one kernel */
+    FuseGroup group;    /* fusion group (passes/fuse.c): nodes with the same group id run as one kernel */
 } NodeAttrs;
 
 typedef struct Node {
@@ -130,6 +151,11 @@ typedef struct Graph {
     /* State updates applied after the graph has run (a training step's new
      * weights and optimizer state): param upd_dst[i] takes value upd_src[i]. */
     int *upd_dst, *upd_src, n_updates, cap_updates;
+    /* Where every value lives when compiled: set by the pass pipeline's last
+     * stage, plan-memory (passes/plan_memory.h), read by backends; NULL
+     * until then, and dropped by the pass manager before any other pass runs
+     * (a plan describes exactly the graph it was made for). In g->arena. */
+    const struct MemPlan *mem_plan;
 } Graph;
 
 /* ---- the op table ------------------------------------------------------- */
@@ -157,7 +183,7 @@ typedef enum AttrKey {
     ATTR_AXIS = 1u << 6,      /* iota, softmax, slice, concat: axis */
     ATTR_TRANS_A = 1u << 7,   /* matmul: trans_a (printed when true) */
     ATTR_TRANS_B = 1u << 8,   /* matmul: trans_b (printed when true) */
-    ATTR_GROUP = 1u << 9,     /* fusion group (passes/fuse.c); not in op rows: any op but param and scan */
+    ATTR_GROUP = 1u << 9,     /* fusion group (FuseGroup, passes/fuse.c); not in op rows: any op but param and scan */
     ATTR_KERNEL = 1u << 10,   /* pools: conv.kernel [kh, kw] */
     ATTR_STRIDE = 1u << 11,   /* conv2d, pools and their backward ops: conv.stride */
     ATTR_PADDING = 1u << 12,  /* same: conv.pad */
@@ -206,6 +232,14 @@ unsigned attr_keys_allowed(OpKind op);
 /* True when a and b (same op) agree on every attribute of the op, the fusion
  * group and the body graph: what CSE compares besides operands and type. */
 bool attr_equal(const Node *a, const Node *b);
+/* A group kind's name in the textual IR ("epilogue"), and back (FUSE_KIND_COUNT
+ * if unknown; "none" is not a name: a node without a group prints no key). */
+const char *fuse_kind_name(FuseKind k);
+FuseKind fuse_kind_from_name(const char *name, size_t len);
+/* Whether nodes a and b are members of one fusion group. */
+static inline bool fuse_same_group(const Node *a, const Node *b) {
+    return a->attr.group.kind != FUSE_NONE && a->attr.group.id == b->attr.group.id;
+}
 
 /* ---- dtypes and shapes -------------------------------------------------- */
 
@@ -261,8 +295,13 @@ Graph *ir_parse(Arena *a, const char *file, const char *text, Diag *d);
 /* ---- verifier (ir/verify.c) --------------------------------------------- */
 
 /* Checks structural invariants (operand ids precede users, arity, shape rules
- * reproduce stored shapes, inputs/params/outputs lists consistent). Reports
- * problems through d; returns true when the graph is well formed. */
+ * reproduce stored shapes, fusion groups consistent, inputs/params/outputs
+ * lists consistent). Reports problems through d; returns true when the graph
+ * is well formed. */
 bool ir_verify(const Graph *g, Diag *d);
+/* Only the fusion groups' checks (docs/ir.md), for a graph whose nodes are
+ * otherwise well formed; reports the first problem at locs[node] (the
+ * parser's IR text positions; NULL: the nodes' own locations). */
+bool ir_verify_groups(const Graph *g, const SrcLoc *locs, Diag *d);
 
 #endif

@@ -4,7 +4,9 @@
  * docs/ir.md. The text is untrusted (tests, hand-written reproducers), so
  * every token is checked, numbers are range-checked before they reach a
  * Shape or an int, and each node is re-typed through its op's shape rule: a
- * written type that disagrees with what the rule infers is an error. The first
+ * written type that disagrees with what the rule infers is an error; once a
+ * graph's nodes are read, its fusion groups are checked against each other
+ * (ir_verify_groups), since a group names the later node it runs at. The first
  * error is reported at its exact line:col in the IR text, naming what was
  * expected and what was found; parsing then stops and NULL is returned. */
 #include <errno.h>
@@ -34,6 +36,8 @@ typedef struct Parser {
     int line;
     Token tok;                  /* one token of lookahead */
     Graph *g;
+    SrcLoc *node_loc;           /* where each node of g starts in the text (its %N) */
+    int cap_node_loc;
 } Parser;
 
 /* ---- lexer ---- */
@@ -346,6 +350,22 @@ static bool parse_init(Parser *P, ParamInit *init) {
     return parse_expected(P, "an init kind (zeros, ones, const, uniform or normal)");
 }
 
+/* KIND ID "at" VALUE: a fusion group ("epilogue 3 at %12"). `at` may name a
+ * later node (a group runs at its last member), so the group is checked
+ * against its other members once the whole graph is read (parse_graph). */
+static bool parse_group(Parser *P, FuseGroup *out) {
+    const char *kinds = "a fusion group kind (elementwise, reduce, epilogue or rows)";
+    FuseKind kind = P->tok.kind == TK_IDENT ? fuse_kind_from_name(P->tok.text, P->tok.len) : FUSE_KIND_COUNT;
+    if (kind == FUSE_KIND_COUNT) return parse_expected(P, kinds);
+    int64_t id = 0;
+    if (!lex_next(P) || !parse_int(P, 1, INT_MAX, "a positive group number", &id) ||
+        !parse_expect(P, "at", "after the group number"))
+        return false;
+    if (P->tok.kind != TK_VALUE) return parse_expected(P, "the value the group runs at (%N)");
+    *out = (FuseGroup){.kind = kind, .id = (int)id, .at = P->tok.value};
+    return lex_next(P);
+}
+
 /* "{" key "=" value {"," key "=" value} "}"; *seen gets the keys present. */
 static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
     const char *opname = op_table[op].name;
@@ -375,10 +395,7 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
         case ATTR_KEEPDIMS: ok = parse_bool(P, name, &attr->keepdims); break;
         case ATTR_TRANS_A: ok = parse_bool(P, name, &attr->trans_a); break;
         case ATTR_TRANS_B: ok = parse_bool(P, name, &attr->trans_b); break;
-        case ATTR_GROUP:
-            ok = parse_int(P, 1, INT_MAX, "a positive group number", &v);
-            attr->group = ok ? (int)v : 0;
-            break;
+        case ATTR_GROUP: ok = parse_group(P, &attr->group); break;
         case ATTR_VALUE: ok = parse_double(P, "a number for 'value'", &attr->value); break;
         case ATTR_AXES:
         case ATTR_PERM: ok = parse_axis_list(P, name, attr); break;
@@ -451,6 +468,7 @@ enum { PARSE_MAX_OPERANDS = ETCH_MAX_OPERANDS };
 /* %N = op ["name"] [operands] [{attrs}] : type [@ loc] */
 static bool parse_node(Parser *P) {
     Graph *g = P->g;
+    SrcLoc node_loc = P->tok.loc;
     if (P->tok.value != g->n_nodes)
         return diag_error(P->d, P->tok.loc, "expected value %%%d here (ids are dense and in order), found %%%d",
                           g->n_nodes, P->tok.value);
@@ -561,7 +579,14 @@ static bool parse_node(Parser *P) {
                           type_format(w, sizeof w, dtype, &shape), type_format(inf, sizeof inf, m.dtype, &m.shape));
     }
     m.loc = n.loc;
-    graph_append_raw(g, &m);
+    int id = graph_append_raw(g, &m);
+    if (id >= P->cap_node_loc) {
+        int cap = P->cap_node_loc ? 2 * P->cap_node_loc : 64;
+        SrcLoc *grown = arena_alloc(P->a, sizeof(SrcLoc) * (size_t)cap);
+        if (P->cap_node_loc) memcpy(grown, P->node_loc, sizeof(SrcLoc) * (size_t)P->cap_node_loc);
+        P->node_loc = grown, P->cap_node_loc = cap;
+    }
+    P->node_loc[id] = node_loc;
     return true;
 }
 
@@ -577,8 +602,15 @@ static Graph *parse_graph(Parser *P, bool top) {
     else return parse_expected(P, "a graph name after 'graph'"), NULL;
     Graph *g = P->g = graph_new(P->a, name);
     if (!lex_next(P) || !parse_expect(P, "{", "after the graph name")) return NULL;
+    SrcLoc *outer_loc = P->node_loc; /* a scan body's nodes are numbered apart */
+    int outer_cap = P->cap_node_loc;
+    P->node_loc = NULL, P->cap_node_loc = 0;
     while (P->tok.kind == TK_VALUE)
         if (!parse_node(P)) return NULL;
+    /* fusion groups name later nodes (where they run): checked once all are read */
+    bool groups_ok = ir_verify_groups(g, P->node_loc, P->d);
+    P->node_loc = outer_loc, P->cap_node_loc = outer_cap;
+    if (!groups_ok) return NULL;
     while (tok_is(P, "update")) {
         int dst = -1, src = -1;
         if (!lex_next(P) || !parse_use(P, "the updated param after 'update'", &dst)) return NULL;

@@ -115,7 +115,8 @@ static void print_init(StrBuf *b, const ParamInit *in) {
 static void print_attrs(StrBuf *b, const Node *n) {
     int n_axes = n->attr.n_axes < 0 ? 0 : n->attr.n_axes > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->attr.n_axes;
     int rank = n->shape.rank < 0 ? 0 : n->shape.rank > ETCH_MAX_RANK ? ETCH_MAX_RANK : n->shape.rank;
-    unsigned keys = ((unsigned)n->op < OP_COUNT ? op_table[n->op].attrs : 0u) | (n->attr.group ? (unsigned)ATTR_GROUP : 0u);
+    unsigned keys = ((unsigned)n->op < OP_COUNT ? op_table[n->op].attrs : 0u) |
+                    (n->attr.group.kind != FUSE_NONE ? (unsigned)ATTR_GROUP : 0u);
     size_t start = b->len;
     for (int i = 0; i < ATTR_N_KEYS; i++) {
         int k = attr_print_order[i];
@@ -138,6 +139,11 @@ static void print_attrs(StrBuf *b, const Node *n) {
         case AS_AXES: print_int_list(b, n->attr.axes, n_axes); break;
         case AS_RANK_LIST: print_i64_list(b, f, rank); break;
         case AS_INIT: print_init(b, f); break;
+        case AS_GROUP: {
+            const FuseGroup *fg = f;
+            sb_printf(b, "%s %d at %%%d", fuse_kind_name(fg->kind), fg->id, fg->at);
+            break;
+        }
         }
     }
     if (b->len > start) { /* turn the leading ", " into " {" and close */

@@ -1,10 +1,11 @@
 /* verify.c: the IR verifier. Checks the invariants every pass may assume and
  * every pass must keep (ir.h): operands precede their users, arities and
  * attributes fit the op, each node's stored dtype/shape is what its op's shape
- * rule infers from its operands, and the graph's inputs/params/outputs lists
- * agree with its nodes. Passes run it after rewriting a graph, so a pass bug
- * shows up as "in node %7 (transpose): ..." right where it was made instead of
- * as a wrong number or a crash in generated code much later.
+ * rule infers from its operands, fusion groups are consistent, and the
+ * graph's inputs/params/outputs lists agree with its nodes. Passes run it
+ * after rewriting a graph, so a pass bug shows up as "in node %7
+ * (transpose): ..." right where it was made instead of as a wrong number or a
+ * crash in generated code much later.
  *
  * The verifier trusts nothing in the graph: it checks ranges (op kind, dtype,
  * rank, operand ids) before anything indexes with them, and only runs a shape
@@ -20,6 +21,8 @@ typedef struct Verifier {
     const Graph *g;
     Diag *d;
     int n_errors;
+    const SrcLoc *locs; /* where to report node problems (the parser's IR text); NULL: the nodes' own */
+    bool first_only;    /* stop checking groups after the first problem */
 } Verifier;
 
 static void verify_error(Verifier *V, int id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -32,7 +35,7 @@ static void verify_error(Verifier *V, int id, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const char *op = (unsigned)n->op < OP_COUNT ? op_table[n->op].name : "?";
-    diag_error(V->d, n->loc, "in node %%%d (%s): %s", id, op, msg);
+    diag_error(V->d, V->locs ? V->locs[id] : n->loc, "in node %%%d (%s): %s", id, op, msg);
     V->n_errors++;
 }
 
@@ -216,6 +219,76 @@ static void verify_inferred_type(Verifier *V, int id) {
     diag_dispose(&tmp);
 }
 
+/* Fusion groups (FuseGroup, ir.h), which backends trust without looking
+ * again: a node in no group has kind FUSE_NONE and id and at zero; group ids
+ * are 1..n_nodes; every member of a group has its kind and its `at`, which
+ * names a member; params and scans are never members; an epilogue holds
+ * exactly one matmul and no other kind holds one; a reduce group runs at a
+ * reduction; a row group holds a reduction or a softmax. */
+static void verify_groups(Verifier *V) {
+    const Graph *g = V->g;
+    int n = g->n_nodes;
+    int *first = malloc(sizeof(int) * (size_t)(n + 1)), *matmuls = calloc((size_t)n + 1, sizeof(int));
+    bool *stage = calloc((size_t)n + 1, sizeof(bool));
+    if (!first || !matmuls || !stage) abort();
+    for (int i = 0; i <= n; i++) first[i] = -1;
+    for (int id = 0; id < n && !(V->first_only && V->n_errors); id++) {
+        const Node *x = &g->nodes[id];
+        const FuseGroup *fg = &x->attr.group;
+        if ((unsigned)x->op >= OP_COUNT) continue;
+        if (fg->kind == FUSE_NONE) {
+            if (fg->id || fg->at)
+                verify_error(V, id, "has group number %d and position %%%d but no group kind", fg->id, fg->at);
+            continue;
+        }
+        if ((unsigned)fg->kind >= FUSE_KIND_COUNT) {
+            verify_error(V, id, "invalid fusion group kind %d", (int)fg->kind);
+            continue;
+        }
+        if (x->op == OP_PARAM || x->op == OP_SCAN) {
+            verify_error(V, id, "a %s cannot be in a fusion group", op_table[x->op].name);
+            continue;
+        }
+        if (fg->id < 1 || fg->id > n) {
+            verify_error(V, id, "fusion group number %d is out of range (1 to %d)", fg->id, n);
+            continue;
+        }
+        if (fg->at < 0 || fg->at >= n) {
+            verify_error(V, id, "its fusion group runs at %%%d, which does not exist", fg->at);
+            continue;
+        }
+        int f = first[fg->id];
+        const FuseGroup *ff = f >= 0 ? &g->nodes[f].attr.group : fg;
+        if (f < 0) first[fg->id] = id;
+        else if (ff->kind != fg->kind || ff->at != fg->at) {
+            verify_error(V, id, "is in fusion group %d as %s at %%%d, but %%%d is in it as %s at %%%d", fg->id,
+                         fuse_kind_name(fg->kind), fg->at, f, fuse_kind_name(ff->kind), ff->at);
+            continue;
+        }
+        matmuls[fg->id] += x->op == OP_MATMUL;
+        stage[fg->id] = stage[fg->id] || op_table[x->op].cls == OPC_REDUCE || op_table[x->op].cls == OPC_SOFTMAX;
+    }
+    for (int gid = 1; gid <= n && !(V->first_only && V->n_errors); gid++) {
+        if (first[gid] < 0) continue;
+        const FuseGroup *fg = &g->nodes[first[gid]].attr.group;
+        const Node *at = &g->nodes[fg->at];
+        const char *kind = fuse_kind_name(fg->kind);
+        if (at->attr.group.kind == FUSE_NONE || at->attr.group.id != gid)
+            verify_error(V, first[gid], "fusion group %d runs at %%%d, which is not one of its members", gid, fg->at);
+        else if (fg->kind == FUSE_EPILOGUE && matmuls[gid] != 1)
+            verify_error(V, first[gid], "epilogue group %d holds %d matmuls (exactly one expected)", gid, matmuls[gid]);
+        else if (fg->kind != FUSE_EPILOGUE && matmuls[gid])
+            verify_error(V, first[gid], "%s group %d holds a matmul (only an epilogue group may)", kind, gid);
+        else if (fg->kind == FUSE_REDUCE && op_table[at->op].cls != OPC_REDUCE)
+            verify_error(V, first[gid], "reduce group %d runs at %%%d, which is not a reduction", gid, fg->at);
+        else if (fg->kind == FUSE_ROWS && !stage[gid])
+            verify_error(V, first[gid], "rows group %d holds no reduction or softmax", gid);
+    }
+    free(first);
+    free(matmuls);
+    free(stage);
+}
+
 /* The graph's inputs (or params) list must hold exactly the nodes of that op,
  * in node order, with distinct names. */
 static void verify_source_list(Verifier *V, OpKind op, const int *list, int n_list, const char *what) {
@@ -257,6 +330,12 @@ static void verify_source_list(Verifier *V, OpKind op, const int *list, int n_li
     free(ids);
 }
 
+bool ir_verify_groups(const Graph *g, const SrcLoc *locs, Diag *d) {
+    Verifier V = {.g = g, .d = d, .locs = locs, .first_only = true};
+    verify_groups(&V);
+    return V.n_errors == 0;
+}
+
 bool ir_verify(const Graph *g, Diag *d) {
     Verifier V = {.g = g, .d = d};
     if (!g) return diag_error_plain(d, "no graph to verify");
@@ -284,6 +363,7 @@ bool ir_verify(const Graph *g, Diag *d) {
         if (verify_own_type(&V, id) && verify_operands(&V, id) && verify_attrs(&V, id))
             verify_inferred_type(&V, id);
     }
+    verify_groups(&V);
     verify_source_list(&V, OP_INPUT, g->inputs, g->n_inputs, "inputs");
     verify_source_list(&V, OP_PARAM, g->params, g->n_params, "params");
     if (g->n_outputs < 0 || (g->n_outputs > 0 && !g->outputs))

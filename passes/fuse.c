@@ -1,5 +1,6 @@
 /* fuse.c: elementwise fusion. Chains and trees of elementwise ops of one shape
- * become one group (attr.group), which the C backend emits as a single loop
+ * become one group (attr.group, a FuseGroup: its kind, its number and the
+ * position it runs at), which the C backend emits as a single loop
  * nest: each member is a scalar in a register, and only members whose value is
  * needed outside the group are stored. The backward pass of a network is mostly
  * such chains (relu masks, scaling, optimizer updates), so this removes most
@@ -33,12 +34,25 @@
  * shift; softmax's normalization with the scaling and masking before it;
  * log_softmax with the negative log-likelihood after it; their gradients. A
  * softmax along the last axis counts as such a reduction (two of them: the
- * row maximum and the sum of exponentials). */
+ * row maximum and the sum of exponentials).
+ *
+ * The kinds (FuseKind, ir.h) are what was built: FUSE_ROWS for row groups
+ * and for a group rooted at a reduction over trailing axes (one stage, its
+ * producers: walked row by row too), FUSE_REDUCE for one rooted at any other
+ * reduction, FUSE_EPILOGUE for an elementwise group holding a product, and
+ * FUSE_ELEMENTWISE for the rest. Groups are numbered 1, 2, ... in the order
+ * they run. The limits come from the target (passes/target.h): how many
+ * distinct values a kernel reads, how many members a group holds, how much a
+ * GEMM epilogue may stream. */
 #include <stdlib.h>
 
 #include "passes/pass.h"
 
-enum { FUSE_MAX_MEMBERS = 20 }; /* members read at most 3 operands: 60 leaves < OPS_MAX_OPERANDS */
+/* Members of an elementwise or reduce group: each reads at most 3 operands,
+ * so the bound keeps the group's leaves within the target's. */
+static int max_members(const Target *t) {
+    return t->max_group_members < t->max_group_leaves / 3 ? t->max_group_members : t->max_group_leaves / 3;
+}
 
 static bool fusible(const Node *n) {
     if (op_table[n->op].cls != OPC_ELEMWISE) return false;
@@ -57,9 +71,8 @@ static bool epilogue_matmul(const Graph *g, const Node *n, const Shape *ref) {
  * across hundreds of rows at once, which the caches and prefetchers serve far
  * worse than one contiguous loop after the GEMM. Operands broadcast along
  * rows or columns (a bias) are fine; full-size ones only while they fit in
- * a core's L1/L2 next to the tile. */
-enum { EPILOGUE_MAX_STREAMED_BYTES = 64 * 1024 };
-static bool epilogue_pays(const Graph *g, const int *group, int gid, int root) {
+ * a core's L1/L2 next to the tile (Target.epilogue_cache_bytes). */
+static bool epilogue_pays(const Graph *g, const Target *t, const int *group, int gid, int root) {
     int64_t streamed = 0;
     for (int id = 0; id <= root; id++) {
         const Node *m = &g->nodes[id];
@@ -70,16 +83,16 @@ static bool epilogue_pays(const Graph *g, const int *group, int gid, int root) {
                 streamed += shape_numel(&v->shape) * (int64_t)dtype_size(v->dtype);
         }
     }
-    return streamed <= EPILOGUE_MAX_STREAMED_BYTES;
+    return streamed <= t->epilogue_cache_bytes;
 }
 
-/* A group runs at its position, group number - 1: its root (last member),
- * unless this moves it. A fused product's group is moved back to the
- * product's own position when every other operand its members read is
- * ready by then, so the GEMM's operands are not kept alive until the root
+/* While grouping, group[id] is the group's label, its position + 1: its
+ * root (last member), unless this moves it. A fused product's group is moved
+ * back to the product's own position when every other operand its members
+ * read is ready by then, so the GEMM's operands are not kept alive until the root
  * (fc2's weight gradient would otherwise wait for fc1's). Outside users of
  * members all come after the root, so they still run after the group. */
-static void run_at_product(const Graph *g, int *group, int mm) {
+static void run_at_product(const Graph *g, int *group, FuseKind *kind, int mm) {
     int gid = group[mm], n = g->n_nodes;
     for (int id = 0; id < n; id++) {
         const Node *m = &g->nodes[id];
@@ -94,6 +107,8 @@ static void run_at_product(const Graph *g, int *group, int mm) {
     }
     for (int id = 0; id < n; id++)
         if (group[id] == gid) group[id] = mm + 1; /* free: mm roots no other group */
+    kind[mm + 1] = kind[gid];
+    kind[gid] = FUSE_NONE;
 }
 
 /* A reduction can root a group: its elementwise producers are computed inside
@@ -120,9 +135,6 @@ typedef struct RowKey {
     Shape S, Sp; /* full shape; one value per row (keepdims) */
     int k;       /* first row axis */
 } RowKey;
-
-/* the C backend reads at most OPS_MAX_OPERANDS (64, ir/ops/ops_impl.h) distinct leaves per group */
-enum { ROW_MAX_MEMBERS = 48, ROW_MAX_LEAVES = 64 };
 
 static bool softmax_op(OpKind op) { return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX; }
 
@@ -170,7 +182,9 @@ static bool row_operand_ok(const Graph *g, int q, const RowKey *key) {
 
 typedef struct FuseGraph {
     const Graph *g;
+    const Target *t;
     int *group, **users, *n_users;
+    FuseKind *kind; /* per group label */
 } FuseGraph;
 
 /* Whether x may join group gid: every in-group edge at x is allowed. */
@@ -241,7 +255,7 @@ static void row_group_grow(FuseGraph *f, int seed, const RowKey *key, int *stack
                 if (f->group[us] != gid && us < root && us < cut) cut = us;
             }
     for (int id = 0; id < g->n_nodes; id++) /* the cut, and the size bound (ids ascending keeps it legal) */
-        if (f->group[id] == gid && (id >= cut || ++count > ROW_MAX_MEMBERS)) f->group[id] = 0;
+        if (f->group[id] == gid && (id >= cut || ++count > f->t->max_row_group_members)) f->group[id] = 0;
     for (;;) {
         root = -1, count = 0;
         bool stage = false;
@@ -252,9 +266,10 @@ static void row_group_grow(FuseGraph *f, int seed, const RowKey *key, int *stack
             }
         if (root < 0) return;
         if (!stage || count < 2) break;
-        if (row_leaves(f, gid, root) <= ROW_MAX_LEAVES) {
+        if (row_leaves(f, gid, root) <= f->t->max_group_leaves) {
             for (int id = 0; id <= root; id++)
                 if (f->group[id] == gid) f->group[id] = root + 1;
+            f->kind[root + 1] = FUSE_ROWS;
             return;
         }
         f->group[root] = 0; /* too many distinct operands: drop the last member and retry */
@@ -263,14 +278,30 @@ static void row_group_grow(FuseGraph *f, int seed, const RowKey *key, int *stack
         if (f->group[id] == gid) f->group[id] = 0;
 }
 
+/* Writes the groups into the nodes: kind, number in order of position, position. */
+static void set_groups(Graph *g, const int *group, const FuseKind *kind) {
+    int n = g->n_nodes, next = 0;
+    int *number = calloc((size_t)n + 2, sizeof *number);
+    if (!number) abort();
+    for (int id = 0; id < n; id++)
+        if (group[id]) number[group[id]] = 1;
+    for (int label = 1; label <= n; label++)
+        if (number[label]) number[label] = ++next;
+    for (int id = 0; id < n; id++)
+        g->nodes[id].attr.group = group[id] ? (FuseGroup){kind[group[id]], number[group[id]], group[id] - 1}
+                                            : (FuseGroup){FUSE_NONE, 0, 0};
+    free(number);
+}
+
 Graph *pass_fuse(Graph *g, PassCtx *ctx) {
-    (void)ctx;
+    const Target *t = ctx->target;
     int n = g->n_nodes;
     int *group = calloc((size_t)n + 1, sizeof *group);
+    FuseKind *kind = calloc((size_t)n + 2, sizeof *kind);
     int **users = calloc((size_t)n + 1, sizeof *users), *n_users = calloc((size_t)n + 1, sizeof *n_users);
     int *stack = malloc(sizeof(int) * ((size_t)n + 1));
     bool *escapes = calloc((size_t)n + 1, sizeof *escapes); /* outputs and update sources */
-    if (!group || !users || !n_users || !stack || !escapes) abort();
+    if (!group || !kind || !users || !n_users || !stack || !escapes) abort();
     for (int i = 0; i < g->n_outputs; i++) escapes[g->outputs[i]] = true;
     for (int i = 0; i < g->n_updates; i++) escapes[g->upd_src[i]] = true;
     /* users of every node (outputs and update sources count as users after the end) */
@@ -282,7 +313,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             int in = g->nodes[id].in[k];
             users[in][n_users[in]++] = id;
         }
-    FuseGraph fg = {g, group, users, n_users};
+    FuseGraph fg = {g, t, group, users, n_users, kind};
     for (int id = 0; id < n; id++) {
         RowKey key;
         if (!group[id] && row_seed(g, &g->nodes[id], &key)) row_group_grow(&fg, id, &key, stack);
@@ -301,8 +332,8 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             for (int k = 0; k < m->n_in; k++) {
                 int p = m->in[k];
                 const Node *pn = &g->nodes[p];
-                /* the emitter reads at most OPS_MAX_OPERANDS distinct leaves: bound the group */
-                if (group[p] || members == FUSE_MAX_MEMBERS) continue;
+                /* the target's kernels read at most max_group_leaves distinct leaves: bound the group */
+                if (group[p] || members == max_members(t)) continue;
                 bool ok = true;
                 if (elementwise_root && !has_matmul && epilogue_matmul(g, pn, ref)) {
                     /* the product is never stored for later: every user is in the group already;
@@ -326,19 +357,24 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
                 members++;
             }
         }
-        if (has_matmul && !epilogue_pays(g, group, gid, root)) { /* the product goes back to its own kernel */
+        if (has_matmul && !epilogue_pays(g, t, group, gid, root)) { /* the product goes back to its own kernel */
             for (int id = 0; id < root; id++)
                 if (group[id] == gid && g->nodes[id].op == OP_MATMUL) group[id] = 0, members--;
+            has_matmul = false;
         }
+        int first;
         if (members == 1) group[root] = 0; /* a lone op is already one kernel */
+        else if (elementwise_root) kind[gid] = has_matmul ? FUSE_EPILOGUE : FUSE_ELEMENTWISE;
+        else kind[gid] = reduce_axes_trailing(r, ref->rank, &first) ? FUSE_ROWS : FUSE_REDUCE;
     }
     for (int id = 0; id < n; id++)
-        if (group[id] && g->nodes[id].op == OP_MATMUL) run_at_product(g, group, id);
-    for (int id = 0; id < n; id++) g->nodes[id].attr.group = group[id];
+        if (group[id] && g->nodes[id].op == OP_MATMUL) run_at_product(g, group, kind, id);
+    set_groups(g, group, kind);
     for (int id = 0; id < n; id++) free(users[id]);
     free(users);
     free(n_users);
     free(group);
+    free(kind);
     free(stack);
     free(escapes);
     return g;

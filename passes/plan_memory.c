@@ -1,8 +1,8 @@
-/* plan_memory.c: liveness-based placement of intermediates (see plan_memory.h).
+/* plan_memory.c: liveness-based placement of intermediates (see
+ * plan_memory.h), the pipeline's `plan-memory` stage.
  *
- * Every node gets a position: the node id, or its fusion group's number
- * minus one (the group runs there: its root, or a fused matmul, see
- * fuse.c). A value stored in the arena is live from its
+ * Every node gets a position: the node id, or its fusion group's position
+ * (group.at: its root, or a fused matmul, see fuse.c). A value stored in the arena is live from its
  * position to the last position that reads it (outputs and update sources:
  * to the end). Values are placed in position order, best-fit into blocks
  * whose values died strictly before (a kernel may read an operand while
@@ -14,6 +14,8 @@
  * earlier. Then the step needs neither a buffer nor a copy for p'. */
 #include "passes/plan_memory.h"
 
+#include "passes/pass.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,13 +23,15 @@ typedef struct Block {
     int64_t off, size;
 } Block;
 
-static int64_t aligned_size(const Node *n) {
-    return (shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype) + 63) & ~(int64_t)63;
+static int64_t aligned_size(const Node *n, int align) {
+    return (shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype) + align - 1) & ~(int64_t)(align - 1);
 }
 
 static bool is_computed(const Node *n) { return n->op != OP_INPUT && n->op != OP_PARAM; }
 
-MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
+/* Plans g in arena a: reuse=false gives every arena value its own buffer and
+ * no in-place updates (-O0); arena values start at multiples of align. */
+static MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse, int align) {
     int n = g->n_nodes;
     MemPlan *mp = arena_alloc(a, sizeof *mp);
     mp->kind = arena_alloc(a, sizeof(StoreKind) * (size_t)(n + 1));
@@ -35,18 +39,24 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
     mp->ref = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
     mp->pos = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
     mp->update_in_place = arena_alloc(a, sizeof(bool) * (size_t)(g->n_updates + 1));
-    int64_t *last = arena_alloc(a, sizeof(int64_t) * (size_t)(n + 1));
-    bool *escapes = arena_alloc(a, (size_t)(n + 1));
+    mp->align = align;
+    mp->reuse = reuse;
+    int64_t *last = malloc(sizeof(int64_t) * (size_t)(n + 1));
+    bool *escapes = calloc((size_t)n + 1, sizeof *escapes);
+    if (!last || !escapes) abort();
     const int64_t END = (int64_t)n + 1;
 
-    for (int id = 0; id < n; id++) mp->pos[id] = g->nodes[id].attr.group ? g->nodes[id].attr.group - 1 : id;
+    for (int id = 0; id < n; id++) {
+        const FuseGroup *fg = &g->nodes[id].attr.group;
+        mp->pos[id] = fg->kind != FUSE_NONE ? fg->at : id;
+    }
     /* who reads what, from where */
     for (int id = 0; id < n; id++) {
         last[id] = -1;
         const Node *x = &g->nodes[id];
         for (int k = 0; k < x->n_in; k++) {
             int in = x->in[k];
-            if (!x->attr.group || g->nodes[in].attr.group != x->attr.group) escapes[in] = true;
+            if (!fuse_same_group(x, &g->nodes[in])) escapes[in] = true;
         }
     }
     for (int i = 0; i < g->n_outputs; i++) escapes[g->outputs[i]] = true;
@@ -60,7 +70,7 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
         else if (x->op == OP_PARAM) mp->kind[id] = STORE_PARAM;
         else if (op_is_view(x->op)) mp->kind[id] = STORE_VIEW, mp->ref[id] = x->in[0];
         /* a fused product keeps a buffer: its GEMM adds K slices up there (passes/fuse.c) */
-        else if (x->attr.group && !escapes[id] && x->op != OP_MATMUL) mp->kind[id] = STORE_REGISTER;
+        else if (x->attr.group.kind != FUSE_NONE && !escapes[id] && x->op != OP_MATMUL) mp->kind[id] = STORE_REGISTER;
         else mp->kind[id] = STORE_ARENA;
     }
     for (int i = 0; i < g->n_outputs; i++) {
@@ -84,7 +94,7 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
                 int src = x->in[k];
                 while (mp->kind[src] == STORE_VIEW) src = mp->ref[src];
                 if (src != p) continue;
-                bool in_kernel = id == u || (un->attr.group && x->attr.group == un->attr.group);
+                bool in_kernel = id == u || fuse_same_group(un, x);
                 /* in u's kernel, p is read element by element before it is written; a fused
                  * product's GEMM reads all of its operands first, so it must not read p */
                 if (in_kernel) ok = x->op != OP_MATMUL && shape_equal(&g->nodes[x->in[k]].shape, &un->shape) && x->in[k] == p;
@@ -131,10 +141,10 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
         }
     int64_t top = 0, naive = 0;
     for (int id = 0; id < n; id++)
-        if (is_computed(&g->nodes[id]) && !op_is_view(g->nodes[id].op)) naive += aligned_size(&g->nodes[id]);
+        if (is_computed(&g->nodes[id]) && !op_is_view(g->nodes[id].op)) naive += aligned_size(&g->nodes[id], align);
     for (int i = 0; i < n_order; i++) {
         int id = order[i];
-        int64_t size = aligned_size(&g->nodes[id]), at = mp->pos[id];
+        int64_t size = aligned_size(&g->nodes[id], align), at = mp->pos[id];
         if (!reuse) {
             mp->offset[id] = top;
             top += size;
@@ -144,7 +154,7 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
         for (int k = 0; k < n_live;) {
             int v = live[k];
             if (last[v] < at) {
-                free_list[n_free++] = (Block){mp->offset[v], aligned_size(&g->nodes[v])};
+                free_list[n_free++] = (Block){mp->offset[v], aligned_size(&g->nodes[v], align)};
                 live[k] = live[--n_live];
             } else {
                 k++;
@@ -189,5 +199,25 @@ MemPlan *plan_memory(Arena *a, const Graph *g, bool reuse) {
     free(order);
     free(free_list);
     free(live);
+    free(last);
+    free(escapes);
     return mp;
+}
+
+Graph *pass_plan_memory(Graph *g, PassCtx *ctx) {
+    g->mem_plan = plan_memory(g->arena, g, ctx->reuse_buffers, ctx->target->arena_align);
+    return g;
+}
+
+void plan_memory_print_summary(FILE *f, const Graph *g) {
+    const MemPlan *mp = g->mem_plan;
+    int count[STORE_REGISTER + 1] = {0}, in_place = 0;
+    for (int id = 0; id < g->n_nodes; id++) count[mp->kind[id]]++;
+    for (int i = 0; i < g->n_updates; i++) in_place += mp->update_in_place[i];
+    fprintf(f,
+            "// memory plan: arena %lld bytes (naive %lld), %d-byte aligned, %s; %d values in the arena, %d in "
+            "registers, %d views, %d of %d updates in place\n",
+            (long long)mp->arena_bytes, (long long)mp->naive_bytes, mp->align,
+            mp->reuse ? "buffers reused" : "one buffer per value", count[STORE_ARENA], count[STORE_REGISTER],
+            count[STORE_VIEW], in_place, g->n_updates);
 }

@@ -55,6 +55,12 @@ Graph *rewrite_finish(Rewriter *rw) {
     const Graph *s = rw->src;
     for (int i = 0; i < s->n_outputs; i++) graph_add_output(rw->dst, rw->map[s->outputs[i]]);
     for (int i = 0; i < s->n_updates; i++) graph_add_update(rw->dst, rw->map[s->upd_dst[i]], rw->map[s->upd_src[i]]);
+    for (int id = 0; id < rw->dst->n_nodes; id++) {
+        FuseGroup *fg = &rw->dst->nodes[id].attr.group;
+        if (fg->kind == FUSE_NONE) continue;
+        int at = fg->at >= 0 && fg->at < s->n_nodes ? rw->map[fg->at] : -1;
+        *fg = at >= 0 ? (FuseGroup){fg->kind, fg->id, at} : (FuseGroup){FUSE_NONE, 0, 0};
+    }
     return rw->dst;
 }
 

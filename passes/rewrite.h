@@ -6,8 +6,9 @@
  * replacement expression). Because operands precede users, an old node's
  * operands are always mapped by the time the node itself is visited, so a
  * rule sees already-rewritten operands and rewrites compose in one sweep.
- * Finishing remaps the outputs and the state updates; inputs and params keep
- * their order because they are copied in id order like everything else. */
+ * Finishing remaps the outputs, the state updates and the positions of
+ * copied fusion groups; inputs and params keep their order because they are
+ * copied in id order like everything else. */
 #ifndef ETCH_PASSES_REWRITE_H
 #define ETCH_PASSES_REWRITE_H
 
@@ -37,7 +38,9 @@ int rewrite_add(Rewriter *rw, OpKind op, const int *ins, int n_in, const NodeAtt
 /* Types a prospective node (op, operands, attributes in *n) with its shape
  * rule without adding it; false when the rule rejects it. */
 bool rewrite_infer(const Rewriter *rw, Node *n);
-/* Remaps outputs and updates into dst and returns it. */
+/* Remaps outputs and updates into dst, and the position (group.at) of every
+ * fusion group copied along; a node whose group's position was dropped
+ * leaves its group (running alone is always correct). Returns dst. */
 Graph *rewrite_finish(Rewriter *rw);
 
 /* Uses of every node of g: operand references, outputs, and both ends of

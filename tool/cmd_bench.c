@@ -124,7 +124,7 @@ static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *
         Graph *g = optimize_graph(entries[k].g, &bo, entries[k].g->arena, d);
         if (!g) return false;
         CGenEntry one = {g, entries[k].name};
-        free(cgen_model_source(&one, 1, &(CGenOptions){.prefix = prefix, .opt_level = v->level}, &v->stats[k], d));
+        free(cgen_model_source(&one, 1, &(CGenOptions){.prefix = prefix}, &v->stats[k], d));
     }
     return emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d) &&
            (v->lib = compiled_open(dir, prefix, wpath, d)) != NULL;

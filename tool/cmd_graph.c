@@ -32,15 +32,16 @@ static char *graph_to_dot(const Graph *g) {
     StrBuf b = {0};
     sb_printf(&b, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n", g->name);
     for (int id = 0; id < g->n_nodes; id++) {
-        int gid = g->nodes[id].attr.group;
-        if (!gid || g->nodes[id].attr.group - 1 != id) continue; /* each group once, at its position */
-        sb_printf(&b, "  subgraph cluster_%d {\n    label=\"fused kernel\"; style=rounded; color=\"#d63384\";\n", gid);
+        const FuseGroup *fg = &g->nodes[id].attr.group;
+        if (fg->kind == FUSE_NONE || fg->at != id) continue; /* each group once, at its position */
+        sb_printf(&b, "  subgraph cluster_%d {\n    label=\"fused kernel (%s %d)\"; style=rounded; color=\"#d63384\";\n",
+                  fg->id, fuse_kind_name(fg->kind), fg->id);
         for (int m = 0; m < g->n_nodes; m++) /* a fused product's group sits at the product */
-            if (g->nodes[m].attr.group == gid) dot_node(&b, g, m);
+            if (fuse_same_group(&g->nodes[id], &g->nodes[m])) dot_node(&b, g, m);
         sb_puts(&b, "  }\n");
     }
     for (int id = 0; id < g->n_nodes; id++)
-        if (!g->nodes[id].attr.group) dot_node(&b, g, id);
+        if (g->nodes[id].attr.group.kind == FUSE_NONE) dot_node(&b, g, id);
     for (int id = 0; id < g->n_nodes; id++)
         for (int k = 0; k < g->nodes[id].n_in; k++) sb_printf(&b, "  n%d -> n%d;\n", g->nodes[id].in[k], id);
     for (int i = 0; i < g->n_outputs; i++)
@@ -59,13 +60,13 @@ int cmd_graph(const Options *o) {
     Program *p = load_program(a, o, &d);
     Graph *g = p ? (o->grad ? train_step_graph(p, a, &d) : p->forward) : NULL;
     if (g && o->after) { /* the pipeline up to and including --after PASS */
-        const PassInfo *const *all = passes_all();
+        const PassInfo *all = passes_all();
         Options po = *o;
         po.opt_level = 2;
         bool found = false;
-        for (int i = 0; all[i]; i++) {
-            if (found && po.n_disabled < 16) po.disabled[po.n_disabled++] = all[i]->name;
-            if (!strcmp(all[i]->name, o->after)) found = true;
+        for (int i = 0; all[i].name; i++) {
+            if (found && po.n_disabled < 16) po.disabled[po.n_disabled++] = all[i].name;
+            if (!strcmp(all[i].name, o->after)) found = true;
         }
         if (!found) {
             diag_error_plain(&d, "--after %s: no such pass", o->after);

@@ -64,7 +64,7 @@ Graph *grad_graph(Program *p, Arena *a, Diag *d) {
 }
 
 PassOptions pass_options(const Options *o) {
-    PassOptions po = {.opt_level = o->opt_level, .print_after_all = o->print_after_all,
+    PassOptions po = {.opt_level = o->opt_level, .target = backend_c.target, .print_after_all = o->print_after_all,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
 #ifndef NDEBUG
     po.verify = true; /* debug builds (and the sanitizer test build) check the IR after every pass */
@@ -86,12 +86,14 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
     CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
-                      .opt_level = o->opt_level, .threads = o->threads, .blas = o->blas};
+                      .threads = o->threads, .blas = o->blas};
     CGenStats st;
     CGenEntry opt[8];
-    for (int i = 0; i < n && i < 8; i++) {
+    for (int i = 0; i < n && i < 8; i++) { /* checked before dir is made: a failed build leaves nothing */
         opt[i] = entries[i];
-        if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d))) return false;
+        if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d)) ||
+            !backend_check_planned(&backend_c, opt[i].g, d))
+            return false;
     }
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */

@@ -1,7 +1,9 @@
-/* emit_c.c: the C backend driver. It decides where every value lives, writes
- * each entry function of the model as a sequence of loop nests (each op's own
- * emitter, from the op table, writes its nest) and wraps them into model.c and
- * model.h, next to the runtime and, for programs, a driver main.c.
+/* emit_c.c: the C backend driver. It reads where every value lives from each
+ * graph's memory plan (Graph.mem_plan, made by the pass pipeline's
+ * plan-memory stage), writes each entry function of the model as a sequence
+ * of loop nests (each op's own emitter, from the op table, writes its nest;
+ * each fusion group's, the emitter of its kind) and wraps them into model.c
+ * and model.h, next to the runtime and, for programs, a driver main.c.
  *
  * Storage: an entry's inputs and outputs are its pointer arguments;
  * parameters are static arrays shared by all entries (bss, filled from a
@@ -174,7 +176,6 @@ typedef struct EmitDriver {
     Arena *a;
     const ParamTable *pt;
     const char *P;
-    bool reuse;
     CGenStats *st;
     int n_bodies;
     int64_t body_bytes; /* the bodies' own arenas */
@@ -187,11 +188,10 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
     Arena *a = dr->a;
     const ParamTable *pt = dr->pt;
     const char *P = dr->P;
-    bool reuse = dr->reuse;
     CGenStats *st = dr->st;
     const char *arena_name = is_body ? arena_printf(a, "%s_%s_arena", P, en->name) : arena_printf(a, "%s_arena", P);
     const Graph *g = en->g;
-    const MemPlan *mp = plan_memory(a, g, reuse);
+    const MemPlan *mp = g->mem_plan;
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
     int *leaf_slot = arena_alloc(a, sizeof(int) * (size_t)(g->n_nodes + 1));
     char ty[96];
@@ -226,13 +226,9 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
-        if (n->attr.group) {
-            if (mp->pos[id] == id) {
-                const CGroupEmitters *ge = &c_group_emitters;
-                if (fused_is_row_group(g, id)) ge->row(&e, g, mp, id, leaf_slot);
-                else if (op_table[n->op].cls == OPC_REDUCE) ge->reduce(&e, g, mp, id, leaf_slot);
-                else if (fused_matmul_of(g, id) >= 0) ge->matmul(&e, g, mp, id, leaf_slot);
-                else ge->elementwise(&e, g, mp, id, leaf_slot);
+        if (n->attr.group.kind != FUSE_NONE) {
+            if (n->attr.group.at == id) { /* the whole group, once, at its position */
+                c_group_emitters[n->attr.group.kind](&e, g, mp, id, leaf_slot);
                 st->kernels++;
             }
             continue;
@@ -289,8 +285,8 @@ const char *cemit_subgraph(CEmitter *e, const Graph *body) {
     e->defined = sub.defined, e->n_defined = sub.n_defined, e->cap_defined = sub.cap_defined;
     e->n_loops = sub.n_loops;
     dr->body_bytes += need;
-    sb_printf(e->preamble, "static _Alignas(64) unsigned char %s_%s_arena[%lld];\n", dr->P, en.name,
-              (long long)(need ? need : 64));
+    sb_printf(e->preamble, "static _Alignas(%d) unsigned char %s_%s_arena[%lld];\n", body->mem_plan->align, dr->P,
+              en.name, (long long)(need ? need : 64));
     sb_puts(e->preamble, fn.s);
     sb_free(&fn);
     return arena_printf(dr->a, "%s_%s", dr->P, en.name);
@@ -338,7 +334,8 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     Arena *a = arena_new();
     ParamTable pt;
     bool ok = true;
-    for (int k = 0; k < n_entries && ok; k++) ok = backend_check_ops(&backend_c, entries[k].g, d);
+    for (int k = 0; k < n_entries && ok; k++)
+        ok = backend_check_ops(&backend_c, entries[k].g, d) && backend_check_planned(&backend_c, entries[k].g, d);
     if (!ok || !collect_params(entries, n_entries, a, &pt, d)) {
         arena_free(a);
         return NULL;
@@ -349,10 +346,12 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     char ty[96];
     int64_t arena_bytes = 0;
     CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1, .blas = o->blas};
-    EmitDriver dr = {.a = a, .pt = &pt, .P = P, .reuse = backend_c.reuse_buffers(o->opt_level), .st = &st};
+    EmitDriver dr = {.a = a, .pt = &pt, .P = P, .st = &st};
+    int align = 1; /* the arena's: the strictest of the entries' plans */
     for (int k = 0; k < n_entries; k++) {
         int64_t need = emit_entry(&body, &pre, &shared, &dr, &entries[k], false);
         if (need > arena_bytes) arena_bytes = need;
+        if (entries[k].g->mem_plan->align > align) align = entries[k].g->mem_plan->align;
     }
     st.arena_bytes = arena_bytes + dr.body_bytes;
 
@@ -379,7 +378,8 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     }
     sb_puts(&b, "    {0},\n};\n\n");
     sb_printf(&b, "/* Intermediates: %lld bytes, fixed at compile time. */\n", (long long)arena_bytes);
-    sb_printf(&b, "static _Alignas(64) unsigned char %s_arena[%lld];\n\n", P, (long long)(arena_bytes ? arena_bytes : 64));
+    sb_printf(&b, "static _Alignas(%d) unsigned char %s_arena[%lld];\n\n", align, P,
+              (long long)(arena_bytes ? arena_bytes : 64));
     for (int i = 0; i < pt.n; i++) {
         const Node *n = pt.node[i];
         int64_t numel = shape_numel(&n->shape);

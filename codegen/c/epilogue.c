@@ -20,10 +20,10 @@
 
 #include "codegen/c/ops/c_ops.h"
 
-int fused_matmul_of(const Graph *g, int at) {
-    int gid = g->nodes[at].attr.group;
-    for (int id = 0; gid && id < g->n_nodes; id++)
-        if (g->nodes[id].attr.group == gid && g->nodes[id].op == OP_MATMUL) return id;
+/* The product in the epilogue group of node `at` (the verifier checks there is exactly one). */
+static int fused_matmul_of(const Graph *g, int at) {
+    for (int id = 0; id < g->n_nodes; id++)
+        if (fuse_same_group(&g->nodes[at], &g->nodes[id]) && g->nodes[id].op == OP_MATMUL) return id;
     return -1;
 }
 
@@ -43,9 +43,9 @@ static void leaf_index(char *buf, size_t n, const Shape *s, const Shape *out) {
 }
 
 void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot) {
-    int gid = g->nodes[at].attr.group, mm = fused_matmul_of(g, at), root = mm;
+    int gid = g->nodes[at].attr.group.id, mm = fused_matmul_of(g, at), root = mm;
     for (int id = mm; id < g->n_nodes; id++)
-        if (g->nodes[id].attr.group == gid) root = id; /* the last member: it gives the group's type */
+        if (g->nodes[id].attr.group.id == gid) root = id; /* the last member: it gives the group's type */
     const Node *P = &g->nodes[mm];
     int members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     int stores[OPS_MAX_OPERANDS * 4], n_stores = 0;

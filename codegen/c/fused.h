@@ -1,8 +1,9 @@
 /* fused.h: emitting fusion groups (passes/fuse.c): the C backend's group
- * emitters (group.c: elementwise and reduction groups, rowgroup.c: row
- * groups, epilogue.c: matmul epilogues) and the helpers they share
- * (group.c). The driver (emit_c.c) includes this and calls the emitters;
- * none of them calls back into the driver. Internal to the C backend. */
+ * emitters, one per group kind (FuseKind, ir.h; group.c: elementwise and
+ * reduction groups, rowgroup.c: row groups, epilogue.c: matmul epilogues)
+ * and the helpers they share (group.c). The driver (emit_c.c) includes this
+ * and calls the emitter of each group's kind; none of them calls back into
+ * the driver. Internal to the C backend. */
 #ifndef ETCH_CODEGEN_C_FUSED_H
 #define ETCH_CODEGEN_C_FUSED_H
 
@@ -25,12 +26,12 @@ void cemit_group_operand(const CEmitter *e, const Graph *g, int id, int k, const
  * loop nest over S (dims of size 1 and zero strides skipped; "0" when none). */
 void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], char *buf, size_t n);
 
-/* Collects fusion group gid's members among nodes [0, end) except `skip` (-1:
- * none), in id order, and its leaves: the operands outside the group, each
- * once, numbered in leaf_slot (which must hold -1 for them; the caller resets
- * it). Scalar constants are no leaves when skip_literals (members read them
- * as literals). The arrays hold OPS_MAX_OPERANDS * 4 members and
- * OPS_MAX_OPERANDS leaves. */
+/* Collects the members of the fusion group numbered gid (attr.group.id)
+ * among nodes [0, end) except `skip` (-1: none), in id order, and its
+ * leaves: the operands outside the group, each once, numbered in leaf_slot
+ * (which must hold -1 for them; the caller resets it). Scalar constants are
+ * no leaves when skip_literals (members read them as literals). The arrays
+ * hold OPS_MAX_OPERANDS * 4 members and OPS_MAX_OPERANDS leaves. */
 void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_literals, int *leaf_slot, int *members,
                          int *n_members, int *leaves, int *n_leaves);
 
@@ -43,34 +44,21 @@ void emit_elementwise_group(CEmitter *e, const Graph *g, const MemPlan *mp, int 
  * computed inside the reduction's loops and folded into the accumulator. */
 void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot);
 
-/* The matmul in the fusion group of node `at` (its epilogue-fused product), or -1. */
-int fused_matmul_of(const Graph *g, int at);
-
 /* Emits the group of node `at` (the node at the group's position: its root,
  * or the product itself, see passes/fuse.c) around its matmul: the group's
  * expression as the epilogue function of the product's GEMM, and the call.
  * leaf_slot (-1 for every node) is scratch, restored on return. */
 void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 
-/* Whether the group at position `at` is a row group (passes/fuse.c): it holds
- * a softmax or a reduction over trailing axes (a reduction over leading axes
- * roots an ordinary reduction group, emitted with column accumulators). */
-bool fused_is_row_group(const Graph *g, int at);
-
 /* Emits the row group whose last member is `at` (codegen/c/rowgroup.c):
  * per row, one walk per reduction, the per-row values, and a last walk that
  * stores the members read outside. leaf_slot as for emit_matmul_group. */
 void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 
-/* The C backend's fused-group emitters, one per group kind (passes/fuse.c):
- * the driver picks by the group's members. */
+/* The C backend's fused-group emitters, indexed by the group's kind
+ * (attr.group.kind, set by passes/fuse.c); each is called with the group's
+ * position `at` (attr.group.at). */
 typedef void (*CGroupEmitFn)(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
-typedef struct CGroupEmitters {
-    CGroupEmitFn elementwise; /* group.c */
-    CGroupEmitFn reduce;      /* group.c: rooted at a reduction over leading axes */
-    CGroupEmitFn row;         /* rowgroup.c: reductions/softmax over trailing axes */
-    CGroupEmitFn matmul;      /* epilogue.c: a product and its consumers */
-} CGroupEmitters;
-extern const CGroupEmitters c_group_emitters;
+extern const CGroupEmitFn c_group_emitters[FUSE_KIND_COUNT];
 
 #endif

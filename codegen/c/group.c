@@ -4,8 +4,9 @@
  * nest over the group's shape, every member a local scalar) and a reduction
  * group (the producers computed inside the reduction's loops and folded into
  * its accumulator). Row groups (rowgroup.c) and matmul epilogues
- * (epilogue.c) build on the shared part; the driver (emit_c.c) picks the
- * kind. Nothing here calls back into the driver, so the files form no circle:
+ * (epilogue.c) build on the shared part; the driver (emit_c.c) calls the
+ * emitter of each group's kind (c_group_emitters, below). Nothing here calls
+ * back into the driver, so the files form no circle:
  * emit_c.c -> {group.c, rowgroup.c, epilogue.c}, rowgroup.c/epilogue.c -> group.c. */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ void cemit_group_operand(const CEmitter *e, const Graph *g, int id, int k, const
     const Node *x = &g->nodes[id];
     int in = x->in[k];
     const Node *v = &g->nodes[in];
-    if (v->attr.group == x->attr.group) {
+    if (fuse_same_group(x, v)) {
         sb_printf(out, "v%d", in);
     } else if (v->op == OP_CONST && shape_numel(&v->shape) == 1) {
         char lit[64];
@@ -53,13 +54,13 @@ void cemit_group_collect(const Graph *g, int gid, int end, int skip, bool skip_l
     *n_members = *n_leaves = 0;
     for (int id = 0; id < end; id++) {
         const Node *x = &g->nodes[id];
-        if (x->attr.group != gid || id == skip) continue;
+        if (x->attr.group.id != gid || id == skip) continue;
         members[(*n_members)++] = id;
         for (int k = 0; k < x->n_in; k++) {
             int in = x->in[k];
             const Node *v = &g->nodes[in];
             bool literal = skip_literals && v->op == OP_CONST && shape_numel(&v->shape) == 1;
-            if (v->attr.group == gid || literal || leaf_slot[in] >= 0) continue;
+            if (v->attr.group.id == gid || literal || leaf_slot[in] >= 0) continue;
             leaf_slot[in] = *n_leaves;
             leaves[(*n_leaves)++] = in;
         }
@@ -76,7 +77,8 @@ void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], cha
 }
 
 void emit_elementwise_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
-    int gid = g->nodes[root].attr.group, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
+    int gid = g->nodes[root].attr.group.id, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS];
+    int n_leaves;
     const Shape *leaf_shapes[OPS_MAX_OPERANDS];
     char ty[96];
     cemit_group_collect(g, gid, root + 1, -1, false, leaf_slot, members, &n_members, leaves, &n_leaves);
@@ -107,7 +109,7 @@ void emit_elementwise_group(CEmitter *e, const Graph *g, const MemPlan *mp, int 
  * reduced tensor is never stored unless a member is read elsewhere. */
 void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
     const Node *R = &g->nodes[root];
-    int gid = R->attr.group, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
+    int gid = R->attr.group.id, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     const Shape *S = &g->nodes[R->in[0]].shape;
     int64_t lst[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK];
     shape_strides(S, dense);
@@ -189,9 +191,9 @@ void emit_reduce_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root,
     free(leaf_idx);
 }
 
-const CGroupEmitters c_group_emitters = {
-    .elementwise = emit_elementwise_group,
-    .reduce = emit_reduce_group,
-    .row = emit_row_group,
-    .matmul = emit_matmul_group,
+const CGroupEmitFn c_group_emitters[FUSE_KIND_COUNT] = {
+    [FUSE_ELEMENTWISE] = emit_elementwise_group,
+    [FUSE_REDUCE] = emit_reduce_group,
+    [FUSE_ROWS] = emit_row_group,
+    [FUSE_EPILOGUE] = emit_matmul_group,
 };

@@ -45,18 +45,6 @@ static bool is_softmax(const Node *n) { return n->op == OP_SOFTMAX || n->op == O
 
 static bool is_stage(const Node *n) { return op_table[n->op].cls == OPC_REDUCE || is_softmax(n); }
 
-bool fused_is_row_group(const Graph *g, int at) {
-    int gid = g->nodes[at].attr.group, first;
-    for (int id = 0; id <= at; id++) {
-        const Node *n = &g->nodes[id];
-        if (n->attr.group != gid) continue;
-        if (is_softmax(n) ||
-            (op_table[n->op].cls == OPC_REDUCE && reduce_axes_trailing(n, g->nodes[n->in[0]].shape.rank, &first)))
-            return true;
-    }
-    return false;
-}
-
 /* The index over the current loop variables of strides st ("0" when none). */
 static void row_index(RowEmit *r, const int64_t *st, char *buf, size_t n) {
     cemit_strided_index(r->S, st, r->var, buf, n);
@@ -93,7 +81,7 @@ static bool stored_full(const RowEmit *r, int id) { return is_full(r, id) && r->
 /* Marks the full members value x needs in this walk (x itself if full). */
 static void mark_needed(RowEmit *r, int x) {
     const Node *n = &r->g->nodes[x];
-    if (n->attr.group != r->gid || !is_full(r, x) || r->need[x]) return;
+    if (n->attr.group.id != r->gid || !is_full(r, x) || r->need[x]) return;
     r->need[x] = true;
     for (int k = 0; k < n->n_in; k++) mark_needed(r, n->in[k]);
 }
@@ -184,7 +172,7 @@ static void emit_stage(RowEmit *r, int id) {
 }
 
 void emit_row_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot) {
-    RowEmit r = {.e = e, .g = g, .mp = mp, .gid = g->nodes[at].attr.group, .leaf_slot = leaf_slot};
+    RowEmit r = {.e = e, .g = g, .mp = mp, .gid = g->nodes[at].attr.group.id, .leaf_slot = leaf_slot};
     cemit_group_collect(g, r.gid, at + 1, -1, true, leaf_slot, r.members, &r.n_members, r.leaves, &r.n_leaves);
     int n_stages = 0;
     for (int m = 0; m < r.n_members; m++) { /* the row key, from the first stage */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/backend.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/pass.h"
@@ -170,6 +171,11 @@ static void check_graph_sums(Graph *g) {
     ts_check_graph(g, &(TsTol){.lo = -1, .hi = 1, .rel = 1e-5, .abs = 1e-7, .scaled = true, .eq_ok = true, .nan_ok = true});
 }
 
+/* A clone of g through the fuse pass alone, for the C backend's target. */
+static Graph *fuse(Graph *g) {
+    return pass_fuse(graph_clone(g->arena, g, NULL), &(PassCtx){.target = backend_c.target});
+}
+
 static void check_epilogue(const EpilogueCase *c, DType t) {
     Arena *a = arena_new();
     Graph *g = graph_new(a, "epilogue");
@@ -180,9 +186,10 @@ static void check_epilogue(const EpilogueCase *c, DType t) {
     int mm = add(g, OP_MATMUL, 2, (int[]){x, w}, &(NodeAttrs){.trans_a = c->trans_a, .trans_b = c->trans_b});
     int y = op1(g, c->act, op2(g, OP_ADD, mm, b), NULL);
     graph_add_output(g, y);
-    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
-    assert_int_not_equal(fused->nodes[mm].attr.group, 0);
-    assert_int_equal(fused->nodes[mm].attr.group, fused->nodes[y].attr.group);
+    Graph *fused = fuse(g);
+    assert_int_equal(fused->nodes[mm].attr.group.kind, FUSE_EPILOGUE);
+    assert_true(fuse_same_group(&fused->nodes[mm], &fused->nodes[y]));
+    assert_int_equal(fused->nodes[y].attr.group.at, mm); /* it runs at the product: x, w and b are ready */
     check_graph_sums(g);
     arena_free(a);
 }
@@ -225,12 +232,14 @@ static void test_matmul_epilogue_backward(void **state) {
     int u = graph_add_input(g, "u", DT_F32, S(2, 200, 100), L), v = graph_add_input(g, "v", DT_F32, S(2, 100, 100), L);
     int big = op2(g, OP_MATMUL, u, v), big_sum = op2(g, OP_ADD, big, u); /* u: 80 KB read at every element */
     graph_add_output(g, big_sum);
-    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
-    assert_int_equal(fused->nodes[mm].attr.group, 0); /* its user roots a reduction group */
-    assert_int_equal(fused->nodes[gw].attr.group, fused->nodes[twice].attr.group);
-    assert_int_not_equal(fused->nodes[gw].attr.group, 0);
-    assert_int_equal(fused->nodes[other].attr.group, 0);
-    assert_int_equal(fused->nodes[big].attr.group, 0);
+    Graph *fused = fuse(g);
+    assert_int_equal(fused->nodes[mm].attr.group.kind, FUSE_NONE); /* its user roots a reduction group */
+    assert_int_equal(fused->nodes[masked].attr.group.kind, FUSE_REDUCE);
+    assert_true(fuse_same_group(&fused->nodes[gw], &fused->nodes[twice]));
+    assert_int_equal(fused->nodes[gw].attr.group.kind, FUSE_EPILOGUE);
+    assert_int_equal(fused->nodes[other].attr.group.kind, FUSE_NONE);
+    assert_int_equal(fused->nodes[big].attr.group.kind, FUSE_NONE);
+    assert_int_equal(fused->nodes[big_sum].attr.group.kind, FUSE_NONE); /* a lone add is already one kernel */
     check_graph_sums(g);
     arena_free(a);
 }
@@ -280,7 +289,7 @@ static void test_params_mlp(void **state) {
  * tests/lit/passes/fuse_rows.etchir (layer norm, a masked softmax,
  * log_softmax with nll, a cut group, rows over two axes), whose -O2 grouping
  * that test checks, compiled at -O0 and -O2 against the eager executor (rows
- * of 8, 5, 10 and 3x4 elements). */
+ * of 8, 5, 10, 3x4 and 1 elements). */
 static void test_row_groups(void **state) {
     (void)state;
     char path[4200];
@@ -296,13 +305,14 @@ static void test_row_groups(void **state) {
     diag_init(&d, stderr);
     Graph *g = ir_parse(a, path, text, &d);
     assert_non_null(g);
-    Graph *fused = pass_fuse(graph_clone(a, g, NULL), NULL);
+    Graph *fused = fuse(g);
     int stages = 0;
     for (int id = 0; id < fused->n_nodes; id++) /* reductions with consumers in their group */
-        if (fused->nodes[id].attr.group && fused->nodes[id].attr.group - 1 != id &&
+        if (fused->nodes[id].attr.group.kind == FUSE_ROWS && fused->nodes[id].attr.group.at != id &&
             op_table[fused->nodes[id].op].cls == OPC_REDUCE)
             stages++;
     assert_int_equal(stages, 5); /* %3, %6, %29, %33, %43 */
+    assert_int_equal(fused->nodes[36].attr.group.kind, FUSE_REDUCE); /* over leading axes */
     check_graph(g, -3, 3);
     diag_dispose(&d);
     arena_free(a);
@@ -331,18 +341,14 @@ static void test_random_row_groups(void **state) {
         Arena *a = arena_new();
         Graph *g = fz_graph(a, seed * 7919);
         g->n_updates = 0;
-        PassOptions po = {.opt_level = 2, .verify = true};
-        Diag d;
-        diag_init(&d, NULL);
-        Graph *h = passes_run(graph_clone(a, g, NULL), &po, &d);
-        assert_non_null(h);
+        Graph *h = ts_optimize(g, 2);
         bool rows = false;
         for (int id = 0; id < h->n_nodes; id++) {
             const Node *n = &h->nodes[id];
-            rows = rows || (n->attr.group && ((op_table[n->op].cls == OPC_REDUCE && n->attr.group - 1 != id) ||
-                                              n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX));
+            rows = rows || (n->attr.group.kind == FUSE_ROWS &&
+                            ((op_table[n->op].cls == OPC_REDUCE && n->attr.group.at != id) || n->op == OP_SOFTMAX ||
+                             n->op == OP_LOG_SOFTMAX));
         }
-        diag_dispose(&d);
         if (rows) {
             found++;
             check_graph(g, -1.5, 1.5);

@@ -281,11 +281,7 @@ static void test_cse_keeps_attrs(void **state) {
     int q = add(g, OP_MAX_POOL2D, 1, (int[]){x}, &p1), r = add(g, OP_MAX_POOL2D, 1, (int[]){x}, &p2);
     graph_add_output(g, q);
     graph_add_output(g, add(g, OP_CONV2D, 2, (int[]){r, w}, &plain));
-    Diag d;
-    diag_init(&d, stderr);
-    PassOptions po = {.opt_level = 2, .verify = true};
-    Graph *o = passes_run(graph_clone(a, g, NULL), &po, &d);
-    assert_non_null(o);
+    Graph *o = ts_optimize(g, 2);
     int convs = 0, pools = 0;
     for (int i = 0; i < o->n_nodes; i++) {
         convs += o->nodes[i].op == OP_CONV2D;
@@ -293,7 +289,6 @@ static void test_cse_keeps_attrs(void **state) {
     }
     assert_int_equal(convs, 3);
     assert_int_equal(pools, 2);
-    diag_dispose(&d);
     arena_free(a);
 }
 

@@ -124,6 +124,36 @@ static void test_parse_fields(void **state) {
     arena_free(a);
 }
 
+/* Fusion groups print as `group = KIND N at %P`, parse back into FuseGroup,
+ * and come last in the attributes. */
+static void test_fusion_groups(void **state) {
+    (void)state;
+    static const char text[] =
+        "graph g {\n"
+        "  %0 = input \"x\" : f32[4,8]\n"
+        "  %1 = exp %0 {group = rows 2 at %3} : f32[4,8]\n"
+        "  %2 = reduce_sum %1 {axes = [1], keepdims = true, group = rows 2 at %3} : f32[4,1]\n"
+        "  %3 = div %1, %2 {group = rows 2 at %3} : f32[4,8]\n"
+        "  %4 = reduce_sum %3 {axes = [0], keepdims = false, group = reduce 1 at %4} : f32[8]\n"
+        "  %5 = neg %0 : f32[4,8]\n"
+        "  return %4, %5\n"
+        "}\n";
+    Arena *a = arena_new();
+    Graph *g = parse_ok(a, text);
+    assert_int_equal(g->nodes[1].attr.group.kind, FUSE_ROWS);
+    assert_int_equal(g->nodes[1].attr.group.id, 2);
+    assert_int_equal(g->nodes[1].attr.group.at, 3);
+    assert_true(fuse_same_group(&g->nodes[1], &g->nodes[3]));
+    assert_false(fuse_same_group(&g->nodes[3], &g->nodes[4]));
+    assert_int_equal(g->nodes[4].attr.group.kind, FUSE_REDUCE);
+    assert_int_equal(g->nodes[5].attr.group.kind, FUSE_NONE);
+    assert_false(fuse_same_group(&g->nodes[5], &g->nodes[5])); /* no group is no group */
+    char *s1 = assert_roundtrip(a, g);
+    assert_string_equal(s1, text);
+    free(s1);
+    arena_free(a);
+}
+
 /* ---- every op kind --------------------------------------------------------- */
 
 static Graph *build_all_ops(Arena *a) {
@@ -165,6 +195,8 @@ static Graph *build_all_ops(Arena *a) {
     int sum = op2(g, OP_ADD, mm, bb);
     NodeAttrs sm = {.axis = 1};
     int s1 = op_add(g, OP_SOFTMAX, &sm, at("all.etch", 39, 1), 1, sum, 0, 0);
+    /* a fusion group (a matmul epilogue), so mutations reach the group syntax too */
+    g->nodes[mm].attr.group = g->nodes[sum].attr.group = (FuseGroup){FUSE_EPILOGUE, 1, mm};
     NodeAttrs lsm = {.axis = 0};
     op_add(g, OP_LOG_SOFTMAX, &lsm, at("all.etch", 40, 1), 1, sum, 0, 0);
     /* convolution and pooling (ir/ops/conv.c, pool.c) */
@@ -247,6 +279,7 @@ static void test_roundtrip_all_ops(void **state) {
     assert_non_null(strstr(s, "{stride = [2, 1], padding = [1, 0], dilation = [1, 2], groups = 2} : f32[2,6,4,4]"));
     assert_non_null(strstr(s, "{kernel = [3, 2], stride = [2, 2], padding = [1, 0]} : f32[2,4,4,3]"));
     assert_non_null(strstr(s, "= avg_pool2d_backward %"));
+    assert_non_null(strstr(s, "{group = epilogue 1 at %"));
     free(s);
     arena_free(a);
 }
@@ -393,6 +426,26 @@ static const ErrCase err_cases[] = {
     {HDR "  %1 = input \"y\" {a = 1} : f32[]\n", "t.etchir:3:19: error: unknown attribute 'a' for 'input'"},
     {HDR "  %1 = reshape %0 : f32[5,2]\n", "t.etchir:3:8: error: cannot reshape f32[3,4] to f32[5,2]: 12 elements vs 10"},
     {HDR "  %1 = cast %0 : i32[3]\n", "t.etchir:3:18: error: written type i32[3] disagrees with the inferred i32[3,4]"},
+    {HDR "  %1 = neg %0 {group = 2} : f32[3,4]\n",
+     "t.etchir:3:24: error: expected a fusion group kind (elementwise, reduce, epilogue or rows), found '2'"},
+    {HDR "  %1 = neg %0 {group = fused 1 at %1} : f32[3,4]\n",
+     "t.etchir:3:24: error: expected a fusion group kind (elementwise, reduce, epilogue or rows), found 'fused'"},
+    {HDR "  %1 = neg %0 {group = elementwise 0 at %1} : f32[3,4]\n",
+     "t.etchir:3:36: error: a positive group number 0 is out of range (1 to 2147483647)"},
+    {HDR "  %1 = neg %0 {group = elementwise 1 %1} : f32[3,4]\n",
+     "t.etchir:3:38: error: expected 'at' after the group number, found '%1'"},
+    {HDR "  %1 = neg %0 {group = elementwise 1 at 1} : f32[3,4]\n",
+     "t.etchir:3:41: error: expected the value the group runs at (%N), found '1'"},
+    {HDR "  %1 = param \"w\" {group = elementwise 1 at %1} : f32[]\n",
+     "t.etchir:3:19: error: unknown attribute 'group' for 'param'"},
+    /* groups are checked against each other once the graph's nodes are read: at the node's %N */
+    {HDR "  %1 = neg %0 {group = elementwise 1 at %2} : f32[3,4]\n  return %1\n}\n",
+     "t.etchir:3:3: error: in node %1 (neg): its fusion group runs at %2, which does not exist"},
+    {HDR "  %1 = neg %0 {group = elementwise 1 at %2} : f32[3,4]\n  %2 = neg %1 {group = reduce 1 at %2} : f32[3,4]\n"
+         "  return %2\n}\n",
+     "t.etchir:4:3: error: in node %2 (neg): is in fusion group 1 as reduce at %2, but %1 is in it as elementwise at %2"},
+    {HDR "  %1 = neg %0 {group = elementwise 1 at %0} : f32[3,4]\n  return %1\n}\n",
+     "t.etchir:3:3: error: in node %1 (neg): fusion group 1 runs at %0, which is not one of its members"},
 };
 
 static void test_parse_errors(void **state) {
@@ -577,10 +630,55 @@ static void test_verify_lists_and_names(void **state) {
     arena_free(a);
 }
 
+/* The verifier's checks of fusion groups (verify_groups), on build_small:
+ * %0 input, %1 param, %2 reshape, %3 transpose, %4 matmul, %5 reduce_sum, %6 const. */
+static void test_verify_groups(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = build_small(a);
+    g->nodes[4].attr.group = (FuseGroup){FUSE_EPILOGUE, 1, 4};
+    g->nodes[5].attr.group = (FuseGroup){FUSE_EPILOGUE, 1, 4};
+    g->nodes[2].attr.group = (FuseGroup){FUSE_ELEMENTWISE, 7, 3};
+    g->nodes[3].attr.group = (FuseGroup){FUSE_ELEMENTWISE, 7, 3};
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(ir_verify(g, &d)); /* the verifier checks consistency, not what pays */
+    diag_dispose(&d);
+    g->nodes[3].attr.group.at = 2;
+    assert_verify_fails(g, "nn.etch:7:14: error: in node %3 (transpose): is in fusion group 7 as elementwise at %2, but "
+                           "%2 is in it as elementwise at %3");
+    g->nodes[3].attr.group = (FuseGroup){FUSE_REDUCE, 7, 3};
+    assert_verify_fails(g, "in node %3 (transpose): is in fusion group 7 as reduce at %3, but %2 is in it as elementwise");
+    g->nodes[2].attr.group.kind = FUSE_REDUCE;
+    assert_verify_fails(g, "in node %2 (reshape): reduce group 7 runs at %3, which is not a reduction");
+    g->nodes[2].attr.group.kind = g->nodes[3].attr.group.kind = FUSE_ROWS;
+    assert_verify_fails(g, "in node %2 (reshape): rows group 7 holds no reduction or softmax");
+    g->nodes[2].attr.group.kind = g->nodes[3].attr.group.kind = FUSE_EPILOGUE;
+    assert_verify_fails(g, "in node %2 (reshape): epilogue group 7 holds 0 matmuls (exactly one expected)");
+    g->nodes[2].attr.group = g->nodes[3].attr.group = (FuseGroup){0};
+    g->nodes[4].attr.group.kind = g->nodes[5].attr.group.kind = FUSE_ROWS;
+    assert_verify_fails(g, "in node %4 (matmul): rows group 1 holds a matmul (only an epilogue group may)");
+    g->nodes[4].attr.group = (FuseGroup){0};
+    assert_verify_fails(g, "in node %5 (reduce_sum): fusion group 1 runs at %4, which is not one of its members");
+    g->nodes[5].attr.group = (FuseGroup){FUSE_REDUCE, 8, 5};
+    assert_verify_fails(g, "in node %5 (reduce_sum): fusion group number 8 is out of range (1 to 7)");
+    g->nodes[5].attr.group = (FuseGroup){FUSE_REDUCE, 1, 7};
+    assert_verify_fails(g, "in node %5 (reduce_sum): its fusion group runs at %7, which does not exist");
+    g->nodes[5].attr.group = (FuseGroup){FUSE_KIND_COUNT, 1, 5};
+    assert_verify_fails(g, "in node %5 (reduce_sum): invalid fusion group kind 5");
+    g->nodes[5].attr.group = (FuseGroup){FUSE_NONE, 1, 5};
+    assert_verify_fails(g, "in node %5 (reduce_sum): has group number 1 and position %5 but no group kind");
+    g->nodes[5].attr.group = (FuseGroup){0};
+    g->nodes[1].attr.group = (FuseGroup){FUSE_ELEMENTWISE, 1, 1};
+    assert_verify_fails(g, "in node %1 (param): a param cannot be in a fusion group");
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_small),
         cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_fusion_groups),
         cmocka_unit_test(test_roundtrip_all_ops),
         cmocka_unit_test(test_roundtrip_floats),
         cmocka_unit_test(test_roundtrip_strings),
@@ -592,6 +690,7 @@ int main(void) {
         cmocka_unit_test(test_verify_wrong_shape),
         cmocka_unit_test(test_verify_bad_attrs),
         cmocka_unit_test(test_verify_lists_and_names),
+        cmocka_unit_test(test_verify_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

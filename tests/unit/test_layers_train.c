@@ -34,6 +34,7 @@
 #include "passes/transforms/to_f64.h"
 #include "passes/transforms/train.h"
 #include "runtime/etch_rt.h"
+#include "unit/test_support.h"
 
 static Program *compile(Arena *a, const char *path, const char *src) {
     Diag d;
@@ -262,18 +263,13 @@ static void check_compiled_step(const char *path, const char *src, int level) {
     diag_init(&d, stderr);
     assert_true(train_build_step(g, &p->train->optim, &d));
     assert_true(ir_verify(g, &d));
-    Graph *cg = g;
-    if (level) {
-        PassOptions po = {.opt_level = level, .verify = true};
-        cg = passes_run(graph_clone(a, g, NULL), &po, &d);
-        assert_non_null(cg);
-    }
+    Graph *cg = ts_optimize(g, level);
     Tensor **eager = params_init(g, 9);
     char *dir = build_tempdir(&d), wpath[4096], lib[4096], err[512];
     snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
     assert_true(params_save(g, eager, wpath, &d));
     CGenEntry e = {cg, "train_step"};
-    CGenOptions o = {.prefix = "net", .opt_level = level};
+    CGenOptions o = {.prefix = "net"};
     assert_true(cgen_write(&e, 1, &o, dir, NULL, &d));
     const char *srcs[] = {"model.c", "etch_rt.c"};
     assert_true(build_compile(dir, srcs, 2, "libnet.so", true, NULL, &d));

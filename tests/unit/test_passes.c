@@ -19,10 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/backend.h"
 #include "frontend/frontend.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/pass.h"
+#include "passes/plan_memory.h"
 #include "passes/transforms/train.h"
 #include "graph_fuzz.h"
 #include "unit/test_support.h"
@@ -43,7 +45,7 @@ static Graph *run(Graph *g, const char *list) {
     const char *names[8];
     int n = 0;
     for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) names[n++] = t;
-    PassOptions o = {.opt_level = 2, .verify = true};
+    PassOptions o = {.opt_level = 2, .target = backend_c.target, .verify = true};
     Diag d;
     diag_init(&d, stderr);
     Graph *h = passes_run_list(g, names, n, &o, &d);
@@ -54,7 +56,7 @@ static Graph *run(Graph *g, const char *list) {
 }
 
 static Graph *run_level(Graph *g, int level) {
-    PassOptions o = {.opt_level = level, .verify = true};
+    PassOptions o = {.opt_level = level, .target = backend_c.target, .verify = true};
     Diag d;
     diag_init(&d, stderr);
     Graph *h = passes_run(g, &o, &d);
@@ -392,13 +394,19 @@ static void test_dce(void **state) {
 
 static void test_manager(void **state) {
     (void)state;
-    const PassInfo *const *all = passes_all();
-    assert_string_equal(all[0]->name, "simplify");
-    assert_string_equal(all[1]->name, "cse");
-    assert_string_equal(all[2]->name, "dce");
-    assert_string_equal(all[3]->name, "fuse");
-    assert_int_equal(all[3]->min_level, 2);
-    assert_ptr_equal(pass_find("cse"), all[1]);
+    const PassInfo *all = passes_all();
+    assert_string_equal(all[0].name, "simplify");
+    assert_string_equal(all[1].name, "cse");
+    assert_string_equal(all[2].name, "dce");
+    assert_string_equal(all[3].name, "fuse");
+    assert_string_equal(all[4].name, "plan-memory");
+    assert_null(all[5].name);
+    /* the table is where levels mean something: fuse from -O2, the plan at every level */
+    assert_int_equal(all[3].use[1], PASS_SKIP);
+    assert_int_equal(all[3].use[2], PASS_RUN);
+    assert_int_equal(all[4].use[0], PASS_RUN_NO_REUSE);
+    assert_int_equal(all[4].use[1], PASS_RUN);
+    assert_ptr_equal(pass_find("cse"), &all[1]);
     assert_null(pass_find("nope"));
 
     Arena *a = arena_new();
@@ -406,14 +414,19 @@ static void test_manager(void **state) {
     int x = IN(g, "x", 1, 4);
     graph_add_output(g, B(g, OP_ADD, U(g, OP_EXP, x, NULL), U(g, OP_EXP, x, NULL)));
     graph_add_output(g, B(g, OP_MUL, x, CONST(g, 1, DT_F32, 0)));
-    assert_ptr_equal(run_level(g, 0), g); /* -O0 runs nothing */
-    Graph *h = run_level(g, 1);
+    Graph *h = run_level(g, 0);
+    assert_ptr_equal(h, g); /* -O0 only plans memory, in place: one buffer per value */
+    assert_non_null(h->mem_plan);
+    assert_false(h->mem_plan->reuse);
+    h = run_level(g, 1);
     assert_int_equal(h->n_nodes, 3); /* x, exp, add */
+    assert_true(h->mem_plan->reuse);
     assert_int_equal(run_level(g, 2)->n_nodes, 3);
+    assert_true(run_level(g, 7)->mem_plan->reuse); /* above -O2 reads as -O2 */
 
     /* dumps, disabling */
     FILE *f = tmpfile();
-    PassOptions o = {.opt_level = 1, .verify = true, .print_after_all = true, .dump = f,
+    PassOptions o = {.opt_level = 1, .target = backend_c.target, .verify = true, .print_after_all = true, .dump = f,
                      .disabled = {"cse"}, .n_disabled = 1};
     Diag d;
     diag_init(&d, NULL);
@@ -427,9 +440,13 @@ static void test_manager(void **state) {
     assert_non_null(strstr(text, "// ----- IR after simplify -----\ngraph m {"));
     assert_non_null(strstr(text, "// ----- IR after dce -----"));
     assert_null(strstr(text, "IR after cse"));
+    /* the plan's summary follows the IR after plan-memory: x, two exps, the add (an output) */
+    assert_non_null(strstr(text, "// ----- IR after plan-memory -----"));
+    assert_non_null(strstr(text, "}\n// memory plan: arena 128 bytes (naive 192), 64-byte aligned, buffers reused; "
+                                 "2 values in the arena, 0 in registers, 0 views, 0 of 0 updates in place\n"));
 
     f = tmpfile();
-    o = (PassOptions){.opt_level = 2, .print_after = {"cse"}, .n_print_after = 1, .dump = f};
+    o = (PassOptions){.opt_level = 2, .target = backend_c.target, .print_after = {"cse"}, .n_print_after = 1, .dump = f};
     assert_non_null(passes_run(g, &o, &d));
     text[0] = 0;
     rewind(f);
@@ -437,18 +454,32 @@ static void test_manager(void **state) {
     fclose(f);
     assert_non_null(strstr(text, "// ----- IR after cse -----"));
     assert_null(strstr(text, "IR after simplify"));
+    assert_null(strstr(text, "memory plan"));
+
+    /* a plan describes the graph it was made for: any later pass drops it */
+    h = run(graph_clone(a, g, NULL), "plan-memory,dce");
+    assert_null(h->mem_plan);
+    /* in a list, plan-memory plans as the level says */
+    o = (PassOptions){.opt_level = 0, .target = backend_c.target};
+    h = passes_run_list(graph_clone(a, g, NULL), (const char *[]){"plan-memory"}, 1, &o, &d);
+    assert_false(h->mem_plan->reuse);
 
     /* unknown names are errors that list the valid ones */
-    o = (PassOptions){.opt_level = 2, .disabled = {"cse", "bogus"}, .n_disabled = 2};
+    o = (PassOptions){.opt_level = 2, .target = backend_c.target, .disabled = {"cse", "bogus"}, .n_disabled = 2};
     assert_null(passes_run(g, &o, &d));
-    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: simplify, cse, dce"));
-    o = (PassOptions){.opt_level = 2};
+    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: simplify, cse, dce, fuse, "
+                                   "plan-memory)"));
+    o = (PassOptions){.opt_level = 2, .target = backend_c.target};
     assert_null(passes_run_list(g, (const char *[]){"dce", "fold"}, 2, &o, &d));
     assert_non_null(strstr(d.text, "unknown pass 'fold' in --passes"));
+    /* passes need a target */
+    o = (PassOptions){.opt_level = 2};
+    assert_null(passes_run(g, &o, &d));
+    assert_non_null(strstr(d.text, "no target to compile for"));
 
     /* a graph that does not verify is reported before any pass runs */
     g->nodes[1].shape.dim[0] = 5;
-    o = (PassOptions){.opt_level = 1, .verify = true};
+    o = (PassOptions){.opt_level = 1, .target = backend_c.target, .verify = true};
     assert_null(passes_run(g, &o, &d));
     assert_non_null(strstr(d.text, "before any pass"));
     diag_dispose(&d);

@@ -78,17 +78,12 @@ void ts_check_graph(Graph *g, const TsTol *tol) {
     assert_true(eager_run(g, ins, params, outs, NULL, &d));
 
     /* -O0: the graph as built, every intermediate in its own buffer; -O2: the
-     * pass pipeline (simplify, cse, dce, fuse) and the memory plan */
+     * pass pipeline (simplify, cse, dce, fuse); both end with the memory plan */
     for (int level = 0; level <= 2; level += 2) {
-        Graph *cg = g;
-        if (level) {
-            PassOptions po = {.opt_level = 2, .verify = true};
-            cg = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
-            assert_non_null(cg);
-        }
+        Graph *cg = ts_optimize(g, level);
         char *dir = build_tempdir(&d);
         assert_non_null(dir);
-        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params, .opt_level = level};
+        CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params};
         CGenEntry entry = {cg, "forward"};
         assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
         const char *src[] = {"model.c", "etch_rt.c"};
@@ -216,4 +211,14 @@ uint32_t ts_crc32(const unsigned char *p, size_t n) {
         for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
     }
     return ~c;
+}
+
+Graph *ts_optimize(Graph *g, int level) {
+    Diag d;
+    diag_init(&d, stderr);
+    PassOptions po = {.opt_level = level, .target = backend_c.target, .verify = true};
+    Graph *h = passes_run(graph_clone(g->arena, g, NULL), &po, &d);
+    assert_non_null(h);
+    diag_dispose(&d);
+    return h;
 }

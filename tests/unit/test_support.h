@@ -7,6 +7,7 @@
  *     into a shared library, loaded and compared under a TsTol;
  *   - ts_check_grad: autodiff vs central finite differences in float64;
  *   - ts_crc32: a bitwise CRC-32, to check the runtime's gzip, PNG and zip code.
+ *   - ts_optimize: the pass pipeline for the C backend's target.
  * A test file that defines `static SrcLoc L` gets the short forms add(), U()
  * and B(), which pass L as the ops' location. */
 #ifndef ETCH_TEST_SUPPORT_H
@@ -44,9 +45,14 @@ typedef struct TsTol {
     bool scaled, eq_ok, nan_ok, exact;
 } TsTol;
 
+/* A clone of g (in g's arena) through the pass pipeline at -O<level> for the
+ * C backend's target (backend_c.target), verified after every pass; asserts
+ * success. At -O0 only the memory plan is made, which the backend needs. */
+Graph *ts_optimize(Graph *g, int level);
+
 /* Runs g with the eager executor (inputs: ts_random_tensor seeds 100 + i,
- * params: params_init seed 0), then as emitted C at -O0 (as built) and -O2
- * (the pass pipeline and the memory plan), each compiled with the system
+ * params: params_init seed 0), then as emitted C at -O0 (as built, with its
+ * memory plan) and -O2 (the pass pipeline), each compiled with the system
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
 

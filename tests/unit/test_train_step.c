@@ -93,7 +93,7 @@ static void check_optimizer(OptimSpec spec) {
     char wpath[4096], lib[4096];
     snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
     assert_true(params_save(g, eager_params, wpath, &d));
-    CGenEntry e = {g, "train_step"};
+    CGenEntry e = {ts_optimize(g, 0), "train_step"};
     CGenOptions o = {.prefix = "mlp"};
     assert_true(cgen_write(&e, 1, &o, dir, NULL, &d));
     const char *src[] = {"model.c", "etch_rt.c"};
