@@ -57,7 +57,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL,
                     "set the model's const NAME (a number or true/false; at most 64 -D)"},
     [OPT_OLEVEL] = {"-O", ARG_ATTACHED, NULL, CMD_OPTIMIZING,
-                    "-O0: no passes, no buffer reuse; -O1: simplify, cse, dce;\n-O2 (default): also fusion"},
+                    "-O0: no optimization, a buffer per value; -O1: simplify, cse, dce,\nbuffer reuse; -O2 (default): also fusion"},
     [OPT_PRINT_AFTER_ALL] = {"--print-after-all", ARG_NONE, NULL, CMD_OPTIMIZING, "print the IR after every pass"},
     [OPT_PRINT_AFTER] = {"--print-after", ARG_NAME, "=PASS", CMD_OPTIMIZING, "print the IR after PASS (repeatable)"},
     [OPT_DISABLE_PASS] = {"--disable-pass", ARG_NAME, "=PASS", CMD_OPTIMIZING, "skip PASS (repeatable)"},
