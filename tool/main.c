@@ -29,9 +29,11 @@ static const Command COMMANDS[] = {
      cmd_ir_roundtrip},
     {"build", CMD_BUILD, 1, NULL,
      "  build FILE -o DIR [--exe] [--embed-weights] [--weights W.safetensors] [-D N=V] [--stats]\n"
-     "        [--train]                 (--train: also the entries <model>_grad and <model>_train_step)\n"
+     "        [--train] [--prefix NAME] [--c-only]\n"
+     "                                  (--train: also the entries <model>_grad and <model>_train_step)\n"
      "                                  emit DIR/model.c, model.h, the runtime, and compile\n"
-     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe)\n",
+     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe;\n"
+     "                                  --c-only: compile nothing; docs/c-api.md: the C API)\n",
      cmd_build},
     {"run", CMD_RUN, 1, NULL,
      "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
