@@ -5,7 +5,8 @@
 # from another folder; samples/embed configures against the prefix
 # (find_package + etch_add_model), builds and classifies an image exactly as
 # the installed `etch run` does; a C++ program links two models of one source
-# (prefixes per model, both model.h in one file, WEIGHTS and OPT); a model
+# (prefixes per model, both model.h in one file, WEIGHTS and OPT), and the
+# same project configures with etch as a subproject; a model
 # that does not compile stops the build with etch's located error; a model.h
 # refuses another version's runtime header; the man page and the bash
 # completion exist and name every command and option of `etch --help`; the
@@ -64,6 +65,18 @@ got=$(two/consumer img.npy w/Net.safetensors)
 nm two/libmlp_b1.a | grep -qE " [Ti] mlp_b1_forward$" || fail "mlp_b1_forward is not defined in libmlp_b1.a"
 clashes=$(nm --defined-only two/libmlp_b1.a two/libmlp_b2.a | awk '$2 ~ /^[A-Z]$/ {print $3}' | sort | uniq -d)
 [ -z "$clashes" ] || fail "the two model libraries both define: $clashes"
+
+# the same program with etch as a subproject (add_subdirectory of the source
+# tree): configured here, the build rule in place and driven by the in-tree
+# tool; building it compiles all of etch, so only with ETCH_TEST_SUBPROJECT=1
+cmake -S "$SRC/tests/e2e/install_consumer" -B sub -DETCH_ROOT="$SRC" -DMLP_SOURCE="$mlp" \
+  -DMLP_WEIGHTS="$PWD/w/Net.safetensors" >sub.log 2>&1 || { cat sub.log; fail "configure with add_subdirectory(etch)"; }
+grep -rqs "etch: compiling model mlp_b1" sub/CMakeFiles || fail "add_subdirectory: no rule compiling mlp_b1"
+grep -qsE "^\s(\S*/)?etch/etch build " sub/CMakeFiles/mlp_b1.dir/build.make || fail "add_subdirectory: the rule does not run the in-tree etch"
+if [ "${ETCH_TEST_SUBPROJECT:-0}" = 1 ]; then
+  cmake --build sub -j "$(nproc)" >>sub.log 2>&1 || { cat sub.log; fail "build with add_subdirectory(etch)"; }
+  [ "$(sub/consumer img.npy w/Net.safetensors)" = "ok $want x v" ] || fail "add_subdirectory: wrong output"
+fi
 
 # another etch version's runtime header: model.h stops with a clear #error
 sed 's/^#define ETCH_RT_VERSION_MINOR [0-9]*/#define ETCH_RT_VERSION_MINOR 99/' w/etch_rt.h >w/etch_rt.h.new
