@@ -9,12 +9,26 @@
  * against the file length) and fails with a message naming the file and the
  * values involved, written into the caller's err buffer; nothing here prints
  * or exits. Every writer writes to a temp file in the same folder and renames
- * it over the destination, so a crash never leaves a partial file. */
+ * it over the destination, so a crash never leaves a partial file.
+ *
+ * The version below is etch's one version number (CMakeLists.txt reads it
+ * from here); an emitted model.h refuses to compile against a runtime header
+ * of another version. C++ includes this header as C (extern "C"). */
 #ifndef ETCH_RT_H
 #define ETCH_RT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define ETCH_RT_VERSION_MAJOR 0
+#define ETCH_RT_VERSION_MINOR 1
+#define ETCH_RT_VERSION_PATCH 0
+/* One number to compare in #if: major * 10000 + minor * 100 + patch. */
+#define ETCH_RT_VERSION (ETCH_RT_VERSION_MAJOR * 10000 + ETCH_RT_VERSION_MINOR * 100 + ETCH_RT_VERSION_PATCH)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define ETCH_RT_MAX_RANK 8
 
@@ -126,5 +140,9 @@ typedef struct etch_tensor_info {
     int rank;
     int64_t dim[ETCH_RT_MAX_RANK];
 } etch_tensor_info;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

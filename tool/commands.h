@@ -3,12 +3,30 @@
  * an error). One file per command or small family of commands: cmd_ir.c
  * (check, ir, ir-roundtrip, opt), cmd_build.c, cmd_run.c, cmd_train.c,
  * cmd_eval.c, cmd_gradcheck.c, cmd_bench.c, cmd_graph.c, cmd_tools.c
- * (make-input, compare, show). */
+ * (make-input, compare, show); cmd_docs.c writes the man page and bash
+ * completion from the command table (main.c) and the option table. */
 #ifndef ETCH_TOOL_COMMANDS_H
 #define ETCH_TOOL_COMMANDS_H
 
 #include "ir/diag.h"
 #include "tool/options.h"
+
+/* A row of main.c's command table. */
+typedef struct Command {
+    const char *name;
+    unsigned bit;          /* its CmdBit: which options apply */
+    int n_files;           /* positional files it takes */
+    const char *files_msg; /* the error for another count (NULL: "no input file given" and friends) */
+    const char *usage;     /* its lines in the help */
+    int (*run)(const Options *o);
+} Command;
+
+/* `etch help --man`: etch.1 in roff, from the command table and the options
+ * table (every command, every option); notes ends the help and the page. */
+void docs_write_man(FILE *f, const Command *cmds, int n, const char *version, const char *notes);
+/* `etch help --bash-completion`: a bash completion script completing
+ * commands, then the options of the command given, then file names. */
+void docs_write_bash_completion(FILE *f, const Command *cmds, int n);
 
 int cmd_check(const Options *o);
 int cmd_ir(const Options *o);

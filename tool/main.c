@@ -15,15 +15,6 @@
 #define ETCH_VERSION "0.0.0"
 #endif
 
-typedef struct Command {
-    const char *name;
-    unsigned bit;          /* its CmdBit: which options apply */
-    int n_files;           /* positional files it takes */
-    const char *files_msg; /* the error for another count (NULL: "no input file given" and friends) */
-    const char *usage;     /* its lines in the help */
-    int (*run)(const Options *o);
-} Command;
-
 static const Command COMMANDS[] = {
     {"check", CMD_CHECK, 1, NULL, "  check FILE [-D N=V]             parse and type-check a model\n", cmd_check},
     {"opt", CMD_OPT, 1, NULL,
@@ -38,9 +29,11 @@ static const Command COMMANDS[] = {
      cmd_ir_roundtrip},
     {"build", CMD_BUILD, 1, NULL,
      "  build FILE -o DIR [--exe] [--embed-weights] [--weights W.safetensors] [-D N=V] [--stats]\n"
-     "        [--train]                 (--train: also the entries <model>_grad and <model>_train_step)\n"
+     "        [--train] [--prefix NAME] [--c-only]\n"
+     "                                  (--train: also the entries <model>_grad and <model>_train_step)\n"
      "                                  emit DIR/model.c, model.h, the runtime, and compile\n"
-     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe)\n",
+     "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe;\n"
+     "                                  --c-only: compile nothing; docs/c-api.md: the C API)\n",
      cmd_build},
     {"run", CMD_RUN, 1, NULL,
      "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
@@ -89,6 +82,11 @@ static const Command COMMANDS[] = {
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
+/* The end of the help and of the man page. */
+static const char HELP_NOTES[] = "Without --weights, parameters come from their initializers with seed 0.\n"
+                                 "Environment: CC (default cc) compiles emitted code.\n"
+                                 "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md, docs/c-api.md.\n";
+
 static void print_help(FILE *f) {
     fputs("etch " ETCH_VERSION ": a static graph compiler for neural networks\n\n"
           "usage: etch COMMAND [options]\n\ncommands:\n",
@@ -100,10 +98,8 @@ static void print_help(FILE *f) {
     }
     fputs("\noptions ('etch COMMAND --help' lists those COMMAND takes):\n", f);
     options_print_help(f, all);
-    fputs("\nWithout --weights, parameters come from their initializers with seed 0.\n"
-          "Environment: CC (default cc) compiles emitted code.\n"
-          "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md.\n",
-          f);
+    fputs("\n", f);
+    fputs(HELP_NOTES, f);
 }
 
 /* `etch CMD --help`: the command's usage and the options it takes. */
@@ -114,6 +110,15 @@ static void print_command_help(const Command *c) {
 }
 
 int main(int argc, char **argv) {
+    /* hidden: the installed man page and bash completion, made from the tables at build time */
+    if (argc == 3 && !strcmp(argv[1], "help") && !strcmp(argv[2], "--man")) {
+        docs_write_man(stdout, COMMANDS, N_COMMANDS, ETCH_VERSION, HELP_NOTES);
+        return 0;
+    }
+    if (argc == 3 && !strcmp(argv[1], "help") && !strcmp(argv[2], "--bash-completion")) {
+        docs_write_bash_completion(stdout, COMMANDS, N_COMMANDS);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -21,7 +21,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -49,6 +49,7 @@ typedef struct OptSpec {
 #define CMD_MODEL (CMD_CHECK | CMD_IR | CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_EVAL | CMD_GRAPH | \
                    CMD_GRADCHECK | CMD_BENCH)
 #define MAX_COUNT 0x7fffffffffffffffLL
+#define C_IDENT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH,
@@ -101,6 +102,12 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     "flags for the C compiler instead of etch's defaults"},
     [OPT_RTOL] = {"--rtol", ARG_NUM, "R", CMD_COMPARE, "relative tolerance (default 1e-5)"},
     [OPT_ARGMAX] = {"--argmax", ARG_NONE, NULL, CMD_SHOW, "print the index of the largest value of each row"},
+    [OPT_PREFIX] = {"--prefix", ARG_NAME, "NAME", CMD_BUILD,
+                    "the C names' prefix: NAME_forward, NAME_load, libNAME.so (default:\n"
+                    "the model's name in lower case); one per model in a program"},
+    [OPT_C_ONLY] = {"--c-only", ARG_NONE, NULL, CMD_BUILD,
+                    "write the C sources and the weights, compile nothing (for build\n"
+                    "systems that compile model.c themselves: etch_add_model)"},
 };
 
 static const char *g_cmd = "etch";
@@ -218,6 +225,12 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     }
     case OPT_ARGMAX: o->argmax = true; return 0;
     case OPT_DIGITS: o->digits = (int)n; return 0;
+    case OPT_PREFIX:
+        if (strlen(val) >= MAX_PREFIX || strspn(val, C_IDENT_CHARS) != strlen(val) || isdigit((unsigned char)val[0]))
+            return usage_error("--prefix needs a C identifier of at most %d characters, got '%s'", MAX_PREFIX - 1, val);
+        o->prefix = val;
+        return 0;
+    case OPT_C_ONLY: o->c_only = true; return 0;
     case OPT_COUNT: break;
     }
     abort();
@@ -272,14 +285,18 @@ int options_parse(int argc, char **argv, unsigned cmd, int n_files, const char *
     return 0;
 }
 
+/* "-o PATH", "--print-after=PASS", "-O0|-O1|-O2": the option as its help line heads it. */
+static void option_head(const OptSpec *s, char *head, size_t n) {
+    if (s->arg == ARG_ATTACHED) snprintf(head, n, "-O0|-O1|-O2");
+    else snprintf(head, n, "%s%s%s", s->name, !s->metavar || s->metavar[0] == '=' ? "" : " ", s->metavar ? s->metavar : "");
+}
+
 void options_print_help(FILE *f, unsigned cmds) {
     for (int id = 0; id < OPT_COUNT; id++) {
         const OptSpec *s = &OPTS[id];
         if (!(s->cmds & cmds)) continue;
         char head[64];
-        if (s->arg == ARG_ATTACHED) snprintf(head, sizeof head, "-O0|-O1|-O2");
-        else snprintf(head, sizeof head, "%s%s%s", s->name, !s->metavar || s->metavar[0] == '=' ? "" : " ",
-                      s->metavar ? s->metavar : "");
+        option_head(s, head, sizeof head);
         fprintf(f, "  %-22s ", head);
         for (const char *p = s->help; *p; p++) {
             fputc(*p, f);
@@ -287,5 +304,43 @@ void options_print_help(FILE *f, unsigned cmds) {
         }
         if (s->arg == ARG_INT && s->max != MAX_COUNT) fprintf(f, " (%lld..%lld)", s->min, s->max);
         fputc('\n', f);
+    }
+}
+
+void options_print_names(FILE *f, unsigned cmds) {
+    for (int id = 0; id < OPT_COUNT; id++) {
+        const OptSpec *s = &OPTS[id];
+        if (!(s->cmds & cmds)) continue;
+        if (s->arg == ARG_ATTACHED) fprintf(f, " %s0 %s1 %s2", s->name, s->name, s->name);
+        else fprintf(f, " %s", s->name);
+    }
+}
+
+/* Text for roff: backslashes and hyphens escaped; newlines kept (for .nf
+ * blocks, a line starting with a control character made literal) or made spaces. */
+void roff_text(FILE *f, const char *text, bool keep_lines) {
+    for (const char *p = text; *p; p++) {
+        if (keep_lines && (p == text || p[-1] == '\n') && (*p == '.' || *p == '\'')) fputs("\\&", f);
+        if (*p == '\\') fputs("\\e", f);
+        else if (*p == '-') fputs("\\-", f);
+        else if (*p == '\n') fputc(keep_lines ? '\n' : ' ', f);
+        else fputc(*p, f);
+    }
+}
+
+void options_write_man(FILE *f, const char *const *cmd_names) {
+    for (int id = 0; id < OPT_COUNT; id++) {
+        const OptSpec *s = &OPTS[id];
+        char head[64];
+        option_head(s, head, sizeof head);
+        fputs(".TP\n.B ", f);
+        roff_text(f, head, false);
+        fputs("\n", f);
+        roff_text(f, s->help, false);
+        if (s->arg == ARG_INT && s->max != MAX_COUNT) fprintf(f, " (%lld..%lld)", s->min, s->max);
+        fputs(".\nCommands:", f);
+        for (int bit = 0; cmd_names[bit]; bit++)
+            if (s->cmds & (1u << bit)) fprintf(f, " %s", cmd_names[bit]);
+        fputs(".\n", f);
     }
 }

@@ -15,7 +15,8 @@
 enum {
     MAX_DEFINES = 64,  /* -D NAME=VALUE definitions on one command line */
     MAX_FILES = 16,    /* --input and -o files of `etch run` */
-    MAX_PASS_ARGS = 16 /* --print-after=P and --disable-pass=P each */
+    MAX_PASS_ARGS = 16, /* --print-after=P and --disable-pass=P each */
+    MAX_PREFIX = 48     /* --prefix NAME: bytes with the NUL (symbol names add to it) */
 };
 
 /* One bit per command: the option table's column saying who accepts what. */
@@ -73,6 +74,8 @@ typedef struct Options {
     const char *prompt;        /* run --prompt TEXT (with --sample) */
     double rtol;               /* compare --rtol R */
     bool argmax;               /* show --argmax */
+    const char *prefix;        /* build --prefix NAME (NULL: from the model's name) */
+    bool c_only;               /* build --c-only: emit, do not compile */
 } Options;
 
 /* The defaults every command starts from. */
@@ -84,6 +87,14 @@ int options_parse(int argc, char **argv, unsigned cmd, int n_files, const char *
 void options_free(Options *o);
 /* Writes the help lines of the options that `cmds` (a mask of CmdBits) accept. */
 void options_print_help(FILE *f, unsigned cmds);
+/* The spellings of the options `cmds` accept, each after a space (-O as -O0 -O1 -O2): bash completion's words. */
+void options_print_names(FILE *f, unsigned cmds);
+/* The man page's OPTIONS entries (roff), every option once, each naming the
+ * commands that accept it: cmd_names[k] is the command of bit k, NULL-ended. */
+void options_write_man(FILE *f, const char *const *cmd_names);
+/* text as roff: backslashes and hyphens escaped; newlines kept (inside .nf)
+ * or turned into spaces. */
+void roff_text(FILE *f, const char *text, bool keep_lines);
 
 /* Names the command that usage_error messages mention ("etch build: error: ..."). */
 void usage_set_command(const char *name);

@@ -80,11 +80,13 @@ Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d) {
 }
 
 /* Emits the entries into dir and compiles them: always lib<prefix>.so, plus
- * the program dir/<program> when driver is set. */
+ * the program dir/<program> when driver is set; with --c-only nothing is
+ * compiled. The prefix is --prefix or the model's name. */
 bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
                       const char *dir, CGenDriver driver, const char *program, Diag *d) {
     char prefix[64];
-    model_prefix(p->model_name, prefix, sizeof prefix);
+    if (o->prefix) snprintf(prefix, sizeof prefix, "%s", o->prefix);
+    else model_prefix(p->model_name, prefix, sizeof prefix);
     CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
                       .threads = o->threads, .blas = o->blas};
     CGenStats st;
@@ -96,6 +98,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
             return false;
     }
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
+    if (o->c_only) return true; /* a build system compiles model.c (etch_add_model) */
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
     char flags[512];
 #ifndef ETCH_CBLAS_INCLUDE

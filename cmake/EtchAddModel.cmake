@@ -1,0 +1,96 @@
+# EtchAddModel.cmake: etch_add_model(), the build rule that turns a model
+# source (.etch) into a static library. Included by the installed
+# etchConfig.cmake and by etch's own CMakeLists.txt (so it works through
+# add_subdirectory too); both provide etch::etch (the tool) and etch::runtime
+# (the runtime library the generated code calls).
+#
+#   etch_add_model(<name> SOURCE model.etch
+#                  [DEFINES B=1 ...] [WEIGHTS w.safetensors] [EMBED_WEIGHTS]
+#                  [TRAIN] [OPT 0|1|2] [PREFIX c_name] [TARGET_BACKEND c])
+#
+# At build time `etch build --c-only` writes model.c, model.h, etch_rt.c and
+# etch_rt.h (and, without EMBED_WEIGHTS, <Model>.safetensors) into
+# ${CMAKE_CURRENT_BINARY_DIR}/etch_models/<name>/; the command reruns when the
+# source, the weights or the etch binary change. <name> is a static library of
+# model.c linked to etch::runtime; its C names start with PREFIX (default
+# <name>, made a C identifier): <prefix>_forward, <prefix>_load, ... A
+# program includes "model.h", or "<name>/model.h" when it uses several
+# models. The folder is the target property ETCH_MODEL_DIR and the variable
+# <name>_ETCH_DIR. docs/c-api.md documents the generated API.
+include_guard(GLOBAL)
+
+function(etch_add_model name)
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "EMBED_WEIGHTS;TRAIN" "SOURCE;WEIGHTS;OPT;PREFIX;TARGET_BACKEND;QUANTIZE;CALIB"
+                        "DEFINES")
+  set(where "etch_add_model(${name})")
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "${where}: unknown arguments: ${ARG_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT ARG_SOURCE)
+    message(FATAL_ERROR "${where}: SOURCE model.etch is required")
+  endif()
+  if(DEFINED ARG_QUANTIZE OR DEFINED ARG_CALIB)
+    message(FATAL_ERROR "${where}: QUANTIZE/CALIB: not supported yet (etch has no quantizer)")
+  endif()
+  if(DEFINED ARG_TARGET_BACKEND AND NOT ARG_TARGET_BACKEND STREQUAL "c")
+    message(FATAL_ERROR "${where}: TARGET_BACKEND ${ARG_TARGET_BACKEND}: not supported yet (only c)")
+  endif()
+  if(ARG_TRAIN AND ARG_EMBED_WEIGHTS)
+    message(FATAL_ERROR "${where}: TRAIN cannot be combined with EMBED_WEIGHTS (training updates the weights)")
+  endif()
+  if(NOT TARGET etch::etch OR NOT TARGET etch::runtime)
+    message(FATAL_ERROR "${where}: etch::etch and etch::runtime are missing: find_package(etch) or add_subdirectory(etch) first")
+  endif()
+
+  set(prefix "${ARG_PREFIX}")
+  if(NOT prefix)
+    string(MAKE_C_IDENTIFIER "${name}" prefix)
+  endif()
+  get_filename_component(source "${ARG_SOURCE}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+  set(dir "${CMAKE_CURRENT_BINARY_DIR}/etch_models/${name}")
+  set(args build "${source}" -o "${dir}" --c-only --prefix "${prefix}")
+  foreach(define IN LISTS ARG_DEFINES)
+    list(APPEND args -D "${define}")
+  endforeach()
+  set(depends "${source}")
+  if(ARG_WEIGHTS)
+    get_filename_component(weights "${ARG_WEIGHTS}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND args --weights "${weights}")
+    list(APPEND depends "${weights}")
+  endif()
+  if(ARG_EMBED_WEIGHTS)
+    list(APPEND args --embed-weights)
+  endif()
+  if(ARG_TRAIN)
+    list(APPEND args --train)
+  endif()
+  if(DEFINED ARG_OPT)
+    if(NOT ARG_OPT MATCHES "^[012]$")
+      message(FATAL_ERROR "${where}: OPT takes 0, 1 or 2, got '${ARG_OPT}'")
+    endif()
+    list(APPEND args -O${ARG_OPT})
+  endif()
+
+  # The tool: the in-tree target when etch is a subproject (built first, and
+  # a rebuilt etch regenerates the model), else the installed executable.
+  get_target_property(tool etch::etch ALIASED_TARGET)
+  if(NOT tool)
+    set(tool etch::etch)
+  endif()
+  set(outputs "${dir}/model.c" "${dir}/model.h" "${dir}/etch_rt.c" "${dir}/etch_rt.h")
+  add_custom_command(
+    OUTPUT ${outputs}
+    COMMAND ${tool} ${args}
+    DEPENDS ${depends} ${tool} "$<TARGET_FILE:${tool}>"
+    COMMENT "etch: compiling model ${name} from ${ARG_SOURCE}"
+    VERBATIM)
+
+  add_library(${name} STATIC "${dir}/model.c" "${dir}/model.h")
+  target_include_directories(${name} PUBLIC "${dir}" "${CMAKE_CURRENT_BINARY_DIR}/etch_models")
+  target_link_libraries(${name} PUBLIC etch::runtime)
+  # The flags etch compiles emitted code with itself (codegen/build.h).
+  target_compile_options(${name} PRIVATE $<$<C_COMPILER_ID:GNU,Clang,AppleClang>:-O3 -ffp-contract=fast -fopenmp-simd>)
+  target_compile_definitions(${name} PRIVATE _POSIX_C_SOURCE=200809L)
+  set_target_properties(${name} PROPERTIES ETCH_MODEL_DIR "${dir}" ETCH_PREFIX "${prefix}" LINKER_LANGUAGE C)
+  set(${name}_ETCH_DIR "${dir}" PARENT_SCOPE)
+endfunction()
