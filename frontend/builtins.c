@@ -237,6 +237,14 @@ static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *gi
     return add_op(e, OP_CAST, &x, 1, &a, loc, out);
 }
 
+/* detach(x): x with no gradient flowing back through it (torch's Tensor.detach) */
+static bool bi_detach(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    return add_op(e, OP_STOP_GRADIENT, &x, 1, NULL, loc, out);
+}
+
 /* int(x), float(x): compile-time conversions (int truncates toward zero, like Python). */
 static bool bi_convert(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
@@ -615,6 +623,7 @@ static const Builtin builtins[] = {
     {"permute", {"x", "dims"}, 2, 2, bi_permute, OP_TRANSPOSE},
     {"broadcast_to", {"x", "shape"}, 2, 2, bi_broadcast_to, OP_BROADCAST},
     {"cast", {"x", "dtype"}, 2, 2, bi_cast, OP_CAST},
+    {"detach", {"x"}, 1, 1, bi_detach, OP_STOP_GRADIENT},
     {"softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_SOFTMAX},
     {"log_softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_LOG_SOFTMAX},
     {"int", {"x"}, 1, 1, bi_convert, OP_COUNT},

@@ -105,6 +105,7 @@ typedef struct Elab {
     int eval_depth;        /* expressions and blocks being evaluated, across calls (ELAB_MAX_EVAL_DEPTH) */
     bool training;         /* tracing a train block: dropout and friends are active */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
+    int scan_depth;        /* run-time 'for' bodies (scans) being traced */
     int n_loops;           /* loops traced so far (names their body graphs) */
     const char *last_note; /* the last note printed while unwinding an error */
     SrcLoc last_note_loc;

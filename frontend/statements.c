@@ -251,10 +251,12 @@ static ExecResult exec_for(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
 
     LoopCtx lc = {0}, *outer = e->loop;
     e->loop = &lc;
+    e->scan_depth++;
     Scope *bs = new_scope(e, s, false);
     scope_bind(e, bs, st->loop_var, st->loop_var_loc, (Value){.kind = V_TENSOR, .id = ph[nc], .loc = st->loop_var_loc},
                false);
     ExecResult r = exec_block(e, bs, &st->then_block, fr);
+    e->scan_depth--;
     e->loop = outer;
     bool ok = r == EXEC_NEXT;
     if (r == EXEC_RETURNED) ok = diag_error(e->diag, fr->ret_loc, "'return' inside a 'for' loop (use 'yield' for a step's outputs)");

@@ -49,6 +49,10 @@ typedef struct TsTol {
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
 
+/* Runs g (one f64[] input, the step of its random ops; one output) eagerly
+ * at `step` and returns the output, which the caller frees. */
+Tensor *ts_run_at_step(const Graph *g, double step);
+
 /* The source tree (ETCH_SOURCE_DIR, which ctest sets, else found from this file's path). */
 const char *ts_source_dir(void);
 
