@@ -13,6 +13,7 @@
  *   calls.c        fn calls: argument binding, types, errors inside nn.etch
  *   statements.c   let, assignment, return, if, for loops (scan)
  *   eval.c         expressions: names, operators, constant folding, calls
+ *   index.c        subscripts: list and tuple items, tensor indexing and slicing
  *   builtins.c     the builtin function table (relu, sum, reshape, ...) */
 #ifndef ETCH_FRONTEND_ELAB_H
 #define ETCH_FRONTEND_ELAB_H
@@ -143,6 +144,8 @@ const char *suggest_name(Elab *e, Scope *s, const char *name);
 
 /* ---- expressions (eval.c) ---- */
 bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out);
+/* a[...]: lists, tuples and tensors (index.c). */
+bool eval_index(Elab *e, Scope *s, const Expr *x, Value *out);
 /* Evaluates a call's arguments into ca (prepending self when given). */
 bool eval_args(Elab *e, Scope *s, const Expr *call, const Value *self, CallArgs *ca);
 /* A constant integer / number / bool, or an error naming what was found and `what` it is for. */

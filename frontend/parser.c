@@ -95,7 +95,7 @@ static int max_depth(int d, const Expr *x) { return x && x->depth > d ? x->depth
 
 /* Sets e's height from its operands; NULL after reporting a tree that is too tall. */
 Expr *expr_finish(Parser *P, Expr *e) {
-    int d = max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee);
+    int d = max_depth(max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee), e->step);
     for (int i = 0; i < e->n_args; i++) d = max_depth(d, e->args[i].value);
     for (int i = 0; i < e->n_items; i++) d = max_depth(d, e->items[i]);
     e->depth = d + 1;
