@@ -107,6 +107,7 @@ typedef struct Elab {
     bool training;         /* tracing a train block: dropout and friends are active */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
     int scan_depth;        /* run-time 'for' bodies (scans) being traced */
+    int unrolled_steps;    /* steps taken by compile-time 'for' loops so far (ELAB_MAX_UNROLLED_STEPS) */
     int n_loops;           /* loops traced so far (names their body graphs) */
     const char *last_note; /* the last note printed while unwinding an error */
     SrcLoc last_note_loc;
@@ -126,6 +127,10 @@ typedef struct CallArgs {
  * own depth across calls too: about 1 KiB of stack a level under ASan, so the
  * limit stays well inside an 8 MiB stack. */
 enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32, ELAB_MAX_EVAL_DEPTH = 3000 };
+/* Compile-time sequences: the longest range(), and the steps all unrolled
+ * `for` loops of a compilation may take together (a loop over a list or a
+ * range runs its body once per item while tracing). */
+enum { ELAB_MAX_SEQUENCE = 1 << 16, ELAB_MAX_UNROLLED_STEPS = 1 << 16 };
 /* Enters one level of evaluation at loc; false after reporting one too many.
  * A successful enter is paired with e->eval_depth--. */
 bool elab_enter(Elab *e, SrcLoc loc);

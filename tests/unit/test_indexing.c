@@ -21,14 +21,7 @@
 
 static SrcLoc L = {"index.etch", 1, 1};
 
-static Program *compile(Arena *a, const char *src) {
-    Diag d;
-    diag_init(&d, stderr);
-    Program *p = frontend_compile_source(a, "index.etch", src, NULL, 0, &d);
-    diag_dispose(&d);
-    assert_non_null(p);
-    return p;
-}
+static Program *compile(Arena *a, const char *src) { return ts_compile(a, "index.etch", src); }
 
 static void test_parse_subscripts(void **state) {
     (void)state;

@@ -78,14 +78,7 @@ static void test_normal_definition_and_statistics(void **state) {
 
 /* ---- the DSL builtins ------------------------------------------------------ */
 
-static Program *compile(Arena *a, const char *src) {
-    Diag d;
-    diag_init(&d, stderr);
-    Program *p = frontend_compile_source(a, "random.etch", src, NULL, 0, &d);
-    diag_dispose(&d);
-    assert_non_null(p);
-    return p;
-}
+static Program *compile(Arena *a, const char *src) { return ts_compile(a, "random.etch", src); }
 
 static const char DSL_SRC[] = "model Net {\n"
                               "  fn forward(x: f32[3, 5]) {\n"

@@ -5,7 +5,8 @@
  *   - ts_random_tensor: deterministic inputs (Philox);
  *   - ts_check_graph: eager executor vs emitted C at -O0 and -O2, compiled
  *     into a shared library, loaded and compared under a TsTol;
- *   - ts_check_grad: autodiff vs central finite differences in float64.
+ *   - ts_check_grad: autodiff vs central finite differences in float64;
+ *   - ts_compile: DSL source to a Program; ts_run_at_step: a random graph run eagerly.
  * A test file that defines `static SrcLoc L` gets the short forms add(), U()
  * and B(), which pass L as the ops' location. */
 #ifndef ETCH_TEST_SUPPORT_H
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "frontend/frontend.h"
 #include "ir/ir.h"
 
 Shape S(int rank, ...);
@@ -48,6 +50,10 @@ typedef struct TsTol {
  * (the pass pipeline and the memory plan), each compiled with the system
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
+
+/* Compiles DSL source (named path in diagnostics, printed to stderr),
+ * asserting success. */
+Program *ts_compile(Arena *a, const char *path, const char *src);
 
 /* Runs g (one f64[] input, the step of its random ops; one output) eagerly
  * at `step` and returns the output, which the caller frees. */
