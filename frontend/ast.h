@@ -226,7 +226,7 @@ struct Member {
     SrcLoc loc;       /* the name (or 'if') */
     Expr *value;      /* CONST: the expression; PARAM: the initializer call; INSTANCE: the constructor call */
     TypeExpr *type;   /* PARAM */
-    bool frozen;      /* PARAM */
+    bool frozen;      /* PARAM; INSTANCE: every param of the submodule is frozen */
     FnDecl *fn;       /* FN */
     Expr *cond;       /* IF */
     MemberList then_members, else_members; /* IF (an else-if is an else list holding one MB_IF) */
