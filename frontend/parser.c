@@ -236,7 +236,10 @@ static Member *parse_member(Parser *P) {
                 m->loc = peek(P)->loc;
                 return parse_instance(P, m);
             }
-            if (!expect(P, TK_PARAM, "after 'frozen' (or a submodule: 'frozen fc1 = Linear(...)')")) return NULL;
+            bool param_like = at(P, TK_IDENT) && peek_at(P, 1)->kind == TK_COLON; /* 'param' left out */
+            if (!expect(P, TK_PARAM, param_like ? "after 'frozen'"
+                                                : "after 'frozen' (or a submodule: 'frozen fc1 = Linear(...)')"))
+                return NULL;
         } else {
             next(P);
         }
