@@ -123,8 +123,8 @@ static bool index_tensor(Elab *e, int x, const Sub *subs, int n_subs, SrcLoc loc
         else if (++n_ellipsis > 1) return diag_error(e->diag, subs[i].loc[0], "an index can have only one '...'");
     }
     if (n_dims > in.rank)
-        return diag_error(e->diag, loc, "too many indices for %s: %d subscripts for %d dim%s", type_of(e, x), n_dims,
-                          in.rank, in.rank == 1 ? "" : "s");
+        return diag_error(e->diag, loc, "too many indices for %s: %d subscript%s for %d dim%s", type_of(e, x), n_dims,
+                          n_dims == 1 ? "" : "s", in.rank, in.rank == 1 ? "" : "s");
     bool drop[ETCH_MAX_RANK] = {false};
     int cur = x, axis = 0;
     for (int i = 0; i < n_subs && cur >= 0; i++) {
