@@ -53,6 +53,7 @@ typedef enum TokKind {
     TK_DOT,
     TK_ASSIGN,
     TK_ARROW,
+    TK_ELLIPSIS, /* ... (in subscripts) */
     /* operators */
     TK_PLUS,
     TK_MINUS,
@@ -97,7 +98,9 @@ typedef enum ExprKind {
     EX_BINARY, /* a + b, a @ b, a < b, a and b ... */
     EX_CALL,   /* f(args), m.f(args) */
     EX_MEMBER, /* a.name */
-    EX_INDEX,  /* a[i] */
+    EX_INDEX,  /* a[i], x[a:b, -1, ...]: lhs[items] */
+    EX_SLICE,  /* a subscript start:stop:step (lhs, rhs, step; each NULL when left out) */
+    EX_ELLIPSIS, /* a subscript ... */
 } ExprKind;
 
 typedef struct Expr Expr;
@@ -125,11 +128,12 @@ struct Expr {
     DType dtype;        /* EX_DTYPE */
     const char *name;   /* EX_NAME, EX_MEMBER (the member), EX_CALL (callee's last name) */
     TokKind op;         /* EX_UNARY, EX_BINARY */
-    Expr *lhs, *rhs;    /* EX_UNARY (lhs), EX_BINARY, EX_MEMBER (lhs), EX_INDEX (lhs[rhs]) */
+    Expr *lhs, *rhs;    /* EX_UNARY (lhs), EX_BINARY, EX_MEMBER (lhs), EX_INDEX (lhs), EX_SLICE (start, stop) */
+    Expr *step;         /* EX_SLICE */
     Expr *callee;       /* EX_CALL: an EX_NAME or EX_MEMBER */
     Arg *args;          /* EX_CALL */
     int n_args;
-    Expr **items;       /* EX_LIST */
+    Expr **items;       /* EX_LIST; EX_INDEX: the subscripts */
     int n_items;
     int depth;          /* height of this subtree (a leaf is 1), at most PARSE_MAX_DEPTH */
 };
@@ -222,7 +226,7 @@ struct Member {
     SrcLoc loc;       /* the name (or 'if') */
     Expr *value;      /* CONST: the expression; PARAM: the initializer call; INSTANCE: the constructor call */
     TypeExpr *type;   /* PARAM */
-    bool frozen;      /* PARAM */
+    bool frozen;      /* PARAM; INSTANCE: every param of the submodule is frozen */
     FnDecl *fn;       /* FN */
     Expr *cond;       /* IF */
     MemberList then_members, else_members; /* IF (an else-if is an else list holding one MB_IF) */

@@ -237,6 +237,14 @@ static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *gi
     return add_op(e, OP_CAST, &x, 1, &a, loc, out);
 }
 
+/* detach(x): x with no gradient flowing back through it (torch's Tensor.detach) */
+static bool bi_detach(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    int x;
+    if (!need_tensor(e, &args[0], fname(e, b), &x)) return false;
+    return add_op(e, OP_STOP_GRADIENT, &x, 1, NULL, loc, out);
+}
+
 /* int(x), float(x): compile-time conversions (int truncates toward zero, like Python). */
 static bool bi_convert(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
@@ -587,6 +595,49 @@ static bool bi_pair(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *gi
     return true;
 }
 
+/* ---- sequences (for loops unroll over them: statements.c) ---------------- */
+
+/* range(stop) or range(start, stop, step=1): Python's, as a list of integers */
+static bool bi_range(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    int64_t v[3] = {0, 0, 1};
+    static const char *const what[] = {"start of range()", "stop of range()", "step of range()"};
+    if (!given[1]) {
+        if (!value_int(e, &args[0], what[1], &v[1])) return false;
+    } else {
+        for (int k = 0; k < 3; k++)
+            if (given[k] && !value_int(e, &args[k], what[k], &v[k])) return false;
+    }
+    if (v[2] == 0) return diag_error(e->diag, args[2].loc, "step of range() must not be zero");
+    double n = v[2] > 0 ? ceil((double)(v[1] - v[0]) / (double)v[2]) : ceil((double)(v[0] - v[1]) / (double)-v[2]);
+    if (n < 0) n = 0;
+    if (n > ELAB_MAX_SEQUENCE)
+        return diag_error(e->diag, loc, "%s of %.0f numbers; at most %d are supported", fname(e, b), n,
+                          ELAB_MAX_SEQUENCE);
+    Value *items = arena_alloc(e->arena, sizeof(Value) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < (int64_t)n; i++) items[i] = value_num((double)(v[0] + i * v[2]), true, loc);
+    *out = (Value){.kind = V_LIST, .items = items, .n_items = (int)n, .loc = loc};
+    return true;
+}
+
+/* reversed(seq): a list or tuple backward. `for x in reversed(xs)` over a
+ * tensor runs the loop backward in time instead (statements.c). */
+static bool bi_reversed(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    (void)given;
+    const Value *v = &args[0];
+    if (v->kind == V_TENSOR)
+        return diag_error(e->diag, v->loc,
+                          "%s of a tensor is only supported as the sequence of a 'for' loop (for x in reversed(xs) "
+                          "runs the loop backward over the first dim), got %s",
+                          fname(e, b), value_describe(e, v));
+    if (v->kind != V_LIST && v->kind != V_TUPLE)
+        return diag_error(e->diag, v->loc, "%s needs a list, a tuple or a range, got %s", fname(e, b),
+                          value_describe(e, v));
+    Value *items = arena_alloc(e->arena, sizeof(Value) * (size_t)(v->n_items ? v->n_items : 1));
+    for (int i = 0; i < v->n_items; i++) items[i] = v->items[v->n_items - 1 - i];
+    *out = (Value){.kind = v->kind, .items = items, .n_items = v->n_items, .loc = loc};
+    return true;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 #define UNARY(n, k) {n, {"x"}, 1, 1, bi_unary, k}
@@ -615,6 +666,7 @@ static const Builtin builtins[] = {
     {"permute", {"x", "dims"}, 2, 2, bi_permute, OP_TRANSPOSE},
     {"broadcast_to", {"x", "shape"}, 2, 2, bi_broadcast_to, OP_BROADCAST},
     {"cast", {"x", "dtype"}, 2, 2, bi_cast, OP_CAST},
+    {"detach", {"x"}, 1, 1, bi_detach, OP_STOP_GRADIENT},
     {"softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_SOFTMAX},
     {"log_softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_LOG_SOFTMAX},
     {"int", {"x"}, 1, 1, bi_convert, OP_COUNT},
@@ -628,6 +680,8 @@ static const Builtin builtins[] = {
     {"max_pool2d", {"x", "kernel_size", "stride", "padding"}, 4, 2, bi_pool2d, OP_MAX_POOL2D},
     {"avg_pool2d", {"x", "kernel_size", "stride", "padding"}, 4, 2, bi_pool2d, OP_AVG_POOL2D},
     {"pair", {"x"}, 1, 1, bi_pair, OP_COUNT},
+    {"range", {"start", "stop", "step"}, 3, 1, bi_range, OP_COUNT},
+    {"reversed", {"seq"}, 1, 1, bi_reversed, OP_COUNT},
 };
 #undef UNARY
 enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
@@ -658,7 +712,7 @@ bool builtin_call(Elab *e, const char *name, SrcLoc loc, const CallArgs *ca, Val
     bool given[BUILTIN_MAX_PARAMS];
     if (!bind_args(e, loc, fname(e, b), b->params, b->n_params, b->n_required, ca, slots, given)) return false;
     for (int i = 0; i < b->n_params; i++)
-        if (given[i] && slots[i].kind == V_TUPLE)
+        if (given[i] && slots[i].kind == V_TUPLE && b->impl != bi_reversed) /* reversed() takes tuples */
             return diag_error(e->diag, slots[i].loc, "argument '%s' of %s is %s; unpack it with 'let a, b = ...' first",
                               b->params[i], fname(e, b), value_describe(e, &slots[i]));
     return b->impl(e, b, loc, slots, given, out);

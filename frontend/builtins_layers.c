@@ -7,6 +7,7 @@
  *   embedding                          row lookup in a table (gather_rows)
  *   causal_mask, masked_fill           attention masks
  *   dropout, batch_norm                builtins_norm.c (training-mode behaviour)
+ *   rand, randn, randint               builtins_random.c
  *
  * The table is separate from builtins.c's so the two can grow independently;
  * builtins.c forwards names it does not know here (layer_builtin_*). Dims
@@ -377,19 +378,29 @@ static bool lb_full(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, boo
     }
     if (is_full && !value_number(e, &args[1], arena_printf(e->arena, "value of %s", lb_fname(e, b)), &a.value))
         return false;
+    if (!lb_shape_arg(e, b, sv, &a.shape)) return false;
+    return result(lb_op(e, OP_CONST, NULL, 0, &a, loc), loc, out);
+}
+
+bool lb_shape_arg(Elab *e, const LayerBuiltin *b, const Value *sv, Shape *out) {
+    if (sv->kind == V_TENSOR)
+        return diag_error(e->diag, sv->loc,
+                          "shape of %s must be a compile-time list of integers like [64, 128], got %s (x.shape is "
+                          "the shape of a tensor x)",
+                          lb_fname(e, b), value_describe(e, sv));
     if (sv->kind != V_LIST || sv->n_items > ETCH_MAX_RANK)
         return diag_error(e->diag, sv->loc, "shape of %s must be a list of at most %d integers like [64, 128], got %s",
                           lb_fname(e, b), ETCH_MAX_RANK, value_describe(e, sv));
-    a.shape.rank = sv->n_items;
+    out->rank = sv->n_items;
     for (int i = 0; i < sv->n_items; i++) {
         int64_t d;
         if (!value_int(e, &sv->items[i], arena_printf(e->arena, "a dimension in %s", lb_fname(e, b)), &d)) return false;
         if (d < 1 || d > 2147483647)
             return diag_error(e->diag, sv->items[i].loc, "dimension %lld in %s must be between 1 and 2^31 - 1",
                               (long long)d, lb_fname(e, b));
-        a.shape.dim[i] = d;
+        out->dim[i] = d;
     }
-    return result(lb_op(e, OP_CONST, NULL, 0, &a, loc), loc, out);
+    return true;
 }
 
 /* ---- the table ---- */
@@ -410,6 +421,9 @@ static const LayerBuiltin layer_builtins[] = {
     {"zeros", {"shape", "dtype"}, 2, 1, lb_full},
     {"masked_fill", {"x", "mask", "value"}, 3, 3, lb_masked_fill},
     {"dropout", {"x", "p"}, 2, 1, lb_dropout},
+    {"rand", {"shape", "dtype", "seed"}, 3, 1, lb_rand},
+    {"randn", {"shape", "dtype", "seed"}, 3, 1, lb_rand},
+    {"randint", {"low", "high", "shape", "dtype", "seed"}, 5, 2, lb_randint},
     {"batch_norm",
      {"x", "running_mean", "running_var", "weight", "bias", "momentum", "eps", "num_batches_tracked", "ndim"},
      9, 3, lb_batch_norm},

@@ -4,12 +4,10 @@
  *
  * dropout(x, p=0.5): identity in inference. In training, keep = u >= p with u
  * from random_uniform (ir/ops/random.c) and y = where(keep, x * 1/(1-p), 0).
- * The step operand is the optimizer's step counter, the param
- * "optimizer.step" (f64 scalar), created here on first use and reused by
- * passes/transforms/train.c, so every training step draws a new mask while a
- * step's mask depends only on (seed, step, element). Each dropout site gets its own
- * seed: a hash of how many random_uniform nodes the graph already has, so
- * sites differ and recompiling gives the same seeds.
+ * The step operand is the optimizer's step counter and each dropout site
+ * gets its own seed (builtins_random.c: lb_random_step, lb_site_seed), so
+ * every training step draws a new mask while a step's mask depends only on
+ * (site, step, element).
  *
  * batch_norm(x, running_mean, running_var, weight, bias, momentum=0.1,
  * eps=1e-5, num_batches_tracked, ndim): channels on dim 1 of x [N, C, ...].
@@ -34,32 +32,6 @@ static bool result(int id, SrcLoc loc, Value *out) {
 
 /* ---- dropout ---- */
 
-/* The optimizer's step counter (passes/transforms/train.c updates it). */
-static int step_param(Elab *e, SrcLoc loc) {
-    int id = graph_find_param(e->graph, "optimizer.step");
-    if (id < 0) {
-        NodeAttrs a = {.name = "optimizer.step", .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true};
-        return lb_op(e, OP_PARAM, NULL, 0, &a, loc);
-    }
-    const Node *n = &e->graph->nodes[id];
-    if (n->dtype != DT_F64 || n->shape.rank != 0 || !n->attr.frozen) {
-        diag_error(e->diag, loc, "dropout() needs the optimizer's step counter 'optimizer.step', but a parameter of "
-                                 "that name is already declared");
-        return -1;
-    }
-    return id;
-}
-
-/* splitmix64 of the number of dropout sites traced so far, below 2^63 (textual IR ints are signed) */
-static uint64_t site_seed(const Graph *g) {
-    uint64_t k = 0;
-    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == OP_RANDOM_UNIFORM;
-    uint64_t z = 0x5EEDD50F0A7ULL + (k + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return (z ^ (z >> 31)) & (uint64_t)INT64_MAX;
-}
-
 bool lb_dropout(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     int x;
     if (!need_tensor(e, &args[0], lb_fname(e, b), &x)) return false;
@@ -72,8 +44,8 @@ bool lb_dropout(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *g
         return diag_error(e->diag, args[1].loc, "dropout probability has to be between 0 and 1, but got %g", p);
     if (!e->training || p == 0) return result(x, loc, out);
     if (p == 1) return result(lb_bin(e, OP_MUL, x, lb_const(e, 0, t, loc), loc), loc, out);
-    int step = step_param(e, loc);
-    NodeAttrs ra = {.seed = site_seed(e->graph), .dtype = t, .shape = e->graph->nodes[x].shape};
+    int step = lb_random_step(e, lb_fname(e, b), loc);
+    NodeAttrs ra = {.seed = lb_site_seed(e->graph), .dtype = t, .shape = e->graph->nodes[x].shape};
     int u = lb_op(e, OP_RANDOM_UNIFORM, &step, 1, &ra, loc);
     /* u is a multiple of 2^-24: rounding p up to one keeps u >= p exact in f32 and f64 alike */
     double pq = ceil(p * 16777216.0) / 16777216.0;

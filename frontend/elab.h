@@ -13,6 +13,7 @@
  *   calls.c        fn calls: argument binding, types, errors inside nn.etch
  *   statements.c   let, assignment, return, if, for loops (scan)
  *   eval.c         expressions: names, operators, constant folding, calls
+ *   index.c        subscripts: list and tuple items, tensor indexing and slicing
  *   builtins.c     the builtin function table (relu, sum, reshape, ...) */
 #ifndef ETCH_FRONTEND_ELAB_H
 #define ETCH_FRONTEND_ELAB_H
@@ -105,6 +106,8 @@ typedef struct Elab {
     int eval_depth;        /* expressions and blocks being evaluated, across calls (ELAB_MAX_EVAL_DEPTH) */
     bool training;         /* tracing a train block: dropout and friends are active */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
+    int scan_depth;        /* run-time 'for' bodies (scans) being traced */
+    int unrolled_steps;    /* steps taken by compile-time 'for' loops so far (ELAB_MAX_UNROLLED_STEPS) */
     int n_loops;           /* loops traced so far (names their body graphs) */
     const char *last_note; /* the last note printed while unwinding an error */
     SrcLoc last_note_loc;
@@ -124,6 +127,10 @@ typedef struct CallArgs {
  * own depth across calls too: about 1 KiB of stack a level under ASan, so the
  * limit stays well inside an 8 MiB stack. */
 enum { ELAB_MAX_CALL_DEPTH = 64, ELAB_MAX_INST_DEPTH = 32, ELAB_MAX_EVAL_DEPTH = 3000 };
+/* Compile-time sequences: the longest range(), and the steps all unrolled
+ * `for` loops of a compilation may take together (a loop over a list or a
+ * range runs its body once per item while tracing). */
+enum { ELAB_MAX_SEQUENCE = 1 << 16, ELAB_MAX_UNROLLED_STEPS = 1 << 16 };
 /* Enters one level of evaluation at loc; false after reporting one too many.
  * A successful enter is paired with e->eval_depth--. */
 bool elab_enter(Elab *e, SrcLoc loc);
@@ -142,6 +149,8 @@ const char *suggest_name(Elab *e, Scope *s, const char *name);
 
 /* ---- expressions (eval.c) ---- */
 bool eval_expr(Elab *e, Scope *s, const Expr *x, Value *out);
+/* a[...]: lists, tuples and tensors (index.c). */
+bool eval_index(Elab *e, Scope *s, const Expr *x, Value *out);
 /* Evaluates a call's arguments into ca (prepending self when given). */
 bool eval_args(Elab *e, Scope *s, const Expr *call, const Value *self, CallArgs *ca);
 /* A constant integer / number / bool, or an error naming what was found and `what` it is for. */

@@ -456,25 +456,6 @@ static bool eval_member(Elab *e, Scope *s, const Expr *x, Value *out) {
     return diag_error(e->diag, x->loc, "%s has no member '%s'", value_describe(e, &v), x->name);
 }
 
-static bool eval_index(Elab *e, Scope *s, const Expr *x, Value *out) {
-    Value v, ix;
-    if (!eval_expr(e, s, x->lhs, &v) || !eval_expr(e, s, x->rhs, &ix)) return false;
-    if (v.kind != V_LIST && v.kind != V_TUPLE) {
-        if (v.kind == V_TENSOR)
-            return diag_error(e->diag, x->loc, "tensors cannot be indexed or sliced (not supported yet)");
-        return diag_error(e->diag, x->loc, "%s cannot be indexed", value_describe(e, &v));
-    }
-    int64_t i;
-    if (!value_int(e, &ix, "an index", &i)) return false;
-    int64_t j = i < 0 ? i + v.n_items : i;
-    if (j < 0 || j >= v.n_items)
-        return diag_error(e->diag, x->rhs->loc, "index %lld is out of range for %s", (long long)i,
-                          value_describe(e, &v));
-    *out = v.items[j];
-    out->loc = x->loc;
-    return true;
-}
-
 static bool eval_list(Elab *e, Scope *s, const Expr *x, Value *out) {
     Value *items = arena_alloc(e->arena, sizeof(Value) * (size_t)(x->n_items ? x->n_items : 1));
     for (int i = 0; i < x->n_items; i++) {
@@ -594,6 +575,8 @@ static bool eval_expr_kind(Elab *e, Scope *s, const Expr *x, Value *out) {
     case EX_CALL: return eval_call(e, s, x, out);
     case EX_MEMBER: return eval_member(e, s, x, out);
     case EX_INDEX: return eval_index(e, s, x, out);
+    case EX_SLICE:
+    case EX_ELLIPSIS: break; /* only inside an EX_INDEX (index.c) */
     }
     return diag_error(e->diag, x->loc, "unsupported expression");
 }

@@ -1,8 +1,9 @@
 /* instantiate.c: module instantiation: a module's constructor arguments
  * bound and checked (compile-time constants; a module that instantiates
  * itself is an error), its members walked in order (constants, params with
- * their types and initializers, submodules, fns, compile-time if), and its
- * params added to the graph in PyTorch state_dict order. */
+ * their types and initializers, submodules (a frozen one freezes all its
+ * params), fns, compile-time if), and its params added to the graph in
+ * PyTorch state_dict order. */
 #include <string.h>
 
 #include "frontend/elab.h"
@@ -92,6 +93,12 @@ static bool elab_param(Elab *e, Instance *inst, const Member *m) {
     return true;
 }
 
+/* `frozen fc1 = Linear(...)`: no param under inst gets a gradient or an update. */
+static void freeze(Instance *inst) {
+    for (int i = 0; i < inst->n_params; i++) inst->params[i]->frozen = true;
+    for (int i = 0; i < inst->n_children; i++) freeze(inst->children[i]);
+}
+
 static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
     const Expr *call = m->value;
     Binding *b = scope_find(&inst->scope, call->name);
@@ -113,6 +120,7 @@ static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
     if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
     Instance *child = instantiate(e, &b->val, join_path(e, inst->path, m->name), inst, &ca, call->loc);
     if (!child) return false;
+    if (m->frozen) freeze(child);
     scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_INSTANCE, .inst = child, .loc = m->loc}, false);
     if (inst->n_children == inst->cap_children) {
         int cap = inst->cap_children ? inst->cap_children * 2 : 4;

@@ -46,6 +46,7 @@ const char *tok_kind_str(TokKind k) {
     case TK_INT:
     case TK_FLOAT: return "a number";
     case TK_DTYPE: return "a dtype";
+    case TK_ELLIPSIS: return "'...'";
     default: break;
     }
     for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
@@ -210,6 +211,11 @@ Token *lex_source(Arena *a, const char *path, const char *src, int *n, Diag *d) 
         }
         if (isalpha((unsigned char)c) || c == '_') {
             if (!(ok = lex_word(&L))) break;
+            continue;
+        }
+        if (c == '.' && L.p[1] == '.' && L.p[2] == '.') {
+            lex_push(&L, TK_ELLIPSIS, L.p, 3);
+            L.p += 3;
             continue;
         }
         bool matched = false;

@@ -103,7 +103,46 @@ static Expr *parse_primary(Parser *P) {
     }
 }
 
-/* postfix = primary { "(" [ args ] ")" | "." IDENT | "[" expr "]" } ; */
+/* subscript = "..." | [ expr ] ":" [ expr ] [ ":" [ expr ] ] | expr ; */
+static Expr *parse_subscript(Parser *P) {
+    Token *t = peek(P);
+    if (t->kind == TK_ELLIPSIS) {
+        next(P);
+        return new_expr(P, EX_ELLIPSIS, t->loc);
+    }
+    Expr *start = NULL;
+    if (t->kind != TK_COLON && !(start = parse_expr(P))) return NULL;
+    if (!at(P, TK_COLON)) return start;
+    Expr *sl = new_expr(P, EX_SLICE, start ? start->loc : t->loc);
+    sl->lhs = start;
+    next(P);
+    for (int part = 0; part < 2; part++) { /* stop, then ':' step */
+        if (part == 1 && !accept(P, TK_COLON)) break;
+        if (at(P, TK_COMMA) || at(P, TK_RBRACKET) || at(P, TK_COLON)) continue;
+        Expr *v = parse_expr(P);
+        if (!v) return NULL;
+        if (part == 0) sl->rhs = v;
+        else sl->step = v;
+    }
+    return expr_finish(P, sl);
+}
+
+/* index = "[" subscript { "," subscript } [","] "]" ;   ("[" already consumed) */
+static Expr *parse_index(Parser *P, const Token *open, Expr *base) {
+    Expr *ix = new_expr(P, EX_INDEX, open->loc);
+    ix->lhs = base;
+    int cap = 0;
+    do {
+        if (at(P, TK_RBRACKET) && ix->n_items) break;
+        Expr *sub = parse_subscript(P);
+        if (!sub) return NULL;
+        ix->items = push_ptr(P, ix->items, &ix->n_items, &cap, sub);
+    } while (accept(P, TK_COMMA));
+    if (!expect_close(P, TK_RBRACKET, open)) return NULL;
+    return expr_finish(P, ix);
+}
+
+/* postfix = primary { "(" [ args ] ")" | "." IDENT | index } ; */
 static Expr *parse_postfix(Parser *P) {
     Expr *e = parse_primary(P);
     while (e) {
@@ -127,11 +166,7 @@ static Expr *parse_postfix(Parser *P) {
             e = expr_finish(P, m);
         } else if (t->kind == TK_LBRACKET) {
             next(P);
-            Expr *ix = new_expr(P, EX_INDEX, t->loc);
-            ix->lhs = e;
-            if (!(ix->rhs = parse_expr(P))) return NULL;
-            if (!expect_close(P, TK_RBRACKET, t)) return NULL;
-            e = expr_finish(P, ix);
+            e = parse_index(P, t, e);
         } else {
             break;
         }

@@ -95,7 +95,7 @@ static int max_depth(int d, const Expr *x) { return x && x->depth > d ? x->depth
 
 /* Sets e's height from its operands; NULL after reporting a tree that is too tall. */
 Expr *expr_finish(Parser *P, Expr *e) {
-    int d = max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee);
+    int d = max_depth(max_depth(max_depth(max_depth(0, e->lhs), e->rhs), e->callee), e->step);
     for (int i = 0; i < e->n_args; i++) d = max_depth(d, e->args[i].value);
     for (int i = 0; i < e->n_items; i++) d = max_depth(d, e->items[i]);
     e->depth = d + 1;
@@ -194,9 +194,29 @@ static bool parse_const(Parser *P, const char **name, SrcLoc *loc, Expr **value)
     return true;
 }
 
+/* IDENT "=" IDENT "(" [ args ] ")" : a submodule (m->frozen already set by a leading 'frozen') */
+static Member *parse_instance(Parser *P, Member *m) {
+    Token *t = next(P);
+    next(P); /* = */
+    m->kind = MB_INSTANCE;
+    m->name = tok_name(P, t);
+    Expr *e = parse_expr(P);
+    if (!e) return NULL;
+    if (e->kind != EX_CALL || e->callee->kind != EX_NAME) {
+        diag_error(P->diag, e->loc,
+                   "'%s = ...' in a module body must instantiate a module, like '%s = Linear(784, 10)'; "
+                   "write 'const %s = ...' for a constant",
+                   m->name, m->name, m->name);
+        return NULL;
+    }
+    m->value = e;
+    skip_semis(P);
+    return m;
+}
+
 /* member = const_decl
  *        | [ "frozen" ] "param" IDENT ":" type "=" IDENT "(" [ args ] ")"
- *        | IDENT "=" IDENT "(" [ args ] ")"
+ *        | [ "frozen" ] IDENT "=" IDENT "(" [ args ] ")"
  *        | fn_decl
  *        | "if" expr "{" { member } "}" [ "else" ( member_if | "{" { member } "}" ) ] ; */
 static Member *parse_member(Parser *P) {
@@ -212,7 +232,14 @@ static Member *parse_member(Parser *P) {
         m->kind = MB_PARAM;
         if (accept(P, TK_FROZEN)) {
             m->frozen = true;
-            if (!expect(P, TK_PARAM, "after 'frozen'")) return NULL;
+            if (at(P, TK_IDENT) && peek_at(P, 1)->kind == TK_ASSIGN) { /* frozen fc1 = Linear(...) */
+                m->loc = peek(P)->loc;
+                return parse_instance(P, m);
+            }
+            bool param_like = at(P, TK_IDENT) && peek_at(P, 1)->kind == TK_COLON; /* 'param' left out */
+            if (!expect(P, TK_PARAM, param_like ? "after 'frozen'"
+                                                : "after 'frozen' (or a submodule: 'frozen fc1 = Linear(...)')"))
+                return NULL;
         } else {
             next(P);
         }
@@ -273,24 +300,7 @@ static Member *parse_member(Parser *P) {
         return open && parse_members(P, open, &m->else_members) ? m : NULL;
     }
     case TK_IDENT:
-        if (peek_at(P, 1)->kind == TK_ASSIGN) {
-            next(P);
-            next(P);
-            m->kind = MB_INSTANCE;
-            m->name = tok_name(P, t);
-            Expr *e = parse_expr(P);
-            if (!e) return NULL;
-            if (e->kind != EX_CALL || e->callee->kind != EX_NAME) {
-                diag_error(P->diag, e->loc,
-                           "'%s = ...' in a module body must instantiate a module, like '%s = Linear(784, 10)'; "
-                           "write 'const %s = ...' for a constant",
-                           m->name, m->name, m->name);
-                return NULL;
-            }
-            m->value = e;
-            skip_semis(P);
-            return m;
-        }
+        if (peek_at(P, 1)->kind == TK_ASSIGN) return parse_instance(P, m);
         break;
     case TK_LET:
         diag_error(P->diag, t->loc, "'let' is only allowed inside fn bodies; use 'const' in a module body");

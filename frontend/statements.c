@@ -1,6 +1,8 @@
 /* statements.c: executing fn bodies at compile time: let, assignment,
- * return, compile-time if, and `for` loops over time, which trace their body
- * once into a scan node (ir/ops/scan.c) instead of unrolling it. */
+ * return, compile-time if, and `for` loops: over a tensor, a loop over time
+ * that traces its body once into a scan node (ir/ops/scan.c) instead of
+ * unrolling it (`reversed(xs)`: the scan runs backward); over a list, a tuple
+ * or a range, a compile-time loop that runs its body once per item. */
 #include <string.h>
 
 #include "frontend/elab.h"
@@ -206,11 +208,82 @@ static Graph *extract_body(Elab *e, int start, const int *ph, const char *const 
     return B;
 }
 
+/* ---- loops over lists, tuples and ranges: unrolled at compile time ---- */
+
+/* `let ys = for ...` of an unrolled loop: what the steps yielded, as a list
+ * when every item is a number or bool, else a tuple. */
+static Value collected(const Value *items, int n, SrcLoc loc) {
+    bool numbers = true;
+    for (int i = 0; i < n; i++) numbers &= items[i].kind == V_NUM || items[i].kind == V_BOOL;
+    return (Value){.kind = numbers ? V_LIST : V_TUPLE, .items = (Value *)items, .n_items = n, .loc = loc};
+}
+
+/* The body runs once per item, with the loop variable bound to it; assignments
+ * rebind the variables outside as in straight-line code, and `return` returns
+ * from the fn. */
+static ExecResult exec_unrolled(Elab *e, Scope *s, const Stmt *st, Frame *fr, const Value *seq) {
+    int n = seq->n_items, n_names = st->n_names;
+    Value **cols = arena_alloc(e->arena, sizeof(Value *) * (size_t)(n_names ? n_names : 1));
+    for (int k = 0; k < n_names; k++) cols[k] = arena_alloc(e->arena, sizeof(Value) * (size_t)(n ? n : 1));
+    LoopCtx *outer = e->loop;
+    for (int i = 0; i < n; i++) {
+        if (++e->unrolled_steps > ELAB_MAX_UNROLLED_STEPS) {
+            diag_error(e->diag, st->loc, "compile-time 'for' loops took more than %d steps in all",
+                       ELAB_MAX_UNROLLED_STEPS);
+            return EXEC_FAILED;
+        }
+        LoopCtx lc = {0};
+        e->loop = &lc;
+        Scope *bs = new_scope(e, s, false);
+        scope_bind(e, bs, st->loop_var, st->loop_var_loc, seq->items[i], false);
+        ExecResult r = exec_block(e, bs, &st->then_block, fr);
+        e->loop = outer;
+        if (r != EXEC_NEXT) return r;
+        int n_yield = !lc.yielded ? 0 : lc.yield.kind == V_TUPLE ? lc.yield.n_items : 1;
+        if (n_yield != n_names) {
+            diag_error(e->diag, n_names ? st->name_locs[0] : lc.yield_loc,
+                       "the loop binds %d name%s but step %d yields %d value%s", n_names, n_names == 1 ? "" : "s", i,
+                       n_yield, n_yield == 1 ? "" : "s");
+            return EXEC_FAILED;
+        }
+        for (int k = 0; k < n_names; k++) cols[k][i] = n_names == 1 ? lc.yield : lc.yield.items[k];
+    }
+    for (int k = 0; k < n_names; k++) scope_bind(e, s, st->names[k], st->name_locs[k], collected(cols[k], n, st->name_locs[k]), false);
+    return EXEC_NEXT;
+}
+
+/* The sequence of a 'for' loop. `reversed(xs)` of a tensor is the tensor with
+ * *reverse set (the scan runs backward); anything else is evaluated as usual. */
+static bool eval_sequence(Elab *e, Scope *s, const Expr *x, Value *out, bool *reverse) {
+    *reverse = false;
+    if (x->kind != EX_CALL || x->callee->kind != EX_NAME || strcmp(x->callee->name, "reversed") != 0 ||
+        scope_find(s, "reversed"))
+        return eval_expr(e, s, x, out);
+    CallArgs ca;
+    static const char *const pnames[] = {"seq"};
+    bool given;
+    bool found;
+    if (!eval_args(e, s, x, NULL, &ca) || !bind_args(e, x->loc, "reversed()", pnames, 1, 1, &ca, out, &given))
+        return false;
+    if (out->kind == V_TENSOR) return *reverse = true;
+    return builtin_call(e, "reversed", x->loc, &ca, out, &found);
+}
+
 static ExecResult exec_for(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
     Graph *g = e->graph;
     Value xv;
     int xs;
-    if (!eval_expr(e, s, st->values[0], &xv) || !need_tensor(e, &xv, "a 'for' loop", &xs)) return EXEC_FAILED;
+    bool reverse;
+    if (!eval_sequence(e, s, st->values[0], &xv, &reverse)) return EXEC_FAILED;
+    if (xv.kind == V_LIST || xv.kind == V_TUPLE) return exec_unrolled(e, s, st, fr, &xv);
+    if (xv.kind != V_TENSOR) {
+        diag_error(e->diag, xv.loc,
+                   "a 'for' loop runs over a tensor (at run time, along its first dim) or over a list, a tuple or a "
+                   "range (unrolled at compile time); got %s",
+                   value_describe(e, &xv));
+        return EXEC_FAILED;
+    }
+    xs = xv.id;
     const Node X = g->nodes[xs];
     char ty[96], ty2[96];
     if (X.shape.rank < 1) {
@@ -251,10 +324,12 @@ static ExecResult exec_for(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
 
     LoopCtx lc = {0}, *outer = e->loop;
     e->loop = &lc;
+    e->scan_depth++;
     Scope *bs = new_scope(e, s, false);
     scope_bind(e, bs, st->loop_var, st->loop_var_loc, (Value){.kind = V_TENSOR, .id = ph[nc], .loc = st->loop_var_loc},
                false);
     ExecResult r = exec_block(e, bs, &st->then_block, fr);
+    e->scan_depth--;
     e->loop = outer;
     bool ok = r == EXEC_NEXT;
     if (r == EXEC_RETURNED) ok = diag_error(e->diag, fr->ret_loc, "'return' inside a 'for' loop (use 'yield' for a step's outputs)");
@@ -303,7 +378,7 @@ static ExecResult exec_for(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
     for (int k = 0; k < nc; k++) ops[n++] = init[k];
     ops[n++] = xs;
     for (int i = 0; i < n_cap; i++) ops[n++] = cap[i];
-    NodeAttrs at = {.body = B, .n_carry = nc, .n_xs = 1};
+    NodeAttrs at = {.body = B, .n_carry = nc, .n_xs = 1, .reverse = reverse};
     Value res;
     if (!add_op(e, OP_SCAN, ops, n, &at, st->loc, &res)) return EXEC_FAILED;
     for (int k = 0; k < nc; k++) {

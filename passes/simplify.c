@@ -171,6 +171,7 @@ static int simplify_elementwise(Simplify *S, const Node *c, int depth) {
         return b == c->in[2] ? as_result(S, c, b, depth) : -1;
     }
     case OP_NEG: return x->op == OP_NEG ? x->in[0] : -1;
+    case OP_STOP_GRADIENT: return a; /* the identity; the pipeline runs after autodiff */
     case OP_ABS:
     case OP_RELU: return x->op == c->op ? a : -1; /* idempotent */
     case OP_CAST: {

@@ -162,8 +162,8 @@ int64_t conv_out_dim(int64_t in, int k, int stride, int pad, int dil);
 /* "[a, b]" of a {h, w} pair into buf (>= 32 bytes). */
 const char *conv_pair_str(char *buf, const int *p);
 
-/* layers.c: slice, pad, concat; gather.c: gather_rows, scatter_add_rows; random.c: random_uniform;
- * erf lives with the elementwise ops */
+/* layers.c: slice, pad, concat; gather.c: gather_rows, scatter_add_rows; random.c: random_uniform,
+ * random_normal; erf lives with the elementwise ops */
 double scalar_erf(const double *x, const NodeAttrs *a);
 void vjp_erf(VjpCtx *c);
 bool shape_slice(Graph *g, Node *n, Diag *d);
@@ -182,6 +182,9 @@ void eval_scatter_add_rows(const Graph *g, int id, Tensor *out, const Tensor *co
 void vjp_gather_rows(VjpCtx *c);
 bool shape_random_uniform(Graph *g, Node *n, Diag *d);
 void eval_random_uniform(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_random_normal(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+/* random_normal's element from its two Philox words (Box-Muller, in double). */
+double random_normal_value(uint32_t a, uint32_t b);
 /* The Philox counter a random_uniform step value maps to: trunc(step), 0 for
  * negative or NaN, saturating at 2^64 - 1; the emitted code does the same. */
 uint64_t random_step_counter(double step);

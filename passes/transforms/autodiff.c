@@ -4,8 +4,8 @@
  * loss down to node 0 visits every node after all of its users: each visited
  * node's accumulated output gradient is complete, and its VJP rule turns it
  * into operand gradients, summed on fan-out. Only nodes on a path from a wrt
- * node to the loss are differentiated; comparisons, integer values and frozen
- * params stop the sweep. */
+ * node to the loss are differentiated; comparisons, integer values, frozen
+ * params and stop_gradient (the DSL's detach) stop the sweep. */
 #include "passes/transforms/autodiff.h"
 
 #include <stdlib.h>
@@ -38,7 +38,7 @@ bool autodiff_seeded(Graph *g, const int *outs, const int *seeds, int n_out, con
     for (int id = 0; id < n; id++) {
         const Node *x = &g->nodes[id];
         for (int k = 0; k < x->n_in && !from_wrt[id]; k++) from_wrt[id] = from_wrt[x->in[k]];
-        if (!differentiable_dtype(x->dtype)) from_wrt[id] = false;
+        if (!differentiable_dtype(x->dtype) || x->op == OP_STOP_GRADIENT) from_wrt[id] = false;
     }
     for (int i = 0; i < n; i++) grad[i] = -1;
     bool ok = true;

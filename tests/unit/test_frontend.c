@@ -233,7 +233,9 @@ static void test_parse_errors(void **state) {
         {"const k = f(a=1, 2)", "p.etch:1:18: error: positional argument follows keyword argument"},
         {"let x = 1", "p.etch:1:1: error: expected 'const', 'module', 'model', 'fn' or 'train' at top level, found 'let'"},
         {"fn f() { 3 }", "expected a statement ('let', 'return', 'if', 'for', 'yield' or 'name = ...'), found '3'"},
-        {"const k = f32[1, 2]", "p.etch:1:16: error: expected ']' to close '[' at 1:14, found ','"},
+        {"const k = f32[1, 2]", NULL},
+        {"const k = x[1:2:3:4]", "p.etch:1:18: error: expected ']' to close '[' at 1:12, found ':'"},
+        {"const k = x[1, , 2]", "p.etch:1:16: error: expected an expression, found ','"},
         {"fn f(x: f32[1,1,1,1,1,1,1,1,1]) { return x }", "tensor type has 9 dimensions; at most 8 are supported"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -228,6 +228,8 @@ static Graph *build_all_ops(Arena *a) {
     int step = graph_add_const(g, 3, DT_F64, S(0), at("all.etch", 46, 1));
     NodeAttrs ru = {.seed = 42, .dtype = DT_F32, .shape = S(2, 2, 3)};
     op_add(g, OP_RANDOM_UNIFORM, &ru, at("all.etch", 46, 5), 1, step, 0, 0);
+    op_add(g, OP_RANDOM_NORMAL, &ru, at("all.etch", 46, 9), 1, step, 0, 0);
+    op_add(g, OP_STOP_GRADIENT, NULL, at("all.etch", 46, 13), 1, x, 0, 0);
     /* scan (ir/ops/scan.c): x [2, 3] read as 2 steps of [3]; the body is a nested graph */
     Graph *body = graph_new(a, "all.loop0");
     int bc0 = graph_add_input(body, "carry", DT_F32, S(1, 3), (SrcLoc){0});

@@ -167,17 +167,6 @@ static void test_vjp_gather_erf_gelu(void **state) {
 
 /* ---- dropout's random numbers ------------------------------------------------- */
 
-static Tensor *uniform_at(const Graph *g, double step) {
-    Tensor *s = tensor_new(DT_F64, S(0)), *out[1];
-    tensor_set(s, 0, step);
-    Diag d;
-    diag_init(&d, stderr);
-    assert_true(eager_run(g, (Tensor *[]){s}, NULL, out, NULL, &d));
-    diag_dispose(&d);
-    tensor_free(s);
-    return out[0];
-}
-
 static void test_dropout_randomness(void **state) {
     (void)state;
     enum { N = 1 << 17 };
@@ -185,7 +174,7 @@ static void test_dropout_randomness(void **state) {
     Graph *g = graph_new(a, "random");
     int step = graph_add_input(g, "step", DT_F64, S(0), L);
     graph_add_output(g, U(g, OP_RANDOM_UNIFORM, step, &(NodeAttrs){.seed = 77, .dtype = DT_F32, .shape = S(2, 256, 512)}));
-    Tensor *u3 = uniform_at(g, 3), *again = uniform_at(g, 3), *u4 = uniform_at(g, 4), *frac = uniform_at(g, 3.9);
+    Tensor *u3 = ts_run_at_step(g, 3), *again = ts_run_at_step(g, 3), *u4 = ts_run_at_step(g, 4), *frac = ts_run_at_step(g, 3.9);
     assert_memory_equal(u3->data, again->data, tensor_nbytes(u3)); /* same (seed, step): same numbers */
     assert_memory_equal(u3->data, frac->data, tensor_nbytes(u3));  /* the counter is trunc(step) */
     const float *p3 = u3->data, *p4 = u4->data;
@@ -211,7 +200,7 @@ static void test_dropout_randomness(void **state) {
     Graph *g2 = graph_new(a, "random2");
     int step2 = graph_add_input(g2, "step", DT_F64, S(0), L);
     graph_add_output(g2, U(g2, OP_RANDOM_UNIFORM, step2, &(NodeAttrs){.seed = 78, .dtype = DT_F32, .shape = S(2, 256, 512)}));
-    Tensor *other = uniform_at(g2, 3);
+    Tensor *other = ts_run_at_step(g2, 3);
     assert_true(memcmp(other->data, u3->data, tensor_nbytes(u3)) != 0);
     assert_true(random_step_counter(-1) == 0 && random_step_counter(NAN) == 0 && random_step_counter(1e30) == UINT64_MAX);
     tensor_free(u3);

@@ -36,14 +36,7 @@
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 
-static Program *compile(Arena *a, const char *path, const char *src) {
-    Diag d;
-    diag_init(&d, stderr);
-    Program *p = frontend_compile_source(a, path, src, NULL, 0, &d);
-    diag_dispose(&d);
-    assert_non_null(p);
-    return p;
-}
+static Program *compile(Arena *a, const char *path, const char *src) { return ts_compile(a, path, src); }
 
 static int count_op(const Graph *g, OpKind op) {
     int n = 0;

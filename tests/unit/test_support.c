@@ -194,6 +194,26 @@ void ts_check_grad(Graph *g, int f, double tol, double rel_h, uint64_t r_stream,
     diag_dispose(&d);
 }
 
+Program *ts_compile(Arena *a, const char *path, const char *src) {
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = frontend_compile_source(a, path, src, NULL, 0, &d);
+    diag_dispose(&d);
+    assert_non_null(p);
+    return p;
+}
+
+Tensor *ts_run_at_step(const Graph *g, double step) {
+    Tensor *s = tensor_new(DT_F64, S(0)), *out[1];
+    tensor_set(s, 0, step);
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(eager_run(g, (Tensor *[]){s}, NULL, out, NULL, &d));
+    diag_dispose(&d);
+    tensor_free(s);
+    return out[0];
+}
+
 const char *ts_source_dir(void) {
     const char *s = getenv("ETCH_SOURCE_DIR");
     if (s) return s;

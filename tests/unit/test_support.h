@@ -8,6 +8,7 @@
  *   - ts_check_grad: autodiff vs central finite differences in float64;
  *   - ts_crc32: a bitwise CRC-32, to check the runtime's gzip, PNG and zip code.
  *   - ts_optimize: the pass pipeline for the C backend's target.
+ *   - ts_compile: DSL source to a Program; ts_run_at_step: a random graph run eagerly.
  * A test file that defines `static SrcLoc L` gets the short forms add(), U()
  * and B(), which pass L as the ops' location. */
 #ifndef ETCH_TEST_SUPPORT_H
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "frontend/frontend.h"
 #include "ir/ir.h"
 
 Shape S(int rank, ...);
@@ -55,6 +57,14 @@ Graph *ts_optimize(Graph *g, int level);
  * memory plan) and -O2 (the pass pipeline), each compiled with the system
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
+
+/* Compiles DSL source (named path in diagnostics, printed to stderr),
+ * asserting success. */
+Program *ts_compile(Arena *a, const char *path, const char *src);
+
+/* Runs g (one f64[] input, the step of its random ops; one output) eagerly
+ * at `step` and returns the output, which the caller frees. */
+Tensor *ts_run_at_step(const Graph *g, double step);
 
 /* The source tree (ETCH_SOURCE_DIR, which ctest sets, else found from this file's path). */
 const char *ts_source_dir(void);

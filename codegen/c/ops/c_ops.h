@@ -63,6 +63,7 @@ void emit_concat(CEmitter *e, const Graph *g, int id);
 void emit_gather_rows(CEmitter *e, const Graph *g, int id);
 void emit_scatter_add_rows(CEmitter *e, const Graph *g, int id);
 void emit_random_uniform(CEmitter *e, const Graph *g, int id);
+void emit_random_normal(CEmitter *e, const Graph *g, int id);
 void emit_scan(CEmitter *e, const Graph *g, int id);
 
 #endif

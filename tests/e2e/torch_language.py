@@ -1,0 +1,224 @@
+"""PyTorch cross-check of the language features of docs/dsl.md that have a
+torch equivalent (run by test_torch_language.sh):
+  detach   `h * detach(sigmoid(h))`, `x.detach()`  vs  Tensor.detach();
+  index    `h[:, -1]`, `h[:, 1:4, ::2]`, `h[..., 2:]`, integer indices  vs
+           the same subscripts in torch (gradients through the slices);
+  birnn    a bidirectional RNN as two etch loops, the second
+           `for x in reversed(xs)`, with PyTorch's parameter names  vs
+           torch.nn.RNN(bidirectional=True);
+  randn    mu + exp(0.5 log_var) * randn(...): the noise etch draws is read
+           back from `etch run`, then the loss and gradients of the compiled
+           `grad` entry (train mode, step 0: the same numbers) vs torch with
+           that noise as a constant;
+  frozen   `frozen trunk = Trunk()`: 3 SGD steps with momentum vs torch with
+           trunk.requires_grad_(False); the trunk's weights stay put.
+The first three go through crosscheck_classifier (forward compiled and
+--eager, loss and every gradient, weights loading back with strict=True).
+PyTorch runs in float64 on the float32 weights and inputs.
+"""
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from etch_test_util import Checks, CompiledNet, crosscheck_classifier, run, st_read, st_write
+
+B, T, E, H = 4, 6, 5, 7
+torch.manual_seed(0)
+checks = Checks(60)
+
+
+def source(members, forward_sig, body):
+    return f"""
+const B = {B}
+{members}
+  fn forward({forward_sig}) -> f32[B, 3] {{
+    {body}
+  }}
+}}
+train {{
+  loss = cross_entropy(Net(x), y)
+  optimizer = sgd(lr = 0.1, momentum = 0.9)
+}}
+"""
+
+
+DETACH = source("model Net {\n  fc = Linear(5, 3)", f"x: f32[B, 5]",
+                "let h = fc(x)\n    return h * detach(sigmoid(h)) + x[:, 1:4] * fc.bias.detach()")
+
+
+class Detach(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(5, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h * torch.sigmoid(h).detach() + x[:, 1:4] * self.fc.bias.detach()
+
+
+INDEX = source("model Net {\n  fc1 = Linear(8, 8)\n  fc2 = Linear(6, 3)", f"x: f32[B, 5, 8]",
+               """let h = tanh(fc1(x))
+    let mid = h[:, 1:4, ::2]
+    let feats = h[:, -1][..., 2:] + cat(mid[:, 0, 1:], mid[:, 2, :3], dim = 1) * h[0, -2, 7]
+    return fc2(feats)""")
+
+
+class Index(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(8, 8)
+        self.fc2 = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc1(x))
+        mid = h[:, 1:4, ::2]
+        feats = h[:, -1][..., 2:] + torch.cat([mid[:, 0, 1:], mid[:, 2, :3]], dim=1) * h[0, -2, 7]
+        return self.fc2(feats)
+
+
+def rnn_params(suffix):
+    return "\n".join(f"  param {n}_l0{suffix}: f32[{s}] = uniform(-k, k)" for n, s in
+                     [("weight_ih", f"h, i"), ("weight_hh", "h, h"), ("bias_ih", "h"), ("bias_hh", "h")])
+
+
+BIRNN = f"""
+module BiRNN(i, h) {{
+  const k = 1 / sqrt(h)
+{rnn_params("")}
+{rnn_params("_reverse")}
+  fn forward(x) {{            // x: [B, T, i] -> [T, B, 2h], torch's output
+    let xs = transpose(x, 0, 1)
+    let pf = xs @ transpose(weight_ih_l0) + bias_ih_l0
+    let pr = xs @ transpose(weight_ih_l0_reverse) + bias_ih_l0_reverse
+    let hf = zeros([x.shape[0], h])
+    let hr = zeros([x.shape[0], h])
+    let fw = for p in pf {{ hf = tanh(p + hf @ transpose(weight_hh_l0) + bias_hh_l0) yield hf }}
+    let bw = for p in reversed(pr) {{
+      hr = tanh(p + hr @ transpose(weight_hh_l0_reverse) + bias_hh_l0_reverse)
+      yield hr
+    }}
+    return cat(fw, bw, dim = 2)
+  }}
+}}
+""" + source("model Net {\n  rnn = BiRNN(%d, %d)\n  fc = Linear(%d, 3)" % (E, H, 2 * H), f"x: f32[B, {T}, {E}]",
+             f"""let out = rnn(x)
+    return fc(cat(out[-1, :, :{H}], out[0, :, {H}:], dim = 1) + mean(out, dim = 0))""")
+
+
+class BiRNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.RNN(E, H, bidirectional=True)
+        self.fc = torch.nn.Linear(2 * H, 3)
+
+    def forward(self, x):
+        out, _ = self.rnn(x.transpose(0, 1))
+        return self.fc(torch.cat([out[-1, :, :H], out[0, :, H:]], dim=1) + out.mean(0))
+
+
+def initial_state(make_model):
+    return {k: v.clone() for k, v in make_model().state_dict().items()}
+
+
+def reparameterization(t):
+    """etch's noise, read back from the forward, then the grad entry against torch."""
+    src = source("model Net {\n  enc = Linear(4, 6)", "x: f32[B, 4]",
+                 "let mu, log_var = chunk(enc(x), 2, dim = 1)\n    return mu + exp(0.5 * log_var) * randn([B, 3])")
+    enc = torch.nn.Linear(4, 6)
+    state = {"enc." + k: v.clone() for k, v in enc.state_dict().items()}
+    path, wpath, xpath, out = (os.path.join(t, "vae" + s) for s in (".etch", ".safetensors", "_x.npy", "_out.npy"))
+    open(path, "w").write(src)
+    st_write(wpath, state)
+    x = torch.randn(B, 4)
+    np.save(xpath, x.numpy())
+    run("run", path, "--weights", wpath, "--input", xpath, "-o", out)
+    z = torch.from_numpy(np.load(out)).double()
+    run("run", path, "--weights", wpath, "--input", xpath, "-o", out, "--eager")
+    checks.check("randn: forward eager vs compiled", np.load(out), z.numpy(), 1e-6)  # the same noise, bit for bit
+    enc = enc.double()
+    mu, log_var = enc(x.double()).chunk(2, dim=1)
+    eps = ((z - mu) / torch.exp(0.5 * log_var)).detach()
+    build = os.path.join(t, "build_vae")
+    run("build", path, "--train", "--weights", wpath, "-o", build)
+    net = CompiledNet(build)
+    net.load(wpath)
+    y = torch.randint(0, 3, (B,))
+    loss = torch.nn.functional.cross_entropy(mu + torch.exp(0.5 * log_var) * eps, y)
+    loss.backward()
+    outs = [np.zeros((), np.float32)] + [np.zeros(p.shape, np.float32) for p in enc.parameters()]
+    net.call("net_grad_v", [x.numpy().copy(), y.numpy().astype(np.int64).copy()], outs)
+    checks.check("randn: loss (same noise in train step 0)", outs[0], loss.item(), 1e-5)
+    for (name, p), g in zip(enc.named_parameters(), outs[1:]):
+        checks.check(f"randn: grad enc.{name} (noise a constant)", g, p.grad.numpy(), 1e-4)
+
+
+FROZEN = """
+const B = %d
+module Trunk {
+  fc = Linear(6, 6)
+  fn forward(x) { return relu(fc(x)) }
+}
+model Net {
+  frozen trunk = Trunk()
+  head = Linear(6, 3)
+  fn forward(x: f32[B, 6]) -> f32[B, 3] { return head(trunk(x)) }
+}
+train {
+  loss = cross_entropy(Net(x), y)
+  optimizer = sgd(lr = 0.1, momentum = 0.9)
+}
+""" % B
+
+
+class Frozen(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = torch.nn.Sequential()
+        self.trunk.fc = torch.nn.Linear(6, 6)
+        self.head = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.trunk.fc(x)))
+
+
+def frozen_steps(t):
+    net = Frozen()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    path, wpath = os.path.join(t, "frozen.etch"), os.path.join(t, "frozen.safetensors")
+    open(path, "w").write(FROZEN)
+    st_write(wpath, state)
+    build = os.path.join(t, "build_frozen")
+    run("build", path, "--train", "-o", build)
+    lib = CompiledNet(build)
+    lib.load(wpath)
+    ref = Frozen()
+    ref.load_state_dict(state)
+    ref = ref.double()
+    ref.trunk.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        xb, yb = torch.randn(B, 6), torch.randint(0, 3, (B,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(ref(xb.double()), yb).backward()
+        opt.step()
+        loss = np.zeros((), np.float32)
+        lib.call("net_train_step_v", [xb.numpy().copy(), yb.numpy().astype(np.int64).copy()], [loss])
+    after = os.path.join(t, "frozen_after.safetensors")
+    lib.save(after)
+    got = st_read(after)
+    for k, v in ref.state_dict().items():
+        checks.check(f"frozen: {k} after 3 steps", got[k].numpy(), v.numpy(), 1e-5)
+    for k in ("trunk.fc.weight", "trunk.fc.bias"):
+        checks.check(f"frozen: {k} unchanged", got[k].numpy(), state[k].numpy(), 0)
+
+
+with tempfile.TemporaryDirectory() as t:
+    crosscheck_classifier(checks, t, "detach", DETACH, Detach, initial_state(Detach), torch.randn(B, 5), 3)
+    crosscheck_classifier(checks, t, "index", INDEX, Index, initial_state(Index), torch.randn(B, 5, 8), 3)
+    crosscheck_classifier(checks, t, "birnn", BIRNN, BiRNN, initial_state(BiRNN), torch.randn(B, T, E), 3)
+    reparameterization(t)
+    frozen_steps(t)
+
+checks.finish()
