@@ -206,11 +206,37 @@ static Graph *extract_body(Elab *e, int start, const int *ph, const char *const 
     return B;
 }
 
+/* 'for' over a compile-time list (a module list, a list of numbers): the
+ * body runs once per item at compile time, like Python's loop over an
+ * nn.ModuleList; nothing of the loop remains in the graph. */
+static ExecResult exec_for_unrolled(Elab *e, Scope *s, const Stmt *st, Frame *fr, const Value *xv) {
+    if (st->n_names) {
+        diag_error(e->diag, st->name_locs[0],
+                   "a loop over %s runs at compile time and yields nothing; assign variables from outside it instead",
+                   value_describe(e, xv));
+        return EXEC_FAILED;
+    }
+    struct LoopCtx *outer = e->loop;
+    e->loop = NULL; /* a 'yield' here is an error, not a step of an enclosing run-time loop */
+    ExecResult r = EXEC_NEXT;
+    for (int i = 0; i < xv->n_items && r == EXEC_NEXT; i++) {
+        Scope *bs = new_scope(e, s, false);
+        Value item = xv->items[i];
+        item.loc = st->loop_var_loc;
+        scope_bind(e, bs, st->loop_var, st->loop_var_loc, item, false);
+        r = exec_block(e, bs, &st->then_block, fr);
+    }
+    e->loop = outer;
+    return r;
+}
+
 static ExecResult exec_for(Elab *e, Scope *s, const Stmt *st, Frame *fr) {
     Graph *g = e->graph;
     Value xv;
     int xs;
-    if (!eval_expr(e, s, st->values[0], &xv) || !need_tensor(e, &xv, "a 'for' loop", &xs)) return EXEC_FAILED;
+    if (!eval_expr(e, s, st->values[0], &xv)) return EXEC_FAILED;
+    if (xv.kind == V_LIST) return exec_for_unrolled(e, s, st, fr, &xv);
+    if (!need_tensor(e, &xv, "a 'for' loop", &xs)) return EXEC_FAILED;
     const Node X = g->nodes[xs];
     char ty[96], ty2[96];
     if (X.shape.rank < 1) {
