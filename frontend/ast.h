@@ -208,7 +208,7 @@ typedef struct FnDecl {
 typedef enum MemberKind {
     MB_CONST,    /* const k = e */
     MB_PARAM,    /* [frozen] param w: T = init(args) */
-    MB_INSTANCE, /* fc1 = Linear(784, 128) */
+    MB_INSTANCE, /* fc1 = Linear(784, 128); blocks = [Block(d) for i in range(N)]; inline l = ... */
     MB_FN,       /* fn forward(x) { ... } */
     MB_IF,       /* if c { members } else { members } */
 } MemberKind;
@@ -225,6 +225,10 @@ struct Member {
     const char *name; /* CONST, PARAM, INSTANCE, FN */
     SrcLoc loc;       /* the name (or 'if') */
     Expr *value;      /* CONST: the expression; PARAM: the initializer call; INSTANCE: the constructor call */
+    Expr *list_count; /* INSTANCE: N of a module list '[Ctor(...) for i in range(N)]', NULL for one instance */
+    const char *list_var; /* INSTANCE list: the index name the constructor arguments may use */
+    SrcLoc list_var_loc;
+    bool inline_names; /* INSTANCE: 'inline': params named as the parent's, '_<name>[<i>]' appended */
     TypeExpr *type;   /* PARAM */
     bool frozen;      /* PARAM; INSTANCE: every param of the submodule is frozen */
     FnDecl *fn;       /* FN */

@@ -24,7 +24,7 @@
 typedef enum ValKind {
     V_NUM,      /* compile-time number (is_int: an integer) */
     V_BOOL,     /* compile-time bool */
-    V_LIST,     /* compile-time list of numbers/bools: [64, -1] */
+    V_LIST,     /* compile-time list of numbers/bools: [64, -1]; or a module list (items V_INSTANCE) */
     V_DTYPE,    /* f32, f64, ... as a value */
     V_TENSOR,   /* an IR value: node id */
     V_TUPLE,    /* several values returned by a fn */
@@ -82,7 +82,8 @@ struct ParamSpec {
 
 struct Instance {
     const ModuleDecl *decl;
-    const char *path;  /* "" for the model, "fc1", "encoder.layer1" */
+    const char *path;  /* "" for the model, "fc1", "encoder.layer1", "blocks.0" */
+    const char *suffix; /* appended to its params' names: "" or, under 'inline' members, "_l1_reverse" */
     SrcLoc loc;        /* where it was instantiated */
     Instance *parent;
     Value *args;       /* constructor argument values (recursion detection) */
@@ -141,6 +142,7 @@ const char *value_describe(Elab *e, const Value *v); /* "a tensor f32[64,10]", "
 const char *value_brief(Elab *e, const Value *v);
 const char *call_text(Elab *e, const char *name, const CallArgs *ca);
 bool value_is_const(const Value *v);                  /* number, bool, list, dtype */
+bool value_is_module_list(const Value *v);            /* a V_LIST of instances */
 Value value_num(double x, bool is_int, SrcLoc loc);
 Binding *scope_find(Scope *s, const char *name);
 void scope_bind(Elab *e, Scope *s, const char *name, SrcLoc loc, Value v, bool is_arg);
@@ -218,8 +220,8 @@ void lib_release(Elab *e, bool ok, SrcLoc site, const char *(*what)(Elab *, cons
                  const char *where);
 void note_once(Elab *e, SrcLoc loc, const char *text);
 /* Instantiates module mod (a V_MODULE) as path under parent (instantiate.c). */
-Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
-                      SrcLoc loc);
+Instance *instantiate(Elab *e, const Value *mod, const char *path, const char *suffix, Instance *parent,
+                      const CallArgs *ca, SrcLoc loc);
 
 /* How a statement or block ended (statements.c). */
 typedef enum ExecResult { EXEC_NEXT, EXEC_RETURNED, EXEC_FAILED } ExecResult;

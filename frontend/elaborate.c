@@ -181,7 +181,7 @@ static Program *elaborate(Elab *e, const Unit *std, const Unit *user, const Defi
         return NULL;
     Value mv = {.kind = V_MODULE, .module = md, .home = &e->user_scope, .loc = md->loc};
     CallArgs none = {0};
-    Instance *model = instantiate(e, &mv, "", NULL, &none, md->loc);
+    Instance *model = instantiate(e, &mv, "", "", NULL, &none, md->loc);
     if (!model) return NULL;
     Binding *fb = own_binding(model, "forward");
     if (!fb || fb->val.kind != V_FN) {

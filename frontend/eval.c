@@ -18,8 +18,13 @@
 
 Value value_num(double x, bool is_int, SrcLoc loc) { return (Value){.kind = V_NUM, .num = x, .is_int = is_int, .loc = loc}; }
 
+bool value_is_module_list(const Value *v) {
+    return v->kind == V_LIST && v->n_items > 0 && v->items[0].kind == V_INSTANCE;
+}
+
 bool value_is_const(const Value *v) {
-    return v->kind == V_NUM || v->kind == V_BOOL || v->kind == V_LIST || v->kind == V_DTYPE;
+    return v->kind == V_NUM || v->kind == V_BOOL || (v->kind == V_LIST && !value_is_module_list(v)) ||
+           v->kind == V_DTYPE;
 }
 
 static const char *fmt_num(Elab *e, double x, bool is_int) {
@@ -34,7 +39,11 @@ const char *value_describe(Elab *e, const Value *v) {
     switch (v->kind) {
     case V_NUM: return arena_printf(e->arena, "the %s %s", v->is_int ? "integer" : "number", fmt_num(e, v->num, v->is_int));
     case V_BOOL: return v->b ? "the bool true" : "the bool false";
-    case V_LIST: return arena_printf(e->arena, "a list of %d value%s", v->n_items, v->n_items == 1 ? "" : "s");
+    case V_LIST:
+        if (value_is_module_list(v))
+            return arena_printf(e->arena, "a list of %d %s instance%s", v->n_items, v->items[0].inst->decl->name,
+                                v->n_items == 1 ? "" : "s");
+        return arena_printf(e->arena, "a list of %d value%s", v->n_items, v->n_items == 1 ? "" : "s");
     case V_DTYPE: return arena_printf(e->arena, "the dtype %s", dtype_name(v->dtype));
     case V_TENSOR: {
         const Node *n = &e->graph->nodes[v->id];
@@ -527,6 +536,14 @@ static bool eval_call(Elab *e, Scope *s, const Expr *x, Value *out) {
                               "call the instance",
                               value_describe(e, &f), f.module->name);
         return diag_error(e->diag, x->loc, "'%s' is not callable: it is %s", callee->name, value_describe(e, &f));
+    }
+    if (callee->kind == EX_INDEX) { /* blocks[0](h) */
+        Value f;
+        if (!eval_expr(e, s, callee, &f)) return false;
+        if (f.kind != V_INSTANCE)
+            return diag_error(e->diag, x->loc, "this item is not callable: it is %s", value_describe(e, &f));
+        if (!eval_args(e, s, x, NULL, &ca)) return false;
+        return call_instance(e, f.inst, x->loc, &ca, out);
     }
     /* receiver.name(args) */
     Value self;

@@ -1,9 +1,9 @@
 /* instantiate.c: module instantiation: a module's constructor arguments
  * bound and checked (compile-time constants; a module that instantiates
  * itself is an error), its members walked in order (constants, params with
- * their types and initializers, submodules (a frozen one freezes all its
- * params), fns, compile-time if), and its params added to the graph in
- * PyTorch state_dict order. */
+ * their types and initializers, submodules and module lists (a frozen one
+ * freezes all its params), fns, compile-time if), and its params added to
+ * the graph in PyTorch state_dict order. */
 #include <string.h>
 
 #include "frontend/elab.h"
@@ -36,13 +36,22 @@ static bool check_unique_member(Elab *e, Instance *inst, const char *name, SrcLo
     return true;
 }
 
+/* arr (n pointers, room for *cap) with room for one more: a doubled copy in the arena when full. */
+static void *grow_ptrs(Elab *e, void *arr, int n, int *cap) {
+    if (n < *cap) return arr;
+    *cap = *cap ? *cap * 2 : 4;
+    void *bigger = arena_alloc(e->arena, sizeof(void *) * (size_t)*cap);
+    if (n) memcpy(bigger, arr, sizeof(void *) * (size_t)n);
+    return bigger;
+}
+
 static const char *join_path(Elab *e, const char *path, const char *name) {
     return path[0] ? arena_printf(e->arena, "%s.%s", path, name) : name;
 }
 
 static bool elab_param(Elab *e, Instance *inst, const Member *m) {
     ParamSpec *p = arena_alloc(e->arena, sizeof *p);
-    p->name = join_path(e, inst->path, m->name);
+    p->name = arena_printf(e->arena, "%s%s", join_path(e, inst->path, m->name), inst->suffix);
     p->loc = m->loc;
     p->frozen = m->frozen;
     p->id = -1;
@@ -82,13 +91,7 @@ static bool elab_param(Elab *e, Instance *inst, const Member *m) {
     if (p->init.kind == INIT_ZEROS || p->init.kind == INIT_ONES) p->init.a = p->init.b = 0;
     if (!check_unique_member(e, inst, m->name, m->loc)) return false;
     scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_PARAM, .param = p, .loc = m->loc}, false);
-    if (inst->n_params == inst->cap_params) {
-        int cap = inst->cap_params ? inst->cap_params * 2 : 4;
-        ParamSpec **ps = arena_alloc(e->arena, sizeof(ParamSpec *) * (size_t)cap);
-        if (inst->n_params) memcpy(ps, inst->params, sizeof(ParamSpec *) * (size_t)inst->n_params);
-        inst->params = ps;
-        inst->cap_params = cap;
-    }
+    inst->params = grow_ptrs(e, inst->params, inst->n_params, &inst->cap_params);
     inst->params[inst->n_params++] = p;
     return true;
 }
@@ -99,6 +102,15 @@ static void freeze(Instance *inst) {
     for (int i = 0; i < inst->n_children; i++) freeze(inst->children[i]);
 }
 
+/* The largest module list: far beyond any real model, small enough that a
+ * typo (range(1000000)) is an error rather than a long wait. */
+enum { MODULE_LIST_MAX = 4096 };
+
+/* A submodule member: one instance (fc1 = Linear(...)) or a module list
+ * (blocks = [Block(...) for i in range(N)], element i at path "blocks.i", as
+ * torch.nn.ModuleList names it). An 'inline' member's params are named as
+ * its parent's own with "_<name>" (one instance) or "_<name><i>" (a list's
+ * element i) appended: PyTorch's RNN names, weight_ih_l1_reverse. */
 static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
     const Expr *call = m->value;
     Binding *b = scope_find(&inst->scope, call->name);
@@ -116,20 +128,46 @@ static bool elab_instance(Elab *e, Instance *inst, const Member *m) {
     if (b->val.module->is_model)
         return diag_error(e->diag, call->loc, "'%s' is a model; only modules can be instantiated", call->name);
     if (!check_unique_member(e, inst, m->name, m->loc)) return false;
-    CallArgs ca;
-    if (!eval_args(e, &inst->scope, call, NULL, &ca)) return false;
-    Instance *child = instantiate(e, &b->val, join_path(e, inst->path, m->name), inst, &ca, call->loc);
-    if (!child) return false;
-    if (m->frozen) freeze(child);
-    scope_bind(e, &inst->scope, m->name, m->loc, (Value){.kind = V_INSTANCE, .inst = child, .loc = m->loc}, false);
-    if (inst->n_children == inst->cap_children) {
-        int cap = inst->cap_children ? inst->cap_children * 2 : 4;
-        Instance **cs = arena_alloc(e->arena, sizeof(Instance *) * (size_t)cap);
-        if (inst->n_children) memcpy(cs, inst->children, sizeof(Instance *) * (size_t)inst->n_children);
-        inst->children = cs;
-        inst->cap_children = cap;
+    int64_t count = 1;
+    if (m->list_count) {
+        Value nv;
+        if (!eval_expr(e, &inst->scope, m->list_count, &nv)) return false;
+        if (nv.kind != V_NUM || !nv.is_int || nv.num < 0 || nv.num > MODULE_LIST_MAX)
+            return diag_error(e->diag, m->list_count->loc,
+                              "the length of module list '%s' must be a compile-time integer from 0 to %d, got %s",
+                              m->name, MODULE_LIST_MAX, value_describe(e, &nv));
+        count = (int64_t)nv.num;
     }
-    inst->children[inst->n_children++] = child;
+    Value *items = arena_alloc(e->arena, sizeof(Value) * (size_t)(count ? count : 1));
+    for (int64_t i = 0; i < count; i++) {
+        Scope *s = &inst->scope;
+        const char *index = "";
+        if (m->list_count) {
+            s = new_scope(e, &inst->scope, false);
+            scope_bind(e, s, m->list_var, m->list_var_loc, value_num((double)i, true, m->list_var_loc), false);
+            index = arena_printf(e->arena, "%lld", (long long)i);
+        }
+        CallArgs ca;
+        if (!eval_args(e, s, call, NULL, &ca)) return false;
+        const char *path, *suffix = "";
+        if (m->inline_names) {
+            path = inst->path;
+            suffix = arena_printf(e->arena, "%s_%s%s", inst->suffix, m->name, index);
+        } else {
+            /* a plain submodule of an inline one keeps the suffix in its path, so names stay unique */
+            path = join_path(e, inst->path, arena_printf(e->arena, "%s%s", m->name, inst->suffix));
+            if (m->list_count) path = arena_printf(e->arena, "%s.%s", path, index);
+        }
+        Instance *child = instantiate(e, &b->val, path, suffix, inst, &ca, call->loc);
+        if (!child) return false;
+        if (m->frozen) freeze(child);
+        items[i] = (Value){.kind = V_INSTANCE, .inst = child, .loc = m->loc};
+        inst->children = grow_ptrs(e, inst->children, inst->n_children, &inst->cap_children);
+        inst->children[inst->n_children++] = child;
+    }
+    Value v = items[0];
+    if (m->list_count) v = (Value){.kind = V_LIST, .items = items, .n_items = (int)count, .loc = m->loc};
+    scope_bind(e, &inst->scope, m->name, m->loc, v, false);
     return true;
 }
 
@@ -173,8 +211,8 @@ static bool elab_members(Elab *e, Instance *inst, const MemberList *ml) {
     return true;
 }
 
-static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, Instance *parent,
-                                  const CallArgs *ca, SrcLoc loc) {
+static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, const char *suffix,
+                                  Instance *parent, const CallArgs *ca, SrcLoc loc) {
     const ModuleDecl *md = mod->module;
     const char *fname = arena_printf(e->arena, "%s()", md->name);
     if (e->inst_depth >= ELAB_MAX_INST_DEPTH) {
@@ -217,6 +255,7 @@ static Instance *instantiate_body(Elab *e, const Value *mod, const char *path, I
     Instance *inst = arena_alloc(e->arena, sizeof *inst);
     inst->decl = md;
     inst->path = path;
+    inst->suffix = suffix;
     inst->loc = loc;
     inst->parent = parent;
     inst->args = args;
@@ -244,10 +283,10 @@ static const char *ctor_call_what(Elab *e, const void *arg) {
     return call_text(e, c->name, c->ca);
 }
 
-Instance *instantiate(Elab *e, const Value *mod, const char *path, Instance *parent, const CallArgs *ca,
-                      SrcLoc loc) {
+Instance *instantiate(Elab *e, const Value *mod, const char *path, const char *suffix, Instance *parent,
+                      const CallArgs *ca, SrcLoc loc) {
     bool held = lib_hold(e, loc, mod->module->loc);
-    Instance *inst = instantiate_body(e, mod, path, parent, ca, loc);
+    Instance *inst = instantiate_body(e, mod, path, suffix, parent, ca, loc);
     CtorCall c = {mod->module->name, ca};
     if (held) lib_release(e, inst != NULL, loc, ctor_call_what, &c, mod->module->name);
     return inst;

@@ -142,15 +142,15 @@ static Expr *parse_index(Parser *P, const Token *open, Expr *base) {
     return expr_finish(P, ix);
 }
 
-/* postfix = primary { "(" [ args ] ")" | "." IDENT | index } ; */
+/* postfix = primary { "(" [ args ] ")" | "." IDENT | index } ;  (a call's callee: a name, member or item) */
 static Expr *parse_postfix(Parser *P) {
     Expr *e = parse_primary(P);
     while (e) {
         Token *t = peek(P);
         if (t->kind == TK_LPAREN) {
             next(P);
-            if (e->kind != EX_NAME && e->kind != EX_MEMBER)
-                return diag_error(P->diag, t->loc, "only names and members (f, m.f) can be called"), NULL;
+            if (e->kind != EX_NAME && e->kind != EX_MEMBER && e->kind != EX_INDEX)
+                return diag_error(P->diag, t->loc, "only names, members and list items (f, m.f, blocks[0]) can be called"), NULL;
             Expr *c = new_expr(P, EX_CALL, e->loc);
             c->callee = e;
             c->name = e->name;

@@ -194,12 +194,42 @@ static bool parse_const(Parser *P, const char **name, SrcLoc *loc, Expr **value)
     return true;
 }
 
-/* IDENT "=" IDENT "(" [ args ] ")" : a submodule (m->frozen already set by a leading 'frozen') */
+/* module_list = "[" IDENT "(" [ args ] ")" "for" IDENT "in" "range" "(" expr ")" "]"
+ * (after 'name ='): N instances, the index name visible in the arguments. */
+static bool parse_module_list(Parser *P, Member *m) {
+    Token *open = next(P);
+    Expr *e = parse_expr(P);
+    if (!e) return false;
+    if (e->kind != EX_CALL || e->callee->kind != EX_NAME)
+        return diag_error(P->diag, e->loc,
+                          "a module list must instantiate a module, like '%s = [Block(64) for i in range(4)]'",
+                          m->name);
+    m->value = e;
+    if (!expect(P, TK_FOR, "after the module of a module list")) return false;
+    Token *var = expect(P, TK_IDENT, "after 'for'");
+    if (!var || !expect(P, TK_IN, "after the index name")) return false;
+    m->list_var = tok_name(P, var);
+    m->list_var_loc = var->loc;
+    Expr *r = parse_expr(P);
+    if (!r) return false;
+    if (r->kind != EX_CALL || r->callee->kind != EX_NAME || strcmp(r->name, "range") != 0 || r->n_args != 1 ||
+        r->args[0].name)
+        return diag_error(P->diag, r->loc, "a module list counts with 'range(N)', like '[Block(64) for %s in range(4)]'",
+                          m->list_var);
+    m->list_count = r->args[0].value;
+    if (!expect_close(P, TK_RBRACKET, open)) return false;
+    skip_semis(P);
+    return true;
+}
+
+/* IDENT "=" ( IDENT "(" [ args ] ")" | module_list ) : a submodule or a module list
+ * (m->frozen or m->inline_names already set by a leading 'frozen' or 'inline') */
 static Member *parse_instance(Parser *P, Member *m) {
     Token *t = next(P);
     next(P); /* = */
     m->kind = MB_INSTANCE;
     m->name = tok_name(P, t);
+    if (at(P, TK_LBRACKET)) return parse_module_list(P, m) ? m : NULL;
     Expr *e = parse_expr(P);
     if (!e) return NULL;
     if (e->kind != EX_CALL || e->callee->kind != EX_NAME) {
@@ -216,7 +246,7 @@ static Member *parse_instance(Parser *P, Member *m) {
 
 /* member = const_decl
  *        | [ "frozen" ] "param" IDENT ":" type "=" IDENT "(" [ args ] ")"
- *        | [ "frozen" ] IDENT "=" IDENT "(" [ args ] ")"
+ *        | [ "frozen" | "inline" ] IDENT "=" ( IDENT "(" [ args ] ")" | module_list )
  *        | fn_decl
  *        | "if" expr "{" { member } "}" [ "else" ( member_if | "{" { member } "}" ) ] ; */
 static Member *parse_member(Parser *P) {
@@ -300,6 +330,13 @@ static Member *parse_member(Parser *P) {
         return open && parse_members(P, open, &m->else_members) ? m : NULL;
     }
     case TK_IDENT:
+        if (t->len == 6 && strncmp(t->text, "inline", 6) == 0 && peek_at(P, 1)->kind == TK_IDENT &&
+            peek_at(P, 2)->kind == TK_ASSIGN) {
+            m->inline_names = true;
+            next(P);
+            t = peek(P);
+            m->loc = t->loc;
+        }
         if (peek_at(P, 1)->kind == TK_ASSIGN) return parse_instance(P, m);
         break;
     case TK_LET:

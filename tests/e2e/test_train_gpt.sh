@@ -10,6 +10,9 @@
 #    from that checkpoint for 100 more, gives the uninterrupted run's loss
 #    (printed with --digits 6);
 #  - `etch run --sample 50` prints 50 bytes, the same for the same seed;
+#  - the weights are named as torch.nn.ModuleList names a module list
+#    (blocks.0.*, blocks.1.*), exactly the 28 tensors a PyTorch GPT of the
+#    same modules has;
 #  - a missing corpus and an empty one are clear errors with exit status 1.
 set -euo pipefail
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
@@ -29,6 +32,19 @@ second=$(sed -n 's/^Epoch: 2, Loss: //p' "$t/a.log")
 awk -v l="$second" 'BEGIN { exit !(l < 3.0) }' || fail "loss $second after 200 steps (expected < 3.0)"
 grep -q '^Held-out loss: [0-9.]* nats/byte' "$t/a.log" || fail "no held-out loss"
 [ -f "$t/a/GPT.safetensors" ] && [ -f "$t/a/checkpoint.safetensors" ] || fail "missing output files"
+# the safetensors header: 8 bytes of length, then JSON naming every tensor
+names=$(python3 -c 'import json, struct, sys
+f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
+print(" ".join(sorted(k for k in json.loads(f.read(n)) if k != "__metadata__")))' "$t/a/GPT.safetensors")
+want=""
+for i in 0 1; do
+  for p in self_attn.in_proj_weight self_attn.in_proj_bias self_attn.out_proj.weight self_attn.out_proj.bias \
+           linear1.weight linear1.bias linear2.weight linear2.bias norm1.weight norm1.bias norm2.weight norm2.bias; do
+    want="$want blocks.$i.$p"
+  done
+done
+want=$(echo $want head.weight head.bias ln_f.weight ln_f.bias pos_emb.weight tok_emb.weight | tr ' ' '\n' | LC_ALL=C sort | tr '\n' ' ')
+[ "$names " = "$want" ] || fail "weight names: $names (expected $want)"
 "$ETCH" eval "$gpt" -D B=8 --weights "$t/a/GPT.safetensors" --text "$t/corpus.txt" >"$t/eval.log"
 [ "$(grep '^Held-out loss' "$t/eval.log")" = "$(grep '^Held-out loss' "$t/a.log")" ] ||
   fail "eval --text disagrees with training: $(cat "$t/eval.log")"
