@@ -12,12 +12,17 @@
  *     exact reference, saturating outputs included;
  *   - fake_quant's straight-through gradient against finite differences of
  *     one quantum, away from the clamp edges;
- *   - shape-rule errors. */
+ *   - shape-rule errors.
+ * With ETCH_QUANT_DUMP=FILE.npz set it instead writes a random qmatmul and a
+ * per-axis quantize (inputs, multipliers, eager results after checking the
+ * emitted C bit-identical to them) for tests/e2e/test_quant_numpy.sh, which
+ * recomputes them with NumPy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cmocka.h>
@@ -362,7 +367,69 @@ static void test_shape_errors(void **state) {
     arena_free(a);
 }
 
+/* ---- the data of the NumPy cross-check (tests/e2e/quant_numpy.py) ---- */
+
+enum { DM = 16, DK = 40, DN = 24, DC = 8, DL = 50 };
+
+static etch_array arr(const Tensor *t) {
+    etch_array a = {.dtype = ir_dtype_to_rt(t->dtype), .rank = t->shape.rank, .data = t->data};
+    for (int i = 0; i < t->shape.rank; i++) a.dim[i] = t->shape.dim[i];
+    return a;
+}
+
+static int dump_for_numpy(const char *path) {
+    uint32_t r[4];
+    double xv[DM * DK], wv[DN * DK], bias[DN], reals[DN], mult[DN], shift[DN], xf[DC * DL], sc[DC], zp[DC];
+    for (int i = 0; i < DM * DK; i++) etch_philox4x32(21, 1, (uint64_t)i, r), xv[i] = r[0] % 256;
+    for (int i = 0; i < DN * DK; i++) etch_philox4x32(21, 2, (uint64_t)i, r), wv[i] = (int)(r[0] % 255) - 127;
+    for (int j = 0; j < DN; j++) {
+        etch_philox4x32(21, 3, (uint64_t)j, r);
+        bias[j] = (int)(r[0] % 200001) - 100000;
+        reals[j] = ldexp(1 + etch_u01(r[1]), -(int)(r[2] % 16) - 1); /* 2^-16 .. 1 */
+        int32_t q;
+        int s;
+        if (!quant_multiplier(reals[j], &q, &s)) return 1;
+        mult[j] = q, shift[j] = s;
+    }
+    for (int c = 0; c < DC; c++) sc[c] = ldexp(1, -c) * 0.75, zp[c] = c * 9 - 30;
+    for (int i = 0; i < DC * DL; i++) { /* half the values on exact ties of their channel's scale */
+        etch_philox4x32(21, 4, (uint64_t)i, r);
+        int c = i / DL, k = (int)(r[0] % 400) - 200;
+        xf[i] = (r[1] & 1) ? (k + 0.5) * sc[c] : (etch_u01(r[2]) - 0.5) * 400 * sc[c];
+    }
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "numpy");
+    int x = graph_add_input(g, "x", DT_U8, S(2, DM, DK), L), f = graph_add_input(g, "xf", DT_F32, S(2, DC, DL), L);
+    int w = param(g, "w", DT_I8, S(2, DN, DK)), b = param(g, "bias", DT_I32, S(1, DN));
+    int mu = param(g, "mult", DT_I32, S(1, DN)), sh = param(g, "shift", DT_I32, S(1, DN));
+    int s = param(g, "scale", DT_F32, S(1, DC)), z = param(g, "zero_point", DT_I32, S(1, DC));
+    graph_add_output(g, qmatmul(g, (int[]){x, w, b, mu, sh}, DT_U8, 131, 7, 7, 250));
+    graph_add_output(g, qop(g, OP_QUANTIZE, f, s, z, 0, DT_I8, 0, 0));
+    Tensor *in[2] = {vals(DT_U8, S(2, DM, DK), xv), vals(DT_F32, S(2, DC, DL), xf)};
+    Tensor *pv[6] = {vals(DT_I8, S(2, DN, DK), wv),   vals(DT_I32, S(1, DN), bias), vals(DT_I32, S(1, DN), mult),
+                     vals(DT_I32, S(1, DN), shift), vals(DT_F32, S(1, DC), sc),   vals(DT_I32, S(1, DC), zp)};
+    ts_check_graph_with(g, in, pv, &EXACT);
+    Tensor *out[2], *re = vals(DT_F64, S(1, DN), reals);
+    Diag d;
+    diag_init(&d, stderr);
+    if (!eager_run(g, in, pv, out, NULL, &d)) return 1;
+    const char *names[] = {"x", "xf", "w", "bias", "mult", "shift", "scale", "zero_point", "y", "q", "reals"};
+    etch_array arrays[11] = {arr(in[0]), arr(in[1]), arr(pv[0]), arr(pv[1]), arr(pv[2]), arr(pv[3]),
+                             arr(pv[4]), arr(pv[5]), arr(out[0]), arr(out[1]), arr(re)};
+    char err[512];
+    int rc = etch_npz_write(path, 11, names, arrays, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    for (int i = 0; i < 6; i++) tensor_free(pv[i]);
+    for (int i = 0; i < 2; i++) tensor_free(in[i]), tensor_free(out[i]);
+    tensor_free(re);
+    diag_dispose(&d);
+    arena_free(a);
+    return rc ? 1 : 0;
+}
+
 int main(void) {
+    const char *dump = getenv("ETCH_QUANT_DUMP");
+    if (dump) return dump_for_numpy(dump);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_point_edges),   cmocka_unit_test(test_multiplier_helper),
         cmocka_unit_test(test_quantize_known_values), cmocka_unit_test(test_quant_ops_compiled_exact),
