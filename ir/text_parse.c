@@ -243,7 +243,7 @@ static bool parse_type(Parser *P, DType *t, Shape *s) {
     *t = P->tok.len < 15 ? dtype_from_name(name) : DT_COUNT;
     if (*t == DT_COUNT) {
         char buf[80];
-        return diag_error(P->d, P->tok.loc, "unknown dtype %s (expected f32, f64, i32, i64 or bool)",
+        return diag_error(P->d, P->tok.loc, "unknown dtype %s (expected f32, f64, i32, i64, bool, i8 or u8)",
                           tok_describe(P, buf, sizeof buf));
     }
     if (!lex_next(P) || !parse_expect(P, "[", "after the dtype")) return false;

@@ -403,7 +403,7 @@ static const ErrCase err_cases[] = {
      "t.etchir:3:34: error: expected ',' or '}' in the attributes of 'reduce_sum', found 'keepdims'"},
     {HDR "  %1 = reduce_sum %0 {axes = [0], keepdims = 1} : f32[4]\n",
      "t.etchir:3:46: error: expected true or false for 'keepdims', found '1'"},
-    {HDR "  %1 = neg %0 : f16[3,4]\n", "t.etchir:3:17: error: unknown dtype 'f16' (expected f32, f64, i32, i64 or bool)"},
+    {HDR "  %1 = neg %0 : f16[3,4]\n", "t.etchir:3:17: error: unknown dtype 'f16' (expected f32, f64, i32, i64, bool, i8 or u8)"},
     {HDR "  %1 = neg %0 : f32[3,-4]\n", "t.etchir:3:23: error: a dimension -4 is out of range (0 to 9223372036854775807)"},
     {HDR "  %1 = neg %0 : f32[3 4]\n",
      "t.etchir:3:23: error: expected ',' or ']' in the type's dimension list, found '4'"},
