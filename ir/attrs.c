@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-_Static_assert(ATTR_REVERSE == 1u << (ATTR_N_KEYS - 1), "ATTR_N_KEYS counts the AttrKey bits; attr_specs has a row each");
+_Static_assert(ATTR_ZERO_POINTS == 1u << (ATTR_N_KEYS - 1), "ATTR_N_KEYS counts the AttrKey bits; attr_specs has a row each");
 
 #define F(field) offsetof(NodeAttrs, field)
 const AttrSpec attr_specs[ATTR_N_KEYS] = {
@@ -20,13 +20,15 @@ const AttrSpec attr_specs[ATTR_N_KEYS] = {
     {"length", AS_I64, F(length)},        {"before", AS_RANK_LIST, F(pad_before)},
     {"after", AS_RANK_LIST, F(pad_after)}, {"seed", AS_U64, F(seed)},
     {"carries", AS_INT, F(n_carry)},      {"xs", AS_INT, F(n_xs)},
-    {"reverse", AS_BOOL, F(reverse)},
+    {"reverse", AS_BOOL, F(reverse)},     {"clamp", AS_PAIR, F(quant.clamp)},
+    {"zero_points", AS_PAIR, F(quant.zero_points)},
 };
 #undef F
 
 /* Lists before the scalars that follow them (pad: before, after, value), the
  * fusion group last. */
-const int attr_print_order[ATTR_N_KEYS] = {0, 1, 3, 4, 5, 7, 8, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 2, 19, 20, 21, 22, 9};
+const int attr_print_order[ATTR_N_KEYS] = {0,  1,  3,  4,  5,  7,  8,  6,  10, 11, 12, 13, 14,
+                                           15, 16, 17, 18, 2,  19, 20, 21, 22, 24, 23, 9};
 
 unsigned attr_keys_allowed(OpKind op) {
     return op_table[op].attrs | (op == OP_PARAM || op == OP_SCAN ? 0u : (unsigned)ATTR_GROUP);

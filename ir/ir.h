@@ -32,6 +32,8 @@ typedef enum DType {
     DT_I32,
     DT_I64,
     DT_BOOL, /* stored as one byte, 0 or 1 */
+    DT_I8,   /* quantized values (docs/quantization.md) */
+    DT_U8,
     DT_COUNT
 } DType;
 
@@ -57,6 +59,7 @@ typedef enum OpClass {
     OPC_SOFTMAX,
     OPC_CONV, /* sliding windows over NCHW images: conv2d, pools and their gradients (ir/ops/conv.c) */
     OPC_LOOP, /* scan: runs a body graph once per time step (ir/ops/scan.c) */
+    OPC_QUANT, /* quantize, dequantize, fake_quant (per tensor or per axis), qmatmul (ir/ops/quant.c) */
 } OpClass;
 
 /* How a parameter gets its initial value when no weights file is given. */
@@ -127,6 +130,12 @@ typedef struct NodeAttrs {
     struct Graph *body;
     int n_carry, n_xs;
     bool reverse;
+    /* quantized ops (ir/ops/quant.c, docs/quantization.md): clamp = [lo, hi],
+     * fake_quant's integer range or qmatmul's output clamp (relu: lo = the
+     * output zero point); zero_points = [x's, the output's] of qmatmul */
+    struct {
+        int clamp[2], zero_points[2];
+    } quant;
     FuseGroup group;    /* fusion group (passes/fuse.c): nodes with the same group id run as one kernel */
 } NodeAttrs;
 
@@ -197,8 +206,10 @@ typedef enum AttrKey {
     ATTR_CARRIES = 1u << 20,  /* scan: n_carry */
     ATTR_XS = 1u << 21,       /* scan: n_xs */
     ATTR_REVERSE = 1u << 22,  /* scan (printed when true) */
+    ATTR_CLAMP = 1u << 23,    /* fake_quant, qmatmul: quant.clamp [lo, hi] */
+    ATTR_ZERO_POINTS = 1u << 24, /* qmatmul: quant.zero_points [x, output] */
 } AttrKey;
-enum { ATTR_N_KEYS = 23 };
+enum { ATTR_N_KEYS = 25 };
 
 typedef struct OpInfo {
     const char *name;
@@ -247,6 +258,12 @@ const char *dtype_name(DType t);     /* "f32" */
 DType dtype_from_name(const char *s); /* DT_COUNT if unknown */
 size_t dtype_size(DType t);
 bool dtype_is_float(DType t);
+/* i8 and u8: quantized values (docs/quantization.md). Arithmetic that can
+ * leave their range (add, sub, mul, div, pow, neg, abs, sums, iota) is
+ * rejected by the shape rules: such values are dequantized or cast to i32
+ * first. Moving, comparing, selecting (max, min, relu, where) and casting
+ * them is allowed. */
+bool dtype_is_quantized(DType t);
 const char *dtype_c_type(DType t);   /* "float", "double", "int32_t", ... */
 
 int64_t shape_numel(const Shape *s);

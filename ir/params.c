@@ -49,7 +49,7 @@ Tensor **params_init(const Graph *g, uint64_t seed) {
 }
 
 static const etch_dtype rt_of[DT_COUNT] = {[DT_F32] = ETCH_F32, [DT_F64] = ETCH_F64, [DT_I32] = ETCH_I32,
-                                           [DT_I64] = ETCH_I64, [DT_BOOL] = ETCH_BOOL};
+                                           [DT_I64] = ETCH_I64, [DT_BOOL] = ETCH_BOOL, [DT_I8] = ETCH_I8, [DT_U8] = ETCH_U8};
 
 etch_dtype ir_dtype_to_rt(DType t) { return rt_of[t]; }
 
@@ -59,7 +59,7 @@ DType ir_dtype_from_rt(etch_dtype t) {
     return DT_COUNT;
 }
 
-DType ir_dtype_reading_rt(etch_dtype t) { return t == ETCH_U8 ? DT_BOOL : ir_dtype_from_rt(t); }
+DType ir_dtype_reading_rt(etch_dtype t) { return ir_dtype_from_rt(t); }
 
 Tensor **params_load(const Graph *g, const char *path, Diag *d) {
     etch_st_file f;

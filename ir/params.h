@@ -25,15 +25,13 @@ void params_free(const Graph *g, Tensor **values);
 
 /* The one mapping between IR dtypes and the runtime's file dtypes (npy,
  * safetensors, the emitted tensor tables); nothing else maps them.
- * ir_dtype_from_rt gives DT_COUNT for a runtime dtype the IR lacks (ETCH_U8):
- * use it where a file must hold a graph's type. */
+ * Every runtime dtype has an IR dtype (ETCH_U8 is DT_U8, ETCH_I8 DT_I8);
+ * ir_dtype_from_rt gives DT_COUNT only for a value that is no etch_dtype. */
 etch_dtype ir_dtype_to_rt(DType t);
 DType ir_dtype_from_rt(etch_dtype t);
 /* The IR dtype through which to read any runtime array's values (tensor_wrap,
- * tensor_get), as `etch show` and `etch compare` do: ir_dtype_from_rt's, and
- * DT_BOOL for ETCH_U8. Both are one unsigned byte an element and tensor_get
- * returns a DT_BOOL byte as it is, so a u8 image reads as 0..255. Not for
- * typing graph values: a graph's DT_BOOL holds only 0 and 1. */
+ * tensor_get), as `etch show` and `etch compare` do: ir_dtype_from_rt's (a u8
+ * image reads as 0..255 through DT_U8). */
 DType ir_dtype_reading_rt(etch_dtype t);
 
 #endif

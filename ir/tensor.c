@@ -41,6 +41,8 @@ double tensor_get(const Tensor *t, int64_t i) {
     case DT_I32: return ((const int32_t *)t->data)[i];
     case DT_I64: return (double)((const int64_t *)t->data)[i];
     case DT_BOOL: return ((const uint8_t *)t->data)[i];
+    case DT_I8: return ((const int8_t *)t->data)[i];
+    case DT_U8: return ((const uint8_t *)t->data)[i];
     default: abort();
     }
 }
@@ -57,6 +59,8 @@ void tensor_set(Tensor *t, int64_t i, double v) {
     case DT_I32: ((int32_t *)t->data)[i] = (int32_t)clamp_int(v, INT32_MIN, INT32_MAX); break;
     case DT_I64: ((int64_t *)t->data)[i] = (int64_t)clamp_int(v, -9223372036854775808.0, 9223372036854774784.0); break;
     case DT_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    case DT_I8: ((int8_t *)t->data)[i] = (int8_t)clamp_int(v, INT8_MIN, INT8_MAX); break;
+    case DT_U8: ((uint8_t *)t->data)[i] = (uint8_t)clamp_int(v, 0, UINT8_MAX); break;
     default: abort();
     }
 }

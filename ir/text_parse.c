@@ -243,7 +243,7 @@ static bool parse_type(Parser *P, DType *t, Shape *s) {
     *t = P->tok.len < 15 ? dtype_from_name(name) : DT_COUNT;
     if (*t == DT_COUNT) {
         char buf[80];
-        return diag_error(P->d, P->tok.loc, "unknown dtype %s (expected f32, f64, i32, i64 or bool)",
+        return diag_error(P->d, P->tok.loc, "unknown dtype %s (expected f32, f64, i32, i64, bool, i8 or u8)",
                           tok_describe(P, buf, sizeof buf));
     }
     if (!lex_next(P) || !parse_expect(P, "[", "after the dtype")) return false;
@@ -268,7 +268,8 @@ static bool parse_type(Parser *P, DType *t, Shape *s) {
 static unsigned attrs_required(OpKind op) {
     return attr_keys_allowed(op) &
            (ATTR_VALUE | ATTR_AXES | ATTR_PERM | ATTR_AXIS | ATTR_KERNEL | ATTR_STRIDE | ATTR_PADDING | ATTR_DILATION | ATTR_GROUPS |
-            ATTR_START | ATTR_LENGTH | ATTR_BEFORE | ATTR_AFTER | ATTR_SEED | ATTR_CARRIES | ATTR_XS);
+            ATTR_START | ATTR_LENGTH | ATTR_BEFORE | ATTR_AFTER | ATTR_SEED | ATTR_CARRIES | ATTR_XS | ATTR_CLAMP |
+            ATTR_ZERO_POINTS);
 }
 
 /* "[" [int {"," int}] "]" into out[0..ETCH_MAX_RANK) (pad amounts; missing entries are 0). */
@@ -428,6 +429,8 @@ static bool parse_attrs(Parser *P, OpKind op, NodeAttrs *attr, unsigned *seen) {
             attr->n_xs = ok ? (int)v : 0;
             break;
         case ATTR_REVERSE: ok = parse_bool(P, name, &attr->reverse); break;
+        case ATTR_CLAMP: ok = parse_pair(P, name, attr->quant.clamp); break;
+        case ATTR_ZERO_POINTS: ok = parse_pair(P, name, attr->quant.zero_points); break;
         }
         if (!ok) return false;
     }
@@ -567,7 +570,7 @@ static bool parse_node(Parser *P) {
     if (info->cls == OPC_SOURCE || op == OP_RESHAPE || op == OP_BROADCAST || op == OP_CONV2D_BWD_INPUT ||
         op == OP_CONV2D_BWD_WEIGHT || op == OP_AVG_POOL2D_BWD || op == OP_SCATTER_ADD_ROWS)
         n.attr.shape = shape;
-    if (info->cls == OPC_SOURCE || op == OP_CAST) n.attr.dtype = dtype;
+    if (info->cls == OPC_SOURCE || op == OP_CAST || op == OP_QUANTIZE || op == OP_QMATMUL) n.attr.dtype = dtype;
 
     /* Re-type the node through its shape rule; errors point into the IR text. */
     Node m = n;

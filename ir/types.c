@@ -14,12 +14,15 @@ static const struct {
     [DT_I32] = {"i32", "int32_t", 4, false},
     [DT_I64] = {"i64", "int64_t", 8, false},
     [DT_BOOL] = {"bool", "uint8_t", 1, false},
+    [DT_I8] = {"i8", "int8_t", 1, false},
+    [DT_U8] = {"u8", "uint8_t", 1, false},
 };
 
 const char *dtype_name(DType t) { return t < DT_COUNT ? dtype_info[t].name : "?"; }
 const char *dtype_c_type(DType t) { return dtype_info[t].c_type; }
 size_t dtype_size(DType t) { return dtype_info[t].size; }
 bool dtype_is_float(DType t) { return dtype_info[t].is_float; }
+bool dtype_is_quantized(DType t) { return t == DT_I8 || t == DT_U8; }
 
 DType dtype_from_name(const char *s) {
     for (int t = 0; t < DT_COUNT; t++)

@@ -39,6 +39,7 @@ typedef enum etch_dtype {
     ETCH_I64,
     ETCH_BOOL, /* one byte, 0 or 1 (numpy '|b1', safetensors "BOOL") */
     ETCH_U8,   /* numpy '|u1', safetensors "U8" */
+    ETCH_I8,   /* numpy '|i1', safetensors "I8" */
     ETCH_DTYPE_COUNT
 } etch_dtype;
 
@@ -50,7 +51,7 @@ typedef struct etch_array {
     void *data;
 } etch_array;
 
-const char *etch_dtype_name(etch_dtype t); /* "f32", "f64", "i32", "i64", "bool", "u8" */
+const char *etch_dtype_name(etch_dtype t); /* "f32", "f64", "i32", "i64", "bool", "u8", "i8" */
 size_t etch_dtype_size(etch_dtype t);
 int64_t etch_array_numel(const etch_array *a);
 size_t etch_array_nbytes(const etch_array *a);
@@ -87,7 +88,7 @@ typedef struct etch_st_file {
     char **meta;
 } etch_st_file;
 
-/* Reads and validates a whole safetensors file (F32, F64, I32, I64, BOOL, U8
+/* Reads and validates a whole safetensors file (F32, F64, I32, I64, BOOL, U8, I8
  * tensors; other dtypes are reported as unsupported). */
 int etch_st_read(const char *path, etch_st_file *out, char *err, size_t errlen);
 /* Finds name; NULL when absent. */

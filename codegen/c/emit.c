@@ -41,6 +41,8 @@ void cemit_literal(char *buf, size_t n, double v, DType t) {
     case DT_F32: snprintf(buf, n, "%af", v); break; /* hex floats are exact */
     case DT_F64: snprintf(buf, n, "%a", v); break;
     case DT_I64: snprintf(buf, n, "INT64_C(%lld)", (long long)v); break;
+    case DT_I8: snprintf(buf, n, "%d", v <= -128 ? -128 : v >= 127 ? 127 : (int)v); break; /* saturates, as tensor_set */
+    case DT_U8: snprintf(buf, n, "%d", v <= 0 ? 0 : v >= 255 ? 255 : (int)v); break;
     default: snprintf(buf, n, "%lld", (long long)v); break;
     }
 }

@@ -35,7 +35,7 @@ typedef struct ParamTable {
 /* The runtime's enum constant for an IR dtype (ir_dtype_to_rt), as C text. */
 static const char *rt_dtype_enum(DType t) {
     static const char *names[ETCH_DTYPE_COUNT] = {[ETCH_F32] = "ETCH_F32", [ETCH_F64] = "ETCH_F64", [ETCH_I32] = "ETCH_I32",
-                                                  [ETCH_I64] = "ETCH_I64", [ETCH_BOOL] = "ETCH_BOOL", [ETCH_U8] = "ETCH_U8"};
+                                                  [ETCH_I64] = "ETCH_I64", [ETCH_BOOL] = "ETCH_BOOL", [ETCH_U8] = "ETCH_U8", [ETCH_I8] = "ETCH_I8"};
     return names[ir_dtype_to_rt(t)];
 }
 

@@ -53,6 +53,16 @@ static bool same_dtype(Graph *g, Node *n, int first, Diag *d) {
     return true;
 }
 
+/* i8/u8 operands (dtype_is_quantized): only the ops whose result stays in
+ * the operand's range (selects) take them. */
+static bool quantized_ok(Graph *g, Node *n, Diag *d) {
+    if (!dtype_is_quantized(g->nodes[n->in[0]].dtype) || n->op == OP_MAX || n->op == OP_MIN || n->op == OP_RELU)
+        return true;
+    char a[96];
+    return diag_error(d, n->loc, "'%s' is not defined on quantized %s (dequantize it or cast it to i32 first)",
+                      op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+}
+
 bool shape_broadcast(Graph *g, Node *n, Diag *d) {
     if (!same_dtype(g, n, 0, d) || !broadcast_shapes(g, n, 0, &n->shape, d)) return false;
     n->dtype = g->nodes[n->in[0]].dtype;
@@ -60,7 +70,7 @@ bool shape_broadcast(Graph *g, Node *n, Diag *d) {
         char a[96];
         return diag_error(d, n->loc, "'%s' needs numbers, got %s", op_table[n->op].name, ops_type_str(a, g, n->in[0]));
     }
-    return true;
+    return quantized_ok(g, n, d);
 }
 
 bool shape_compare(Graph *g, Node *n, Diag *d) {
@@ -86,7 +96,7 @@ bool shape_unary(Graph *g, Node *n, Diag *d) {
     }
     n->dtype = x->dtype;
     n->shape = x->shape;
-    return true;
+    return quantized_ok(g, n, d);
 }
 
 bool shape_unary_float(Graph *g, Node *n, Diag *d) {

@@ -45,8 +45,8 @@ bool shape_scatter_add_rows(Graph *g, Node *n, Diag *d) {
                               (long long)to->dim[i]);
     if (!is_index_dtype(ids->dtype))
         return diag_error(d, n->loc, "'scatter_add_rows' ids must be i32 or i64, got %s", ops_type_str(a, g, n->in[1]));
-    if (gy->dtype == DT_BOOL)
-        return diag_error(d, n->loc, "'scatter_add_rows' needs numbers, got %s", ops_type_str(a, g, n->in[0]));
+    if (gy->dtype == DT_BOOL || dtype_is_quantized(gy->dtype))
+        return diag_error(d, n->loc, "'scatter_add_rows' needs numbers it can sum, got %s", ops_type_str(a, g, n->in[0]));
     bool ok = gy->shape.rank == ids->shape.rank + to->rank - 1;
     for (int i = 0; ok && i < ids->shape.rank; i++) ok = gy->shape.dim[i] == ids->shape.dim[i];
     for (int i = 1; ok && i < to->rank; i++) ok = gy->shape.dim[ids->shape.rank + i - 1] == to->dim[i];

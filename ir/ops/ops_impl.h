@@ -189,6 +189,28 @@ double random_normal_value(uint32_t a, uint32_t b);
  * negative or NaN, saturating at 2^64 - 1; the emitted code does the same. */
 uint64_t random_step_counter(double step);
 
+/* quant.c: quantize, dequantize, fake_quant (+ backward), qmatmul */
+bool shape_quantize(Graph *g, Node *n, Diag *d);
+bool shape_dequantize(Graph *g, Node *n, Diag *d);
+bool shape_fake_quant(Graph *g, Node *n, Diag *d);
+bool shape_qmatmul(Graph *g, Node *n, Diag *d);
+void eval_quant(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_qmatmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void vjp_fake_quant(VjpCtx *c);
+/* The loops of a per-tensor or per-axis op: its data operand (the last but
+ * two) seen as [outer, len, inner] around attr.axis; the scale and zero point
+ * are read at the index along len when per_axis, at 0 otherwise. */
+typedef struct QuantLoops {
+    int64_t outer, len, inner;
+    bool per_axis;
+    int x, scale, zp; /* operand positions */
+} QuantLoops;
+void quant_loops(const Graph *g, const Node *n, QuantLoops *L);
+/* The integer range of quantize (its dtype's), fake_quant and its backward (clamp). */
+void quant_op_range(const Node *n, int *lo, int *hi);
+/* qmatmul's integer range of the result: quant.clamp within the dtype's range (f32: unused). */
+void qmatmul_range(const Node *n, int *lo, int *hi);
+
 /* ---- shared helpers (ir/ops.c) ---- */
 /* Type of node id as "f32[64,784]" in a caller buffer of >= 96 bytes. */
 const char *ops_type_str(char *buf, const Graph *g, int id);

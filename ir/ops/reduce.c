@@ -13,6 +13,9 @@ bool shape_reduce(Graph *g, Node *n, Diag *d) {
     char a[96];
     if (x->dtype == DT_BOOL)
         return diag_error(d, n->loc, "'%s' needs numbers, got %s", op_table[n->op].name, ops_type_str(a, g, n->in[0]));
+    if (n->op != OP_REDUCE_MAX && dtype_is_quantized(x->dtype))
+        return diag_error(d, n->loc, "'%s' is not defined on quantized %s (dequantize it or cast it to i32 first)",
+                          op_table[n->op].name, ops_type_str(a, g, n->in[0]));
     if (n->op == OP_REDUCE_MEAN && !dtype_is_float(x->dtype))
         return diag_error(d, n->loc, "mean needs a floating-point tensor, got %s", ops_type_str(a, g, n->in[0]));
     for (int i = 0; i < n->attr.n_axes; i++) {

@@ -43,6 +43,8 @@ bool shape_iota(Graph *g, Node *n, Diag *d) {
     if (!shape_source(g, &tmp, d)) return false;
     if (n->attr.axis < 0 || n->attr.axis >= n->attr.shape.rank)
         return diag_error(d, n->loc, "iota axis %d is out of range for rank %d", n->attr.axis, n->attr.shape.rank);
+    if (dtype_is_quantized(tmp.dtype)) /* indices past 127 would not fit */
+        return diag_error(d, n->loc, "iota of quantized dtype %s is not defined", dtype_name(tmp.dtype));
     n->dtype = tmp.dtype;
     n->shape = tmp.shape;
     return true;

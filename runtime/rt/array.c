@@ -4,13 +4,13 @@
 
 /* ---- dtypes and arrays ------------------------------------------------------ */
 
-static const char *const dt_name[ETCH_DTYPE_COUNT] = {"f32", "f64", "i32", "i64", "bool", "u8"};
-static const size_t dt_size[ETCH_DTYPE_COUNT] = {4, 8, 4, 8, 1, 1};
-static const char *const npy_descr[ETCH_DTYPE_COUNT] = {"<f4", "<f8", "<i4", "<i8", "|b1", "|u1"};
-static const char *const st_dtype[ETCH_DTYPE_COUNT] = {"F32", "F64", "I32", "I64", "BOOL", "U8"};
+static const char *const dt_name[ETCH_DTYPE_COUNT] = {"f32", "f64", "i32", "i64", "bool", "u8", "i8"};
+static const size_t dt_size[ETCH_DTYPE_COUNT] = {4, 8, 4, 8, 1, 1, 1};
+static const char *const npy_descr[ETCH_DTYPE_COUNT] = {"<f4", "<f8", "<i4", "<i8", "|b1", "|u1", "|i1"};
+static const char *const st_dtype[ETCH_DTYPE_COUNT] = {"F32", "F64", "I32", "I64", "BOOL", "U8", "I8"};
 /* The reference safetensors writer orders tensors by its Dtype enum, descending
- * (which keeps each aligned to its element size): I64 > F64 > F32 > I32 > U8 > BOOL. */
-static const int st_order_key[ETCH_DTYPE_COUNT] = {3, 4, 2, 5, 0, 1};
+ * (which keeps each aligned to its element size): I64 > F64 > F32 > I32 > I8 > U8 > BOOL. */
+static const int st_order_key[ETCH_DTYPE_COUNT] = {4, 5, 3, 6, 0, 1, 2};
 
 static int dt_valid(etch_dtype t) { return (int)t >= 0 && (int)t < (int)ETCH_DTYPE_COUNT; }
 

@@ -105,7 +105,7 @@ static int npy_parse(const char *path, const unsigned char *buf, size_t n, etch_
     int t = 0;
     while (t < ETCH_DTYPE_COUNT && strcmp(descr, npy_descr[t])) t++;
     if (t == ETCH_DTYPE_COUNT)
-        return fail(err, errlen, "%s: unsupported dtype '%s' (supported: <f4, <f8, <i4, <i8, |b1, |u1)", path, descr);
+        return fail(err, errlen, "%s: unsupported dtype '%s' (supported: <f4, <f8, <i4, <i8, |b1, |u1, |i1)", path, descr);
     size_t nbytes, avail = n - pre - hlen;
     char d[256];
     if (shape_size(rank, dim, dt_size[t], NULL, &nbytes))

@@ -56,7 +56,7 @@ static int st_entry(const char *path, json *j, etch_st_tensor *t, st_span *r, ch
                    !dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
     while (!bad && d < ETCH_DTYPE_COUNT && strcmp(dtype, st_dtype[d])) d++;
     if (!bad && d == ETCH_DTYPE_COUNT)
-        bad = fail(err, errlen, "%s: unsupported dtype %s for tensor '%s' (supported: F32, F64, I32, I64, BOOL, U8)",
+        bad = fail(err, errlen, "%s: unsupported dtype %s for tensor '%s' (supported: F32, F64, I32, I64, BOOL, U8, I8)",
                    path, dtype, t->name);
     t->array.dtype = (etch_dtype)d;
     free(dtype);

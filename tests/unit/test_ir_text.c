@@ -230,6 +230,17 @@ static Graph *build_all_ops(Arena *a) {
     op_add(g, OP_RANDOM_UNIFORM, &ru, at("all.etch", 46, 5), 1, step, 0, 0);
     op_add(g, OP_RANDOM_NORMAL, &ru, at("all.etch", 46, 9), 1, step, 0, 0);
     op_add(g, OP_STOP_GRADIENT, NULL, at("all.etch", 46, 13), 1, x, 0, 0);
+    /* quantized ops (ir/ops/quant.c) */
+    int qs = graph_add_const(g, 0.5, DT_F32, S(0), (SrcLoc){0}), qz = graph_add_const(g, 3, DT_I32, S(0), (SrcLoc){0});
+    int q = op_add(g, OP_QUANTIZE, &(NodeAttrs){.dtype = DT_U8}, at("all.etch", 49, 1), 3, x, qs, qz);
+    op_add(g, OP_DEQUANTIZE, NULL, at("all.etch", 49, 2), 3, q, qs, qz);
+    NodeAttrs fq = {.quant.clamp = {-8, 7}};
+    int fqx = op_add(g, OP_FAKE_QUANT, &fq, at("all.etch", 49, 3), 3, x, qs, qz);
+    assert_true(graph_add_op(g, OP_FAKE_QUANT_BWD, (int[]){fqx, x, qs, qz}, 4, &fq, at("all.etch", 49, 4), NULL) >= 0);
+    int w8 = graph_add_const(g, -3, DT_I8, S(2, 5, 3), (SrcLoc){0});
+    int i32v = graph_add_const(g, 1, DT_I32, S(1, 5), (SrcLoc){0});
+    NodeAttrs qm = {.dtype = DT_I8, .quant = {.zero_points = {3, -1}, .clamp = {-1, 127}}};
+    assert_true(graph_add_op(g, OP_QMATMUL, (int[]){q, w8, i32v, i32v, i32v}, 5, &qm, at("all.etch", 49, 5), NULL) >= 0);
     /* scan (ir/ops/scan.c): x [2, 3] read as 2 steps of [3]; the body is a nested graph */
     Graph *body = graph_new(a, "all.loop0");
     int bc0 = graph_add_input(body, "carry", DT_F32, S(1, 3), (SrcLoc){0});
@@ -269,6 +280,9 @@ static void test_roundtrip_all_ops(void **state) {
     assert_non_null(strstr(s, "{init = zeros, frozen = true} : f32[4]"));
     assert_non_null(strstr(s, "{init = const(0.25)} : f64[]"));
     assert_non_null(strstr(s, "= cast %0 : i32[2,3]"));
+    assert_non_null(strstr(s, "{axis = 0, clamp = [-8, 7]} : f32[2,3]"));
+    assert_non_null(strstr(s, "{zero_points = [3, -1], clamp = [-1, 127]} : i8[2,5]"));
+    assert_non_null(strstr(s, "= const {value = -3} : i8[5,3]"));
     assert_non_null(strstr(s, "{axes = [], keepdims = false} : f32[2,3]"));
     assert_non_null(strstr(s, "= where %"));
     assert_non_null(strstr(s, "= iota {axis = 1} : i64[2,5]"));
@@ -391,7 +405,7 @@ static const ErrCase err_cases[] = {
      "t.etchir:3:34: error: expected ',' or '}' in the attributes of 'reduce_sum', found 'keepdims'"},
     {HDR "  %1 = reduce_sum %0 {axes = [0], keepdims = 1} : f32[4]\n",
      "t.etchir:3:46: error: expected true or false for 'keepdims', found '1'"},
-    {HDR "  %1 = neg %0 : f16[3,4]\n", "t.etchir:3:17: error: unknown dtype 'f16' (expected f32, f64, i32, i64 or bool)"},
+    {HDR "  %1 = neg %0 : f16[3,4]\n", "t.etchir:3:17: error: unknown dtype 'f16' (expected f32, f64, i32, i64, bool, i8 or u8)"},
     {HDR "  %1 = neg %0 : f32[3,-4]\n", "t.etchir:3:23: error: a dimension -4 is out of range (0 to 9223372036854775807)"},
     {HDR "  %1 = neg %0 : f32[3 4]\n",
      "t.etchir:3:23: error: expected ',' or ']' in the type's dimension list, found '4'"},

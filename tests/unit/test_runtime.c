@@ -141,8 +141,8 @@ static int teardown(void **state) {
 
 static void test_dtypes_and_describe(void **state) {
     (void)state;
-    const char *names[] = {"f32", "f64", "i32", "i64", "bool", "u8"};
-    const size_t sizes[] = {4, 8, 4, 8, 1, 1};
+    const char *names[] = {"f32", "f64", "i32", "i64", "bool", "u8", "i8"};
+    const size_t sizes[] = {4, 8, 4, 8, 1, 1, 1};
     for (int t = 0; t < ETCH_DTYPE_COUNT; t++) {
         assert_string_equal(etch_dtype_name((etch_dtype)t), names[t]);
         assert_int_equal(etch_dtype_size((etch_dtype)t), sizes[t]);
@@ -332,6 +332,7 @@ static void test_npy_numpy_layouts(void **state) {
     } cases[] = {
         {1, "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", 16, ETCH_I64, 1, 4, 32}, /* numpy < 1.14 */
         {2, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", 64, ETCH_U8, 1, 3, 3},
+        {1, "{'descr': '|i1', 'fortran_order': False, 'shape': (3,), }", 64, ETCH_I8, 1, 3, 3},
         {3, "{'descr': '|b1', 'fortran_order': False, 'shape': (), }", 64, ETCH_BOOL, 0, 0, 1},
         {1, "{'shape': (2L, 2L), 'fortran_order': False, 'descr': '<f8'}", 16, ETCH_F64, 2, 2, 32}, /* Python 2 */
         {1, "{\"descr\": \"<i4\", \"fortran_order\": False, \"shape\": (5, )}", 64, ETCH_I32, 1, 5, 20},
@@ -368,9 +369,9 @@ static void test_npy_errors(void **state) {
     expect_npy_error("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24, 1,
                      "fortran_order is True; only C-order arrays are supported");
     expect_npy_error("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 24, 1,
-                     "unsupported dtype '>f4' (supported: <f4, <f8, <i4, <i8, |b1, |u1)");
+                     "unsupported dtype '>f4' (supported: <f4, <f8, <i4, <i8, |b1, |u1, |i1)");
     expect_npy_error("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", 4, 1, "unsupported dtype '<f2'");
-    expect_npy_error("{'descr': '|i1', 'fortran_order': False, 'shape': (2,), }", 2, 1, "unsupported dtype '|i1'");
+    expect_npy_error("{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }", 4, 1, "unsupported dtype '<i2'");
     expect_npy_error("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8, 1,
                      "unsupported dtype: structured arrays");
     expect_npy_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, 1,
@@ -446,11 +447,11 @@ static size_t make_st(unsigned char *out, const char *header, const void *data, 
 
 static void test_st_roundtrip(void **state) {
     (void)state;
-    const char *names[] = {"w", "b", "idx", "c", "mask", "u", "empty", "\"odd\\name\n\x01\xc3\xa9"};
-    etch_dtype ts[] = {ETCH_F32, ETCH_F64, ETCH_I64, ETCH_I32, ETCH_BOOL, ETCH_U8, ETCH_F32, ETCH_F64};
-    int ranks[] = {2, 1, 1, 0, 1, 1, 2, 1};
-    int64_t dims[][2] = {{2, 3}, {3, 0}, {2, 0}, {0, 0}, {5, 0}, {7, 0}, {0, 3}, {1, 0}};
-    enum { N = 8 };
+    const char *names[] = {"w", "b", "idx", "c", "mask", "u", "empty", "\"odd\\name\n\x01\xc3\xa9", "q"};
+    etch_dtype ts[] = {ETCH_F32, ETCH_F64, ETCH_I64, ETCH_I32, ETCH_BOOL, ETCH_U8, ETCH_F32, ETCH_F64, ETCH_I8};
+    int ranks[] = {2, 1, 1, 0, 1, 1, 2, 1, 1};
+    int64_t dims[][2] = {{2, 3}, {3, 0}, {2, 0}, {0, 0}, {5, 0}, {7, 0}, {0, 3}, {1, 0}, {3, 0}};
+    enum { N = 9 };
     etch_array arr[N];
     for (int i = 0; i < N; i++) {
         assert_int_equal(etch_array_alloc(&arr[i], ts[i], ranks[i], dims[i]), 0);
@@ -474,8 +475,8 @@ static void test_st_roundtrip(void **state) {
     }
     assert_null(etch_st_find(&f, "__metadata__"));
     assert_null(etch_st_find(&f, "nope"));
-    /* header order is the reference's: descending dtype (I64 > F64 > F32 > I32 > U8 > BOOL), then name */
-    const char *order[] = {"idx", "\"odd\\name\n\x01\xc3\xa9", "b", "empty", "w", "c", "u", "mask"};
+    /* header order is the reference's: descending dtype (I64 > F64 > F32 > I32 > I8 > U8 > BOOL), then name */
+    const char *order[] = {"idx", "\"odd\\name\n\x01\xc3\xa9", "b", "empty", "w", "c", "q", "u", "mask"};
     for (int i = 0; i < N; i++) assert_string_equal(f.tensors[i].name, order[i]);
     etch_st_close(&f);
     assert_int_equal(f.n, 0);
@@ -617,7 +618,7 @@ static void expect_st_error(const char *header, size_t nd, const char *want) {
 static void test_st_errors(void **state) {
     (void)state;
     expect_st_error("{\"x\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-                    "unsupported dtype F16 for tensor 'x' (supported: F32, F64, I32, I64, BOOL, U8)");
+                    "unsupported dtype F16 for tensor 'x' (supported: F32, F64, I32, I64, BOOL, U8, I8)");
     expect_st_error("{\"x\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
                     "unsupported dtype BF16 for tensor 'x'");
     expect_st_error("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,400]}}", 8,

@@ -64,7 +64,9 @@ Tensor *ts_random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) 
     return x;
 }
 
-void ts_check_graph(Graph *g, const TsTol *tol) {
+void ts_check_graph(Graph *g, const TsTol *tol) { ts_check_graph_with(g, NULL, NULL, tol); }
+
+void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_values, const TsTol *tol) {
     Diag d;
     diag_init(&d, stderr);
     assert_true(ir_verify(g, &d));
@@ -73,8 +75,11 @@ void ts_check_graph(Graph *g, const TsTol *tol) {
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *n = &g->nodes[g->inputs[i]];
         ins[i] = ts_random_tensor(n->dtype, n->shape, 100 + (uint64_t)i, tol->lo, tol->hi);
+        if (inputs) memcpy(ins[i]->data, inputs[i]->data, tensor_nbytes(ins[i]));
     }
     Tensor **params = params_init(g, 0);
+    for (int i = 0; param_values && i < g->n_params; i++)
+        memcpy(params[i]->data, param_values[i]->data, tensor_nbytes(params[i]));
     assert_true(eager_run(g, ins, params, outs, NULL, &d));
 
     /* -O0: the graph as built, every intermediate in its own buffer; -O2: the

@@ -57,6 +57,9 @@ Graph *ts_optimize(Graph *g, int level);
  * memory plan) and -O2 (the pass pipeline), each compiled with the system
  * compiler into a shared library and loaded, and compares every output. */
 void ts_check_graph(Graph *g, const TsTol *tol);
+/* The same with given values: inputs[i] for input i and param_values[i] for
+ * param i (each of the node's type), either NULL for the defaults above. */
+void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_values, const TsTol *tol);
 
 /* Compiles DSL source (named path in diagnostics, printed to stderr),
  * asserting success. */

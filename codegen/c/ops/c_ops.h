@@ -31,6 +31,9 @@ void cemit_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, si
  * node n's result and $V by its attr.value as a literal of that type (an
  * op's scalar attribute, e.g. leaky_relu's slope). */
 void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const Node *n);
+/* Appends C expression x converted to dtype t (the cast op, $C): ETCH_CAST,
+ * and for i8/u8 a saturating conversion matching the eager store. */
+void cemit_convert(StrBuf *b, const char *x, DType t);
 
 /* source.c */
 void emit_source(CEmitter *e, const Graph *g, int id);
@@ -65,5 +68,8 @@ void emit_scatter_add_rows(CEmitter *e, const Graph *g, int id);
 void emit_random_uniform(CEmitter *e, const Graph *g, int id);
 void emit_random_normal(CEmitter *e, const Graph *g, int id);
 void emit_scan(CEmitter *e, const Graph *g, int id);
+/* quant.c: quantize, dequantize, fake_quant (+ backward); qmatmul (portable loops) */
+void emit_quant(CEmitter *e, const Graph *g, int id);
+void emit_qmatmul(CEmitter *e, const Graph *g, int id);
 
 #endif

@@ -39,6 +39,19 @@ void cemit_loops_index(const OpsLoops *L, int k, char (*vars)[16], char *buf, si
     if (!len) snprintf(buf, n, "0");
 }
 
+void cemit_convert(StrBuf *b, const char *x, DType t) {
+    if (!dtype_is_quantized(t)) {
+        sb_printf(b, "ETCH_CAST(%s, %s)", dtype_c_type(t), x);
+        return;
+    }
+    /* clamp, then truncate toward zero, NaN to 0: the eager store's rule
+     * (tensor_set). Compared as doubles so that no integer source draws a
+     * range warning. */
+    int lo = t == DT_I8 ? -128 : 0, hi = t == DT_I8 ? 127 : 255;
+    sb_printf(b, "(%s)((double)(%s) >= %d ? %d : (double)(%s) >= %d ? (%s) : (double)(%s) < %d ? %d : 0)",
+              dtype_c_type(t), x, hi, hi, x, lo, x, x, lo, lo);
+}
+
 void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *operands, const Node *n) {
     const char *ctype = dtype_c_type(n->dtype);
     for (const char *p = tmpl; *p; p++) {
@@ -47,6 +60,9 @@ void cemit_expand_template(StrBuf *b, const char *tmpl, const char *const *opera
             p++;
         } else if (p[0] == '$' && p[1] == 'T') {
             sb_puts(b, ctype);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'C') {
+            cemit_convert(b, operands[0], n->dtype);
             p++;
         } else if (p[0] == '$' && p[1] == 'V') {
             char lit[64];
