@@ -1,7 +1,7 @@
 /* cmd_train.c: `etch train FILE`: compiles the train block's step and the
  * training driver into one program (OUTDIR/build/) and runs it on IDX image
- * data (--data) or a text corpus (--text); the program writes the weights and
- * checkpoints. */
+ * data or .npy arrays (--data) or a text corpus (--text); the program writes
+ * the weights and checkpoints. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,22 +14,36 @@
 #include "tool/commands.h"
 #include "tool/pipeline.h"
 
-/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
-static bool has_idx(const char *dir, const char *base) {
+/* DIR/NAME is readable. */
+static bool readable_in(const char *dir, const char *name) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, base);
-    if (access(path, R_OK) == 0) return true;
-    snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     return access(path, R_OK) == 0;
 }
 
+/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
+static bool has_idx(const char *dir, const char *base) {
+    char gz[512];
+    snprintf(gz, sizeof gz, "%s.gz", base);
+    return readable_in(dir, base) || readable_in(dir, gz);
+}
+
 /* The data folder must exist and hold the IDX files of the splits the
- * program reads (the test split; the training split too when training)
- * before we spend time compiling. */
+ * program reads (the test split; the training split too when training), or
+ * x.npy and y.npy (arrays named after the train block's inputs), before we
+ * spend time compiling. The program checks what the files hold. */
 static bool check_data_dir(const char *dir, bool training, Diag *d) {
     struct stat st;
     if (stat(dir, &st) != 0) return diag_error_plain(d, "--data %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return diag_error_plain(d, "--data %s: not a folder", dir);
+    if (readable_in(dir, "x.npy") || readable_in(dir, "y.npy")) {
+        static const char *const arrays[] = {"x.npy", "y.npy"};
+        for (int i = 0; i < 2; i++)
+            if (!readable_in(dir, arrays[i]))
+                return diag_error_plain(d, "--data %s: no readable %s in the folder (a folder of arrays holds x.npy "
+                                           "and y.npy)", dir, arrays[i]);
+        return true;
+    }
     static const char *const files[] = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte",
                                         "train-labels-idx1-ubyte"};
     for (int i = 0; i < (training ? 4 : 2); i++)
