@@ -72,6 +72,7 @@ int cmd_train(const Options *o) {
     if (!o->data && !o->text) return usage_error("%s", "train needs --data DIR (images) or --text CORPUS (bytes)");
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
+    if (o->partial && !o->init) return usage_error("%s", "--partial needs --init W (a checkpoint to resume is whole)");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
@@ -80,21 +81,26 @@ int cmd_train(const Options *o) {
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
-    char *program = p ? build_trainer(p, o, build_dir, &d) : NULL;
+    /* the start without --init/--resume: the initializers, seeded; with --partial, W's tensors over them
+     * (checked before compiling) */
+    bool own_init = o->partial || (!o->init && !o->resume);
+    Tensor **init = p && own_init ? o->partial ? load_params_partial(p->train->loss, o->init, o->seed, &d)
+                                               : params_init(p->train->loss, o->seed)
+                                  : NULL;
+    char *program = p && (init || !own_init) ? build_trainer(p, o, build_dir, &d) : NULL;
     bool ok = program != NULL;
-    if (ok && !o->init && !o->resume) { /* start from the initializers, seeded */
-        Tensor **init = params_init(p->train->loss, o->seed);
+    if (ok && init) {
         snprintf(init_path, sizeof init_path, "%s/init.safetensors", build_dir);
         ok = params_save(p->train->loss, init, init_path, &d);
-        params_free(p->train->loss, init);
     }
+    if (init) params_free(p->train->loss, init);
     if (ok) {
         const char *argv[32];
         int n = 0;
         argv[n++] = program;
         argv[n++] = o->text ? "--text" : "--data", argv[n++] = o->text ? o->text : o->data;
         argv[n++] = o->resume ? "--resume" : "--init";
-        argv[n++] = o->resume ? o->resume : o->init ? o->init : init_path;
+        argv[n++] = o->resume ? o->resume : o->init && !o->partial ? o->init : init_path;
         argv[n++] = "-o", argv[n++] = out;
         argv[n++] = "--name", argv[n++] = p->model_name;
         snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);

@@ -34,15 +34,17 @@ train {
 }
 ETCH
 
-# npy DIR NAME DTYPE SHAPE KIND: writes DIR/NAME.npy with numpy's format
-# (version 1.0 header) from Python's stdlib; KIND: x (uniform in [-1, 1]),
-# y (the linear function of x's rows + noise, needs x's rows), labels (i % 3).
+# npy DIR NAME DTYPE SHAPE KIND: writes DIR/NAME.npy (npy_stdlib.py); KIND:
+# x (uniform in [-1, 1]), y (the linear function of x's rows + noise, needs
+# x's rows), labels (i % 3).
+here=$(cd "$(dirname "$0")" && pwd)
 npy() {
-  python3 - "$@" <<'PY'
+  PYTHONPATH=$here python3 - "$@" <<'PY'
 import random, struct, sys, os
+from npy_stdlib import write_npy
 d, name, dtype, shape, kind = sys.argv[1:6]
 shape = [int(s) for s in shape.split(",")]
-rng = random.Random(hash(name) % 1000 + 1)
+rng = random.Random(sum(name.encode()))  # hash() of a str differs per process
 n = 1
 for s in shape: n *= s
 if kind == "x":
@@ -52,11 +54,7 @@ elif kind == "y":
     vals = [0.8 * xs[3 * i] - 0.5 * xs[3 * i + 1] + 0.3 * xs[3 * i + 2] + 0.5 + rng.gauss(0, 0.01) for i in range(shape[0])]
 else:
     vals = [i % 3 for i in range(n)]
-fmt = {"<f4": "f", "<f8": "d", "<i8": "q", "<i4": "i"}[dtype]
-header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (dtype, "".join(f"{s}, " for s in shape))
-header += " " * (127 - 10 - len(header)) + "\n"
-open(os.path.join(d, name + ".npy"), "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) +
-                                                  header.encode() + struct.pack("<%d%s" % (n, fmt), *vals))
+write_npy(os.path.join(d, name + ".npy"), dtype, shape, vals)
 PY
 }
 
