@@ -7,6 +7,7 @@
 #    tenth's "Test MSE" fall below thresholds the untrained model is far
 #    above; with x_test.npy/y_test.npy the report names them;
 #    `etch eval` prints the same report for the trained weights;
+#  - with an lr schedule, 1 epoch then 2 resumed end bit-identical to 3;
 #  - integer labels with f32 logits get the accuracy report;
 #  - hostile files exit 1 naming the file, what was expected and what was
 #    found: a wrong dtype, a wrong shape, a truncated file, counts that
@@ -77,6 +78,17 @@ npy "$t/data" x_test "<f4" 40,3 x
 npy "$t/data" y_test "<f4" 40,1 y
 "$ETCH" eval "$t/reg.etch" --data "$t/data" --weights "$t/out/Reg.safetensors" >"$t/eval"
 grep -q "^Test MSE: 0\.00[0-9]* (40 examples of x_test.npy)$" "$t/eval" || { cat "$t/eval"; fail "etch eval on x_test.npy"; }
+
+# a schedule continues exactly on --resume (the lr is computed from the
+# checkpoint's optimizer.step): 1 epoch + 2 resumed = 3 epochs, bit for bit
+sed 's/^  optimizer = adam(lr = 0.02)$/&\n  lr_schedule = cosine(warmup = 5, total = 40)/' "$t/reg.etch" >"$t/sched.etch"
+grep -q "lr_schedule" "$t/sched.etch" || fail "no schedule in the test model"
+"$ETCH" train "$t/sched.etch" --data "$t/data" --epochs 3 --seed 2 -o "$t/full" >/dev/null
+mkdir -p "$t/half" "$t/rest"
+sprog=$t/full/build/Reg-train
+"$sprog" --data "$t/data" --init "$t/full/build/init.safetensors" --epochs 1 --seed 2 --name Reg -o "$t/half" >/dev/null
+"$sprog" --data "$t/data" --resume "$t/half/checkpoint.safetensors" --epochs 3 --name Reg -o "$t/rest" >/dev/null
+cmp -s "$t/full/Reg.safetensors" "$t/rest/Reg.safetensors" || fail "a resumed run with a schedule differs"
 
 # classification from arrays: i64 labels, f32 logits
 cat >"$t/cls.etch" <<'ETCH'
