@@ -81,13 +81,14 @@ int cmd_train(const Options *o) {
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
-    /* the start without --init/--resume: the initializers, seeded; with --partial, W's tensors over them
-     * (checked before compiling) */
+    /* where training starts without --init/--resume: the initializers, seeded; with --partial, W's tensors
+     * over them (checked before compiling). A file without a train block gets build_trainer's error. */
     bool own_init = o->partial || (!o->init && !o->resume);
-    Tensor **init = p && own_init ? o->partial ? load_params_partial(p->train->loss, o->init, o->seed, &d)
-                                               : params_init(p->train->loss, o->seed)
-                                  : NULL;
-    char *program = p && (init || !own_init) ? build_trainer(p, o, build_dir, &d) : NULL;
+    Tensor **init = NULL;
+    if (p && p->train && own_init)
+        init = o->partial ? load_params_partial(p->train->loss, o->init, o->seed, &d) : params_init(p->train->loss, o->seed);
+    bool ready = p && (init || !own_init || !p->train);
+    char *program = ready ? build_trainer(p, o, build_dir, &d) : NULL;
     bool ok = program != NULL;
     if (ok && init) {
         snprintf(init_path, sizeof init_path, "%s/init.safetensors", build_dir);
