@@ -7,6 +7,8 @@
  *     epochs = 10
  *     x: f32[B, 1, 28, 28]                     // optional; default: forward's first input
  *     y: i64[B]                                // optional; default: i64[batch]
+ *     lr_schedule = cosine(warmup = 100, total = 1000)   // optional: step(...) | cosine(...)
+ *     clip_grad_norm = 1.0                     // optional: clip by global L2 norm
  *   }
  *
  * The loss is traced into its own graph "<Model>.train_step" with the same
@@ -17,7 +19,8 @@
 
 #include "frontend/elab.h"
 
-static const char *const TRAIN_ENTRIES[] = {"loss", "optimizer", "batch", "epochs", "x", "y"};
+static const char *const TRAIN_ENTRIES[] = {"loss", "optimizer", "batch", "epochs", "x", "y", "lr_schedule",
+                                            "clip_grad_norm"};
 enum { N_TRAIN_ENTRIES = sizeof TRAIN_ENTRIES / sizeof TRAIN_ENTRIES[0] };
 
 static void reset_param_ids(Instance *inst) {
@@ -33,12 +36,13 @@ static bool train_entries(Elab *e, const TrainDecl *td, const TrainEntry **by_na
         while (k < N_TRAIN_ENTRIES && strcmp(TRAIN_ENTRIES[k], en->name)) k++;
         if (k == N_TRAIN_ENTRIES)
             return diag_error(e->diag, en->loc,
-                              "unknown train entry '%s'; a train block takes loss, optimizer, batch, epochs, x and y",
+                              "unknown train entry '%s'; a train block takes loss, optimizer, batch, epochs, x, y, "
+                              "lr_schedule and clip_grad_norm",
                               en->name);
         if (by_name[k])
             return diag_error(e->diag, en->loc, "train entry '%s' is given twice (first at %d:%d)", en->name,
                               by_name[k]->loc.line, by_name[k]->loc.col);
-        bool typed = k >= 4; /* x, y are declared with ':', the rest assigned with '=' */
+        bool typed = k == 4 || k == 5; /* x, y are declared with ':', the rest assigned with '=' */
         if (typed != (en->type != NULL))
             return diag_error(e->diag, en->loc, typed ? "train entry '%s' declares a type: write '%s: f32[...]'"
                                                       : "train entry '%s' takes a value: write '%s = ...'",
@@ -97,6 +101,37 @@ static bool train_optimizer(Elab *e, Scope *s, const TrainEntry *en, OptimSpec *
     return true;
 }
 
+/* lr_schedule = step(step_size, gamma = 0.1) | cosine(warmup = 0, total, min_lr = 0):
+ * the numbers only; passes/transforms/train.c checks their ranges. */
+static bool train_schedule(Elab *e, Scope *s, const TrainEntry *en, LrSchedule *out) {
+    const Expr *call = en->value;
+    const char *name = call->kind == EX_CALL && call->callee->kind == EX_NAME ? call->callee->name : NULL;
+    bool is_step = name && !strcmp(name, "step"), is_cosine = name && !strcmp(name, "cosine");
+    if (!is_step && !is_cosine)
+        return diag_error(e->diag, call->loc,
+                          name ? "unknown lr_schedule '%s'; etch has step(step_size, gamma) and cosine(warmup, total, "
+                                 "min_lr)"
+                               : "lr_schedule must be a call: step(step_size = N, gamma = 0.1) or cosine(warmup = W, "
+                                 "total = T, min_lr = 0)%s",
+                          name ? name : "");
+    static const char *const step_params[] = {"step_size", "gamma"};
+    static const char *const cosine_params[] = {"warmup", "total", "min_lr"};
+    CallArgs ca;
+    Value slots[3];
+    bool given[3];
+    const char *fname = is_step ? "step()" : "cosine()";
+    if (!eval_args(e, s, call, NULL, &ca) || !bind_args(e, call->loc, fname, is_step ? step_params : cosine_params,
+                                                        is_step ? 2 : 3, is_step ? 1 : 2, &ca, slots, given))
+        return false;
+    *out = (LrSchedule){.kind = is_step ? LR_STEP : LR_COSINE, .gamma = 0.1, .loc = call->loc};
+    if (is_step)
+        return value_int(e, &slots[0], "'step_size' of step() (in optimizer steps)", &out->step_size) &&
+               (!given[1] || value_number(e, &slots[1], "'gamma' of step()", &out->gamma));
+    return value_int(e, &slots[0], "'warmup' of cosine() (in optimizer steps)", &out->warmup) &&
+           value_int(e, &slots[1], "'total' of cosine() (in optimizer steps)", &out->total) &&
+           (!given[2] || value_number(e, &slots[2], "'min_lr' of cosine()", &out->min_lr));
+}
+
 TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDecl *forward) {
     const TrainEntry *en[N_TRAIN_ENTRIES] = {0};
     if (!train_entries(e, td, en)) return NULL;
@@ -152,6 +187,16 @@ TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDec
                           value_describe(e, &loss)), NULL;
     graph_add_output(e->graph, loss_id);
     if (!train_optimizer(e, s, en[1], &ts->optim)) return NULL;
+    if (en[6] && !train_schedule(e, s, en[6], &ts->optim.schedule)) return NULL;
+    if (en[7]) {
+        Value v;
+        if (!eval_expr(e, s, en[7]->value, &v) || !value_number(e, &v, "clip_grad_norm", &ts->optim.clip_grad_norm))
+            return NULL;
+        ts->optim.clip_loc = en[7]->value->loc;
+        if (ts->optim.clip_grad_norm == 0) /* 0 means "none" to the pass, which checks the rest */
+            return diag_error(e->diag, en[7]->value->loc, "clip_grad_norm = 0 would zero every gradient; leave the "
+                                                         "entry out for no clipping"), NULL;
+    }
     if (en[2]) {
         Value v;
         int64_t b;

@@ -61,18 +61,23 @@ DType ir_dtype_from_rt(etch_dtype t) {
 
 DType ir_dtype_reading_rt(etch_dtype t) { return ir_dtype_from_rt(t); }
 
-Tensor **params_load(const Graph *g, const char *path, Diag *d) {
+/* params_load (seed NULL: every param must be in the file) and
+ * params_load_partial (params the file lacks keep params_init(*seed)'s
+ * values and are flagged in missing). */
+static Tensor **load_file(const Graph *g, const char *path, const uint64_t *seed, bool *missing, Diag *d) {
     etch_st_file f;
     char err[1024];
     if (etch_st_read(path, &f, err, sizeof err)) {
         diag_error_plain(d, "%s", err);
         return NULL;
     }
-    Tensor **out = calloc((size_t)g->n_params + 1, sizeof *out);
+    Tensor **out = seed ? params_init(g, *seed) : calloc((size_t)g->n_params + 1, sizeof *out);
     if (!out) abort();
+    int found = 0;
     for (int i = 0; i < g->n_params; i++) {
         const Node *n = &g->nodes[g->params[i]];
         const void *src;
+        if (seed && (missing[i] = !etch_st_find(&f, n->attr.name))) continue;
         if (etch_st_expect(&f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
                            sizeof err)) {
             diag_error_plain(d, "%s", err);
@@ -80,11 +85,24 @@ Tensor **params_load(const Graph *g, const char *path, Diag *d) {
             etch_st_close(&f);
             return NULL;
         }
-        out[i] = tensor_new(n->dtype, n->shape);
+        if (!out[i]) out[i] = tensor_new(n->dtype, n->shape);
         memcpy(out[i]->data, src, tensor_nbytes(out[i]));
+        found++;
     }
     etch_st_close(&f);
+    if (found == 0 && g->n_params > 0) {
+        diag_error_plain(d, "%s: none of the model's tensors is in the file (the model's are named like '%s')", path,
+                         g->nodes[g->params[0]].attr.name);
+        params_free(g, out);
+        return NULL;
+    }
     return out;
+}
+
+Tensor **params_load(const Graph *g, const char *path, Diag *d) { return load_file(g, path, NULL, NULL, d); }
+
+Tensor **params_load_partial(const Graph *g, const char *path, uint64_t seed, bool *missing, Diag *d) {
+    return load_file(g, path, &seed, missing, d);
 }
 
 bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d) {

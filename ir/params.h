@@ -19,6 +19,12 @@ Tensor **params_init(const Graph *g, uint64_t seed);
 /* One tensor per g->params[i] from a safetensors file; reports a missing
  * tensor or a dtype/shape mismatch naming the tensor and both types. */
 Tensor **params_load(const Graph *g, const char *path, Diag *d);
+/* params_load for a file that may lack some of g's params (fine-tuning
+ * from a partial checkpoint): those take their initializers (seed, as
+ * params_init) and are flagged in missing[i] (g->n_params entries); a tensor
+ * present with another dtype or shape is still an error naming it, and so is
+ * a file holding none of g's params. */
+Tensor **params_load_partial(const Graph *g, const char *path, uint64_t seed, bool *missing, Diag *d);
 /* Writes the parameters (and optionally extra named tensors) atomically. */
 bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d);
 void params_free(const Graph *g, Tensor **values);

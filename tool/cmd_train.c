@@ -1,7 +1,7 @@
 /* cmd_train.c: `etch train FILE`: compiles the train block's step and the
  * training driver into one program (OUTDIR/build/) and runs it on IDX image
- * data (--data) or a text corpus (--text); the program writes the weights and
- * checkpoints. */
+ * data or .npy arrays (--data) or a text corpus (--text); the program writes
+ * the weights and checkpoints. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,22 +14,36 @@
 #include "tool/commands.h"
 #include "tool/pipeline.h"
 
-/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
-static bool has_idx(const char *dir, const char *base) {
+/* DIR/NAME is readable. */
+static bool readable_in(const char *dir, const char *name) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, base);
-    if (access(path, R_OK) == 0) return true;
-    snprintf(path, sizeof path, "%s/%s.gz", dir, base);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     return access(path, R_OK) == 0;
 }
 
+/* DIR/BASE or DIR/BASE.gz is readable (the training program takes either). */
+static bool has_idx(const char *dir, const char *base) {
+    char gz[512];
+    snprintf(gz, sizeof gz, "%s.gz", base);
+    return readable_in(dir, base) || readable_in(dir, gz);
+}
+
 /* The data folder must exist and hold the IDX files of the splits the
- * program reads (the test split; the training split too when training)
- * before we spend time compiling. */
+ * program reads (the test split; the training split too when training), or
+ * x.npy and y.npy (arrays named after the train block's inputs), before we
+ * spend time compiling. The program checks what the files hold. */
 static bool check_data_dir(const char *dir, bool training, Diag *d) {
     struct stat st;
     if (stat(dir, &st) != 0) return diag_error_plain(d, "--data %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return diag_error_plain(d, "--data %s: not a folder", dir);
+    if (readable_in(dir, "x.npy") || readable_in(dir, "y.npy")) {
+        static const char *const arrays[] = {"x.npy", "y.npy"};
+        for (int i = 0; i < 2; i++)
+            if (!readable_in(dir, arrays[i]))
+                return diag_error_plain(d, "--data %s: no readable %s in the folder (a folder of arrays holds x.npy "
+                                           "and y.npy)", dir, arrays[i]);
+        return true;
+    }
     static const char *const files[] = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte",
                                         "train-labels-idx1-ubyte"};
     for (int i = 0; i < (training ? 4 : 2); i++)
@@ -58,6 +72,7 @@ int cmd_train(const Options *o) {
     if (!o->data && !o->text) return usage_error("%s", "train needs --data DIR (images) or --text CORPUS (bytes)");
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
+    if (o->partial && !o->init) return usage_error("%s", "--partial needs --init W (a checkpoint to resume is whole)");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
@@ -66,21 +81,27 @@ int cmd_train(const Options *o) {
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);
-    char *program = p ? build_trainer(p, o, build_dir, &d) : NULL;
+    /* where training starts without --init/--resume: the initializers, seeded; with --partial, W's tensors
+     * over them (checked before compiling). A file without a train block gets build_trainer's error. */
+    bool own_init = o->partial || (!o->init && !o->resume);
+    Tensor **init = NULL;
+    if (p && p->train && own_init)
+        init = o->partial ? load_params_partial(p->train->loss, o->init, o->seed, &d) : params_init(p->train->loss, o->seed);
+    bool ready = p && (init || !own_init || !p->train);
+    char *program = ready ? build_trainer(p, o, build_dir, &d) : NULL;
     bool ok = program != NULL;
-    if (ok && !o->init && !o->resume) { /* start from the initializers, seeded */
-        Tensor **init = params_init(p->train->loss, o->seed);
+    if (ok && init) {
         snprintf(init_path, sizeof init_path, "%s/init.safetensors", build_dir);
         ok = params_save(p->train->loss, init, init_path, &d);
-        params_free(p->train->loss, init);
     }
+    if (init) params_free(p->train->loss, init);
     if (ok) {
         const char *argv[32];
         int n = 0;
         argv[n++] = program;
         argv[n++] = o->text ? "--text" : "--data", argv[n++] = o->text ? o->text : o->data;
         argv[n++] = o->resume ? "--resume" : "--init";
-        argv[n++] = o->resume ? o->resume : o->init ? o->init : init_path;
+        argv[n++] = o->resume ? o->resume : o->init && !o->partial ? o->init : init_path;
         argv[n++] = "-o", argv[n++] = out;
         argv[n++] = "--name", argv[n++] = p->model_name;
         snprintf(num[0], sizeof num[0], "%ld", o->epochs >= 0 ? o->epochs : (long)p->train->epochs);

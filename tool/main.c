@@ -53,7 +53,9 @@ static const Command COMMANDS[] = {
      "  train FILE --text CORPUS [--steps N] [--epochs N] [--seed S] [--init W | --resume CKPT] [-o OUTDIR]\n"
      "                                  train a byte-level language model (an epoch is 100 steps)\n"
      "                                  compile the train block's step and a driver into one\n"
-     "                                  program (OUTDIR/build/), train on IDX data, write\n"
+     "                                  program (OUTDIR/build/), train on IDX images or on\n"
+     "                                  DIR/x.npy and y.npy (arrays named after the train block's\n"
+     "                                  x and y), write\n"
      "                                  OUTDIR/<model>.safetensors, OUTDIR/checkpoint.safetensors\n"
      "                                  (with the seed, which --resume reuses) and OUTDIR/loss.png\n",
      cmd_train},
@@ -61,7 +63,8 @@ static const Command COMMANDS[] = {
      "  eval FILE --weights W (--data DIR [--png GRID.png] | --text CORPUS)\n"
      "                                  accuracy and mean NLL on the test split (autoencoders:\n"
      "                                  reconstruction MSE, and a PNG grid of inputs and outputs;\n"
-     "                                  --text: held-out loss per byte of a language model)\n",
+     "                                  --text: held-out loss per byte of a language model;\n"
+     "                                  arrays: test MSE of a regression, or accuracy)\n",
      cmd_eval},
     {"gradcheck", CMD_GRADCHECK, 1, NULL,
      "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n", cmd_gradcheck},

@@ -21,7 +21,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -84,6 +84,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAIN | CMD_EVAL, "folder of IDX image data (train and test split)"},
     [OPT_TEXT] = {"--text", ARG_NAME, "CORPUS", CMD_TRAIN | CMD_EVAL, "a text file for byte-level language models"},
     [OPT_INIT] = {"--init", ARG_NAME, "W", CMD_TRAIN, "start from these weights"},
+    [OPT_PARTIAL] = {"--partial", ARG_NONE, NULL, CMD_TRAIN | CMD_RUN | CMD_BUILD,
+                      "with --init/--weights W: load the tensors W has, the rest from their initializers"},
     [OPT_RESUME] = {"--resume", ARG_NAME, "CKPT", CMD_TRAIN, "continue from a checkpoint"},
     [OPT_EPOCHS] = {"--epochs", ARG_INT, "N", CMD_TRAIN, "passes over the data (default: the train block's)", 0,
                     MAX_COUNT, NULL},
@@ -209,6 +211,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     case OPT_STEPS: o->steps = (long)n; return 0;
     case OPT_LIMIT: o->limit = (long)n; return 0;
     case OPT_NO_SHUFFLE: o->no_shuffle = true; return 0;
+    case OPT_PARTIAL: o->partial = true; return 0;
     case OPT_PNG: o->png = val; return 0;
     case OPT_THREADS: o->threads = (int)n; return 0;
     case OPT_BLAS:

@@ -51,6 +51,7 @@ typedef struct Options {
     Define defines[MAX_DEFINES];
     int n_defines;
     bool exe, embed, eager, stats, grad, no_shuffle, train;
+    bool partial;              /* --partial: --init/--weights W may lack tensors (they keep their initializers) */
     const char *data, *init, *resume; /* train / eval */
     long epochs, steps, limit;        /* train: -1 = default */
     const char *idx;           /* make-input --idx */

@@ -30,7 +30,31 @@ Program *load_program(Arena *a, const Options *o, Diag *d) {
 }
 
 Tensor **load_params(const Graph *g, const Options *o, Diag *d) {
+    if (o->partial && !o->weights) return diag_error_plain(d, "--partial needs --weights W"), NULL;
+    if (o->partial) return load_params_partial(g, o->weights, ETCH_DEFAULT_SEED, d);
     return o->weights ? params_load(g, o->weights, d) : params_init(g, ETCH_DEFAULT_SEED);
+}
+
+Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d) {
+    bool *missing = calloc((size_t)g->n_params + 1, sizeof *missing);
+    if (!missing) abort();
+    Tensor **t = params_load_partial(g, path, seed, missing, d);
+    int n = 0, weights = 0;
+    for (int i = 0; t && i < g->n_params; i++) {
+        bool state = !strncmp(g->nodes[g->params[i]].attr.name, "optimizer.", 10); /* zeros either way */
+        weights += !state;
+        n += missing[i] && !state;
+    }
+    if (n) {
+        fprintf(stderr, "note: %s has %d of the model's %d tensors; these keep their initializers (seed %llu):", path,
+                weights - n, weights, (unsigned long long)seed);
+        for (int i = 0, k = 0; i < g->n_params; i++)
+            if (missing[i] && strncmp(g->nodes[g->params[i]].attr.name, "optimizer.", 10))
+                fprintf(stderr, "%s %s", k++ ? "," : "", g->nodes[g->params[i]].attr.name);
+        fputc('\n', stderr);
+    }
+    free(missing);
+    return t;
 }
 
 bool require_train(const Program *p, Diag *d) {

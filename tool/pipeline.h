@@ -16,8 +16,12 @@
 void model_prefix(const char *model, char *buf, size_t n);
 /* The model in o->file, with o's -D definitions. */
 Program *load_program(Arena *a, const Options *o, Diag *d);
-/* --weights W, or the initializers with the default seed. */
+/* --weights W, or the initializers with the default seed; with --partial,
+ * load_params_partial(W, the default seed). */
 Tensor **load_params(const Graph *g, const Options *o, Diag *d);
+/* The tensors path has; the rest keep their initializers (seed) and are
+ * named in a note on stderr (optimizer state, zeros either way, is not). */
+Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d);
 bool require_train(const Program *p, Diag *d);
 /* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
 Graph *train_step_graph(Program *p, Arena *a, Diag *d);

@@ -6,9 +6,11 @@
  *   Adam:  g = grad + wd*p;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
  *          p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  *   AdamW: p *= 1 - lr*wd first, then Adam without wd.
- * The step count t and the bias corrections are computed in float64. */
+ * The step count t and the bias corrections are computed in float64, as is
+ * a scheduled lr (lr_at below) and the global norm of clip_grad_norm. */
 #include "passes/transforms/train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +55,68 @@ static int b_axpby(Builder *b, double a, int x, double c, int y) {
     return b_bin(b, OP_ADD, b_bin(b, OP_MUL, b_const(b, a, t), x), b_bin(b, OP_MUL, b_const(b, c, t), y));
 }
 
+/* cos(pi * p) for a float64 p in [0, 1], from ops the IR has: with
+ * u = pi * (p - 1/2) in [-pi/2, pi/2], cos(pi * p) = -sin(u), and sin's
+ * Taylor series to u^21 is within 1e-15 there (Horner's rule). */
+static int b_cos_pi(Builder *b, int p) {
+    enum { TERMS = 11 };
+    double c[TERMS] = {1}; /* c[k] = (-1)^k / (2k+1)! */
+    for (int k = 1; k < TERMS; k++) c[k] = -c[k - 1] / ((double)(2 * k) * (double)(2 * k + 1));
+    int u = b_bin(b, OP_MUL, b_bin(b, OP_SUB, p, b_const(b, 0.5, DT_F64)), b_const(b, 3.14159265358979323846, DT_F64));
+    int u2 = b_bin(b, OP_MUL, u, u), acc = b_const(b, c[TERMS - 1], DT_F64);
+    for (int k = TERMS - 2; k >= 0; k--) acc = b_bin(b, OP_ADD, b_bin(b, OP_MUL, acc, u2), b_const(b, c[k], DT_F64));
+    return b_un(b, OP_NEG, b_bin(b, OP_MUL, acc, u));
+}
+
+/* The scheduled lr of step s (a float64 scalar node; see LrSchedule in
+ * train.h), or -1 for a constant lr (the update then uses a constant). */
+static int lr_at(Builder *b, const OptimSpec *spec, int s) {
+    const LrSchedule *r = &spec->schedule;
+    if (r->kind == LR_CONSTANT) return -1; /* no node: the constant-lr step is unchanged */
+    int lr = b_const(b, spec->lr, DT_F64);
+    if (r->kind == LR_STEP) { /* lr * gamma ^ floor(s / step_size); s >= 0, so a cast to i64 floors */
+        int k = b_cast(b, b_cast(b, b_bin(b, OP_DIV, s, b_const(b, (double)r->step_size, DT_F64)), DT_I64), DT_F64);
+        return b_bin(b, OP_MUL, lr, b_bin(b, OP_POW, b_const(b, r->gamma, DT_F64), k));
+    }
+    double m = r->min_lr / spec->lr, span = (double)(r->total - r->warmup > 1 ? r->total - r->warmup : 1);
+    int p = b_bin(b, OP_DIV, b_bin(b, OP_SUB, s, b_const(b, (double)r->warmup, DT_F64)), b_const(b, span, DT_F64));
+    p = b_bin(b, OP_MIN, p, b_const(b, 1, DT_F64));
+    int half = b_bin(b, OP_MUL, b_const(b, 0.5, DT_F64), b_bin(b, OP_ADD, b_const(b, 1, DT_F64), b_cos_pi(b, p)));
+    int decay = b_bin(b, OP_ADD, b_const(b, m, DT_F64), b_bin(b, OP_MUL, b_const(b, 1 - m, DT_F64), half));
+    if (r->warmup > 0) {
+        int ramp = b_bin(b, OP_DIV, s, b_const(b, (double)r->warmup, DT_F64));
+        int warming = b_bin(b, OP_LT, s, b_const(b, (double)r->warmup, DT_F64));
+        decay = b_op(b, OP_WHERE, (int[]){warming, ramp, decay}, 3, NULL);
+    }
+    return b_bin(b, OP_MUL, lr, decay);
+}
+
+/* The lr as a scalar of dtype t: the constant when the lr is constant
+ * (lr_node < 0), else the scheduled one cast to t. */
+static int lr_as(Builder *b, const OptimSpec *spec, int lr_node, DType t) {
+    return lr_node < 0 ? b_const(b, spec->lr, t) : b_cast(b, lr_node, t);
+}
+
+/* torch.nn.utils.clip_grad_norm_: every gradient times
+ * min(1, C / (norm + 1e-6)), norm the L2 norm of all of them together
+ * (summed in float64). Rewrites grads in place. */
+static void clip_grads(Builder *b, int *grads, int n, double max_norm) {
+    int total = -1;
+    for (int i = 0; i < n; i++) {
+        const Node *gn = &b->g->nodes[grads[i]];
+        NodeAttrs all = {.n_axes = gn->shape.rank};
+        for (int k = 0; k < gn->shape.rank; k++) all.axes[k] = k;
+        int sq = b_bin(b, OP_MUL, grads[i], grads[i]);
+        if (gn->shape.rank > 0) sq = b_op(b, OP_REDUCE_SUM, (int[]){sq}, 1, &all);
+        sq = b_cast(b, sq, DT_F64);
+        total = total < 0 ? sq : b_bin(b, OP_ADD, total, sq);
+    }
+    int norm = b_un(b, OP_SQRT, total);
+    int coef = b_bin(b, OP_DIV, b_const(b, max_norm, DT_F64), b_bin(b, OP_ADD, norm, b_const(b, 1e-6, DT_F64)));
+    coef = b_bin(b, OP_MIN, coef, b_const(b, 1, DT_F64));
+    for (int i = 0; i < n && !b->failed; i++) grads[i] = b_bin(b, OP_MUL, grads[i], b_cast(b, coef, b->g->nodes[grads[i]].dtype));
+}
+
 static int add_state(Builder *b, const char *param, const char *what, DType t, Shape s) {
     char name[512];
     snprintf(name, sizeof name, "optimizer.%s.%s", param, what);
@@ -60,7 +124,29 @@ static int add_state(Builder *b, const char *param, const char *what, DType t, S
                 &(NodeAttrs){.name = name, .dtype = t, .shape = s, .init = {INIT_ZEROS, 0, 0}, .frozen = true});
 }
 
+static bool check_schedule(const OptimSpec *s, Diag *d) {
+    const LrSchedule *r = &s->schedule;
+    if (s->clip_grad_norm < 0 || !isfinite(s->clip_grad_norm))
+        return diag_error(d, s->clip_loc, "clip_grad_norm must be a positive number (the largest global L2 norm of the "
+                                          "gradients), got %g", s->clip_grad_norm);
+    if (r->kind == LR_STEP) {
+        if (r->step_size < 1) return diag_error(d, r->loc, "step(): step_size must be at least 1, got %lld", (long long)r->step_size);
+        if (!(r->gamma > 0 && r->gamma <= 1))
+            return diag_error(d, r->loc, "step(): gamma must be in (0, 1], got %g", r->gamma);
+    } else if (r->kind == LR_COSINE) {
+        if (r->total < 1) return diag_error(d, r->loc, "cosine(): total must be at least 1 step, got %lld", (long long)r->total);
+        if (r->warmup < 0 || r->warmup > r->total)
+            return diag_error(d, r->loc, "cosine(): warmup must be from 0 to total (%lld) steps, got %lld",
+                              (long long)r->total, (long long)r->warmup);
+        if (!(r->min_lr >= 0 && r->min_lr <= s->lr))
+            return diag_error(d, r->loc, "cosine(): min_lr must be from 0 to the optimizer's lr (%g), got %g", s->lr,
+                              r->min_lr);
+    }
+    return true;
+}
+
 static bool check_spec(const OptimSpec *s, Diag *d) {
+    if (!check_schedule(s, d)) return false;
     if (!(s->lr > 0)) return diag_error(d, s->loc, "%s: lr must be positive, got %g", optim_name(s->kind), s->lr);
     if (s->weight_decay < 0)
         return diag_error(d, s->loc, "%s: weight_decay must be >= 0, got %g", optim_name(s->kind), s->weight_decay);
@@ -108,6 +194,8 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
                     &(NodeAttrs){.name = "optimizer.step", .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true});
     }
     int t = b_bin(&b, OP_ADD, step, b_const(&b, 1, DT_F64));
+    int lr = lr_at(&b, spec, step);
+    if (spec->clip_grad_norm > 0) clip_grads(&b, grads, n_train, spec->clip_grad_norm);
     int bc1 = -1, bc2_sqrt = -1, first = -1;
     if (spec->kind != OPTIM_SGD) {
         bc1 = b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64), b_bin(&b, OP_POW, b_const(&b, spec->beta1, DT_F64), t));
@@ -132,16 +220,18 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
                 graph_add_update(g, buf, nb);
                 gr = spec->nesterov ? b_axpby(&b, 1, gr, spec->momentum, nb) : nb;
             }
-            np = b_bin(&b, OP_SUB, p, b_bin(&b, OP_MUL, b_const(&b, spec->lr, dt), gr));
+            np = b_bin(&b, OP_SUB, p, b_bin(&b, OP_MUL, lr_as(&b, spec, lr, dt), gr));
         } else {
             if (spec->kind == OPTIM_ADAMW && spec->weight_decay != 0)
-                pw = b_bin(&b, OP_MUL, p, b_const(&b, 1 - spec->lr * spec->weight_decay, dt));
+                pw = b_bin(&b, OP_MUL, p, lr < 0 ? b_const(&b, 1 - spec->lr * spec->weight_decay, dt)
+                                                 : b_cast(&b, b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64),
+                                                                    b_bin(&b, OP_MUL, lr, b_const(&b, spec->weight_decay, DT_F64))), dt));
             int m = add_state(&b, name, "exp_avg", dt, sh), v = add_state(&b, name, "exp_avg_sq", dt, sh);
             int nm = b_axpby(&b, spec->beta1, m, 1 - spec->beta1, gr);
             int nv = b_axpby(&b, spec->beta2, v, 1 - spec->beta2, b_bin(&b, OP_MUL, gr, gr));
             graph_add_update(g, m, nm);
             graph_add_update(g, v, nv);
-            int step_size = b_cast(&b, b_bin(&b, OP_DIV, b_const(&b, spec->lr, DT_F64), bc1), dt);
+            int step_size = b_cast(&b, b_bin(&b, OP_DIV, lr_as(&b, spec, lr, DT_F64), bc1), dt);
             int denom = b_bin(&b, OP_ADD, b_bin(&b, OP_DIV, b_un(&b, OP_SQRT, nv), b_cast(&b, bc2_sqrt, dt)),
                               b_const(&b, spec->eps, dt));
             np = b_bin(&b, OP_SUB, pw, b_bin(&b, OP_MUL, step_size, b_bin(&b, OP_DIV, nm, denom)));

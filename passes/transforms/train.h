@@ -7,13 +7,39 @@
  * the step count) is held in extra params named "optimizer.<param>.<state>"
  * and "optimizer.step", so it is saved in checkpoints like any weight. A
  * loss graph that already has an "optimizer.step" param (traced dropout reads
- * it) keeps it: the step updates that one. */
+ * it) keeps it: the step updates that one.
+ *
+ * A learning-rate schedule and gradient clipping are IR too: the lr of step
+ * s (s = optimizer.step before the update, 0 on the first step) is computed
+ * in float64 from the counter, so the compiled step, the eager executor and
+ * a resumed run all use the same rate. Without them the step is exactly the
+ * constant-lr graph. */
 #ifndef ETCH_PASSES_TRANSFORMS_TRAIN_H
 #define ETCH_PASSES_TRANSFORMS_TRAIN_H
 
 #include "ir/ir.h"
 
 typedef enum OptimKind { OPTIM_SGD, OPTIM_ADAM, OPTIM_ADAMW } OptimKind;
+
+typedef enum LrScheduleKind { LR_CONSTANT, LR_STEP, LR_COSINE } LrScheduleKind;
+
+/* lr(s) = lr * factor(s), s counted in optimizer steps from 0:
+ *   step:   gamma ^ floor(s / step_size)   (torch.optim.lr_scheduler.StepLR
+ *           with scheduler.step() after every optimizer step)
+ *   cosine: s / warmup while s < warmup, then, with
+ *           p = min(1, (s - warmup) / max(1, total - warmup)),
+ *           m + (1 - m) * 0.5 * (1 + cos(pi * p)), m = min_lr / lr
+ *           (transformers' get_cosine_with_min_lr_schedule_with_warmup;
+ *           held at min_lr after total steps where transformers would
+ *           rise again). */
+typedef struct LrSchedule {
+    LrScheduleKind kind;
+    int64_t step_size;     /* step */
+    double gamma;          /* step */
+    int64_t warmup, total; /* cosine */
+    double min_lr;         /* cosine */
+    SrcLoc loc;            /* where the schedule was written, for errors */
+} LrSchedule;
 
 /* Hyperparameters with PyTorch's meanings and defaults (optim_defaults). */
 typedef struct OptimSpec {
@@ -24,6 +50,12 @@ typedef struct OptimSpec {
     double weight_decay;        /* sgd, adam: L2 added to the gradient; adamw: decoupled */
     double beta1, beta2, eps;   /* adam, adamw */
     SrcLoc loc;                 /* where the optimizer was written, for errors */
+    LrSchedule schedule;        /* LR_CONSTANT (the default): lr every step */
+    /* > 0: torch.nn.utils.clip_grad_norm_(params, clip_grad_norm) before the
+     * update: every gradient times min(1, C / (total L2 norm + 1e-6)), the
+     * norm over all trainable params; 0: no clipping. */
+    double clip_grad_norm;
+    SrcLoc clip_loc;
 } OptimSpec;
 
 /* PyTorch's defaults for kind (sgd: lr required, so 0.01 here; adam: 1e-3,

@@ -1,7 +1,8 @@
 /* test_train_step.c: the compiled training step against the eager executor's
  * step. A small MLP with a cross-entropy loss is turned into a training step
  * (autodiff + optimizer as IR) for SGD with momentum/nesterov/weight decay and
- * for Adam and AdamW; both backends run 5 steps from the same weights on the
+ * for Adam and AdamW, with and without an lr schedule and gradient clipping;
+ * both backends run 5 steps from the same weights on the
  * same batches, and the losses and every parameter and optimizer state must
  * agree to 1e-5 relative. */
 #include <stdarg.h>
@@ -161,6 +162,10 @@ static void test_sgd(void **state) {
     s.nesterov = false;
     s.dampening = 0.5;
     check_optimizer(s);
+    /* a schedule and clipping (a max norm the gradients exceed) */
+    s.schedule = (LrSchedule){.kind = LR_STEP, .step_size = 2, .gamma = 0.5};
+    s.clip_grad_norm = 0.05;
+    check_optimizer(s);
 }
 
 static void test_adam(void **state) {
@@ -170,8 +175,13 @@ static void test_adam(void **state) {
     check_optimizer(s);
     s.weight_decay = 1e-2;
     check_optimizer(s);
+    s.schedule = (LrSchedule){.kind = LR_COSINE, .warmup = 2, .total = 4, .min_lr = 1e-3};
+    s.clip_grad_norm = 0.05;
+    check_optimizer(s);
     OptimSpec w = optim_defaults(OPTIM_ADAMW);
     w.lr = 1e-2;
+    check_optimizer(w);
+    w.schedule = (LrSchedule){.kind = LR_COSINE, .warmup = 1, .total = 3};
     check_optimizer(w);
 }
 

@@ -16,8 +16,9 @@
  *   PROGRAM --eval --text CORPUS --weights W   (the held-out loss per byte)
  *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] [--digits N] -o OUTDIR
  *
- * Two kinds of data, each in its own section below: images with class labels
- * (IDX files, --data) and byte text (--text). Either way the program prints
+ * Three kinds of data, each in its own section below: images with class
+ * labels (IDX files, --data), NumPy arrays named after the train block's
+ * inputs (--data DIR holding x.npy and y.npy) and byte text (--text). Either way the program prints
  * "Epoch: N, Loss: X.XXX" (the epoch's mean loss, --digits decimals, default
  * 3) after each epoch, with a progress line redrawn on stderr when stderr is
  * a terminal; it writes OUTDIR/checkpoint.safetensors (weights, optimizer
@@ -29,7 +30,7 @@
  * progress; temp files a killed run left behind (FILE.tmp.PID of a dead PID)
  * are removed when the next starts. The forward may return several tensors:
  * the evaluations pick theirs by shape (see images and text below).
- * Joined at build time from runtime/drivers/train/ (common, curve, images, text, main). */
+ * Joined at build time from runtime/drivers/train/ (common, curve, images, arrays, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif

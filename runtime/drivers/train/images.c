@@ -126,6 +126,20 @@ static Picked pick_outputs(int64_t per) {
     return p;
 }
 
+/* One example's logits row against its label: adds the negative
+ * log-likelihood of the label under softmax to *nll; 1 when the label is
+ * the arg max. (Also the .npy data's classification report, arrays.c.) */
+static int logits_row(const float *row, int64_t classes, int64_t label, double *nll) {
+    int64_t best = 0;
+    double mx = row[0], sum = 0;
+    for (int64_t c = 1; c < classes; c++)
+        if (row[c] > row[best]) best = c;
+    for (int64_t c = 0; c < classes; c++) mx = fmax(mx, row[c]);
+    for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - mx);
+    *nll += mx + log(sum) - row[label];
+    return best == label;
+}
+
 /* The test-split report of the picked outputs over a split: accuracy and mean
  * negative log-likelihood of the logits; mean squared error of the
  * reconstructions and, when png is set, a PNG grid of the first 8 examples
@@ -152,17 +166,9 @@ static int evaluate(const Split *s, Picked pick, Report *r, const char *png, cha
         int64_t count = s->n - start < batch ? s->n - start : batch;
         fill_batch(s, NULL, start, count, batch, x.data, y.data, ETCH_I64);
         run_forward(x.data, &out);
-        for (int64_t b = 0; pick.logits >= 0 && b < count; b++) {
-            const float *row = (const float *)out.a[pick.logits].data + b * classes;
-            int64_t label = ((int64_t *)y.data)[b], best = 0;
-            double mx = row[0], sum = 0;
-            for (int64_t c = 1; c < classes; c++)
-                if (row[c] > row[best]) best = c;
-            for (int64_t c = 0; c < classes; c++) mx = fmax(mx, row[c]);
-            for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - mx);
-            total_nll += mx + log(sum) - row[label];
-            correct += best == label;
-        }
+        for (int64_t b = 0; pick.logits >= 0 && b < count; b++)
+            correct += logits_row((const float *)out.a[pick.logits].data + b * classes, classes,
+                                  ((int64_t *)y.data)[b], &total_nll);
         const float *xs = x.data, *rs = pick.recon >= 0 ? out.a[pick.recon].data : NULL;
         for (int64_t b = 0; rs && b < count; b++)
             for (int64_t k = 0; k < s->per; k++) {
@@ -238,36 +244,36 @@ static int eval_images(const Args *a) {
     return rc ? fail(err) : 0;
 }
 
-/* Training on images (see the section comment). */
-static int train_images(const Args *a) {
+/* A training set as the epoch loop reads it: n examples; fill writes the
+ * examples order[start .. start+batch) into the step's x and y buffers.
+ * Images fill from a Split, .npy arrays (arrays.c) from their own. */
+typedef struct Batches {
+    int64_t n;
+    void (*fill)(const void *set, const int64_t *order, int64_t start, int64_t batch, void *x, void *y);
+    const void *set;
+} Batches;
+
+/* The epochs of a training run from `weights` (already loaded) over d, as
+ * the image section's comment says (shuffled by Philox keyed by (seed,
+ * epoch), a resumed run placed by its optimizer.step, the last partial batch
+ * dropped), then the checkpoint and final weights, whose path goes into
+ * path. Returns the exit status. */
+static int train_epochs(const Args *a, const char *weights, const Batches *d, char *path, size_t path_len) {
     const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
-    const char *weights = a->init ? a->init : a->resume;
-    char err[1024], why[128], path[4096];
-    int64_t batch = xi->dim[0], per, classes, n = 0, steps_per_epoch = 0, *order = NULL;
-    Split test = {0}, train = {0};
+    char why[128];
+    int64_t batch = xi->dim[0], n = a->limit >= 0 && a->limit < d->n ? a->limit : d->n, *order = NULL;
+    int64_t steps_per_epoch = n / batch;
     etch_array x = {0}, y = {0};
     long long step = 0, taken = 0, max_step;
     int tty = isatty(2), status = 1, written = 0;
     Curve curve = {0};
-    if (image_interface(&per, &classes)) return 1;
-    remove_stale_temps(a);
-    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
-        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
-        load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
-        fail(err);
-        goto done;
-    }
-    n = a->limit >= 0 && a->limit < train.n ? a->limit : train.n;
-    if ((steps_per_epoch = n / batch) == 0) {
-        fail("fewer training examples than one batch");
-        goto done;
-    }
+    if (steps_per_epoch == 0) return fail("fewer training examples than one batch");
     max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
     snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
-    if (checked_step(weights, max_step, why, &step)) goto done;
-    order = malloc(sizeof(int64_t) * (size_t)train.n);
-    etch_array_alloc(&x, ETCH_F32, xi->rank, xi->dim);
-    etch_array_alloc(&y, yi->dtype, 1, yi->dim);
+    if (checked_step(weights, max_step, why, &step)) return 1;
+    order = malloc(sizeof(int64_t) * (size_t)d->n);
+    etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
+    etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     float loss = 0;
     long start_epoch = (long)(step / steps_per_epoch);
     int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
@@ -279,7 +285,7 @@ static int train_images(const Args *a) {
         double sum = 0;
         int64_t count = 0;
         for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++) {
-            fill_batch(&train, order, s * batch, batch, batch, x.data, y.data, yi->dtype);
+            d->fill(d->set, order, s * batch, batch, x.data, y.data);
             const void *in[] = {x.data, y.data};
             void *out[] = {&loss};
             ETCH_MODEL(train_step_v)(in, out);
@@ -297,8 +303,36 @@ static int train_images(const Args *a) {
         if ((status = end_epoch(a, tty, epoch + 1, count ? sum / count : 0.0, &curve))) goto done;
         written = 1;
     }
-    if ((status = save_final(a, written, path, sizeof path))) goto done;
-    char png[4096];
+    status = save_final(a, written, path, path_len);
+done:
+    free(order);
+    free(curve.loss);
+    etch_array_free(&x);
+    etch_array_free(&y);
+    return status;
+}
+
+static void fill_image_batch(const void *set, const int64_t *order, int64_t start, int64_t batch, void *x, void *y) {
+    fill_batch(set, order, start, batch, batch, x, y, ETCH_MODEL(train_step_inputs)[1].dtype);
+}
+
+/* Training on images (see the section comment). */
+static int train_images(const Args *a) {
+    const char *weights = a->init ? a->init : a->resume;
+    char err[1024], path[4096], png[4096];
+    int64_t per, classes;
+    Split test = {0}, train = {0};
+    int status = 1;
+    if (image_interface(&per, &classes)) return 1;
+    remove_stale_temps(a);
+    if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
+        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
+        load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
+        fail(err);
+        goto done;
+    }
+    Batches d = {train.n, fill_image_batch, &train};
+    if ((status = train_epochs(a, weights, &d, path, sizeof path))) goto done;
     snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
     if (report(&test, per, png, err, sizeof err)) {
         status = fail(err);
@@ -306,10 +340,6 @@ static int train_images(const Args *a) {
     }
     printf("Weights written to %s\n", path);
 done:
-    free(order);
-    free(curve.loss);
-    etch_array_free(&x);
-    etch_array_free(&y);
     etch_array_free(&train.images);
     etch_array_free(&train.labels);
     etch_array_free(&test.images);

@@ -1,5 +1,5 @@
 /* train/main.c: the command line (see the usage in the header comment) and
- * the dispatch to image or text training and evaluation. */
+ * the dispatch to image, array or text training and evaluation. */
 
 static int parse_args(int argc, char **argv, Args *a) {
     *a = (Args){.epochs = 1, .steps = -1, .limit = -1, .shuffle = 1, .name = "model", .digits = 3};
@@ -38,5 +38,6 @@ int main(int argc, char **argv) {
     Args a;
     if (parse_args(argc, argv, &a) || (a.resume && !a.eval_only && resume_seed(&a))) return 1;
     if (a.text) return a.eval_only ? eval_text(&a) : train_text(&a);
+    if (arrays_dir(a.data)) return a.eval_only ? eval_arrays(&a) : train_arrays(&a);
     return a.eval_only ? eval_images(&a) : train_images(&a);
 }
