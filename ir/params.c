@@ -59,6 +59,25 @@ DType ir_dtype_from_rt(etch_dtype t) {
     return DT_COUNT;
 }
 
+Tensor **params_from_tensors(const Graph *g, const etch_st_file *f, const char *path, Diag *d) {
+    char err[1024];
+    Tensor **out = calloc((size_t)g->n_params + 1, sizeof *out);
+    if (!out) abort();
+    for (int i = 0; i < g->n_params; i++) {
+        const Node *n = &g->nodes[g->params[i]];
+        const void *src;
+        if (etch_st_expect(f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
+                           sizeof err)) {
+            diag_error_plain(d, "%s", err);
+            params_free(g, out);
+            return NULL;
+        }
+        out[i] = tensor_new(n->dtype, n->shape);
+        memcpy(out[i]->data, src, tensor_nbytes(out[i]));
+    }
+    return out;
+}
+
 Tensor **params_load(const Graph *g, const char *path, Diag *d) {
     etch_st_file f;
     char err[1024];
@@ -66,21 +85,7 @@ Tensor **params_load(const Graph *g, const char *path, Diag *d) {
         diag_error_plain(d, "%s", err);
         return NULL;
     }
-    Tensor **out = calloc((size_t)g->n_params + 1, sizeof *out);
-    if (!out) abort();
-    for (int i = 0; i < g->n_params; i++) {
-        const Node *n = &g->nodes[g->params[i]];
-        const void *src;
-        if (etch_st_expect(&f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
-                           sizeof err)) {
-            diag_error_plain(d, "%s", err);
-            params_free(g, out);
-            etch_st_close(&f);
-            return NULL;
-        }
-        out[i] = tensor_new(n->dtype, n->shape);
-        memcpy(out[i]->data, src, tensor_nbytes(out[i]));
-    }
+    Tensor **out = params_from_tensors(g, &f, path, d);
     etch_st_close(&f);
     return out;
 }

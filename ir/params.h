@@ -19,6 +19,9 @@ Tensor **params_init(const Graph *g, uint64_t seed);
 /* One tensor per g->params[i] from a safetensors file; reports a missing
  * tensor or a dtype/shape mismatch naming the tensor and both types. */
 Tensor **params_load(const Graph *g, const char *path, Diag *d);
+/* The same from tensors already in memory (an imported model's); path names
+ * them in messages. */
+Tensor **params_from_tensors(const Graph *g, const etch_st_file *f, const char *path, Diag *d);
 /* Writes the parameters (and optionally extra named tensors) atomically. */
 bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d);
 void params_free(const Graph *g, Tensor **values);
