@@ -82,6 +82,11 @@ static const Command COMMANDS[] = {
      "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5);\n"
      "                                  NaN matches NaN and an infinity the same infinity\n",
      cmd_compare},
+    {"import", CMD_IMPORT, 1, NULL,
+     "  import MODEL.onnx -o MODEL.etch [--weights-out W.safetensors] [-D N=V]\n"
+     "                                  an ONNX model as etch source and its weights (docs/onnx.md);\n"
+     "                                  every command also takes MODEL.onnx directly, imported in memory\n",
+     cmd_import},
     {"show", CMD_SHOW, 1, "show takes one .npy file",
      "  show A.npy [--argmax]           print an array (or the argmax of each row)\n", cmd_show},
 };

@@ -21,7 +21,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_WEIGHTS_OUT, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -51,11 +51,13 @@ typedef struct OptSpec {
 #define MAX_COUNT 0x7fffffffffffffffLL
 
 static const OptSpec OPTS[OPT_COUNT] = {
-    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH,
+    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
-                 "make-input's .npy, train's folder (default out), graph's .svg/.dot"},
-    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL,
-                    "set the model's const NAME (a number or true/false; at most 64 -D)"},
+                 "make-input's .npy, train's folder (default out), graph's .svg/.dot,\n"
+                 "import's .etch"},
+    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT,
+                    "set the model's const NAME (a number or true/false; at most 64 -D);\n"
+                    "for an .onnx model, the size of its symbolic dim NAME"},
     [OPT_OLEVEL] = {"-O", ARG_ATTACHED, NULL, CMD_OPTIMIZING,
                     "-O0: no passes, no buffer reuse; -O1: simplify, cse, dce;\n-O2 (default): also fusion"},
     [OPT_PRINT_AFTER_ALL] = {"--print-after-all", ARG_NONE, NULL, CMD_OPTIMIZING, "print the IR after every pass"},
@@ -99,6 +101,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     "flags for the C compiler instead of etch's defaults"},
     [OPT_RTOL] = {"--rtol", ARG_NUM, "R", CMD_COMPARE, "relative tolerance (default 1e-5)"},
     [OPT_ARGMAX] = {"--argmax", ARG_NONE, NULL, CMD_SHOW, "print the index of the largest value of each row"},
+    [OPT_WEIGHTS_OUT] = {"--weights-out", ARG_NAME, "W", CMD_IMPORT,
+                         "where import writes the weights (default: -o's path with .safetensors)"},
 };
 
 static const char *g_cmd = "etch";
@@ -215,6 +219,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         return 0;
     }
     case OPT_ARGMAX: o->argmax = true; return 0;
+    case OPT_WEIGHTS_OUT: o->weights_out = val; return 0;
     case OPT_COUNT: break;
     }
     abort();

@@ -14,10 +14,12 @@
 
 /* Model name -> C identifier prefix ("Net" -> "net"). */
 void model_prefix(const char *model, char *buf, size_t n);
-/* The model in o->file, with o's -D definitions. */
+/* The model in o->file, with o's -D definitions; an .onnx file is imported
+ * (frontend/onnx), its -D binding symbolic dims. */
 Program *load_program(Arena *a, const Options *o, Diag *d);
-/* --weights W, or the initializers with the default seed. */
-Tensor **load_params(const Graph *g, const Options *o, Diag *d);
+/* The forward's params: --weights W, else the weights that came with the
+ * model (an imported ONNX file's), else the initializers with the default seed. */
+Tensor **load_params(const Program *p, const Options *o, Diag *d);
 bool require_train(const Program *p, Diag *d);
 /* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
 Graph *train_step_graph(Program *p, Arena *a, Diag *d);
