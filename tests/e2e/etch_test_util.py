@@ -70,9 +70,9 @@ class Checks:
 
     def check(self, what, a, b, tol):
         r = rel(a, b)
-        status = "ok" if r <= tol else "FAIL"
+        status = "ok" if r <= tol else "FAIL"  # a NaN error fails too
         print(f"{status:4} {what:{self.width}} rel err {r:.2e} (tol {tol:g})")
-        if r > tol:
+        if not r <= tol:
             self.failures.append(what)
 
     def finish(self):
