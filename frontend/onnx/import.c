@@ -287,7 +287,8 @@ static bool run(OxImport *ox, const Define *defs, int n_defs, const char *weight
         const Onnx__ModelProto *m = ox->model;
         sb_printf(&t, "// Imported by `etch import` from %s", ox->path);
         if (m->producer_name && *m->producer_name)
-            sb_printf(&t, " (%s %s)", m->producer_name, m->producer_version ? m->producer_version : "");
+            sb_printf(&t, " (%s%s%s)", m->producer_name, m->producer_version && *m->producer_version ? " " : "",
+                      m->producer_version ? m->producer_version : "");
         sb_printf(&t, ": ONNX IR %lld, opset %lld.\n", (long long)m->ir_version, (long long)ox->opset);
         for (int i = 0; i < n_defs; i++) sb_printf(&t, "// -D %s=%s\n", defs[i].name, defs[i].value);
         if (weights_note) sb_printf(&t, "// Its weights: %s (etch run/build ... --weights %s).\n", weights_note, weights_note);

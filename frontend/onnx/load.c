@@ -76,8 +76,10 @@ const char *ox_elem_name(int32_t elem) {
 /* The whole file in a malloc'd buffer, at most ONNX_MAX_FILE bytes. */
 static unsigned char *read_all(OxImport *ox, const char *path, size_t limit, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error_plain(ox->d, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (!f || (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))) {
+        diag_error_plain(ox->d, "cannot open '%s': %s", path, strerror(f ? EISDIR : errno));
+        if (f) fclose(f);
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -114,11 +116,10 @@ bool ox_load(OxImport *ox) {
     ox->model = onnx__model_proto__unpack(NULL, n, buf);
     free(buf);
     Onnx__ModelProto *m = ox->model;
-    if (!m)
-        return ox_error(ox, "not an ONNX model: the protobuf data is truncated or malformed%s",
-                        zip ? " (this is a zip archive: a PyTorch checkpoint? export it with torch.onnx.export)" : "");
+    const char *hint = zip ? " (it is a zip archive: a PyTorch checkpoint? export the model with torch.onnx.export)" : "";
+    if (!m) return ox_error(ox, "not an ONNX model: the protobuf data is truncated or malformed%s", hint);
     if (!m->has_ir_version || m->ir_version < 3 || !m->graph)
-        return ox_error(ox, "not an ONNX model: %s", !m->graph ? "it has no graph" : "it has no valid IR version");
+        return ox_error(ox, "not an ONNX model: %s%s", !m->graph ? "it has no graph" : "it has no valid IR version", hint);
     ox->opset = -1;
     for (size_t i = 0; i < m->n_opset_import; i++) {
         const char *dom = m->opset_import[i]->domain;
