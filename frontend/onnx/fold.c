@@ -70,13 +70,15 @@ OxValue *ox_new_const(OxImport *ox, const char *name, int32_t elem, int rank, co
 
 bool ox_broadcast(OxImport *ox, const OxValue *a, const OxValue *b, int *rank, int64_t *dim) {
     int r = a->rank > b->rank ? a->rank : b->rank;
+    int64_t out[OX_MAX_RANK]; /* dim may be a's or b's own */
     for (int i = 0; i < r; i++) {
         int ia = i - (r - a->rank), ib = i - (r - b->rank);
         int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
         if (da != db && da != 1 && db != 1)
             return ox_error(ox, "cannot broadcast %s with %s", ox_list(ox, a->dim, a->rank), ox_list(ox, b->dim, b->rank));
-        dim[i] = da == 1 ? db : da;
+        out[i] = da == 1 ? db : da;
     }
+    memcpy(dim, out, sizeof(int64_t) * (size_t)r);
     *rank = r;
     return true;
 }

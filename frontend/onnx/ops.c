@@ -159,6 +159,31 @@ static bool rule_softmax(OxImport *ox, OxNode *n, const char *fn) {
     return sx && ox_define(ox, n, 0, x->elem, x->rank, x->dim, "%s(%s, dim=%d)", fn, sx, k);
 }
 
+/* Clip(x, min, max) -> minimum(maximum(x, min), max); an absent bound is none. */
+static bool rule_clip(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    OxValue *x = n->in[0], *lo = n->n_in > 1 ? n->in[1] : NULL, *hi = n->n_in > 2 ? n->in[2] : NULL;
+    for (int i = 1; i < n->n_in; i++)
+        if (n->in[i] && ox_numel(n->in[i]) != 1) return ox_error(ox, "min and max must be scalars");
+    if (x->data) {
+        OxValue *v = x;
+        if (lo) v = ox_fold_map(ox, out_name(n, 0), x->elem, (OxValue *[]){v, lo}, 2, f_max, 0);
+        if (hi && v) v = ox_fold_map(ox, out_name(n, 0), x->elem, (OxValue *[]){v, hi}, 2, f_min, 0);
+        return ox_define_const(ox, n, 0, v == x ? ox_fold_reshape(ox, out_name(n, 0), x, x->rank, x->dim) : v);
+    }
+    const char *text = x->expr, *s;
+    if (lo) {
+        if (!(s = ox_operand(ox, lo, x->rank))) return false;
+        text = arena_printf(ox->a, "maximum(%s, %s)", text, s);
+    }
+    if (hi) {
+        if (!(s = ox_operand(ox, hi, x->rank))) return false;
+        text = arena_printf(ox->a, "minimum(%s, %s)", text, s);
+    }
+    if (text == x->expr) return ox_alias(ox, n, 0, x);
+    return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "%s", text) != NULL;
+}
+
 /* Identity, and Dropout at inference: the input itself. */
 static bool rule_identity(OxImport *ox, OxNode *n, const char *arg) {
     (void)arg;
@@ -628,6 +653,7 @@ static const OxOp OPS[] = {
     {"BatchNormalization", ox_rule_batchnorm, NULL, 5, 5},
     {"Cast", rule_cast, NULL, 1, 1},
     {"Ceil", rule_unary, "ceil", 1, 1},
+    {"Clip", rule_clip, NULL, 1, 3},
     {"Concat", rule_concat, NULL, 1, ANY},
     {"Constant", rule_constant, NULL, 0, 0},
     {"ConstantOfShape", rule_constant_of_shape, NULL, 1, 1},
