@@ -11,9 +11,12 @@
 
 #include "frontend/onnx/onnx_internal.h"
 
-int64_t ox_numel(const OxValue *v) {
+int64_t ox_numel(const OxValue *v) { /* saturates instead of overflowing */
     int64_t n = 1;
-    for (int i = 0; i < v->rank; i++) n *= v->dim[i];
+    for (int i = 0; i < v->rank; i++) {
+        if (v->dim[i] <= 0) return 0;
+        n = n > INT64_MAX / v->dim[i] ? INT64_MAX : n * v->dim[i];
+    }
     return n;
 }
 
@@ -49,20 +52,33 @@ void ox_set(OxValue *v, int64_t i, double x) {
     }
 }
 
-OxValue *ox_new_const(OxImport *ox, const char *name, int32_t elem, int rank, const int64_t *dim) {
+/* The element count of dims, or -1 when negative or above limit. */
+static int64_t count_within(int rank, const int64_t *dim, int64_t limit) {
     int64_t n = 1;
     for (int i = 0; i < rank; i++) {
-        if (dim[i] < 0 || (dim[i] && n > OX_MAX_FOLD_ELEMS / dim[i])) {
-            ox_error(ox, "the constant '%s' would hold more than %lld elements", name, (long long)OX_MAX_FOLD_ELEMS);
-            return NULL;
-        }
+        if (dim[i] < 0 || (dim[i] && n > limit / dim[i])) return -1;
         n *= dim[i];
+    }
+    return n;
+}
+
+bool ox_fold_limit(OxImport *ox, const char *name, int rank, const int64_t *dim) {
+    if (count_within(rank, dim, OX_MAX_FOLD_ELEMS) >= 0) return true;
+    return ox_error(ox, "folding '%s' would make a constant of shape %s, more than %lld elements", name,
+                    ox_list(ox, dim, rank), (long long)OX_MAX_FOLD_ELEMS);
+}
+
+OxValue *ox_new_const(OxImport *ox, const char *name, int32_t elem, int rank, const int64_t *dim) {
+    int64_t n = count_within(rank, dim, OX_MAX_ELEMS);
+    if (n < 0) {
+        ox_error(ox, "the constant '%s' would have the shape %s", name, ox_list(ox, dim, rank));
+        return NULL;
     }
     OxValue *v = arena_alloc(ox->a, sizeof *v);
     v->name = name;
     v->elem = elem;
     v->rank = rank;
-    memcpy(v->dim, dim, sizeof(int64_t) * (size_t)rank);
+    if (rank) memcpy(v->dim, dim, sizeof(int64_t) * (size_t)rank);
     v->data = arena_alloc(ox->a, (size_t)n * ox_elem_size(elem) + 1);
     v->producer = -1;
     return v;
@@ -146,12 +162,13 @@ void ox_strided_copy(OxValue *dst, int64_t dst_off, const int64_t *dst_str, cons
 OxValue *ox_fold_map(OxImport *ox, const char *name, int32_t elem, OxValue *const *in, int n_in,
                      double (*f)(const double *x, double arg), double arg) {
     int rank = 0;
-    int64_t dim[OX_MAX_RANK];
+    int64_t dim[OX_MAX_RANK] = {0};
     for (int k = 0; k < n_in; k++) {
         OxValue acc = {.rank = rank};
-        memcpy(acc.dim, dim, sizeof dim);
+        memcpy(acc.dim, dim, sizeof dim); /* dim holds the broadcast so far */
         if (!ox_broadcast(ox, &acc, in[k], &rank, dim)) return NULL;
     }
+    if (!ox_fold_limit(ox, name, rank, dim)) return NULL;
     OxValue *out = ox_new_const(ox, name, elem, rank, dim);
     if (!out) return NULL;
     int64_t str[8][OX_MAX_RANK], idx[OX_MAX_RANK] = {0}, n = ox_numel(out);
@@ -176,7 +193,7 @@ OxValue *ox_fold_map(OxImport *ox, const char *name, int32_t elem, OxValue *cons
 OxValue *ox_fold_int_binary(OxImport *ox, const char *name, OxValue *a, OxValue *b, char op) {
     int rank;
     int64_t dim[OX_MAX_RANK], sa[OX_MAX_RANK], sb[OX_MAX_RANK], idx[OX_MAX_RANK] = {0};
-    if (!ox_broadcast(ox, a, b, &rank, dim)) return NULL;
+    if (!ox_broadcast(ox, a, b, &rank, dim) || !ox_fold_limit(ox, name, rank, dim)) return NULL;
     OxValue *out = ox_new_const(ox, name, a->elem, rank, dim);
     if (!out) return NULL;
     broadcast_strides(a, rank, dim, sa);
@@ -214,7 +231,7 @@ OxValue *ox_fold_reshape(OxImport *ox, const char *name, const OxValue *v, int r
     *out = *v;
     out->name = name;
     out->rank = rank;
-    memcpy(out->dim, dim, sizeof(int64_t) * (size_t)rank);
+    if (rank) memcpy(out->dim, dim, sizeof(int64_t) * (size_t)rank);
     out->expr = NULL;
     out->initializer = false;
     out->owner = NULL;

@@ -79,6 +79,7 @@ static int64_t define_value(OxImport *ox, const Define *defs, int n_defs, bool *
 static bool add_input(OxImport *ox, const Onnx__ValueInfoProto *in, const Define *defs, int n_defs, bool *used) {
     const char *name = in->name ? in->name : "";
     const Onnx__TypeProto *t = in->type;
+    if (!*name) return ox_error(ox, "a graph input has no name");
     if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
         return ox_error(ox, "input '%s' is not a tensor", name);
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
@@ -110,6 +111,7 @@ static bool add_input(OxImport *ox, const Onnx__ValueInfoProto *in, const Define
                             dm->dim_param, dm->dim_param);
         v->dim[i] = x;
     }
+    if (!ox_check_dims(ox, name, v->rank, v->dim)) return false;
     v->expr = ox_fresh_name(ox, name);
     return ox_bind(ox, arena_strdup(ox->a, name), v);
 }
@@ -209,6 +211,7 @@ static bool translate(OxImport *ox, int index) {
         if (!(n.in[k] = ox_lookup(ox, p->input[k])))
             return ox_error(ox, "it reads '%s', which no earlier node, graph input or initializer defines", p->input[k]);
     }
+    if (!p->n_output) return ox_error(ox, "it has no outputs");
     for (size_t k = 0; k < p->n_output; k++)
         if (!p->output[k]) return ox_error(ox, "an output has no name");
     int errors = ox->d ? ox->d->n_errors : 0;

@@ -224,7 +224,7 @@ OxValue *ox_tensor_value(OxImport *ox, const Onnx__TensorProto *t, const char *n
     int64_t dim[OX_MAX_RANK], numel = 1;
     for (size_t i = 0; i < t->n_dims; i++) {
         dim[i] = t->dims[i];
-        if (dim[i] < 0 || (dim[i] && numel > OX_MAX_FOLD_ELEMS * 8 / dim[i])) {
+        if (dim[i] < 0 || (dim[i] && numel > OX_MAX_ELEMS / dim[i])) {
             ox_error(ox, "tensor '%s' has dim %lld = %lld%s", name, (long long)i, (long long)dim[i],
                      dim[i] < 0 ? "" : ", too many elements");
             return NULL;

@@ -27,9 +27,14 @@ enum {
     OX_OPSET_MIN = 13,           /* the default domain's opsets imported */
     OX_OPSET_MAX = 17,
 };
-/* The most elements one constant made at import time may hold (a folded
- * ConstantOfShape, Expand, ...): 2^28, 1 GiB of f32. */
-#define OX_MAX_FOLD_ELEMS ((int64_t)1 << 28)
+/* The most elements of any value or initializer: 2^32 (the front end's
+ * limit for one declared tensor is 4 GiB; this keeps size products in range). */
+#define OX_MAX_ELEMS ((int64_t)1 << 32)
+/* The most elements a constant made at import time may hold when it is
+ * larger than what it is made from (ConstantOfShape, Range, Expand, a
+ * broadcast, a Gather repeating rows): 2^24, a 4096 x 4096 mask. Folding
+ * costs time per element; this bounds what a small file can ask for. */
+#define OX_MAX_FOLD_ELEMS ((int64_t)1 << 24)
 
 /* ONNX element types (TensorProto.DataType) etch has a dtype for. */
 enum {
@@ -129,8 +134,11 @@ double ox_get(const OxValue *v, int64_t i);
 int64_t ox_get_int(const OxValue *v, int64_t i); /* exact for integer types */
 void ox_set(OxValue *v, int64_t i, double x);
 /* A new constant value (contents zeroed) of that type; NULL after an error
- * when it would exceed OX_MAX_FOLD_ELEMS. */
+ * when it would exceed OX_MAX_ELEMS. */
 OxValue *ox_new_const(OxImport *ox, const char *name, int32_t elem, int rank, const int64_t *dim);
+/* False after an error when a constant of these dims, made larger than its
+ * sources, would exceed OX_MAX_FOLD_ELEMS. */
+bool ox_fold_limit(OxImport *ox, const char *name, int rank, const int64_t *dim);
 /* The broadcast of two shapes (NumPy rules) into out; false after an error. */
 bool ox_broadcast(OxImport *ox, const OxValue *a, const OxValue *b, int *rank, int64_t *dim);
 /* A normalized axis in [0, rank); false after an error naming what. */
@@ -186,6 +194,8 @@ bool ox_define_const(OxImport *ox, OxNode *n, int k, OxValue *c);
 /* Adds a member line ("  fc1 = Linear(4, 8)") and a weight. */
 void ox_member(OxImport *ox, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ox_add_weight(OxImport *ox, const char *name, int32_t elem, int rank, const int64_t *dim, const void *data);
+/* Every dim positive and at most OX_MAX_ELEMS elements; false after an error naming name. */
+bool ox_check_dims(OxImport *ox, const char *name, int rank, const int64_t *dim);
 /* A number as a DSL literal for a tensor of type elem (shortest exact form);
  * NULL when it has none (inf, nan, integers beyond 2^53). */
 const char *ox_number(OxImport *ox, double v, int32_t elem);

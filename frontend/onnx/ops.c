@@ -242,6 +242,7 @@ static bool rule_constant_of_shape(OxImport *ox, OxNode *n, const char *arg) {
     OxValue *fill = at && at->t ? ox_tensor_value(ox, at->t, "value") : NULL;
     if (at && !fill) return false;
     if (fill && ox_numel(fill) != 1) return ox_error(ox, "value must hold one element");
+    if (!ox_fold_limit(ox, out_name(n, 0), rank, shape)) return false;
     OxValue *c = ox_new_const(ox, out_name(n, 0), fill ? fill->elem : OX_FLOAT, rank, shape);
     if (!c) return false;
     int64_t total = ox_numel(c);
@@ -281,6 +282,7 @@ static bool rule_range(OxImport *ox, OxNode *n, const char *arg) {
     if (delta == 0) return ox_error(ox, "delta is 0");
     double count = ceil((limit - start) / delta);
     int64_t len = count > 0 ? (int64_t)(count < 1e12 ? count : 1e12) : 0;
+    if (!ox_fold_limit(ox, out_name(n, 0), 1, &len)) return false;
     OxValue *c = ox_new_const(ox, out_name(n, 0), n->in[0]->elem, 1, &len);
     for (int64_t i = 0; c && i < len; i++) ox_set(c, i, start + (double)i * delta);
     return ox_define_const(ox, n, 0, c);
@@ -314,7 +316,7 @@ static bool rule_reshape(OxImport *ox, OxNode *n, const char *arg) {
         if (shape[i] == -1) {
             if (infer >= 0) return ox_error(ox, "the shape %s has more than one -1", ox_list(ox, shape, rank));
             infer = i;
-        } else if (shape[i] < 0 || (shape[i] && known > OX_MAX_FOLD_ELEMS * 64 / shape[i])) {
+        } else if (shape[i] < 0 || (shape[i] && known > OX_MAX_ELEMS / shape[i])) {
             return ox_error(ox, "the shape %s is invalid", ox_list(ox, shape, rank));
         } else {
             known *= shape[i];
@@ -462,10 +464,13 @@ static bool slice_out(OxImport *ox, OxNode *n, int k, OxValue *x, const int64_t 
     int64_t dim[OX_MAX_RANK], str[OX_MAX_RANK], src[OX_MAX_RANK], off = 0;
     ox_strides(x->rank, x->dim, str);
     for (int i = 0; i < x->rank; i++) {
-        dim[i] = step[i] > 0 ? (end[i] - start[i] + step[i] - 1) / step[i] : (start[i] - end[i] - step[i] - 1) / -step[i];
+        /* a step as long as the dim or longer takes one element: clamped, the products stay in range */
+        int64_t t = step[i] > x->dim[i] ? x->dim[i] : step[i] < -x->dim[i] ? -x->dim[i] : step[i];
+        dim[i] = t > 0 ? (end[i] > start[i] ? (end[i] - start[i] - 1) / t + 1 : 0)
+                       : (start[i] > end[i] ? (start[i] - end[i] - 1) / -t + 1 : 0);
         if (dim[i] <= 0) return ox_error(ox, "the slice of dim %d is empty; etch tensors need every dim positive", i);
         off += start[i] * str[i];
-        src[i] = str[i] * step[i];
+        src[i] = str[i] * t;
     }
     if (x->data) {
         OxValue *c = ox_new_const(ox, out_name(n, k), x->elem, x->rank, dim);
@@ -531,7 +536,7 @@ static bool rule_split(OxImport *ox, OxNode *n, const char *arg) {
     }
     for (int o = 0; o < count; o++) {
         int64_t len = sizes ? sizes[o] : (x->dim[k] + count - 1) / count;
-        if (len <= 0 || at + len > x->dim[k]) return ox_error(ox, "the split sizes do not fit dim %d of size %lld", k, (long long)x->dim[k]);
+        if (len <= 0 || len > x->dim[k] - at) return ox_error(ox, "the split sizes do not fit dim %d of size %lld", k, (long long)x->dim[k]);
         whole(x, start, end, step);
         start[k] = at, end[k] = at + len;
         at += len;
@@ -556,7 +561,7 @@ static bool rule_expand(OxImport *ox, OxNode *n, const char *arg) {
     for (int i = 0; same && i < rank; i++) same = dim[i] == x->dim[i];
     if (same) return ox_alias(ox, n, 0, x);
     if (x->data) {
-        OxValue *c = ox_new_const(ox, out_name(n, 0), x->elem, rank, dim);
+        OxValue *c = ox_fold_limit(ox, out_name(n, 0), rank, dim) ? ox_new_const(ox, out_name(n, 0), x->elem, rank, dim) : NULL;
         if (!c) return false;
         int64_t own[OX_MAX_RANK], src[OX_MAX_RANK], dst[OX_MAX_RANK];
         ox_strides(x->rank, x->dim, own);
@@ -590,11 +595,12 @@ static bool rule_pad(OxImport *ox, OxNode *n, const char *arg) {
     whole(x, start, end, step);
     for (int i = 0; i < x->rank; i++) {
         int64_t b = pads[i], e = pads[i + x->rank];
+        if (b < -x->dim[i] || e < -x->dim[i] || b > (1 << 20) || e > (1 << 20) || x->dim[i] + b + e <= 0)
+            return ox_error(ox, "pads %s do not fit %s", ox_list(ox, pads, count), ox_list(ox, x->dim, x->rank));
         if (b < 0) start[i] = -b, crop = true;
         if (e < 0) end[i] = x->dim[i] + e, crop = true;
         grow |= b > 0 || e > 0;
         dim[i] = x->dim[i] + b + e;
-        if (dim[i] <= 0 || b > (1 << 20) || e > (1 << 20)) return ox_error(ox, "pads %s do not fit %s", ox_list(ox, pads, count), ox_list(ox, x->dim, x->rank));
     }
     if (!crop && !grow) return ox_alias(ox, n, 0, x);
     const char *sx = ox_operand(ox, x, -1);

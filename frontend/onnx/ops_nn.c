@@ -178,7 +178,8 @@ static bool window(OxImport *ox, const OxNode *n, const OxValue *x, const int64_
         return false;
     if (count >= 0 && count != 4) return ox_error(ox, "pads has %d entries; 4 are expected", count);
     for (int i = 0; i < 2; i++)
-        if (g->k[i] <= 0 || g->s[i] <= 0 || g->d[i] <= 0) return ox_error(ox, "kernel, strides and dilations must be positive");
+        if (g->k[i] <= 0 || g->s[i] <= 0 || g->d[i] <= 0 || g->k[i] > 1 << 20 || g->s[i] > 1 << 20 || g->d[i] > 1 << 20)
+            return ox_error(ox, "kernel, strides and dilations must be positive (and at most 2^20)");
     for (int i = 0; i < 4; i++) {
         g->pad[i] = count < 0 ? 0 : p[i];
         if (g->pad[i] < 0 || g->pad[i] > 1 << 20) return ox_error(ox, "pads must be non-negative");
@@ -420,6 +421,7 @@ bool ox_rule_gather(OxImport *ox, OxNode *n, const char *arg) {
             if (idx[j] < 0) idx[j] += X->dim[k];
         }
         if (X->data) { /* each index copies one slab of X */
+            if (count > X->dim[k] && !ox_fold_limit(ox, out_name(n, 0), rank, dim)) return false;
             OxValue *c = ox_new_const(ox, out_name(n, 0), X->elem, rank, dim);
             if (!c) return false;
             /* the result laid out as X with dim k replaced by the indices */

@@ -138,14 +138,19 @@ void ox_add_weight(OxImport *ox, const char *name, int32_t elem, int rank, const
     etch_st_tensor *t = &ox->weights[ox->n_weights++];
     t->name = (char *)name;
     t->array = (etch_array){.dtype = rt_dtype(elem), .rank = rank, .data = (void *)data};
-    memcpy(t->array.dim, dim, sizeof(int64_t) * (size_t)rank);
+    if (rank) memcpy(t->array.dim, dim, sizeof(int64_t) * (size_t)rank);
 }
 
-/* Every dim positive: etch tensors have no zero-size dims. */
-static bool check_dims(OxImport *ox, const char *name, int rank, const int64_t *dim) {
-    for (int i = 0; i < rank; i++)
+bool ox_check_dims(OxImport *ox, const char *name, int rank, const int64_t *dim) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
         if (dim[i] <= 0)
             return ox_error(ox, "'%s' has the shape %s; etch tensors need every dim positive", name, ox_list(ox, dim, rank));
+        if (dim[i] > OX_MAX_ELEMS / n)
+            return ox_error(ox, "'%s' has the shape %s, more than %lld elements", name, ox_list(ox, dim, rank),
+                            (long long)OX_MAX_ELEMS);
+        n *= dim[i];
+    }
     return true;
 }
 
@@ -159,7 +164,7 @@ const char *ox_operand(OxImport *ox, OxValue *v, int peer_rank) {
         const char *lit = ox_number(ox, ox_get(v, 0), v->elem);
         if (lit) return lit;
     }
-    if (!check_dims(ox, v->name, v->rank, v->dim)) return NULL;
+    if (!ox_check_dims(ox, v->name, v->rank, v->dim)) return NULL;
     const char *name = ox_fresh_name(ox, v->name);
     bool trainable = v->initializer && (v->elem == OX_FLOAT || v->elem == OX_DOUBLE);
     ox_member(ox, "%sparam %s: %s = zeros()%s%s", trainable ? "" : "frozen ", name,
@@ -178,12 +183,12 @@ static OxValue *bind_output(OxImport *ox, OxNode *n, OxValue *v) {
 
 OxValue *ox_define(OxImport *ox, OxNode *n, int k, int32_t elem, int rank, const int64_t *dim, const char *fmt, ...) {
     const char *out = k < (int)n->proto->n_output ? n->proto->output[k] : "";
-    if (!check_dims(ox, out, rank, dim)) return NULL;
+    if (!ox_check_dims(ox, out, rank, dim)) return NULL;
     OxValue *v = arena_alloc(ox->a, sizeof *v);
     v->name = arena_strdup(ox->a, out);
     v->elem = elem;
     v->rank = rank;
-    memcpy(v->dim, dim, sizeof(int64_t) * (size_t)rank);
+    if (rank) memcpy(v->dim, dim, sizeof(int64_t) * (size_t)rank);
     v->expr = ox_fresh_name(ox, out);
     va_list ap;
     va_start(ap, fmt);
