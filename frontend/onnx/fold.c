@@ -4,7 +4,9 @@
  * static, so the op rules evaluate them here instead of writing them out:
  * elementwise maps with NumPy broadcasting, and strided copies that express
  * Transpose, Slice, Expand, Concat and Gather as views of their source.
- * Integer elements are read exactly (int64), floating ones as doubles. */
+ * Integer elements are read exactly (int64), floating ones as doubles. Also
+ * the rules of the ops whose result is always a constant: Constant,
+ * ConstantOfShape, Shape (the input's static dims), Size, Range. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -250,4 +252,86 @@ OxValue *ox_fold_cast(OxImport *ox, const char *name, const OxValue *v, int32_t 
         else ox_set(out, i, ox_get(v, i));
     }
     return out;
+}
+
+/* ---- the ops that make constants ------------------------------------------ */
+
+static OxValue *const_from_list(OxImport *ox, const char *name, int32_t elem, int rank, const void *v, size_t n,
+                                bool floats) {
+    int64_t dim[1] = {(int64_t)n};
+    OxValue *c = ox_new_const(ox, name, elem, rank, dim);
+    for (size_t i = 0; c && i < n; i++) ox_set(c, (int64_t)i, floats ? ((const float *)v)[i] : (double)((const int64_t *)v)[i]);
+    if (c && !floats) /* exact for large int64 */
+        for (size_t i = 0; i < n; i++) ((int64_t *)c->data)[i] = ((const int64_t *)v)[i];
+    return c;
+}
+
+bool ox_rule_constant(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    const Onnx__AttributeProto *at;
+    const char *name = ox_out_name(n, 0);
+    if ((at = ox_attr(n, "value")) && at->t) return ox_define_const(ox, n, 0, ox_tensor_value(ox, at->t, name));
+    if ((at = ox_attr(n, "value_float"))) return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_FLOAT, 0, &at->f, 1, true));
+    if ((at = ox_attr(n, "value_floats")))
+        return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_FLOAT, 1, at->floats, at->n_floats, true));
+    if ((at = ox_attr(n, "value_int"))) return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_INT64, 0, &at->i, 1, false));
+    if ((at = ox_attr(n, "value_ints")))
+        return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_INT64, 1, at->ints, at->n_ints, false));
+    return ox_error(ox, "only tensor, float and int values are supported (not strings or sparse tensors)");
+}
+
+bool ox_rule_constant_of_shape(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    int64_t *shape;
+    int rank;
+    if (!ox_const_ints(ox, n->in[0], "the shape", &shape, &rank)) return false;
+    if (rank > OX_MAX_RANK) return ox_error(ox, "the shape has %d dims; etch tensors have at most %d", rank, OX_MAX_RANK);
+    const Onnx__AttributeProto *at = ox_attr(n, "value");
+    OxValue *fill = at && at->t ? ox_tensor_value(ox, at->t, "value") : NULL;
+    if (at && !fill) return false;
+    if (fill && ox_numel(fill) != 1) return ox_error(ox, "value must hold one element");
+    if (!ox_fold_limit(ox, ox_out_name(n, 0), rank, shape)) return false;
+    OxValue *c = ox_new_const(ox, ox_out_name(n, 0), fill ? fill->elem : OX_FLOAT, rank, shape);
+    if (!c) return false;
+    int64_t total = ox_numel(c);
+    size_t es = ox_elem_size(c->elem);
+    for (int64_t i = 0; fill && i < total; i++) memcpy((char *)c->data + (size_t)i * es, fill->data, es);
+    return ox_define_const(ox, n, 0, c);
+}
+
+bool ox_rule_shape(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    OxValue *x = n->in[0];
+    int64_t start, end;
+    if (!ox_attr_int(ox, n, "start", 0, &start) || !ox_attr_int(ox, n, "end", x->rank, &end)) return false;
+    if (start < 0) start += x->rank;
+    if (end < 0) end += x->rank;
+    start = start < 0 ? 0 : start > x->rank ? x->rank : start;
+    end = end < start ? start : end > x->rank ? x->rank : end;
+    int64_t len = end - start;
+    OxValue *c = ox_new_const(ox, ox_out_name(n, 0), OX_INT64, 1, &len);
+    for (int64_t i = 0; c && i < len; i++) ((int64_t *)c->data)[i] = x->dim[start + i];
+    return ox_define_const(ox, n, 0, c);
+}
+
+bool ox_rule_size(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    OxValue *c = ox_new_const(ox, ox_out_name(n, 0), OX_INT64, 0, NULL);
+    if (c) ((int64_t *)c->data)[0] = ox_numel(n->in[0]);
+    return ox_define_const(ox, n, 0, c);
+}
+
+bool ox_rule_range(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        if (!n->in[i]->data || ox_numel(n->in[i]) != 1)
+            return ox_error(ox, "start, limit and delta must be constant scalars");
+    double start = ox_get(n->in[0], 0), limit = ox_get(n->in[1], 0), delta = ox_get(n->in[2], 0);
+    if (delta == 0) return ox_error(ox, "delta is 0");
+    double count = ceil((limit - start) / delta);
+    int64_t len = count > 0 ? (int64_t)(count < 1e12 ? count : 1e12) : 0;
+    if (!ox_fold_limit(ox, ox_out_name(n, 0), 1, &len)) return false;
+    OxValue *c = ox_new_const(ox, ox_out_name(n, 0), n->in[0]->elem, 1, &len);
+    for (int64_t i = 0; c && i < len; i++) ox_set(c, i, start + (double)i * delta);
+    return ox_define_const(ox, n, 0, c);
 }

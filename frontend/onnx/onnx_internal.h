@@ -5,7 +5,7 @@
  * import time) or the DSL name that holds it at run time.
  *
  *   load.c    the protobuf: file, limits, validation, tensor contents, attributes
- *   fold.c    constants: element access and the ops evaluated at import time
+ *   fold.c    constants: element access, folding helpers, the ops that make constants
  *   ops.c     the op table (ONNX op name -> rule) and the elementwise/layout rules
  *   ops_nn.c  the layer rules: Gemm/MatMul -> Linear, Conv -> Conv2d, pooling,
  *             BatchNormalization, LayerNormalization, Gather -> Embedding
@@ -68,6 +68,9 @@ typedef struct OxNode {
     OxValue **in; /* n_in entries */
     int n_in;
 } OxNode;
+
+/* The ONNX name of output k of n ("" for an omitted optional one). */
+static inline const char *ox_out_name(const OxNode *n, int k) { return n->proto->output[k]; }
 
 /* A row of the op table: how one ONNX op becomes DSL text. */
 typedef bool (*OxRule)(OxImport *ox, OxNode *n, const char *arg);
@@ -163,6 +166,14 @@ OxValue *ox_fold_cast(OxImport *ox, const char *name, const OxValue *v, int32_t 
 /* A constant integer input as a list (shape, axes, starts, pads); error
  * naming what when it is not a constant. */
 bool ox_const_ints(OxImport *ox, const OxValue *v, const char *what, int64_t **ints, int *count);
+
+/* The rules of the ops that only make constants: Constant, ConstantOfShape,
+ * Shape, Size, Range (op table rows in ops.c). */
+bool ox_rule_constant(OxImport *ox, OxNode *n, const char *arg);
+bool ox_rule_constant_of_shape(OxImport *ox, OxNode *n, const char *arg);
+bool ox_rule_shape(OxImport *ox, OxNode *n, const char *arg);
+bool ox_rule_size(OxImport *ox, OxNode *n, const char *arg);
+bool ox_rule_range(OxImport *ox, OxNode *n, const char *arg);
 
 /* ---- ops.c, ops_nn.c ---------------------------------------------------- */
 const OxOp *ox_find_op(const char *op_type);

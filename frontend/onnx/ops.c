@@ -1,5 +1,5 @@
 /* ops.c: the op table (one row per supported ONNX op, looked up by op_type)
- * and the rules for the elementwise, comparison, layout and constant ops.
+ * and the rules for the elementwise, comparison and layout ops.
  *
  * A rule computes its outputs' static types, then either folds (every input
  * it reads is a constant: the result is a constant too, nothing is written)
@@ -61,12 +61,11 @@ static OxScalarFn fold_fn(const char *arg) {
     return NULL;
 }
 
-static const char *out_name(const OxNode *n, int k) { return n->proto->output[k]; }
 
 /* relu(x), sqrt(x), ...; also Reciprocal (arg "1.0 /") and the fold-only ones. */
 static bool rule_unary(OxImport *ox, OxNode *n, const char *fn) {
     OxValue *x = n->in[0];
-    if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, out_name(n, 0), x->elem, &x, 1, fold_fn(fn), 0));
+    if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), x->elem, &x, 1, fold_fn(fn), 0));
     if (!strcmp(fn, "floor") || !strcmp(fn, "ceil") || !strcmp(fn, "not"))
         return ox_error(ox, "%s on tensors known only at run time is not supported (only in folded shape computations)",
                         n->proto->op_type);
@@ -83,8 +82,8 @@ static bool rule_binary(OxImport *ox, OxNode *n, const char *op) {
     int32_t elem = is_cmp(op) ? OX_BOOL : a->elem;
     if (a->data && b->data) {
         if (is_int(a->elem) && a->elem == b->elem && strlen(op) == 1 && strchr("+-*/", op[0]))
-            return ox_define_const(ox, n, 0, ox_fold_int_binary(ox, out_name(n, 0), a, b, op[0]));
-        return ox_define_const(ox, n, 0, ox_fold_map(ox, out_name(n, 0), elem, n->in, 2, fold_fn(op), 0));
+            return ox_define_const(ox, n, 0, ox_fold_int_binary(ox, ox_out_name(n, 0), a, b, op[0]));
+        return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), elem, n->in, 2, fold_fn(op), 0));
     }
     if (a->elem != b->elem && strcmp(op, "**"))
         return ox_error(ox, "the inputs have different element types (%s and %s)", ox_elem_name(a->elem),
@@ -107,7 +106,7 @@ static bool rule_nary(OxImport *ox, OxNode *n, const char *fn) {
     if (all_const) {
         for (int i = 1; i < n->n_in && acc; i++) {
             OxValue *pair[2] = {acc, n->in[i]};
-            acc = ox_fold_map(ox, out_name(n, 0), acc->elem, pair, 2, fold_fn(fn), 0);
+            acc = ox_fold_map(ox, ox_out_name(n, 0), acc->elem, pair, 2, fold_fn(fn), 0);
         }
         return ox_define_const(ox, n, 0, acc);
     }
@@ -128,7 +127,7 @@ static bool rule_where(OxImport *ox, OxNode *n, const char *arg) {
     OxValue *c = n->in[0], *a = n->in[1], *b = n->in[2];
     if (c->elem != OX_BOOL) return ox_error(ox, "the condition must be BOOL");
     if (c->data && a->data && b->data)
-        return ox_define_const(ox, n, 0, ox_fold_map(ox, out_name(n, 0), a->elem, n->in, 3, f_where, 0));
+        return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), a->elem, n->in, 3, f_where, 0));
     OxValue shape = *c;
     if (!ox_broadcast(ox, &shape, a, &shape.rank, shape.dim) || !ox_broadcast(ox, &shape, b, &shape.rank, shape.dim))
         return false;
@@ -144,7 +143,7 @@ static bool rule_leaky_relu(OxImport *ox, OxNode *n, const char *arg) {
     OxValue *x = n->in[0];
     double alpha;
     if (!ox_attr_float(ox, n, "alpha", 0.01, &alpha)) return false;
-    if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, out_name(n, 0), x->elem, &x, 1, f_leaky, alpha));
+    if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), x->elem, &x, 1, f_leaky, alpha));
     const char *s = ox_number(ox, alpha, x->elem);
     if (!s) return ox_error(ox, "alpha must be finite");
     return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "where(%s > 0, %s, %s * %s)", x->expr, x->expr, x->expr, s);
@@ -167,9 +166,9 @@ static bool rule_clip(OxImport *ox, OxNode *n, const char *arg) {
         if (n->in[i] && ox_numel(n->in[i]) != 1) return ox_error(ox, "min and max must be scalars");
     if (x->data) {
         OxValue *v = x;
-        if (lo) v = ox_fold_map(ox, out_name(n, 0), x->elem, (OxValue *[]){v, lo}, 2, f_max, 0);
-        if (hi && v) v = ox_fold_map(ox, out_name(n, 0), x->elem, (OxValue *[]){v, hi}, 2, f_min, 0);
-        return ox_define_const(ox, n, 0, v == x ? ox_fold_reshape(ox, out_name(n, 0), x, x->rank, x->dim) : v);
+        if (lo) v = ox_fold_map(ox, ox_out_name(n, 0), x->elem, (OxValue *[]){v, lo}, 2, f_max, 0);
+        if (hi && v) v = ox_fold_map(ox, ox_out_name(n, 0), x->elem, (OxValue *[]){v, hi}, 2, f_min, 0);
+        return ox_define_const(ox, n, 0, v == x ? ox_fold_reshape(ox, ox_out_name(n, 0), x, x->rank, x->dim) : v);
     }
     const char *text = x->expr, *s;
     if (lo) {
@@ -201,91 +200,9 @@ static bool rule_cast(OxImport *ox, OxNode *n, const char *arg) {
     if (!ox_attr_int(ox, n, "to", 0, &to)) return false;
     if (!ox_elem_size((int32_t)to))
         return ox_error(ox, "cast to %s: etch supports FLOAT, DOUBLE, INT32, INT64 and BOOL", ox_elem_name((int32_t)to));
-    if (x->data) return ox_define_const(ox, n, 0, ox_fold_cast(ox, out_name(n, 0), x, (int32_t)to));
+    if (x->data) return ox_define_const(ox, n, 0, ox_fold_cast(ox, ox_out_name(n, 0), x, (int32_t)to));
     if (to == x->elem) return ox_alias(ox, n, 0, x);
     return ox_define(ox, n, 0, (int32_t)to, x->rank, x->dim, "cast(%s, %s)", x->expr, ox_elem_dtype((int32_t)to));
-}
-
-/* ---- constants and shapes ------------------------------------------------- */
-
-static OxValue *const_from_list(OxImport *ox, const char *name, int32_t elem, int rank, const void *v, size_t n,
-                                bool floats) {
-    int64_t dim[1] = {(int64_t)n};
-    OxValue *c = ox_new_const(ox, name, elem, rank, dim);
-    for (size_t i = 0; c && i < n; i++) ox_set(c, (int64_t)i, floats ? ((const float *)v)[i] : (double)((const int64_t *)v)[i]);
-    if (c && !floats) /* exact for large int64 */
-        for (size_t i = 0; i < n; i++) ((int64_t *)c->data)[i] = ((const int64_t *)v)[i];
-    return c;
-}
-
-static bool rule_constant(OxImport *ox, OxNode *n, const char *arg) {
-    (void)arg;
-    const Onnx__AttributeProto *at;
-    const char *name = out_name(n, 0);
-    if ((at = ox_attr(n, "value")) && at->t) return ox_define_const(ox, n, 0, ox_tensor_value(ox, at->t, name));
-    if ((at = ox_attr(n, "value_float"))) return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_FLOAT, 0, &at->f, 1, true));
-    if ((at = ox_attr(n, "value_floats")))
-        return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_FLOAT, 1, at->floats, at->n_floats, true));
-    if ((at = ox_attr(n, "value_int"))) return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_INT64, 0, &at->i, 1, false));
-    if ((at = ox_attr(n, "value_ints")))
-        return ox_define_const(ox, n, 0, const_from_list(ox, name, OX_INT64, 1, at->ints, at->n_ints, false));
-    return ox_error(ox, "only tensor, float and int values are supported (not strings or sparse tensors)");
-}
-
-static bool rule_constant_of_shape(OxImport *ox, OxNode *n, const char *arg) {
-    (void)arg;
-    int64_t *shape;
-    int rank;
-    if (!ox_const_ints(ox, n->in[0], "the shape", &shape, &rank)) return false;
-    if (rank > OX_MAX_RANK) return ox_error(ox, "the shape has %d dims; etch tensors have at most %d", rank, OX_MAX_RANK);
-    const Onnx__AttributeProto *at = ox_attr(n, "value");
-    OxValue *fill = at && at->t ? ox_tensor_value(ox, at->t, "value") : NULL;
-    if (at && !fill) return false;
-    if (fill && ox_numel(fill) != 1) return ox_error(ox, "value must hold one element");
-    if (!ox_fold_limit(ox, out_name(n, 0), rank, shape)) return false;
-    OxValue *c = ox_new_const(ox, out_name(n, 0), fill ? fill->elem : OX_FLOAT, rank, shape);
-    if (!c) return false;
-    int64_t total = ox_numel(c);
-    size_t es = ox_elem_size(c->elem);
-    for (int64_t i = 0; fill && i < total; i++) memcpy((char *)c->data + (size_t)i * es, fill->data, es);
-    return ox_define_const(ox, n, 0, c);
-}
-
-static bool rule_shape(OxImport *ox, OxNode *n, const char *arg) {
-    (void)arg;
-    OxValue *x = n->in[0];
-    int64_t start, end;
-    if (!ox_attr_int(ox, n, "start", 0, &start) || !ox_attr_int(ox, n, "end", x->rank, &end)) return false;
-    if (start < 0) start += x->rank;
-    if (end < 0) end += x->rank;
-    start = start < 0 ? 0 : start > x->rank ? x->rank : start;
-    end = end < start ? start : end > x->rank ? x->rank : end;
-    int64_t len = end - start;
-    OxValue *c = ox_new_const(ox, out_name(n, 0), OX_INT64, 1, &len);
-    for (int64_t i = 0; c && i < len; i++) ((int64_t *)c->data)[i] = x->dim[start + i];
-    return ox_define_const(ox, n, 0, c);
-}
-
-static bool rule_size(OxImport *ox, OxNode *n, const char *arg) {
-    (void)arg;
-    OxValue *c = ox_new_const(ox, out_name(n, 0), OX_INT64, 0, NULL);
-    if (c) ((int64_t *)c->data)[0] = ox_numel(n->in[0]);
-    return ox_define_const(ox, n, 0, c);
-}
-
-static bool rule_range(OxImport *ox, OxNode *n, const char *arg) {
-    (void)arg;
-    for (int i = 0; i < 3; i++)
-        if (!n->in[i]->data || ox_numel(n->in[i]) != 1)
-            return ox_error(ox, "start, limit and delta must be constant scalars");
-    double start = ox_get(n->in[0], 0), limit = ox_get(n->in[1], 0), delta = ox_get(n->in[2], 0);
-    if (delta == 0) return ox_error(ox, "delta is 0");
-    double count = ceil((limit - start) / delta);
-    int64_t len = count > 0 ? (int64_t)(count < 1e12 ? count : 1e12) : 0;
-    if (!ox_fold_limit(ox, out_name(n, 0), 1, &len)) return false;
-    OxValue *c = ox_new_const(ox, out_name(n, 0), n->in[0]->elem, 1, &len);
-    for (int64_t i = 0; c && i < len; i++) ox_set(c, i, start + (double)i * delta);
-    return ox_define_const(ox, n, 0, c);
 }
 
 /* ---- layout ------------------------------------------------------------------ */
@@ -293,7 +210,7 @@ static bool rule_range(OxImport *ox, OxNode *n, const char *arg) {
 /* Output 0 as x under new dims: a constant, x itself, or reshape(x, dims). */
 static bool reshaped(OxImport *ox, OxNode *n, OxValue *x, int rank, const int64_t *dim) {
     if (rank > OX_MAX_RANK) return ox_error(ox, "the result would have %d dims; etch tensors have at most %d", rank, OX_MAX_RANK);
-    if (x->data) return ox_define_const(ox, n, 0, ox_fold_reshape(ox, out_name(n, 0), x, rank, dim));
+    if (x->data) return ox_define_const(ox, n, 0, ox_fold_reshape(ox, ox_out_name(n, 0), x, rank, dim));
     bool same = rank == x->rank;
     for (int i = 0; same && i < rank; i++) same = dim[i] == x->dim[i];
     if (same) return ox_alias(ox, n, 0, x);
@@ -405,7 +322,7 @@ static bool rule_transpose(OxImport *ox, OxNode *n, const char *arg) {
     }
     if (identity) return ox_alias(ox, n, 0, x);
     if (x->data) {
-        OxValue *c = ox_new_const(ox, out_name(n, 0), x->elem, x->rank, dim);
+        OxValue *c = ox_new_const(ox, ox_out_name(n, 0), x->elem, x->rank, dim);
         if (!c) return false;
         ox_strides(x->rank, x->dim, str);
         for (int i = 0; i < x->rank; i++) src[i] = str[perm[i]];
@@ -436,7 +353,7 @@ static bool rule_concat(OxImport *ox, OxNode *n, const char *arg) {
     }
     if (n->n_in == 1) return ox_alias(ox, n, 0, x);
     if (all_const) {
-        OxValue *c = ox_new_const(ox, out_name(n, 0), x->elem, x->rank, dim);
+        OxValue *c = ox_new_const(ox, ox_out_name(n, 0), x->elem, x->rank, dim);
         if (!c) return false;
         int64_t dst[OX_MAX_RANK], src[OX_MAX_RANK], at = 0;
         ox_strides(x->rank, dim, dst);
@@ -473,7 +390,7 @@ static bool slice_out(OxImport *ox, OxNode *n, int k, OxValue *x, const int64_t 
         src[i] = str[i] * t;
     }
     if (x->data) {
-        OxValue *c = ox_new_const(ox, out_name(n, k), x->elem, x->rank, dim);
+        OxValue *c = ox_new_const(ox, ox_out_name(n, k), x->elem, x->rank, dim);
         if (!c) return false;
         ox_strides(x->rank, dim, str);
         ox_strided_copy(c, 0, str, x, off, src, x->rank, dim);
@@ -540,7 +457,7 @@ static bool rule_split(OxImport *ox, OxNode *n, const char *arg) {
         whole(x, start, end, step);
         start[k] = at, end[k] = at + len;
         at += len;
-        if (*out_name(n, o) && !slice_out(ox, n, o, x, start, end, step)) return false;
+        if (*ox_out_name(n, o) && !slice_out(ox, n, o, x, start, end, step)) return false;
     }
     if (at != x->dim[k]) return ox_error(ox, "the split sizes add up to %lld, not %lld", (long long)at, (long long)x->dim[k]);
     return true;
@@ -561,7 +478,7 @@ static bool rule_expand(OxImport *ox, OxNode *n, const char *arg) {
     for (int i = 0; same && i < rank; i++) same = dim[i] == x->dim[i];
     if (same) return ox_alias(ox, n, 0, x);
     if (x->data) {
-        OxValue *c = ox_fold_limit(ox, out_name(n, 0), rank, dim) ? ox_new_const(ox, out_name(n, 0), x->elem, rank, dim) : NULL;
+        OxValue *c = ox_fold_limit(ox, ox_out_name(n, 0), rank, dim) ? ox_new_const(ox, ox_out_name(n, 0), x->elem, rank, dim) : NULL;
         if (!c) return false;
         int64_t own[OX_MAX_RANK], src[OX_MAX_RANK], dst[OX_MAX_RANK];
         ox_strides(x->rank, x->dim, own);
@@ -661,8 +578,8 @@ static const OxOp OPS[] = {
     {"Ceil", rule_unary, "ceil", 1, 1},
     {"Clip", rule_clip, NULL, 1, 3},
     {"Concat", rule_concat, NULL, 1, ANY},
-    {"Constant", rule_constant, NULL, 0, 0},
-    {"ConstantOfShape", rule_constant_of_shape, NULL, 1, 1},
+    {"Constant", ox_rule_constant, NULL, 0, 0},
+    {"ConstantOfShape", ox_rule_constant_of_shape, NULL, 1, 1},
     {"Conv", ox_rule_conv, NULL, 2, 3},
     {"Div", rule_binary, "/", 2, 2},
     {"Dropout", rule_identity, NULL, 1, 3},
@@ -694,16 +611,16 @@ static const OxOp OPS[] = {
     {"Not", rule_unary, "not", 1, 1},
     {"Pad", rule_pad, NULL, 2, 3},
     {"Pow", rule_binary, "**", 2, 2},
-    {"Range", rule_range, NULL, 3, 3},
+    {"Range", ox_rule_range, NULL, 3, 3},
     {"Reciprocal", rule_unary, "1.0 /", 1, 1},
     {"ReduceMax", rule_reduce, "max", 1, 2},
     {"ReduceMean", rule_reduce, "mean", 1, 2},
     {"ReduceSum", rule_reduce, "sum", 1, 2},
     {"Relu", rule_unary, "relu", 1, 1},
     {"Reshape", rule_reshape, NULL, 2, 2},
-    {"Shape", rule_shape, NULL, 1, 1},
+    {"Shape", ox_rule_shape, NULL, 1, 1},
     {"Sigmoid", rule_unary, "sigmoid", 1, 1},
-    {"Size", rule_size, NULL, 1, 1},
+    {"Size", ox_rule_size, NULL, 1, 1},
     {"Slice", rule_slice, NULL, 3, 5},
     {"Softmax", rule_softmax, "softmax", 1, 1},
     {"Split", rule_split, NULL, 1, 2},

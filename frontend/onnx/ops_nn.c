@@ -15,7 +15,6 @@
 
 #include "frontend/onnx/onnx_internal.h"
 
-static const char *out_name(const OxNode *n, int k) { return n->proto->output[k]; }
 static bool is_weight(const OxValue *v) { return v && v->data && v->elem == OX_FLOAT && !v->owner; }
 
 /* "  // ONNX fc.weight -> fc1.weight" notes for the weights whose names changed. */
@@ -95,11 +94,11 @@ bool ox_rule_gemm(OxImport *ox, OxNode *n, const char *arg) {
 /* The Add right after a MatMul whose other input is a bias of N elements,
  * when the MatMul's result is read by nothing else: its node index, or -1. */
 static int bias_add(OxImport *ox, const OxNode *n, int64_t N, OxValue **bias) {
-    OxValue *r = ox_lookup_in(&ox->readers, out_name(n, 0));
+    OxValue *r = ox_lookup_in(&ox->readers, ox_out_name(n, 0));
     if (!r || r->uses != 1 || r->producer < 0) return -1;
     const Onnx__NodeProto *add = ox->model->graph->node[r->producer];
     if (strcmp(add->op_type, "Add") || (add->domain && *add->domain) || add->n_input != 2) return -1;
-    int other = !strcmp(add->input[0], out_name(n, 0)) ? 1 : 0;
+    int other = !strcmp(add->input[0], ox_out_name(n, 0)) ? 1 : 0;
     OxValue *b = ox_lookup(ox, add->input[other]);
     if (!b || !b->data || b->elem != OX_FLOAT || b->rank != 1 || b->dim[0] != N || b->owner) return -1;
     *bias = b;
@@ -136,7 +135,7 @@ bool ox_rule_matmul(OxImport *ox, OxNode *n, const char *arg) {
             for (int64_t i = 0; i < N; i++) bv[i] = (float)ox_get(bias, i);
         }
         const char *m = make_linear(ox, n, B, bias, K, N, w, bv);
-        if (add >= 0) ox->absorbed[add] = arena_strdup(ox->a, out_name(n, 0));
+        if (add >= 0) ox->absorbed[add] = arena_strdup(ox->a, ox_out_name(n, 0));
         return ox_define(ox, n, 0, OX_FLOAT, rank, dim, "%s(%s)", m, A->expr) != NULL;
     }
     const char *sa = ox_operand(ox, A, -1), *sb = ox_operand(ox, B, -1);
@@ -294,7 +293,7 @@ bool ox_rule_pool(OxImport *ox, OxNode *n, const char *fn) {
     /* the mean over what each window counts: the input, plus the padding with
      * count_include_pad, never the extra rows ceil_mode adds */
     int64_t out2[2] = {g.out[0], g.out[1]};
-    OxValue *div = ox_new_const(ox, arena_printf(ox->a, "%s_divisor", out_name(n, 0)), X->elem, 2, out2);
+    OxValue *div = ox_new_const(ox, arena_printf(ox->a, "%s_divisor", ox_out_name(n, 0)), X->elem, 2, out2);
     if (!div) return false;
     for (int64_t i = 0; i < g.out[0]; i++)
         for (int64_t j = 0; j < g.out[1]; j++) {
@@ -421,8 +420,8 @@ bool ox_rule_gather(OxImport *ox, OxNode *n, const char *arg) {
             if (idx[j] < 0) idx[j] += X->dim[k];
         }
         if (X->data) { /* each index copies one slab of X */
-            if (count > X->dim[k] && !ox_fold_limit(ox, out_name(n, 0), rank, dim)) return false;
-            OxValue *c = ox_new_const(ox, out_name(n, 0), X->elem, rank, dim);
+            if (count > X->dim[k] && !ox_fold_limit(ox, ox_out_name(n, 0), rank, dim)) return false;
+            OxValue *c = ox_new_const(ox, ox_out_name(n, 0), X->elem, rank, dim);
             if (!c) return false;
             /* the result laid out as X with dim k replaced by the indices */
             ox_strides(X->rank, X->dim, str);
