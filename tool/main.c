@@ -103,9 +103,10 @@ static void print_help(FILE *f) {
     }
     fputs("\noptions ('etch COMMAND --help' lists those COMMAND takes):\n", f);
     options_print_help(f, all);
-    fputs("\nWithout --weights, parameters come from their initializers with seed 0.\n"
+    fputs("\nWithout --weights, parameters come from their initializers with seed 0 (an .onnx\n"
+          "model's from the model itself).\n"
           "Environment: CC (default cc) compiles emitted code.\n"
-          "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md.\n",
+          "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md, docs/onnx.md.\n",
           f);
 }
 

@@ -32,7 +32,7 @@ import tempfile
 import numpy as np
 import torch
 
-from etch_test_util import Checks, st_read
+from etch_test_util import Checks, MlpNet, st_read
 
 try:
     import onnx  # noqa: F401  (torch.onnx.export needs it)
@@ -43,16 +43,6 @@ except ImportError:
 ETCH = os.environ["ETCH"]
 torch.manual_seed(0)
 checks = Checks(44)
-
-
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(784, 128)
-        self.fc2 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
 class LeNet(torch.nn.Module):
@@ -186,7 +176,7 @@ class Misc(torch.nn.Module):  # BatchNorm1d, Split, Where, Clip, Expand, a -inf 
 
 MODELS = [
     # name, constructor, input shape, dynamic batch, first group (both opsets, the .onnx run directly)
-    ("mlp", MLP, (4, 1, 28, 28), True, True),
+    ("mlp", MlpNet, (4, 1, 28, 28), True, True),
     ("lenet", LeNet, (3, 1, 28, 28), False, True),
     ("resnet", ResNet, (2, 3, 16, 16), True, True),
     ("normmlp", NormMLP, (2, 5, 12), False, True),
