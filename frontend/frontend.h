@@ -36,6 +36,10 @@ typedef struct Program {
     SrcLoc model_loc;
     Graph *forward;         /* entry point "<Model>.forward", inference mode */
     TrainSpec *train;       /* NULL when the file has no train block */
+    /* parameter values that came with the model (an imported ONNX file's
+     * initializers, frontend/onnx/onnx.h), used when no --weights is given;
+     * NULL for a DSL source, whose params start from their initializers */
+    const struct etch_st_file *weights;
 } Program;
 
 /* The largest source accepted: real models are kilobytes; this bounds the time

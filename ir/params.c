@@ -61,9 +61,43 @@ DType ir_dtype_from_rt(etch_dtype t) {
 
 DType ir_dtype_reading_rt(etch_dtype t) { return ir_dtype_from_rt(t); }
 
-/* params_load (seed NULL: every param must be in the file) and
- * params_load_partial (params the file lacks keep params_init(*seed)'s
- * values and are flagged in missing). */
+/* g's params from the open safetensors file f (path names it in messages).
+ * seed NULL: every param must be in f (params_load, params_from_tensors);
+ * else params f lacks keep params_init(*seed)'s values and are flagged in
+ * missing (params_load_partial). */
+static Tensor **from_file(const Graph *g, const etch_st_file *f, const char *path, const uint64_t *seed, bool *missing,
+                          Diag *d) {
+    char err[1024];
+    Tensor **out = seed ? params_init(g, *seed) : calloc((size_t)g->n_params + 1, sizeof *out);
+    if (!out) abort();
+    int found = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        const Node *n = &g->nodes[g->params[i]];
+        const void *src;
+        if (seed && (missing[i] = !etch_st_find(f, n->attr.name))) continue;
+        if (etch_st_expect(f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
+                           sizeof err)) {
+            diag_error_plain(d, "%s", err);
+            params_free(g, out);
+            return NULL;
+        }
+        if (!out[i]) out[i] = tensor_new(n->dtype, n->shape);
+        memcpy(out[i]->data, src, tensor_nbytes(out[i]));
+        found++;
+    }
+    if (found == 0 && g->n_params > 0) {
+        diag_error_plain(d, "%s: none of the model's tensors is in the file (the model's are named like '%s')", path,
+                         g->nodes[g->params[0]].attr.name);
+        params_free(g, out);
+        return NULL;
+    }
+    return out;
+}
+
+Tensor **params_from_tensors(const Graph *g, const etch_st_file *f, const char *path, Diag *d) {
+    return from_file(g, f, path, NULL, NULL, d);
+}
+
 static Tensor **load_file(const Graph *g, const char *path, const uint64_t *seed, bool *missing, Diag *d) {
     etch_st_file f;
     char err[1024];
@@ -71,31 +105,8 @@ static Tensor **load_file(const Graph *g, const char *path, const uint64_t *seed
         diag_error_plain(d, "%s", err);
         return NULL;
     }
-    Tensor **out = seed ? params_init(g, *seed) : calloc((size_t)g->n_params + 1, sizeof *out);
-    if (!out) abort();
-    int found = 0;
-    for (int i = 0; i < g->n_params; i++) {
-        const Node *n = &g->nodes[g->params[i]];
-        const void *src;
-        if (seed && (missing[i] = !etch_st_find(&f, n->attr.name))) continue;
-        if (etch_st_expect(&f, path, n->attr.name, ir_dtype_to_rt(n->dtype), n->shape.rank, n->shape.dim, &src, err,
-                           sizeof err)) {
-            diag_error_plain(d, "%s", err);
-            params_free(g, out);
-            etch_st_close(&f);
-            return NULL;
-        }
-        if (!out[i]) out[i] = tensor_new(n->dtype, n->shape);
-        memcpy(out[i]->data, src, tensor_nbytes(out[i]));
-        found++;
-    }
+    Tensor **out = from_file(g, &f, path, seed, missing, d);
     etch_st_close(&f);
-    if (found == 0 && g->n_params > 0) {
-        diag_error_plain(d, "%s: none of the model's tensors is in the file (the model's are named like '%s')", path,
-                         g->nodes[g->params[0]].attr.name);
-        params_free(g, out);
-        return NULL;
-    }
     return out;
 }
 

@@ -25,6 +25,9 @@ Tensor **params_load(const Graph *g, const char *path, Diag *d);
  * present with another dtype or shape is still an error naming it, and so is
  * a file holding none of g's params. */
 Tensor **params_load_partial(const Graph *g, const char *path, uint64_t seed, bool *missing, Diag *d);
+/* The same from tensors already in memory (an imported model's); path names
+ * them in messages. */
+Tensor **params_from_tensors(const Graph *g, const etch_st_file *f, const char *path, Diag *d);
 /* Writes the parameters (and optionally extra named tensors) atomically. */
 bool params_save(const Graph *g, Tensor *const *values, const char *path, Diag *d);
 void params_free(const Graph *g, Tensor **values);

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian packages etch needs, only those missing.
-#   build: C compiler, CMake, Ninja, OpenBLAS (eager executor's matmul)
+#   build: C compiler, CMake, Ninja, OpenBLAS (eager executor's matmul),
+#          protobuf-c-compiler + libprotobuf-c-dev + python3-onnx (the ONNX
+#          importer: protoc-c compiles python3-onnx's onnx.proto at build time)
 #   tests: cmocka (unit tests), llvm-14-tools (lit, FileCheck),
-#          python3-torch + python3-numpy (PyTorch cross-checks)
+#          python3-torch + python3-numpy (PyTorch cross-checks; with
+#          python3-onnx also the ONNX import cross-checks)
 #   data:  dataset-fashion-mnist (the main job trains on it),
 #          fortunes (a text corpus for samples/gpt.etch)
 #   tools: graphviz (etch graph -o x.svg)
 #   fuzz:  clang (libFuzzer harnesses, scripts/fuzz.sh; skipped without it)
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build libopenblas-dev libcmocka-dev llvm-14-tools python3
+pkgs=(build-essential cmake ninja-build libopenblas-dev libprotobuf-c-dev protobuf-c-compiler python3-onnx
+      libcmocka-dev llvm-14-tools python3
       python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz clang)
 missing=()
 for p in "${pkgs[@]}"; do

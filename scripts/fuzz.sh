@@ -10,7 +10,8 @@
 #
 # The clang build is a second build of the tree with ETCH_FUZZ=ON, in
 # $FUZZ_BUILD_DIR (default build-fuzz/). Seeds: tests/fuzz/corpus/NAME/, plus
-# the samples and lit tests for dsl (*.etch) and ir_text (*.etchir); a
+# the samples and lit tests for dsl (*.etch) and ir_text (*.etchir), the
+# catalogue's ONNX models for onnx; a
 # dictionary tests/fuzz/NAME.dict when there is one. New inputs
 # go to a scratch corpus in the build folder, never into the tree; crashes,
 # leaks, timeouts and out-of-memory inputs are saved under
@@ -49,6 +50,7 @@ seed_files() {
   case "$1" in
     dsl) find "$root/samples" "$root/tests/lit" -name '*.etch' ;;
     ir_text) find "$root/tests/lit" -name '*.etchir' ;;
+    onnx) find "$root/tests/catalogue/models/onnx" -name '*.onnx' ;;
   esac
 }
 

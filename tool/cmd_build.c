@@ -14,7 +14,7 @@ int cmd_build(const Options *o) {
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    Tensor **params = p ? load_params(p->forward, o, &d) : NULL;
+    Tensor **params = p ? load_params(p, o, &d) : NULL;
     bool ok = params && (!o->train || !o->embed || usage_error("%s", "--train cannot embed weights") == 0) &&
               build_model(p, params, o, o->out, o->exe, a, &d);
     if (p) params_free(p->forward, params);

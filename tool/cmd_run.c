@@ -73,7 +73,7 @@ static bool write_outputs(const Options *o, Tensor **outs, int n, Diag *d) {
 
 static bool run_eager(const Program *p, const Options *o, Diag *d) {
     const Graph *g = p->forward;
-    Tensor **params = load_params(g, o, d);
+    Tensor **params = load_params(p, o, d);
     Tensor **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
     Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
     bool ok = params != NULL;
@@ -89,7 +89,7 @@ static bool run_eager(const Program *p, const Options *o, Diag *d) {
 
 static bool run_compiled(const Program *p, const Options *o, Diag *d) {
     const Graph *g = p->forward;
-    Tensor **params = load_params(g, o, d); /* validates the weights file with etch's own messages */
+    Tensor **params = load_params(p, o, d); /* validates the weights file with etch's own messages */
     if (!params) return false;
     char *dir = build_tempdir(d);
     bool ok = dir != NULL;
@@ -148,7 +148,7 @@ static bool run_sample(const Options *o, Arena *a, Diag *d) {
                           "--sample needs a forward from byte ids i64[1, T] to logits f32[1, T, 256] at batch 1 "
                           "(-D B=1)");
     int64_t T = in->shape.dim[1];
-    Tensor **params = load_params(g, o, d);
+    Tensor **params = load_params(p, o, d);
     if (!params) return false;
     const char *prompt = o->prompt && *o->prompt ? o->prompt : "\n";
     size_t plen = strlen(prompt), cap = plen + (size_t)o->sample + 1;

@@ -80,15 +80,21 @@ static const Command COMMANDS[] = {
      "  compare A.npy B.npy [--rtol R]  element-wise comparison (exit 1 beyond rtol, default 1e-5);\n"
      "                                  NaN matches NaN and an infinity the same infinity\n",
      cmd_compare},
+    {"import", CMD_IMPORT, 1, NULL,
+     "  import MODEL.onnx -o MODEL.etch [--weights-out W.safetensors] [-D N=V]\n"
+     "                                  an ONNX model as etch source and its weights (docs/onnx.md);\n"
+     "                                  every command also takes MODEL.onnx directly, imported in memory\n",
+     cmd_import},
     {"show", CMD_SHOW, 1, "show takes one .npy file",
      "  show A.npy [--argmax]           print an array (or the argmax of each row)\n", cmd_show},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
 /* The end of the help and of the man page. */
-static const char HELP_NOTES[] = "Without --weights, parameters come from their initializers with seed 0.\n"
+static const char HELP_NOTES[] = "Without --weights, parameters come from their initializers with seed 0 (an .onnx\n"
+                                 "model's from the model itself).\n"
                                  "Environment: CC (default cc) compiles emitted code.\n"
-                                 "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md, docs/c-api.md.\n";
+                                 "Documentation: docs/dsl.md, docs/ops.md, docs/ir.md, docs/c-api.md, docs/onnx.md.\n";
 
 static void print_help(FILE *f) {
     fputs("etch " ETCH_VERSION ": a static graph compiler for neural networks\n\n"

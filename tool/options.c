@@ -21,7 +21,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -52,11 +52,13 @@ typedef struct OptSpec {
 #define C_IDENT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const OptSpec OPTS[OPT_COUNT] = {
-    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH,
+    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
-                 "make-input's .npy, train's folder (default out), graph's .svg/.dot"},
-    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL,
-                    "set the model's const NAME (a number or true/false; at most 64 -D)"},
+                 "make-input's .npy, train's folder (default out), graph's .svg/.dot,\n"
+                 "import's .etch"},
+    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT,
+                    "set the model's const NAME (a number or true/false; at most 64 -D);\n"
+                    "for an .onnx model, the size of its symbolic dim NAME"},
     [OPT_OLEVEL] = {"-O", ARG_ATTACHED, NULL, CMD_OPTIMIZING,
                     "-O0: no optimization, a buffer per value; -O1: simplify, cse, dce,\nbuffer reuse; -O2 (default): also fusion"},
     [OPT_PRINT_AFTER_ALL] = {"--print-after-all", ARG_NONE, NULL, CMD_OPTIMIZING, "print the IR after every pass"},
@@ -110,6 +112,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_C_ONLY] = {"--c-only", ARG_NONE, NULL, CMD_BUILD,
                     "write the C sources and the weights, compile nothing (for build\n"
                     "systems that compile model.c themselves: etch_add_model)"},
+    [OPT_WEIGHTS_OUT] = {"--weights-out", ARG_NAME, "W", CMD_IMPORT,
+                         "where import writes the weights (default: -o's path with .safetensors)"},
 };
 
 static const char *g_cmd = "etch";
@@ -234,6 +238,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         o->prefix = val;
         return 0;
     case OPT_C_ONLY: o->c_only = true; return 0;
+    case OPT_WEIGHTS_OUT: o->weights_out = val; return 0;
     case OPT_COUNT: break;
     }
     abort();

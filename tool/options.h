@@ -35,6 +35,7 @@ typedef enum CmdBit {
     CMD_GRAPH = 1u << 11,
     CMD_COMPARE = 1u << 12,
     CMD_SHOW = 1u << 13,
+    CMD_IMPORT = 1u << 14,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -44,6 +45,7 @@ typedef struct Options {
     const char *file;          /* files[0]: the model, IR or array */
     const char *out;           /* -o (the last one) */
     const char *weights;       /* --weights */
+    const char *weights_out;   /* import --weights-out W.safetensors */
     const char *inputs[MAX_FILES];
     int n_inputs;              /* --input (repeatable) */
     const char *outs[MAX_FILES];

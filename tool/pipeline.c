@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codegen/build.h"
+#include "frontend/onnx/onnx.h"
 #include "ir/params.h"
 #include "passes/pass.h"
 #include "passes/transforms/autodiff.h"
@@ -26,13 +27,16 @@ void model_prefix(const char *model, char *buf, size_t n) {
 }
 
 Program *load_program(Arena *a, const Options *o, Diag *d) {
+    if (onnx_is_model_path(o->file)) return onnx_compile_file(a, o->file, o->defines, o->n_defines, d);
     return frontend_compile_file(a, o->file, o->defines, o->n_defines, d);
 }
 
-Tensor **load_params(const Graph *g, const Options *o, Diag *d) {
+Tensor **load_params(const Program *p, const Options *o, Diag *d) {
     if (o->partial && !o->weights) return diag_error_plain(d, "--partial needs --weights W"), NULL;
-    if (o->partial) return load_params_partial(g, o->weights, ETCH_DEFAULT_SEED, d);
-    return o->weights ? params_load(g, o->weights, d) : params_init(g, ETCH_DEFAULT_SEED);
+    if (o->partial) return load_params_partial(p->forward, o->weights, ETCH_DEFAULT_SEED, d);
+    if (o->weights) return params_load(p->forward, o->weights, d);
+    if (p->weights) return params_from_tensors(p->forward, p->weights, o->file, d);
+    return params_init(p->forward, ETCH_DEFAULT_SEED);
 }
 
 Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d) {

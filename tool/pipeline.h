@@ -14,11 +14,13 @@
 
 /* Model name -> C identifier prefix ("Net" -> "net"). */
 void model_prefix(const char *model, char *buf, size_t n);
-/* The model in o->file, with o's -D definitions. */
+/* The model in o->file, with o's -D definitions; an .onnx file is imported
+ * (frontend/onnx), its -D binding symbolic dims. */
 Program *load_program(Arena *a, const Options *o, Diag *d);
-/* --weights W, or the initializers with the default seed; with --partial,
- * load_params_partial(W, the default seed). */
-Tensor **load_params(const Graph *g, const Options *o, Diag *d);
+/* The forward's params: --weights W (with --partial, load_params_partial(W,
+ * the default seed)), else the weights that came with the model (an imported
+ * ONNX file's), else the initializers with the default seed. */
+Tensor **load_params(const Program *p, const Options *o, Diag *d);
 /* The tensors path has; the rest keep their initializers (seed) and are
  * named in a note on stderr (optimizer state, zeros either way, is not). */
 Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d);

@@ -9,7 +9,8 @@ from the script's directory; not a test itself):
     with ctypes: load/save weights, call an entry's _v form;
   - crosscheck_classifier: one etch model against its torch.nn twin on the
     same weights: forward (compiled and eager), loss and every gradient,
-    weights loading back.
+    weights loading back;
+  - MlpNet: samples/mlp.etch's network as a torch.nn module.
 """
 import ctypes
 import json
@@ -70,15 +71,27 @@ class Checks:
 
     def check(self, what, a, b, tol):
         r = rel(a, b)
-        status = "ok" if r <= tol else "FAIL"
+        status = "ok" if r <= tol else "FAIL"  # a NaN error fails too
         print(f"{status:4} {what:{self.width}} rel err {r:.2e} (tol {tol:g})")
-        if r > tol:
+        if not r <= tol:
             self.failures.append(what)
 
     def finish(self):
         failures = self.failures
         print(f"{len(failures)} failed" if failures else "all cross-checks passed")
         sys.exit(1 if failures else 0)
+
+
+class MlpNet(torch.nn.Module):
+    """samples/mlp.etch: flatten, Linear(784, 128), ReLU, Linear(128, 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(784, 128)
+        self.fc2 = torch.nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
 def run(*args):

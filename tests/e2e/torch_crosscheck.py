@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import torch
 
-from etch_test_util import Checks, CompiledNet, run, st_read, st_write
+from etch_test_util import Checks, CompiledNet, MlpNet, run, st_read, st_write
 
 SRC = os.environ["ETCH_SOURCE_DIR"]
 MLP = os.path.join(SRC, "samples", "mlp.etch")
@@ -26,14 +26,7 @@ checks = Checks(45)
 check = checks.check
 
 
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(784, 128)
-        self.fc2 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+Net = MlpNet
 
 
 with tempfile.TemporaryDirectory() as t:

@@ -1,0 +1,69 @@
+"""Writes the small ONNX files under tests/catalogue/models/onnx/ (committed, so
+the catalogue's ONNX cases and the fuzz seeds need no Python): built with
+onnx.helper, byte-for-byte reproducible. Rerun after changing it:
+
+    python3 tests/catalogue/make_onnx_models.py
+
+  tiny.onnx             models/tiny.etch as ONNX: Gemm(x, fc.weight, fc.bias),
+                        x: FLOAT[batch, 4] with the symbolic dim 'batch'; the
+                        weights are (i - j) / 4 and the bias 0.5, 0, -0.5
+  unknown_op.onnx       tiny.onnx followed by a Selu node named 'act'
+  typo_op.onnx          tiny.onnx followed by a 'Rellu' node named 'act'
+  bad_raw.onnx          fc.weight's raw_data holds 40 bytes, its dims [3, 4] need 48
+  external.onnx         fc.weight in an external data file, tiny_weights.bin,
+                        that is not there
+  external_escape.onnx  the same with the location '../w.bin'
+  opset11.onnx          tiny.onnx at opset 11
+  unnamed_dim.onnx      x: FLOAT[?, 4], a dim without size or name
+  int8.onnx             fc.weight as INT8
+"""
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "onnx")
+W = np.array([[(i - j) / 4 for j in range(4)] for i in range(3)], np.float32)
+B = np.array([0.5, 0, -0.5], np.float32)
+
+
+def model(nodes=(), inits=None, opset=17, x_shape=("batch", 4), out="y"):
+    gemm = helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["h" if nodes else "y"], name="/fc/Gemm", transB=1)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))
+    y = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
+    if inits is None:
+        inits = [numpy_helper.from_array(W, "fc.weight"), numpy_helper.from_array(B, "fc.bias")]
+    g = helper.make_graph([gemm, *nodes], "tiny", [x], [y], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="make_onnx_models.py")
+    m.ir_version = 8
+    return m
+
+
+def save(name, m):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(m.SerializeToString())
+
+
+os.makedirs(OUT, exist_ok=True)
+save("tiny.onnx", model())
+save("unknown_op.onnx", model([helper.make_node("Selu", ["h"], ["y"], name="act")]))
+save("typo_op.onnx", model([helper.make_node("Rellu", ["h"], ["y"], name="act")]))
+
+bad = numpy_helper.from_array(W, "fc.weight")
+bad.raw_data = bad.raw_data[:40]
+save("bad_raw.onnx", model(inits=[bad, numpy_helper.from_array(B, "fc.bias")]))
+
+for name, location in (("external.onnx", "tiny_weights.bin"), ("external_escape.onnx", "../w.bin")):
+    ext = numpy_helper.from_array(W, "fc.weight")
+    ext.ClearField("raw_data")
+    ext.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "48")):
+        e = ext.external_data.add()
+        e.key, e.value = k, v
+    save(name, model(inits=[ext, numpy_helper.from_array(B, "fc.bias")]))
+
+save("opset11.onnx", model(opset=11))
+save("unnamed_dim.onnx", model(x_shape=(None, 4)))
+save("int8.onnx", model(inits=[numpy_helper.from_array(W.astype(np.int8), "fc.weight"), numpy_helper.from_array(B, "fc.bias")]))
+print("wrote", sorted(os.listdir(OUT)))
