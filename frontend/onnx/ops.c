@@ -144,8 +144,8 @@ static bool rule_leaky_relu(OxImport *ox, OxNode *n, const char *arg) {
     double alpha;
     if (!ox_attr_float(ox, n, "alpha", 0.01, &alpha)) return false;
     if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), x->elem, &x, 1, f_leaky, alpha));
-    const char *s = ox_number(ox, alpha, x->elem);
-    if (!s) return ox_error(ox, "alpha must be finite");
+    const char *s = x->elem == OX_FLOAT || x->elem == OX_DOUBLE ? ox_number(ox, alpha, x->elem) : NULL;
+    if (!s) return ox_error(ox, "needs a finite alpha and a FLOAT or DOUBLE input");
     return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "where(%s > 0, %s, %s * %s)", x->expr, x->expr, x->expr, s);
 }
 

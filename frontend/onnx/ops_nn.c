@@ -71,6 +71,8 @@ bool ox_rule_gemm(OxImport *ox, OxNode *n, const char *arg) {
         !ox_attr_int(ox, n, "transA", 0, &ta) || !ox_attr_int(ox, n, "transB", 0, &tb))
         return false;
     if (A->rank != 2 || B->rank != 2) return ox_error(ox, "A and B must be 2-D");
+    if (A->elem != OX_FLOAT && A->elem != OX_DOUBLE) return ox_error(ox, "Gemm on %s tensors is not supported", ox_elem_name(A->elem));
+    if (!isfinite(alpha) || !isfinite(beta)) return ox_error(ox, "alpha and beta must be finite");
     int64_t M = A->dim[ta ? 1 : 0], K = A->dim[ta ? 0 : 1], N = B->dim[tb ? 0 : 1];
     if (B->dim[tb ? 1 : 0] != K) return ox_error(ox, "cannot multiply %s by %s", ox_list(ox, A->dim, 2), ox_list(ox, B->dim, 2));
     int64_t dim[2] = {M, N};
@@ -334,6 +336,7 @@ bool ox_rule_batchnorm(OxImport *ox, OxNode *n, const char *arg) {
     int64_t training;
     if (!ox_attr_float(ox, n, "epsilon", 1e-5, &eps) || !ox_attr_int(ox, n, "training_mode", 0, &training)) return false;
     if (training) return ox_error(ox, "training_mode is set: export the model in eval mode");
+    if (!isfinite(eps) || (X->elem != OX_FLOAT && X->elem != OX_DOUBLE)) return ox_error(ox, "needs a finite epsilon and a FLOAT or DOUBLE input");
     if (X->rank < 2) return ox_error(ox, "the input needs a channel dim");
     int64_t C = X->dim[1];
     OxValue *p[4] = {scale, B, mean, var};
@@ -374,6 +377,7 @@ bool ox_rule_layernorm(OxImport *ox, OxNode *n, const char *arg) {
     if (!ox_attr_float(ox, n, "epsilon", 1e-5, &eps) || !ox_attr_int(ox, n, "axis", -1, &axis) ||
         !ox_axis(ox, axis, X->rank, "axis", &k))
         return false;
+    if (!isfinite(eps) || (X->elem != OX_FLOAT && X->elem != OX_DOUBLE)) return ox_error(ox, "needs a finite epsilon and a FLOAT or DOUBLE input");
     const char *sx = ox_operand(ox, X, -1);
     if (!sx) return false;
     int64_t D = X->dim[X->rank - 1];

@@ -20,12 +20,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char dir[] = "/tmp/etch-fuzz-onnx-XXXXXX", path[256];
+
+static void remove_folder(void) { /* at exit: nothing left behind */
+    unlink(path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char path[256];
     if (!path[0]) {
-        char dir[] = "/tmp/etch-fuzz-onnx-XXXXXX";
         if (!mkdtemp(dir)) abort();
         snprintf(path, sizeof path, "%s/model.onnx", dir);
+        atexit(remove_folder);
     }
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f)) abort();
