@@ -59,8 +59,6 @@ DType ir_dtype_from_rt(etch_dtype t) {
     return DT_COUNT;
 }
 
-DType ir_dtype_reading_rt(etch_dtype t) { return ir_dtype_from_rt(t); }
-
 /* g's params from the open safetensors file f (path names it in messages).
  * seed NULL: every param must be in f (params_load, params_from_tensors);
  * else params f lacks keep params_init(*seed)'s values and are flagged in

@@ -38,9 +38,5 @@ void params_free(const Graph *g, Tensor **values);
  * ir_dtype_from_rt gives DT_COUNT only for a value that is no etch_dtype. */
 etch_dtype ir_dtype_to_rt(DType t);
 DType ir_dtype_from_rt(etch_dtype t);
-/* The IR dtype through which to read any runtime array's values (tensor_wrap,
- * tensor_get), as `etch show` and `etch compare` do: ir_dtype_from_rt's (a u8
- * image reads as 0..255 through DT_U8). */
-DType ir_dtype_reading_rt(etch_dtype t);
 
 #endif

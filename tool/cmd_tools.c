@@ -108,7 +108,7 @@ int cmd_compare(const Options *o) {
         fprintf(stderr, "etch: error: %s holds %s but %s holds %s\n", files[0], a, files[1], b);
         rc = 1;
     } else {
-        DType t = ir_dtype_reading_rt(x[0].dtype);
+        DType t = ir_dtype_from_rt(x[0].dtype);
         Shape sh = {.rank = x[0].rank};
         memcpy(sh.dim, x[0].dim, sizeof sh.dim);
         Tensor *a = tensor_wrap(t, sh, x[0].data), *b = tensor_wrap(t, sh, x[1].data);
@@ -144,7 +144,7 @@ int cmd_show(const Options *o) {
         fprintf(stderr, "etch: error: %s\n", err);
         return 1;
     }
-    DType t = ir_dtype_reading_rt(x.dtype);
+    DType t = ir_dtype_from_rt(x.dtype);
     Shape sh = {.rank = x.rank};
     memcpy(sh.dim, x.dim, sizeof sh.dim);
     Tensor *a = tensor_wrap(t, sh, x.data);

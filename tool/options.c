@@ -103,7 +103,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_BLAS] = {"--blas", ARG_STR, "=openblas|none", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_BENCH,
                   "openblas: matmuls call OpenBLAS (the program links it)"},
     [OPT_CFLAGS] = {"--cflags", ARG_STR, "FLAGS", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH,
-                    "flags for the C compiler instead of etch's defaults"},
+                    "flags for the C compiler instead of etch's defaults (or of $ETCH_CFLAGS\n"
+                    "when that is set)"},
     [OPT_RTOL] = {"--rtol", ARG_NUM, "R", CMD_COMPARE, "relative tolerance (default 1e-5)"},
     [OPT_ARGMAX] = {"--argmax", ARG_NONE, NULL, CMD_SHOW, "print the index of the largest value of each row"},
     [OPT_PREFIX] = {"--prefix", ARG_NAME, "NAME", CMD_BUILD,
@@ -290,6 +291,8 @@ int options_parse(int argc, char **argv, unsigned cmd, int n_files, const char *
     }
     if (o->n_files < n_files) return files_msg ? usage_error("%s", files_msg) : usage_error("no input file given");
     o->file = o->files[0];
+    const char *env_flags = getenv("ETCH_CFLAGS"); /* --cflags wins over the environment */
+    if (!o->opt_flags && (cmd & OPTS[OPT_CFLAGS].cmds) && env_flags && *env_flags) o->opt_flags = env_flags;
     return 0;
 }
 

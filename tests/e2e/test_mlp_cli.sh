@@ -86,8 +86,11 @@ expect_error "trunc.npy" "$ETCH" run "$mlp" -D B=2 --input "$t/trunc.npy" -o "$t
 expect_error "trunc.npy" "$t/file/Net" --weights "$t/file/Net.safetensors" "$t/trunc.npy" "$t/never.npy"
 [ ! -e "$t/never.npy" ] || fail "partial output left behind"
 expect_error "unknown option '--bogus'" "$ETCH" build "$mlp" --bogus -o "$t/x"
+# $ETCH_CFLAGS replaces etch's default C flags, and --cflags wins over it
+expect_error "no-such-flag" env ETCH_CFLAGS="-O0 -fno-such-flag" "$ETCH" build "$mlp" -D B=2 -o "$t/envflags"
+[ ! -e "$t/envflags/libnet.so" ] || fail "a library was left behind by a failed compile"
 for m in mlp gpt; do
-  "$ETCH" build "$SRC/samples/$m.etch" -D B=2 --train --cflags "-O1 -Wall -Wextra -Werror" -o "$t/wall_$m" >/dev/null ||
+  ETCH_CFLAGS=-fno-such-flag "$ETCH" build "$SRC/samples/$m.etch" -D B=2 --train --cflags "-O1 -Wall -Wextra -Werror" -o "$t/wall_$m" >/dev/null ||
     fail "emitted code for $m does not build under -Wall -Wextra -Werror"
 done
 echo "mlp cli: all checks passed"

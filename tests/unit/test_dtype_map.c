@@ -34,19 +34,19 @@ static void test_round_trip(void **state) {
 
 static void test_reading(void **state) {
     (void)state;
-    for (int t = 0; t < DT_COUNT; t++) assert_int_equal(ir_dtype_reading_rt(ir_dtype_to_rt((DType)t)), t);
+    for (int t = 0; t < DT_COUNT; t++) assert_int_equal(ir_dtype_from_rt(ir_dtype_to_rt((DType)t)), t);
     for (int r = 0; r < ETCH_DTYPE_COUNT; r++) {
-        DType t = ir_dtype_reading_rt((etch_dtype)r);
+        DType t = ir_dtype_from_rt((etch_dtype)r);
         assert_true(t < DT_COUNT);
         assert_int_equal(dtype_size(t), etch_dtype_size((etch_dtype)r));
     }
-    assert_int_equal(ir_dtype_reading_rt(ETCH_U8), DT_U8);
+    assert_int_equal(ir_dtype_from_rt(ETCH_U8), DT_U8);
     uint8_t bytes[3] = {0, 200, 255};
-    Tensor *u8 = tensor_wrap(ir_dtype_reading_rt(ETCH_U8), (Shape){.rank = 1, .dim = {3}}, bytes);
+    Tensor *u8 = tensor_wrap(ir_dtype_from_rt(ETCH_U8), (Shape){.rank = 1, .dim = {3}}, bytes);
     assert_true(tensor_get(u8, 0) == 0 && tensor_get(u8, 1) == 200 && tensor_get(u8, 2) == 255);
     tensor_free(u8);
     int8_t sbytes[3] = {-128, -1, 127};
-    Tensor *i8 = tensor_wrap(ir_dtype_reading_rt(ETCH_I8), (Shape){.rank = 1, .dim = {3}}, sbytes);
+    Tensor *i8 = tensor_wrap(ir_dtype_from_rt(ETCH_I8), (Shape){.rank = 1, .dim = {3}}, sbytes);
     assert_true(tensor_get(i8, 0) == -128 && tensor_get(i8, 1) == -1 && tensor_get(i8, 2) == 127);
     tensor_set(i8, 0, -300.5), tensor_set(i8, 1, 1e9), tensor_set(i8, 2, -7.9); /* saturating, truncating stores */
     assert_true(tensor_get(i8, 0) == -128 && tensor_get(i8, 1) == 127 && tensor_get(i8, 2) == -7);

@@ -66,6 +66,53 @@ Tensor *ts_random_tensor(DType t, Shape s, uint64_t seed, double lo, double hi) 
 
 void ts_check_graph(Graph *g, const TsTol *tol) { ts_check_graph_with(g, NULL, NULL, tol); }
 
+/* etch_rt.c is the same text for every model (codegen embeds it), so a test
+ * process compiles it once, as a shared library in its own temporary folder
+ * (removed at exit), and links each model against it by absolute path: one
+ * compiler run per model instead of two. */
+extern const char etch_rt_h_source[], etch_rt_c_source[];
+static char ts_rt_dir[4096], ts_rt_lib[4200];
+
+static void ts_remove_runtime(void) { build_rmtree(ts_rt_dir); }
+
+static bool ts_write_file(const char *dir, const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+static const char *ts_runtime_library(Diag *d) {
+    if (ts_rt_lib[0]) return ts_rt_lib;
+    char *dir = build_tempdir(d);
+    assert_non_null(dir);
+    snprintf(ts_rt_dir, sizeof ts_rt_dir, "%s", dir);
+    free(dir);
+    atexit(ts_remove_runtime);
+    assert_true(ts_write_file(ts_rt_dir, "etch_rt.h", etch_rt_h_source));
+    assert_true(ts_write_file(ts_rt_dir, "etch_rt.c", etch_rt_c_source));
+    const char *src[] = {"etch_rt.c"};
+    assert_true(build_compile(ts_rt_dir, src, 1, "libetch_rt.so", true, "-O1", d));
+    snprintf(ts_rt_lib, sizeof ts_rt_lib, "%s/libetch_rt.so", ts_rt_dir);
+    return ts_rt_lib;
+}
+
+void *ts_load_model(const char *dir, const char *lib, const char *flags) {
+    Diag d;
+    diag_init(&d, stderr);
+    const char *src[] = {"model.c"};
+    assert_true(build_compile_libs(dir, src, 1, lib, true, flags, ts_runtime_library(&d), &d));
+    diag_dispose(&d);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, lib);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
+    assert_non_null(h);
+    return h;
+}
+
 void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_values, const TsTol *tol) {
     Diag d;
     diag_init(&d, stderr);
@@ -91,13 +138,7 @@ void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_v
         CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = params};
         CGenEntry entry = {cg, "forward"};
         assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-        const char *src[] = {"model.c", "etch_rt.c"};
-        assert_true(build_compile(dir, src, 2, "libm_test.so", true, "-O1", &d));
-        char lib[4096];
-        snprintf(lib, sizeof lib, "%s/libm_test.so", dir);
-        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-        if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-        assert_non_null(h);
+        void *h = ts_load_model(dir, "libm_test.so", "-O1");
         void (*fwd)(const void *const *, void *const *);
         *(void **)&fwd = dlsym(h, "m_forward_v");
         assert_non_null(fwd);

@@ -71,6 +71,10 @@ Tensor *ts_run_at_step(const Graph *g, double step);
 
 /* The source tree (ETCH_SOURCE_DIR, which ctest sets, else found from this file's path). */
 const char *ts_source_dir(void);
+/* Compiles dir/model.c (written by cgen_write) with flags (NULL: etch's
+ * defaults) into dir/lib, linked against the runtime compiled once per test
+ * process, and dlopens it. */
+void *ts_load_model(const char *dir, const char *lib, const char *flags);
 
 /* Adds loss = sum(f * R) (f cast to float64 if needed; R a float64 input from
  * Philox stream (9, r_stream), uniform in [-1, 1)), differentiates it with the
