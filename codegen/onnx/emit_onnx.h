@@ -5,6 +5,7 @@
  *
  *   proto.c   building the protobuf-c messages: nodes, attributes, tensors
  *   ops.c     the emitters named in ops.def, one per op family
+ *   scan.c    scan as an ONNX Scan whose body is the scan's body graph
  *   table.c   onnx_op_table[], expanded from ops.def
  *   export.c  the driver: the op check, names, inputs, initializers,
  *             outputs, the model, packing and the atomic write */
@@ -24,7 +25,7 @@ typedef struct OnnxEmitter {
     size_t n_nodes, cap_nodes;
 } OnnxEmitter;
 
-typedef bool (*OnnxEmitFn)(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+typedef void (*OnnxEmitFn)(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
 
 /* One row of the exporter's op table. */
 typedef struct OnnxOpRow {
@@ -45,6 +46,9 @@ void onnx_attr_int(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, int64_t
 void onnx_attr_float(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, double v);
 void onnx_attr_ints(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, const int64_t *v, int count);
 void onnx_attr_tensor(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, Onnx__TensorProto *t);
+void onnx_attr_graph(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, Onnx__GraphProto *g);
+/* Gives node n the outputs out[0..count) instead of its one. */
+void onnx_node_outputs(OnnxEmitter *e, Onnx__NodeProto *n, const char *const *out, int count);
 /* A tensor of dtype t and shape s whose raw_data is data (not copied: it
  * must live until the model is packed). */
 Onnx__TensorProto *onnx_tensor(OnnxEmitter *e, const char *name, DType t, const Shape *s, const void *data);
@@ -62,23 +66,32 @@ void *onnx_scalar_data(OnnxEmitter *e, DType t, double v);
 const char *onnx_const_scalar(OnnxEmitter *e, int id, const char *what, DType t, double v);
 
 /* ---- ops.c: the emitters of ops.def ---- */
-bool onnx_emit_source(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_constant(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_plain(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_then_not(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_rsqrt(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_leaky_relu(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_cast(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_reduce(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_matmul(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_to_shape(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_transpose(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_softmax(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_conv2d(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_pool2d(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_slice(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_pad(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_concat(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
-bool onnx_emit_gather_rows(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_source(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_constant(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_plain(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_then_not(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_rsqrt(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_leaky_relu(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_cast(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_reduce(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_matmul(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_to_shape(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_transpose(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_softmax(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_conv2d(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_pool2d(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_slice(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_pad(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_concat(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_gather_rows(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+/* scan.c */
+void onnx_emit_scan(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+
+/* ---- export.c ---- */
+/* A scan body as a GraphProto: its values named PREFIX/..., input k named
+ * input_names[k] (the captures: the outer graph's values, which ONNX
+ * subgraphs read by name), its first n_graph_inputs inputs declared. */
+Onnx__GraphProto *onnx_subgraph(OnnxEmitter *e, const Graph *body, const char *prefix, const char *const *input_names,
+                                int n_graph_inputs);
 
 #endif

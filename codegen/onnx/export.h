@@ -3,9 +3,9 @@
  * (fc1.weight, PyTorch's state_dict names), so other tools (onnxruntime,
  * netron, etch import) read what etch compiled. Like the C backend, the
  * exporter keeps its own per-op table indexed by OpKind (codegen/onnx/ops.def):
- * each IR op becomes one ONNX node or a few; an op with no row (the training
- * ops, scan, random numbers, the quantized ops) is an error at its source
- * location. The file is packed with the protobuf-c code generated from
+ * each IR op becomes one ONNX node or a few (a scan a Scan with its body as
+ * a subgraph); an op with no row (the training ops, random numbers, the
+ * quantized ops) is an error at its source location. The file is packed with the protobuf-c code generated from
  * python3-onnx's onnx.proto (the importer's, frontend/onnx/) and written
  * atomically. See docs/onnx.md. */
 #ifndef ETCH_CODEGEN_ONNX_EXPORT_H

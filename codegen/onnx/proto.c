@@ -80,6 +80,16 @@ void onnx_attr_tensor(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, Onnx
     new_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR)->t = t;
 }
 
+void onnx_attr_graph(OnnxEmitter *e, Onnx__NodeProto *n, const char *name, Onnx__GraphProto *g) {
+    new_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH)->g = g;
+}
+
+void onnx_node_outputs(OnnxEmitter *e, Onnx__NodeProto *n, const char *const *out, int count) {
+    n->n_output = (size_t)count;
+    n->output = arena_alloc(e->a, sizeof *n->output * (size_t)(count + 1));
+    for (int k = 0; k < count; k++) n->output[k] = arena_strdup(e->a, out[k]);
+}
+
 Onnx__TensorProto *onnx_tensor(OnnxEmitter *e, const char *name, DType t, const Shape *s, const void *data) {
     Onnx__TensorProto *tp = arena_alloc(e->a, sizeof *tp);
     onnx__tensor_proto__init(tp);

@@ -3,7 +3,8 @@ numpy, not torch). Arguments: the test's folder, then the model names whose
 <name>.0.onnx `etch export` wrote there (params from their initializers).
 
 For each model: onnx.checker.check_model with full_check (ONNX's own shape
-inference agrees with every static shape etch wrote); the producer is etch,
+inference agrees with every static shape etch wrote, scan bodies included);
+the producer is etch,
 the opset 17; the initializers are exactly the params, under their
 PyTorch-style dotted names (the names the .etch file gives, listed in
 <name>.params, one per line); then <name>.safetensors is written: every
@@ -12,7 +13,8 @@ that `etch export --weights` writes those values and not the initializers.
 mlp13.onnx (`--opset 13 -D B=3`) declares opset 13, IR version 7 and an
 input of [3, 1, 28, 28]. With onnxruntime installed (PyPI only; not needed),
 each <name>.0.onnx also runs there on <name>.in.npy against etch's
-<name>.ref<k>.npy outputs (max|ort - etch| / max|etch| at most 1e-5).
+<name>.ref<k>.npy outputs (max|ort - etch| / max|etch| at most 1e-5): the
+one check of the Scan loops' numbers, which etch import cannot read back.
 """
 import json
 import os
