@@ -31,7 +31,8 @@ void onnx_emit_constant(OnnxEmitter *e, const Graph *g, int id, const char *op_t
         const char *shape = onnx_const_ints(e, id, "shape", dims, n->shape.rank);
         Shape one = {.rank = 1, .dim = {1}};
         Onnx__NodeProto *p = onnx_node(e, "ConstantOfShape", &shape, 1, e->names[id]);
-        onnx_attr_tensor(e, p, "value", onnx_tensor(e, NULL, n->dtype, &one, onnx_scalar_data(e, n->dtype, n->attr.value)));
+        void *value = onnx_scalar_data(e, n->dtype, n->attr.value);
+        onnx_attr_tensor(e, p, "value", onnx_tensor(e, NULL, n->dtype, &one, value));
         return;
     }
     void *data;
