@@ -8,7 +8,9 @@
  * (backend_check_ops) instead of a crash.
  *
  * Filled today by codegen/c (backend_c, codegen/c/backend_c.c); the CUDA and
- * LLVM backends fill the same struct. Fused-group emitters (elementwise
+ * LLVM backends fill the same struct. The ONNX exporter (codegen/onnx,
+ * `etch export`) is no Backend: it writes one file from the unoptimized
+ * graph and compiles nothing, but keeps its per-op table the same way. Fused-group emitters (elementwise
  * group, row group, matmul epilogue) are typed by each backend's emitter
  * state and listed in its own table (the C backend's: c_group_emitters,
  * codegen/c/fused.h). A backend reads where values live from the memory plan

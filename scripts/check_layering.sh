@@ -6,7 +6,7 @@
 #   ir        the graph, the op table and its meaning          -> runtime
 #   passes    graph -> graph transforms and the -O pipeline    -> ir, runtime
 #   frontend  DSL -> IR                                        -> passes, ir, runtime
-#   codegen   IR -> target source; backends fill one interface -> passes, ir, runtime
+#   codegen   IR -> target source (codegen/c) or ONNX (codegen/onnx) -> passes, ir, runtime
 #   tool      the `etch` command line                          -> everything
 #
 # frontend and codegen are siblings: neither includes the other. Quoted

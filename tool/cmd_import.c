@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frontend/onnx/onnx.h"
@@ -46,17 +45,6 @@ static bool write_outputs(const OnnxModel *m, const char *out, const char *wpath
     return true;
 }
 
-/* path can be created: its folder exists and it is not a folder itself.
- * Checked first, so a typo costs no import and leaves nothing behind. */
-static bool writable_path(const char *flag, const char *path, Arena *a, Diag *d) {
-    struct stat st;
-    if (!stat(path, &st) && S_ISDIR(st.st_mode)) return diag_error_plain(d, "%s %s: is a folder", flag, path);
-    const char *slash = strrchr(path, '/');
-    const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
-    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return diag_error_plain(d, "%s %s: no folder '%s'", flag, path, dir);
-    return true;
-}
-
 int cmd_import(const Options *o) {
     if (!o->out) return usage_error("%s", "import needs -o MODEL.etch");
     if (!onnx_is_model_path(o->file)) return usage_error("import reads an .onnx model, got '%s'", o->file);
@@ -73,8 +61,8 @@ int cmd_import(const Options *o) {
     size_t wdir = wslash ? (size_t)(wslash - wpath) : 0, odir = oslash ? (size_t)(oslash - o->out) : 0;
     const char *note = wdir == odir && !strncmp(wpath, o->out, wdir) ? wpath + (wslash ? wdir + 1 : 0) : wpath;
     OnnxModel m;
-    bool ok = writable_path("-o", o->out, a, &d) &&
-              writable_path(o->weights_out ? "--weights-out" : "the weights file", wpath, a, &d) &&
+    bool ok = writable_output("-o", o->out, a, &d) &&
+              writable_output(o->weights_out ? "--weights-out" : "the weights file", wpath, a, &d) &&
               onnx_import(a, o->file, o->defines, o->n_defines, note, &m, &d);
     Program *p = ok ? frontend_compile_source(a, o->out, m.source, NULL, 0, &d) : NULL;
     Tensor **params = p ? params_from_tensors(p->forward, &m.weights, o->file, &d) : NULL;

@@ -85,6 +85,11 @@ static const Command COMMANDS[] = {
      "                                  an ONNX model as etch source and its weights (docs/onnx.md);\n"
      "                                  every command also takes MODEL.onnx directly, imported in memory\n",
      cmd_import},
+    {"export", CMD_EXPORT, 1, NULL,
+     "  export FILE -o MODEL.onnx [--weights W] [--opset N] [-D N=V]\n"
+     "                                  the forward (inference) graph as ONNX, the params as\n"
+     "                                  initializers under their own names (docs/onnx.md)\n",
+     cmd_export},
     {"show", CMD_SHOW, 1, "show takes one .npy file",
      "  show A.npy [--argmax]           print an array (or the argmax of each row)\n", cmd_show},
 };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/onnx/export.h"
 #include "tool/options.h"
 
 typedef enum OptId {
@@ -21,7 +22,7 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -52,11 +53,12 @@ typedef struct OptSpec {
 #define C_IDENT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const OptSpec OPTS[OPT_COUNT] = {
-    [OPT_OUT] = {"-o", ARG_NAME, "PATH", CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT,
+    [OPT_OUT] = {"-o", ARG_NAME, "PATH",
+                 CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT | CMD_EXPORT,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
                  "make-input's .npy, train's folder (default out), graph's .svg/.dot,\n"
-                 "import's .etch"},
-    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT,
+                 "import's .etch, export's .onnx"},
+    [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT | CMD_EXPORT,
                     "set the model's const NAME (a number or true/false; at most 64 -D);\n"
                     "for an .onnx model, the size of its symbolic dim NAME"},
     [OPT_OLEVEL] = {"-O", ARG_ATTACHED, NULL, CMD_OPTIMIZING,
@@ -65,7 +67,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_PRINT_AFTER] = {"--print-after", ARG_NAME, "=PASS", CMD_OPTIMIZING, "print the IR after PASS (repeatable)"},
     [OPT_DISABLE_PASS] = {"--disable-pass", ARG_NAME, "=PASS", CMD_OPTIMIZING, "skip PASS (repeatable)"},
     [OPT_PASSES] = {"--passes", ARG_NAME, "=a,b,...", CMD_OPT, "run exactly these passes, in this order"},
-    [OPT_WEIGHTS] = {"--weights", ARG_NAME, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL,
+    [OPT_WEIGHTS] = {"--weights", ARG_NAME, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_EXPORT,
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
     [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
@@ -115,6 +117,9 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     "systems that compile model.c themselves: etch_add_model)"},
     [OPT_WEIGHTS_OUT] = {"--weights-out", ARG_NAME, "W", CMD_IMPORT,
                          "where import writes the weights (default: -o's path with .safetensors)"},
+    [OPT_OPSET] = {"--opset", ARG_INT, "N", CMD_EXPORT, "the ONNX opset export writes (default 17)",
+                   ONNX_EXPORT_OPSET_MIN, ONNX_EXPORT_OPSET_MAX,
+                   "the opsets etch import reads"},
 };
 
 static const char *g_cmd = "etch";
@@ -240,6 +245,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         return 0;
     case OPT_C_ONLY: o->c_only = true; return 0;
     case OPT_WEIGHTS_OUT: o->weights_out = val; return 0;
+    case OPT_OPSET: o->opset = (int)n; return 0;
     case OPT_COUNT: break;
     }
     abort();

@@ -36,6 +36,7 @@ typedef enum CmdBit {
     CMD_COMPARE = 1u << 12,
     CMD_SHOW = 1u << 13,
     CMD_IMPORT = 1u << 14,
+    CMD_EXPORT = 1u << 15,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -79,6 +80,7 @@ typedef struct Options {
     bool argmax;               /* show --argmax */
     const char *prefix;        /* build --prefix NAME (NULL: from the model's name) */
     bool c_only;               /* build --c-only: emit, do not compile */
+    int opset;                 /* export --opset N (0: not given, the latest etch writes) */
 } Options;
 
 /* The defaults every command starts from. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codegen/build.h"
 #include "frontend/onnx/onnx.h"
@@ -220,5 +221,14 @@ bool write_tensor(const char *path, const Tensor *t, Diag *d) {
     memcpy(arr.dim, t->shape.dim, sizeof arr.dim);
     char err[1024];
     if (etch_npy_write(path, &arr, err, sizeof err)) return diag_error_plain(&*d, "%s", err);
+    return true;
+}
+
+bool writable_output(const char *flag, const char *path, Arena *a, Diag *d) {
+    struct stat st;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode)) return diag_error_plain(d, "%s %s: is a folder", flag, path);
+    const char *slash = strrchr(path, '/');
+    const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return diag_error_plain(d, "%s %s: no folder '%s'", flag, path, dir);
     return true;
 }

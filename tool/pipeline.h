@@ -53,6 +53,11 @@ CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag
 /* The pass manager's options as the command line sets them. */
 PassOptions pass_options(const Options *o);
 
+/* path can be created: its folder exists and it is not a folder itself;
+ * flag names it in the error ("-o"). Checked before any work, so a typo
+ * costs nothing and leaves nothing behind. */
+bool writable_output(const char *flag, const char *path, Arena *a, Diag *d);
+
 /* t as an .npy file, written atomically. */
 bool write_tensor(const char *path, const Tensor *t, Diag *d);
 

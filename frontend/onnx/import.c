@@ -189,7 +189,7 @@ static bool translate(OxImport *ox, int index) {
     if (!p->op_type) return ox_error(ox, "a node has no op_type");
     if (p->domain && *p->domain && strcmp(p->domain, "ai.onnx"))
         return ox_error(ox, "op '%s' of domain '%s' is not supported (only the default ONNX domain)", p->op_type, p->domain);
-    if (ox->absorbed[index]) { /* the bias Add of a MatMul made into a Linear */
+    if (ox->absorbed[index]) { /* the bias Add of a MatMul made into a Linear, the Reciprocal of an rsqrt */
         OxValue *linear = ox_lookup(ox, ox->absorbed[index]);
         bool ok = linear && ox_alias(ox, &n, 0, linear);
         ox->node = NULL;

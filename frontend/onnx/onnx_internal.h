@@ -105,8 +105,9 @@ struct OxImport {
     int n_modules;               /* members made, for names when nothing better exists */
     OxTable readers;             /* per value name: how many node inputs read it (uses) and the last
                                     node that does (producer, here); filled before the walk */
-    const char **absorbed;       /* per node: done by an earlier node's rule (the Add of MatMul + Add),
-                                    which names the input whose value output 0 takes; else NULL */
+    const char **absorbed;       /* per node: done by an earlier node's rule (the Add of MatMul + Add,
+                                    the Reciprocal of Sqrt + Reciprocal), which names the input whose
+                                    value output 0 takes; else NULL */
 };
 
 /* ---- load.c ------------------------------------------------------------- */

@@ -73,6 +73,18 @@ static bool rule_unary(OxImport *ox, OxNode *n, const char *fn) {
     return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "%s(%s)", fn, x->expr);
 }
 
+/* Sqrt read by nothing but a Reciprocal: rsqrt(x), which the Reciprocal
+ * then names (etch export writes rsqrt so; rsqrt rounds once, as etch
+ * computes it, so the round trip gives the same numbers). */
+static bool rule_sqrt(OxImport *ox, OxNode *n, const char *fn) {
+    OxValue *x = n->in[0], *r = ox_lookup_in(&ox->readers, ox_out_name(n, 0));
+    const Onnx__NodeProto *reader = r && r->uses == 1 && r->producer >= 0 ? ox->model->graph->node[r->producer] : NULL;
+    if (x->data || !reader || strcmp(reader->op_type, "Reciprocal") || (reader->domain && *reader->domain))
+        return rule_unary(ox, n, fn);
+    ox->absorbed[r->producer] = arena_strdup(ox->a, ox_out_name(n, 0));
+    return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "rsqrt(%s)", x->expr);
+}
+
 static bool is_cmp(const char *op) { return op[0] == '=' || op[0] == '<' || op[0] == '>'; }
 static bool is_int(int32_t elem) { return elem == OX_INT64 || elem == OX_INT32; }
 
@@ -624,7 +636,7 @@ static const OxOp OPS[] = {
     {"Slice", rule_slice, NULL, 3, 5},
     {"Softmax", rule_softmax, "softmax", 1, 1},
     {"Split", rule_split, NULL, 1, 2},
-    {"Sqrt", rule_unary, "sqrt", 1, 1},
+    {"Sqrt", rule_sqrt, "sqrt", 1, 1},
     {"Squeeze", rule_squeeze, NULL, 1, 2},
     {"Sub", rule_binary, "-", 2, 2},
     {"Tanh", rule_unary, "tanh", 1, 1},
