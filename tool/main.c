@@ -66,6 +66,12 @@ static const Command COMMANDS[] = {
      "                                  --text: held-out loss per byte of a language model;\n"
      "                                  arrays: test MSE of a regression, or accuracy)\n",
      cmd_eval},
+    {"calibrate", CMD_CALIBRATE, 1, NULL,
+     "  calibrate FILE --data DIR -o STATS.json [--weights W] [--batches N] [--method minmax|percentile]\n"
+     "                                  run the compiled float model over N batches of the training\n"
+     "                                  split and record the range of every Linear layer's input\n"
+     "                                  (for --quantize int8 --calib STATS.json: docs/quantization.md)\n",
+     cmd_calibrate},
     {"gradcheck", CMD_GRADCHECK, 1, NULL,
      "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n", cmd_gradcheck},
     {"bench", CMD_BENCH, 1, NULL,

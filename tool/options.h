@@ -36,6 +36,7 @@ typedef enum CmdBit {
     CMD_COMPARE = 1u << 12,
     CMD_SHOW = 1u << 13,
     CMD_IMPORT = 1u << 14,
+    CMD_CALIBRATE = 1u << 15,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -79,6 +80,10 @@ typedef struct Options {
     bool argmax;               /* show --argmax */
     const char *prefix;        /* build --prefix NAME (NULL: from the model's name) */
     bool c_only;               /* build --c-only: emit, do not compile */
+    bool quantize;             /* --quantize int8 (docs/quantization.md) */
+    const char *calib;         /* --calib STATS.json: calibrate's ranges for --quantize */
+    const char *method;        /* calibrate --method minmax|percentile (NULL: minmax) */
+    long batches;              /* calibrate --batches N (-1: the default) */
 } Options;
 
 /* The defaults every command starts from. */

@@ -467,7 +467,7 @@ static void test_manager(void **state) {
     /* unknown names are errors that list the valid ones */
     o = (PassOptions){.opt_level = 2, .target = backend_c.target, .disabled = {"cse", "bogus"}, .n_disabled = 2};
     assert_null(passes_run(g, &o, &d));
-    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: simplify, cse, dce, fuse, "
+    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: quantize, simplify, cse, dce, fuse, "
                                    "plan-memory)"));
     o = (PassOptions){.opt_level = 2, .target = backend_c.target};
     assert_null(passes_run_list(g, (const char *[]){"dce", "fold"}, 2, &o, &d));
