@@ -394,7 +394,11 @@ static void test_dce(void **state) {
 
 static void test_manager(void **state) {
     (void)state;
-    const PassInfo *all = passes_all();
+    const PassInfo *all = passes_all() + 1;
+    /* first, only when asked (PassOptions.quant): the int8 quantize pass */
+    assert_string_equal(all[-1].name, "quantize");
+    assert_true(all[-1].on_request);
+    assert_false(all[0].on_request);
     assert_string_equal(all[0].name, "simplify");
     assert_string_equal(all[1].name, "cse");
     assert_string_equal(all[2].name, "dce");
