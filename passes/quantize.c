@@ -282,15 +282,17 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
 }
 
 /* Why an op of the final graph computes in float. */
-static const char *float_reason(const Node *n) {
+static const char *float_reason(const Graph *h, const Node *n) {
     switch (op_table[n->op].cls) {
     case OPC_LAYOUT: return "moves data only (no arithmetic to quantize)";
     case OPC_MATMUL: return "not a Linear layer: the right operand is no f32 weight param (a product of activations)";
-    case OPC_CONV: return "no integer convolution in this phase";
+    case OPC_CONV: return n->op == OP_CONV2D ? "no integer convolution in this phase" : "pooling stays float in this phase";
     case OPC_SOFTMAX: return "softmax needs float exponentials";
     case OPC_REDUCE: return "reductions stay float";
     case OPC_LOOP: return "recurrences stay float";
-    default: return n->op == OP_RELU ? "relu of a layer's f32 result" : "elementwise op between float values";
+    default:
+        return n->op == OP_RELU && h->nodes[n->in[0]].op == OP_QMATMUL ? "relu of a quantized layer's f32 result"
+                                                                       : "elementwise op between float values";
     }
 }
 
@@ -302,7 +304,7 @@ static void report_float_ops(QuantPass *s, const Graph *h) {
             continue;
         char where[256];
         sb_printf(&s->q->report, "stays float: %%%d %s at %s: %s\n", id, op_table[nd->op].name,
-                  src_where(nd, where, sizeof where), float_reason(nd));
+                  src_where(nd, where, sizeof where), float_reason(h, nd));
         n++;
     }
     sb_printf(&s->q->report, "quantize: %d layer%s int8, %d op%s float\n", s->n_layers, s->n_layers == 1 ? "" : "s", n,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codegen/build.h"
@@ -272,11 +273,15 @@ bool eval_compiled_images(const Options *o, Diag *d) {
     const Node *y = ok ? &p->forward->nodes[p->forward->outputs[0]] : NULL;
     if (ok && (y->shape.rank != 2 || y->shape.dim[0] != f.batch))
         ok = diag_error(d, p->model_loc, "eval: %s.forward's first output must be logits f32[B, C]", p->model_name);
-    int64_t n = ok && o->limit >= 0 && o->limit < img.n ? o->limit : img.n, correct = 0;
-    double nll = 0;
-    for (int64_t start = 0; ok && start < n; start += f.batch) {
+    int64_t n = ok && o->limit >= 0 && o->limit < img.n ? o->limit : img.n, correct = 0, batches = 0;
+    double nll = 0, seconds = 0;
+    for (int64_t start = 0; ok && start < n; start += f.batch, batches++) {
         images_batch(&img, start, f.batch, f.x);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         forward_run(&f);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         int64_t C = y->shape.dim[1];
         for (int64_t b = 0; b < f.batch && start + b < n; b++) {
             const float *row = f.outs[0] + b * C;
@@ -294,6 +299,9 @@ bool eval_compiled_images(const Options *o, Diag *d) {
     if (ok)
         printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples%s)\n", n ? 100.0 * (double)correct / (double)n : 0,
                n ? nll / (double)n : 0, (long long)n, o->quantize ? ", int8" : "");
+    if (ok && o->stats)
+        printf("forward: %.4f ms per batch of %lld (%lld batches, one thread)\n", batches ? 1e3 * seconds / (double)batches : 0,
+               (long long)f.batch, (long long)batches);
     forward_close(&f);
     images_free(&img);
     if (p) params_free(p->forward, params);
