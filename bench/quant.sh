@@ -38,7 +38,7 @@ field() { sed -n "$2" "$1" | head -1; }
 acc() { field "$1" 's/^Test accuracy: \([0-9.]*\)%.*/\1/p'; }
 ms() { field "$1" 's/^forward: \([0-9.]*\) ms.*/\1/p'; }
 
-printf '%-6s %-11s %5s %10s %12s %12s\n' model variant batch "accuracy" "ms/batch" "vs fp32"
+printf '%-6s %-16s %5s %10s %12s %12s\n' model variant batch "accuracy" "ms/batch" "vs fp32"
 for m in "${models[@]}"; do
   w=$(weights "$m")
   for method in minmax percentile; do
@@ -47,12 +47,12 @@ for m in "${models[@]}"; do
   for b in 64 1; do
     "$etch" eval "samples/$m.etch" -D B=$b --weights "$w" --data "$data" --stats >"$out/$m.f32.$b" 2>&1
     base=$(ms "$out/$m.f32.$b")
-    printf '%-6s %-11s %5s %9s%% %12s %12s\n' "$m" fp32 "$b" "$(acc "$out/$m.f32.$b")" "$base" "1.00x"
+    printf '%-6s %-16s %5s %9s%% %12s %12s\n' "$m" fp32 "$b" "$(acc "$out/$m.f32.$b")" "$base" "1.00x"
     for method in minmax percentile; do
       "$etch" eval "samples/$m.etch" -D B=$b --weights "$w" --data "$data" --stats --quantize int8 \
         --calib "$out/$m.$method.json" >"$out/$m.$method.$b" 2>&1
       t=$(ms "$out/$m.$method.$b")
-      printf '%-6s %-11s %5s %9s%% %12s %12s\n' "$m" "int8 $method" "$b" "$(acc "$out/$m.$method.$b")" "$t" \
+      printf '%-6s %-16s %5s %9s%% %12s %12s\n' "$m" "int8 $method" "$b" "$(acc "$out/$m.$method.$b")" "$t" \
         "$(awk -v a="$base" -v b="$t" 'BEGIN { printf "%.2fx", a / b }')"
     done
   done

@@ -1,7 +1,7 @@
 /* cmd_eval.c: `etch eval FILE --weights W`: the training program built into
  * a temporary folder and run in its evaluation mode on the test split
  * (accuracy and mean NLL; autoencoders: reconstruction MSE and a PNG grid;
- * --text: held-out loss per byte). With --quantize int8 (or --limit N) the
+ * --text: held-out loss per byte). With --quantize int8 (or --limit N, --stats) the
  * forward alone is compiled and run by the tool on the test images
  * (tool/calibrate.c), quantized with --calib's ranges. */
 #include <stdio.h>
@@ -19,8 +19,8 @@ int cmd_eval(const Options *o) {
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     Diag d;
     diag_init(&d, stderr);
-    if (o->quantize || o->calib || o->limit >= 0) { /* the forward alone, compiled (quantized) in the tool */
-        bool ok = (o->data && !o->png) || usage_error("%s", "--quantize, --calib and --limit evaluate --data images");
+    if (o->quantize || o->calib || o->limit >= 0 || o->stats) { /* the forward alone, compiled (quantized) in the tool */
+        bool ok = (o->data && !o->png) || usage_error("%s", "--quantize, --calib, --limit and --stats evaluate --data images");
         ok = ok && eval_compiled_images(o, &d);
         diag_dispose(&d);
         return ok ? 0 : 1;
