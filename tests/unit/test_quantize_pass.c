@@ -9,7 +9,9 @@
  *     bit-identical to eager;
  *   - the report names what stays float; the default pipeline never runs it;
  *   - errors naming the tensor: a missing range, a range for another
- *     model's tensor, a NaN weight, no request. */
+ *     model's tensor, a NaN weight, no request;
+ *   - the float round trip simplify removes (quantize of dequantize with the
+ *     same scale and zero point) restores every integer exactly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,7 @@
 #include "ir/eager.h"
 #include "codegen/backend.h"
 #include "ir/params.h"
+#include "ir/quant.h"
 #include "passes/pass.h"
 #include "passes/quantize.h"
 #include "unit/test_support.h"
@@ -179,7 +182,28 @@ static void test_errors(void **state) {
     arena_free(a);
 }
 
+/* simplify's quantize(dequantize(q, s, z), s, z) -> q is exact: every u8 and
+ * i8 value, every zero point, scales across the allowed range (f32 as the
+ * dequantized value is stored; the arithmetic is ir/quant.c's, which the C
+ * backend matches bit for bit). */
+static void test_round_trip_exact(void **state) {
+    (void)state;
+    const double scales[] = {1e-37, 3e-20, 1e-3, 0.0039215689, 0.02, 0.7, 3.1, 1e3, 1e20, 1e35};
+    for (int k = 0; k < 10; k++) {
+        double s = (float)scales[k];
+        for (int t = 0; t < 2; t++) {
+            int lo = t ? -128 : 0, hi = t ? 127 : 255;
+            for (int z = lo; z <= hi; z += 7)
+                for (int q = lo; q <= hi; q++) {
+                    double r = (float)quant_dequantize(q, s, z);
+                    if (quant_quantize(r, s, z, lo, hi) != q) fail_msg("q %d, scale %g, zero point %d", q, s, z);
+                }
+        }
+    }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_round_trip_exact)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
