@@ -13,17 +13,20 @@
 
 static const PassInfo PIPELINE[] = {
     /* name, function, {-O0, -O1, -O2}, summary */
-    {"simplify", pass_simplify, {PASS_SKIP, PASS_RUN, PASS_RUN}, "algebraic simplification and constant folding"},
-    {"cse", pass_cse, {PASS_SKIP, PASS_RUN, PASS_RUN}, "common-subexpression elimination"},
-    {"dce", pass_dce, {PASS_SKIP, PASS_RUN, PASS_RUN}, "dead-code elimination (inputs and params are kept)"},
+    /* first, and only when asked (--quantize int8): it matches Linear layers as the frontend builds them */
+    {"quantize", pass_quantize, {PASS_SKIP, PASS_SKIP, PASS_SKIP},
+     "int8 post-training quantization of Linear layers from calibrated ranges (--quantize int8)", true},
+    {"simplify", pass_simplify, {PASS_SKIP, PASS_RUN, PASS_RUN}, "algebraic simplification and constant folding", false},
+    {"cse", pass_cse, {PASS_SKIP, PASS_RUN, PASS_RUN}, "common-subexpression elimination", false},
+    {"dce", pass_dce, {PASS_SKIP, PASS_RUN, PASS_RUN}, "dead-code elimination (inputs and params are kept)", false},
     /* after the passes that rebuild graphs: they would not keep groups consistent */
     {"fuse", pass_fuse, {PASS_SKIP, PASS_SKIP, PASS_RUN},
      "fuse elementwise chains, row reductions with their producers and consumers, "
-     "and matmul epilogues into single kernels"},
+     "and matmul epilogues into single kernels", false},
     /* last, at every level: where each value of the final graph lives, for the backend */
     {"plan-memory", pass_plan_memory, {PASS_RUN_NO_REUSE, PASS_RUN, PASS_RUN},
-     "static memory plan: one arena, buffers reused once dead and updates in place (from -O1)"},
-    {NULL, NULL, {PASS_SKIP}, NULL},
+     "static memory plan: one arena, buffers reused once dead and updates in place (from -O1)", false},
+    {NULL, NULL, {PASS_SKIP}, NULL, false},
 };
 
 const PassInfo *passes_all(void) { return PIPELINE; }
@@ -68,7 +71,7 @@ static bool check_options(const PassOptions *o, Diag *d) {
  * NULL on failure. Any plan g carries is dropped first: only plan-memory
  * leaves one, describing exactly the graph it returns. */
 static Graph *run_one(const PassInfo *p, PassUse use, Graph *g, const PassOptions *o, Diag *d) {
-    PassCtx ctx = {.d = d, .target = o->target, .reuse_buffers = use != PASS_RUN_NO_REUSE};
+    PassCtx ctx = {.d = d, .target = o->target, .reuse_buffers = use != PASS_RUN_NO_REUSE, .quant = o->quant};
     g->mem_plan = NULL;
     Graph *h = p->run(g, &ctx);
     if (!h) {
@@ -111,7 +114,7 @@ static Graph *run_pipeline(Graph *g, const void *unused, const PassOptions *o, D
     (void)unused;
     for (int i = 0; g && PIPELINE[i].name; i++) {
         const PassInfo *p = &PIPELINE[i];
-        PassUse use = p->use[level_of(o)];
+        PassUse use = p->on_request ? (o->quant ? PASS_RUN : PASS_SKIP) : p->use[level_of(o)];
         if (use == PASS_SKIP || listed(o->disabled, o->n_disabled, p->name)) continue;
         g = run_one(p, use, g, o, d);
     }

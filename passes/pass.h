@@ -22,6 +22,7 @@ typedef struct PassCtx {
     /* plan-memory: values share arena storage once dead and optimizer
      * updates are written in place (the pipeline table's choice per level) */
     bool reuse_buffers;
+    struct QuantRequest *quant; /* quantize: ranges and weights (passes/quantize.h); NULL: not asked */
 } PassCtx;
 
 /* Returns the transformed graph, or NULL after reporting an error through ctx->d. */
@@ -41,6 +42,7 @@ typedef struct PassInfo {
     PassFn run;
     PassUse use[PASS_LEVELS];  /* what -O0, -O1 and -O2 do with it */
     const char *summary;       /* one line for --help and docs/passes.md */
+    bool on_request;           /* runs (at every level) only when PassOptions.quant asks for it */
 } PassInfo;
 
 typedef struct PassOptions {
@@ -53,6 +55,7 @@ typedef struct PassOptions {
     int n_disabled;
     bool verify;                  /* run ir_verify after each pass (on in debug builds and tests) */
     FILE *dump;                   /* where dumps go (stderr when NULL) */
+    struct QuantRequest *quant;   /* --quantize int8: the quantize pass's request (passes/quantize.h) */
 } PassOptions;
 
 /* The registered passes in pipeline order; the entry after the last has name NULL. */
@@ -73,6 +76,7 @@ Graph *pass_simplify(Graph *g, PassCtx *ctx);
 Graph *pass_cse(Graph *g, PassCtx *ctx);
 Graph *pass_dce(Graph *g, PassCtx *ctx);
 Graph *pass_fuse(Graph *g, PassCtx *ctx);
-Graph *pass_plan_memory(Graph *g, PassCtx *ctx); /* passes/plan_memory.c: sets g->mem_plan */
+Graph *pass_plan_memory(Graph *g, PassCtx *ctx);
+Graph *pass_quantize(Graph *g, PassCtx *ctx); /* passes/quantize.c: only with PassOptions.quant */ /* passes/plan_memory.c: sets g->mem_plan */
 
 #endif

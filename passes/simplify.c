@@ -387,8 +387,23 @@ static int slice_of_pad(Simplify *S, const Node *c, int depth) {
     return emit(S, OP_SLICE, &x, 1, &sl, c->loc, depth);
 }
 
+/* quantize(dequantize(q, s, z), s, z) -> q, for a per-tensor constant scale
+ * s > 0 (normal, far from overflow) and the same zero point and dtype: (q -
+ * z) * s rounded to f32 and divided by s again is within 510 * 2^-23 of the
+ * integer q - z, which rint restores exactly. */
+static int quantize_of_dequantize(Simplify *S, const Node *c) {
+    const Node *x = dst_node(S, c->in[0]);
+    double s1, s2, z1, z2;
+    if (x->op != OP_DEQUANTIZE || dst_node(S, x->in[0])->dtype != c->dtype || x->attr.axis != c->attr.axis ||
+        !const_val(S, x->in[1], &s1) || !const_val(S, c->in[1], &s2) || s1 != s2 || !(s1 >= 1e-37 && s1 <= 1e35))
+        return -1;
+    bool same_z = x->in[2] == c->in[2] || (const_val(S, x->in[2], &z1) && const_val(S, c->in[2], &z2) && z1 == z2);
+    return same_z ? x->in[0] : -1;
+}
+
 static int try_rules(Simplify *S, Node *c, int depth) {
     switch (c->op) {
+    case OP_QUANTIZE: return quantize_of_dequantize(S, c);
     case OP_PAD: return simplify_pad(S, c);
     case OP_SLICE: return slice_of_pad(S, c, depth);
     case OP_BROADCAST: return simplify_broadcast(S, c, depth);

@@ -10,6 +10,7 @@
 int cmd_build(const Options *o) {
     if (!o->out) return usage_error("%s", "build needs -o DIR");
     if (o->c_only && (o->exe || o->stats)) return usage_error("%s", "--c-only compiles nothing: no --exe or --stats");
+    if (o->quantize && o->train) return usage_error("%s", "--quantize int8 builds inference only: no --train");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);

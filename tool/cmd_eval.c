@@ -1,7 +1,9 @@
 /* cmd_eval.c: `etch eval FILE --weights W`: the training program built into
  * a temporary folder and run in its evaluation mode on the test split
  * (accuracy and mean NLL; autoencoders: reconstruction MSE and a PNG grid;
- * --text: held-out loss per byte). */
+ * --text: held-out loss per byte). With --quantize int8 (or --limit N, --stats) the
+ * forward alone is compiled and run by the tool on the test images
+ * (tool/calibrate.c), quantized with --calib's ranges. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,14 +11,21 @@
 #include "ir/params.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
+#include "tool/quant_tool.h"
 
 int cmd_eval(const Options *o) {
     if ((!o->data && !o->text) || !o->weights)
         return usage_error("%s", "eval needs --weights W and --data DIR (images) or --text CORPUS (bytes)");
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
-    Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
+    if (o->quantize || o->calib || o->limit >= 0 || o->stats) { /* the forward alone, compiled (quantized) in the tool */
+        bool ok = (o->data && !o->png) || usage_error("%s", "--quantize, --calib, --limit and --stats evaluate --data images");
+        ok = ok && eval_compiled_images(o, &d);
+        diag_dispose(&d);
+        return ok ? 0 : 1;
+    }
+    Arena *a = arena_new();
     Program *p = load_program(a, o, &d); /* the model's errors, then its data's, then the weights' */
     if (p && !train_check_input(o, false, &d)) p = NULL;
     Tensor **check = p ? params_load(p->forward, o->weights, &d) : NULL; /* etch's own messages first */

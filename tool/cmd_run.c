@@ -71,9 +71,9 @@ static bool write_outputs(const Options *o, Tensor **outs, int n, Diag *d) {
     return ok;
 }
 
-static bool run_eager(const Program *p, const Options *o, Diag *d) {
-    const Graph *g = p->forward;
+static bool run_eager(Program *p, const Options *o, Diag *d) {
     Tensor **params = load_params(p, o, d);
+    const Graph *g = p->forward; /* after load_params: --quantize replaces it */
     Tensor **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
     Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
     bool ok = params != NULL;
@@ -87,17 +87,17 @@ static bool run_eager(const Program *p, const Options *o, Diag *d) {
     return ok;
 }
 
-static bool run_compiled(const Program *p, const Options *o, Diag *d) {
-    const Graph *g = p->forward;
+static bool run_compiled(Program *p, const Options *o, Diag *d) {
     Tensor **params = load_params(p, o, d); /* validates the weights file with etch's own messages */
     if (!params) return false;
+    const Graph *g = p->forward;
     char *dir = build_tempdir(d);
     bool ok = dir != NULL;
     Options bo = *o;
     bo.embed = false;
     bo.stats = false;
     bo.train = false;
-    ok = ok && build_model((Program *)p, params, &bo, dir, true, NULL, d);
+    ok = ok && build_model(p, params, &bo, dir, true, NULL, d);
     if (ok) {
         char exe[4096], weights[4096];
         snprintf(exe, sizeof exe, "%s/%s", dir, p->model_name);

@@ -44,6 +44,7 @@ int cmd_compare(const Options *o);
 int cmd_show(const Options *o);
 int cmd_import(const Options *o);
 int cmd_export(const Options *o);
+int cmd_calibrate(const Options *o); /* tool/calibrate.c */
 
 /* train and eval: --data DIR must be a folder holding the IDX files read
  * (the training split too when training), --text CORPUS, --init W and

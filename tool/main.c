@@ -29,14 +29,14 @@ static const Command COMMANDS[] = {
      cmd_ir_roundtrip},
     {"build", CMD_BUILD, 1, NULL,
      "  build FILE -o DIR [--exe] [--embed-weights] [--weights W.safetensors] [-D N=V] [--stats]\n"
-     "        [--train] [--prefix NAME] [--c-only]\n"
+     "        [--train] [--prefix NAME] [--c-only] [--quantize int8 --calib STATS.json]\n"
      "                                  (--train: also the entries <model>_grad and <model>_train_step)\n"
      "                                  emit DIR/model.c, model.h, the runtime, and compile\n"
      "                                  DIR/lib<model>.so (and the program DIR/<model> with --exe;\n"
      "                                  --c-only: compile nothing; docs/c-api.md: the C API)\n",
      cmd_build},
     {"run", CMD_RUN, 1, NULL,
-     "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V]\n"
+     "  run FILE --input IN.npy -o OUT.npy [--weights W] [--eager] [-D N=V] [--quantize int8 --calib S]\n"
      "                                  compile and run the model (or interpret it with --eager);\n"
      "                                  one -o per output, or one -o OUT.npz for all of them\n"
      "  run FILE --sample N [--weights W] [--seed S] [--prompt TEXT]\n"
@@ -61,11 +61,21 @@ static const Command COMMANDS[] = {
      cmd_train},
     {"eval", CMD_EVAL, 1, NULL,
      "  eval FILE --weights W (--data DIR [--png GRID.png] | --text CORPUS)\n"
+
      "                                  accuracy and mean NLL on the test split (autoencoders:\n"
      "                                  reconstruction MSE, and a PNG grid of inputs and outputs;\n"
      "                                  --text: held-out loss per byte of a language model;\n"
-     "                                  arrays: test MSE of a regression, or accuracy)\n",
+     "                                  arrays: test MSE of a regression, or accuracy)\n"
+     "  eval FILE --weights W --data DIR [--limit N] [--stats] [--quantize int8 --calib STATS.json]\n"
+     "                                  the forward alone, compiled (int8), on the first N test\n"
+     "                                  images (--stats: also its time per batch)\n",
      cmd_eval},
+    {"calibrate", CMD_CALIBRATE, 1, NULL,
+     "  calibrate FILE --data DIR -o STATS.json [--weights W] [--batches N] [--method minmax|percentile]\n"
+     "                                  run the compiled float model over N batches of the training\n"
+     "                                  split and record the range of every Linear layer's input\n"
+     "                                  (for --quantize int8 --calib STATS.json: docs/quantization.md)\n",
+     cmd_calibrate},
     {"gradcheck", CMD_GRADCHECK, 1, NULL,
      "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n", cmd_gradcheck},
     {"bench", CMD_BENCH, 1, NULL,

@@ -22,7 +22,8 @@ typedef enum OptId {
     OPT_WEIGHTS, OPT_INPUT, OPT_EAGER, OPT_EXE, OPT_EMBED, OPT_STATS, OPT_TRAIN, OPT_GRAD, OPT_AFTER,
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
-    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET, OPT_COUNT
+    OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
+    OPT_QUANTIZE, OPT_CALIB, OPT_METHOD, OPT_BATCHES, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -48,16 +49,16 @@ typedef struct OptSpec {
  * commands that compile C take --blas. */
 #define CMD_OPTIMIZING (CMD_IR | CMD_OPT | CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_GRAPH | CMD_BENCH)
 #define CMD_MODEL (CMD_CHECK | CMD_IR | CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_EVAL | CMD_GRAPH | \
-                   CMD_GRADCHECK | CMD_BENCH)
+                   CMD_GRADCHECK | CMD_BENCH | CMD_CALIBRATE)
 #define MAX_COUNT 0x7fffffffffffffffLL
 #define C_IDENT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_OUT] = {"-o", ARG_NAME, "PATH",
-                 CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT | CMD_EXPORT,
+                 CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT | CMD_EXPORT | CMD_CALIBRATE,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
                  "make-input's .npy, train's folder (default out), graph's .svg/.dot,\n"
-                 "import's .etch, export's .onnx"},
+                 "import's .etch, export's .onnx, calibrate's stats .json"},
     [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT | CMD_EXPORT,
                     "set the model's const NAME (a number or true/false; at most 64 -D);\n"
                     "for an .onnx model, the size of its symbolic dim NAME"},
@@ -67,13 +68,14 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_PRINT_AFTER] = {"--print-after", ARG_NAME, "=PASS", CMD_OPTIMIZING, "print the IR after PASS (repeatable)"},
     [OPT_DISABLE_PASS] = {"--disable-pass", ARG_NAME, "=PASS", CMD_OPTIMIZING, "skip PASS (repeatable)"},
     [OPT_PASSES] = {"--passes", ARG_NAME, "=a,b,...", CMD_OPT, "run exactly these passes, in this order"},
-    [OPT_WEIGHTS] = {"--weights", ARG_NAME, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_EXPORT,
+    [OPT_WEIGHTS] = {"--weights", ARG_NAME, "W", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_EXPORT | CMD_CALIBRATE,
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
     [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},
     [OPT_EMBED] = {"--embed-weights", ARG_NONE, NULL, CMD_BUILD, "compile the weights into the code"},
-    [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD, "print kernel and memory counts"},
+    [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD | CMD_RUN | CMD_EVAL,
+                   "build: print kernel and memory counts; with --quantize: what became\nint8, and every op left in float and why"},
     [OPT_TRAIN] = {"--train", ARG_NONE, NULL, CMD_BUILD, "also emit <model>_grad and <model>_train_step"},
     [OPT_GRAD] = {"--grad", ARG_NONE, NULL, CMD_IR | CMD_GRAPH, "the training step instead of the forward"},
     [OPT_AFTER] = {"--after", ARG_NAME, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},
@@ -85,7 +87,8 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_IDX] = {"--idx", ARG_NAME, "IMAGES", CMD_MAKE_INPUT, "take the input from an IDX image file"},
     [OPT_INDEX] = {"--index", ARG_INT, "N", CMD_MAKE_INPUT, "the first image --idx takes (default 0)", 0, MAX_COUNT,
                    NULL},
-    [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAIN | CMD_EVAL, "folder of IDX image data (train and test split)"},
+    [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAIN | CMD_EVAL | CMD_CALIBRATE,
+                  "folder of IDX image data (train and test split)"},
     [OPT_TEXT] = {"--text", ARG_NAME, "CORPUS", CMD_TRAIN | CMD_EVAL, "a text file for byte-level language models"},
     [OPT_INIT] = {"--init", ARG_NAME, "W", CMD_TRAIN, "start from these weights"},
     [OPT_PARTIAL] = {"--partial", ARG_NONE, NULL, CMD_TRAIN | CMD_RUN | CMD_BUILD,
@@ -94,7 +97,9 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_EPOCHS] = {"--epochs", ARG_INT, "N", CMD_TRAIN, "passes over the data (default: the train block's)", 0,
                     MAX_COUNT, NULL},
     [OPT_STEPS] = {"--steps", ARG_INT, "N", CMD_TRAIN, "stop after N optimizer steps", 0, MAX_COUNT, NULL},
-    [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAIN, "use only the first N training images", 0, MAX_COUNT, NULL},
+    [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAIN | CMD_EVAL,
+                   "use only the first N images (train: of the training split, eval: of the test split)", 0, MAX_COUNT,
+                   NULL},
     [OPT_DIGITS] = {"--digits", ARG_INT, "N", CMD_TRAIN, "decimals of the printed epoch loss (default 3)", 0, 17,
                     "a double has at most 17 significant digits"},
     [OPT_NO_SHUFFLE] = {"--no-shuffle", ARG_NONE, NULL, CMD_TRAIN, "batches in file order"},
@@ -120,6 +125,16 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_OPSET] = {"--opset", ARG_INT, "N", CMD_EXPORT, "the ONNX opset export writes (default 17)",
                    ONNX_EXPORT_OPSET_MIN, ONNX_EXPORT_OPSET_MAX,
                    "the opsets etch import reads"},
+    [OPT_QUANTIZE] = {"--quantize", ARG_NAME, "int8", CMD_BUILD | CMD_RUN | CMD_EVAL,
+                      "int8 post-training quantization of Linear layers (needs --calib)"},
+    [OPT_CALIB] = {"--calib", ARG_NAME, "STATS.json", CMD_BUILD | CMD_RUN | CMD_EVAL,
+                   "activation ranges written by etch calibrate (for --quantize)"},
+    [OPT_METHOD] = {"--method", ARG_NAME, "minmax|percentile", CMD_CALIBRATE,
+                    "how calibrate picks a range: what it saw (default), or its histogram's\n"
+                    "0.01% and 99.99% percentiles"},
+    [OPT_BATCHES] = {"--batches", ARG_INT, "N", CMD_CALIBRATE,
+                     "batches of the training split calibrate runs (default 16)", 1, 1000000,
+                     "the training split holds fewer"},
 };
 
 static const char *g_cmd = "etch";
@@ -137,7 +152,8 @@ int usage_error(const char *fmt, ...) {
 }
 
 Options options_default(void) {
-    return (Options){.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2, .rtol = 1e-5, .digits = -1};
+    return (Options){.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2, .rtol = 1e-5, .digits = -1,
+                     .batches = -1};
 }
 
 void options_free(Options *o) {
@@ -246,6 +262,17 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     case OPT_C_ONLY: o->c_only = true; return 0;
     case OPT_WEIGHTS_OUT: o->weights_out = val; return 0;
     case OPT_OPSET: o->opset = (int)n; return 0;
+    case OPT_QUANTIZE:
+        if (strcmp(val, "int8")) return usage_error("--quantize takes 'int8', got '%s'", val);
+        o->quantize = true;
+        return 0;
+    case OPT_CALIB: o->calib = val; return 0;
+    case OPT_METHOD:
+        if (strcmp(val, "minmax") && strcmp(val, "percentile"))
+            return usage_error("unknown calibration method '%s' (--method takes minmax or percentile)", val);
+        o->method = val;
+        return 0;
+    case OPT_BATCHES: o->batches = (long)n; return 0;
     case OPT_COUNT: break;
     }
     abort();

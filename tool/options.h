@@ -37,6 +37,7 @@ typedef enum CmdBit {
     CMD_SHOW = 1u << 13,
     CMD_IMPORT = 1u << 14,
     CMD_EXPORT = 1u << 15,
+    CMD_CALIBRATE = 1u << 16,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -81,6 +82,10 @@ typedef struct Options {
     const char *prefix;        /* build --prefix NAME (NULL: from the model's name) */
     bool c_only;               /* build --c-only: emit, do not compile */
     int opset;                 /* export --opset N (0: not given, the latest etch writes) */
+    bool quantize;             /* --quantize int8 (docs/quantization.md) */
+    const char *calib;         /* --calib STATS.json: calibrate's ranges for --quantize */
+    const char *method;        /* calibrate --method minmax|percentile (NULL: minmax) */
+    long batches;              /* calibrate --batches N (-1: the default) */
 } Options;
 
 /* The defaults every command starts from. */

@@ -17,6 +17,7 @@
 #include "passes/transforms/autodiff.h"
 #include "passes/transforms/train.h"
 #include "tool/pipeline.h"
+#include "tool/quant_tool.h"
 
 /* Model name -> C prefix: "Net" -> "net"; non-identifier chars become '_'. */
 void model_prefix(const char *model, char *buf, size_t n) {
@@ -32,12 +33,19 @@ Program *load_program(Arena *a, const Options *o, Diag *d) {
     return frontend_compile_file(a, o->file, o->defines, o->n_defines, d);
 }
 
-Tensor **load_params(const Program *p, const Options *o, Diag *d) {
+static Tensor **load_float_params(const Program *p, const Options *o, Diag *d) {
     if (o->partial && !o->weights) return diag_error_plain(d, "--partial needs --weights W"), NULL;
     if (o->partial) return load_params_partial(p->forward, o->weights, ETCH_DEFAULT_SEED, d);
     if (o->weights) return params_load(p->forward, o->weights, d);
     if (p->weights) return params_from_tensors(p->forward, p->weights, o->file, d);
     return params_init(p->forward, ETCH_DEFAULT_SEED);
+}
+
+Tensor **load_params(Program *p, const Options *o, Diag *d) {
+    if (o->calib && !o->quantize) return diag_error_plain(d, "--calib STATS.json is for --quantize int8"), NULL;
+    Tensor **t = load_float_params(p, o, d);
+    if (t && o->quantize && !quantize_program(p, &t, o, d)) return NULL;
+    return t;
 }
 
 Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d) {

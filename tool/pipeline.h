@@ -19,8 +19,10 @@ void model_prefix(const char *model, char *buf, size_t n);
 Program *load_program(Arena *a, const Options *o, Diag *d);
 /* The forward's params: --weights W (with --partial, load_params_partial(W,
  * the default seed)), else the weights that came with the model (an imported
- * ONNX file's), else the initializers with the default seed. */
-Tensor **load_params(const Program *p, const Options *o, Diag *d);
+ * ONNX file's), else the initializers with the default seed. With
+ * --quantize int8 the program's forward is then quantized (quantize_program,
+ * tool/quant_tool.h) and the params returned are the quantized graph's. */
+Tensor **load_params(Program *p, const Options *o, Diag *d);
 /* The tensors path has; the rest keep their initializers (seed) and are
  * named in a note on stderr (optimizer state, zeros either way, is not). */
 Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d);

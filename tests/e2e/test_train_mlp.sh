@@ -11,6 +11,12 @@
 #  - `etch eval` on the written weights reproduces the reported accuracy;
 #  - `etch gradcheck` finds compiled gradients within 1e-4 of float64 finite
 #    differences (measured: about 1e-6);
+#  - int8 (docs/quantization.md): `etch calibrate` on 4 batches, then
+#    `etch eval --quantize int8` within 1 point of the fp32 test accuracy;
+#    fc1 requantized to u8 for fc2 (relu as the clamp, no dequantize left);
+#    embedded int8 weights make model.c over 3x smaller than fp32's; compiled
+#    int8 gives exactly the eager executor's bits on the quantized graph;
+#    --stats reports both layers int8 and the reshape float;
 #  - a missing data folder is a clear error with exit status 1.
 set -euo pipefail
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
@@ -42,6 +48,29 @@ grep -q '^Epoch: 2,' "$t/res.log" || fail "resume did not run epoch 2"
 
 "$ETCH" eval "$mlp" --weights "$t/one/Net.safetensors" --data "$data" >"$t/eval.log"
 [ "$(grep '^Test accuracy' "$t/eval.log")" = "$(grep '^Test accuracy' "$t/one.log")" ] || fail "eval disagrees with training"
+
+w=$t/one/Net.safetensors
+"$ETCH" calibrate "$mlp" --weights "$w" --data "$data" --batches 4 --method percentile -o "$t/stats.json"
+"$ETCH" eval "$mlp" --weights "$w" --data "$data" --quantize int8 --calib "$t/stats.json" >"$t/i8.log"
+a32=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' "$t/one.log")
+a8=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*(10000 examples, int8)$/\1/p' "$t/i8.log")
+[ -n "$a8" ] || fail "eval --quantize int8: $(cat "$t/i8.log")"
+echo "test accuracy: fp32 $a32%, int8 $a8%"
+awk -v a="$a32" -v b="$a8" 'BEGIN { d = a - b; exit !(d <= 1 && d >= -1) }' || fail "int8 $a8% vs fp32 $a32%"
+q8="--weights $w --quantize int8 --calib $t/stats.json"
+"$ETCH" build "$mlp" $q8 --embed-weights --c-only -o "$t/q8" --print-after=quantize 2>"$t/q8.ir"
+"$ETCH" build "$mlp" --weights "$w" --embed-weights --c-only -o "$t/f32"
+awk -v a="$(wc -c <"$t/f32/model.c")" -v b="$(wc -c <"$t/q8/model.c")" 'BEGIN { exit !(a > 3 * b) }' ||
+  fail "int8 model.c is not 3x smaller than fp32's"
+grep -q 'qmatmul %4, %5, %6, %7, %8 {zero_points = \[0, 0\], clamp = \[0, 255\]} : u8\[64,128\]' "$t/q8.ir" ||
+  { cat "$t/q8.ir"; fail "fc1 is not requantized to u8 with relu as its clamp"; }
+grep -q 'dequantize' "$t/q8.ir" && fail "a dequantize -> quantize pair was left between fc1 and fc2"
+"$ETCH" make-input "$mlp" --idx "$data/t10k-images-idx3-ubyte.gz" --index 0 -o "$t/x64.npy"
+"$ETCH" run "$mlp" $q8 --input "$t/x64.npy" -o "$t/q8.npy" --stats >"$t/q8.log"
+grep -q '^quantize: 2 layers int8, 1 op float$' "$t/q8.log" || { cat "$t/q8.log"; fail "quantize report"; }
+grep -q '^stays float: %1 reshape at .*mlp.etch:24:22: moves data only' "$t/q8.log" || fail "reshape not reported float"
+"$ETCH" run "$mlp" $q8 --eager --input "$t/x64.npy" -o "$t/q8e.npy"
+"$ETCH" compare --rtol 0 "$t/q8.npy" "$t/q8e.npy" || fail "compiled int8 and the eager executor differ"
 
 "$ETCH" gradcheck "$mlp" -D B=4 | tee "$t/gc.log"
 worst=$(sed -n 's/^worst relative error: \([^ ]*\).*/\1/p' "$t/gc.log")

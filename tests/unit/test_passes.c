@@ -394,7 +394,11 @@ static void test_dce(void **state) {
 
 static void test_manager(void **state) {
     (void)state;
-    const PassInfo *all = passes_all();
+    const PassInfo *all = passes_all() + 1;
+    /* first, only when asked (PassOptions.quant): the int8 quantize pass */
+    assert_string_equal(all[-1].name, "quantize");
+    assert_true(all[-1].on_request);
+    assert_false(all[0].on_request);
     assert_string_equal(all[0].name, "simplify");
     assert_string_equal(all[1].name, "cse");
     assert_string_equal(all[2].name, "dce");
@@ -467,7 +471,7 @@ static void test_manager(void **state) {
     /* unknown names are errors that list the valid ones */
     o = (PassOptions){.opt_level = 2, .target = backend_c.target, .disabled = {"cse", "bogus"}, .n_disabled = 2};
     assert_null(passes_run(g, &o, &d));
-    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: simplify, cse, dce, fuse, "
+    assert_non_null(strstr(d.text, "unknown pass 'bogus' in --disable-pass (valid passes: quantize, simplify, cse, dce, fuse, "
                                    "plan-memory)"));
     o = (PassOptions){.opt_level = 2, .target = backend_c.target};
     assert_null(passes_run_list(g, (const char *[]){"dce", "fold"}, 2, &o, &d));

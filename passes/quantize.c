@@ -1,0 +1,397 @@
+/* quantize.c: the quantize pass, post-training int8 quantization of Linear
+ * layers (docs/quantization.md). Run only when asked (`--quantize int8
+ * --calib STATS`, PassOptions.quant): it needs the parameter values and the
+ * calibrated activation ranges, which it finds in its QuantRequest.
+ *
+ * Each Linear layer (passes/quantize.h: matmul by a weight param, + bias,
+ * + relu) whose input has a calibrated range becomes
+ *     quantize(x) -> qmatmul(int8 weights per output channel, int32 bias at
+ *     s_x * s_w[c], q31 multipliers) -> dequantize
+ * and the layer's float weight and bias params leave the graph, replaced by
+ * new params "<weight>.int8", "<bias or weight>.int32", "<weight>.multiplier"
+ * and "<weight>.shift" whose values the pass computes. A layer whose result
+ * feeds only other quantized layers is requantized to u8 at their input's
+ * scale (relu fused as the clamp), and the dequantize -> quantize pair
+ * between them is not built; a layer feeding anything float returns f32
+ * straight from the accumulator. Everything else stays float, and the
+ * report (QuantRequest.report, `--stats`) names every op that does and why:
+ * nothing falls back silently. Bad input is an error naming the tensor: a
+ * weight or bias holding NaN or infinity, a layer with no calibrated range
+ * or one of another shape, a range for a tensor the model does not have. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/quant.h"
+#include "passes/pass.h"
+#include "passes/quantize.h"
+#include "passes/rewrite.h"
+
+enum { MAX_LINEARS = 256 };
+
+/* ---- finding Linear layers ---- */
+
+static bool is_f32_param(const Graph *g, int id, int rank) {
+    const Node *n = &g->nodes[id];
+    return n->op == OP_PARAM && n->dtype == DT_F32 && n->shape.rank == rank;
+}
+
+/* The user of id when it has exactly one use, else -1. */
+static int only_user(const Graph *g, const int *uses, int id) {
+    if (uses[id] != 1) return -1;
+    for (int u = id + 1; u < g->n_nodes; u++)
+        for (int k = 0; k < g->nodes[u].n_in; k++)
+            if (g->nodes[u].in[k] == id) return u;
+    return -1;
+}
+
+static bool match_linear(const Graph *g, const int *uses, int id, QuantLinear *l) {
+    const Node *mm = &g->nodes[id];
+    if (mm->op != OP_MATMUL || mm->dtype != DT_F32 || mm->shape.rank != 2 || mm->attr.trans_a) return false;
+    const Node *x = &g->nodes[mm->in[0]];
+    if (x->shape.rank != 2) return false;
+    *l = (QuantLinear){.mm = id, .x = mm->in[0], .weight = -1, .transpose = -1, .bias = -1, .add = -1, .relu = -1};
+    int w = mm->in[1];
+    if (!mm->attr.trans_b) { /* x @ transpose(W) as the frontend writes it */
+        const Node *t = &g->nodes[w];
+        if (t->op != OP_TRANSPOSE || t->attr.n_axes != 2 || t->attr.axes[0] != 1) return false;
+        l->transpose = w;
+        w = t->in[0];
+    }
+    if (!is_f32_param(g, w, 2)) return false;
+    l->weight = w;
+    l->out = id;
+    int add = only_user(g, uses, id);
+    if (add >= 0 && g->nodes[add].op == OP_ADD && shape_equal(&g->nodes[add].shape, &mm->shape)) {
+        const Node *a = &g->nodes[add];
+        int b = a->in[0] == id ? a->in[1] : a->in[0];
+        if (is_f32_param(g, b, 1) && g->nodes[b].shape.dim[0] == mm->shape.dim[1]) {
+            l->bias = b, l->add = add, l->out = add;
+        }
+    }
+    int relu = only_user(g, uses, l->out);
+    if (relu >= 0 && g->nodes[relu].op == OP_RELU) l->relu = relu, l->out = relu;
+    return true;
+}
+
+int quant_find_linears(const Graph *g, QuantLinear *out, int max) {
+    int *uses = malloc(sizeof(int) * (size_t)(g->n_nodes + 1)), n = 0;
+    if (!uses) abort();
+    graph_count_uses(g, uses);
+    for (int id = 0; id < g->n_nodes && n < max; id++)
+        if (match_linear(g, uses, id, &out[n])) n++;
+    free(uses);
+    return n;
+}
+
+void quant_input_name(const Graph *g, const QuantLinear *l, char *buf, size_t n) {
+    snprintf(buf, n, "%s:input", g->nodes[l->weight].attr.name);
+}
+
+void quant_activation_params(double lo, double hi, double *scale, int32_t *zero_point) {
+    lo = fmin(lo, 0), hi = fmax(hi, 0);
+    double s = (float)((hi - lo) / 255); /* the scale the f32 operand holds */
+    if (!(s > 0) || !isfinite(s)) s = 1;
+    double z = rint(-lo / s);
+    *scale = s;
+    *zero_point = z < 0 ? 0 : z > 255 ? 255 : (int32_t)z;
+}
+
+/* ---- the pass ---- */
+
+typedef struct Layer {
+    QuantLinear l;
+    const QuantRange *in; /* the input's calibrated range */
+    int out_user;         /* the quantized layer whose input this one's result is (u8 output), or -1 */
+    double sx;            /* input scale */
+    int32_t zx;
+    int qx;               /* dst id of the u8 result, once built (its consumers quantize nothing) */
+} Layer;
+
+typedef struct QuantPass {
+    const Graph *g;
+    QuantRequest *q;
+    Diag *d;
+    Layer layers[MAX_LINEARS];
+    int n_layers;
+    int *layer_of_mm, *layer_of_out; /* src id -> layer index, -1 */
+    bool *absorbed;                  /* src nodes the layers replace (members and dropped params) */
+    Tensor **values;                 /* the new graph's params, in order */
+    int n_values;
+} QuantPass;
+
+static const char *src_where(const Node *n, char *buf, size_t len) {
+    if (n->loc.file) snprintf(buf, len, "%s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+    else snprintf(buf, len, "(no location)");
+    return buf;
+}
+
+static bool check_finite(QuantPass *s, int param) {
+    int i = 0;
+    while (i < s->g->n_params && s->g->params[i] != param) i++;
+    const Tensor *t = s->q->values[i];
+    for (int64_t k = 0; k < tensor_numel(t); k++) {
+        double v = tensor_get(t, k);
+        if (!isfinite(v))
+            return diag_error_plain(s->d, "cannot quantize: parameter '%s' holds %s at element %lld",
+                                    s->g->nodes[param].attr.name, v != v ? "NaN" : v > 0 ? "inf" : "-inf",
+                                    (long long)k);
+    }
+    return true;
+}
+
+static const Tensor *value_of(const QuantPass *s, int param) {
+    for (int i = 0; i < s->g->n_params; i++)
+        if (s->g->params[i] == param) return s->q->values[i];
+    return NULL;
+}
+
+static const QuantRange *find_range(const QuantRequest *q, const char *name) {
+    for (int i = 0; i < q->n_ranges; i++)
+        if (!strcmp(q->ranges[i].name, name)) return &q->ranges[i];
+    return NULL;
+}
+
+/* Every layer has a range of its input's shape (batch dim aside), every
+ * range names a layer's input, and ranges are finite. */
+static bool match_ranges(QuantPass *s) {
+    const Graph *g = s->g;
+    const char *file = s->q->calib_path ? s->q->calib_path : "the calibration file";
+    bool ok = true;
+    for (int i = 0; i < s->n_layers; i++) {
+        Layer *L = &s->layers[i];
+        char name[200], want[96], got[96];
+        quant_input_name(g, &L->l, name, sizeof name);
+        const Node *x = &g->nodes[L->l.x];
+        type_format(want, sizeof want, x->dtype, &x->shape);
+        L->in = find_range(s->q, name);
+        if (!L->in) {
+            ok = diag_error_plain(s->d, "%s has no range for '%s' (%s): it was made for another model "
+                                  "(run etch calibrate on this one)", file, name, want) && ok;
+            continue;
+        }
+        bool same = L->in->shape.rank == x->shape.rank;
+        for (int k = 1; same && k < x->shape.rank; k++) same = L->in->shape.dim[k] == x->shape.dim[k];
+        if (!same) {
+            type_format(got, sizeof got, DT_F32, &L->in->shape);
+            ok = diag_error_plain(s->d, "%s: '%s' was calibrated as %s, the model has %s (a file for another "
+                                  "model?)", file, name, got, want) && ok;
+        }
+        if (!isfinite(L->in->lo) || !isfinite(L->in->hi) || L->in->lo > L->in->hi)
+            ok = diag_error_plain(s->d, "%s: the range of '%s' is [%g, %g]: not a finite interval", file, name,
+                                  L->in->lo, L->in->hi) && ok;
+        ok = check_finite(s, L->l.weight) && (L->l.bias < 0 || check_finite(s, L->l.bias)) && ok;
+    }
+    for (int r = 0; r < s->q->n_ranges; r++) {
+        bool known = false;
+        for (int i = 0; i < s->n_layers && !known; i++) known = s->layers[i].in == &s->q->ranges[r];
+        if (!known)
+            ok = diag_error_plain(s->d, "%s has a range for '%s', which this model does not have (a file for "
+                                  "another model?)", file, s->q->ranges[r].name) && ok;
+    }
+    return ok;
+}
+
+static int add_const(Rewriter *rw, double v, DType t, SrcLoc loc) {
+    NodeAttrs a = {.value = v, .dtype = t, .shape = {0}};
+    return rewrite_add(rw, OP_CONST, NULL, 0, &a, loc);
+}
+
+/* A new param of the rewritten graph with value t (taken). */
+static int add_param(QuantPass *s, Rewriter *rw, const char *base, const char *suffix, Tensor *t, SrcLoc loc) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", base, suffix);
+    NodeAttrs a = {.name = name, .dtype = t->dtype, .shape = t->shape, .frozen = true};
+    int id = rewrite_add(rw, OP_PARAM, NULL, 0, &a, loc);
+    s->values[s->n_values++] = t;
+    return id;
+}
+
+/* Builds layer L at its matmul's position; returns the float (or u8) value
+ * standing for the layer's result, -1 after an error. */
+static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
+    const Graph *g = s->g;
+    const Node *mm = &g->nodes[L->l.mm];
+    SrcLoc loc = mm->loc;
+    int64_t N = mm->shape.dim[1], K = g->nodes[L->l.x].shape.dim[1];
+    const char *wname = g->nodes[L->l.weight].attr.name;
+    /* the input: already u8 when the layer before requantized to our scale */
+    int xmap = rw->map[L->l.x], qx = -1;
+    for (int i = 0; i < s->n_layers; i++)
+        if (s->layers[i].out_user == (int)(L - s->layers) && s->layers[i].qx >= 0) qx = s->layers[i].qx;
+    if (qx < 0) {
+        int ins[3] = {xmap, add_const(rw, L->sx, DT_F32, loc), add_const(rw, L->zx, DT_I32, loc)};
+        NodeAttrs a = {.dtype = DT_U8};
+        qx = rewrite_add(rw, OP_QUANTIZE, ins, 3, &a, loc);
+    }
+    /* weights: symmetric per output channel, [-127, 127] */
+    const Tensor *w = value_of(s, L->l.weight), *b = L->l.bias >= 0 ? value_of(s, L->l.bias) : NULL;
+    Tensor *wq = tensor_new(DT_I8, (Shape){2, {N, K}}), *bq = tensor_new(DT_I32, (Shape){1, {N}});
+    Tensor *mult = tensor_new(DT_I32, (Shape){1, {N}}), *shift = tensor_new(DT_I32, (Shape){1, {N}});
+    const Layer *next = L->out_user >= 0 ? &s->layers[L->out_user] : NULL;
+    double sy = next ? next->sx : 0;
+    bool ok = true;
+    for (int64_t c = 0; c < N; c++) {
+        double amax = 0;
+        for (int64_t k = 0; k < K; k++) amax = fmax(amax, fabs(tensor_get(w, c * K + k)));
+        double sw = amax > 0 ? amax / 127 : 1;
+        for (int64_t k = 0; k < K; k++) tensor_set(wq, c * K + k, quant_quantize(tensor_get(w, c * K + k), sw, 0, -127, 127));
+        double acc_scale = L->sx * sw, bias = b ? rint(tensor_get(b, c) / acc_scale) : 0;
+        if (fabs(bias) > 2147483647.0) {
+            ok = diag_error_plain(s->d, "cannot quantize '%s': bias %g of channel %lld is beyond int32 at scale %g",
+                                  b ? g->nodes[L->l.bias].attr.name : wname, tensor_get(b, c), (long long)c, acc_scale);
+            break;
+        }
+        tensor_set(bq, c, bias);
+        int32_t q31;
+        int sh;
+        if (!quant_multiplier(next ? acc_scale / sy : acc_scale, &q31, &sh)) {
+            ok = diag_error_plain(s->d, "cannot quantize '%s': requantize multiplier %g of channel %lld is out of "
+                                  "range", wname, next ? acc_scale / sy : acc_scale, (long long)c);
+            break;
+        }
+        tensor_set(mult, c, q31);
+        tensor_set(shift, c, sh);
+    }
+    if (!ok) {
+        tensor_free(wq), tensor_free(bq), tensor_free(mult), tensor_free(shift);
+        return -1;
+    }
+    int ins[5] = {qx, add_param(s, rw, wname, "int8", wq, loc),
+                  add_param(s, rw, b ? g->nodes[L->l.bias].attr.name : wname, "int32", bq, loc),
+                  add_param(s, rw, wname, "multiplier", mult, loc), add_param(s, rw, wname, "shift", shift, loc)};
+    NodeAttrs a = {.dtype = next ? DT_U8 : DT_F32, .quant = {.clamp = {0, 0}, .zero_points = {L->zx, 0}}};
+    if (next) {
+        a.quant.zero_points[1] = next->zx;
+        a.quant.clamp[0] = L->l.relu >= 0 ? next->zx : 0;
+        a.quant.clamp[1] = 255;
+    }
+    int y = rewrite_add(rw, OP_QMATMUL, ins, 5, &a, loc);
+    if (y < 0) return diag_error_plain(s->d, "cannot quantize '%s': the qmatmul does not type-check", wname), -1;
+    sb_printf(&s->q->report, "quantized: %s at %s: matmul%s%s -> qmatmul %lldx%lld int8, %s\n", wname,
+              src_where(mm, (char[256]){0}, 256), b ? " + bias" : "", L->l.relu >= 0 ? " + relu" : "", (long long)N,
+              (long long)K, next ? "u8 output requantized for the next layer" : "f32 output");
+    if (!next) {
+        if (L->l.relu < 0) return y;
+        return rewrite_add(rw, OP_RELU, &y, 1, NULL, g->nodes[L->l.relu].loc);
+    }
+    L->qx = y;
+    int dq[3] = {y, add_const(rw, next->sx, DT_F32, loc), add_const(rw, next->zx, DT_I32, loc)};
+    return rewrite_add(rw, OP_DEQUANTIZE, dq, 3, NULL, loc);
+}
+
+/* Why an op of the final graph computes in float. */
+static const char *float_reason(const Graph *h, const Node *n) {
+    switch (op_table[n->op].cls) {
+    case OPC_LAYOUT: return "moves data only (no arithmetic to quantize)";
+    case OPC_MATMUL: return "not a Linear layer: the right operand is no f32 weight param (a product of activations)";
+    case OPC_CONV: return n->op == OP_CONV2D ? "no integer convolution in this phase" : "pooling stays float in this phase";
+    case OPC_SOFTMAX: return "softmax needs float exponentials";
+    case OPC_REDUCE: return "reductions stay float";
+    case OPC_LOOP: return "recurrences stay float";
+    default:
+        return n->op == OP_RELU && h->nodes[n->in[0]].op == OP_QMATMUL ? "relu of a quantized layer's f32 result"
+                                                                       : "elementwise op between float values";
+    }
+}
+
+static void report_float_ops(QuantPass *s, const Graph *h) {
+    int n = 0;
+    for (int id = 0; id < h->n_nodes; id++) {
+        const Node *nd = &h->nodes[id];
+        if (op_table[nd->op].cls == OPC_SOURCE || op_table[nd->op].cls == OPC_QUANT || !dtype_is_float(nd->dtype))
+            continue;
+        char where[256];
+        sb_printf(&s->q->report, "stays float: %%%d %s at %s: %s\n", id, op_table[nd->op].name,
+                  src_where(nd, where, sizeof where), float_reason(h, nd));
+        n++;
+    }
+    sb_printf(&s->q->report, "quantize: %d layer%s int8, %d op%s float\n", s->n_layers, s->n_layers == 1 ? "" : "s", n,
+              n == 1 ? "" : "s");
+}
+
+/* Marks the layers' member nodes and the params only they read. */
+static void mark_absorbed(QuantPass *s) {
+    const Graph *g = s->g;
+    int *uses = rewrite_count_uses(g, g->arena);
+    for (int i = 0; i < s->n_layers; i++) {
+        const QuantLinear *l = &s->layers[i].l;
+        int members[4] = {l->mm, l->add, l->relu, l->transpose};
+        for (int k = 0; k < 4; k++)
+            if (members[k] >= 0) s->absorbed[members[k]] = true;
+        uses[l->weight]--; /* read by the transpose or the matmul */
+        if (l->bias >= 0) uses[l->bias]--;
+        s->layer_of_mm[l->mm] = i;
+        s->layer_of_out[l->out] = i;
+    }
+    for (int i = 0; i < s->n_layers; i++) {
+        const QuantLinear *l = &s->layers[i].l;
+        if (uses[l->weight] == 0) s->absorbed[l->weight] = true;
+        if (l->bias >= 0 && uses[l->bias] == 0) s->absorbed[l->bias] = true;
+        if (l->transpose >= 0 && uses[l->transpose] > 1) s->absorbed[l->transpose] = false;
+    }
+    /* a layer's result feeding only one other layer (its input, once) is requantized for it */
+    for (int i = 0; i < s->n_layers; i++) {
+        Layer *L = &s->layers[i];
+        L->out_user = -1, L->qx = -1;
+        quant_activation_params(L->in->lo, L->in->hi, &L->sx, &L->zx);
+        for (int j = 0; j < s->n_layers; j++)
+            if (s->layers[j].l.x == L->l.out && uses[L->l.out] == 1) L->out_user = j;
+    }
+}
+
+Graph *pass_quantize(Graph *g, PassCtx *ctx) {
+    QuantRequest *q = ctx->quant;
+    if (!q || !q->values)
+        return diag_error_plain(ctx->d, "the quantize pass needs calibration ranges and weights (--quantize int8 "
+                                "--calib STATS)"), NULL;
+    QuantPass s = {.g = g, .q = q, .d = ctx->d};
+    QuantLinear *found = arena_alloc(g->arena, sizeof(QuantLinear) * MAX_LINEARS);
+    s.n_layers = quant_find_linears(g, found, MAX_LINEARS);
+    for (int i = 0; i < s.n_layers; i++) s.layers[i].l = found[i];
+    if (!match_ranges(&s)) return NULL;
+    s.layer_of_mm = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
+    s.layer_of_out = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
+    s.absorbed = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
+    for (int i = 0; i < g->n_nodes; i++) s.layer_of_mm[i] = s.layer_of_out[i] = -1;
+    mark_absorbed(&s);
+    s.values = calloc((size_t)g->n_params + 4 * (size_t)s.n_layers + 1, sizeof *s.values);
+    if (!s.values) abort();
+    sb_printf(&q->report, "quantize: calibration %s\n", q->calib_path ? q->calib_path : "(given)");
+
+    Rewriter rw;
+    rewrite_begin(&rw, g, ctx->d);
+    int *result = arena_alloc(g->arena, sizeof(int) * (size_t)(s.n_layers + 1));
+    bool ok = true;
+    for (int id = 0; ok && id < g->n_nodes; id++) {
+        int li = s.layer_of_mm[id];
+        if (li >= 0) ok = (result[li] = build_layer(&s, &rw, &s.layers[li])) >= 0;
+        if (s.layer_of_out[id] >= 0) rw.map[id] = result[s.layer_of_out[id]];
+        if (s.absorbed[id]) continue;
+        rewrite_copy_node(&rw, id);
+        if (g->nodes[id].op == OP_PARAM) {
+            int k = 0;
+            while (g->params[k] != id) k++;
+            s.values[s.n_values++] = q->values[k];
+        }
+    }
+    if (!ok) {
+        for (int i = 0; i < s.n_values; i++) {
+            bool kept = false;
+            for (int k = 0; k < g->n_params && !kept; k++) kept = q->values[k] == s.values[i];
+            if (!kept) tensor_free(s.values[i]);
+        }
+        free(s.values);
+        return NULL;
+    }
+    Graph *h = rewrite_finish(&rw);
+    h = pass_dce(h, ctx); /* the dequantize of a result requantized for the next layer, now unread */
+    /* the float params the layers replaced go with the old graph's values */
+    for (int k = 0; k < g->n_params; k++)
+        if (s.absorbed[g->params[k]]) tensor_free(q->values[k]);
+    free(q->values);
+    q->values = s.values;
+    report_float_ops(&s, h);
+    return h;
+}

@@ -1,0 +1,53 @@
+/* quantize.h: post-training int8 quantization (docs/quantization.md), the
+ * pieces the quantize pass (passes/quantize.c) shares with the tool's
+ * calibration: which values a model's Linear layers read (the activations
+ * calibration measures, named stably as "<weight param>:input"), the ranges a
+ * calibration file gives them, and the request the pass works from: those
+ * ranges and the parameter values, which it turns into int8 weights, int32
+ * biases and requantize multipliers (new params of the rewritten graph). */
+#ifndef ETCH_PASSES_QUANTIZE_H
+#define ETCH_PASSES_QUANTIZE_H
+
+#include "ir/ir.h"
+#include "ir/strbuf.h"
+#include "ir/tensor.h"
+
+/* A Linear layer as the frontend builds it: y = x @ W^T (+ b) (then relu),
+ * with W an f32 param [N, K] (read through transpose(W) or matmul's
+ * transpose_b), b an f32 param [N], x f32 [M, K]. Node ids; -1 where absent. */
+typedef struct QuantLinear {
+    int mm, x, weight, transpose, bias, add, relu;
+    int out; /* the last node of the layer: relu, add or mm */
+} QuantLinear;
+
+/* The Linear layers of g in id order (at most max); returns their count. */
+int quant_find_linears(const Graph *g, QuantLinear *out, int max);
+/* The stable name of a layer's input activation: "<weight param>:input". */
+void quant_input_name(const Graph *g, const QuantLinear *l, char *buf, size_t n);
+
+/* One calibrated activation: the range [lo, hi] calibration chose for it
+ * (minmax: what it saw; percentile: its histogram's tails cut) and the
+ * shape it had (the batch dim, dim 0, may differ from the model's). */
+typedef struct QuantRange {
+    char name[160];
+    Shape shape;
+    double lo, hi;
+} QuantRange;
+
+/* What the quantize pass works from and what it leaves (PassCtx.quant). */
+typedef struct QuantRequest {
+    const QuantRange *ranges; /* one per calibrated activation */
+    int n_ranges;
+    const char *calib_path;   /* names the stats file in messages */
+    /* in: one tensor per param of the graph the pass gets; out (on success):
+     * a new malloc'd array, one per param of the graph it returns (params it
+     * drops freed, new ones allocated); params_free frees it */
+    Tensor **values;
+    StrBuf report;            /* out: what was quantized, and every op left in float and why */
+} QuantRequest;
+
+/* The u8 per-tensor scale and zero point of range [lo, hi] (widened to hold
+ * 0): scale (hi - lo) / 255, zero point round(-lo / scale). */
+void quant_activation_params(double lo, double hi, double *scale, int32_t *zero_point);
+
+#endif
