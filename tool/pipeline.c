@@ -178,7 +178,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
  * weights file beside it unless embedded. */
 bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
     int n_steps = o->train && p->train ? p->train->n_steps : 1;
-    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)(1 + 2 * n_steps));
+    CGenEntry *entries = arena_alloc(p->forward->arena, sizeof *entries * (size_t)(1 + 2 * n_steps)); /* a: NULL without --train */
     entries[0] = (CGenEntry){p->forward, "forward"};
     int n = 1;
     for (int i = 0; o->train && i < n_steps; i++) {
