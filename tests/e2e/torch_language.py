@@ -277,7 +277,7 @@ def gan_steps(t):
     open(path, "w").write(GAN)
     st_write(wpath, state)
     build = os.path.join(t, "build_gan")
-    run("build", path, "--train", "-o", build)
+    run("build", path, "--train", "-o", build, "--cflags", "-O1")  # tiny shapes: the C compiler's time dominates
     lib = CompiledNet(build)
     lib.load(wpath)
     ref = ref.double()
