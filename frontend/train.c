@@ -124,7 +124,8 @@ static bool param_set(Elab *e, Scope *s, const Expr *arg, const char *fname, Opt
                       bool *given_wd) {
     int n_items = arg->kind == EX_LIST ? arg->n_items : 1;
     ParamGroup *groups = arena_alloc(e->arena, sizeof *groups * (size_t)(n_items + 1));
-    int n_groups = 1; /* groups[0]: the plain modules */
+    int n_groups = 1; /* groups[0]: the plain modules (dropped below when there are none) */
+    groups[0].loc = arg->loc;
     for (int i = 0; i < n_items; i++) {
         const Expr *it = arg->kind == EX_LIST ? arg->items[i] : arg;
         bool is_group = it->kind == EX_CALL && it->callee->kind == EX_NAME && !strcmp(it->callee->name, "group");
@@ -138,6 +139,7 @@ static bool param_set(Elab *e, Scope *s, const Expr *arg, const char *fname, Opt
         Value slots[3];
         bool given[3];
         ParamGroup *g = &groups[n_groups];
+        g->loc = it->loc;
         if (!eval_args(e, s, it, NULL, &ca) || !bind_args(e, it->loc, "group()", gparams, 3, 1, &ca, slots, given) ||
             !param_set_item(e, &slots[0], fname, g) ||
             (given[1] && !value_number(e, &slots[1], "'lr' of group()", &g->lr)) ||
@@ -154,7 +156,10 @@ static bool param_set(Elab *e, Scope *s, const Expr *arg, const char *fname, Opt
                     if (!strcmp(groups[a].names[i], groups[b].names[j]))
                         return diag_error(e->diag, arg->loc, "parameter '%s' is given twice to %s", groups[a].names[i],
                                           fname);
-    out->groups = groups, out->n_groups = n_groups;
+    int skip = groups[0].n_names == 0; /* only group(...) items */
+    out->groups = groups + skip, out->n_groups = n_groups - skip;
+    if (skip) memmove(given_lr, given_lr + 1, sizeof *given_lr * (size_t)(n_groups - 1)),
+              memmove(given_wd, given_wd + 1, sizeof *given_wd * (size_t)(n_groups - 1));
     return true;
 }
 
@@ -436,6 +441,14 @@ static bool train_order(Elab *e, const TrainEntry *en, TrainSpec *ts) {
                               it->kind == EX_NAME ? it->name : "", names);
         }
         ts->schedule[i] = k;
+    }
+    for (int k = 0; k < ts->n_steps; k++) { /* a step the schedule leaves out would never train */
+        int i = 0;
+        while (i < ts->n_schedule && ts->schedule[i] != k) i++;
+        if (i == ts->n_schedule)
+            return diag_error(e->diag, v->loc, "step %s (at %d:%d) is not in the schedule, so it would never run; list "
+                                               "it, or remove the step", ts->steps[k].name, ts->steps[k].loc.line,
+                              ts->steps[k].loc.col);
     }
     return true;
 }

@@ -154,11 +154,11 @@ static bool check_spec(const OptimSpec *s, Diag *d) {
         return diag_error(d, s->loc, "%s: weight_decay must be >= 0, got %g", optim_name(s->kind), s->weight_decay);
     for (int k = 0; k < s->n_groups; k++) {
         if (!(s->groups[k].lr > 0))
-            return diag_error(d, s->loc, "%s: lr of parameter group %d must be positive, got %g", optim_name(s->kind),
-                              k + 1, s->groups[k].lr);
+            return diag_error(d, s->groups[k].loc, "%s: a parameter group's lr must be positive, got %g",
+                              optim_name(s->kind), s->groups[k].lr);
         if (s->groups[k].weight_decay < 0)
-            return diag_error(d, s->loc, "%s: weight_decay of parameter group %d must be >= 0, got %g",
-                              optim_name(s->kind), k + 1, s->groups[k].weight_decay);
+            return diag_error(d, s->groups[k].loc, "%s: a parameter group's weight_decay must be >= 0, got %g",
+                              optim_name(s->kind), s->groups[k].weight_decay);
     }
     if (s->kind == OPTIM_SGD) {
         if (s->momentum < 0) return diag_error(d, s->loc, "sgd: momentum must be >= 0, got %g", s->momentum);

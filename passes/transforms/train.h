@@ -47,6 +47,7 @@ typedef struct ParamGroup {
     const char *const *names;
     int n_names;
     double lr, weight_decay;
+    SrcLoc loc; /* where the group was written, for errors */
 } ParamGroup;
 
 /* Hyperparameters with PyTorch's meanings and defaults (optim_defaults). */
