@@ -411,12 +411,7 @@ static bool parse_train_body(Parser *P, TrainDecl *td, bool allow_steps) {
             Token *sname = next(P);
             TrainDecl st = {.loc = name->loc, .name = tok_name(P, sname), .name_loc = sname->loc};
             if (!parse_train_body(P, &st, false)) return false;
-            if (td->n_steps == cap_steps) {
-                cap_steps = cap_steps ? 2 * cap_steps : 4;
-                TrainDecl *grown = arena_alloc(P->arena, sizeof *grown * (size_t)cap_steps);
-                if (td->n_steps) memcpy(grown, td->steps, sizeof *grown * (size_t)td->n_steps);
-                td->steps = grown;
-            }
+            td->steps = arena_grow(P->arena, td->steps, sizeof *td->steps, td->n_steps, &cap_steps, 4);
             td->steps[td->n_steps++] = st;
             continue;
         }
@@ -427,12 +422,7 @@ static bool parse_train_body(Parser *P, TrainDecl *td, bool allow_steps) {
             if (!expect(P, TK_ASSIGN, "after the train entry's name")) return false;
             if (!(en.value = parse_expr(P))) return false;
         }
-        if (td->n_entries == cap) {
-            cap = cap ? 2 * cap : 8;
-            TrainEntry *grown = arena_alloc(P->arena, sizeof *grown * (size_t)cap);
-            if (td->n_entries) memcpy(grown, td->entries, sizeof *grown * (size_t)td->n_entries);
-            td->entries = grown;
-        }
+        td->entries = arena_grow(P->arena, td->entries, sizeof *td->entries, td->n_entries, &cap, 8);
         td->entries[td->n_entries++] = en;
     }
     return expect_close(P, TK_RBRACE, open) != NULL;

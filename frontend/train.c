@@ -87,12 +87,7 @@ static void collect_trainable(Elab *e, const Instance *inst, const char ***names
     for (int i = 0; i < inst->n_params; i++) {
         const ParamSpec *p = inst->params[i];
         if (p->frozen || !dtype_is_float(p->dtype)) continue;
-        if (*n == *cap) {
-            *cap = *cap ? 2 * *cap : 16;
-            const char **grown = arena_alloc(e->arena, sizeof *grown * (size_t)*cap);
-            if (*n) memcpy(grown, *names, sizeof *grown * (size_t)*n);
-            *names = grown;
-        }
+        *names = arena_grow(e->arena, *names, sizeof **names, *n, cap, 16);
         (*names)[(*n)++] = p->name;
     }
     for (int i = 0; i < inst->n_children; i++) collect_trainable(e, inst->children[i], names, n, cap);

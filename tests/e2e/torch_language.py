@@ -189,16 +189,22 @@ class Frozen(torch.nn.Module):
         return self.head(torch.relu(self.trunk.fc(x)))
 
 
+def train_lib(t, name, src, state, *flags):
+    """`etch build --train` of src, loaded with the weights `state`."""
+    path, wpath = os.path.join(t, name + ".etch"), os.path.join(t, name + ".safetensors")
+    open(path, "w").write(src)
+    st_write(wpath, state)
+    build = os.path.join(t, "build_" + name)
+    run("build", path, "--train", "-o", build, *flags)
+    lib = CompiledNet(build)
+    lib.load(wpath)
+    return lib
+
+
 def frozen_steps(t):
     net = Frozen()
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    path, wpath = os.path.join(t, "frozen.etch"), os.path.join(t, "frozen.safetensors")
-    open(path, "w").write(FROZEN)
-    st_write(wpath, state)
-    build = os.path.join(t, "build_frozen")
-    run("build", path, "--train", "-o", build)
-    lib = CompiledNet(build)
-    lib.load(wpath)
+    lib = train_lib(t, "frozen", FROZEN, state)
     ref = Frozen()
     ref.load_state_dict(state)
     ref = ref.double()
@@ -273,13 +279,7 @@ def gan_steps(t):
     """3 batches of the schedule [d, g]: losses and every weight vs torch."""
     ref = Gan()
     state = {k: v.clone() for k, v in ref.state_dict().items()}
-    path, wpath = os.path.join(t, "gan.etch"), os.path.join(t, "gan.safetensors")
-    open(path, "w").write(GAN)
-    st_write(wpath, state)
-    build = os.path.join(t, "build_gan")
-    run("build", path, "--train", "-o", build, "--cflags", "-O1")  # tiny shapes: the C compiler's time dominates
-    lib = CompiledNet(build)
-    lib.load(wpath)
+    lib = train_lib(t, "gan", GAN, state, "--cflags", "-O1")  # tiny shapes: the C compiler's time dominates
     ref = ref.double()
     sp = torch.nn.functional.softplus
     opt_d = torch.optim.SGD(ref.D.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
