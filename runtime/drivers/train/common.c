@@ -233,23 +233,31 @@ static int resume_seed(Args *a) {
 /* Removes OUTDIR/FILE.tmp.PID left by a killed run (SIGKILL, power loss) of
  * this program: FILE one of the files it writes, PID a process that no longer
  * exists (a live run's temp file is its own business). */
-static void remove_stale_temps(const Args *a) {
-    char mine[4][300], path[4096];
+/* Where the PID starts in the file name f when f is FILE.tmp.PID for a file
+ * this program writes (samples-N.png for any epoch N); NULL otherwise. */
+static const char *our_temp_pid(const Args *a, const char *f) {
+    char mine[4][300];
     snprintf(mine[0], sizeof mine[0], "checkpoint.safetensors.tmp.");
     snprintf(mine[1], sizeof mine[1], "%s.safetensors.tmp.", a->name);
     snprintf(mine[2], sizeof mine[2], "reconstructions.png.tmp.");
     snprintf(mine[3], sizeof mine[3], "loss.png.tmp.");
+    for (int i = 0; i < 4; i++)
+        if (!strncmp(f, mine[i], strlen(mine[i]))) return f + strlen(mine[i]);
+    size_t n = strncmp(f, "samples-", 8) ? 0 : strspn(f + 8, "0123456789");
+    return n && !strncmp(f + 8 + n, ".png.tmp.", 9) ? f + 8 + n + 9 : NULL;
+}
+
+static void remove_stale_temps(const Args *a) {
+    char path[4096];
     DIR *dir = opendir(a->out);
-    for (struct dirent *e; dir && (e = readdir(dir));)
-        for (int i = 0; i < 4; i++) {
-            size_t k = strlen(mine[i]);
-            const char *pid = e->d_name + k;
-            if (strncmp(e->d_name, mine[i], k) || !*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
-            long p = strtol(pid, NULL, 10);
-            if (p <= 0 || p == (long)getpid() || kill((pid_t)p, 0) == 0 || errno != ESRCH) continue;
-            snprintf(path, sizeof path, "%s/%s", a->out, e->d_name);
-            remove(path);
-        }
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        const char *pid = our_temp_pid(a, e->d_name);
+        if (!pid || !*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
+        long p = strtol(pid, NULL, 10);
+        if (p <= 0 || p == (long)getpid() || kill((pid_t)p, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", a->out, e->d_name);
+        remove(path);
+    }
     if (dir) closedir(dir);
 }
 
