@@ -36,6 +36,15 @@ typedef enum CGenDriver {
     CGEN_DRIVER_TRAIN, /* main.c: the training loop over IDX data (etch train) */
 } CGenDriver;
 
+/* One step of a training program (CGEN_DRIVER_TRAIN): its entry, the
+ * name its loss is printed under (NULL: a train block without named steps)
+ * and its step counter param. */
+typedef struct CGenTrainStep {
+    const char *entry;   /* "train_step", "train_step_d" */
+    const char *label;   /* "d", or NULL */
+    const char *counter; /* "optimizer.step", "optimizer.d.step" */
+} CGenTrainStep;
+
 typedef struct CGenOptions {
     const char *prefix;          /* C identifier prefix, e.g. "net" */
     bool embed_weights;          /* params as const arrays in model.c (needs param_values) */
@@ -43,6 +52,12 @@ typedef struct CGenOptions {
     CGenDriver driver;
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
     bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
+    /* CGEN_DRIVER_TRAIN: the steps, and the order each batch runs them
+     * (indices into train_steps), written as train_steps.h for the driver */
+    const CGenTrainStep *train_steps;
+    int n_train_steps;
+    const int *schedule;
+    int n_schedule;
 } CGenOptions;
 
 /* Statistics of the emitted code, for --stats and tests. */

@@ -259,11 +259,16 @@ typedef struct TrainEntry {
     TypeExpr *type;  /* `:` entries (x, y) */
 } TrainEntry;
 
-/* train { loss = ...  optimizer = sgd(...)  batch = 64  epochs = 10  [x: T]  [y: T] } */
+/* train { loss = ...  optimizer = sgd(...)  batch = 64  epochs = 10  [x: T]  [y: T] }, or with named
+ * steps: train { step d { loss = ...  optimizer = ... }  step g { ... }  schedule = [d, g] } */
 typedef struct TrainDecl {
-    SrcLoc loc;      /* the 'train' word */
+    SrcLoc loc;      /* the 'train' word; a step's: its 'step' word */
+    const char *name; /* a step's name; NULL for the train block */
+    SrcLoc name_loc;
     TrainEntry *entries;
     int n_entries;
+    struct TrainDecl *steps; /* the block's `step NAME { ... }`, in source order */
+    int n_steps;
 } TrainDecl;
 
 /* One parsed file: its top-level declarations, each kind in source order. */

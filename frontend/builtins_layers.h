@@ -42,7 +42,7 @@ bool lb_shape_arg(Elab *e, const LayerBuiltin *b, const Value *v, Shape *out);
  * reporting an error (fn names the builtin). */
 int lb_random_step(Elab *e, const char *fn, SrcLoc loc);
 /* The seed of the next random call site of g. */
-uint64_t lb_site_seed(const Graph *g);
+uint64_t lb_site_seed(const Elab *e);
 bool lb_rand(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *given, Value *out);
 bool lb_randint(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *given, Value *out);
 

@@ -45,7 +45,7 @@ bool lb_dropout(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args, bool *g
     if (!e->training || p == 0) return result(x, loc, out);
     if (p == 1) return result(lb_bin(e, OP_MUL, x, lb_const(e, 0, t, loc), loc), loc, out);
     int step = lb_random_step(e, lb_fname(e, b), loc);
-    NodeAttrs ra = {.seed = lb_site_seed(e->graph), .dtype = t, .shape = e->graph->nodes[x].shape};
+    NodeAttrs ra = {.seed = lb_site_seed(e), .dtype = t, .shape = e->graph->nodes[x].shape};
     int u = lb_op(e, OP_RANDOM_UNIFORM, &step, 1, &ra, loc);
     /* u is a multiple of 2^-24: rounding p up to one keeps u >= p exact in f32 and f64 alike */
     double pq = ceil(p * 16777216.0) / 16777216.0;

@@ -27,23 +27,27 @@
 
 int lb_random_step(Elab *e, const char *fn, SrcLoc loc) {
     if (!e->training) return lb_const(e, 0, DT_F64, loc);
-    int id = graph_find_param(e->graph, "optimizer.step");
+    const char *counter = e->step_counter ? e->step_counter : "optimizer.step";
+    int id = graph_find_param(e->graph, counter);
     if (id < 0) {
-        NodeAttrs a = {.name = "optimizer.step", .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true};
+        NodeAttrs a = {.name = counter, .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true};
         return lb_op(e, OP_PARAM, NULL, 0, &a, loc);
     }
     const Node *n = &e->graph->nodes[id];
     if (n->dtype != DT_F64 || n->shape.rank != 0 || !n->attr.frozen) {
-        diag_error(e->diag, loc, "%s needs the optimizer's step counter 'optimizer.step', but a parameter of "
-                                 "that name is already declared", fn);
+        diag_error(e->diag, loc, "%s needs the optimizer's step counter '%s', but a parameter of that name is "
+                                 "already declared", fn, counter);
         return -1;
     }
     return id;
 }
 
-/* splitmix64 of the number of random sites traced so far, below 2^63 (textual IR ints are signed) */
-uint64_t lb_site_seed(const Graph *g) {
-    uint64_t k = 0;
+/* splitmix64 of the number of random sites traced so far (those of earlier
+ * named train steps included, e->random_sites_before), below 2^63 (textual
+ * IR ints are signed) */
+uint64_t lb_site_seed(const Elab *e) {
+    const Graph *g = e->graph;
+    uint64_t k = (uint64_t)e->random_sites_before;
     for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == OP_RANDOM_UNIFORM || g->nodes[i].op == OP_RANDOM_NORMAL;
     uint64_t z = 0x5EEDD50F0A7ULL + (k + 1) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -87,7 +91,7 @@ static bool random_attrs(Elab *e, const LayerBuiltin *b, SrcLoc loc, Value *args
                               (long long)seed);
         a->seed = (uint64_t)seed;
     } else {
-        a->seed = lb_site_seed(e->graph);
+        a->seed = lb_site_seed(e);
     }
     return (*step = lb_random_step(e, fn, loc)) >= 0;
 }

@@ -106,6 +106,8 @@ typedef struct Elab {
     int inst_depth;
     int eval_depth;        /* expressions and blocks being evaluated, across calls (ELAB_MAX_EVAL_DEPTH) */
     bool training;         /* tracing a train block: dropout and friends are active */
+    const char *step_counter; /* the step counter random ops read while training (NULL: "optimizer.step") */
+    int random_sites_before; /* random ops traced in earlier named train steps (their seeds differ) */
     struct LoopCtx *loop;  /* the innermost 'for' body being traced (its yield), NULL outside loops */
     int scan_depth;        /* run-time 'for' bodies (scans) being traced */
     int unrolled_steps;    /* steps taken by compile-time 'for' loops so far (ELAB_MAX_UNROLLED_STEPS) */

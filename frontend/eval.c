@@ -51,8 +51,8 @@ const char *value_describe(Elab *e, const Value *v) {
     }
     case V_TUPLE: return arena_printf(e->arena, "a tuple of %d values", v->n_items);
     case V_INSTANCE:
-        return arena_printf(e->arena, "the module instance '%s' (%s)", v->inst->path[0] ? v->inst->path : "self",
-                            v->inst->decl->name);
+        if (!v->inst->path[0]) return arena_printf(e->arena, "the model %s", v->inst->decl->name);
+        return arena_printf(e->arena, "the module instance '%s' (%s)", v->inst->path, v->inst->decl->name);
     case V_PARAM: return arena_printf(e->arena, "the param '%s'", v->param->name);
     case V_MODULE: return arena_printf(e->arena, "the %s '%s'", v->module->is_model ? "model" : "module", v->module->name);
     case V_FN: return arena_printf(e->arena, "the fn '%s'", v->fn->name);

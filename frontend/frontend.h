@@ -19,13 +19,27 @@ typedef struct Define {
     const char *value; /* number literal text, e.g. "1" or "0.5" */
 } Define;
 
+/* One training step: a loss and the optimizer that minimizes it. */
+typedef struct TrainStep {
+    /* "<Model>.train_step" ("<Model>.train_step_<name>" for a named step):
+     * inputs "x" (the forward's first input type) and "y" (labels, i64[B]
+     * unless declared otherwise), the model's params, and output 0 = the
+     * scalar loss, traced in training mode (dropout active). */
+    Graph *loss;
+    OptimSpec optim;  /* with a named step: its param groups and its own counter */
+    const char *name; /* "d" for `step d { ... }`; NULL for a train block without steps */
+    SrcLoc loc;
+} TrainStep;
+
 /* A `train { ... }` block: what to minimize and how. */
 typedef struct TrainSpec {
-    /* "<Model>.train_step": inputs "x" (the forward's first input type) and
-     * "y" (labels, i64[B] unless declared otherwise), the model's params, and
-     * output 0 = the scalar loss, traced in training mode (dropout active). */
+    /* The first step's (the only one of a block without steps). */
     Graph *loss;
     OptimSpec optim;
+    TrainStep *steps; /* n_steps >= 1; several only with `step NAME { ... }` */
+    int n_steps;
+    int *schedule;    /* the steps each batch runs, in order (indices into steps; `schedule = [d, g]`) */
+    int n_schedule;
     int64_t batch;  /* = the leading dim of x */
     int64_t epochs; /* default epochs for `etch train` */
     SrcLoc loc;     /* the train keyword */

@@ -391,34 +391,48 @@ static ModuleDecl *parse_module(Parser *P) {
 /* train_decl  = "train" "{" { train_entry } "}" ;
  * train_entry = IDENT "=" expr | IDENT ":" type ;
  * 'train' is a word, not a keyword: it starts a block only at top level. */
-static TrainDecl *parse_train(Parser *P) {
-    Token *kw = next(P);
-    TrainDecl *td = arena_alloc(P->arena, sizeof *td);
-    td->loc = kw->loc;
-    Token *open = expect(P, TK_LBRACE, "after 'train'");
-    if (!open) return NULL;
-    int cap = 0;
+/* train_body = "{" { IDENT "=" expr | IDENT ":" type | "step" IDENT train_body } "}" ;
+ * steps only at the top (allow_steps): a step holds entries. */
+static bool parse_train_body(Parser *P, TrainDecl *td, bool allow_steps) {
+    Token *open = expect(P, TK_LBRACE, td->name ? "after the step's name" : "after 'train'");
+    if (!open) return false;
+    int cap = 0, cap_steps = 0;
     for (;;) {
         skip_semis(P);
         if (at(P, TK_RBRACE) || at(P, TK_EOF)) break;
         Token *name = expect(P, TK_IDENT, "(an entry such as 'loss = ...') in the train block");
-        if (!name) return NULL;
-        TrainEntry en = {.name = tok_name(P, name), .loc = name->loc};
+        if (!name) return false;
+        const char *word = tok_name(P, name);
+        if (!strcmp(word, "step") && at(P, TK_IDENT)) { /* `step NAME {`: 'step' is a word, not a keyword */
+            if (!allow_steps) {
+                diag_error(P->diag, name->loc, "a step cannot hold another step (steps are listed in the train block)");
+                return false;
+            }
+            Token *sname = next(P);
+            TrainDecl st = {.loc = name->loc, .name = tok_name(P, sname), .name_loc = sname->loc};
+            if (!parse_train_body(P, &st, false)) return false;
+            td->steps = arena_grow(P->arena, td->steps, sizeof *td->steps, td->n_steps, &cap_steps, 4);
+            td->steps[td->n_steps++] = st;
+            continue;
+        }
+        TrainEntry en = {.name = word, .loc = name->loc};
         if (accept(P, TK_COLON)) {
-            if (!(en.type = parse_type(P))) return NULL;
+            if (!(en.type = parse_type(P))) return false;
         } else {
-            if (!expect(P, TK_ASSIGN, "after the train entry's name")) return NULL;
-            if (!(en.value = parse_expr(P))) return NULL;
+            if (!expect(P, TK_ASSIGN, "after the train entry's name")) return false;
+            if (!(en.value = parse_expr(P))) return false;
         }
-        if (td->n_entries == cap) {
-            cap = cap ? 2 * cap : 8;
-            TrainEntry *grown = arena_alloc(P->arena, sizeof *grown * (size_t)cap);
-            if (td->n_entries) memcpy(grown, td->entries, sizeof *grown * (size_t)td->n_entries);
-            td->entries = grown;
-        }
+        td->entries = arena_grow(P->arena, td->entries, sizeof *td->entries, td->n_entries, &cap, 8);
         td->entries[td->n_entries++] = en;
     }
-    return expect_close(P, TK_RBRACE, open) ? td : NULL;
+    return expect_close(P, TK_RBRACE, open) != NULL;
+}
+
+static TrainDecl *parse_train(Parser *P) {
+    Token *kw = next(P);
+    TrainDecl *td = arena_alloc(P->arena, sizeof *td);
+    td->loc = kw->loc;
+    return parse_train_body(P, td, true) ? td : NULL;
 }
 
 /* file = { const_decl | module_decl | model_decl | fn_decl | train_decl } EOF ; */

@@ -63,6 +63,14 @@ char *arena_strndup(Arena *a, const char *s, size_t n) {
     return p;
 }
 
+void *arena_grow(Arena *a, void *arr, size_t elem_size, int n, int *cap, int first) {
+    if (n < *cap) return arr;
+    *cap = *cap ? 2 * *cap : first;
+    void *grown = arena_alloc(a, elem_size * (size_t)*cap);
+    if (n) memcpy(grown, arr, elem_size * (size_t)n);
+    return grown;
+}
+
 char *arena_strdup(Arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
 
 char *arena_printf(Arena *a, const char *fmt, ...) {

@@ -19,6 +19,10 @@ Arena *arena_new(void);
 void arena_free(Arena *a);
 /* Zero-initialised, 16-byte aligned; aborts on out-of-memory (an internal failure). */
 void *arena_alloc(Arena *a, size_t size);
+/* Room for one more element in a growing array of n elements of elem_size
+ * bytes (capacity *cap): arr itself, or a copy twice as large (at least
+ * first elements) in a. Arrays in an arena are never freed, only outgrown. */
+void *arena_grow(Arena *a, void *arr, size_t elem_size, int n, int *cap, int first);
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

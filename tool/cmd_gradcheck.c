@@ -24,33 +24,17 @@ static Tensor *random_input(const Node *n, int64_t classes, uint64_t seed) {
     return t;
 }
 
-/* `etch gradcheck`: the gradients computed by the emitted C code (float32)
- * against central finite differences of the loss evaluated in float64 by the
- * eager executor, on a seeded random batch. Samples up to 16 elements per
- * parameter; the relative error of an element is |compiled - numeric| /
- * max(|numeric|, 1e-3 * max |gradient of that parameter|), so elements whose
- * gradient is tiny next to the rest of the tensor do not dominate. */
-int cmd_gradcheck(const Options *o) {
-    Arena *a = arena_new();
-    Diag d;
-    diag_init(&d, stderr);
-    Program *p = load_program(a, o, &d);
-    bool ok = p != NULL;
-    if (ok && !p->train) ok = diag_error(&d, p->model_loc, "model %s has no train block: nothing to check", p->model_name);
-    if (!ok) {
-        diag_dispose(&d);
-        arena_free(a);
-        return 1;
-    }
-    Graph *H = graph_to_f64(a, p->train->loss), *L = grad_graph(p, a, &d);
-    ok = L != NULL;
-    int n_train = ok ? L->n_outputs - 1 : 0, *wrt = ok ? arena_alloc(a, sizeof(int) * (size_t)(L->n_params + 1)) : NULL;
-    for (int i = 0, k = 0; ok && i < L->n_params; i++)
-        if (!L->nodes[L->params[i]].attr.frozen && dtype_is_float(L->nodes[L->params[i]].dtype)) wrt[k++] = L->params[i];
-    if (!ok) {
-        diag_dispose(&d);
-        arena_free(a);
-        return 1;
+/* Checks the gradients of the train block's step `step` (the params its
+ * optimizer trains), printing a table; the largest error goes into *worst. */
+static bool gradcheck_step(Program *p, int step, const Options *o, Arena *a, Diag *d, double *worst) {
+    Graph *H = graph_to_f64(a, p->train->steps[step].loss), *L = grad_graph_at(p, step, a, d);
+    bool ok = true;
+    if (!L) return false;
+    const OptimSpec *optim = &p->train->steps[step].optim;
+    int n_train = L->n_outputs - 1, *wrt = arena_alloc(a, sizeof(int) * (size_t)(L->n_params + 1));
+    for (int i = 0, k = 0; i < L->n_params; i++) {
+        const Node *pn = &L->nodes[L->params[i]];
+        if (!pn->attr.frozen && dtype_is_float(pn->dtype) && optim_trains(optim, pn->attr.name)) wrt[k++] = L->params[i];
     }
     const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
     int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
@@ -63,19 +47,20 @@ int cmd_gradcheck(const Options *o) {
         for (int64_t k = 0; k < tensor_numel(ins[i]); k++) tensor_set(ins64[i], k, tensor_get(ins[i], k));
     }
     /* compiled gradients */
-    char *dir = ok ? build_tempdir(&d) : NULL;
+    char *dir = build_tempdir(d);
     Tensor **got = calloc((size_t)L->n_outputs + 1, sizeof *got);
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
     if (dir) {
         Options bo = *o;
         bo.embed = false;
-        CGenEntry e = {L, "grad"};
+        const char *entry = train_step_entry(p, step, "grad", a);
+        CGenEntry e = {L, entry};
         char wpath[4096];
         snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
-        ok = emit_and_compile(p, &e, 1, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, &d) && params_save(L, params, wpath, &d);
-        void *h = ok ? compiled_open(dir, prefix, wpath, &d) : NULL;
-        CompiledFn run = h ? compiled_entry(h, prefix, "grad", &d) : NULL;
+        ok = emit_and_compile(p, &e, 1, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d) && params_save(L, params, wpath, d);
+        void *h = ok ? compiled_open(dir, prefix, wpath, d) : NULL;
+        CompiledFn run = h ? compiled_entry(h, prefix, entry, d) : NULL;
         ok = run != NULL;
         const void **in_ptr = calloc((size_t)L->n_inputs + 1, sizeof *in_ptr);
         void **out_ptr = calloc((size_t)L->n_outputs + 1, sizeof *out_ptr);
@@ -96,7 +81,7 @@ int cmd_gradcheck(const Options *o) {
     Tensor **p64 = ok ? params_init(H, o->seed) : NULL;
     for (int i = 0; ok && i < H->n_params; i++)
         for (int64_t k = 0; k < tensor_numel(p64[i]); k++) tensor_set(p64[i], k, tensor_get(params[i], k));
-    double worst = 0;
+    if (ok && p->train->steps[step].name) printf("step %s:\n", p->train->steps[step].name);
     if (ok) printf("%-40s %12s %12s %10s\n", "parameter", "elements", "max |grad|", "rel. error");
     for (int w = 0; ok && w < n_train; w++) {
         int pi = 0;
@@ -110,7 +95,7 @@ int cmd_gradcheck(const Options *o) {
             for (int s = 0; s < 2 && ok; s++) {
                 tensor_set(p64[pi], k, orig + (s ? -hstep : hstep));
                 Tensor *out[2] = {0};
-                ok = eager_run(H, ins64, p64, out, NULL, &d);
+                ok = eager_run(H, ins64, p64, out, NULL, d);
                 l[s] = ok ? tensor_get(out[0], 0) : 0;
                 tensor_free(out[0]);
             }
@@ -119,9 +104,8 @@ int cmd_gradcheck(const Options *o) {
             werr = fmax(werr, err);
         }
         if (ok) printf("%-40s %12lld %12.4g %10.2e\n", L->nodes[wrt[w]].attr.name, (long long)numel, gmax, werr);
-        worst = fmax(worst, werr);
+        *worst = fmax(*worst, werr);
     }
-    if (ok) printf("worst relative error: %.3e (compiled float32 gradients vs float64 central differences)\n", worst);
     for (int i = 0; i < L->n_outputs; i++) tensor_free(got[i]);
     free(got);
     for (int i = 0; i < L->n_inputs; i++) {
@@ -132,6 +116,30 @@ int cmd_gradcheck(const Options *o) {
     free(ins64);
     params_free(L, params);
     if (p64) params_free(H, p64);
+    return ok;
+}
+
+/* `etch gradcheck`: the gradients computed by the emitted C code (float32)
+ * against central finite differences of the loss evaluated in float64 by the
+ * eager executor, on a seeded random batch. Samples up to 16 elements per
+ * parameter; the relative error of an element is |compiled - numeric| /
+ * max(|numeric|, 1e-3 * max |gradient of that parameter|), so elements whose
+ * gradient is tiny next to the rest of the tensor do not dominate. */
+int cmd_gradcheck(const Options *o) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stderr);
+    Program *p = load_program(a, o, &d);
+    bool ok = p != NULL;
+    if (ok && !p->train) ok = diag_error(&d, p->model_loc, "model %s has no train block: nothing to check", p->model_name);
+    if (!ok) {
+        diag_dispose(&d);
+        arena_free(a);
+        return 1;
+    }
+    double worst = 0;
+    for (int i = 0; ok && i < p->train->n_steps; i++) ok = gradcheck_step(p, i, o, a, &d, &worst);
+    if (ok) printf("worst relative error: %.3e (compiled float32 gradients vs float64 central differences)\n", worst);
     diag_dispose(&d);
     arena_free(a);
     return ok ? 0 : 1;

@@ -16,8 +16,8 @@ int cmd_check(const Options *o) {
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
     bool ok = p && ir_verify(p->forward, &d);
-    if (ok && p->train) { /* the training step too: optimizer settings, differentiability */
-        Graph *step = train_step_graph(p, a, &d);
+    for (int i = 0; ok && p->train && i < p->train->n_steps; i++) { /* the training steps too: optimizer settings, differentiability */
+        Graph *step = train_step_graph_at(p, i, a, &d);
         ok = step && ir_verify(step, &d);
     }
     int rc = ok ? 0 : 1;
@@ -31,9 +31,15 @@ int cmd_ir(const Options *o) {
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    Graph *g = p ? (o->grad ? train_step_graph(p, a, &d) : p->forward) : NULL;
-    if (g && (o->opt_given || o->print_after_all || o->n_print_after)) g = optimize_graph(g, o, a, &d);
-    if (g) ir_print(stdout, g);
+    /* --grad: every training step (one per named step), one after the other */
+    int n = p && o->grad && p->train ? p->train->n_steps : 1;
+    Graph *g = p ? p->forward : NULL;
+    for (int i = 0; g && i < n; i++) {
+        g = p ? (o->grad ? train_step_graph_at(p, i, a, &d) : p->forward) : NULL;
+        if (g && (o->opt_given || o->print_after_all || o->n_print_after)) g = optimize_graph(g, o, a, &d);
+        if (g && i) putchar('\n');
+        if (g) ir_print(stdout, g);
+    }
     diag_dispose(&d);
     arena_free(a);
     return g ? 0 : 1;

@@ -75,30 +75,45 @@ bool require_train(const Program *p, Diag *d) {
     return diag_error(d, p->model_loc, "model %s has no train block: nothing to differentiate", p->model_name);
 }
 
-/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
-Graph *train_step_graph(Program *p, Arena *a, Diag *d) {
+/* The training step of the train block's step i (loss, gradients, optimizer
+ * update), on a copy of its loss graph, named as its loss graph is. */
+Graph *train_step_graph_at(Program *p, int i, Arena *a, Diag *d) {
     if (!require_train(p, d)) return NULL;
-    char name[256];
-    snprintf(name, sizeof name, "%s.train_step", p->model_name);
-    Graph *g = graph_clone(a, p->train->loss, name);
-    return train_build_step(g, &p->train->optim, d) ? g : NULL;
+    const TrainStep *st = &p->train->steps[i];
+    Graph *g = graph_clone(a, st->loss, st->loss->name);
+    return train_build_step(g, &st->optim, d) ? g : NULL;
 }
 
-/* The loss and its gradients w.r.t. every trainable param (outputs: loss,
- * then one gradient per trainable param in declaration order). */
-Graph *grad_graph(Program *p, Arena *a, Diag *d) {
+Graph *train_step_graph(Program *p, Arena *a, Diag *d) { return train_step_graph_at(p, 0, a, d); }
+
+/* The C entry name of step i: "train_step", or "train_step_d" for step d. */
+const char *train_step_entry(const Program *p, int i, const char *what, Arena *a) {
+    const char *name = p->train->steps[i].name;
+    return name ? arena_printf(a, "%s_%s", what, name) : what;
+}
+
+/* Step i's loss and its gradients w.r.t. the params its optimizer trains
+ * (every trainable param unless it names some): outputs loss, then one
+ * gradient per param in declaration order. */
+Graph *grad_graph_at(Program *p, int i, Arena *a, Diag *d) {
     if (!require_train(p, d)) return NULL;
-    char name[256];
-    snprintf(name, sizeof name, "%s.grad", p->model_name);
-    Graph *g = graph_clone(a, p->train->loss, name);
+    const TrainStep *st = &p->train->steps[i];
+    const char *name = st->name ? arena_printf(a, "%s.grad_%s", p->model_name, st->name)
+                                : arena_printf(a, "%s.grad", p->model_name);
+    Graph *g = graph_clone(a, st->loss, name);
     int *wrt = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1)), n = 0;
     int *grads = arena_alloc(a, sizeof(int) * (size_t)(g->n_params + 1));
-    for (int i = 0; i < g->n_params; i++)
-        if (!g->nodes[g->params[i]].attr.frozen && dtype_is_float(g->nodes[g->params[i]].dtype)) wrt[n++] = g->params[i];
+    for (int k = 0; k < g->n_params; k++) {
+        const Node *pn = &g->nodes[g->params[k]];
+        if (pn->attr.frozen || !dtype_is_float(pn->dtype) || !optim_trains(&st->optim, pn->attr.name)) continue;
+        wrt[n++] = g->params[k];
+    }
     if (!autodiff(g, g->outputs[0], wrt, n, grads, d)) return NULL;
-    for (int i = 0; i < n; i++) graph_add_output(g, grads[i]);
+    for (int k = 0; k < n; k++) graph_add_output(g, grads[k]);
     return g;
 }
+
+Graph *grad_graph(Program *p, Arena *a, Diag *d) { return grad_graph_at(p, 0, a, d); }
 
 PassOptions pass_options(const Options *o) {
     PassOptions po = {.opt_level = o->opt_level, .target = backend_c.target, .print_after_all = o->print_after_all,
@@ -127,8 +142,17 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
                       .threads = o->threads, .blas = o->blas};
     CGenStats st;
-    CGenEntry opt[8];
-    for (int i = 0; i < n && i < 8; i++) { /* checked before dir is made: a failed build leaves nothing */
+    CGenEntry *opt = arena_alloc(p->forward->arena, sizeof *opt * (size_t)n);
+    CGenTrainStep *steps = NULL;
+    if (driver == CGEN_DRIVER_TRAIN) { /* the training program's steps and their order (train_steps.h) */
+        const TrainSpec *ts = p->train;
+        steps = arena_alloc(p->forward->arena, sizeof *steps * (size_t)ts->n_steps);
+        for (int i = 0; i < ts->n_steps; i++)
+            steps[i] = (CGenTrainStep){train_step_entry(p, i, "train_step", p->forward->arena), ts->steps[i].name,
+                                       optim_counter(&ts->steps[i].optim)};
+        co.train_steps = steps, co.n_train_steps = ts->n_steps, co.schedule = ts->schedule, co.n_schedule = ts->n_schedule;
+    }
+    for (int i = 0; i < n; i++) { /* checked before dir is made: a failed build leaves nothing */
         opt[i] = entries[i];
         if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d)) ||
             !backend_check_planned(&backend_c, opt[i].g, d))
@@ -158,16 +182,19 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     return true;
 }
 
-/* `etch build`: the forward entry (with --train also "grad" and "train_step"),
- * and the weights file beside it unless embedded. */
+/* `etch build`: the forward entry (with --train also "grad" and "train_step",
+ * or "grad_<name>" and "train_step_<name>" for each named step), and the
+ * weights file beside it unless embedded. */
 bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
-    CGenEntry entries[3] = {{p->forward, "forward"}};
+    int n_steps = o->train && p->train ? p->train->n_steps : 1;
+    CGenEntry *entries = arena_alloc(p->forward->arena, sizeof *entries * (size_t)(1 + 2 * n_steps)); /* a: NULL without --train */
+    entries[0] = (CGenEntry){p->forward, "forward"};
     int n = 1;
-    if (o->train) {
-        Graph *grad = grad_graph(p, a, d), *step = grad ? train_step_graph(p, a, d) : NULL;
+    for (int i = 0; o->train && i < n_steps; i++) {
+        Graph *grad = grad_graph_at(p, i, a, d), *step = grad ? train_step_graph_at(p, i, a, d) : NULL;
         if (!step) return false;
-        entries[n++] = (CGenEntry){grad, "grad"};
-        entries[n++] = (CGenEntry){step, "train_step"};
+        entries[n++] = (CGenEntry){grad, train_step_entry(p, i, "grad", a)};
+        entries[n++] = (CGenEntry){step, train_step_entry(p, i, "train_step", a)};
     }
     if (!emit_and_compile(p, entries, n, params, o, dir, exe ? CGEN_DRIVER_INFER : CGEN_DRIVER_NONE, p->model_name, d))
         return false;
@@ -179,21 +206,28 @@ bool build_model(Program *p, Tensor **params, const Options *o, const char *dir,
     return true;
 }
 
-/* Builds the training program (forward + train_step + the training driver)
- * into dir; returns the program's path (malloc'd) or NULL. */
+/* Builds the training program (forward + each step's train_step + the
+ * training driver) into dir; returns the program's path (malloc'd) or NULL. */
 char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
-    Graph *step = train_step_graph(p, p->forward->arena, d);
-    if (!step) return NULL;
-    CGenEntry entries[] = {{p->forward, "forward"}, {step, "train_step"}};
+    if (!require_train(p, d)) return NULL;
+    Arena *a = p->forward->arena;
+    int n = 1 + p->train->n_steps;
+    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)n);
+    entries[0] = (CGenEntry){p->forward, "forward"};
+    for (int i = 0; i < p->train->n_steps; i++) {
+        Graph *step = train_step_graph_at(p, i, a, d);
+        if (!step) return NULL;
+        entries[1 + i] = (CGenEntry){step, train_step_entry(p, i, "train_step", a)};
+    }
     Options bo = *o;
     bo.embed = false;
     char program[256];
     snprintf(program, sizeof program, "%s-train", p->model_name);
-    if (!emit_and_compile(p, entries, 2, NULL, &bo, dir, CGEN_DRIVER_TRAIN, program, d)) return NULL;
-    size_t n = strlen(dir) + strlen(program) + 2;
-    char *path = malloc(n);
+    if (!emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_TRAIN, program, d)) return NULL;
+    size_t len = strlen(dir) + strlen(program) + 2;
+    char *path = malloc(len);
     if (!path) abort();
-    snprintf(path, n, "%s/%s", dir, program);
+    snprintf(path, len, "%s/%s", dir, program);
     return path;
 }
 

@@ -27,10 +27,16 @@ Tensor **load_params(Program *p, const Options *o, Diag *d);
  * named in a note on stderr (optimizer state, zeros either way, is not). */
 Tensor **load_params_partial(const Graph *g, const char *path, uint64_t seed, Diag *d);
 bool require_train(const Program *p, Diag *d);
-/* The training step (loss, gradients, optimizer update), on a copy of the loss graph. */
+/* The training step (loss, gradients, optimizer update), on a copy of the
+ * loss graph: of the train block's step i, or of its first step. */
+Graph *train_step_graph_at(Program *p, int i, Arena *a, Diag *d);
 Graph *train_step_graph(Program *p, Arena *a, Diag *d);
-/* Outputs: loss, then the gradient of each trainable param in declaration order. */
+/* Outputs: loss, then the gradient of each param step i trains (every
+ * trainable one unless its optimizer names some) in declaration order. */
+Graph *grad_graph_at(Program *p, int i, Arena *a, Diag *d);
 Graph *grad_graph(Program *p, Arena *a, Diag *d);
+/* Step i's C entry name: `what` ("train_step", "grad"), with "_<name>" for a named step. */
+const char *train_step_entry(const Program *p, int i, const char *what, Arena *a);
 /* A clone of g run through the pass pipeline the options ask for (verified
  * after every pass in debug builds). */
 Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d);

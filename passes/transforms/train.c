@@ -22,6 +22,8 @@ OptimSpec optim_defaults(OptimKind kind) {
     return s;
 }
 
+const char *optim_counter(const OptimSpec *spec) { return spec->counter ? spec->counter : "optimizer.step"; }
+
 const char *optim_name(OptimKind kind) {
     return kind == OPTIM_SGD ? "sgd" : kind == OPTIM_ADAM ? "adam" : "adamw";
 }
@@ -150,6 +152,14 @@ static bool check_spec(const OptimSpec *s, Diag *d) {
     if (!(s->lr > 0)) return diag_error(d, s->loc, "%s: lr must be positive, got %g", optim_name(s->kind), s->lr);
     if (s->weight_decay < 0)
         return diag_error(d, s->loc, "%s: weight_decay must be >= 0, got %g", optim_name(s->kind), s->weight_decay);
+    for (int k = 0; k < s->n_groups; k++) {
+        if (!(s->groups[k].lr > 0))
+            return diag_error(d, s->groups[k].loc, "%s: a parameter group's lr must be positive, got %g",
+                              optim_name(s->kind), s->groups[k].lr);
+        if (s->groups[k].weight_decay < 0)
+            return diag_error(d, s->groups[k].loc, "%s: a parameter group's weight_decay must be >= 0, got %g",
+                              optim_name(s->kind), s->groups[k].weight_decay);
+    }
     if (s->kind == OPTIM_SGD) {
         if (s->momentum < 0) return diag_error(d, s->loc, "sgd: momentum must be >= 0, got %g", s->momentum);
         if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
@@ -164,6 +174,16 @@ static bool check_spec(const OptimSpec *s, Diag *d) {
     return true;
 }
 
+/* The group of spec holding the param named name, or -1. */
+static int param_group(const OptimSpec *spec, const char *name) {
+    for (int k = 0; k < spec->n_groups; k++)
+        for (int i = 0; i < spec->groups[k].n_names; i++)
+            if (!strcmp(spec->groups[k].names[i], name)) return k;
+    return -1;
+}
+
+bool optim_trains(const OptimSpec *spec, const char *name) { return !spec->n_groups || param_group(spec, name) >= 0; }
+
 bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
     if (!check_spec(spec, d)) return false;
     if (g->n_outputs < 1) return diag_error(d, spec->loc, "training needs a loss");
@@ -172,29 +192,37 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
     int n_params = g->n_params, n_train = 0;
     int *wrt = arena_alloc(g->arena, sizeof(int) * (size_t)(n_params + 1));
     int *grads = arena_alloc(g->arena, sizeof(int) * (size_t)(n_params + 1));
+    int *group_of = arena_alloc(g->arena, sizeof(int) * (size_t)(n_params + 1)); /* per trainable: -1 or its group */
     for (int i = 0; i < n_params; i++) {
         const Node *p = &g->nodes[g->params[i]];
-        if (!p->attr.frozen && dtype_is_float(p->dtype)) wrt[n_train++] = g->params[i];
+        if (p->attr.frozen || !dtype_is_float(p->dtype)) continue;
+        int k = param_group(spec, p->attr.name);
+        if (spec->n_groups && k < 0) continue;
+        group_of[n_train] = k;
+        wrt[n_train++] = g->params[i];
     }
-    if (n_train == 0) return diag_error(d, spec->loc, "the model has no trainable parameters");
+    if (n_train == 0)
+        return diag_error(d, spec->loc, spec->n_groups ? "the optimizer's parameters include no trainable one"
+                                                       : "the model has no trainable parameters");
     if (!autodiff(g, loss, wrt, n_train, grads, d)) return false;
 
     Builder b = {.g = g, .d = d, .loc = spec->loc};
     /* optimizer.step (f64 scalar): t = step + 1 drives Adam's bias correction
      * and SGD's first-step momentum rule. The loss graph may already read it
      * (dropout masks depend on the step): then that param is the counter. */
-    int step = graph_find_param(g, "optimizer.step");
+    const char *counter = optim_counter(spec);
+    int step = graph_find_param(g, counter);
     if (step >= 0) {
         const Node *sn = &g->nodes[step];
         if (sn->dtype != DT_F64 || sn->shape.rank != 0 || !sn->attr.frozen)
-            return diag_error(d, sn->loc, "parameter 'optimizer.step' must be the optimizer's step counter (a frozen "
-                                          "f64 scalar)");
+            return diag_error(d, sn->loc, "parameter '%s' must be the optimizer's step counter (a frozen f64 scalar)",
+                              counter);
     } else {
         step = b_op(&b, OP_PARAM, NULL, 0,
-                    &(NodeAttrs){.name = "optimizer.step", .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true});
+                    &(NodeAttrs){.name = counter, .dtype = DT_F64, .init = {INIT_ZEROS, 0, 0}, .frozen = true});
     }
     int t = b_bin(&b, OP_ADD, step, b_const(&b, 1, DT_F64));
-    int lr = lr_at(&b, spec, step);
+    int lr_base = lr_at(&b, spec, step);
     if (spec->clip_grad_norm > 0) clip_grads(&b, grads, n_train, spec->clip_grad_norm);
     int bc1 = -1, bc2_sqrt = -1, first = -1;
     if (spec->kind != OPTIM_SGD) {
@@ -205,35 +233,43 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
         first = b_bin(&b, OP_EQ, step, b_const(&b, 0, DT_F64));
     }
     for (int i = 0; i < n_train && !b.failed; i++) {
+        OptimSpec own = *spec; /* this param's: its group's lr and weight decay */
+        const OptimSpec *ps = spec;
+        if (group_of[i] >= 0) {
+            own.lr = spec->groups[group_of[i]].lr, own.weight_decay = spec->groups[group_of[i]].weight_decay;
+            ps = &own;
+        }
+        int lr = lr_base < 0 || ps->lr == spec->lr ? lr_base
+                                                   : b_bin(&b, OP_MUL, lr_base, b_const(&b, ps->lr / spec->lr, DT_F64));
         int p = wrt[i], gr = grads[i];
         const char *name = g->nodes[p].attr.name;
         DType dt = g->nodes[p].dtype;
         Shape sh = g->nodes[p].shape;
         int pw = p; /* the weight the update starts from (AdamW decays it first) */
-        if (spec->weight_decay != 0 && spec->kind != OPTIM_ADAMW) gr = b_axpby(&b, 1, gr, spec->weight_decay, p);
+        if (ps->weight_decay != 0 && ps->kind != OPTIM_ADAMW) gr = b_axpby(&b, 1, gr, ps->weight_decay, p);
         int np;
-        if (spec->kind == OPTIM_SGD) {
-            if (spec->momentum != 0) {
+        if (ps->kind == OPTIM_SGD) {
+            if (ps->momentum != 0) {
                 int buf = add_state(&b, name, "momentum_buffer", dt, sh);
-                int nb = b_axpby(&b, spec->momentum, buf, 1 - spec->dampening, gr);
+                int nb = b_axpby(&b, ps->momentum, buf, 1 - ps->dampening, gr);
                 if (first >= 0) nb = b_op(&b, OP_WHERE, (int[]){first, gr, nb}, 3, NULL);
                 graph_add_update(g, buf, nb);
-                gr = spec->nesterov ? b_axpby(&b, 1, gr, spec->momentum, nb) : nb;
+                gr = ps->nesterov ? b_axpby(&b, 1, gr, ps->momentum, nb) : nb;
             }
-            np = b_bin(&b, OP_SUB, p, b_bin(&b, OP_MUL, lr_as(&b, spec, lr, dt), gr));
+            np = b_bin(&b, OP_SUB, p, b_bin(&b, OP_MUL, lr_as(&b, ps, lr, dt), gr));
         } else {
-            if (spec->kind == OPTIM_ADAMW && spec->weight_decay != 0)
-                pw = b_bin(&b, OP_MUL, p, lr < 0 ? b_const(&b, 1 - spec->lr * spec->weight_decay, dt)
+            if (ps->kind == OPTIM_ADAMW && ps->weight_decay != 0)
+                pw = b_bin(&b, OP_MUL, p, lr < 0 ? b_const(&b, 1 - ps->lr * ps->weight_decay, dt)
                                                  : b_cast(&b, b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64),
-                                                                    b_bin(&b, OP_MUL, lr, b_const(&b, spec->weight_decay, DT_F64))), dt));
+                                                                    b_bin(&b, OP_MUL, lr, b_const(&b, ps->weight_decay, DT_F64))), dt));
             int m = add_state(&b, name, "exp_avg", dt, sh), v = add_state(&b, name, "exp_avg_sq", dt, sh);
-            int nm = b_axpby(&b, spec->beta1, m, 1 - spec->beta1, gr);
-            int nv = b_axpby(&b, spec->beta2, v, 1 - spec->beta2, b_bin(&b, OP_MUL, gr, gr));
+            int nm = b_axpby(&b, ps->beta1, m, 1 - ps->beta1, gr);
+            int nv = b_axpby(&b, ps->beta2, v, 1 - ps->beta2, b_bin(&b, OP_MUL, gr, gr));
             graph_add_update(g, m, nm);
             graph_add_update(g, v, nv);
-            int step_size = b_cast(&b, b_bin(&b, OP_DIV, lr_as(&b, spec, lr, DT_F64), bc1), dt);
+            int step_size = b_cast(&b, b_bin(&b, OP_DIV, lr_as(&b, ps, lr, DT_F64), bc1), dt);
             int denom = b_bin(&b, OP_ADD, b_bin(&b, OP_DIV, b_un(&b, OP_SQRT, nv), b_cast(&b, bc2_sqrt, dt)),
-                              b_const(&b, spec->eps, dt));
+                              b_const(&b, ps->eps, dt));
             np = b_bin(&b, OP_SUB, pw, b_bin(&b, OP_MUL, step_size, b_bin(&b, OP_DIV, nm, denom)));
         }
         if (!b.failed) graph_add_update(g, p, np);

@@ -41,6 +41,15 @@ typedef struct LrSchedule {
     SrcLoc loc;            /* where the schedule was written, for errors */
 } LrSchedule;
 
+/* Some of the params, with their own lr and weight decay (torch.optim's
+ * parameter groups): names are the params' full names ("G.fc1.weight"). */
+typedef struct ParamGroup {
+    const char *const *names;
+    int n_names;
+    double lr, weight_decay;
+    SrcLoc loc; /* where the group was written, for errors */
+} ParamGroup;
+
 /* Hyperparameters with PyTorch's meanings and defaults (optim_defaults). */
 typedef struct OptimSpec {
     OptimKind kind;
@@ -56,6 +65,15 @@ typedef struct OptimSpec {
      * norm over all trainable params; 0: no clipping. */
     double clip_grad_norm;
     SrcLoc clip_loc;
+    /* n_groups > 0: only the params of the groups train, each group with its
+     * lr and weight decay (a scheduled lr is scaled by group lr / lr); 0:
+     * every non-frozen floating-point param, with lr and weight_decay. A
+     * param in two groups is an error. */
+    const ParamGroup *groups;
+    int n_groups;
+    /* The step counter's param name: NULL for "optimizer.step"; several
+     * optimizers of one model (named train steps) need one each. */
+    const char *counter;
 } OptimSpec;
 
 /* PyTorch's defaults for kind (sgd: lr required, so 0.01 here; adam: 1e-3,
@@ -63,8 +81,15 @@ typedef struct OptimSpec {
 OptimSpec optim_defaults(OptimKind kind);
 const char *optim_name(OptimKind kind);
 
+/* Whether spec trains the param named name, if it is trainable (true for
+ * every param when spec names no groups). */
+bool optim_trains(const OptimSpec *spec, const char *name);
+/* The name of spec's step counter param ("optimizer.step" by default). */
+const char *optim_counter(const OptimSpec *spec);
+
 /* Extends g (whose output 0 is the scalar loss) into one training step:
- * gradients of every non-frozen floating-point param, the optimizer update
+ * gradients of every non-frozen floating-point param (or of spec's groups'
+ * params), the optimizer update
  * and the state updates. Reports unsupported settings (nesterov without
  * momentum, negative rates...) at spec->loc. */
 bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d);

@@ -134,10 +134,12 @@ sh -c 'echo $$ >"$1"' sh "$t/deadpid"
 dead=$(cat "$t/deadpid")
 mkdir -p "$t/s"
 for f in checkpoint.safetensors.tmp.$dead Net.safetensors.tmp.$dead reconstructions.png.tmp.$dead loss.png.tmp.$dead \
+         samples-12.png.tmp.$dead samples-x.png.tmp.$dead \
          checkpoint.safetensors.tmp.$$ notes.tmp.$dead checkpoint.safetensors.tmp.x1; do : >"$t/s/$f"; done
 "$prog" --data "$t/data" --init "$init" -o "$t/s" --name Net >"$t/s.log"
 left=$(cd "$t/s" && ls | grep tmp | sort | tr '\n' ' ')
-[ "$left" = "checkpoint.safetensors.tmp.$$ checkpoint.safetensors.tmp.x1 notes.tmp.$dead " ] || fail "temp files after start: $left"
+[ "$left" = "checkpoint.safetensors.tmp.$$ checkpoint.safetensors.tmp.x1 notes.tmp.$dead samples-x.png.tmp.$dead " ] ||
+  fail "temp files after start: $left"
 
 if command -v strace >/dev/null; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # LeakSanitizer cannot run under ptrace

@@ -11,7 +11,13 @@ torch equivalent (run by test_torch_language.sh):
            `grad` entry (train mode, step 0: the same numbers) vs torch with
            that noise as a constant;
   frozen   `frozen trunk = Trunk()`: 3 SGD steps with momentum vs torch with
-           trunk.requires_grad_(False); the trunk's weights stay put.
+           trunk.requires_grad_(False); the trunk's weights stay put;
+  gan      a train block with named steps d and g (a GAN: D's loss on
+           detach(G(z)), G's through D), each with its own optimizer over its
+           own modules (d: SGD with momentum and weight decay over Net.D; g:
+           Adam with a parameter group of its own lr for Net.G.fc1), run
+           alternately for 3 batches vs torch's two optimizers; the latent is
+           fed as the train block's y, so both sides see the same noise.
 The first three go through crosscheck_classifier (forward compiled and
 --eager, loss and every gradient, weights loading back with strict=True).
 PyTorch runs in float64 on the float32 weights and inputs.
@@ -183,16 +189,22 @@ class Frozen(torch.nn.Module):
         return self.head(torch.relu(self.trunk.fc(x)))
 
 
+def train_lib(t, name, src, state, *flags):
+    """`etch build --train` of src, loaded with the weights `state`."""
+    path, wpath = os.path.join(t, name + ".etch"), os.path.join(t, name + ".safetensors")
+    open(path, "w").write(src)
+    st_write(wpath, state)
+    build = os.path.join(t, "build_" + name)
+    run("build", path, "--train", "-o", build, *flags)
+    lib = CompiledNet(build)
+    lib.load(wpath)
+    return lib
+
+
 def frozen_steps(t):
     net = Frozen()
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    path, wpath = os.path.join(t, "frozen.etch"), os.path.join(t, "frozen.safetensors")
-    open(path, "w").write(FROZEN)
-    st_write(wpath, state)
-    build = os.path.join(t, "build_frozen")
-    run("build", path, "--train", "-o", build)
-    lib = CompiledNet(build)
-    lib.load(wpath)
+    lib = train_lib(t, "frozen", FROZEN, state)
     ref = Frozen()
     ref.load_state_dict(state)
     ref = ref.double()
@@ -214,11 +226,94 @@ def frozen_steps(t):
         checks.check(f"frozen: {k} unchanged", got[k].numpy(), state[k].numpy(), 0)
 
 
+GAN = """
+const B = %d
+module Gen {
+  fc1 = Linear(3, 8)
+  fc2 = Linear(8, 6)
+  fn forward(z) { return tanh(fc2(relu(fc1(z)))) }
+}
+module Disc {
+  fc1 = Linear(6, 8)
+  fc2 = Linear(8, 1)
+  fn forward(x) { return fc2(leaky_relu(fc1(x), 0.2)) }
+}
+fn softplus(x) { return relu(x) + log(1 + exp(-abs(x))) }
+model Net {
+  G = Gen()
+  D = Disc()
+  fn forward(z: f32[B, 3]) -> f32[B, 6] { return G(z) }
+}
+train {
+  x: f32[B, 6]
+  y: f32[B, 3]
+  step d {
+    loss = mean(softplus(-Net.D(x))) + mean(softplus(Net.D(detach(Net.G(y)))))
+    optimizer = sgd(Net.D, lr = 0.05, momentum = 0.9, weight_decay = 1e-3)
+  }
+  step g {
+    loss = mean(softplus(-Net.D(Net.G(y))))
+    optimizer = adam([group(Net.G.fc1, lr = 1e-2), Net.G.fc2], lr = 5e-3, betas = [0.5, 0.999])
+  }
+  schedule = [d, g]
+}
+""" % B
+
+
+class Gan(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.G = torch.nn.Sequential()
+        self.G.fc1, self.G.fc2 = torch.nn.Linear(3, 8), torch.nn.Linear(8, 6)
+        self.D = torch.nn.Sequential()
+        self.D.fc1, self.D.fc2 = torch.nn.Linear(6, 8), torch.nn.Linear(8, 1)
+
+    def gen(self, z):
+        return torch.tanh(self.G.fc2(torch.relu(self.G.fc1(z))))
+
+    def disc(self, x):
+        return self.D.fc2(torch.nn.functional.leaky_relu(self.D.fc1(x), 0.2))
+
+
+def gan_steps(t):
+    """3 batches of the schedule [d, g]: losses and every weight vs torch."""
+    ref = Gan()
+    state = {k: v.clone() for k, v in ref.state_dict().items()}
+    lib = train_lib(t, "gan", GAN, state, "--cflags", "-O1")  # tiny shapes: the C compiler's time dominates
+    ref = ref.double()
+    sp = torch.nn.functional.softplus
+    opt_d = torch.optim.SGD(ref.D.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    opt_g = torch.optim.Adam([{"params": ref.G.fc1.parameters(), "lr": 1e-2}, {"params": ref.G.fc2.parameters()}],
+                             lr=5e-3, betas=(0.5, 0.999))
+    for i in range(3):
+        x, z = torch.randn(B, 6), torch.randn(B, 3)
+        ins = [x.numpy().copy(), z.numpy().copy()]
+        opt_d.zero_grad()
+        loss_d = sp(-ref.disc(x.double())).mean() + sp(ref.disc(ref.gen(z.double()).detach())).mean()
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        loss_g = sp(-ref.disc(ref.gen(z.double()))).mean()
+        loss_g.backward()
+        opt_g.step()
+        got_d, got_g = np.zeros((), np.float32), np.zeros((), np.float32)
+        lib.call("net_train_step_d_v", ins, [got_d])
+        lib.call("net_train_step_g_v", ins, [got_g])
+        checks.check(f"gan: loss d, batch {i + 1}", got_d, loss_d.item(), 1e-5)
+        checks.check(f"gan: loss g, batch {i + 1}", got_g, loss_g.item(), 1e-5)
+    after = os.path.join(t, "gan_after.safetensors")
+    lib.save(after)
+    got = st_read(after)
+    for k, v in ref.state_dict().items():
+        checks.check(f"gan: {k} after 3 batches", got[k].numpy(), v.numpy(), 1e-5)
+
+
 with tempfile.TemporaryDirectory() as t:
     crosscheck_classifier(checks, t, "detach", DETACH, Detach, initial_state(Detach), torch.randn(B, 5), 3)
     crosscheck_classifier(checks, t, "index", INDEX, Index, initial_state(Index), torch.randn(B, 5, 8), 3)
     crosscheck_classifier(checks, t, "birnn", BIRNN, BiRNN, initial_state(BiRNN), torch.randn(B, T, E), 3)
     reparameterization(t)
     frozen_steps(t)
+    gan_steps(t)
 
 checks.finish()

@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Program *p = frontend_compile_source(a, "fuzz.etch", src, NULL, 0, &d);
     if (p) {
         if (!ir_verify(p->forward, &d)) abort(); /* the front end made an invalid graph */
-        if (p->train && !ir_verify(p->train->loss, &d)) abort();
+        for (int i = 0; p->train && i < p->train->n_steps; i++) /* every named step's loss graph */
+            if (!ir_verify(p->train->steps[i].loss, &d)) abort();
     }
     diag_add_source("fuzz.etch", ""); /* the registry must not keep the freed text */
     diag_dispose(&d);

@@ -70,7 +70,7 @@ static int load_input_array(const char *dir, const char *name, const etch_tensor
  * (an output to compare with float y) or *logits (f32 [B, C] for integer
  * labels y: [B]); -1 where there is none. */
 static void arrays_pick(int *mse, int *logits) {
-    const etch_tensor_info *yi = &ETCH_MODEL(train_step_inputs)[1], *fi = &ETCH_MODEL(forward_inputs)[0];
+    const etch_tensor_info *yi = &etch_step_inputs[0][1], *fi = &ETCH_MODEL(forward_inputs)[0];
     int64_t y_per = 1;
     for (int d = 1; d < yi->rank; d++) y_per *= yi->dim[d];
     int float_y = yi->dtype == ETCH_F32 || yi->dtype == ETCH_F64;
@@ -113,7 +113,7 @@ static void arrays_free(ArrayData *d) {
 
 /* Reads and checks DIR's arrays into d: training and evaluation sets. */
 static int load_arrays(const char *dir, ArrayData *d, char *err, size_t errlen) {
-    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     char path[4096];
     memset(d, 0, sizeof *d);
     snprintf(path, sizeof path, "%s/x_test.npy", dir);
@@ -159,8 +159,8 @@ static void fill_array_batch(const void *set, const int64_t *order, int64_t star
 
 /* The report on the evaluation set s (see the section comment). */
 static int arrays_report(const ArraySet *s, int has_test_files) {
-    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0], *xi = &ETCH_MODEL(train_step_inputs)[0];
-    const etch_tensor_info *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0], *xi = &etch_step_inputs[0][0];
+    const etch_tensor_info *yi = &etch_step_inputs[0][1];
     int mse, logits;
     arrays_pick(&mse, &logits);
     const char *what = has_test_files ? "x_test.npy" : "the held-out tenth of x.npy";
@@ -224,7 +224,7 @@ static int train_arrays(const Args *a) {
     remove_stale_temps(a);
     if (load_arrays(a->data, &d, err, sizeof err)) return fail(err);
     int status = ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ? fail(err) : 0;
-    Batches b = {d.train.n, fill_array_batch, &d.train};
+    Batches b = {.n = d.train.n, .fill = fill_array_batch, .set = &d.train};
     if (!status) status = train_epochs(a, weights, &b, path, sizeof path);
     if (!status) status = arrays_report(&d.test, d.has_test_files);
     if (!status) printf("Weights written to %s\n", path);

@@ -29,7 +29,12 @@
  * one is used, with a warning). SIGINT and SIGTERM wait for a write in
  * progress; temp files a killed run left behind (FILE.tmp.PID of a dead PID)
  * are removed when the next starts. The forward may return several tensors:
- * the evaluations pick theirs by shape (see images and text below).
+ * the evaluations pick theirs by shape (see images and text below). A train
+ * block with named steps (train_steps.h: a GAN's d and g) runs its steps in
+ * the schedule's order on each batch and prints each step's mean loss:
+ * "Epoch: N, Loss d: X.XXX, Loss g: X.XXX"; loss.png then has one curve per
+ * step. A forward without inputs is a generator: after each epoch the
+ * program writes its outputs as OUTDIR/samples-N.png (images only).
  * Joined at build time from runtime/drivers/train/ (common, curve, images, arrays, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -45,6 +50,7 @@
 
 #include "etch_rt.h"
 #include "model.h"
+#include "train_steps.h"
 
 typedef struct Args {
     const char *data, *init, *resume, *weights, *out, *name, *png, *text;
@@ -95,11 +101,45 @@ static void progress(long epoch, int64_t done, int64_t total, double loss) {
 }
 
 /* The line after each epoch: "Epoch: N, Loss: X.XXX" (--digits decimals),
- * after clearing the progress line. */
-static void epoch_line(const Args *a, int tty, long long epoch, double mean) {
+ * or with named steps "Epoch: N, Loss d: X.XXX, Loss g: X.XXX" (mean[k]:
+ * step k's), after clearing the progress line. */
+static void epoch_line(const Args *a, int tty, long long epoch, const double *mean) {
     if (tty) fputs("\r\033[K", stderr);
-    printf("Epoch: %lld, Loss: %.*f\n", epoch, a->digits, mean);
+    printf("Epoch: %lld", epoch);
+    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) {
+        if (etch_step_labels[k]) printf(", Loss %s: %.*f", etch_step_labels[k], a->digits, mean[k]);
+        else printf(", Loss: %.*f", a->digits, mean[k]);
+    }
+    putchar('\n');
     fflush(stdout);
+}
+
+/* One batch (x, y): the steps in the schedule's order; loss[k] is step k's
+ * loss on it (the mean of its runs). Returns -1, or the first step whose
+ * loss is not finite (its loss then in loss[k]). */
+static int run_batch(const void *x, const void *y, float *loss) {
+    const void *in[] = {x, y};
+    int runs[ETCH_TRAIN_N_STEPS] = {0};
+    double sum[ETCH_TRAIN_N_STEPS] = {0};
+    for (int i = 0; i < ETCH_TRAIN_N_SCHEDULE; i++) {
+        int k = etch_schedule[i];
+        float l = 0;
+        void *out[] = {&l};
+        etch_step_fns[k](in, out);
+        if (!isfinite(l)) return loss[k] = l, k;
+        sum[k] += l;
+        runs[k]++;
+    }
+    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) loss[k] = runs[k] ? (float)(sum[k] / runs[k]) : 0;
+    return -1;
+}
+
+/* "the loss", or "the loss of step d", for messages. */
+static const char *loss_of(int k) {
+    static char buf[300];
+    if (!etch_step_labels[k]) return "the loss";
+    snprintf(buf, sizeof buf, "the loss of step %s", etch_step_labels[k]);
+    return buf;
 }
 
 static double param_scalar(const char *name) {
@@ -108,17 +148,23 @@ static double param_scalar(const char *name) {
     return 0;
 }
 
-/* The optimizer's step counter as loaded from path (an f64 scalar,
- * "optimizer.step"): it places a resumed run in its epoch and picks its
- * batches, so a corrupt or hostile value (negative, fractional, NaN, infinite,
- * beyond the run) must stop the program, not index out of bounds or loop
- * without end. max: the most steps this run can have taken (why: how). */
+/* The batches taken so far, from the step counter loaded from path (an f64
+ * scalar: "optimizer.step", or the first scheduled step's
+ * "optimizer.d.step", which counts its runs, so divided by its runs per
+ * batch): it places a resumed run in its epoch and picks its batches, so a
+ * corrupt or hostile value (negative, fractional, NaN, infinite, beyond the
+ * run) must stop the program, not index out of bounds or loop without end.
+ * max: the most batches this run can have taken (why: how). */
 static int checked_step(const char *path, long long max, const char *why, long long *step) {
-    double s = param_scalar("optimizer.step");
+    const char *counter = etch_step_counters[etch_schedule[0]];
+    int per = 0;
+    for (int i = 0; i < ETCH_TRAIN_N_SCHEDULE; i++) per += etch_schedule[i] == etch_schedule[0];
+    double s = param_scalar(counter) / per;
     if (max > (1LL << 53)) max = 1LL << 53; /* every count up to here is exact in f64 */
     if (s >= 0 && s <= (double)max && s == floor(s)) return *step = (long long)s, 0;
-    fprintf(stderr, "error: %s: optimizer.step is %.17g; it counts the optimizer steps taken, so it must be an "
-            "integer from 0 to %lld (%s)\n", path, s, max, why);
+    fprintf(stderr, "error: %s: %s is %.17g; it counts the optimizer steps taken, so it must be %s from 0 to %lld (%s)\n",
+            path, counter, param_scalar(counter), per > 1 ? "a multiple of its runs per batch" : "an integer",
+            max * per, why);
     return 1;
 }
 
@@ -187,23 +233,31 @@ static int resume_seed(Args *a) {
 /* Removes OUTDIR/FILE.tmp.PID left by a killed run (SIGKILL, power loss) of
  * this program: FILE one of the files it writes, PID a process that no longer
  * exists (a live run's temp file is its own business). */
-static void remove_stale_temps(const Args *a) {
-    char mine[4][300], path[4096];
+/* Where the PID starts in the file name f when f is FILE.tmp.PID for a file
+ * this program writes (samples-N.png for any epoch N); NULL otherwise. */
+static const char *our_temp_pid(const Args *a, const char *f) {
+    char mine[4][300];
     snprintf(mine[0], sizeof mine[0], "checkpoint.safetensors.tmp.");
     snprintf(mine[1], sizeof mine[1], "%s.safetensors.tmp.", a->name);
     snprintf(mine[2], sizeof mine[2], "reconstructions.png.tmp.");
     snprintf(mine[3], sizeof mine[3], "loss.png.tmp.");
+    for (int i = 0; i < 4; i++)
+        if (!strncmp(f, mine[i], strlen(mine[i]))) return f + strlen(mine[i]);
+    size_t n = strncmp(f, "samples-", 8) ? 0 : strspn(f + 8, "0123456789");
+    return n && !strncmp(f + 8 + n, ".png.tmp.", 9) ? f + 8 + n + 9 : NULL;
+}
+
+static void remove_stale_temps(const Args *a) {
+    char path[4096];
     DIR *dir = opendir(a->out);
-    for (struct dirent *e; dir && (e = readdir(dir));)
-        for (int i = 0; i < 4; i++) {
-            size_t k = strlen(mine[i]);
-            const char *pid = e->d_name + k;
-            if (strncmp(e->d_name, mine[i], k) || !*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
-            long p = strtol(pid, NULL, 10);
-            if (p <= 0 || p == (long)getpid() || kill((pid_t)p, 0) == 0 || errno != ESRCH) continue;
-            snprintf(path, sizeof path, "%s/%s", a->out, e->d_name);
-            remove(path);
-        }
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        const char *pid = our_temp_pid(a, e->d_name);
+        if (!pid || !*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
+        long p = strtol(pid, NULL, 10);
+        if (p <= 0 || p == (long)getpid() || kill((pid_t)p, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", a->out, e->d_name);
+        remove(path);
+    }
     if (dir) closedir(dir);
 }
 

@@ -13,19 +13,20 @@
 enum { CURVE_W = 480, CURVE_H = 320, CURVE_LEFT = 60, CURVE_RIGHT = 12, CURVE_TOP = 12, CURVE_BOTTOM = 24 };
 
 typedef struct Curve {
-    float *loss;        /* one per step of this run */
-    int64_t n, cap;
+    float *loss;        /* per step of this run, ETCH_TRAIN_N_STEPS losses (one per named train step) */
+    int64_t n, cap;     /* batches */
     long long first;    /* the optimizer step before this run's first */
 } Curve;
 
-static void curve_add(Curve *c, float loss) {
+/* One batch's losses, one per train step. */
+static void curve_add(Curve *c, const float *loss) {
     if (c->n == c->cap) {
         int64_t cap = c->cap ? 2 * c->cap : 1024;
-        float *grown = realloc(c->loss, sizeof(float) * (size_t)cap);
+        float *grown = realloc(c->loss, sizeof(float) * ETCH_TRAIN_N_STEPS * (size_t)cap);
         if (!grown) return; /* the plot misses the rest; training goes on */
         c->loss = grown, c->cap = cap;
     }
-    c->loss[c->n++] = loss;
+    memcpy(c->loss + c->n++ * ETCH_TRAIN_N_STEPS, loss, sizeof(float) * ETCH_TRAIN_N_STEPS);
 }
 
 /* The glyphs of "0123456789.-e+" in 3x5 pixels: 5 rows of 3 bits, top first. */
@@ -56,32 +57,38 @@ static void curve_line(unsigned char *img, int x0, int y0, int x1, int y1, unsig
     }
 }
 
-/* Draws the curve into path (nothing when no step was taken), signals held. */
+/* Draws the curve into path (nothing when no step was taken), signals held:
+ * one line per train step, the first black, the others lighter grays. */
 static int curve_write(const Curve *c, const char *path) {
     enum { PW = CURVE_W - CURVE_LEFT - CURVE_RIGHT, PH = CURVE_H - CURVE_TOP - CURVE_BOTTOM };
     if (c->n == 0) return 0;
     int64_t points = c->n < PW ? c->n : PW;
-    double mean[PW], lo = INFINITY, hi = -INFINITY;
-    for (int64_t p = 0; p < points; p++) {
-        int64_t from = p * c->n / points, to = (p + 1) * c->n / points;
-        double sum = 0;
-        for (int64_t s = from; s < to; s++) sum += c->loss[s];
-        mean[p] = sum / (double)(to - from);
-        lo = fmin(lo, mean[p]), hi = fmax(hi, mean[p]);
-    }
+    static double means[ETCH_TRAIN_N_STEPS][PW];
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++)
+        for (int64_t p = 0; p < points; p++) {
+            int64_t from = p * c->n / points, to = (p + 1) * c->n / points;
+            double sum = 0;
+            for (int64_t s = from; s < to; s++) sum += c->loss[s * ETCH_TRAIN_N_STEPS + k];
+            means[k][p] = sum / (double)(to - from);
+            lo = fmin(lo, means[k][p]), hi = fmax(hi, means[k][p]);
+        }
     if (hi - lo < 1e-9 * fmax(1, fabs(hi))) hi += 0.5, lo -= 0.5; /* a flat curve sits mid-height */
     unsigned char *img = malloc(CURVE_W * CURVE_H);
     if (!img) return fail("out of memory for the loss curve");
     memset(img, 255, CURVE_W * CURVE_H);
     curve_line(img, CURVE_LEFT - 1, CURVE_TOP, CURVE_LEFT - 1, CURVE_TOP + PH, 96);           /* y axis */
     curve_line(img, CURVE_LEFT - 1, CURVE_TOP + PH, CURVE_LEFT + PW, CURVE_TOP + PH, 96);     /* x axis */
-    int px = 0, py = 0;
-    for (int64_t p = 0; p < points; p++) {
-        int x = CURVE_LEFT + (points > 1 ? (int)(p * (PW - 1) / (points - 1)) : PW / 2);
-        int y = CURVE_TOP + (int)lround((hi - mean[p]) / (hi - lo) * (PH - 1));
-        if (p) curve_line(img, px, py, x, y, 0);
-        else curve_line(img, x, y, x, y, 0);
-        px = x, py = y;
+    for (int k = ETCH_TRAIN_N_STEPS - 1; k >= 0; k--) { /* the first step's line on top */
+        int px = 0, py = 0;
+        unsigned char gray = (unsigned char)(k * 160 / ETCH_TRAIN_N_STEPS);
+        for (int64_t p = 0; p < points; p++) {
+            int x = CURVE_LEFT + (points > 1 ? (int)(p * (PW - 1) / (points - 1)) : PW / 2);
+            int y = CURVE_TOP + (int)lround((hi - means[k][p]) / (hi - lo) * (PH - 1));
+            if (p) curve_line(img, px, py, x, y, gray);
+            else curve_line(img, x, y, x, y, gray);
+            px = x, py = y;
+        }
     }
     char label[32];
     snprintf(label, sizeof label, "%.4g", hi);
@@ -101,8 +108,9 @@ static int curve_write(const Curve *c, const char *path) {
     return rc ? fail(err) : 0;
 }
 
-/* After each epoch: the epoch line, the checkpoint, then the loss curve. */
-static int end_epoch(const Args *a, int tty, long long epoch, double mean, const Curve *c) {
+/* After each epoch: the epoch line (mean: each train step's mean loss), the
+ * checkpoint, then the loss curve. */
+static int end_epoch(const Args *a, int tty, long long epoch, const double *mean, const Curve *c) {
     char path[4096];
     epoch_line(a, tty, epoch, mean);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);

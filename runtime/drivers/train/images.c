@@ -212,21 +212,75 @@ static int report(const Split *test, int64_t per, const char *png, char *err, si
     return 0;
 }
 
+/* A generator (a GAN's G): a forward without inputs whose first f32 output
+ * has per values per example (an image each). -1 when the forward is not one. */
+static int generator_output(int64_t per) {
+    for (int i = 0; ETCH_FORWARD_N_INPUTS == 0 && i < ETCH_FORWARD_N_OUTPUTS; i++) {
+        const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[i];
+        int64_t out_per = 1;
+        for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
+        if (oi->dtype == ETCH_F32 && oi->rank >= 1 && out_per == per) return i;
+    }
+    return -1;
+}
+
+static int sample_rows; /* the images' rows (the IDX files'), for write_samples */
+
+/* A generator's outputs as a grid PNG at path: up to 64 images, 8 a row,
+ * values clamped to [0, 1] (torchvision's save_image of make_grid). */
+static int samples_png(const char *path, int64_t per, int rows) {
+    int gen = generator_output(per), pad = 2;
+    Outputs out;
+    outputs_alloc(&out);
+    run_forward(NULL, &out);
+    const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[gen];
+    int n = oi->dim[0] < 64 ? (int)oi->dim[0] : 64, cols = (int)(per / rows), across = n < 8 ? n : 8;
+    int down = (n + 7) / 8, gw = across * (cols + pad) + pad, gh = down * (rows + pad) + pad;
+    unsigned char *grid = calloc((size_t)gw * (size_t)gh, 1);
+    const float *v = out.a[gen].data;
+    for (int i = 0; grid && i < n; i++)
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                size_t gy = (size_t)(pad + i / 8 * (rows + pad) + r), gx = (size_t)(pad + i % 8 * (cols + pad) + c);
+                grid[gy * (size_t)gw + gx] = (unsigned char)(fminf(fmaxf(v[i * per + r * cols + c], 0), 1) * 255 + 0.5f);
+            }
+    char err[1024];
+    sigset_t old;
+    signals_hold(&old);
+    int rc = grid ? etch_png_write_gray(path, gw, gh, grid, err, sizeof err) : (snprintf(err, sizeof err, "out of memory"), 1);
+    signals_release(&old);
+    free(grid);
+    outputs_free(&out);
+    return rc ? fail(err) : 0;
+}
+
+/* After each epoch of a generator's training: OUTDIR/samples-N.png. */
+static int write_samples(const Args *a, long long epoch) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/samples-%lld.png", a->out, epoch);
+    const etch_tensor_info *xi = &etch_step_inputs[0][0];
+    int64_t per = 1;
+    for (int k = 1; k < xi->rank; k++) per *= xi->dim[k];
+    if (samples_png(path, per, sample_rows)) return 1;
+    printf("Samples written to %s\n", path);
+    return 0;
+}
+
 /* The image training step's interface: x: f32[B, ...], y: i64[B] or i32[B];
  * *per is the number of values in one example, *classes the logits' classes
  * (0 for a model without logits, a reconstruction model, whose labels are not
  * class ids). The forward must return logits or a reconstruction. */
 static int image_interface(int64_t *per, int64_t *classes) {
-    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     *per = 1;
     for (int k = 1; k < xi->rank; k++) *per *= xi->dim[k];
     if (xi->dtype != ETCH_F32 || yi->rank != 1 || yi->dim[0] != xi->dim[0] ||
         (yi->dtype != ETCH_I64 && yi->dtype != ETCH_I32))
         return fail("the train step must take x: f32[B, ...] and y: i64[B] (or i32[B])");
     Picked pick = pick_outputs(*per);
-    if (pick.logits < 0 && pick.recon < 0)
+    if (pick.logits < 0 && pick.recon < 0 && generator_output(*per) < 0)
         return fail("--data needs a forward returning logits f32[B, C] or a reconstruction (f32[B, ...] with one "
-                    "value per input value)");
+                    "value per input value), or a generator: a forward without inputs returning images");
     *classes = pick.logits >= 0 ? ETCH_MODEL(forward_outputs)[pick.logits].dim[1] : 0;
     return 0;
 }
@@ -238,6 +292,15 @@ static int eval_images(const Args *a) {
     if (image_interface(&per, &classes)) return 1;
     Split test;
     if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err)) return fail(err);
+    int gen = generator_output(per), rows = test.images.rank >= 3 ? (int)test.images.dim[1] : 1;
+    if (gen >= 0) { /* a generator: its samples (--png), no test metrics */
+        int rc = ETCH_MODEL(load)(a->weights, 0, err, sizeof err) ? fail(err) : a->png ? samples_png(a->png, per, rows) : 0;
+        if (!rc) printf(a->png ? "Samples written to %s\n" : "A generator: no test report (--png FILE writes its samples)%s\n",
+                        a->png ? a->png : "");
+        etch_array_free(&test.images);
+        etch_array_free(&test.labels);
+        return rc;
+    }
     int rc = ETCH_MODEL(load)(a->weights, 0, err, sizeof err) || report(&test, per, a->png, err, sizeof err);
     etch_array_free(&test.images);
     etch_array_free(&test.labels);
@@ -251,6 +314,7 @@ typedef struct Batches {
     int64_t n;
     void (*fill)(const void *set, const int64_t *order, int64_t start, int64_t batch, void *x, void *y);
     const void *set;
+    int (*after_epoch)(const Args *a, long long epoch); /* NULL, or what to write after each epoch (a generator's samples) */
 } Batches;
 
 /* The epochs of a training run from `weights` (already loaded) over d, as
@@ -259,7 +323,7 @@ typedef struct Batches {
  * dropped), then the checkpoint and final weights, whose path goes into
  * path. Returns the exit status. */
 static int train_epochs(const Args *a, const char *weights, const Batches *d, char *path, size_t path_len) {
-    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     char why[128];
     int64_t batch = xi->dim[0], n = a->limit >= 0 && a->limit < d->n ? a->limit : d->n, *order = NULL;
     int64_t steps_per_epoch = n / batch;
@@ -274,7 +338,7 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
     order = malloc(sizeof(int64_t) * (size_t)d->n);
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
-    float loss = 0;
+    float loss[ETCH_TRAIN_N_STEPS];
     long start_epoch = (long)(step / steps_per_epoch);
     int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
     curve.first = step;
@@ -282,25 +346,26 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
     for (long epoch = start_epoch; epoch < a->epochs && (a->steps < 0 || taken < a->steps); epoch++) {
         if (a->shuffle) shuffle(order, n, a->seed, epoch);
         else for (int64_t i = 0; i < n; i++) order[i] = i;
-        double sum = 0;
+        double sum[ETCH_TRAIN_N_STEPS] = {0}, mean[ETCH_TRAIN_N_STEPS] = {0};
         int64_t count = 0;
         for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++) {
             d->fill(d->set, order, s * batch, batch, x.data, y.data);
-            const void *in[] = {x.data, y.data};
-            void *out[] = {&loss};
-            ETCH_MODEL(train_step_v)(in, out);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "\nerror: the loss became %f at epoch %ld, step %lld\n", loss, epoch + 1, (long long)s);
+            int bad = run_batch(x.data, y.data, loss);
+            if (bad >= 0) {
+                fprintf(stderr, "\nerror: %s became %f at epoch %ld, step %lld\n", loss_of(bad), loss[bad], epoch + 1,
+                        (long long)s);
                 status = 1;
                 goto done;
             }
-            sum += loss;
+            for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) sum[k] += loss[k];
             count++;
             curve_add(&curve, loss);
-            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum / count);
+            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum[0] / count);
         }
         skip = 0;
-        if ((status = end_epoch(a, tty, epoch + 1, count ? sum / count : 0.0, &curve))) goto done;
+        for (int k = 0; count && k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / count;
+        if ((status = end_epoch(a, tty, epoch + 1, mean, &curve))) goto done;
+        if (d->after_epoch && (status = d->after_epoch(a, epoch + 1))) goto done;
         written = 1;
     }
     status = save_final(a, written, path, path_len);
@@ -313,7 +378,7 @@ done:
 }
 
 static void fill_image_batch(const void *set, const int64_t *order, int64_t start, int64_t batch, void *x, void *y) {
-    fill_batch(set, order, start, batch, batch, x, y, ETCH_MODEL(train_step_inputs)[1].dtype);
+    fill_batch(set, order, start, batch, batch, x, y, etch_step_inputs[0][1].dtype);
 }
 
 /* Training on images (see the section comment). */
@@ -331,10 +396,12 @@ static int train_images(const Args *a) {
         fail(err);
         goto done;
     }
-    Batches d = {train.n, fill_image_batch, &train};
+    int gen = generator_output(per);
+    sample_rows = train.images.rank >= 3 ? (int)train.images.dim[1] : 1;
+    Batches d = {.n = train.n, .fill = fill_image_batch, .set = &train, .after_epoch = gen < 0 ? NULL : write_samples};
     if ((status = train_epochs(a, weights, &d, path, sizeof path))) goto done;
     snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
-    if (report(&test, per, png, err, sizeof err)) {
+    if (gen < 0 && report(&test, per, png, err, sizeof err)) {
         status = fail(err);
         goto done;
     }

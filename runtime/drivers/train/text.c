@@ -87,7 +87,7 @@ static double text_eval(const unsigned char *text, int64_t lo, int64_t hi, int64
  * first 90% (training windows) and the last 10% (held out). */
 static int load_corpus(const Args *a, unsigned char **text, size_t *n, int64_t *ntrain) {
     char err[1024];
-    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     const etch_tensor_info *fi = &ETCH_MODEL(forward_inputs)[0];
     int int_x = xi->dtype == ETCH_I64 || xi->dtype == ETCH_I32, int_y = yi->dtype == ETCH_I64 || yi->dtype == ETCH_I32;
     if (xi->rank != 2 || yi->rank != 2 || !int_x || !int_y || yi->dim[0] != xi->dim[0] || yi->dim[1] != xi->dim[1])
@@ -129,7 +129,9 @@ static int eval_text(const Args *a) {
 /* Training a language model on a byte file (see the header comment). */
 static int train_text(const Args *a) {
     char err[1024], path[4096];
-    const etch_tensor_info *xi = &ETCH_MODEL(train_step_inputs)[0], *yi = &ETCH_MODEL(train_step_inputs)[1];
+    if (ETCH_TRAIN_N_STEPS != 1)
+        return fail("--text trains a train block with one step; named steps (step d { ... }) train on --data");
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     int64_t batch = xi->dim[0], T = xi->dim[1], ntrain = 0;
     unsigned char *text = NULL;
     size_t n = 0;
@@ -157,7 +159,7 @@ static int train_text(const Args *a) {
     int tty = isatty(2), status = 0, written = 0;
     double sum = 0;
     int64_t count = 0;
-    float loss = 0;
+    float loss[ETCH_TRAIN_N_STEPS];
     Curve curve = {.first = step};
     while ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps)) {
         for (int64_t b = 0; b < batch; b++) {
@@ -166,15 +168,12 @@ static int train_text(const Args *a) {
             starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
         }
         text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, yi->dtype);
-        const void *in[] = {x.data, y.data};
-        void *out[] = {&loss};
-        ETCH_MODEL(train_step_v)(in, out);
-        if (!isfinite(loss)) {
-            fprintf(stderr, "\nerror: the loss became %f at step %lld\n", loss, step + 1);
+        if (run_batch(x.data, y.data, loss) >= 0) {
+            fprintf(stderr, "\nerror: the loss became %f at step %lld\n", loss[0], step + 1);
             status = 1;
             goto done;
         }
-        sum += loss;
+        sum += loss[0];
         count++;
         curve_add(&curve, loss);
         step++;
@@ -183,7 +182,8 @@ static int train_text(const Args *a) {
         if (tty && step % 10 == 0) progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1,
                                             TEXT_EPOCH_STEPS, sum / (double)count);
         if (step % TEXT_EPOCH_STEPS == 0 || last) {
-            if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, sum / (double)count, &curve))) goto done;
+            double mean[ETCH_TRAIN_N_STEPS] = {sum / (double)count};
+            if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, mean, &curve))) goto done;
             sum = 0;
             count = 0;
         }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test_train_gan.sh: samples/gan.etch, a train block with two named steps (d
+# and g) alternating on every batch, trains through `etch train`: each epoch
+# prints "Epoch: N, Loss d: X.XXX, Loss g: X.XXX" and writes the generator's
+# samples as a 242x242 PNG grid (64 images of 28x28, 8 a row); a run resumed
+# from the first epoch's checkpoint ends with the same weights, optimizer
+# state and step counters as an uninterrupted one (each step keeps its own
+# counter: optimizer.d.step and optimizer.g.step); `etch eval --png` of the
+# trained weights draws the last epoch's grid again (the training program's
+# --eval, which etch eval runs). A few batches only; the
+# program is compiled once, at -O1 (the compiler's time dominates such a
+# short run), and run directly for the other runs.
+set -euo pipefail
+ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
+data=/usr/share/datasets/fashion-mnist
+[ -d "$data" ] || { echo "SKIP: $data missing"; exit 77; }
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+gan=$SRC/samples/gan.etch
+# etch train compiles the training program once (one epoch, into half/build/);
+# the other runs call that program directly, as etch train does
+"$ETCH" train "$gan" --data "$data" --limit 256 --cflags -O1 --seed 5 --epochs 1 -o "$t/half" >/dev/null
+prog=$t/half/build/GAN-train
+mkdir "$t/full" "$t/resumed"
+run=(--data "$data" --limit 256 --name GAN)   # 4 batches of 64 an epoch
+"$prog" "${run[@]}" --init "$t/half/build/init.safetensors" --seed 5 --epochs 2 -o "$t/full" >"$t/full.log"
+cat "$t/full.log"
+for n in 1 2; do
+  grep -Eq "^Epoch: $n, Loss d: [0-9]+\.[0-9]{3}, Loss g: [0-9]+\.[0-9]{3}\$" "$t/full.log" || fail "no epoch $n line"
+  png=$t/full/samples-$n.png
+  [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "samples-$n.png: not a PNG"
+  [ "$(head -c 24 "$png" | tail -c 8 | od -An -tx1 | tr -d ' \n')" = "000000f2000000f2" ] || fail "samples-$n.png: size"
+done
+cmp -s "$t/full/samples-1.png" "$t/full/samples-2.png" && fail "the generator did not change between epochs"
+grep -q "^Test" "$t/full.log" && fail "a generator has no test report"
+
+# resumed from the first epoch's checkpoint (its seed too): the same checkpoint bit for bit
+"$prog" "${run[@]}" --resume "$t/half/checkpoint.safetensors" --epochs 2 -o "$t/resumed" >"$t/resumed.log"
+grep -q "^Epoch: 2, Loss d" "$t/resumed.log" || fail "the resumed run printed no second epoch"
+cmp -s "$t/full/checkpoint.safetensors" "$t/resumed/checkpoint.safetensors" || fail "resumed checkpoint differs"
+for c in optimizer.d.step optimizer.g.step; do
+  grep -aq "\"$c\"" "$t/full/checkpoint.safetensors" || fail "no $c in the checkpoint"
+done
+
+"$prog" --eval --data "$data" --weights "$t/full/GAN.safetensors" --png "$t/grid.png" >"$t/eval.log"
+cmp -s "$t/grid.png" "$t/full/samples-2.png" || fail "eval's samples differ from the last epoch's"
+echo "gan: all checks passed"
