@@ -9,6 +9,7 @@
  *   ops.c     the op table (ONNX op name -> rule) and the elementwise/layout rules
  *   ops_nn.c  the layer rules: Gemm/MatMul -> Linear, Conv -> Conv2d, pooling,
  *             BatchNormalization, LayerNormalization, Gather -> Embedding
+ *   ops_rnn.c LSTM and GRU -> the stdlib's LSTM / GRU modules, or 'for' loops
  *   write.c   the DSL text: names, number literals, members, params, weights
  *   import.c  the driver: inputs and -D, the node walk, outputs, the result */
 #ifndef ETCH_FRONTEND_ONNX_INTERNAL_H
@@ -188,6 +189,8 @@ bool ox_rule_global_pool(OxImport *ox, OxNode *n, const char *arg);
 bool ox_rule_batchnorm(OxImport *ox, OxNode *n, const char *arg);
 bool ox_rule_layernorm(OxImport *ox, OxNode *n, const char *arg);
 bool ox_rule_gather(OxImport *ox, OxNode *n, const char *arg);
+/* ops_rnn.c: LSTM and GRU */
+bool ox_rule_rnn(OxImport *ox, OxNode *n, const char *arg);
 
 /* ---- write.c ------------------------------------------------------------ */
 /* A fresh DSL name made from an ONNX name (/fc1/Gemm_output_0 -> fc1_Gemm). */

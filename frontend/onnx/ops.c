@@ -150,6 +150,37 @@ static bool rule_where(OxImport *ox, OxNode *n, const char *arg) {
     return ox_define(ox, n, 0, a->elem, shape.rank, shape.dim, "where(%s, %s, %s)", sc, sa, sb);
 }
 
+/* Trilu (opset 14): where(mask, x, 0) with the constant [rows, cols] mask of
+ * the kept triangle (j - i >= k for upper, <= k for lower); folded for a
+ * constant x. */
+static bool rule_trilu(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    OxValue *x = n->in[0];
+    int64_t upper, k = 0, *ks;
+    int count;
+    if (!ox_attr_int(ox, n, "upper", 1, &upper)) return false;
+    if (n->n_in > 1 && n->in[1]) {
+        if (!ox_const_ints(ox, n->in[1], "k", &ks, &count)) return false;
+        if (count != 1) return ox_error(ox, "k must hold one number");
+        k = ks[0];
+    }
+    if (x->rank < 2) return ox_error(ox, "the input must have rank 2 or more");
+    int64_t rows = x->dim[x->rank - 2], cols = x->dim[x->rank - 1];
+    OxValue *in[3];
+    const char *base = n->proto->name && *n->proto->name ? n->proto->name : ox_out_name(n, 0);
+    in[0] = ox_new_const(ox, arena_printf(ox->a, "%s_mask", base), OX_BOOL, 2, x->dim + x->rank - 2);
+    if (!in[0]) return false;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) ox_set(in[0], i * cols + j, upper ? j - i >= k : j - i <= k);
+    in[1] = x;
+    in[2] = ox_new_const(ox, "zero", x->elem, 0, NULL);
+    if (!in[2]) return false;
+    if (x->data) return ox_define_const(ox, n, 0, ox_fold_map(ox, ox_out_name(n, 0), x->elem, in, 3, f_where, 0));
+    const char *sm = ox_operand(ox, in[0], -1), *sx = ox_operand(ox, x, -1), *sz = ox_operand(ox, in[2], x->rank);
+    if (!sm || !sx || !sz) return false;
+    return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "where(%s, %s, %s)", sm, sx, sz);
+}
+
 static bool rule_leaky_relu(OxImport *ox, OxNode *n, const char *arg) {
     (void)arg;
     OxValue *x = n->in[0];
@@ -601,6 +632,7 @@ static const OxOp OPS[] = {
     {"Expand", rule_expand, NULL, 2, 2},
     {"Flatten", rule_flatten, NULL, 1, 1},
     {"Floor", rule_unary, "floor", 1, 1},
+    {"GRU", ox_rule_rnn, "GRU", 3, 6},
     {"Gather", ox_rule_gather, NULL, 2, 2},
     {"Gemm", ox_rule_gemm, NULL, 2, 3},
     {"GlobalAveragePool", ox_rule_global_pool, "mean", 1, 1},
@@ -608,6 +640,7 @@ static const OxOp OPS[] = {
     {"Greater", rule_binary, ">", 2, 2},
     {"GreaterOrEqual", rule_binary, ">=", 2, 2},
     {"Identity", rule_identity, NULL, 1, 1},
+    {"LSTM", ox_rule_rnn, "LSTM", 3, 8},
     {"LayerNormalization", ox_rule_layernorm, NULL, 2, 3},
     {"LeakyRelu", rule_leaky_relu, NULL, 1, 1},
     {"Less", rule_binary, "<", 2, 2},
@@ -641,6 +674,7 @@ static const OxOp OPS[] = {
     {"Sub", rule_binary, "-", 2, 2},
     {"Tanh", rule_unary, "tanh", 1, 1},
     {"Transpose", rule_transpose, NULL, 1, 1},
+    {"Trilu", rule_trilu, NULL, 1, 2},
     {"Unsqueeze", rule_unsqueeze, NULL, 2, 2},
     {"Where", rule_where, NULL, 3, 3},
 };
@@ -676,7 +710,6 @@ static const struct {
     {"Tile", "Expand"},
     {"Einsum", "MatMul and Transpose"},
     {"Softplus", "Exp, Add and Log"},
-    {"Trilu", "Where with a constant mask"},
     {"ArgMax", "ReduceMax"},
 };
 

@@ -16,6 +16,7 @@ onnx.helper, byte-for-byte reproducible. Rerun after changing it:
   opset11.onnx          tiny.onnx at opset 11
   unnamed_dim.onnx      x: FLOAT[?, 4], a dim without size or name
   int8.onnx             fc.weight as INT8
+  gru_lbr0.onnx         a GRU over x [2, 1, 4] with linear_before_reset=0 (PyTorch writes 1)
 """
 import os
 
@@ -66,4 +67,11 @@ for name, location in (("external.onnx", "tiny_weights.bin"), ("external_escape.
 save("opset11.onnx", model(opset=11))
 save("unnamed_dim.onnx", model(x_shape=(None, 4)))
 save("int8.onnx", model(inits=[numpy_helper.from_array(W.astype(np.int8), "fc.weight"), numpy_helper.from_array(B, "fc.bias")]))
+gru = helper.make_node("GRU", ["x", "W", "R"], ["y"], name="/gru/GRU", hidden_size=2, linear_before_reset=0)
+gru_w = [numpy_helper.from_array(np.full((1, 6, n), 0.25, np.float32), name) for name, n in (("W", 4), ("R", 2))]
+g = helper.make_graph([gru], "gru", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, 4])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], gru_w)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_models.py")
+m.ir_version = 8
+save("gru_lbr0.onnx", m)
 print("wrote", sorted(os.listdir(OUT)))

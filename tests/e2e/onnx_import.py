@@ -174,6 +174,35 @@ class Misc(torch.nn.Module):  # BatchNorm1d, Split, Where, Clip, Expand, a -inf 
         return torch.cat([g, h.mean(dim=0, keepdim=True).expand(x.shape[0], -1)], 1).log_softmax(1)
 
 
+class Lstm(torch.nn.Module):  # 2 layers bidirectional batch_first (module), then given initial states (a loop)
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True)
+        self.lstm2 = torch.nn.LSTM(12, 3)
+        self.h0 = torch.nn.Parameter(torch.randn(1, 2, 3))
+        self.c0 = torch.nn.Parameter(torch.randn(1, 2, 3))
+
+    def forward(self, x):  # x [B, T, 5]
+        y, (h, c) = self.lstm(x)
+        y2, (h2, c2) = self.lstm2(y.transpose(0, 1), (self.h0, self.c0))
+        states = torch.cat([h, c, torch.cat([h2, c2], 2)], 0).transpose(0, 1)
+        return torch.cat([y.flatten(1), y2.transpose(0, 1).flatten(1), states.flatten(1)], 1)
+
+
+class Gru(torch.nn.Module):  # bidirectional (module), then initial states computed at run time (loops, one reversed); Trilu
+    def __init__(self):
+        super().__init__()
+        self.gru = torch.nn.GRU(5, 6, bidirectional=True)
+        self.proj = torch.nn.Linear(5, 4)
+        self.gru2 = torch.nn.GRU(12, 4, bidirectional=True)
+
+    def forward(self, x):  # x [T, B, 5]
+        y, h = self.gru(x)
+        y2, h2 = self.gru2(y, torch.tanh(self.proj(x[:2])))
+        return torch.cat([y.transpose(0, 1).flatten(1), torch.triu(y2.transpose(0, 1), 1).flatten(1),  # Trilu
+                          torch.tril(h.transpose(0, 1), -1).flatten(1), h2.transpose(0, 1).flatten(1)], 1)
+
+
 MODELS = [
     # name, constructor, input shape, dynamic batch, first group (both opsets, the .onnx run directly)
     ("mlp", MlpNet, (4, 1, 28, 28), True, True),
@@ -185,6 +214,8 @@ MODELS = [
     ("convs", Convs, (2, 4, 15, 13), False, False),
     ("attention", Attention, "ids", False, False),
     ("misc", Misc, (4, 6), False, False),
+    ("lstm", Lstm, (2, 4, 5), False, False),
+    ("gru", Gru, (4, 2, 5), False, False),
 ]
 
 
@@ -226,7 +257,9 @@ with tempfile.TemporaryDirectory() as t:
             weights = os.path.join(t, f"{name}{opset}.safetensors")
             etch("import", onnx_path, "-o", src, *defines)
             out = os.path.join(t, f"{name}{opset}_out.npy")
-            etch("run", src, "--weights", weights, "--input", xpath, "-o", out)
+            # the recurrent models' loops take the C compiler 15 s at etch's default flags; -O0: 2 s
+            quick = ["--cflags", "-O0"] if name in ("lstm", "gru") else []
+            etch("run", src, "--weights", weights, "--input", xpath, "-o", out, *quick)
             checks.check(f"{name} opset {opset}: import + run", np.load(out), want, 1e-5)
             if direct:
                 etch("run", onnx_path, *defines, "--input", xpath, "-o", out, "--eager")
@@ -238,6 +271,12 @@ with tempfile.TemporaryDirectory() as t:
                 print(f"{'ok' if ok else 'FAIL':4} {name} opset {opset}: weights keep the state_dict names")
                 if not ok:
                     checks.failures.append(f"{name} names")
+            modules = {"lstm": "lstm = LSTM(5, 6, bidirectional=true)", "gru": "gru = GRU(5, 6, bidirectional=true)"}
+            loops = {"lstm": "for lstm2_xt in lstm2_xw", "gru": "for gru2_reverse_xt in reversed(gru2_reverse_xw)"}
+            if name in modules and (modules[name] not in text or loops[name] not in text or
+                                    (name == "gru" and "where(Trilu" not in text)):
+                print(text)
+                checks.failures.append(f"{name}: module and loop")
             if name == "normmlp" and opset == 17 and "LayerNorm(32, eps=1e-06)" not in text:
                 print(text)
                 checks.failures.append("normmlp: LayerNorm module")
