@@ -474,7 +474,7 @@ TrainSpec *elab_train(Elab *e, const TrainDecl *td, Instance *model, const FnDec
                                       td->steps[j].name_loc.line, td->steps[j].name_loc.col), NULL;
             if (!train_entries(e, sd, true, sen)) return NULL;
         }
-        Scope *step_scope;
+        Scope *step_scope = NULL;
         e->random_sites_before = 0;
         for (int j = 0; j < i; j++) e->random_sites_before += count_random_ops(ts->steps[j].loss);
         bool ok = trace_step(e, sd, has_steps ? sen : en, model, &in, &ts->steps[i], &step_scope);
