@@ -16,7 +16,8 @@ enum {
     MAX_DEFINES = 64,  /* -D NAME=VALUE definitions on one command line */
     MAX_FILES = 16,    /* --input and -o files of `etch run` */
     MAX_PASS_ARGS = 16, /* --print-after=P and --disable-pass=P each */
-    MAX_PREFIX = 48     /* --prefix NAME: bytes with the NUL (symbol names add to it) */
+    MAX_PREFIX = 48,    /* --prefix NAME: bytes with the NUL (symbol names add to it) */
+    MAX_GRIDS = 7       /* sweep --grid NAME=V,...: one per optimizer hyperparameter */
 };
 
 /* One bit per command: the option table's column saying who accepts what. */
@@ -36,6 +37,7 @@ typedef enum CmdBit {
     CMD_COMPARE = 1u << 12,
     CMD_SHOW = 1u << 13,
     CMD_IMPORT = 1u << 14,
+    CMD_SWEEP = 1u << 15,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -79,6 +81,10 @@ typedef struct Options {
     bool argmax;               /* show --argmax */
     const char *prefix;        /* build --prefix NAME (NULL: from the model's name) */
     bool c_only;               /* build --c-only: emit, do not compile */
+    const char *grids[MAX_GRIDS]; /* sweep --grid NAME=V1,V2,... (repeatable) */
+    int n_grids;
+    long random;               /* sweep --random N: N combinations drawn from the grid (-1: all of them) */
+    int jobs;                  /* sweep --jobs J: trainings at a time (0: one per core) */
 } Options;
 
 /* The defaults every command starts from. */

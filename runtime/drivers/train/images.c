@@ -326,7 +326,7 @@ static int train_images(const Args *a) {
     if (image_interface(&per, &classes)) return 1;
     remove_stale_temps(a);
     if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
-        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
+        load_training(a, weights, err, sizeof err) ||
         load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
         fail(err);
         goto done;
