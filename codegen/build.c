@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,18 @@ bool build_spawn(const char *const *argv, Diag *d) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
     if (WIFSIGNALED(status)) return diag_error_plain(d, "'%s' was killed by signal %d", argv[0], WTERMSIG(status));
     return diag_error_plain(d, "'%s' failed with exit status %d", argv[0], WEXITSTATUS(status));
+}
+
+pid_t build_start_logged(const char *const *argv, const char *log, Diag *d) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return diag_error_plain(d, "cannot run '%s': %s", argv[0], strerror(rc)), -1;
+    return pid;
 }
 
 bool build_compile(const char *dir, const char *const *sources, int n_sources, const char *out, bool shared,

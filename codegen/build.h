@@ -3,12 +3,17 @@
 #ifndef ETCH_CODEGEN_BUILD_H
 #define ETCH_CODEGEN_BUILD_H
 
+#include <sys/types.h>
+
 #include "ir/diag.h"
 
 /* Runs argv (NULL-terminated) and waits; true when it exits 0. Failures to
  * start, signals and non-zero exits are reported through d (quiet: only
  * report, the child's own stderr is passed through). */
 bool build_spawn(const char *const *argv, Diag *d);
+/* Starts argv with its stdout and stderr written to the file log (created
+ * or truncated) and returns at once: the child's pid, or -1 after reporting. */
+pid_t build_start_logged(const char *const *argv, const char *log, Diag *d);
 /* Compiles sources (in dir) into dir/out with $CC (default cc): a shared
  * library when shared, else a program. Links only libm. Writes out.tmp and
  * renames it, so a failed build leaves nothing behind. */

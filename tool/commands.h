@@ -3,7 +3,7 @@
  * an error). One file per command or small family of commands: cmd_ir.c
  * (check, ir, ir-roundtrip, opt), cmd_build.c, cmd_run.c, cmd_train.c,
  * cmd_eval.c, cmd_gradcheck.c, cmd_bench.c, cmd_graph.c, cmd_tools.c
- * (make-input, compare, show), cmd_import.c, cmd_export.c; cmd_docs.c writes the man page and bash
+ * (make-input, compare, show), cmd_import.c, cmd_export.c, cmd_sweep.c; cmd_docs.c writes the man page and bash
  * completion from the command table (main.c) and the option table. */
 #ifndef ETCH_TOOL_COMMANDS_H
 #define ETCH_TOOL_COMMANDS_H
@@ -45,6 +45,7 @@ int cmd_show(const Options *o);
 int cmd_import(const Options *o);
 int cmd_export(const Options *o);
 int cmd_calibrate(const Options *o); /* tool/calibrate.c */
+int cmd_sweep(const Options *o);
 
 /* train and eval: --data DIR must be a folder holding the IDX files read
  * (the training split too when training), --text CORPUS, --init W and

@@ -59,6 +59,14 @@ static const Command COMMANDS[] = {
      "                                  OUTDIR/<model>.safetensors, OUTDIR/checkpoint.safetensors\n"
      "                                  (with the seed, which --resume reuses) and OUTDIR/loss.png\n",
      cmd_train},
+    {"sweep", CMD_SWEEP, 1, NULL,
+     "  sweep FILE --data DIR --grid NAME=V,V,... [--grid ...] [--random N] [--jobs J] [--epochs N]\n"
+     "        [--steps N] [--seed S] [-o R.csv]\n"
+     "                                  train every combination of the optimizer hyperparameters\n"
+     "                                  (lr, momentum, ...) with one compiled program, J runs at a\n"
+     "                                  time (each in R/NNN/ with its log); print the results sorted\n"
+     "                                  by validation accuracy (or MSE) and write them to R.csv\n",
+     cmd_sweep},
     {"eval", CMD_EVAL, 1, NULL,
      "  eval FILE --weights W (--data DIR [--png GRID.png] | --text CORPUS)\n"
 

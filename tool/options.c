@@ -23,7 +23,7 @@ typedef enum OptId {
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
     OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
-    OPT_QUANTIZE, OPT_CALIB, OPT_METHOD, OPT_BATCHES, OPT_COUNT
+    OPT_QUANTIZE, OPT_CALIB, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -47,18 +47,22 @@ typedef struct OptSpec {
 
 /* Commands that run the pass pipeline take -O and the pass flags together;
  * commands that compile C take --blas. */
-#define CMD_OPTIMIZING (CMD_IR | CMD_OPT | CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_GRAPH | CMD_BENCH)
+#define CMD_OPTIMIZING (CMD_IR | CMD_OPT | CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_GRAPH | CMD_BENCH | CMD_SWEEP)
 #define CMD_MODEL (CMD_CHECK | CMD_IR | CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_EVAL | CMD_GRAPH | \
-                   CMD_GRADCHECK | CMD_BENCH | CMD_CALIBRATE)
+                   CMD_GRADCHECK | CMD_BENCH | CMD_CALIBRATE | CMD_SWEEP)
+/* What a training run takes, `etch train` and each run of `etch sweep` alike. */
+#define CMD_TRAINING (CMD_TRAIN | CMD_SWEEP)
 #define MAX_COUNT 0x7fffffffffffffffLL
 #define C_IDENT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_OUT] = {"-o", ARG_NAME, "PATH",
-                 CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRAPH | CMD_IMPORT | CMD_EXPORT | CMD_CALIBRATE,
+                 CMD_BUILD | CMD_RUN | CMD_MAKE_INPUT | CMD_TRAINING | CMD_GRAPH | CMD_IMPORT | CMD_EXPORT |
+                     CMD_CALIBRATE,
                  "where to write: build's folder, run's .npy (one -o per output),\n"
                  "make-input's .npy, train's folder (default out), graph's .svg/.dot,\n"
-                 "import's .etch, export's .onnx, calibrate's stats .json"},
+                 "import's .etch, export's .onnx, calibrate's stats .json, sweep's\n"
+                 "table R.csv (default sweep.csv; runs in R/)"},
     [OPT_DEFINE] = {"-D", ARG_STR, "NAME=VALUE", CMD_MODEL | CMD_IMPORT | CMD_EXPORT,
                     "set the model's const NAME (a number or true/false; at most 64 -D);\n"
                     "for an .onnx model, the size of its symbolic dim NAME"},
@@ -79,7 +83,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_TRAIN] = {"--train", ARG_NONE, NULL, CMD_BUILD, "also emit <model>_grad and <model>_train_step"},
     [OPT_GRAD] = {"--grad", ARG_NONE, NULL, CMD_IR | CMD_GRAPH, "the training step instead of the forward"},
     [OPT_AFTER] = {"--after", ARG_NAME, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},
-    [OPT_SEED] = {"--seed", ARG_INT, "S", CMD_RUN | CMD_MAKE_INPUT | CMD_TRAIN | CMD_GRADCHECK | CMD_BENCH,
+    [OPT_SEED] = {"--seed", ARG_INT, "S", CMD_RUN | CMD_MAKE_INPUT | CMD_TRAINING | CMD_GRADCHECK | CMD_BENCH,
                   "seed of the random numbers (default 0; train --resume: the checkpoint's)", 0, MAX_COUNT, NULL},
     [OPT_SAMPLE] = {"--sample", ARG_INT, "N", CMD_RUN, "print N bytes sampled from a byte-level language model", 0,
                     1000000, "each byte is one forward pass of the eager executor"},
@@ -87,29 +91,29 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_IDX] = {"--idx", ARG_NAME, "IMAGES", CMD_MAKE_INPUT, "take the input from an IDX image file"},
     [OPT_INDEX] = {"--index", ARG_INT, "N", CMD_MAKE_INPUT, "the first image --idx takes (default 0)", 0, MAX_COUNT,
                    NULL},
-    [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAIN | CMD_EVAL | CMD_CALIBRATE,
-                  "folder of IDX image data (train and test split)"},
+    [OPT_DATA] = {"--data", ARG_NAME, "DIR", CMD_TRAINING | CMD_EVAL | CMD_CALIBRATE,
+                  "folder of IDX image data (train and test split) or of .npy arrays"},
     [OPT_TEXT] = {"--text", ARG_NAME, "CORPUS", CMD_TRAIN | CMD_EVAL, "a text file for byte-level language models"},
     [OPT_INIT] = {"--init", ARG_NAME, "W", CMD_TRAIN, "start from these weights"},
     [OPT_PARTIAL] = {"--partial", ARG_NONE, NULL, CMD_TRAIN | CMD_RUN | CMD_BUILD,
                       "with --init/--weights W: load the tensors W has, the rest from their initializers"},
     [OPT_RESUME] = {"--resume", ARG_NAME, "CKPT", CMD_TRAIN, "continue from a checkpoint"},
-    [OPT_EPOCHS] = {"--epochs", ARG_INT, "N", CMD_TRAIN, "passes over the data (default: the train block's)", 0,
+    [OPT_EPOCHS] = {"--epochs", ARG_INT, "N", CMD_TRAINING, "passes over the data (default: the train block's)", 0,
                     MAX_COUNT, NULL},
-    [OPT_STEPS] = {"--steps", ARG_INT, "N", CMD_TRAIN, "stop after N optimizer steps", 0, MAX_COUNT, NULL},
-    [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAIN | CMD_EVAL,
+    [OPT_STEPS] = {"--steps", ARG_INT, "N", CMD_TRAINING, "stop after N optimizer steps", 0, MAX_COUNT, NULL},
+    [OPT_LIMIT] = {"--limit", ARG_INT, "N", CMD_TRAINING | CMD_EVAL,
                    "use only the first N images (train: of the training split, eval: of the test split)", 0, MAX_COUNT,
                    NULL},
     [OPT_DIGITS] = {"--digits", ARG_INT, "N", CMD_TRAIN, "decimals of the printed epoch loss (default 3)", 0, 17,
                     "a double has at most 17 significant digits"},
-    [OPT_NO_SHUFFLE] = {"--no-shuffle", ARG_NONE, NULL, CMD_TRAIN, "batches in file order"},
+    [OPT_NO_SHUFFLE] = {"--no-shuffle", ARG_NONE, NULL, CMD_TRAINING, "batches in file order"},
     [OPT_PNG] = {"--png", ARG_NAME, "GRID.png", CMD_EVAL, "autoencoders: a grid of inputs and reconstructions"},
     [OPT_THREADS] = {"--threads", ARG_INT, "N", CMD_BUILD | CMD_BENCH,
                      "kernels may split work over N threads; bit-identical for any N", 1, 1024,
                      "more threads than cores only adds start-up cost, and no machine etch targets has more"},
-    [OPT_BLAS] = {"--blas", ARG_STR, "=openblas|none", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_BENCH,
+    [OPT_BLAS] = {"--blas", ARG_STR, "=openblas|none", CMD_BUILD | CMD_RUN | CMD_TRAINING | CMD_BENCH,
                   "openblas: matmuls call OpenBLAS (the program links it)"},
-    [OPT_CFLAGS] = {"--cflags", ARG_STR, "FLAGS", CMD_BUILD | CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH,
+    [OPT_CFLAGS] = {"--cflags", ARG_STR, "FLAGS", CMD_BUILD | CMD_RUN | CMD_TRAINING | CMD_EVAL | CMD_BENCH,
                     "flags for the C compiler instead of etch's defaults (or of $ETCH_CFLAGS\n"
                     "when that is set)"},
     [OPT_RTOL] = {"--rtol", ARG_NUM, "R", CMD_COMPARE, "relative tolerance (default 1e-5)"},
@@ -135,6 +139,14 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_BATCHES] = {"--batches", ARG_INT, "N", CMD_CALIBRATE,
                      "batches of the training split calibrate runs (default 16)", 1, 1000000,
                      "the training split holds fewer"},
+    [OPT_GRID] = {"--grid", ARG_NAME, "NAME=V,V,...", CMD_SWEEP,
+                  "values of the optimizer's hyperparameter NAME to train with (repeatable:\n"
+                  "every combination); NAME: lr, momentum, dampening, weight_decay (sgd),\n"
+                  "lr, beta1, beta2, eps, weight_decay (adam, adamw)"},
+    [OPT_RANDOM] = {"--random", ARG_INT, "N", CMD_SWEEP, "train N combinations drawn at random (--seed) from the grid", 1,
+                    MAX_COUNT, NULL},
+    [OPT_JOBS] = {"--jobs", ARG_INT, "J", CMD_SWEEP, "trainings run at a time (default: one per core)", 1, 1024,
+                  "one process each; more than the cores only share them"},
 };
 
 static const char *g_cmd = "etch";
@@ -153,7 +165,7 @@ int usage_error(const char *fmt, ...) {
 
 Options options_default(void) {
     return (Options){.epochs = -1, .steps = -1, .limit = -1, .sample = -1, .opt_level = 2, .rtol = 1e-5, .digits = -1,
-                     .batches = -1};
+                     .batches = -1, .random = -1};
 }
 
 void options_free(Options *o) {
@@ -273,6 +285,9 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         o->method = val;
         return 0;
     case OPT_BATCHES: o->batches = (long)n; return 0;
+    case OPT_GRID: return push(o->grids, &o->n_grids, MAX_GRIDS, val, typed);
+    case OPT_RANDOM: o->random = (long)n; return 0;
+    case OPT_JOBS: o->jobs = (int)n; return 0;
     case OPT_COUNT: break;
     }
     abort();

@@ -16,7 +16,8 @@ enum {
     MAX_DEFINES = 64,  /* -D NAME=VALUE definitions on one command line */
     MAX_FILES = 16,    /* --input and -o files of `etch run` */
     MAX_PASS_ARGS = 16, /* --print-after=P and --disable-pass=P each */
-    MAX_PREFIX = 48     /* --prefix NAME: bytes with the NUL (symbol names add to it) */
+    MAX_PREFIX = 48,    /* --prefix NAME: bytes with the NUL (symbol names add to it) */
+    MAX_GRIDS = 7       /* sweep --grid NAME=V,...: one per optimizer hyperparameter */
 };
 
 /* One bit per command: the option table's column saying who accepts what. */
@@ -38,6 +39,7 @@ typedef enum CmdBit {
     CMD_IMPORT = 1u << 14,
     CMD_EXPORT = 1u << 15,
     CMD_CALIBRATE = 1u << 16,
+    CMD_SWEEP = 1u << 17,
 } CmdBit;
 
 /* Everything any command accepts, filled by options_parse. */
@@ -86,6 +88,10 @@ typedef struct Options {
     const char *calib;         /* --calib STATS.json: calibrate's ranges for --quantize */
     const char *method;        /* calibrate --method minmax|percentile (NULL: minmax) */
     long batches;              /* calibrate --batches N (-1: the default) */
+    const char *grids[MAX_GRIDS]; /* sweep --grid NAME=V1,V2,... (repeatable) */
+    int n_grids;
+    long random;               /* sweep --random N: N combinations drawn from the grid (-1: all of them) */
+    int jobs;                  /* sweep --jobs J: trainings at a time (0: one per core) */
 } Options;
 
 /* The defaults every command starts from. */

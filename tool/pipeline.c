@@ -131,9 +131,11 @@ Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d) {
     return passes_run(graph_clone(a, g, NULL), &po, d);
 }
 
-/* Emits the entries into dir and compiles them: always lib<prefix>.so, plus
- * the program dir/<program> when driver is set; with --c-only nothing is
- * compiled. The prefix is --prefix or the model's name. */
+/* Emits the entries into dir and compiles them: lib<prefix>.so and the
+ * program dir/<program> when driver is set; a training program alone (it is
+ * standalone and nothing loads a training build's library, so compiling
+ * model.c a second time would only double the wait); with --c-only nothing
+ * is compiled. The prefix is --prefix or the model's name. */
 bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
                       const char *dir, CGenDriver driver, const char *program, Diag *d) {
     char prefix[64];
@@ -171,7 +173,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     const char *lib_src[] = {"model.c", "etch_rt.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
-    if (!build_compile_libs(dir, lib_src, 2, lib, true, flags, libs, d)) return false;
+    if (driver != CGEN_DRIVER_TRAIN && !build_compile_libs(dir, lib_src, 2, lib, true, flags, libs, d)) return false;
     if (driver != CGEN_DRIVER_NONE) {
         const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
         if (!build_compile_libs(dir, exe_src, 3, program, false, flags, libs, d)) return false;

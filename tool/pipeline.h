@@ -40,8 +40,8 @@ const char *train_step_entry(const Program *p, int i, const char *what, Arena *a
 /* A clone of g run through the pass pipeline the options ask for (verified
  * after every pass in debug builds). */
 Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d);
-/* Optimizes the entries, emits them into dir and compiles lib<prefix>.so,
- * plus dir/<program> with a driver. */
+/* Optimizes the entries, emits them into dir and compiles lib<prefix>.so
+ * and, with a driver, dir/<program> (the training driver: the program alone). */
 bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
                       const char *dir, CGenDriver driver, const char *program, Diag *d);
 /* `etch build`'s output in dir: the forward entry (with o->train also grad

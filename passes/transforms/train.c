@@ -51,10 +51,78 @@ static int b_cast(Builder *b, int x, DType t) {
     if (b->failed || b->g->nodes[x].dtype == t) return x;
     return b_op(b, OP_CAST, (int[]){x}, 1, &(NodeAttrs){.dtype = t});
 }
-/* a*x + c*y with scalar constants */
-static int b_axpby(Builder *b, double a, int x, double c, int y) {
+static const char *const HPARAM_NAMES[HP_COUNT] = {"lr", "momentum", "dampening", "weight_decay", "beta1", "beta2",
+                                                    "eps"};
+/* The hyperparameters each optimizer takes, as bits 1 << Hparam. */
+#define HP_BIT(h) (1u << (h))
+static const unsigned HPARAMS_SGD = HP_BIT(HP_LR) | HP_BIT(HP_MOMENTUM) | HP_BIT(HP_DAMPENING) | HP_BIT(HP_WEIGHT_DECAY);
+static const unsigned HPARAMS_ADAM = HP_BIT(HP_LR) | HP_BIT(HP_BETA1) | HP_BIT(HP_BETA2) | HP_BIT(HP_EPS) |
+                                     HP_BIT(HP_WEIGHT_DECAY);
+
+const char *hparam_name(Hparam h) { return HPARAM_NAMES[h]; }
+
+static unsigned hparams_of(const OptimSpec *spec) { return spec->kind == OPTIM_SGD ? HPARAMS_SGD : HPARAMS_ADAM; }
+
+Hparam hparam_lookup(const OptimSpec *spec, const char *name) {
+    for (int h = 0; h < HP_COUNT; h++)
+        if ((hparams_of(spec) & HP_BIT(h)) && !strcmp(name, HPARAM_NAMES[h])) return (Hparam)h;
+    return HP_COUNT;
+}
+
+void hparam_list(const OptimSpec *spec, char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int h = 0; h < HP_COUNT && used < n; h++)
+        if (hparams_of(spec) & HP_BIT(h))
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", HPARAM_NAMES[h]);
+}
+
+double *hparam_field(OptimSpec *spec, Hparam h) {
+    double *fields[HP_COUNT] = {&spec->lr, &spec->momentum, &spec->dampening, &spec->weight_decay,
+                                &spec->beta1, &spec->beta2, &spec->eps};
+    return fields[h];
+}
+
+/* Whether h is read at run time. */
+static bool hp_runtime(const OptimSpec *spec, Hparam h) { return (spec->runtime & HP_BIT(h)) != 0; }
+
+/* A scalar coefficient of the update: a literal, or hyperparameter hp (or
+ * 1 minus it, one_minus), constant or read at run time. */
+typedef struct Coef {
+    int hp; /* an Hparam, or -1: the literal v */
+    bool one_minus;
+    double v;
+} Coef;
+
+static Coef lit(double v) { return (Coef){-1, false, v}; }
+static Coef hpc(Hparam h, bool one_minus) { return (Coef){(int)h, one_minus, 0}; }
+
+/* The param "optimizer.hparam.<name>" holding h at run time (f64 scalar). */
+static int hp_param(Builder *b, const OptimSpec *spec, Hparam h) {
+    char name[64];
+    snprintf(name, sizeof name, "optimizer.hparam.%s", HPARAM_NAMES[h]);
+    int found = graph_find_param(b->g, name);
+    if (found >= 0) return found;
+    double v = *hparam_field((OptimSpec *)spec, h);
+    return b_op(b, OP_PARAM, NULL, 0,
+                &(NodeAttrs){.name = name, .dtype = DT_F64, .init = {INIT_CONST, v, 0}, .frozen = true});
+}
+
+/* Coefficient c as a scalar of dtype t: a constant (computed in double, then
+ * rounded to t, as before), or the runtime param's expression in f64 cast to t. */
+static int b_coef(Builder *b, const OptimSpec *spec, Coef c, DType t) {
+    if (c.hp < 0) return b_const(b, c.v, t);
+    double v = *hparam_field((OptimSpec *)spec, (Hparam)c.hp);
+    if (!hp_runtime(spec, (Hparam)c.hp)) return b_const(b, c.one_minus ? 1 - v : v, t);
+    int n = hp_param(b, spec, (Hparam)c.hp);
+    if (c.one_minus) n = b_bin(b, OP_SUB, b_const(b, 1, DT_F64), n);
+    return b_cast(b, n, t);
+}
+
+/* a*x + c*y with scalar coefficients */
+static int b_axpby(Builder *b, const OptimSpec *spec, Coef a, int x, Coef c, int y) {
     DType t = b->g->nodes[x].dtype;
-    return b_bin(b, OP_ADD, b_bin(b, OP_MUL, b_const(b, a, t), x), b_bin(b, OP_MUL, b_const(b, c, t), y));
+    return b_bin(b, OP_ADD, b_bin(b, OP_MUL, b_coef(b, spec, a, t), x), b_bin(b, OP_MUL, b_coef(b, spec, c, t), y));
 }
 
 /* cos(pi * p) for a float64 p in [0, 1], from ops the IR has: with
@@ -74,8 +142,9 @@ static int b_cos_pi(Builder *b, int p) {
  * train.h), or -1 for a constant lr (the update then uses a constant). */
 static int lr_at(Builder *b, const OptimSpec *spec, int s) {
     const LrSchedule *r = &spec->schedule;
-    if (r->kind == LR_CONSTANT) return -1; /* no node: the constant-lr step is unchanged */
-    int lr = b_const(b, spec->lr, DT_F64);
+    bool lr_runtime = hp_runtime(spec, HP_LR);
+    if (r->kind == LR_CONSTANT) return lr_runtime ? hp_param(b, spec, HP_LR) : -1; /* -1: the constant-lr step */
+    int lr = b_coef(b, spec, hpc(HP_LR, false), DT_F64);
     if (r->kind == LR_STEP) { /* lr * gamma ^ floor(s / step_size); s >= 0, so a cast to i64 floors */
         int k = b_cast(b, b_cast(b, b_bin(b, OP_DIV, s, b_const(b, (double)r->step_size, DT_F64)), DT_I64), DT_F64);
         return b_bin(b, OP_MUL, lr, b_bin(b, OP_POW, b_const(b, r->gamma, DT_F64), k));
@@ -84,7 +153,9 @@ static int lr_at(Builder *b, const OptimSpec *spec, int s) {
     int p = b_bin(b, OP_DIV, b_bin(b, OP_SUB, s, b_const(b, (double)r->warmup, DT_F64)), b_const(b, span, DT_F64));
     p = b_bin(b, OP_MIN, p, b_const(b, 1, DT_F64));
     int half = b_bin(b, OP_MUL, b_const(b, 0.5, DT_F64), b_bin(b, OP_ADD, b_const(b, 1, DT_F64), b_cos_pi(b, p)));
-    int decay = b_bin(b, OP_ADD, b_const(b, m, DT_F64), b_bin(b, OP_MUL, b_const(b, 1 - m, DT_F64), half));
+    int m_node = lr_runtime ? b_bin(b, OP_DIV, b_const(b, r->min_lr, DT_F64), lr) : b_const(b, m, DT_F64);
+    int one_minus_m = lr_runtime ? b_bin(b, OP_SUB, b_const(b, 1, DT_F64), m_node) : b_const(b, 1 - m, DT_F64);
+    int decay = b_bin(b, OP_ADD, m_node, b_bin(b, OP_MUL, one_minus_m, half));
     if (r->warmup > 0) {
         int ramp = b_bin(b, OP_DIV, s, b_const(b, (double)r->warmup, DT_F64));
         int warming = b_bin(b, OP_LT, s, b_const(b, (double)r->warmup, DT_F64));
@@ -147,12 +218,18 @@ static bool check_schedule(const OptimSpec *s, Diag *d) {
     return true;
 }
 
-static bool check_spec(const OptimSpec *s, Diag *d) {
+bool optim_check(const OptimSpec *s, Diag *d) {
     if (!check_schedule(s, d)) return false;
     if (!(s->lr > 0)) return diag_error(d, s->loc, "%s: lr must be positive, got %g", optim_name(s->kind), s->lr);
     if (s->weight_decay < 0)
         return diag_error(d, s->loc, "%s: weight_decay must be >= 0, got %g", optim_name(s->kind), s->weight_decay);
     for (int k = 0; k < s->n_groups; k++) {
+        /* a group's own lr and weight decay are constants of the step: a run-time value would be silently ignored */
+        for (Hparam h = HP_LR; h <= HP_WEIGHT_DECAY; h += HP_WEIGHT_DECAY - HP_LR)
+            if (hp_runtime(s, h))
+                return diag_error(d, s->loc, "%s: %s cannot be read at run time (etch sweep) when the "
+                                                       "optimizer has parameter groups; each group sets its own %s",
+                                  optim_name(s->kind), hparam_name(h), hparam_name(h));
         if (!(s->groups[k].lr > 0))
             return diag_error(d, s->groups[k].loc, "%s: a parameter group's lr must be positive, got %g",
                               optim_name(s->kind), s->groups[k].lr);
@@ -162,6 +239,9 @@ static bool check_spec(const OptimSpec *s, Diag *d) {
     }
     if (s->kind == OPTIM_SGD) {
         if (s->momentum < 0) return diag_error(d, s->loc, "sgd: momentum must be >= 0, got %g", s->momentum);
+        if (hp_runtime(s, HP_MOMENTUM) && s->momentum == 0 && s->dampening != 0)
+            return diag_error(d, s->loc, "sgd: momentum 0 read at run time needs dampening 0 (the momentum buffer "
+                                         "would be damped, where PyTorch uses none), got dampening %g", s->dampening);
         if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
             return diag_error(d, s->loc, "sgd: nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
                               s->momentum, s->dampening);
@@ -185,7 +265,7 @@ static int param_group(const OptimSpec *spec, const char *name) {
 bool optim_trains(const OptimSpec *spec, const char *name) { return !spec->n_groups || param_group(spec, name) >= 0; }
 
 bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
-    if (!check_spec(spec, d)) return false;
+    if (!optim_check(spec, d)) return false;
     if (g->n_outputs < 1) return diag_error(d, spec->loc, "training needs a loss");
     int loss = g->outputs[0];
     /* trainable: non-frozen floating-point params (snapshot: we add state params below) */
@@ -225,11 +305,13 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
     int lr_base = lr_at(&b, spec, step);
     if (spec->clip_grad_norm > 0) clip_grads(&b, grads, n_train, spec->clip_grad_norm);
     int bc1 = -1, bc2_sqrt = -1, first = -1;
+    /* a hyperparameter read at run time may take any value: its terms stay */
+    bool momentum = spec->momentum != 0 || hp_runtime(spec, HP_MOMENTUM);
     if (spec->kind != OPTIM_SGD) {
-        bc1 = b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64), b_bin(&b, OP_POW, b_const(&b, spec->beta1, DT_F64), t));
-        bc2_sqrt = b_un(&b, OP_SQRT,
-                        b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64), b_bin(&b, OP_POW, b_const(&b, spec->beta2, DT_F64), t)));
-    } else if (spec->momentum != 0 && spec->dampening != 0) {
+        bc1 = b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64), b_bin(&b, OP_POW, b_coef(&b, spec, hpc(HP_BETA1, false), DT_F64), t));
+        bc2_sqrt = b_un(&b, OP_SQRT, b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64),
+                                           b_bin(&b, OP_POW, b_coef(&b, spec, hpc(HP_BETA2, false), DT_F64), t)));
+    } else if (momentum && (spec->dampening != 0 || hp_runtime(spec, HP_DAMPENING))) {
         first = b_bin(&b, OP_EQ, step, b_const(&b, 0, DT_F64));
     }
     for (int i = 0; i < n_train && !b.failed; i++) {
@@ -246,30 +328,33 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
         DType dt = g->nodes[p].dtype;
         Shape sh = g->nodes[p].shape;
         int pw = p; /* the weight the update starts from (AdamW decays it first) */
-        if (ps->weight_decay != 0 && ps->kind != OPTIM_ADAMW) gr = b_axpby(&b, 1, gr, ps->weight_decay, p);
+        bool decay = ps->weight_decay != 0 || hp_runtime(ps, HP_WEIGHT_DECAY);
+        if (decay && ps->kind != OPTIM_ADAMW) gr = b_axpby(&b, ps, lit(1), gr, hpc(HP_WEIGHT_DECAY, false), p);
         int np;
         if (ps->kind == OPTIM_SGD) {
-            if (ps->momentum != 0) {
+            if (momentum) {
                 int buf = add_state(&b, name, "momentum_buffer", dt, sh);
-                int nb = b_axpby(&b, ps->momentum, buf, 1 - ps->dampening, gr);
+                int nb = b_axpby(&b, ps, hpc(HP_MOMENTUM, false), buf, hpc(HP_DAMPENING, true), gr);
                 if (first >= 0) nb = b_op(&b, OP_WHERE, (int[]){first, gr, nb}, 3, NULL);
                 graph_add_update(g, buf, nb);
-                gr = ps->nesterov ? b_axpby(&b, 1, gr, ps->momentum, nb) : nb;
+                gr = ps->nesterov ? b_axpby(&b, ps, lit(1), gr, hpc(HP_MOMENTUM, false), nb) : nb;
             }
             np = b_bin(&b, OP_SUB, p, b_bin(&b, OP_MUL, lr_as(&b, ps, lr, dt), gr));
         } else {
-            if (ps->kind == OPTIM_ADAMW && ps->weight_decay != 0)
-                pw = b_bin(&b, OP_MUL, p, lr < 0 ? b_const(&b, 1 - ps->lr * ps->weight_decay, dt)
-                                                 : b_cast(&b, b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64),
-                                                                    b_bin(&b, OP_MUL, lr, b_const(&b, ps->weight_decay, DT_F64))), dt));
+            bool const_decay = lr < 0 && !hp_runtime(ps, HP_WEIGHT_DECAY);
+            if (ps->kind == OPTIM_ADAMW && decay)
+                pw = b_bin(&b, OP_MUL, p, const_decay ? b_const(&b, 1 - ps->lr * ps->weight_decay, dt)
+                                          : b_cast(&b, b_bin(&b, OP_SUB, b_const(&b, 1, DT_F64),
+                                                             b_bin(&b, OP_MUL, lr < 0 ? b_const(&b, ps->lr, DT_F64) : lr,
+                                                                   b_coef(&b, ps, hpc(HP_WEIGHT_DECAY, false), DT_F64))), dt));
             int m = add_state(&b, name, "exp_avg", dt, sh), v = add_state(&b, name, "exp_avg_sq", dt, sh);
-            int nm = b_axpby(&b, ps->beta1, m, 1 - ps->beta1, gr);
-            int nv = b_axpby(&b, ps->beta2, v, 1 - ps->beta2, b_bin(&b, OP_MUL, gr, gr));
+            int nm = b_axpby(&b, ps, hpc(HP_BETA1, false), m, hpc(HP_BETA1, true), gr);
+            int nv = b_axpby(&b, ps, hpc(HP_BETA2, false), v, hpc(HP_BETA2, true), b_bin(&b, OP_MUL, gr, gr));
             graph_add_update(g, m, nm);
             graph_add_update(g, v, nv);
             int step_size = b_cast(&b, b_bin(&b, OP_DIV, lr_as(&b, ps, lr, DT_F64), bc1), dt);
             int denom = b_bin(&b, OP_ADD, b_bin(&b, OP_DIV, b_un(&b, OP_SQRT, nv), b_cast(&b, bc2_sqrt, dt)),
-                              b_const(&b, ps->eps, dt));
+                              b_coef(&b, ps, hpc(HP_EPS, false), dt));
             np = b_bin(&b, OP_SUB, pw, b_bin(&b, OP_MUL, step_size, b_bin(&b, OP_DIV, nm, denom)));
         }
         if (!b.failed) graph_add_update(g, p, np);

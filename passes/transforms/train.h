@@ -49,6 +49,12 @@ typedef struct ParamGroup {
     double lr, weight_decay;
     SrcLoc loc; /* where the group was written, for errors */
 } ParamGroup;
+/* The optimizer hyperparameters a program may read at run time (etch
+ * sweep): each one in OptimSpec.runtime is a frozen f64 scalar param
+ * "optimizer.hparam.<name>" (initialized to the compiled value) instead of a
+ * constant, so one compiled step trains with any value set in its weights
+ * file. Without runtime hyperparameters the step is exactly the constant one. */
+typedef enum Hparam { HP_LR, HP_MOMENTUM, HP_DAMPENING, HP_WEIGHT_DECAY, HP_BETA1, HP_BETA2, HP_EPS, HP_COUNT } Hparam;
 
 /* Hyperparameters with PyTorch's meanings and defaults (optim_defaults). */
 typedef struct OptimSpec {
@@ -74,12 +80,26 @@ typedef struct OptimSpec {
     /* The step counter's param name: NULL for "optimizer.step"; several
      * optimizers of one model (named train steps) need one each. */
     const char *counter;
+    unsigned runtime; /* bit 1 << Hparam: read at run time (see Hparam) */
 } OptimSpec;
 
 /* PyTorch's defaults for kind (sgd: lr required, so 0.01 here; adam: 1e-3,
  * betas (0.9, 0.999), eps 1e-8; adamw: weight_decay 1e-2). */
 OptimSpec optim_defaults(OptimKind kind);
 const char *optim_name(OptimKind kind);
+/* "lr", "momentum", ...: the keyword the optimizer call takes. */
+const char *hparam_name(Hparam h);
+/* The hyperparameter called name among those spec's optimizer takes
+ * (sgd: lr, momentum, dampening, weight_decay; adam and adamw: lr, beta1,
+ * beta2, eps, weight_decay); HP_COUNT when it takes none of that name. */
+Hparam hparam_lookup(const OptimSpec *spec, const char *name);
+/* The names hparam_lookup accepts for spec's optimizer, ", "-separated, into buf. */
+void hparam_list(const OptimSpec *spec, char *buf, size_t n);
+/* The field of spec holding h (beta1 and beta2: the betas). */
+double *hparam_field(OptimSpec *spec, Hparam h);
+/* Reports settings train_build_step refuses (a negative lr, betas outside
+ * [0, 1), ...) at spec->loc; a runtime value is checked here, with the rest. */
+bool optim_check(const OptimSpec *spec, Diag *d);
 
 /* Whether spec trains the param named name, if it is trainable (true for
  * every param when spec names no groups). */

@@ -18,6 +18,12 @@ torch equivalent (run by test_torch_language.sh):
            Adam with a parameter group of its own lr for Net.G.fc1), run
            alternately for 3 batches vs torch's two optimizers; the latent is
            fed as the train block's y, so both sides see the same noise.
+  samples  samples/multitask.etch and samples/vae.etch at batch 4 (-D B=4):
+           the forward's outputs, then the loss of 3 Adam steps and the
+           weights after them vs torch.optim.Adam. The VAE's noise is
+           reproduced here (etch_randn: Philox4x32-10 keyed by the sample's
+           randn seeds, counted by the step, Box-Muller as docs/dsl.md
+           describes), so torch sees the same eps at every step.
 The first three go through crosscheck_classifier (forward compiled and
 --eager, loss and every gradient, weights loading back with strict=True).
 PyTorch runs in float64 on the float32 weights and inputs.
@@ -308,6 +314,126 @@ def gan_steps(t):
         checks.check(f"gan: {k} after 3 batches", got[k].numpy(), v.numpy(), 1e-5)
 
 
+def philox4x32(key, hi, lo):
+    """etch_philox4x32 (runtime/rt/philox.c) on arrays of counters lo (uint64)."""
+    m = np.uint64(0xFFFFFFFF)
+    lo = np.asarray(lo, dtype=np.uint64)
+    c0, c1 = lo & m, lo >> np.uint64(32)
+    c2, c3 = np.full_like(lo, hi & 0xFFFFFFFF), np.full_like(lo, hi >> 32)
+    k0, k1 = np.uint64(key & 0xFFFFFFFF), np.uint64(key >> 32)
+    for _ in range(10):
+        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2  # 32 x 32 bits: exact in uint64
+        c0, c1, c2, c3 = (p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & m, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & m
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & m, (k1 + np.uint64(0xBB67AE85)) & m
+    return c0, c1, c2, c3
+
+
+def etch_randn(shape, seed, step):
+    """randn(shape, seed = seed) at a training step (the forward: step 0), as float32:
+    element i from the Philox block (seed, step, i / 2), words 2k and 2k + 1 (k = i % 2)."""
+    i = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    r = philox4x32(seed, step, i // np.uint64(2))
+    odd = (i % np.uint64(2)).astype(bool)
+    a, b = np.where(odd, r[2], r[0]), np.where(odd, r[3], r[1])
+    u = lambda w: (w >> np.uint64(8)).astype(np.float64) / 16777216.0
+    z = np.sqrt(-2.0 * np.log(1.0 - u(a))) * np.cos(6.283185307179586476925 * u(b))
+    return torch.from_numpy(z.astype(np.float32).reshape(shape))
+
+
+SB, Z = 4, 20  # the samples' batch here (-D B=4) and the VAE's latent size
+
+
+class MultiTask(torch.nn.Module):
+    """samples/multitask.etch"""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk1, self.trunk2 = torch.nn.Linear(784, 256), torch.nn.Linear(256, 64)
+        self.classify = torch.nn.Linear(64, 10)
+        self.decode1, self.decode2 = torch.nn.Linear(64, 256), torch.nn.Linear(256, 784)
+
+    def forward(self, x, step=0):
+        h = torch.relu(self.trunk2(torch.relu(self.trunk1(torch.flatten(x, 1)))))
+        return self.classify(h), torch.sigmoid(self.decode2(torch.relu(self.decode1(h))))
+
+    def loss(self, x, y, step):
+        logits, recon = self(x)
+        return torch.nn.functional.cross_entropy(logits, y) + torch.nn.functional.mse_loss(recon, torch.flatten(x, 1))
+
+
+class VAE(torch.nn.Module):
+    """samples/vae.etch, its noise from etch_randn"""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = torch.nn.Linear(784, 400), torch.nn.Linear(400, Z), torch.nn.Linear(400, Z)
+        self.fc3, self.fc4 = torch.nn.Linear(Z, 400), torch.nn.Linear(400, 784)
+
+    def encode(self, x):
+        h = torch.relu(self.fc1(torch.flatten(x, 1)))
+        return self.fc21(h), self.fc22(h)
+
+    def decode(self, z):
+        return self.fc4(torch.relu(self.fc3(z)))
+
+    def latent(self, x, step):
+        mu, log_var = self.encode(x)
+        return mu, log_var, mu + torch.exp(0.5 * log_var) * etch_randn((SB, Z), 1, step).double()
+
+    def forward(self, x, step=0):
+        prior = etch_randn((SB, Z), 2, 0).double()
+        return torch.sigmoid(self.decode(self.latent(x, step)[2])), torch.sigmoid(self.decode(prior))
+
+    def loss(self, x, y, step):
+        mu, log_var, z = self.latent(x, step)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(self.decode(z), torch.flatten(x, 1), reduction="sum")
+        return (bce - 0.5 * torch.sum(1 + log_var - mu * mu - torch.exp(log_var))) / SB
+
+
+def sample_steps(t, name, make_model, n_steps=3):
+    """samples/NAME.etch at batch SB against make_model() on the same weights:
+    the forward's outputs (eval), then n_steps Adam steps (the sample's lr,
+    1e-3) on random batches: each step's loss and the weights after them.
+    Seeded here, so its batches do not depend on the checks run before it:
+    Adam moves a weight whose gradient is float32 rounding noise (~1e-7 of
+    the gradient's scale, exactly 0 in float64) by up to lr, so a batch can
+    make one weight differ by ~lr; these seeds' batches do not."""
+    torch.manual_seed(sum(map(ord, name)))
+    ref = make_model()
+    state = initial_state(make_model)
+    ref.load_state_dict(state)
+    ref = ref.double()
+    wpath, build = os.path.join(t, name + ".safetensors"), os.path.join(t, "build_sample_" + name)
+    st_write(wpath, state)
+    src = os.path.join(os.environ["ETCH_SOURCE_DIR"], "samples", name + ".etch")
+    run("build", src, "-D", f"B={SB}", "--train", "--prefix", "net", "--weights", wpath, "--cflags", "-O1", "-o", build)
+    net = CompiledNet(build)
+    net.load(wpath)
+    x = torch.rand(SB, 1, 28, 28)
+    want = [o.detach().numpy() for o in ref(x.double())]
+    outs = [np.zeros(w.shape, np.float32) for w in want]
+    net.call("net_forward_v", [x.numpy().copy()], outs)
+    for k, (got, w) in enumerate(zip(outs, want)):
+        checks.check(f"{name}: forward output {k}", got, w, 1e-5)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    for step in range(n_steps):
+        xb, yb = torch.rand(SB, 1, 28, 28), torch.randint(0, 10, (SB,))
+        opt.zero_grad()
+        loss = ref.loss(xb.double(), yb, step)
+        loss.backward()
+        opt.step()
+        got = np.zeros((), np.float32)
+        net.call("net_train_step_v", [xb.numpy().copy(), yb.numpy().astype(np.int64).copy()], [got])
+        checks.check(f"{name}: loss of Adam step {step}", got, loss.item(), 1e-5)
+    after = os.path.join(t, name + "_after.safetensors")
+    net.save(after)
+    got = st_read(after)
+    for k, v in ref.state_dict().items():
+        # 1e-3: Adam divides by sqrt(v), so a gradient element near eps (a pixel on a unit barely used)
+        # moves by up to lr whatever its size: float32 rounding of such an element shows here
+        checks.check(f"{name}: {k} after {n_steps} steps", got[k].numpy(), v.numpy(), 1e-3)
+
+
 with tempfile.TemporaryDirectory() as t:
     crosscheck_classifier(checks, t, "detach", DETACH, Detach, initial_state(Detach), torch.randn(B, 5), 3)
     crosscheck_classifier(checks, t, "index", INDEX, Index, initial_state(Index), torch.randn(B, 5, 8), 3)
@@ -315,5 +441,7 @@ with tempfile.TemporaryDirectory() as t:
     reparameterization(t)
     frozen_steps(t)
     gan_steps(t)
+    sample_steps(t, "multitask", MultiTask)
+    sample_steps(t, "vae", VAE)
 
 checks.finish()

@@ -19,6 +19,7 @@
 #include "ir/params.h"
 #include "passes/pass.h"
 #include "passes/transforms/autodiff.h"
+#include "passes/transforms/train.h"
 #include "runtime/etch_rt.h"
 #include "unit/test_support.h"
 
@@ -287,4 +288,12 @@ Graph *ts_optimize(Graph *g, int level) {
     assert_non_null(h);
     diag_dispose(&d);
     return h;
+}
+
+void ts_build_train_step(Graph *g, const OptimSpec *spec) {
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(train_build_step(g, spec, &d));
+    assert_true(ir_verify(g, &d));
+    diag_dispose(&d);
 }

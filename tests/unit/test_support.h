@@ -9,6 +9,7 @@
  *   - ts_crc32: a bitwise CRC-32, to check the runtime's gzip, PNG and zip code.
  *   - ts_optimize: the pass pipeline for the C backend's target.
  *   - ts_compile: DSL source to a Program; ts_run_at_step: a random graph run eagerly.
+ *   - ts_build_train_step: a loss graph made its training step, verified.
  * A test file that defines `static SrcLoc L` gets the short forms add(), U()
  * and B(), which pass L as the ops' location. */
 #ifndef ETCH_TEST_SUPPORT_H
@@ -21,6 +22,11 @@
 #include "ir/ir.h"
 
 Shape S(int rank, ...);
+
+/* train_build_step(g, spec) (spec: a passes/transforms/train.h OptimSpec)
+ * then ir_verify, asserting both; diagnostics go to stderr. */
+struct OptimSpec;
+void ts_build_train_step(Graph *g, const struct OptimSpec *spec);
 
 /* graph_add_op that asserts success (diagnostics go to stderr). */
 int ts_add(SrcLoc loc, Graph *g, OpKind op, int n, const int *ins, const NodeAttrs *at);

@@ -223,7 +223,7 @@ static int train_arrays(const Args *a) {
     ArrayData d;
     remove_stale_temps(a);
     if (load_arrays(a->data, &d, err, sizeof err)) return fail(err);
-    int status = ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ? fail(err) : 0;
+    int status = load_training(a, weights, err, sizeof err) ? fail(err) : 0;
     Batches b = {.n = d.train.n, .fill = fill_array_batch, .set = &d.train};
     if (!status) status = train_epochs(a, weights, &b, path, sizeof path);
     if (!status) status = arrays_report(&d.test, d.has_test_files);

@@ -11,7 +11,7 @@
  * etch_rt.c only):
  *
  *   PROGRAM --data DIR (--init W | --resume CKPT) [--epochs N] [--steps N]
- *           [--seed S] [--no-shuffle] [--limit N] [--digits N] [--name NAME] -o OUTDIR
+ *           [--seed S] [--no-shuffle] [--limit N] [--digits N] [--name NAME] [--hparam NAME=V]... -o OUTDIR
  *   PROGRAM --eval --data DIR --weights W [--png GRID.png]
  *   PROGRAM --eval --text CORPUS --weights W   (the held-out loss per byte)
  *   PROGRAM --text CORPUS (--init W | --resume CKPT) [--epochs N] [--steps N] [--seed S] [--digits N] -o OUTDIR
@@ -28,7 +28,11 @@
  * --resume takes the checkpoint's seed unless --seed is given (a different
  * one is used, with a warning). SIGINT and SIGTERM wait for a write in
  * progress; temp files a killed run left behind (FILE.tmp.PID of a dead PID)
- * are removed when the next starts. The forward may return several tensors:
+ * are removed when the next starts. A program built for `etch sweep` reads
+ * some optimizer hyperparameters at run time, from the frozen f64 scalars
+ * "optimizer.hparam.NAME" of its weights file (the compiled values in the
+ * file etch writes); --hparam NAME=V sets one after loading (training only,
+ * so a checkpoint keeps it for --resume). The forward may return several tensors:
  * the evaluations pick theirs by shape (see images and text below). A train
  * block with named steps (train_steps.h: a GAN's d and g) runs its steps in
  * the schedule's order on each batch and prints each step's mean loss:
@@ -58,6 +62,8 @@ typedef struct Args {
     int epochs_given, seed_given, digits;
     unsigned long long seed;
     int shuffle, eval_only;
+    const char *hparams[16]; /* --hparam NAME=V, in order */
+    int n_hparams;
 } Args;
 
 static int fail(const char *msg) {
@@ -146,6 +152,45 @@ static double param_scalar(const char *name) {
     for (int i = 0; ETCH_MODEL(params)[i].name; i++)
         if (!strcmp(ETCH_MODEL(params)[i].name, name)) return *(const double *)ETCH_MODEL(param_data)[i];
     return 0;
+}
+
+/* --hparam NAME=V: sets the hyperparameter this program reads at run time
+ * from "optimizer.hparam.NAME" (f64 scalar); a name it does not read, or a
+ * value that is not a finite number, is an error (into err) listing what it reads. */
+static int set_hparams(const Args *a, char *err, size_t errlen) {
+    static const char prefix[] = "optimizer.hparam.";
+    const size_t plen = sizeof prefix - 1;
+    for (int k = 0; k < a->n_hparams; k++) {
+        const char *arg = a->hparams[k], *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : 0;
+        int found = -1;
+        for (int i = 0; eq && ETCH_MODEL(params)[i].name; i++) {
+            const char *name = ETCH_MODEL(params)[i].name;
+            if (!strncmp(name, prefix, plen) && strlen(name + plen) == len && !strncmp(name + plen, arg, len)) found = i;
+        }
+        char *end = NULL;
+        double v = eq ? strtod(eq + 1, &end) : 0;
+        if (found >= 0 && end != eq + 1 && !*end && isfinite(v)) {
+            *(double *)ETCH_MODEL(param_data)[found] = v;
+            continue;
+        }
+        if (found >= 0) return snprintf(err, errlen, "--hparam %s: the value is not a finite number", arg), 1;
+        size_t n = (size_t)snprintf(err, errlen, "--hparam %s: %s; this program reads at run time:", arg,
+                                    eq ? "no such hyperparameter" : "needs NAME=VALUE");
+        int any = 0;
+        for (int i = 0; ETCH_MODEL(params)[i].name && n < errlen; i++)
+            if (!strncmp(ETCH_MODEL(params)[i].name, prefix, plen))
+                n += (size_t)snprintf(err + n, errlen - n, "%s %s", any++ ? "," : "", ETCH_MODEL(params)[i].name + plen);
+        if (!any && n < errlen) snprintf(err + n, errlen - n, " none (etch sweep builds such programs)");
+        return 1;
+    }
+    return 0;
+}
+
+/* Loads the weights (and optimizer state) a training run starts from, then
+ * the --hparam values; 0, or 1 with the message in err. */
+static int load_training(const Args *a, const char *weights, char *err, size_t errlen) {
+    return ETCH_MODEL(load)(weights, a->resume != NULL, err, errlen) || set_hparams(a, err, errlen);
 }
 
 /* The batches taken so far, from the step counter loaded from path (an f64

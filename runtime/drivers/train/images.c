@@ -106,21 +106,25 @@ static void shuffle(int64_t *order, int64_t n, unsigned long long seed, long epo
 /* The outputs the image evaluation reads, picked by shape among the
  * forward's (a forward may return several): recon, the first f32 output with
  * one value per input value ([B, ...] with as many values per example as an
- * image has); logits, the first f32[B, C] output that is not recon. -1 where
- * there is none. */
+ * image has); logits, the first f32[B, C] output that is not image-shaped.
+ * -1 where there is none. The further image-shaped outputs (a VAE's samples
+ * decoded from the prior) are more rows of the PNG grid. */
 typedef struct Picked {
     int logits, recon;
+    int images[ETCH_FORWARD_N_OUTPUTS]; /* the image-shaped outputs after recon */
+    int n_images;
 } Picked;
 
 static Picked pick_outputs(int64_t per) {
     const etch_tensor_info *xi = &ETCH_MODEL(forward_inputs)[0];
-    Picked p = {-1, -1};
+    Picked p = {.logits = -1, .recon = -1};
     for (int i = 0; i < ETCH_FORWARD_N_OUTPUTS; i++) {
         const etch_tensor_info *oi = &ETCH_MODEL(forward_outputs)[i];
         int64_t out_per = 1;
         for (int k = 1; k < oi->rank; k++) out_per *= oi->dim[k];
         if (oi->dtype != ETCH_F32 || oi->rank < 1 || oi->dim[0] != xi->dim[0]) continue;
         if (out_per == per && p.recon < 0) p.recon = i;
+        else if (out_per == per) p.images[p.n_images++] = i;
         else if (oi->rank == 2 && p.logits < 0) p.logits = i;
     }
     return p;
@@ -143,8 +147,8 @@ static int logits_row(const float *row, int64_t classes, int64_t label, double *
 /* The test-split report of the picked outputs over a split: accuracy and mean
  * negative log-likelihood of the logits; mean squared error of the
  * reconstructions and, when png is set, a PNG grid of the first 8 examples
- * (top row) above their reconstructions (bottom row), like torchvision's
- * make_grid/save_image. */
+ * (top row) above their reconstructions (second row), then a row per further
+ * image-shaped output, like torchvision's make_grid/save_image. */
 typedef struct Report {
     double accuracy, nll, mse;
 } Report;
@@ -160,7 +164,7 @@ static int evaluate(const Split *s, Picked pick, Report *r, const char *png, cha
     int64_t correct = 0;
     double total_nll = 0, total_se = 0;
     int rows = s->images.rank >= 3 ? (int)s->images.dim[1] : 1, cols = (int)(s->per / rows), shown = 8, pad = 2;
-    int gw = shown * (cols + pad) + pad, gh = 2 * (rows + pad) + pad, rc = 0;
+    int n_rows = 2 + pick.n_images, gw = shown * (cols + pad) + pad, gh = n_rows * (rows + pad) + pad, rc = 0;
     unsigned char *grid = pick.recon >= 0 && png ? calloc((size_t)gw * (size_t)gh, 1) : NULL;
     for (int64_t start = 0; start < s->n; start += batch) {
         int64_t count = s->n - start < batch ? s->n - start : batch;
@@ -175,15 +179,16 @@ static int evaluate(const Split *s, Picked pick, Report *r, const char *png, cha
                 double d = rs[b * s->per + k] - xs[b * s->per + k];
                 total_se += d * d;
             }
-        for (int64_t b = 0; start == 0 && grid && b < count && b < shown; b++)
-            for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c++) {
-                    float v0 = xs[b * s->per + r * cols + c], v1 = rs[b * s->per + r * cols + c];
-                    int gx = pad + (int)b * (cols + pad) + c;
-                    grid[(size_t)(pad + r) * (size_t)gw + (size_t)gx] = (unsigned char)(fminf(fmaxf(v0, 0), 1) * 255 + 0.5f);
-                    grid[(size_t)(2 * pad + rows + r) * (size_t)gw + (size_t)gx] =
-                        (unsigned char)(fminf(fmaxf(v1, 0), 1) * 255 + 0.5f);
-                }
+        for (int row = 0; start == 0 && grid && row < n_rows; row++) { /* inputs, reconstructions, the rest */
+            const float *src = row == 0 ? xs : row == 1 ? rs : out.a[pick.images[row - 2]].data;
+            for (int64_t b = 0; b < count && b < shown; b++)
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++) {
+                        float v = src[b * s->per + r * cols + c];
+                        int gx = pad + (int)b * (cols + pad) + c, gy = pad + row * (rows + pad) + r;
+                        grid[(size_t)gy * (size_t)gw + (size_t)gx] = (unsigned char)(fminf(fmaxf(v, 0), 1) * 255 + 0.5f);
+                    }
+        }
     }
     r->accuracy = s->n ? (double)correct / (double)s->n : 0;
     r->nll = s->n ? total_nll / (double)s->n : 0;
@@ -207,7 +212,9 @@ static int report(const Split *test, int64_t per, const char *png, char *err, si
         printf("Test accuracy: %.2f%%, mean NLL: %.4f (%lld examples)\n", 100 * r.accuracy, r.nll, (long long)test->n);
     if (pick.recon >= 0) {
         printf("Test reconstruction MSE: %.6f (%lld examples)\n", r.mse, (long long)test->n);
-        if (png) printf("Inputs (top) and reconstructions (bottom) written to %s\n", png);
+        if (png && !pick.n_images) printf("Inputs (top) and reconstructions (bottom) written to %s\n", png);
+        else if (png) printf("Inputs (top), reconstructions and %d more image output%s (one row each) written to %s\n",
+                             pick.n_images, pick.n_images > 1 ? "s" : "", png);
     }
     return 0;
 }
@@ -391,7 +398,7 @@ static int train_images(const Args *a) {
     if (image_interface(&per, &classes)) return 1;
     remove_stale_temps(a);
     if (load_split(a->data, "t10k", per, classes, &test, err, sizeof err) ||
-        ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err) ||
+        load_training(a, weights, err, sizeof err) ||
         load_split(a->data, "train", per, classes, &train, err, sizeof err)) {
         fail(err);
         goto done;

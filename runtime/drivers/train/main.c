@@ -16,6 +16,11 @@ static int parse_args(int argc, char **argv, Args *a) {
         else if (!strcmp(k, "--name")) a->name = v, i++;
         else if (!strcmp(k, "--png")) a->png = v, i++;
         else if (!strcmp(k, "--text")) a->text = v, i++;
+        else if (!strcmp(k, "--hparam")) {
+            if (a->n_hparams == (int)(sizeof a->hparams / sizeof a->hparams[0]))
+                return fprintf(stderr, "error: too many --hparam options\n"), -1;
+            a->hparams[a->n_hparams++] = v, i++;
+        }
         else if (!strcmp(k, "--epochs")) a->epochs = strtol(v, NULL, 10), a->epochs_given = 1, i++;
         else if (!strcmp(k, "--steps")) a->steps = strtol(v, NULL, 10), i++;
         else if (!strcmp(k, "--limit")) a->limit = strtol(v, NULL, 10), i++;

@@ -144,7 +144,7 @@ static int train_text(const Args *a) {
              TEXT_EPOCH_STEPS);
     remove_stale_temps(a);
     if (load_corpus(a, &text, &n, &ntrain)) return 1;
-    if (ETCH_MODEL(load)(weights, a->resume != NULL, err, sizeof err)) {
+    if (load_training(a, weights, err, sizeof err)) {
         free(text);
         return fail(err);
     }
