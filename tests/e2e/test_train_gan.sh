@@ -7,7 +7,8 @@
 # state and step counters as an uninterrupted one (each step keeps its own
 # counter: optimizer.d.step and optimizer.g.step); `etch eval --png` of the
 # trained weights draws the last epoch's grid again (the training program's
-# --eval, which etch eval runs). A few batches only; the
+# --eval, which etch eval runs); on a terminal the progress line shows both
+# losses. A few batches only; the
 # program is compiled once, at -O1 (the compiler's time dominates such a
 # short run), and run directly for the other runs.
 set -euo pipefail
@@ -34,6 +35,13 @@ for n in 1 2; do
 done
 cmp -s "$t/full/samples-1.png" "$t/full/samples-2.png" && fail "the generator did not change between epochs"
 grep -q "^Test" "$t/full.log" && fail "a generator has no test report"
+
+# on a terminal (script(1) gives it one) the progress line shows both steps' running losses
+mkdir "$t/tty"
+script -qec "'$prog' --data '$data' --limit 128 --name GAN --init '$t/half/build/init.safetensors' --epochs 1 -o '$t/tty'" \
+  /dev/null >"$t/tty.log"
+grep -aEq 'Epoch 1 \[=+>?\] 2/2 loss d [0-9]+\.[0-9]{4}, g [0-9]+\.[0-9]{4}' "$t/tty.log" ||
+  fail "no progress line with both losses: $(tr '\r' '\n' <"$t/tty.log" | head -3)"
 
 # resumed from the first epoch's checkpoint (its seed too): the same checkpoint bit for bit
 "$prog" "${run[@]}" --resume "$t/half/checkpoint.safetensors" --epochs 2 -o "$t/resumed" >"$t/resumed.log"

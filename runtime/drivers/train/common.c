@@ -97,12 +97,18 @@ static void run_forward(const void *x, Outputs *o) {
 }
 
 /* "Epoch [====>   ] k/n loss X" on stderr, redrawn in place (\r): only
- * when stderr is a terminal, so logs and pipes never see it. */
-static void progress(long epoch, int64_t done, int64_t total, double loss) {
+ * when stderr is a terminal, so logs and pipes never see it. With named
+ * steps, each step's running mean: "loss d X, g Y". sum[k]: step k's losses
+ * over the count batches so far. */
+static void progress(long epoch, int64_t done, int64_t total, const double *sum, int64_t count) {
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     fprintf(stderr, "\rEpoch %ld [", epoch);
     for (int i = 0; i < width; i++) fputc(i < filled ? '=' : i == filled ? '>' : ' ', stderr);
-    fprintf(stderr, "] %lld/%lld loss %.4f", (long long)done, (long long)total, loss);
+    fprintf(stderr, "] %lld/%lld loss", (long long)done, (long long)total);
+    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) {
+        if (etch_step_labels[k]) fprintf(stderr, "%s %s", k ? "," : "", etch_step_labels[k]);
+        fprintf(stderr, " %.4f", sum[k] / (double)(count ? count : 1));
+    }
     fflush(stderr);
 }
 

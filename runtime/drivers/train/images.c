@@ -367,7 +367,7 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
             for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) sum[k] += loss[k];
             count++;
             curve_add(&curve, loss);
-            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum[0] / count);
+            if (tty && (s % 10 == 0 || s + 1 == steps_per_epoch)) progress(epoch + 1, s + 1, steps_per_epoch, sum, count);
         }
         skip = 0;
         for (int k = 0; count && k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / count;

@@ -179,8 +179,11 @@ static int train_text(const Args *a) {
         step++;
         taken++;
         int last = (end >= 0 && step == end) || (a->steps >= 0 && taken == a->steps);
-        if (tty && step % 10 == 0) progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1,
-                                            TEXT_EPOCH_STEPS, sum / (double)count);
+        if (tty && step % 10 == 0) {
+            double sums[ETCH_TRAIN_N_STEPS] = {sum}; /* one step: named steps train on images or arrays */
+            progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1, TEXT_EPOCH_STEPS,
+                     sums, count);
+        }
         if (step % TEXT_EPOCH_STEPS == 0 || last) {
             double mean[ETCH_TRAIN_N_STEPS] = {sum / (double)count};
             if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, mean, &curve))) goto done;
