@@ -3,7 +3,8 @@
  * Runs the same model on the same weights and inputs two ways: the eager
  * executor (op by op, allocating every result as a dynamic framework does)
  * and the compiled C (loaded as a shared library), for inference and, when
- * the file has a train block, for one training step. Prints the median time
+ * the file has a train block, for one training step (one row per named
+ * step: a GAN's d and g). Prints the median time
  * per call over repeats, kernels launched, bytes of intermediates allocated
  * per call, peak memory of intermediates, and the speedup over eager. The
  * numbers are ratios from one run on one machine: see bench/ for scripts. */
@@ -111,7 +112,7 @@ static void fmt_bytes(char *buf, size_t n, int64_t b) {
 typedef struct Variant {
     int level;
     void *lib;
-    CGenStats stats[2]; /* per entry, from the optimized graphs */
+    CGenStats *stats; /* per entry, from the optimized graphs */
 } Variant;
 
 static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *o, const char *dir, const char *wpath,
@@ -136,15 +137,24 @@ int cmd_bench(const Options *o) {
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
     bool ok = p != NULL;
-    Graph *step = ok && p->train ? train_step_graph(p, a, &d) : NULL;
-    if (ok && p->train && !step) ok = false;
+    /* the forward, then each training step */
+    int n_entries = ok ? 1 + (p->train ? p->train->n_steps : 0) : 1;
+    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)n_entries);
+    const char **labels = arena_alloc(a, sizeof *labels * (size_t)n_entries);
+    entries[0] = (CGenEntry){p ? p->forward : NULL, "forward"}, labels[0] = "inference";
+    for (int k = 1; ok && k < n_entries; k++) {
+        const char *name = p->train->steps[k - 1].name;
+        entries[k] = (CGenEntry){train_step_graph_at(p, k - 1, a, &d), train_step_entry(p, k - 1, "train_step", a)};
+        labels[k] = name ? arena_printf(a, "train step %s", name) : "train step";
+        ok = entries[k].g != NULL;
+    }
+    const Graph *step = n_entries > 1 ? entries[1].g : NULL;
     char *dir = ok ? build_tempdir(&d) : NULL;
     ok = dir != NULL;
     int threads = o->threads > 0 ? o->threads : 1;
     eager_set_threads(threads);
-    CGenEntry entries[2] = {{p ? p->forward : NULL, "forward"}, {step, "train_step"}};
-    int n_entries = step ? 2 : 1;
     Variant vars[2] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}};
+    for (int v = 0; v < 2; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
     char prefix[64], wpath[4096], vdir[4096 + 8];
     Tensor **params = NULL;
     if (ok) {
@@ -157,25 +167,19 @@ int cmd_bench(const Options *o) {
             ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, &vars[v], &d);
         }
     }
-    BenchRow rows[6];
+    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries));
     int n_rows = 0;
     for (int k = 0; ok && k < n_entries; k++) {
         const Graph *g = entries[k].g;
         const Node *fo = &p->forward->nodes[p->forward->outputs[0]];
         int64_t classes = fo->shape.rank ? fo->shape.dim[fo->shape.rank - 1] : 2;
         Tensor **ins = bench_inputs(g, classes);
-        /* eager: params for this graph, by name from the shared set */
-        Tensor **gp = calloc((size_t)g->n_params + 1, sizeof *gp);
-        const Graph *pg = step ? step : p->forward;
-        for (int i = 0; i < g->n_params; i++) {
-            int j = 0;
-            while (strcmp(pg->nodes[pg->params[j]].attr.name, g->nodes[g->params[i]].attr.name)) j++;
-            gp[i] = tensor_new(params[j]->dtype, params[j]->shape);
-            memcpy(gp[i]->data, params[j]->data, tensor_nbytes(gp[i]));
-        }
+        /* eager: this graph's params, the values the compiled code loaded (params_init derives each
+         * from its name and the seed; another step's optimizer state starts at its zeros in both) */
+        Tensor **gp = params_init(g, o->seed);
         EagerCtx ec = {.g = g, .ins = ins, .params = gp};
         double te = time_median(eager_call, &ec, 1e6);
-        const char *what = k ? "train step" : "inference";
+        const char *what = labels[k];
         rows[n_rows++] = (BenchRow){what, "eager", te, ec.stats.kernels, ec.stats.bytes_allocated, ec.stats.peak_bytes};
         Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
         CompiledCtx cc = {.in = calloc((size_t)g->n_inputs + 1, sizeof *cc.in),
@@ -206,14 +210,16 @@ int cmd_bench(const Options *o) {
         char ty[96] = "none";
         if (x) type_format(ty, sizeof ty, x->dtype, &x->shape);
         printf("%s: model %s, input %s, %d thread%s\n", o->file, p->model_name, ty, threads, threads == 1 ? "" : "s");
-        printf("%-11s %-9s %14s %9s %16s %16s %9s\n", "", "mode", "median/call", "kernels", "allocated/call",
+        int width = 11;
+        for (int k = 0; k < n_entries; k++) width = (int)strlen(labels[k]) > width ? (int)strlen(labels[k]) : width;
+        printf("%-*s %-9s %14s %9s %16s %16s %9s\n", width, "", "mode", "median/call", "kernels", "allocated/call",
                "peak interm.", "vs eager");
         for (int i = 0; i < n_rows; i++) {
             char al[32], pk[32];
             fmt_bytes(al, sizeof al, rows[i].alloc_bytes);
             fmt_bytes(pk, sizeof pk, rows[i].peak_bytes);
             double base = rows[i - i % 3].median_us;
-            printf("%-11s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", rows[i].what, rows[i].mode, rows[i].median_us,
+            printf("%-*s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", width, rows[i].what, rows[i].mode, rows[i].median_us,
                    (long long)rows[i].kernels, al, pk, base / rows[i].median_us);
         }
     }

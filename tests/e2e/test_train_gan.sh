@@ -8,7 +8,7 @@
 # counter: optimizer.d.step and optimizer.g.step); `etch eval --png` of the
 # trained weights draws the last epoch's grid again (the training program's
 # --eval, which etch eval runs); on a terminal the progress line shows both
-# losses. A few batches only; the
+# losses; `etch bench` has rows for both steps. A few batches only; the
 # program is compiled once, at -O1 (the compiler's time dominates such a
 # short run), and run directly for the other runs.
 set -euo pipefail
@@ -53,4 +53,11 @@ done
 
 "$prog" --eval --data "$data" --weights "$t/full/GAN.safetensors" --png "$t/grid.png" >"$t/eval.log"
 cmp -s "$t/grid.png" "$t/full/samples-2.png" || fail "eval's samples differ from the last epoch's"
+# etch bench times every named step, eager and compiled
+"$ETCH" bench "$gan" -D B=8 >"$t/bench.log" || { cat "$t/bench.log"; fail "bench failed"; }
+for st in d g; do
+  for mode in eager -O0 -O2; do
+    grep -Eq "^train step $st +$mode +[0-9.]+ us " "$t/bench.log" || fail "bench has no '$mode' row for step $st: $(cat "$t/bench.log")"
+  done
+done
 echo "gan: all checks passed"
