@@ -8,7 +8,8 @@
 # counter: optimizer.d.step and optimizer.g.step); `etch eval --png` of the
 # trained weights draws the last epoch's grid again (the training program's
 # --eval, which etch eval runs); on a terminal the progress line shows both
-# losses; `etch bench` has rows for both steps. A few batches only; the
+# losses; named steps also train a byte model on --text; `etch bench` has
+# rows for both steps. A few batches only; the
 # program is compiled once, at -O1 (the compiler's time dominates such a
 # short run), and run directly for the other runs.
 set -euo pipefail
@@ -53,6 +54,17 @@ done
 
 "$prog" --eval --data "$data" --weights "$t/full/GAN.safetensors" --png "$t/grid.png" >"$t/eval.log"
 cmp -s "$t/grid.png" "$t/full/samples-2.png" || fail "eval's samples differ from the last epoch's"
+# named steps train on --text too (a byte bigram model; the corpus: etch's own docs)
+cat "$SRC"/docs/*.md >"$t/corpus.txt"
+"$ETCH" train "$SRC/tests/e2e/models/bigram_steps.etch" --text "$t/corpus.txt" --steps 200 --cflags -O1 -o "$t/text" \
+  >"$t/text.log"
+for n in 1 2; do
+  grep -Eq "^Epoch: $n, Loss e: [0-9]+\.[0-9]{3}, Loss h: [0-9]+\.[0-9]{3}\$" "$t/text.log" || fail "text: no epoch $n line"
+done
+awk '/^Epoch: 1,/ { e1 = $5; h1 = $8 } /^Epoch: 2,/ { e2 = $5; h2 = $8 }
+     END { exit !(e2 + 0 < e1 + 0 && h2 + 0 < h1 + 0) }' "$t/text.log" || fail "text: losses did not fall: $(cat "$t/text.log")"
+grep -q "^Held-out loss: " "$t/text.log" || fail "text: no held-out loss"
+
 # etch bench times every named step, eager and compiled
 "$ETCH" bench "$gan" -D B=8 >"$t/bench.log" || { cat "$t/bench.log"; fail "bench failed"; }
 for st in d g; do

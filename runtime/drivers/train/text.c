@@ -11,7 +11,9 @@
  * over each one and writes the checkpoint and the loss curve after it. At the
  * end it reports the mean loss per byte (nats) on the held-out part (up to
  * TEXT_EVAL_WINDOWS windows spread evenly over it), read from the forward's
- * first output of logits [B, T, >= 256]. */
+ * first output of logits [B, T, >= 256]. A train block with named steps
+ * runs them all on each step's windows, in the schedule's order, and prints
+ * each one's mean loss, as on images. */
 
 enum { TEXT_EPOCH_STEPS = 100, TEXT_EVAL_WINDOWS = 512 };
 
@@ -129,8 +131,6 @@ static int eval_text(const Args *a) {
 /* Training a language model on a byte file (see the header comment). */
 static int train_text(const Args *a) {
     char err[1024], path[4096];
-    if (ETCH_TRAIN_N_STEPS != 1)
-        return fail("--text trains a train block with one step; named steps (step d { ... }) train on --data");
     const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     int64_t batch = xi->dim[0], T = xi->dim[1], ntrain = 0;
     unsigned char *text = NULL;
@@ -157,7 +157,7 @@ static int train_text(const Args *a) {
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
     int tty = isatty(2), status = 0, written = 0;
-    double sum = 0;
+    double sum[ETCH_TRAIN_N_STEPS] = {0};
     int64_t count = 0;
     float loss[ETCH_TRAIN_N_STEPS];
     Curve curve = {.first = step};
@@ -168,26 +168,25 @@ static int train_text(const Args *a) {
             starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
         }
         text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, yi->dtype);
-        if (run_batch(x.data, y.data, loss) >= 0) {
-            fprintf(stderr, "\nerror: the loss became %f at step %lld\n", loss[0], step + 1);
+        int bad = run_batch(x.data, y.data, loss);
+        if (bad >= 0) {
+            fprintf(stderr, "\nerror: %s became %f at step %lld\n", loss_of(bad), loss[bad], step + 1);
             status = 1;
             goto done;
         }
-        sum += loss[0];
+        for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) sum[k] += loss[k];
         count++;
         curve_add(&curve, loss);
         step++;
         taken++;
         int last = (end >= 0 && step == end) || (a->steps >= 0 && taken == a->steps);
-        if (tty && step % 10 == 0) {
-            double sums[ETCH_TRAIN_N_STEPS] = {sum}; /* one step: named steps train on images or arrays */
-            progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1, TEXT_EPOCH_STEPS,
-                     sums, count);
-        }
+        if (tty && step % 10 == 0)
+            progress((long)((step - 1) / TEXT_EPOCH_STEPS + 1), (step - 1) % TEXT_EPOCH_STEPS + 1, TEXT_EPOCH_STEPS, sum,
+                     count);
         if (step % TEXT_EPOCH_STEPS == 0 || last) {
-            double mean[ETCH_TRAIN_N_STEPS] = {sum / (double)count};
+            double mean[ETCH_TRAIN_N_STEPS];
+            for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / (double)count, sum[k] = 0;
             if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, mean, &curve))) goto done;
-            sum = 0;
             count = 0;
         }
         written = step % TEXT_EPOCH_STEPS == 0 || last;
