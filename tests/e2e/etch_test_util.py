@@ -1,6 +1,6 @@
 """Helpers shared by the PyTorch cross-check scripts in tests/e2e (imported
 from the script's directory; not a test itself):
-  - st_write / st_read: a minimal safetensors writer and reader (F32, F64, I64);
+  - st_write / st_read: safetensors_np on torch tensors (F32, F64, I64);
   - rel: max|a - b| / max|b|, the relative error every cross-check reports;
   - Checks: records and prints ok/FAIL lines against a tolerance and ends the
     script with exit status 1 if any failed;
@@ -13,47 +13,23 @@ from the script's directory; not a test itself):
   - MlpNet: samples/mlp.etch's network as a torch.nn module.
 """
 import ctypes
-import json
 import os
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import torch
 
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-
+import safetensors_np
 
 def st_write(path, tensors):
-    """Minimal safetensors writer (the format's reference layout)."""
-    header, offset, blobs = {}, 0, []
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy()  # (np.ascontiguousarray would make 0-d arrays 1-d)
-        dt = {v: k for k, v in _DTYPES.items()}[a.dtype.type]
-        b = a.tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    """path <- {name: torch tensor} as safetensors (safetensors_np.write)."""
+    safetensors_np.write(path, {k: t.detach().cpu().contiguous().numpy() for k, t in tensors.items()})
 
 
 def st_read(path):
     """Every tensor of a safetensors file, as torch tensors."""
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dt = _DTYPES[info["dtype"]]
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dt).reshape(info["shape"]).copy())
-    return out
+    return {k: torch.from_numpy(a) for k, a in safetensors_np.read(path).items()}
 
 
 def rel(a, b):

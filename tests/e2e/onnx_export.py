@@ -16,14 +16,14 @@ each <name>.0.onnx also runs there on <name>.in.npy against etch's
 <name>.ref<k>.npy outputs (max|ort - etch| / max|etch| at most 1e-5): the
 one check of the Scan loops' numbers, which etch import cannot read back.
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+import safetensors_np
 
 t, names = sys.argv[1], sys.argv[2:]
 failed = []
@@ -33,20 +33,6 @@ def check(ok, what):
     print(("ok   " if ok else "FAIL ") + what)
     if not ok:
         failed.append(what)
-
-
-def st_write(path, arrays):
-    """A safetensors file (F32 only) from name -> float32 array."""
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, a in arrays.items():
-        b = np.ascontiguousarray(a, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 try:
@@ -68,8 +54,9 @@ for name in names:
     params = open(os.path.join(t, name + ".params")).read().split()
     inits = [i.name for i in m.graph.initializer]
     check(inits == params, "%s: initializers %s are the params" % (name, inits[:4]))
-    st_write(os.path.join(t, name + ".safetensors"),
-             {i.name: numpy_helper.to_array(i) * np.float32(1.5) + np.float32(0.01) for i in m.graph.initializer})
+    safetensors_np.write(os.path.join(t, name + ".safetensors"),
+                         {i.name: (numpy_helper.to_array(i) * np.float32(1.5) + np.float32(0.01)).astype(np.float32)
+                          for i in m.graph.initializer})
     if onnxruntime:
         sess = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         x = np.load(os.path.join(t, name + ".in.npy"))
