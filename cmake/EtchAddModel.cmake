@@ -6,12 +6,13 @@
 #
 #   etch_add_model(<name> SOURCE model.etch
 #                  [DEFINES B=1 ...] [WEIGHTS w.safetensors] [EMBED_WEIGHTS]
+#                  [QUANTIZE int8 CALIB stats.json] [THREADS N]
 #                  [TRAIN] [OPT 0|1|2] [PREFIX c_name] [TARGET_BACKEND c])
 #
 # At build time `etch build --c-only` writes model.c, model.h, etch_rt.c and
 # etch_rt.h (and, without EMBED_WEIGHTS, <Model>.safetensors) into
 # ${CMAKE_CURRENT_BINARY_DIR}/etch_models/<name>/; the command reruns when the
-# source, the weights or the etch binary change. <name> is a static library of
+# source, the weights, the calibration file or the etch binary change. <name> is a static library of
 # model.c linked to etch::runtime; its C names start with PREFIX (default
 # <name>, made a C identifier): <prefix>_forward, <prefix>_load, ... A
 # program includes "model.h", or "<name>/model.h" when it uses several
@@ -20,7 +21,7 @@
 include_guard(GLOBAL)
 
 function(etch_add_model name)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "EMBED_WEIGHTS;TRAIN" "SOURCE;WEIGHTS;OPT;PREFIX;TARGET_BACKEND;QUANTIZE;CALIB"
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "EMBED_WEIGHTS;TRAIN" "SOURCE;WEIGHTS;OPT;PREFIX;TARGET_BACKEND;QUANTIZE;CALIB;THREADS"
                         "DEFINES")
   set(where "etch_add_model(${name})")
   if(ARG_UNPARSED_ARGUMENTS)
@@ -29,11 +30,25 @@ function(etch_add_model name)
   if(NOT ARG_SOURCE)
     message(FATAL_ERROR "${where}: SOURCE model.etch is required")
   endif()
-  if(DEFINED ARG_QUANTIZE OR DEFINED ARG_CALIB)
-    message(FATAL_ERROR "${where}: QUANTIZE/CALIB: not supported yet (etch has no quantizer)")
+  if(DEFINED ARG_QUANTIZE AND NOT ARG_QUANTIZE STREQUAL "int8")
+    message(FATAL_ERROR "${where}: QUANTIZE takes int8, got '${ARG_QUANTIZE}'")
   endif()
-  if(DEFINED ARG_TARGET_BACKEND AND NOT ARG_TARGET_BACKEND STREQUAL "c")
-    message(FATAL_ERROR "${where}: TARGET_BACKEND ${ARG_TARGET_BACKEND}: not supported yet (only c)")
+  if(DEFINED ARG_QUANTIZE AND NOT ARG_CALIB)
+    message(FATAL_ERROR "${where}: QUANTIZE int8 needs CALIB stats.json (from etch calibrate)")
+  endif()
+  if(DEFINED ARG_CALIB AND NOT DEFINED ARG_QUANTIZE)
+    message(FATAL_ERROR "${where}: CALIB is for QUANTIZE int8")
+  endif()
+  if(DEFINED ARG_QUANTIZE AND ARG_TRAIN)
+    message(FATAL_ERROR "${where}: QUANTIZE int8 builds inference only: no TRAIN")
+  endif()
+  if(DEFINED ARG_TARGET_BACKEND AND ARG_TARGET_BACKEND STREQUAL "cuda")
+    message(FATAL_ERROR "${where}: TARGET_BACKEND cuda: the CUDA backend is not built yet (etch issue 12); use c")
+  elseif(DEFINED ARG_TARGET_BACKEND AND NOT ARG_TARGET_BACKEND STREQUAL "c")
+    message(FATAL_ERROR "${where}: TARGET_BACKEND takes c or cuda, got '${ARG_TARGET_BACKEND}'")
+  endif()
+  if(DEFINED ARG_THREADS AND (NOT ARG_THREADS MATCHES "^[1-9][0-9]*$" OR ARG_THREADS GREATER 1024))
+    message(FATAL_ERROR "${where}: THREADS takes a count (1 to 1024), got '${ARG_THREADS}'")
   endif()
   if(ARG_TRAIN AND ARG_EMBED_WEIGHTS)
     message(FATAL_ERROR "${where}: TRAIN cannot be combined with EMBED_WEIGHTS (training updates the weights)")
@@ -64,6 +79,16 @@ function(etch_add_model name)
   if(ARG_TRAIN)
     list(APPEND args --train)
   endif()
+  if(DEFINED ARG_QUANTIZE)
+    get_filename_component(calib "${ARG_CALIB}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND args --quantize int8 --calib "${calib}")
+    list(APPEND depends "${calib}")
+  endif()
+  set(threads 1)
+  if(DEFINED ARG_THREADS)
+    set(threads ${ARG_THREADS})
+    list(APPEND args --threads ${ARG_THREADS})
+  endif()
   if(DEFINED ARG_OPT)
     if(NOT ARG_OPT MATCHES "^[012]$")
       message(FATAL_ERROR "${where}: OPT takes 0, 1 or 2, got '${ARG_OPT}'")
@@ -88,6 +113,10 @@ function(etch_add_model name)
   add_library(${name} STATIC "${dir}/model.c" "${dir}/model.h")
   target_include_directories(${name} PUBLIC "${dir}" "${CMAKE_CURRENT_BINARY_DIR}/etch_models")
   target_link_libraries(${name} PUBLIC etch::runtime)
+  if(threads GREATER 1) # kernels split over threads with pthreads
+    find_package(Threads REQUIRED)
+    target_link_libraries(${name} PUBLIC Threads::Threads)
+  endif()
   # The flags etch compiles emitted code with itself (codegen/build.h).
   target_compile_options(${name} PRIVATE $<$<C_COMPILER_ID:GNU,Clang,AppleClang>:-O3 -ffp-contract=fast -fopenmp-simd>)
   target_compile_definitions(${name} PRIVATE _POSIX_C_SOURCE=200809L)

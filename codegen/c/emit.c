@@ -58,3 +58,10 @@ bool cemit_define_once(CEmitter *e, const char *name) {
     e->defined[e->n_defined++] = strdup(name);
     return true;
 }
+
+void cemit_scratch_support(CEmitter *e) {
+    if (cemit_define_once(e, CEMIT_SCRATCH_NOW))
+        sb_puts(e->preamble, "/* The scratch of the context whose call runs on this thread (set by each entry,\n"
+                             " * inherited by GEMM worker threads). */\n"
+                             "static _Thread_local unsigned char *" CEMIT_SCRATCH_NOW ";\n\n");
+}

@@ -25,9 +25,25 @@ typedef struct CEmitter {
 } CEmitter;
 
 /* Emits graph `body` (a scan's) as a static function of the model, placed in
- * the preamble, with its own static arena; returns the function's name. Its
- * parameters are the body's inputs (const pointers) then its outputs. */
+ * the preamble, with its own arena in the context's scratch; returns the
+ * function's name. Its parameters are the body's inputs (const pointers) then
+ * its outputs. */
 const char *cemit_subgraph(CEmitter *e, const Graph *body);
+
+/* Working memory that kernels keep across one call (scan carries, im2col
+ * columns, GEMM packing buffers, epilogue arguments) lives in the scratch of
+ * the model's context (P_ctx, see docs/c-api.md), so that calls in different
+ * contexts may run at once. Reserves `bytes` of it (64-byte aligned) and
+ * returns a C expression of type `unsigned char *` that addresses it from any
+ * function of model.c, on GEMM worker threads too: an offset from
+ * CEMIT_SCRATCH_NOW, the calling thread's current scratch. Outside a model
+ * (no driver: unit tests that emit one kernel) it defines a static array.
+ * The text lives as long as the emitter. */
+const char *cemit_scratch(CEmitter *e, int64_t bytes);
+#define CEMIT_SCRATCH_NOW "etch_scratch_now"
+/* Defines CEMIT_SCRATCH_NOW in the preamble, once: a thread-local pointer
+ * each entry sets to its context's scratch (and GEMM workers inherit). */
+void cemit_scratch_support(CEmitter *e);
 
 /* Definitions every model.c starts with (codegen/c/cmath.c): etch_expf and
  * etch_tanhf, vectorizable float exp and tanh, and the ETCH_EXP/ETCH_TANH

@@ -6,13 +6,16 @@
  * and model.h, next to the runtime and, for programs, a driver main.c.
  *
  * Storage: an entry's inputs and outputs are its pointer arguments;
- * parameters are static arrays shared by all entries (bss, filled from a
- * safetensors file by <prefix>_load, or const arrays with embedded weights);
- * every other value lives at a fixed offset in one static arena whose size is
- * a compile-time constant (entries run one at a time, so they share it).
- * Views (reshape) reuse their operand's storage. After an entry's outputs are
- * written, its state updates (a training step's new weights and optimizer
- * state) are copied into their parameters. */
+ * parameters are static arrays shared by all entries and contexts (bss,
+ * filled from a safetensors file by <prefix>_load, or const arrays with
+ * embedded weights); every other value lives at a fixed offset in the arena
+ * of the call's context (P_ctx: the arena, whose size is a compile-time
+ * constant and which a context's entries share since they run one at a time,
+ * and the scratch that kernels keep across a call, cemit_scratch). Each entry
+ * P_E_ctx takes its context; P_E runs P_E_ctx in the default context, whose
+ * memory is static. Views (reshape) reuse their operand's storage. After an
+ * entry's outputs are written, its state updates (a training step's new
+ * weights and optimizer state) are copied into their parameters. */
 #include "codegen/c/emit_c.h"
 
 #include <ctype.h>
@@ -101,10 +104,13 @@ static void emit_info_table(StrBuf *b, const char *decl, const Graph *g, const i
     sb_puts(b, "    {0},\n};\n\n");
 }
 
-static void emit_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types) {
+/* `void P_E(inputs, outputs)`, or with_ctx `void P_E_ctx(P_ctx *ctx, inputs, outputs)`. */
+static void emit_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types,
+                           bool with_ctx) {
     const Graph *g = e->g;
     char ty[96];
-    sb_printf(b, "void %s_%s(", prefix, e->name);
+    sb_printf(b, "void %s_%s%s(", prefix, e->name, with_ctx ? "_ctx" : "");
+    if (with_ctx) sb_printf(b, "%s_ctx *ctx%s", prefix, g->n_inputs || g->n_outputs ? ", " : "");
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *n = &g->nodes[g->inputs[i]];
         sb_printf(b, "%sconst %s *in_%s", i ? ", " : "", dtype_c_type(n->dtype), c_ident(a, n->attr.name));
@@ -115,7 +121,7 @@ static void emit_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEn
         sb_printf(b, "%s%s *out%d", i || g->n_inputs ? ", " : "", dtype_c_type(n->dtype), i);
         if (with_types) sb_printf(b, " /* %s */", type_format(ty, sizeof ty, n->dtype, &n->shape));
     }
-    if (!g->n_inputs && !g->n_outputs) sb_puts(b, "void");
+    if (!g->n_inputs && !g->n_outputs && !with_ctx) sb_puts(b, "void");
     sb_puts(b, ")");
 }
 
@@ -163,11 +169,24 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
     sb_printf(&h, "int %s_load(const char *path, int state_required, char *err, size_t errlen);\n", P);
     sb_printf(&h, "/* Writes the weights (and the optimizer state when with_state) atomically. */\n");
     sb_printf(&h, "int %s_save(const char *path, int with_state, char *err, size_t errlen);\n\n", P);
+    sb_printf(&h, "/* A context: the working memory of one call in flight (intermediates and\n"
+                  " * scratch; the parameters are the model's, shared by every context). Calls in\n"
+                  " * different contexts may run at once, from different threads, unless one of\n"
+                  " * them updates the parameters (see each entry). %s_ctx_create returns NULL and a\n"
+                  " * message in err when memory runs out. */\n", P);
+    sb_printf(&h, "typedef struct %s_ctx %s_ctx;\n%s_ctx *%s_ctx_create(char *err, size_t errlen);\n", P, P, P, P);
+    sb_printf(&h, "void %s_ctx_free(%s_ctx *ctx);\n\n", P, P);
     for (int k = 0; k < n_entries; k++) {
         const char *E = entries[k].name;
         sb_printf(&h, "extern const etch_tensor_info %s_%s_inputs[], %s_%s_outputs[];\n", P, E, P, E);
-        sb_printf(&h, "/* Not reentrant: intermediates live in one static arena. */\n");
-        emit_signature(&h, a, P, &entries[k], true);
+        if (entries[k].g->n_updates)
+            sb_printf(&h, "/* Updates the parameters every context shares: no other call of this model\n"
+                          " * may run meanwhile, in any context. */\n");
+        else
+            sb_printf(&h, "/* Reentrant in ctx: concurrent calls need different contexts. */\n");
+        emit_signature(&h, a, P, &entries[k], true, true);
+        sb_printf(&h, ";\n/* The same in the default context (static memory): one call at a time. */\n");
+        emit_signature(&h, a, P, &entries[k], true, false);
         sb_printf(&h, ";\n/* The same, with arrays of pointers in %s_%s_inputs / _outputs order. */\n", P, E);
         sb_printf(&h, "void %s_%s_v(const void *const *inputs, void *const *outputs);\n\n", P, E);
     }
@@ -193,18 +212,39 @@ typedef struct EmitDriver {
     const char *P;
     CGenStats *st;
     int n_bodies;
-    int64_t body_bytes; /* the bodies' own arenas */
+    int64_t body_bytes;    /* the bodies' own arenas */
+    int64_t scratch_bytes; /* the context's scratch so far (cemit_scratch) */
+    int scratch_align;
 } EmitDriver;
 
-/* Emits one entry function (or, with is_body, a scan body: a static function
- * with its own static arena); returns the arena bytes it needs. */
+/* Reserves bytes of the context's scratch at a multiple of align (>= 64). */
+static const char *reserve_scratch(EmitDriver *dr, int64_t bytes, int align) {
+    if (align < 64) align = 64;
+    if (align > dr->scratch_align) dr->scratch_align = align;
+    int64_t at = (dr->scratch_bytes + align - 1) / align * align;
+    dr->scratch_bytes = at + bytes;
+    return arena_printf(dr->a, "(%s + %lld)", CEMIT_SCRATCH_NOW, (long long)at);
+}
+
+const char *cemit_scratch(CEmitter *e, int64_t bytes) {
+    if (e->driver) return reserve_scratch(e->driver, bytes, 64);
+    char name[48]; /* one kernel outside a model: a static array */
+    snprintf(name, sizeof name, "etch_static_scratch%d", e->n_defined);
+    cemit_define_once(e, name);
+    sb_printf(e->preamble, "static _Alignas(64) unsigned char %s[%lld];\n", name, (long long)(bytes ? bytes : 64));
+    return e->defined[e->n_defined - 1];
+}
+
+/* Emits one entry function, P_E_ctx (or, with a body_arena, a scan body: a
+ * static function whose arena is that part of the context's scratch);
+ * returns the arena bytes it needs. */
 static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *dr, const CGenEntry *en,
-                          bool is_body) {
+                          const char *body_arena) {
     Arena *a = dr->a;
     const ParamTable *pt = dr->pt;
     const char *P = dr->P;
     CGenStats *st = dr->st;
-    const char *arena_name = is_body ? arena_printf(a, "%s_%s_arena", P, en->name) : arena_printf(a, "%s_arena", P);
+    bool is_body = body_arena != NULL;
     const Graph *g = en->g;
     const MemPlan *mp = g->mem_plan;
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
@@ -225,18 +265,22 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
         }
     }
     if (!is_body) sb_puts(b, "ETCH_CLONES ");
-    emit_signature(b, a, P, en, false);
+    emit_signature(b, a, P, en, false, !is_body);
     sb_puts(b, " {\n");
     CEmitter e = *shared; /* carries the preamble's definitions across entries */
     e.out = b, e.g = g, e.buf = buf, e.indent = 1, e.preamble = pre, e.driver = dr;
+    if (!is_body) cemit_line(&e, "%s = ctx->scratch;", CEMIT_SCRATCH_NOW);
     /* a body need not read every capture, nor an entry every input (an
      * autoencoder's training step ignores its labels) */
     for (int i = 0; i < g->n_inputs; i++) cemit_line(&e, "(void)%s;", buf[g->inputs[i]]);
+    bool uses_arena = false;
+    for (int id = 0; id < g->n_nodes; id++) uses_arena |= mp->kind[id] == STORE_ARENA;
+    if (uses_arena) cemit_line(&e, "unsigned char *const arena = %s;", is_body ? body_arena : "ctx->arena");
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (mp->kind[id] == STORE_ARENA)
-            cemit_line(&e, "%s *const %s = (%s *)(%s + %lld);", dtype_c_type(n->dtype), buf[id],
-                       dtype_c_type(n->dtype), arena_name, (long long)mp->offset[id]);
+            cemit_line(&e, "%s *const %s = (%s *)(arena + %lld);", dtype_c_type(n->dtype), buf[id],
+                       dtype_c_type(n->dtype), (long long)mp->offset[id]);
     }
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
@@ -280,6 +324,11 @@ static int64_t emit_entry(StrBuf *b, StrBuf *pre, CEmitter *shared, EmitDriver *
     sb_puts(b, "}\n\n");
     st->naive_bytes += mp->naive_bytes;
     if (is_body) return mp->arena_bytes;
+    emit_signature(b, a, P, en, false, false); /* P_E: P_E_ctx in the default context */
+    sb_printf(b, " {\n    %s_%s_ctx(&%s_ctx_default", P, en->name, P);
+    for (int i = 0; i < g->n_inputs; i++) sb_printf(b, ", %s", buf[g->inputs[i]]);
+    for (int i = 0; i < g->n_outputs; i++) sb_printf(b, ", out%d", i);
+    sb_puts(b, ");\n}\n\n");
     sb_printf(b, "void %s_%s_v(const void *const *inputs, void *const *outputs) {\n", P, en->name);
     sb_printf(b, "    (void)inputs, (void)outputs;\n    %s_%s(", P, en->name);
     for (int i = 0; i < g->n_inputs; i++)
@@ -296,12 +345,11 @@ const char *cemit_subgraph(CEmitter *e, const Graph *body) {
     StrBuf fn = {0};
     sb_printf(&fn, "/* scan body %s: one time step */\nETCH_CLONES static ", body->name);
     CEmitter sub = *e; /* shares the preamble's definitions */
-    int64_t need = emit_entry(&fn, e->preamble, &sub, dr, &en, true);
+    const char *arena = reserve_scratch(dr, body->mem_plan->arena_bytes, body->mem_plan->align);
+    int64_t need = emit_entry(&fn, e->preamble, &sub, dr, &en, arena);
     e->defined = sub.defined, e->n_defined = sub.n_defined, e->cap_defined = sub.cap_defined;
     e->n_loops = sub.n_loops;
     dr->body_bytes += need;
-    sb_printf(e->preamble, "static _Alignas(%d) unsigned char %s_%s_arena[%lld];\n", body->mem_plan->align, dr->P,
-              en.name, (long long)(need ? need : 64));
     sb_puts(e->preamble, fn.s);
     sb_free(&fn);
     return arena_printf(dr->a, "%s_%s", dr->P, en.name);
@@ -345,6 +393,32 @@ static void emit_load_save(StrBuf *b, const ParamTable *pt, const char *P, bool 
               P, pt->n + 1, pt->n + 1, P, P, P);
 }
 
+/* struct P_ctx, the default context's static memory, P_ctx_create and P_ctx_free. */
+static void emit_contexts(StrBuf *b, const char *P, int64_t arena_bytes, int arena_align, int64_t scratch_bytes,
+                          int scratch_align) {
+    int64_t arena = (arena_bytes + arena_align - 1) / arena_align * arena_align;
+    int64_t scratch = (scratch_bytes + scratch_align - 1) / scratch_align * scratch_align;
+    arena = arena ? arena : arena_align, scratch = scratch ? scratch : scratch_align;
+    sb_printf(b, "/* A context's memory: intermediates (the arena: %lld bytes, fixed at compile time)\n"
+                 " * and what kernels keep across a call (the scratch: %lld bytes). */\n",
+              (long long)arena_bytes, (long long)scratch_bytes);
+    sb_printf(b, "struct %s_ctx {\n    unsigned char *arena, *scratch;\n};\n", P);
+    sb_printf(b, "static _Alignas(%d) unsigned char %s_arena[%lld];\n", arena_align, P, (long long)arena);
+    sb_printf(b, "static _Alignas(%d) unsigned char %s_scratch[%lld];\n", scratch_align, P, (long long)scratch);
+    sb_printf(b, "static %s_ctx %s_ctx_default = {%s_arena, %s_scratch};\n\n", P, P, P, P);
+    sb_printf(b, "void %s_ctx_free(%s_ctx *ctx) {\n    if (!ctx) return;\n    free(ctx->arena);\n"
+                 "    free(ctx->scratch);\n    free(ctx);\n}\n\n", P, P);
+    sb_printf(b, "%s_ctx *%s_ctx_create(char *err, size_t errlen) {\n"
+                 "    %s_ctx *ctx = calloc(1, sizeof *ctx);\n"
+                 "    if (ctx) ctx->arena = aligned_alloc(%d, %lld), ctx->scratch = aligned_alloc(%d, %lld);\n"
+                 "    if (!ctx || !ctx->arena || !ctx->scratch) {\n        %s_ctx_free(ctx);\n"
+                 "        snprintf(err, errlen, \"%s_ctx_create: out of memory (%lld bytes)\");\n"
+                 "        return NULL;\n    }\n"
+                 "    memset(ctx->arena, 0, %lld);\n    memset(ctx->scratch, 0, %lld);\n    return ctx;\n}\n\n",
+              P, P, P, arena_align, (long long)arena, scratch_align, (long long)scratch, P, P,
+              (long long)(arena + scratch), (long long)arena, (long long)scratch);
+}
+
 char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d) {
     Arena *a = arena_new();
     ParamTable pt;
@@ -360,11 +434,12 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     StrBuf b = {0}, body = {0}, pre = {0};
     char ty[96];
     int64_t arena_bytes = 0;
-    CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1, .blas = o->blas};
-    EmitDriver dr = {.a = a, .pt = &pt, .P = P, .st = &st};
+    CEmitter shared = {.threads = o->threads > 0 ? o->threads : 1, .blas = o->blas, .preamble = &pre};
+    EmitDriver dr = {.a = a, .pt = &pt, .P = P, .st = &st, .scratch_align = 64};
+    cemit_scratch_support(&shared);
     int align = 1; /* the arena's: the strictest of the entries' plans */
     for (int k = 0; k < n_entries; k++) {
-        int64_t need = emit_entry(&body, &pre, &shared, &dr, &entries[k], false);
+        int64_t need = emit_entry(&body, &pre, &shared, &dr, &entries[k], NULL);
         if (need > arena_bytes) arena_bytes = need;
         if (entries[k].g->mem_plan->align > align) align = entries[k].g->mem_plan->align;
     }
@@ -373,7 +448,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     sb_printf(&b, "/* model.c: generated by etch. Do not edit.\n");
     sb_printf(&b, " * Every loop bound is a literal: the code is specialized to these shapes.\n");
     sb_printf(&b, " * Needs only libc and libm (and etch_rt.c for files). */\n");
-    sb_printf(&b, "#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n#include <tgmath.h>\n\n"
+    sb_printf(&b, "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <tgmath.h>\n\n"
                   "#include \"model.h\"\n\n");
     sb_puts(&b, cemit_math_prelude);
     for (int k = 0; k < n_entries; k++) {
@@ -392,9 +467,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
         sb_puts(&b, "},\n");
     }
     sb_puts(&b, "    {0},\n};\n\n");
-    sb_printf(&b, "/* Intermediates: %lld bytes, fixed at compile time. */\n", (long long)arena_bytes);
-    sb_printf(&b, "static _Alignas(%d) unsigned char %s_arena[%lld];\n\n", align, P,
-              (long long)(arena_bytes ? arena_bytes : 64));
+    emit_contexts(&b, P, arena_bytes, align, dr.scratch_bytes, dr.scratch_align);
     for (int i = 0; i < pt.n; i++) {
         const Node *n = pt.node[i];
         int64_t numel = shape_numel(&n->shape);

@@ -1,6 +1,7 @@
 /* emit_c.h: the C backend: graphs -> model.c + model.h, specialized to their
  * static shapes. A model can have several entry points (forward, train_step)
- * that share one set of parameters (matched by name) and one static arena.
+ * that share one set of parameters (matched by name) and, per context
+ * (P_ctx), one arena.
  * Drivers that turn it into a program (runtime/drivers/) are copied along. */
 #ifndef ETCH_CODEGEN_C_EMIT_C_H
 #define ETCH_CODEGEN_C_EMIT_C_H

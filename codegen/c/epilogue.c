@@ -9,10 +9,10 @@
  * members read outside the group are stored; a relu(x @ W + b) never writes
  * x @ W.
  *
- * The function reads its operands' pointers from a file-scope struct that
- * the entry fills right before the call: the kernel's signature stays the
- * same for every product, and entries are not reentrant anyway (they share
- * one static arena). */
+ * The function reads its operands' pointers from a struct in the context's
+ * scratch that the entry fills right before the call: the kernel's
+ * signature stays the same for every product, and the GEMM's worker threads
+ * see the same context's scratch (cemit_scratch). */
 #include "codegen/c/fused.h"
 
 #include <stdlib.h>
@@ -86,11 +86,12 @@ void emit_matmul_group(CEmitter *e, const Graph *g, const MemPlan *mp, int at, i
                      "#else\n#define ETCH_EPILOGUE_IVDEP\n#endif\n");
     sb_printf(&fn, "\n/* %s: %d ops after %%%d = matmul %s (%s), applied by its GEMM to each finished tile\n",
               name, n_members, mm, type_format(ty, sizeof ty, P->dtype, &P->shape), g->name);
-    sb_printf(&fn, " * R (rows x cols at row i0, column j0 of the product). */\nstatic struct {\n");
+    sb_printf(&fn, " * R (rows x cols at row i0, column j0 of the product). */\nstruct %s_args_t {\n", name);
     for (int q = 0; q < n_ptrs; q++)
         sb_printf(&fn, "    %s%s *p%d; /* %s */\n", ptr_written[q] ? "" : "const ", dtype_c_type(g->nodes[ptr_node[q]].dtype),
                   q, e->buf[ptr_node[q]]);
-    sb_printf(&fn, "} %s_args;\n", name);
+    sb_printf(&fn, "};\n#define %s_args (*(struct %s_args_t *)%s)\n", name, name,
+              cemit_scratch(e, (int64_t)sizeof(void *) * n_ptrs));
     sb_printf(&fn, "ETCH_EPILOGUE void %s(const %s *restrict R, int64_t ldr, int64_t i0, int64_t j0, int64_t rows, int64_t cols) {\n",
               name, T);
     for (int q = 0; q < n_ptrs; q++)

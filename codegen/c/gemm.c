@@ -14,7 +14,7 @@
  *    (the BLIS scheme): C is cut into NC-column and MC-row blocks, K into
  *    slices of <= KC; each K slice of B is packed into zero-padded KC x NR
  *    panels (contiguous, aligned, L1-resident while the block's row tiles
- *    pass). Packing buffers are static, one per kernel and thread part, at
+ *    pass). Packing buffers are in the context's scratch (cemit_scratch), one per kernel and thread part, at
  *    most KC x NC (2 MiB); each kernel's comment states its size.
  *
  * Every variant (portable C, AVX2+FMA, AVX-512F) is emitted; the first call
@@ -647,8 +647,8 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     if (d->epilogue) sb_printf(b, ", %s applied to each finished tile", d->epilogue);
     sb_puts(b, ". */\n");
     if (pack)
-        sb_printf(b, "static _Alignas(64) %s %s_pack[%d][%lld]; /* packed B: %lld bytes */\n", T, name, max_parts,
-                  (long long)pack, (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
+        sb_printf(b, "#define %s_pack (*(%s (*)[%d][%lld])%s) /* packed B: %lld bytes of scratch */\n", name, T, max_parts,
+                  (long long)pack, cemit_scratch(e, pack * max_parts * (int64_t)dtype_size(d->dtype)), (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
     bool f64 = d->dtype == DT_F64;
     /* the portable variant twice (vector extensions, else plain C), then the x86 ones */
     const Isa *order[4] = {&ISAS[ISA_PORTABLE], &PLAIN_C, &ISAS[ISA_AVX2], &ISAS[ISA_AVX512]};

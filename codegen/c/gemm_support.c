@@ -105,7 +105,7 @@ void gemm_emit_support(CEmitter *e) {
             "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
             " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
             "static int etch_gemm_isa(void) {\n"
-            "    static int isa = -1;\n"
+            "    static _Atomic int isa = -1; /* calls in several contexts may ask at once */\n"
             "    if (isa < 0) {\n"
             "        int best = 0;\n"
             "#if defined(ETCH_GEMM_X86)\n"
@@ -129,11 +129,13 @@ void gemm_emit_support(CEmitter *e) {
  * and threads start in parallel, log2(parts) deep. */
 void gemm_emit_thread_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_gemm_threads")) return;
+    cemit_scratch_support(e);
     sb_puts(e->preamble,
             "#include <pthread.h>\n"
             "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
             "typedef struct etch_gemm_job {\n"
             "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int lo, hi; /* parts [lo, hi) */\n"
+            "    unsigned char *scratch; /* the caller's context's: the workers use it too */\n"
             "} etch_gemm_job;\n"
             "static void *etch_gemm_worker(void *arg);\n"
             "/* The upper half on a new thread, the lower half here; a half whose thread cannot start runs here. */\n"
@@ -151,11 +153,12 @@ void gemm_emit_thread_support(CEmitter *e) {
             "    if (started) pthread_join(th, NULL);\n"
             "}\n"
             "static void *etch_gemm_worker(void *arg) {\n"
+            "    " CEMIT_SCRATCH_NOW " = ((const etch_gemm_job *)arg)->scratch;\n"
             "    etch_gemm_run((const etch_gemm_job *)arg);\n"
             "    return NULL;\n"
             "}\n"
             "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
-            "    const etch_gemm_job all = {f, a, b, c, 0, parts};\n"
+            "    const etch_gemm_job all = {f, a, b, c, 0, parts, " CEMIT_SCRATCH_NOW "};\n"
             "    etch_gemm_run(&all);\n"
             "}\n");
 }

@@ -4,9 +4,11 @@
 # point back into the build tree or the old prefix); the installed tool runs
 # from another folder; samples/embed configures against the prefix
 # (find_package + etch_add_model), builds and classifies an image exactly as
-# the installed `etch run` does; a C++ program links two models of one source
-# (prefixes per model, both model.h in one file, WEIGHTS and OPT), and the
-# same project configures with etch as a subproject; a model
+# the installed `etch run` does; a C++ program links three models of one source
+# (prefixes per model, all model.h in one file, WEIGHTS and OPT; QUANTIZE int8
+# CALIB and THREADS, the int8 class as `etch run --quantize` gives it, and a
+# changed calibration file rebuilds the model; TARGET_BACKEND cuda stops the
+# configure step), and the same project configures with etch as a subproject; a model
 # that does not compile stops the build with etch's located error; a model.h
 # refuses another version's runtime header; the man page and the bash
 # completion exist and name every command and option of `etch --help`; the
@@ -55,13 +57,27 @@ cmake --build bad >>bad.log 2>&1 && fail "a model that does not compile built"
 grep -q "bad.etch:4:12: error: unknown name 'nope'" bad.log || { cat bad.log; fail "no located error in the build log"; }
 [ ! -e bad/classify ] || fail "the program was linked anyway"
 
-# two models of one source in one C++ program, weights from a file and embedded
+# three models of one source in one C++ program, weights from a file and
+# embedded, one of them int8 with activation ranges written here (as etch
+# calibrate writes them) and its kernels split over 2 threads
 "$etch" build "$mlp" -D B=1 --c-only -o w
-cmake -S "$SRC/tests/e2e/install_consumer" -B two -DCMAKE_PREFIX_PATH="$P" -DMLP_SOURCE="$mlp" \
-  -DMLP_WEIGHTS="$PWD/w/Net.safetensors" >two.log 2>&1 || { cat two.log; fail "configure install_consumer"; }
-cmake --build two >>two.log 2>&1 || { cat two.log; fail "build install_consumer (two models, C++)"; }
+printf '%s' '{"format": "etch-calibration-1", "model": "Net", "tensors": [{"name": "fc1.weight:input", "shape": [1, 784], "lo": 0, "hi": 1}, {"name": "fc2.weight:input", "shape": [1, 128], "lo": 0, "hi": 4}]}' >calib.json
+"$etch" run "$mlp" -D B=1 --weights w/Net.safetensors --quantize int8 --calib calib.json --input img.npy -o q.npy
+qwant=$("$etch" show q.npy --argmax | tr -d '[:space:]')
+consumer=(-DMLP_SOURCE="$mlp" -DMLP_WEIGHTS="$PWD/w/Net.safetensors" -DMLP_CALIB="$PWD/calib.json")
+cmake -S "$SRC/tests/e2e/install_consumer" -B two -DCMAKE_PREFIX_PATH="$P" "${consumer[@]}" >two.log 2>&1 ||
+  { cat two.log; fail "configure install_consumer"; }
+cmake --build two >>two.log 2>&1 || { cat two.log; fail "build install_consumer (three models, C++)"; }
 got=$(two/consumer img.npy w/Net.safetensors)
-[ "$got" = "ok $want x v" ] || fail "the two-model program printed '$got'"
+[ "$got" = "ok $want x v q$qwant" ] || fail "the three-model program printed '$got' (int8: etch run says $qwant)"
+grep -q "= qmatmul" two/etch_models/mlp_q/model.c || fail "QUANTIZE int8: mlp_q has no int8 matmul"
+grep -qe "--threads 2" two/CMakeFiles/mlp_q.dir/build.make || fail "THREADS 2 did not reach etch build"
+touch calib.json # a new calibration file: the model is compiled again
+cmake --build two --target mlp_q -- -n >dry.log 2>&1 # make -n: what it would run
+grep -q "etch build .*--calib" dry.log || { cat dry.log; fail "a changed CALIB file does not rebuild mlp_q"; }
+cmake -S "$SRC/tests/e2e/install_consumer" -B cuda -DCMAKE_PREFIX_PATH="$P" "${consumer[@]}" -DMLP_Q_BACKEND=cuda \
+  >cuda.log 2>&1 && fail "TARGET_BACKEND cuda configured"
+tr -s ' \n' '  ' <cuda.log | grep -q "TARGET_BACKEND cuda: the CUDA backend is not built yet (etch issue 12)" || { cat cuda.log; fail "TARGET_BACKEND cuda: no clear error"; }
 nm two/libmlp_b1.a | grep -qE " [Ti] mlp_b1_forward$" || fail "mlp_b1_forward is not defined in libmlp_b1.a"
 clashes=$(nm --defined-only two/libmlp_b1.a two/libmlp_b2.a | awk '$2 ~ /^[A-Z]$/ {print $3}' | sort | uniq -d)
 [ -z "$clashes" ] || fail "the two model libraries both define: $clashes"
@@ -69,13 +85,13 @@ clashes=$(nm --defined-only two/libmlp_b1.a two/libmlp_b2.a | awk '$2 ~ /^[A-Z]$
 # the same program with etch as a subproject (add_subdirectory of the source
 # tree): configured here, the build rule in place and driven by the in-tree
 # tool; building it compiles all of etch, so only with ETCH_TEST_SUBPROJECT=1
-cmake -S "$SRC/tests/e2e/install_consumer" -B sub -DETCH_ROOT="$SRC" -DMLP_SOURCE="$mlp" \
-  -DMLP_WEIGHTS="$PWD/w/Net.safetensors" >sub.log 2>&1 || { cat sub.log; fail "configure with add_subdirectory(etch)"; }
+cmake -S "$SRC/tests/e2e/install_consumer" -B sub -DETCH_ROOT="$SRC" "${consumer[@]}" >sub.log 2>&1 ||
+  { cat sub.log; fail "configure with add_subdirectory(etch)"; }
 grep -rqs "etch: compiling model mlp_b1" sub/CMakeFiles || fail "add_subdirectory: no rule compiling mlp_b1"
 grep -qsE "^\s(\S*/)?etch/etch build " sub/CMakeFiles/mlp_b1.dir/build.make || fail "add_subdirectory: the rule does not run the in-tree etch"
 if [ "${ETCH_TEST_SUBPROJECT:-0}" = 1 ]; then
   cmake --build sub -j "$(nproc)" >>sub.log 2>&1 || { cat sub.log; fail "build with add_subdirectory(etch)"; }
-  [ "$(sub/consumer img.npy w/Net.safetensors)" = "ok $want x v" ] || fail "add_subdirectory: wrong output"
+  [ "$(sub/consumer img.npy w/Net.safetensors)" = "ok $want x v q$qwant" ] || fail "add_subdirectory: wrong output"
 fi
 
 # another etch version's runtime header: model.h stops with a clear #error

@@ -1,7 +1,7 @@
 /* conv.c (C backend): conv2d and its two gradient kernels as GEMMs over an
  * im2col matrix (see ir/ops/conv.c for the algebra). The im2col/col2im
  * routine is specialized to the shape and defined once per file; the column
- * matrix lives in a static scratch array sized at compile time, so nothing
+ * matrix lives in the context's scratch, sized at compile time, so nothing
  * is allocated at run time. A 1x1 window with stride 1 and no padding reads
  * the image in place. */
 #include <stdio.h>
@@ -12,9 +12,9 @@
 void conv_emit_scratch(CEmitter *e, DType t, int64_t n, char *buf, size_t cap) {
     snprintf(buf, cap, "etch_scratch_%s_%lld", dtype_name(t), (long long)n);
     if (cemit_define_once(e, buf))
-        sb_printf(e->preamble, "/* scratch for im2col and friends: ops run one at a time and share it */\n"
-                               "static _Alignas(64) %s %s[%lld];\n\n",
-                  dtype_c_type(t), buf, (long long)n);
+        sb_printf(e->preamble, "/* scratch for im2col and friends: a call's ops run one at a time and share it */\n"
+                               "#define %s ((%s *)%s)\n\n",
+                  buf, dtype_c_type(t), cemit_scratch(e, n * (int64_t)dtype_size(t)));
 }
 
 /* Name of the im2col (or col2im when back) routine for g, defining it once. */

@@ -1,6 +1,6 @@
 /* scan.c (C backend): the body is a static function of the model
  * (cemit_subgraph), called once per step; carries ping-pong between two
- * static buffers; sequences are read and per-step outputs written at the
+ * buffers in the context's scratch; sequences are read and per-step outputs written at the
  * step's offset. */
 #include "codegen/c/ops/c_ops.h"
 
@@ -13,7 +13,9 @@ void emit_scan(CEmitter *e, const Graph *g, int id) {
     const char *fn = cemit_subgraph(e, B);
     const char *T = dtype_c_type(n->dtype);
     int64_t carry_numel = nc ? L.off[nc - 1] + L.numel[nc - 1] : 0;
-    if (nc) cemit_line(e, "static _Alignas(64) %s carry[2][%lld];", T, (long long)carry_numel);
+    if (nc)
+        cemit_line(e, "%s (*const carry)[%lld] = (%s (*)[%lld])%s;", T, (long long)carry_numel, T,
+                   (long long)carry_numel, cemit_scratch(e, 2 * carry_numel * (int64_t)dtype_size(n->dtype)));
     char t[16];
     cemit_for(e, t, sizeof t, L.T);
     if (n->attr.reverse) cemit_line(e, "const int64_t s = %lld - %s;", (long long)L.T - 1, t);

@@ -1,11 +1,13 @@
 // main.cpp: for test_install.sh. Loads the weights file into mlp_b1 (mlp_b2
 // has the same weights compiled in), runs the image through both (batch 2:
-// the image twice) and prints "ok" and the class when all three rows agree.
+// the image twice) and prints "ok" and the class when all three rows agree,
+// then the class the int8 model mlp_q gives (run in a context of its own).
 #include <cmath>
 #include <cstdio>
 
 #include "mlp_b1/model.h"
 #include "mlp_b2/model.h"
+#include "mlp_q/model.h"
 
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
@@ -35,7 +37,19 @@ int main(int argc, char **argv) {
             }
         if (one_out[c] > one_out[best]) best = c;
     }
-    std::printf("ok %d %s %s\n", best, mlp_b1_forward_inputs[0].name, MLP_B2_ETCH_VERSION == ETCH_RT_VERSION ? "v" : "?");
+    mlp_q_ctx *ctx = mlp_q_ctx_create(err, sizeof err);
+    if (!ctx) {
+        std::fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    float q_out[10];
+    mlp_q_forward_ctx(ctx, pixels, q_out);
+    mlp_q_ctx_free(ctx);
+    int q_best = 0;
+    for (int c = 1; c < 10; c++)
+        if (q_out[c] > q_out[q_best]) q_best = c;
+    std::printf("ok %d %s %s q%d\n", best, mlp_b1_forward_inputs[0].name, MLP_B2_ETCH_VERSION == ETCH_RT_VERSION ? "v" : "?",
+                q_best);
     etch_array_free(&image);
     return 0;
 }
