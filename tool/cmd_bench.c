@@ -138,15 +138,15 @@ int cmd_bench(const Options *o) {
     Program *p = load_program(a, o, &d);
     bool ok = p != NULL;
     /* the forward, then each training step */
-    int n_entries = ok ? 1 + (p->train ? p->train->n_steps : 0) : 1;
-    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)n_entries);
+    int n_entries = 1;
+    CGenEntry *entries = ok && p->train ? training_entries(p, a, &n_entries, &d) : arena_alloc(a, sizeof *entries);
+    if (ok && !p->train) entries[0] = (CGenEntry){p->forward, "forward"};
+    ok = ok && entries;
     const char **labels = arena_alloc(a, sizeof *labels * (size_t)n_entries);
-    entries[0] = (CGenEntry){p ? p->forward : NULL, "forward"}, labels[0] = "inference";
+    labels[0] = "inference";
     for (int k = 1; ok && k < n_entries; k++) {
         const char *name = p->train->steps[k - 1].name;
-        entries[k] = (CGenEntry){train_step_graph_at(p, k - 1, a, &d), train_step_entry(p, k - 1, "train_step", a)};
         labels[k] = name ? arena_printf(a, "train step %s", name) : "train step";
-        ok = entries[k].g != NULL;
     }
     const Graph *step = n_entries > 1 ? entries[1].g : NULL;
     char *dir = ok ? build_tempdir(&d) : NULL;

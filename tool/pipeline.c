@@ -208,19 +208,25 @@ bool build_model(Program *p, Tensor **params, const Options *o, const char *dir,
     return true;
 }
 
-/* Builds the training program (forward + each step's train_step + the
- * training driver) into dir; returns the program's path (malloc'd) or NULL. */
-char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
+CGenEntry *training_entries(Program *p, Arena *a, int *n, Diag *d) {
     if (!require_train(p, d)) return NULL;
-    Arena *a = p->forward->arena;
-    int n = 1 + p->train->n_steps;
-    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)n);
+    *n = 1 + p->train->n_steps;
+    CGenEntry *entries = arena_alloc(a, sizeof *entries * (size_t)*n);
     entries[0] = (CGenEntry){p->forward, "forward"};
     for (int i = 0; i < p->train->n_steps; i++) {
         Graph *step = train_step_graph_at(p, i, a, d);
         if (!step) return NULL;
         entries[1 + i] = (CGenEntry){step, train_step_entry(p, i, "train_step", a)};
     }
+    return entries;
+}
+
+/* Builds the training program (forward + each step's train_step + the
+ * training driver) into dir; returns the program's path (malloc'd) or NULL. */
+char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
+    int n;
+    CGenEntry *entries = training_entries(p, p->forward->arena, &n, d);
+    if (!entries) return NULL;
     Options bo = *o;
     bo.embed = false;
     char program[256];

@@ -47,6 +47,10 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
 /* `etch build`'s output in dir: the forward entry (with o->train also grad
  * and train_step), the program with exe, the weights file unless embedded. */
 bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d);
+/* The entries of a training program: the forward, then each step's
+ * train_step ("train_step", or "train_step_<name>" for named steps); *n
+ * gets their count. NULL after reporting (no train block, a bad step). */
+CGenEntry *training_entries(Program *p, Arena *a, int *n, Diag *d);
 /* The training program (forward + train_step + the training driver) in dir;
  * returns its path (malloc'd). */
 char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d);
