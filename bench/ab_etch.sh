@@ -4,9 +4,14 @@
 # bench/entry_ab.c. Not a test: compare the rows of one run only.
 #   bench/ab_etch.sh MODEL B ENTRY REPS ETCH_BINARY...
 #   bench/ab_etch.sh gpt 8 train_step 20 /tmp/old/build/etch build/etch
+# AB_IDX=IMAGES.idx.gz: input 0 is the first B images of that IDX file (etch
+# make-input --idx) and the weights are the seed-0 initializers (the first
+# build's weights file), so data-dependent kernels see real values (default:
+# zeros everywhere):
+#   AB_IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz bench/ab_etch.sh lenet 64 forward 200 build/etch
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 5 ] || { sed -n '2,6p' "$0"; exit 2; }
+[ $# -ge 5 ] || { sed -n '2,10p' "$0"; exit 2; }
 model=$1 batch=$2 entry=$3 reps=$4
 shift 4
 out=$(mktemp -d)
@@ -21,7 +26,13 @@ for etch in "$@"; do
   i=$((i + 1))
 done
 prefix=$(sed -n 's/^void \([a-z0-9_]*\)_forward_v(.*/\1/p' "$out/b0/model.h" | head -1)
-echo "samples/$model.etch B=$batch ${prefix}_${entry}, $reps calls each, in turns:"
+if [ -n "${AB_IDX:-}" ]; then
+  "$1" make-input "samples/$model.etch" -D B="$batch" --idx "$AB_IDX" -o "$out/input0.npy"
+  export ENTRY_AB_INPUT0="$out/input0.npy" ENTRY_AB_LOAD="${prefix}_load"
+  ENTRY_AB_WEIGHTS=$(ls "$out/b0"/*.safetensors)
+  export ENTRY_AB_WEIGHTS
+fi
+echo "samples/$model.etch B=$batch ${prefix}_${entry}, $reps calls each, in turns, inputs ${AB_IDX:-zero}:"
 "$out/entry_ab" "${prefix}_${entry}_v" "$reps" "${libs[@]}" | sed "s|$out/||"
 i=0
 for etch in "$@"; do echo "  b$i = $etch"; i=$((i + 1)); done
