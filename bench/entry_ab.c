@@ -4,15 +4,22 @@
  * time per call of each. Used by bench/ab_etch.sh to compare etch versions.
  *
  * usage: entry_ab SYMBOL REPS LIB.so... (SYMBOL: an entry's `_v` form, e.g.
- * gpt_train_step_v). Inputs are zero-filled buffers and parameters keep
- * whatever the library starts with: kernel times do not depend on values
- * here (no data-dependent branches in emitted code). */
+ * gpt_train_step_v). Inputs are zero-filled buffers, except that
+ * ENTRY_AB_INPUT0=X.npy (a version 1 .npy, e.g. from `etch make-input --idx`)
+ * fills input 0 with its data; parameters keep whatever the library starts
+ * with (zeros unless embedded), except that ENTRY_AB_LOAD=<prefix>_load and
+ * ENTRY_AB_WEIGHTS=W.safetensors load those weights into every library. Emitted code has no
+ * data-dependent branches left, but zeros still flatter some kernels (a max
+ * pooling over constant windows was 1.7x faster before it lost its branch):
+ * time real inputs. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 typedef void (*EntryFn)(const void *const *inputs, void *const *outputs);
+typedef int (*LoadFn)(const char *path, int state_required, char *err, size_t errlen);
 
 enum { MAX_LIBS = 8, MAX_ARGS = 16, BUF_BYTES = 1 << 25 };
 
@@ -25,6 +32,21 @@ static double now_s(void) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Copies the data of a version 1 .npy file into buf (at most cap bytes); 0 on success. */
+static int read_npy(const char *path, void *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    unsigned char head[10];
+    if (!f || fread(head, 1, 10, f) != 10 || memcmp(head, "\x93NUMPY\x01", 7) != 0) {
+        if (f) fclose(f);
+        return fprintf(stderr, "%s: not a version 1 .npy file\n", path), 1;
+    }
+    long data = 10 + (long)(head[8] | head[9] << 8);
+    if (fseek(f, data, SEEK_SET) != 0) return fclose(f), 1;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n == 0 ? (fprintf(stderr, "%s: no data\n", path), 1) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -40,12 +62,21 @@ int main(int argc, char **argv) {
         if (!h) return fprintf(stderr, "%s\n", dlerror()), 1;
         fn[k] = (EntryFn)(size_t)dlsym(h, argv[1]);
         if (!fn[k]) return fprintf(stderr, "%s: no symbol %s\n", argv[3 + k], argv[1]), 1;
+        const char *load = getenv("ENTRY_AB_LOAD"), *weights = getenv("ENTRY_AB_WEIGHTS");
+        if (load && *load && weights && *weights) {
+            LoadFn lf = (LoadFn)(size_t)dlsym(h, load);
+            char err[512];
+            if (!lf) return fprintf(stderr, "%s: no symbol %s\n", argv[3 + k], load), 1;
+            if (lf(weights, 0, err, sizeof err) != 0) return fprintf(stderr, "%s\n", err), 1;
+        }
     }
     void *in[MAX_ARGS], *out[MAX_ARGS];
     for (int i = 0; i < MAX_ARGS; i++) {
         in[i] = calloc(1, BUF_BYTES), out[i] = calloc(1, BUF_BYTES);
         if (!in[i] || !out[i]) return fprintf(stderr, "out of memory\n"), 1;
     }
+    const char *input0 = getenv("ENTRY_AB_INPUT0");
+    if (input0 && *input0 && read_npy(input0, in[0], BUF_BYTES) != 0) return 1;
     double *t[MAX_LIBS];
     for (int k = 0; k < n_libs; k++) {
         if (!(t[k] = malloc(sizeof(double) * (size_t)reps))) return fprintf(stderr, "out of memory\n"), 1;

@@ -57,7 +57,9 @@ static const Isa PLAIN_C = {KIND_PLAIN, "c", "", 16, 8, NULL, {{4, 2}, {4, 2}}};
 /* Blocking targets: a KC x NR panel of B plus MR rows of A stay in a 32 KiB
  * L1; MC rows x KC of A in L2; the KC x NC slice of B in L2/L3. */
 enum { KC_MAX = 256, A_BLOCK_BYTES = 160 * 1024, B_BLOCK_BYTES = 2 * 1024 * 1024 };
-/* Below this many flops per thread, starting a thread costs more than it saves. */
+/* A kernel splits into as many parts as it has this many flops, up to
+ * --threads: 4 Mflop is about 50 us of GEMM on one core, against a few
+ * microseconds to wake a pool worker (docs/performance.md, issue 15). */
 #define FLOPS_PER_THREAD (1 << 22)
 
 /* How a kernel reaches its operands (see the top of the file). */

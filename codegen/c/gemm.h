@@ -34,8 +34,9 @@ typedef struct GemmDesc {
 /* Defines the kernel for d in e->preamble (once per distinct descriptor) and
  * emits `kernel(a, b, c);` in e->out. a, b, c are C expressions of pointers
  * to the operands' first elements. e->threads > 1 lets big products split
- * their columns (or rows) over that many pthreads (the file then needs
- * <pthread.h>, included by the preamble; link with -pthread before glibc 2.34). */
+ * their columns (or rows) over that many threads of the file's thread pool
+ * (the file then needs <pthread.h>, included by the preamble; link with
+ * -pthread before glibc 2.34). */
 void gemm_emit(CEmitter *e, const GemmDesc *d, const char *a, const char *b, const char *c);
 
 /* The kernel's C name for d (for tests and for reading emitted code). */

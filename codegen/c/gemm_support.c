@@ -1,7 +1,7 @@
 /* gemm_support.c: the file-scope C text the matrix-multiply kernels of
  * codegen/c/gemm.c share, emitted once per file: instruction-set macros and
  * run-time detection, transposes and horizontal sums for packing and dot
- * products, portable vector helpers, and the thread fan-out. Kept apart from
+ * products, portable vector helpers, and the thread pool. Kept apart from
  * the kernel generator because it is fixed text, not decided per shape. */
 #include "codegen/c/gemm_support.h"
 
@@ -122,43 +122,115 @@ void gemm_emit_support(CEmitter *e) {
             "}\n");
 }
 
-/* Thread fan-out, emitted only when some kernel splits its work. Parts split
- * in halves, the upper half on a new thread and the lower one here (split
- * again): no table of jobs or threads, so nothing on the stack grows with the
- * parts (each kernel's are bounded by its tiles, --threads only caps them),
- * and threads start in parallel, log2(parts) deep. */
+/* The thread pool, emitted only when some kernel splits its work: one per
+ * model file (models share nothing, docs/c-api.md), with up to threads - 1
+ * workers (at most 1023), each started when a split call first needs it, then
+ * kept. A call publishes the kernel and
+ * its part count, wakes the workers, and takes parts itself; every part is
+ * taken once, by whichever thread asks first (a part's result does not
+ * depend on who runs it: its output and packing buffer are its own). Idle
+ * workers spin on the job counter for a few microseconds before they sleep on
+ * the condition variable, since kernels come back to back (an LSTM's per-step
+ * GEMMs). A destructor stops and joins them when the program exits or the
+ * library is unloaded. A call that finds the pool busy (another context's
+ * entry running on another thread, docs/c-api.md) or no workers runs every
+ * part itself. Workers run a part with the caller's context's scratch
+ * (CEMIT_SCRATCH_NOW), which the call publishes with the job. */
 void gemm_emit_thread_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_gemm_threads")) return;
     cemit_scratch_support(e);
-    sb_puts(e->preamble,
+    sb_printf(e->preamble,
             "#include <pthread.h>\n"
             "typedef void (*etch_gemm_fn)(const void *, const void *, void *, int);\n"
-            "typedef struct etch_gemm_job {\n"
-            "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n    int lo, hi; /* parts [lo, hi) */\n"
+            "#define ETCH_POOL_WORKERS %d\n"
+            "#define ETCH_POOL_SPINS 2000 /* pauses, some tens of microseconds */\n"
+            "static struct etch_pool {\n"
+            "    pthread_mutex_t mu;\n    pthread_cond_t wake, done;\n"
+            "    pthread_t th[ETCH_POOL_WORKERS];\n"
+            "    int workers, failed, stop, busy;\n"
+            "    unsigned job;          /* bumped per call: workers wait for a new one */\n"
+            "    etch_gemm_fn f;\n    const void *a, *b;\n    void *c;\n"
             "    unsigned char *scratch; /* the caller's context's: the workers use it too */\n"
-            "} etch_gemm_job;\n"
-            "static void *etch_gemm_worker(void *arg);\n"
-            "/* The upper half on a new thread, the lower half here; a half whose thread cannot start runs here. */\n"
-            "static void etch_gemm_run(const etch_gemm_job *j) {\n"
-            "    if (j->hi - j->lo == 1) {\n"
-            "        j->f(j->a, j->b, j->c, j->lo);\n"
-            "        return;\n"
+            "    int parts, next, finished; /* parts [0, parts): next to take, how many ran */\n"
+            "} etch_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};\n"
+            "/* Runs parts of the current job until none is left (called with mu held). */\n"
+            "static void etch_pool_work(struct etch_pool *p) {\n"
+            "    " CEMIT_SCRATCH_NOW " = p->scratch; /* the caller's own on the caller's thread */\n"
+            "    while (p->next < p->parts) {\n"
+            "        const int part = p->next++;\n"
+            "        pthread_mutex_unlock(&p->mu);\n"
+            "        p->f(p->a, p->b, p->c, part);\n"
+            "        pthread_mutex_lock(&p->mu);\n"
+            "        if (++p->finished == p->parts) pthread_cond_signal(&p->done);\n"
             "    }\n"
-            "    etch_gemm_job up = *j, down = *j;\n"
-            "    up.lo = down.hi = j->lo + (j->hi - j->lo) / 2;\n"
-            "    pthread_t th;\n"
-            "    const int started = pthread_create(&th, NULL, etch_gemm_worker, &up) == 0;\n"
-            "    if (!started) etch_gemm_run(&up);\n"
-            "    etch_gemm_run(&down);\n"
-            "    if (started) pthread_join(th, NULL);\n"
             "}\n"
-            "static void *etch_gemm_worker(void *arg) {\n"
-            "    " CEMIT_SCRATCH_NOW " = ((const etch_gemm_job *)arg)->scratch;\n"
-            "    etch_gemm_run((const etch_gemm_job *)arg);\n"
+            "/* job and stop change under the lock and are read without it while spinning:\n"
+            " * atomic stores and loads where the compiler has them (else no spinning) */\n"
+            "#if defined(__GNUC__)\n"
+            "#define ETCH_POOL_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)\n"
+            "static int etch_pool_news(struct etch_pool *p, unsigned seen) {\n"
+            "    return __atomic_load_n(&p->job, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);\n"
+            "}\n"
+            "#else\n"
+            "#define ETCH_POOL_SET(x, v) ((x) = (v))\n"
+            "static int etch_pool_news(struct etch_pool *p, unsigned seen) {\n"
+            "    (void)p, (void)seen;\n"
+            "    return 1;\n"
+            "}\n"
+            "#endif\n"
+            "static void *etch_pool_worker(void *arg) {\n"
+            "    struct etch_pool *p = arg;\n"
+            "    pthread_mutex_lock(&p->mu);\n"
+            "    unsigned seen = p->job - 1; /* the job in hand when it started, if any, is new to it */\n"
+            "    for (;;) {\n"
+            "        pthread_mutex_unlock(&p->mu);\n"
+            "        for (int spin = 0; spin < ETCH_POOL_SPINS && !etch_pool_news(p, seen); spin++) {\n"
+            "#if defined(ETCH_GEMM_X86)\n"
+            "            _mm_pause();\n"
+            "#endif\n"
+            "        }\n"
+            "        pthread_mutex_lock(&p->mu);\n"
+            "        while (p->job == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);\n"
+            "        if (p->stop) break;\n"
+            "        seen = p->job;\n"
+            "        etch_pool_work(p);\n"
+            "    }\n"
+            "    pthread_mutex_unlock(&p->mu);\n"
             "    return NULL;\n"
             "}\n"
+            "#if defined(__GNUC__)\n"
+            "__attribute__((destructor))\n"
+            "#endif\n"
+            "static void etch_pool_stop(void) {\n"
+            "    struct etch_pool *p = &etch_pool;\n"
+            "    pthread_mutex_lock(&p->mu);\n"
+            "    ETCH_POOL_SET(p->stop, 1);\n"
+            "    pthread_cond_broadcast(&p->wake);\n"
+            "    pthread_mutex_unlock(&p->mu);\n"
+            "    for (int i = 0; i < p->workers; i++) pthread_join(p->th[i], NULL);\n"
+            "    p->workers = 0;\n"
+            "}\n"
             "static void etch_gemm_parallel(etch_gemm_fn f, const void *a, const void *b, void *c, int parts) {\n"
-            "    const etch_gemm_job all = {f, a, b, c, 0, parts, " CEMIT_SCRATCH_NOW "};\n"
-            "    etch_gemm_run(&all);\n"
-            "}\n");
+            "    struct etch_pool *p = &etch_pool;\n"
+            "    pthread_mutex_lock(&p->mu);\n"
+            "    /* workers as the parts need them; after one fails to start, no more tries */\n"
+            "    while (!p->failed && !p->stop && p->workers < ETCH_POOL_WORKERS && p->workers < parts - 1) {\n"
+            "        if (pthread_create(&p->th[p->workers], NULL, etch_pool_worker, p) != 0) p->failed = 1;\n"
+            "        else p->workers++;\n"
+            "    }\n"
+            "    if (p->busy || p->stop || !p->workers) {\n"
+            "        pthread_mutex_unlock(&p->mu);\n"
+            "        for (int part = 0; part < parts; part++) f(a, b, c, part);\n"
+            "        return;\n"
+            "    }\n"
+            "    p->busy = 1;\n"
+            "    p->f = f, p->a = a, p->b = b, p->c = c, p->scratch = " CEMIT_SCRATCH_NOW ";\n"
+            "    p->parts = parts, p->next = 0, p->finished = 0;\n"
+            "    ETCH_POOL_SET(p->job, p->job + 1);\n"
+            "    pthread_cond_broadcast(&p->wake);\n"
+            "    etch_pool_work(p);\n"
+            "    while (p->finished < p->parts) pthread_cond_wait(&p->done, &p->mu);\n"
+            "    p->busy = 0;\n"
+            "    pthread_mutex_unlock(&p->mu);\n"
+            "}\n", e->threads > 1 ? (e->threads - 1 < 1023 ? e->threads - 1 : 1023) : 1);
 }

@@ -7,7 +7,7 @@
 
 /* Instruction-set macros, detection and helpers every kernel uses (once per file). */
 void gemm_emit_support(CEmitter *e);
-/* The pthread fan-out for kernels split into parts (once per file). */
+/* The persistent thread pool for kernels split into parts (once per file). */
 void gemm_emit_thread_support(CEmitter *e);
 
 #endif

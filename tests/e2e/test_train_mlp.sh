@@ -7,6 +7,9 @@
 #    weights of an uninterrupted two-epoch run (bit for bit): both runs use
 #    --seed 3, and the resumed one, without --seed, takes the seed from the
 #    checkpoint (it used to fall back to seed 0 and shuffle differently);
+#    the resumed run is built with --threads 2 (its fc1 GEMMs split over the
+#    thread pool, every training step), so this also checks that threads
+#    change no bit;
 #  - the epoch line shows 3 decimals; OUTDIR/loss.png is a 480x320 PNG;
 #  - `etch eval` on the written weights reproduces the reported accuracy;
 #  - `etch gradcheck` finds compiled gradients within 1e-4 of float64 finite
@@ -38,7 +41,9 @@ grep -qE '^Epoch: 1, Loss: [0-9]+\.[0-9]{3}$' "$t/one.log" || fail "no per-epoch
 [ -z "$(ls "$t/one" | grep tmp)" ] || fail "temporary files left behind"
 
 "$ETCH" train "$mlp" --data "$data" --epochs 2 --limit 6400 --seed 3 -o "$t/two" >"$t/two.log"
-"$ETCH" train "$mlp" --data "$data" --epochs 2 --limit 6400 --resume "$t/one/checkpoint.safetensors" -o "$t/res" >"$t/res.log"
+"$ETCH" train "$mlp" --data "$data" --epochs 2 --limit 6400 --resume "$t/one/checkpoint.safetensors" --threads 2 \
+  -o "$t/res" >"$t/res.log"
+grep -q 'etch_gemm_parallel(f, ' "$t/res/build/model.c" || fail "--threads 2 split no kernel"
 cmp -s "$t/two/Net.safetensors" "$t/res/Net.safetensors" || fail "resumed weights differ from the uninterrupted run's"
 grep -q '^Epoch: 1,' "$t/res.log" && fail "resume repeated epoch 1"
 grep -q '^Epoch: 2,' "$t/res.log" || fail "resume did not run epoch 2"

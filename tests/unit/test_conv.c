@@ -113,6 +113,69 @@ static void test_pool_codegen(void **state) {
     arena_free(a);
 }
 
+/* Values from a small set, so windows tie, with +0 and -0, -inf, 1 and 2, and
+ * (with nans) NaNs of two payloads and signs: which element wins shows in the
+ * bits. Gradients get no NaNs: where windows overlap, two NaNs add, and C
+ * leaves which payload a sum keeps to the compiler (it may swap operands). */
+static Tensor *tie_tensor(DType t, Shape s, uint64_t seed, bool nans) {
+    static const uint32_t F32[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0x40000000u,
+                                   0xff800000u, 0x7fc00001u, 0xffc00002u, 0x3f800000u};
+    static const uint64_t F64[] = {0x0ull, 0x8000000000000000ull, 0x3ff0000000000000ull, 0x4000000000000000ull,
+                                   0xfff0000000000000ull, 0x7ff8000000000001ull, 0xfff8000000000002ull,
+                                   0x3ff0000000000000ull};
+    Tensor *r = ts_random_tensor(t, s, seed, 0, nans ? 8 : 5);
+    int64_t n = shape_numel(&s);
+    for (int64_t i = 0; i < n; i++) {
+        if (t == DT_F32) {
+            float *f = r->data;
+            memcpy(&f[i], &F32[(int)f[i] & 7], 4);
+        } else {
+            double *f = r->data;
+            memcpy(&f[i], &F64[(int)f[i] & 7], 8);
+        }
+    }
+    return r;
+}
+
+/* Max pooling and its gradient, compiled, bit for bit the eager result on
+ * inputs full of ties, signed zeros and NaNs: the first maximum wins a tie,
+ * the last NaN wins, and the gradient goes where the eager kernel sends it
+ * (a gradient of -0 lands as +0, as 0 + -0). Window shapes: tiled (the
+ * store-every-element backward), with leftover rows and columns, gaps
+ * between windows, overlapping, and padded. */
+static void test_max_pool_exact(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "pool_exact");
+    const struct {
+        DType t;
+        Shape xs;
+        NodeAttrs at;
+    } cases[] = {
+        {DT_F32, S(4, 2, 3, 8, 8), PA(2, 2, 2, 2, 0, 0)}, {DT_F32, S(4, 1, 2, 7, 9), PA(2, 2, 2, 2, 0, 0)},
+        {DT_F32, S(4, 1, 2, 8, 8), PA(2, 2, 3, 3, 0, 0)}, {DT_F32, S(4, 1, 2, 7, 7), PA(3, 3, 2, 1, 0, 0)},
+        {DT_F32, S(4, 1, 2, 7, 6), PA(3, 3, 2, 2, 1, 1)}, {DT_F64, S(4, 2, 2, 6, 6), PA(2, 2, 2, 2, 0, 0)},
+        {DT_F64, S(4, 1, 2, 7, 6), PA(3, 2, 1, 2, 1, 1)},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    Tensor *ins[2 * N];
+    for (int i = 0; i < N; i++) {
+        char xn[16], gn[16];
+        snprintf(xn, sizeof xn, "x%d", i);
+        snprintf(gn, sizeof gn, "gy%d", i);
+        int x = graph_add_input(g, xn, cases[i].t, cases[i].xs, L);
+        int y = add(g, OP_MAX_POOL2D, 1, (int[]){x}, &cases[i].at);
+        int gy = graph_add_input(g, gn, cases[i].t, g->nodes[y].shape, L);
+        graph_add_output(g, y);
+        graph_add_output(g, add(g, OP_MAX_POOL2D_BWD, 2, (int[]){x, gy}, &cases[i].at));
+        ins[2 * i] = tie_tensor(cases[i].t, cases[i].xs, 100 + (uint64_t)i, true);
+        ins[2 * i + 1] = tie_tensor(cases[i].t, g->nodes[y].shape, 200 + (uint64_t)i, false);
+    }
+    ts_check_graph_with(g, ins, NULL, &(TsTol){.eq_ok = true, .nan_ok = true, .exact = true});
+    for (int i = 0; i < 2 * N; i++) tensor_free(ins[i]);
+    arena_free(a);
+}
+
 /* conv, bias, relu, pool, twice: what LeNet does, with params, through -O2's fusion. */
 static void test_lenet_block_codegen(void **state) {
     (void)state;
@@ -298,6 +361,7 @@ int main(void) {
         cmocka_unit_test(test_cse_keeps_attrs),     cmocka_unit_test(test_conv_gradients),
         cmocka_unit_test(test_pool_gradients),      cmocka_unit_test(test_chain_gradient),
         cmocka_unit_test(test_conv_codegen),        cmocka_unit_test(test_pool_codegen),
+        cmocka_unit_test(test_max_pool_exact),
         cmocka_unit_test(test_lenet_block_codegen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
