@@ -78,7 +78,7 @@ static bool rule_unary(OxImport *ox, OxNode *n, const char *fn) {
  * computes it, so the round trip gives the same numbers). */
 static bool rule_sqrt(OxImport *ox, OxNode *n, const char *fn) {
     OxValue *x = n->in[0], *r = ox_lookup_in(&ox->readers, ox_out_name(n, 0));
-    const Onnx__NodeProto *reader = r && r->uses == 1 && r->producer >= 0 ? ox->model->graph->node[r->producer] : NULL;
+    const Onnx__NodeProto *reader = r && r->uses == 1 && r->producer >= 0 ? ox->graph->node[r->producer] : NULL;
     if (x->data || !reader || strcmp(reader->op_type, "Reciprocal") || (reader->domain && *reader->domain))
         return rule_unary(ox, n, fn);
     ox->absorbed[r->producer] = arena_strdup(ox->a, ox_out_name(n, 0));
@@ -663,6 +663,7 @@ static const OxOp OPS[] = {
     {"ReduceSum", rule_reduce, "sum", 1, 2},
     {"Relu", rule_unary, "relu", 1, 1},
     {"Reshape", rule_reshape, NULL, 2, 2},
+    {"Scan", ox_rule_scan, NULL, 1, ANY},
     {"Shape", ox_rule_shape, NULL, 1, 1},
     {"Sigmoid", rule_unary, "sigmoid", 1, 1},
     {"Size", ox_rule_size, NULL, 1, 1},

@@ -17,6 +17,9 @@ onnx.helper, byte-for-byte reproducible. Rerun after changing it:
   unnamed_dim.onnx      x: FLOAT[?, 4], a dim without size or name
   int8.onnx             fc.weight as INT8
   gru_lbr0.onnx         a GRU over x [2, 1, 4] with linear_before_reset=0 (PyTorch writes 1)
+  scan_directions.onnx  a Scan summing x [2, 1, 4] into a state, reading forward
+                        but stacking its outputs backward (scan_output_directions 1)
+  scan_two_inputs.onnx  a Scan over two sequences (num_scan_inputs 2)
 """
 import os
 
@@ -74,4 +77,26 @@ g = helper.make_graph([gru], "gru", [helper.make_tensor_value_info("x", TensorPr
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_models.py")
 m.ir_version = 8
 save("gru_lbr0.onnx", m)
+
+
+def scan_model(n_xs, **attrs):
+    """x [2, 1, 4] (n_xs times) scanned into s = s + xt (+ ...), yielding s."""
+    xs = ["x%d" % k for k in range(n_xs)]
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    adds = [helper.make_node("Add", ["s", "xt0"], ["s_out" if n_xs == 1 else "a0"])]
+    if n_xs == 2:
+        adds.append(helper.make_node("Add", ["a0", "xt1"], ["s_out"]))
+    body = helper.make_graph(adds + [helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+                             [vi("s", [1, 4])] + [vi("xt%d" % k, [1, 4]) for k in range(n_xs)],
+                             [vi("s_out", [1, 4]), vi("y_t", [1, 4])])
+    scan = helper.make_node("Scan", ["s0"] + xs, ["s_final", "y"], name="/scan", body=body, num_scan_inputs=n_xs, **attrs)
+    g = helper.make_graph([scan], "scan", [vi(x, [2, 1, 4]) for x in xs], [vi("y", None)],
+                          [numpy_helper.from_array(np.zeros((1, 4), np.float32), "s0")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_models.py")
+    m.ir_version = 8
+    return m
+
+
+save("scan_directions.onnx", scan_model(1, scan_output_directions=[1]))
+save("scan_two_inputs.onnx", scan_model(2))
 print("wrote", sorted(os.listdir(OUT)))
