@@ -27,7 +27,7 @@
 enum {
     OX_MAX_RANK = ETCH_MAX_RANK, /* etch tensors have at most 8 dims */
     OX_OPSET_MIN = 13,           /* the default domain's opsets imported */
-    OX_OPSET_MAX = 17,
+    OX_OPSET_MAX = 20,
 };
 /* The most elements of any value or initializer: 2^32 (the front end's
  * limit for one declared tensor is 4 GiB; this keeps size products in range). */
