@@ -158,23 +158,39 @@ static bool add_inputs(OxImport *ox, const Define *defs, int n_defs, StrBuf *par
 
 /* ---- the walk --------------------------------------------------------------------- */
 
-static void count_readers(OxImport *ox) {
-    const Onnx__GraphProto *g = ox->model->graph;
-    for (size_t i = 0; i <= g->n_node; i++) {
-        size_t n = i < g->n_node ? g->node[i]->n_input : g->n_output;
-        for (size_t k = 0; k < n; k++) {
-            const char *name = i < g->n_node ? g->node[i]->input[k] : g->output[k]->name;
-            if (!name || !*name) continue;
-            OxValue *r = ox_lookup_in(&ox->readers, name);
-            if (!r) {
-                r = arena_alloc(ox->a, sizeof *r);
-                r->name = name;
-                ox_table_put(ox->a, &ox->readers, r);
-            }
-            r->uses++;
-            r->producer = i < g->n_node ? (int)i : -1;
-        }
+/* Counts name as read by node `reader` of the graph being walked (-1: a graph output). */
+static void count_read(OxImport *ox, const char *name, int reader) {
+    if (!name || !*name) return;
+    OxValue *r = ox_lookup_in(&ox->readers, name);
+    if (!r) {
+        r = arena_alloc(ox->a, sizeof *r);
+        r->name = name;
+        ox_table_put(ox->a, &ox->readers, r);
     }
+    r->uses++;
+    r->producer = reader;
+}
+
+/* The values the nodes of a subgraph (a Scan's body, nested ones too) read,
+ * counted as read by the node holding it. */
+static void count_subgraph_reads(OxImport *ox, const Onnx__NodeProto *p, int reader) {
+    for (size_t a = 0; a < p->n_attribute; a++) {
+        const Onnx__GraphProto *g = p->attribute[a]->g;
+        for (size_t i = 0; g && i < g->n_node; i++) {
+            for (size_t k = 0; k < g->node[i]->n_input; k++) count_read(ox, g->node[i]->input[k], reader);
+            count_subgraph_reads(ox, g->node[i], reader);
+        }
+        for (size_t k = 0; g && k < g->n_output; k++) count_read(ox, g->output[k]->name, reader);
+    }
+}
+
+static void count_readers(OxImport *ox) {
+    const Onnx__GraphProto *g = ox->graph;
+    for (size_t i = 0; i < g->n_node; i++) {
+        for (size_t k = 0; k < g->node[i]->n_input; k++) count_read(ox, g->node[i]->input[k], (int)i);
+        count_subgraph_reads(ox, g->node[i], (int)i);
+    }
+    for (size_t k = 0; k < g->n_output; k++) count_read(ox, g->output[k]->name, -1);
 }
 
 static bool is_read(OxImport *ox, const char *name) {
@@ -183,7 +199,7 @@ static bool is_read(OxImport *ox, const char *name) {
 }
 
 static bool translate(OxImport *ox, int index) {
-    const Onnx__NodeProto *p = ox->model->graph->node[index];
+    const Onnx__NodeProto *p = ox->graph->node[index];
     OxNode n = {.proto = p, .index = index};
     ox->node = &n;
     if (!p->op_type) return ox_error(ox, "a node has no op_type");
@@ -230,6 +246,28 @@ static bool translate(OxImport *ox, int index) {
     return true;
 }
 
+bool ox_walk_body(OxImport *ox, const Onnx__GraphProto *g) {
+    const Onnx__GraphProto *outer = ox->graph;
+    const OxNode *node = ox->node;
+    OxTable readers = ox->readers;
+    const char **absorbed = ox->absorbed;
+    ox->graph = g;
+    ox->readers = (OxTable){0};
+    ox->absorbed = arena_alloc(ox->a, sizeof(const char *) * (g->n_node + 1));
+    count_readers(ox);
+    bool ok = true;
+    for (size_t i = 0; ok && i < g->n_initializer; i++) {
+        OxValue *v = ox_tensor_value(ox, g->initializer[i], g->initializer[i]->name);
+        ok = v && ox_bind(ox, v->name, v);
+    }
+    for (size_t i = 0; ok && i < g->n_node; i++) ok = translate(ox, (int)i);
+    ox->graph = outer;
+    ox->node = node;
+    ox->readers = readers;
+    ox->absorbed = absorbed;
+    return ok;
+}
+
 /* "return a, b" and the declared type "-> T" or "-> (T, U)". */
 static bool add_outputs(OxImport *ox, StrBuf *ret, StrBuf *types) {
     const Onnx__GraphProto *g = ox->model->graph;
@@ -271,7 +309,7 @@ static const char *model_name(OxImport *ox) {
 
 static bool run(OxImport *ox, const Define *defs, int n_defs, const char *weights_note, OnnxModel *out) {
     if (!ox_load(ox)) return false;
-    const Onnx__GraphProto *g = ox->model->graph;
+    const Onnx__GraphProto *g = ox->graph = ox->model->graph;
     ox_names_init(ox);
     const char *name = model_name(ox);
     for (size_t i = 0; i < g->n_initializer; i++) {

@@ -130,8 +130,8 @@ bool ox_load(OxImport *ox) {
     if (ox->opset < OX_OPSET_MIN || ox->opset > OX_OPSET_MAX)
         return ox_error(ox,
                         "the model uses opset %lld; etch imports opsets %d to %d (export with "
-                        "torch.onnx.export(..., opset_version=%d))",
-                        (long long)ox->opset, OX_OPSET_MIN, OX_OPSET_MAX, OX_OPSET_MAX);
+                        "torch.onnx.export(..., opset_version=17), which every torch since 1.13 writes)",
+                        (long long)ox->opset, OX_OPSET_MIN, OX_OPSET_MAX);
     if (m->graph->n_sparse_initializer)
         return ox_error(ox, "sparse initializers ('%s') are not supported",
                         m->graph->sparse_initializer[0]->values && m->graph->sparse_initializer[0]->values->name

@@ -10,6 +10,7 @@
  *   ops_nn.c  the layer rules: Gemm/MatMul -> Linear, Conv -> Conv2d, pooling,
  *             BatchNormalization, LayerNormalization, Gather -> Embedding
  *   ops_rnn.c LSTM and GRU -> the stdlib's LSTM / GRU modules, or 'for' loops
+ *   ops_scan.c Scan -> a 'for' loop whose body is the Scan's body graph
  *   write.c   the DSL text: names, number literals, members, params, weights
  *   import.c  the driver: inputs and -D, the node walk, outputs, the result */
 #ifndef ETCH_FRONTEND_ONNX_INTERNAL_H
@@ -26,7 +27,7 @@
 enum {
     OX_MAX_RANK = ETCH_MAX_RANK, /* etch tensors have at most 8 dims */
     OX_OPSET_MIN = 13,           /* the default domain's opsets imported */
-    OX_OPSET_MAX = 17,
+    OX_OPSET_MAX = 20,
 };
 /* The most elements of any value or initializer: 2^32 (the front end's
  * limit for one declared tensor is 4 GiB; this keeps size products in range). */
@@ -94,6 +95,7 @@ struct OxImport {
     const char *path;            /* the .onnx file, for messages */
     const char *dir;             /* its folder, for external data */
     Onnx__ModelProto *model;
+    const Onnx__GraphProto *graph; /* being walked: the model's, or a Scan's body (ox_walk_body) */
     int64_t opset;               /* of the default domain */
     OxTable values;
     const OxNode *node;          /* being translated, for messages; NULL between nodes */
@@ -191,6 +193,8 @@ bool ox_rule_layernorm(OxImport *ox, OxNode *n, const char *arg);
 bool ox_rule_gather(OxImport *ox, OxNode *n, const char *arg);
 /* ops_rnn.c: LSTM and GRU */
 bool ox_rule_rnn(OxImport *ox, OxNode *n, const char *arg);
+/* ops_scan.c: Scan */
+bool ox_rule_scan(OxImport *ox, OxNode *n, const char *arg);
 
 /* ---- write.c ------------------------------------------------------------ */
 /* A fresh DSL name made from an ONNX name (/fc1/Gemm_output_0 -> fc1_Gemm). */
@@ -235,5 +239,8 @@ void ox_table_put(Arena *a, OxTable *t, OxValue *v);
 OxValue *ox_lookup(OxImport *ox, const char *name);
 /* Defines name as v; an error when the graph defines it twice. */
 bool ox_bind(OxImport *ox, const char *name, OxValue *v);
+/* Translates the nodes of the subgraph g (a Scan's body, its inputs already
+ * bound) into ox->body, then makes the outer graph current again. */
+bool ox_walk_body(OxImport *ox, const Onnx__GraphProto *g);
 
 #endif

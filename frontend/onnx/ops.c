@@ -78,7 +78,7 @@ static bool rule_unary(OxImport *ox, OxNode *n, const char *fn) {
  * computes it, so the round trip gives the same numbers). */
 static bool rule_sqrt(OxImport *ox, OxNode *n, const char *fn) {
     OxValue *x = n->in[0], *r = ox_lookup_in(&ox->readers, ox_out_name(n, 0));
-    const Onnx__NodeProto *reader = r && r->uses == 1 && r->producer >= 0 ? ox->model->graph->node[r->producer] : NULL;
+    const Onnx__NodeProto *reader = r && r->uses == 1 && r->producer >= 0 ? ox->graph->node[r->producer] : NULL;
     if (x->data || !reader || strcmp(reader->op_type, "Reciprocal") || (reader->domain && *reader->domain))
         return rule_unary(ox, n, fn);
     ox->absorbed[r->producer] = arena_strdup(ox->a, ox_out_name(n, 0));
@@ -190,6 +190,21 @@ static bool rule_leaky_relu(OxImport *ox, OxNode *n, const char *arg) {
     const char *s = x->elem == OX_FLOAT || x->elem == OX_DOUBLE ? ox_number(ox, alpha, x->elem) : NULL;
     if (!s) return ox_error(ox, "needs a finite alpha and a FLOAT or DOUBLE input");
     return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "where(%s > 0, %s, %s * %s)", x->expr, x->expr, x->expr, s);
+}
+
+/* Gelu (opset 20): gelu(x), etch's exact erf form, or with approximate="tanh"
+ * the tanh formula x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+static bool rule_gelu(OxImport *ox, OxNode *n, const char *arg) {
+    (void)arg;
+    OxValue *x = n->in[0];
+    const char *approximate, *sx;
+    if (!ox_attr_string(ox, n, "approximate", "none", &approximate)) return false;
+    if (x->elem != OX_FLOAT && x->elem != OX_DOUBLE) return ox_error(ox, "needs a FLOAT or DOUBLE input");
+    if (!(sx = ox_operand(ox, x, -1))) return false;
+    if (!strcmp(approximate, "none")) return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "gelu(%s)", sx);
+    if (strcmp(approximate, "tanh")) return ox_error(ox, "approximate '%s' is not one of none, tanh", approximate);
+    return ox_define(ox, n, 0, x->elem, x->rank, x->dim, "0.5 * %s * (1.0 + tanh(%s * (%s + 0.044715 * %s * %s * %s)))", sx,
+                     ox_number(ox, 0.7978845608028654, x->elem), sx, sx, sx, sx);
 }
 
 static bool rule_softmax(OxImport *ox, OxNode *n, const char *fn) {
@@ -489,6 +504,10 @@ static bool rule_split(OxImport *ox, OxNode *n, const char *arg) {
     int64_t axis, *sizes = NULL, start[OX_MAX_RANK], end[OX_MAX_RANK], step[OX_MAX_RANK], at = 0;
     int k, count = (int)n->proto->n_output;
     if (!ox_attr_int(ox, n, "axis", 0, &axis) || !ox_axis(ox, axis, x->rank, "axis", &k)) return false;
+    int64_t num_outputs; /* opset 18: equal parts of ceil(dim / num_outputs), the last one smaller */
+    if (!ox_attr_int(ox, n, "num_outputs", -1, &num_outputs)) return false;
+    if (num_outputs != -1 && num_outputs != count)
+        return ox_error(ox, "num_outputs is %lld; the node has %d outputs", (long long)num_outputs, count);
     if (n->n_in > 1 && n->in[1]) {
         int m;
         if (!ox_const_ints(ox, n->in[1], "split", &sizes, &m)) return false;
@@ -496,6 +515,7 @@ static bool rule_split(OxImport *ox, OxNode *n, const char *arg) {
     }
     for (int o = 0; o < count; o++) {
         int64_t len = sizes ? sizes[o] : (x->dim[k] + count - 1) / count;
+        if (!sizes && num_outputs > 0 && len > x->dim[k] - at) len = x->dim[k] - at;
         if (len <= 0 || len > x->dim[k] - at) return ox_error(ox, "the split sizes do not fit dim %d of size %lld", k, (long long)x->dim[k]);
         whole(x, start, end, step);
         start[k] = at, end[k] = at + len;
@@ -547,6 +567,17 @@ static bool rule_pad(OxImport *ox, OxNode *n, const char *arg) {
     if (!ox_attr_string(ox, n, "mode", "constant", &mode) || !ox_const_ints(ox, n->in[1], "pads", &pads, &count))
         return false;
     if (strcmp(mode, "constant")) return ox_error(ox, "mode '%s' is not supported (only constant)", mode);
+    if (n->n_in > 3 && n->in[3]) { /* opset 18's axes: pads lists begins then ends for these axes only */
+        int64_t *axes, *full = arena_alloc(ox->a, sizeof(int64_t) * (size_t)(2 * x->rank + 1));
+        int n_axes, a;
+        if (!ox_const_ints(ox, n->in[3], "axes", &axes, &n_axes)) return false;
+        if (count != 2 * n_axes) return ox_error(ox, "pads has %d entries for %d axes", count, n_axes);
+        for (int i = 0; i < n_axes; i++) {
+            if (!ox_axis(ox, axes[i], x->rank, "axis", &a)) return false;
+            full[a] = pads[i], full[a + x->rank] = pads[i + n_axes];
+        }
+        pads = full, count = 2 * x->rank;
+    }
     if (count != 2 * x->rank) return ox_error(ox, "pads has %d entries for rank %d", count, x->rank);
     if (cv && (!cv->data || ox_numel(cv) != 1)) return ox_error(ox, "constant_value must be a constant scalar");
     const char *value = ox_number(ox, cv ? ox_get(cv, 0) : 0, x->elem);
@@ -634,6 +665,7 @@ static const OxOp OPS[] = {
     {"Floor", rule_unary, "floor", 1, 1},
     {"GRU", ox_rule_rnn, "GRU", 3, 6},
     {"Gather", ox_rule_gather, NULL, 2, 2},
+    {"Gelu", rule_gelu, NULL, 1, 1},
     {"Gemm", ox_rule_gemm, NULL, 2, 3},
     {"GlobalAveragePool", ox_rule_global_pool, "mean", 1, 1},
     {"GlobalMaxPool", ox_rule_global_pool, "max", 1, 1},
@@ -654,7 +686,7 @@ static const OxOp OPS[] = {
     {"Mul", rule_binary, "*", 2, 2},
     {"Neg", rule_unary, "neg", 1, 1},
     {"Not", rule_unary, "not", 1, 1},
-    {"Pad", rule_pad, NULL, 2, 3},
+    {"Pad", rule_pad, NULL, 2, 4},
     {"Pow", rule_binary, "**", 2, 2},
     {"Range", ox_rule_range, NULL, 3, 3},
     {"Reciprocal", rule_unary, "1.0 /", 1, 1},
@@ -663,6 +695,7 @@ static const OxOp OPS[] = {
     {"ReduceSum", rule_reduce, "sum", 1, 2},
     {"Relu", rule_unary, "relu", 1, 1},
     {"Reshape", rule_reshape, NULL, 2, 2},
+    {"Scan", ox_rule_scan, NULL, 1, ANY},
     {"Shape", ox_rule_shape, NULL, 1, 1},
     {"Sigmoid", rule_unary, "sigmoid", 1, 1},
     {"Size", ox_rule_size, NULL, 1, 1},
@@ -694,7 +727,6 @@ const OxOp *ox_find_op(const char *op_type) {
 static const struct {
     const char *op, *instead;
 } RELATED[] = {
-    {"Gelu", "Erf (torch.onnx.export writes GELU with Erf at opsets 13 to 17)"},
     {"HardSigmoid", "Sigmoid"},
     {"HardSwish", "Sigmoid and Mul"},
     {"Selu", "LeakyRelu"},

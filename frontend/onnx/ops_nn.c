@@ -98,7 +98,7 @@ bool ox_rule_gemm(OxImport *ox, OxNode *n, const char *arg) {
 static int bias_add(OxImport *ox, const OxNode *n, int64_t N, OxValue **bias) {
     OxValue *r = ox_lookup_in(&ox->readers, ox_out_name(n, 0));
     if (!r || r->uses != 1 || r->producer < 0) return -1;
-    const Onnx__NodeProto *add = ox->model->graph->node[r->producer];
+    const Onnx__NodeProto *add = ox->graph->node[r->producer];
     if (strcmp(add->op_type, "Add") || (add->domain && *add->domain) || add->n_input != 2) return -1;
     int other = !strcmp(add->input[0], ox_out_name(n, 0)) ? 1 : 0;
     OxValue *b = ox_lookup(ox, add->input[other]);

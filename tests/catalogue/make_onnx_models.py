@@ -17,7 +17,16 @@ onnx.helper, byte-for-byte reproducible. Rerun after changing it:
   unnamed_dim.onnx      x: FLOAT[?, 4], a dim without size or name
   int8.onnx             fc.weight as INT8
   gru_lbr0.onnx         a GRU over x [2, 1, 4] with linear_before_reset=0 (PyTorch writes 1)
+  scan_directions.onnx  a Scan summing x [2, 1, 4] into a state, reading forward
+                        but stacking its outputs backward (scan_output_directions 1)
+  scan_two_inputs.onnx  a Scan over two sequences (num_scan_inputs 2)
+  opset20.onnx          ops of opsets 18 to 20 on x [2, 7]: Gelu (approximate none
+                        and tanh), Split by num_outputs (3, 3, 1), Pad with axes:
+                        y = cat(s0 * s1, pad(s2, 1 before 2 after on axis 1, 0.5)) + gelu_tanh(x)
+                        where s0, s1, s2 = split(gelu(x)); opset20_x.npy its input,
+                        opset20_y.npy the output computed here with numpy in float64
 """
+import math
 import os
 
 import numpy as np
@@ -74,4 +83,58 @@ g = helper.make_graph([gru], "gru", [helper.make_tensor_value_info("x", TensorPr
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_models.py")
 m.ir_version = 8
 save("gru_lbr0.onnx", m)
+
+
+def scan_model(n_xs, **attrs):
+    """x [2, 1, 4] (n_xs times) scanned into s = s + xt (+ ...), yielding s."""
+    xs = ["x%d" % k for k in range(n_xs)]
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    adds = [helper.make_node("Add", ["s", "xt0"], ["s_out" if n_xs == 1 else "a0"])]
+    if n_xs == 2:
+        adds.append(helper.make_node("Add", ["a0", "xt1"], ["s_out"]))
+    body = helper.make_graph(adds + [helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+                             [vi("s", [1, 4])] + [vi("xt%d" % k, [1, 4]) for k in range(n_xs)],
+                             [vi("s_out", [1, 4]), vi("y_t", [1, 4])])
+    scan = helper.make_node("Scan", ["s0"] + xs, ["s_final", "y"], name="/scan", body=body, num_scan_inputs=n_xs, **attrs)
+    g = helper.make_graph([scan], "scan", [vi(x, [2, 1, 4]) for x in xs], [vi("y", None)],
+                          [numpy_helper.from_array(np.zeros((1, 4), np.float32), "s0")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_models.py")
+    m.ir_version = 8
+    return m
+
+
+save("scan_directions.onnx", scan_model(1, scan_output_directions=[1]))
+save("scan_two_inputs.onnx", scan_model(2))
+
+
+def opset20():
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    nodes = [
+        helper.make_node("Gelu", ["x"], ["g"]),
+        helper.make_node("Gelu", ["x"], ["gt"], approximate="tanh"),
+        helper.make_node("Split", ["g"], ["s0", "s1", "s2"], axis=1, num_outputs=3),
+        helper.make_node("Mul", ["s0", "s1"], ["m"]),
+        helper.make_node("Pad", ["s2", "pads", "half", "axes"], ["p"]),
+        helper.make_node("Concat", ["m", "p"], ["c"], axis=1),
+        helper.make_node("Add", ["c", "gt"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 2], np.int64), "pads"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+             numpy_helper.from_array(np.array([-1], np.int64), "axes")]
+    g = helper.make_graph(nodes, "opset20", [vi("x", [2, 7])], [vi("y", [2, 7])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)], producer_name="make_onnx_models.py")
+    m.ir_version = 9
+    save("opset20.onnx", m)
+    x = np.linspace(-3, 3, 14, dtype=np.float32).reshape(2, 7)
+    x64 = x.astype(np.float64)
+    gelu = x64 * 0.5 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+    gelu_tanh = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
+    s0, s1, s2 = gelu[:, 0:3], gelu[:, 3:6], gelu[:, 6:7]
+    p = np.pad(s2, ((0, 0), (1, 2)), constant_values=0.5)
+    y = np.concatenate([s0 * s1, p], axis=1) + gelu_tanh
+    np.save(os.path.join(OUT, "opset20_x.npy"), x)
+    np.save(os.path.join(OUT, "opset20_y.npy"), y.astype(np.float32))
+
+
+opset20()
 print("wrote", sorted(os.listdir(OUT)))

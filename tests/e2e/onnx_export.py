@@ -13,8 +13,8 @@ that `etch export --weights` writes those values and not the initializers.
 mlp13.onnx (`--opset 13 -D B=3`) declares opset 13, IR version 7 and an
 input of [3, 1, 28, 28]. With onnxruntime installed (PyPI only; not needed),
 each <name>.0.onnx also runs there on <name>.in.npy against etch's
-<name>.ref<k>.npy outputs (max|ort - etch| / max|etch| at most 1e-5): the
-one check of the Scan loops' numbers, which etch import cannot read back.
+<name>.ref<k>.npy outputs (max|ort - etch| / max|etch| at most 1e-5), a
+check of the Scan loops' numbers independent of etch import.
 """
 import os
 import sys

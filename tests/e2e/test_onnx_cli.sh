@@ -6,7 +6,9 @@
 # the hand-written tests/catalogue/models/tiny.etch (same names, same
 # shapes), and the numbers are right: on an input of ones, y = i - 1.5 + b_i.
 # `etch run`, `build` and `check` take the .onnx directly; --weights-out
-# places the weights; a failed import leaves nothing behind.
+# places the weights; a failed import leaves nothing behind. opset20.onnx
+# (Gelu exact and tanh, Split by num_outputs, Pad with axes) gives the
+# output make_onnx_models.py computed with numpy (opset20_y.npy).
 set -euo pipefail
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
 t=$(mktemp -d)
@@ -41,6 +43,9 @@ mkdir "$t/w"
 "$ETCH" import "$models/onnx/tiny.onnx" -D batch=2 -o "$t/m.etch" --weights-out "$t/w/m.safetensors"
 [ -f "$t/w/m.safetensors" ] && [ ! -f "$t/m.safetensors" ] || fail "--weights-out not honored"
 grep -q "Its weights: $t/w/m.safetensors" "$t/m.etch" || fail "the header does not name the weights file"
+
+"$ETCH" run "$models/onnx/opset20.onnx" --eager --input "$models/onnx/opset20_x.npy" -o "$t/o20.npy"
+"$ETCH" compare "$t/o20.npy" "$models/onnx/opset20_y.npy" --rtol 1e-5 >/dev/null || fail "opset20.onnx: $("$ETCH" compare "$t/o20.npy" "$models/onnx/opset20_y.npy" --rtol 1e-5)"
 
 # failures leave nothing behind
 mkdir "$t/fail"

@@ -4,7 +4,8 @@
 # exporter maps (conv, both pools with padding, pad, slice, concat, the
 # reductions, casts, comparisons, where, softmax/log_softmax, broadcast,
 # detach, a filled constant, three outputs, one of them a param) and on a
-# reversed loop with a captured Linear (a reverse Scan, two outputs):
+# reversed loop with a captured Linear (a reverse Scan, three outputs; a
+# carry and an output take a carry's old value):
 #  1. each is exported with its initializers (seed 0); mlp also with
 #     --opset 13 -D B=3;
 #  2. with python3-onnx (Debian; skipped without it, not the rest):
@@ -12,8 +13,8 @@
 #     initializers' names and opsets, and writes changed weights
 #     <name>.safetensors; with onnxruntime installed (PyPI only) it also
 #     runs each file there against etch's outputs;
-#  3. round trip, for the models etch import reads (not the loops: import
-#     has no Scan): export with --weights (the changed weights when written),
+#  3. round trip, for every model (the loops through import's Scan, forward
+#     and reverse): export with --weights (the changed weights when written),
 #     then `etch run FILE.etch --weights W` and `etch run FILE.onnx` (imported
 #     in memory, its initializers the weights) give the same outputs, rtol 1e-6;
 #  4. an op with no ONNX mapping (random numbers) is an error at its source
@@ -46,20 +47,22 @@ EOF_OPS
 cat >"$t/loops.etch" <<'EOF_LOOPS'
 model Loops {
   fc = Linear(4, 4)
-  fn forward(xs: f32[5, 2, 4]) -> (f32[5, 2, 4], f32[2, 4]) {
+  fn forward(xs: f32[5, 2, 4]) -> (f32[5, 2, 4], f32[2, 4], f32[5, 2, 4]) {
     let h = zeros([2, 4])
-    let ys = for t in reversed(xs) {
-      h = tanh(fc(t) + h)
-      yield h * 2.0
+    let g = full([2, 4], 0.5)
+    let ys, prev = for t in reversed(xs) {
+      let p = h
+      h = tanh(fc(t) + g)
+      g = p
+      yield h * 2.0, p
     }
-    return ys, h
+    return ys, h, prev
   }
 }
 EOF_LOOPS
 for s in mlp lenet autoencoder gpt lstm; do cp "$SRC/samples/$s.etch" "$t/"; done
 models="mlp lenet autoencoder gpt lstm ops loops"
-imported="mlp lenet autoencoder gpt ops"
-n_outs() { case $1 in ops) echo 3 ;; loops) echo 2 ;; *) echo 1 ;; esac; }
+n_outs() { case $1 in ops | loops) echo 3 ;; *) echo 1 ;; esac; }
 outs() { # outs NAME TAG: the -o flags for every output of NAME: $t/NAME.TAG0.npy, ...
   local k
   for ((k = 0; k < $(n_outs "$1"); k++)); do printf -- '-o %s ' "$t/$1.$2$k.npy"; done
@@ -88,7 +91,7 @@ else
 fi
 
 # 3. the round trip: etch -> ONNX -> etch gives the same numbers
-for s in $imported; do
+for s in $models; do
   w=()
   [ -f "$t/$s.safetensors" ] && w=(--weights "$t/$s.safetensors")
   "$ETCH" export "$t/$s.etch" "${w[@]}" -o "$t/$s.onnx"
