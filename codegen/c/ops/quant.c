@@ -2,12 +2,13 @@
  * ir/quant.c's, written out once per model as the static functions of
  * quant_helpers below (step for step the same operations, so results are
  * bit-identical to the eager executor's; tests/unit/test_quant.c checks it);
- * the loops are ir/ops/quant.c's (QuantLoops; qmatmul's row-by-column product
- * with a wrapping int32 accumulator). A specialized int8 GEMM is later work
- * (docs/quantization.md). */
+ * the loops are ir/ops/quant.c's (QuantLoops). qmatmul calls an integer GEMM
+ * specialized to its shape (codegen/c/qgemm.c) whose epilogue uses these
+ * helpers. */
 #include <stdio.h>
 
 #include "codegen/c/ops/c_ops.h"
+#include "codegen/c/qgemm.h"
 
 static const char quant_helpers[] =
     "/* quantized arithmetic (etch ir/quant.c, docs/quantization.md) */\n"
@@ -88,26 +89,12 @@ void emit_quant(CEmitter *e, const Graph *g, int id) {
 
 void emit_qmatmul(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
-    int64_t M = n->shape.dim[0], N = n->shape.dim[1], K = g->nodes[n->in[0]].shape.dim[1];
-    int zx = n->attr.quant.zero_points[0], zy = n->attr.quant.zero_points[1], lo, hi;
-    qmatmul_range(n, &lo, &hi);
+    const Node *x = &g->nodes[n->in[0]];
+    QGemmDesc d = {.m = n->shape.dim[0], .n = n->shape.dim[1], .k = x->shape.dim[1], .x_dtype = x->dtype,
+                   .y_dtype = n->dtype, .zx = n->attr.quant.zero_points[0], .zy = n->attr.quant.zero_points[1]};
+    if (n->dtype != DT_F32) qmatmul_range(n, &d.lo, &d.hi); /* f32: no clamp */
     define_helpers(e);
     const char *const *b = e->buf;
     const int *in = n->in;
-    char m[16], j[16], k[16];
-    cemit_for(e, m, sizeof m, M);
-    cemit_for(e, j, sizeof j, N);
-    cemit_line(e, "uint32_t acc = (uint32_t)%s[%s];", b[in[2]], j);
-    cemit_for(e, k, sizeof k, K);
-    cemit_line(e, "acc += (uint32_t)(((int32_t)%s[%s * %lld + %s] - %d) * (int32_t)%s[%s * %lld + %s]);", b[in[0]], m,
-               (long long)K, k, zx, b[in[1]], j, (long long)K, k);
-    cemit_close(e);
-    if (n->dtype == DT_F32)
-        cemit_line(e, "%s[%s * %lld + %s] = (float)etch_q_scale_acc((int32_t)acc, %s[%s], %s[%s]);", b[id], m,
-                   (long long)N, j, b[in[3]], j, b[in[4]], j);
-    else
-        cemit_line(e, "%s[%s * %lld + %s] = (%s)etch_q_requantize((int32_t)acc, %s[%s], %s[%s], %d, %d, %d);", b[id], m,
-                   (long long)N, j, dtype_c_type(n->dtype), b[in[3]], j, b[in[4]], j, zy, lo, hi);
-    cemit_close(e);
-    cemit_close(e);
+    qgemm_emit(e, &d, b[in[0]], b[in[1]], b[in[2]], b[in[3]], b[in[4]], b[id]);
 }
