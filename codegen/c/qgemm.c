@@ -92,7 +92,7 @@ static void emit_support(CEmitter *e) {
             "#define ETCH_QGEMM_X86 1\n"
             "#include <immintrin.h>\n"
             "#define ETCH_QGEMM_AVX2 __attribute__((target(\"avx2\")))\n"
-            "#define ETCH_QGEMM_VNNI __attribute__((target(\"avx512f,avx512bw,avx512vnni,avx2\")))\n"
+            "#define ETCH_QGEMM_VNNI __attribute__((target(\"avx512f,avx512bw,avx512vl,avx512vnni,avx2\")))\n"
             "/* Four vectors of int32 partial sums -> their four totals (modulo 2^32). */\n"
             "ETCH_QGEMM_AVX2 ETCH_MAYBE_UNUSED static inline __m128i etch_qgemm_red4_avx2(__m256i a, __m256i b, __m256i c, __m256i d) {\n"
             "    const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));\n"
@@ -105,6 +105,37 @@ static void emit_support(CEmitter *e) {
             "    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));\n"
             "    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));\n"
             "}\n"
+            "/* The requantize epilogue on four int32 sums (ir/quant.c's steps, in int64 lanes):\n"
+            " * zp + RoundingDivideByPOT(SRDHM(sat32(acc << left), q31), right), clamped to [lo, hi]. */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m256i etch_qgemm_requant4_vnni(__m128i acc, __m128i q31, __m128i shift,\n"
+            "                                                                          int64_t zp, int64_t lo, int64_t hi) {\n"
+            "    const __m128i sh = _mm_min_epi32(_mm_max_epi32(shift, _mm_set1_epi32(-31)), _mm_set1_epi32(30));\n"
+            "    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1);\n"
+            "    const __m256i left = _mm256_cvtepi32_epi64(_mm_max_epi32(sh, _mm_setzero_si128()));\n"
+            "    const __m256i right = _mm256_cvtepi32_epi64(_mm_max_epi32(_mm_sub_epi32(_mm_setzero_si128(), sh), _mm_setzero_si128()));\n"
+            "    const __m256i q = _mm256_cvtepi32_epi64(q31), min32 = _mm256_set1_epi64x(INT32_MIN), max32 = _mm256_set1_epi64x(INT32_MAX);\n"
+            "    const __m256i xs = _mm256_min_epi64(_mm256_max_epi64(_mm256_sllv_epi64(_mm256_cvtepi32_epi64(acc), left), min32), max32);\n"
+            "    const __m256i ab = _mm256_mul_epi32(xs, q);\n"
+            "    const __m256i v = _mm256_add_epi64(ab, _mm256_mask_blend_epi64(_mm256_cmplt_epi64_mask(ab, zero),\n"
+            "                                                                   _mm256_set1_epi64x(1 << 30), _mm256_set1_epi64x(1 - (1 << 30))));\n"
+            "    /* / 2^31 truncating toward zero */\n"
+            "    __m256i h = _mm256_srai_epi64(_mm256_mask_add_epi64(v, _mm256_cmplt_epi64_mask(v, zero), v,\n"
+            "                                                        _mm256_set1_epi64x(((int64_t)1 << 31) - 1)), 31);\n"
+            "    h = _mm256_mask_mov_epi64(h, _mm256_cmpeq_epi64_mask(xs, min32) & _mm256_cmpeq_epi64_mask(q, min32), max32);\n"
+            "    const __m256i mask = _mm256_sub_epi64(_mm256_sllv_epi64(one, right), one);\n"
+            "    const __m256i rem = _mm256_and_si256(h, mask);\n"
+            "    const __m256i thr = _mm256_mask_add_epi64(_mm256_srli_epi64(mask, 1), _mm256_cmplt_epi64_mask(h, zero),\n"
+            "                                              _mm256_srli_epi64(mask, 1), one);\n"
+            "    __m256i y = _mm256_srav_epi64(h, right);\n"
+            "    y = _mm256_add_epi64(_mm256_mask_add_epi64(y, _mm256_cmpgt_epi64_mask(rem, thr), y, one), _mm256_set1_epi64x(zp));\n"
+            "    return _mm256_min_epi64(_mm256_max_epi64(y, _mm256_set1_epi64x(lo)), _mm256_set1_epi64x(hi));\n"
+            "}\n"
+            "/* qmatmul's f32 result on four sums: acc * q31 * 2^(shift - 31) in double, then float. */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m128 etch_qgemm_scale4_vnni(__m128i acc, __m128i q31, __m128i shift) {\n"
+            "    const __m128i sh = _mm_min_epi32(_mm_max_epi32(shift, _mm_set1_epi32(-31)), _mm_set1_epi32(30));\n"
+            "    const __m256d m = _mm256_scalef_pd(_mm256_cvtepi32_pd(q31), _mm256_cvtepi32_pd(_mm_sub_epi32(sh, _mm_set1_epi32(31))));\n"
+            "    return _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(acc), m));\n"
+            "}\n"
             "#endif\n"
             "/* The instruction set: 2 AVX-512 VNNI, 1 AVX2, 0 portable C; ETCH_GEMM_ISA=portable or =avx2 caps it. */\n"
             "static int etch_qgemm_isa(void) {\n"
@@ -115,7 +146,7 @@ static void emit_support(CEmitter *e) {
             "        __builtin_cpu_init();\n"
             "        if (__builtin_cpu_supports(\"avx2\")) best = 1;\n"
             "        if (best && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512bw\") &&\n"
-            "            __builtin_cpu_supports(\"avx512vnni\"))\n"
+            "            __builtin_cpu_supports(\"avx512vl\") && __builtin_cpu_supports(\"avx512vnni\"))\n"
             "            best = 2;\n"
             "#endif\n"
             "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
@@ -250,8 +281,41 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
         put(b, 1, "}");
     }
     int groups = (nr + 3) / 4;
-    put(b, 1, "int32_t raw[%d][%d];", mr, groups * 4);
     const char *zero = vnni ? "_mm512_setzero_si512()" : "_mm256_setzero_si256()";
+    if (vnni) { /* the epilogue in vectors, four columns at a time */
+        unsigned zx = (unsigned)zx_of(g, isa);
+        for (int q = 0; q < groups; q++) {
+            int cols = nr - q * 4 < 4 ? nr - q * 4 : 4;
+            put(b, 1, "{ /* columns j0 + %d .. j0 + %d */", q * 4, q * 4 + cols - 1);
+            put(b, 2, "const __mmask8 k4 = 0x%x;", (1u << cols) - 1);
+            put(b, 2, "const __m128i bias = _mm_maskz_loadu_epi32(k4, a->bias + j0 + %d);", q * 4);
+            put(b, 2, "const __m128i q31 = _mm_maskz_loadu_epi32(k4, a->mult + j0 + %d);", q * 4);
+            put(b, 2, "const __m128i shift = _mm_maskz_loadu_epi32(k4, a->shift + j0 + %d);", q * 4);
+            if (zx) put(b, 2, "const __m128i zws = _mm_mullo_epi32(_mm_set1_epi32((int)%uu), _mm_maskz_loadu_epi32(k4, wsum + %d));", zx, q * 4);
+            for (int r = 0; r < mr; r++) {
+                char v[4][24];
+                for (int i = 0; i < 4; i++) {
+                    int c = q * 4 + i;
+                    if (c < nr) snprintf(v[i], sizeof v[i], "s%d_%d", r, c);
+                    else snprintf(v[i], sizeof v[i], "%s", zero);
+                }
+                put(b, 2, "{");
+                put(b, 3, "__m128i acc = _mm_add_epi32(etch_qgemm_red4_vnni(%s, %s, %s, %s), bias);", v[0], v[1], v[2], v[3]);
+                if (zx) put(b, 3, "acc = _mm_sub_epi32(acc, zws);");
+                put(b, 3, "%s *y = (%s *)a->y + (m + %d) * %lld + j0 + %d;", g->yt, g->yt, r, (long long)d->n, q * 4);
+                if (d->y_dtype == DT_F32) put(b, 3, "_mm_mask_storeu_ps(y, k4, etch_qgemm_scale4_vnni(acc, q31, shift));");
+                else
+                    put(b, 3, "_mm_mask_storeu_epi8(y, k4, _mm256_cvtepi64_epi8(etch_qgemm_requant4_vnni(acc, q31, shift, %d, %d, %d)));",
+                        d->zy, d->lo, d->hi);
+                put(b, 2, "}");
+            }
+            put(b, 1, "}");
+        }
+        put(b, 1, "(void)wsum;");
+        put(b, 0, "}");
+        return;
+    }
+    put(b, 1, "int32_t raw[%d][%d];", mr, groups * 4);
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < groups; q++) {
             char v[4][24];
@@ -263,7 +327,7 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
             put(b, 1, "_mm_storeu_si128((__m128i *)&raw[%d][%d], etch_qgemm_red4_%s(%s, %s, %s, %s));", r, q * 4, I->sfx,
                 v[0], v[1], v[2], v[3]);
         }
-    if (!vnni && krem) { /* AVX2: the K tail in scalar code */
+    if (krem) { /* AVX2: the K tail in scalar code */
         put(b, 1, "for (int64_t k = %lld; k < %lld; k++) {", kfull, K);
         for (int r = 0; r < mr; r++)
             for (int c = 0; c < nr; c++)

@@ -286,6 +286,7 @@ static void test_qmatmul(void **state) {
  * and one shape big enough to be split over threads: bit-identical to eager. */
 typedef struct QShape {
     int m, n, k;
+    bool ties; /* values on the requantize roundings' ties instead of random ones */
 } QShape;
 
 /* Adds the qmatmuls of one shape to g (all four output kinds, or the i8 one
@@ -322,6 +323,16 @@ static void add_qmatmul_case(Graph *g, const QShape *q, Tensor **in, Tensor **pv
         int64_t col = i / q->k;
         tensor_set(pv[0], i, col == 0 ? 127 : col == 1 ? -128 : (int)(r[0] % 256) - 128);
     }
+    if (q->ties) { /* zero weights, acc = bias: ties of both roundings (mult 2^30 halves, then / 2^13 or 2^1) */
+        static const int32_t bias[8] = {24576, -24576, 24577, -24577, 3, -3, 5, -5}, shift[8] = {-13, -13, -13, -13, -1, -1, 0, 0};
+        for (int64_t i = 0; i < (int64_t)q->n * q->k; i++) tensor_set(pv[0], i, 0);
+        for (int j = 0; j < q->n; j++) {
+            tensor_set(pv[1], j, bias[j % 8]);
+            tensor_set(pv[2], j, 1 << 30);
+            tensor_set(pv[3], j, shift[j % 8]);
+        }
+        return;
+    }
     for (int j = 0; j < q->n; j++) {
         etch_philox4x32(9, 200 + (uint64_t)which, (uint64_t)j, r);
         int32_t mult;
@@ -334,12 +345,13 @@ static void add_qmatmul_case(Graph *g, const QShape *q, Tensor **in, Tensor **pv
     }
 }
 
-enum { N_QSHAPES = 5 };
+enum { N_QSHAPES = 6 };
 
 static void test_qmatmul_kernels(void **state) {
     (void)state;
     /* the last: 2.2M multiply-adds, split in two parts at --threads 3 */
-    static const QShape shapes[N_QSHAPES] = {{1, 13, 131}, {7, 10, 200}, {5, 9, 64}, {2, 3, 17}, {40, 37, 1500}};
+    static const QShape shapes[N_QSHAPES] = {{1, 13, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
+                                                {2, 3, 17, false},   {3, 8, 5, true},     {40, 37, 1500, false}};
     const char *caps[3] = {"portable", NULL, NULL};
     int n_caps = 1;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
