@@ -80,7 +80,7 @@ static void put(StrBuf *b, int ind, const char *fmt, ...) {
 
 /* The instruction-set macros and detection, the argument block, the
  * horizontal reductions (once per file). */
-static void emit_support(CEmitter *e) {
+void qgemm_emit_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_qgemm_support")) return;
     sb_puts(e->preamble,
             "/* ---- integer matrix-multiply kernels (codegen/c/qgemm.c) ---- */\n"
@@ -388,7 +388,7 @@ static void emit_kernel(CEmitter *e, const QGemmDesc *d, const char *name) {
         plans[i] = plan_make(d, i, e->threads > 1 ? e->threads : 1);
         if (plans[i].parts > max_parts) max_parts = plans[i].parts;
     }
-    emit_support(e);
+    qgemm_emit_support(e);
     if (max_parts > 1) gemm_emit_thread_support(e);
     QGen g = {e->preamble, d, name, dtype_c_type(d->x_dtype), dtype_c_type(d->y_dtype)};
     StrBuf *b = e->preamble;

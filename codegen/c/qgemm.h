@@ -19,6 +19,11 @@ typedef struct QGemmDesc {
     int zx, zy, lo, hi;
 } QGemmDesc;
 
+/* The file-scope support of the kernels (once per file): ETCH_QGEMM_X86,
+ * ETCH_QGEMM_AVX2 / ETCH_QGEMM_VNNI target attributes, etch_qgemm_isa() (2
+ * VNNI, 1 AVX2, 0 portable, capped by ETCH_GEMM_ISA). */
+void qgemm_emit_support(CEmitter *e);
+
 /* Defines the kernel in e->preamble (once per descriptor) and emits the call
  * `kernel(x, w, bias, mult, shift, y);` (C pointer expressions) in e->out. */
 void qgemm_emit(CEmitter *e, const QGemmDesc *d, const char *x, const char *w, const char *bias, const char *mult,

@@ -364,8 +364,21 @@ static void test_qmatmul_kernels(void **state) {
 #endif
     Arena *a = arena_new();
     Graph *g = graph_new(a, "qgemm");
-    Tensor *in[2 * N_QSHAPES], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES] = {0};
+    Tensor *in[2 * N_QSHAPES + 1], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES] = {0};
     for (int i = 0; i < N_QSHAPES; i++) add_qmatmul_case(g, &shapes[i], in + 2 * i, pv + 4 * i, i, i + 1 < N_QSHAPES);
+    /* and the f32 -> u8/i8 per-tensor quantize (AVX2 multiplies by 1 / scale, exact but on ties): scale 123 * 2^-9,
+     * whose inverse is inexact, and x on ties (k + 0.5) scale, near them, NaN, infinities; 39 values: a tail */
+    enum { NQ = 39 };
+    int xq = graph_add_input(g, "xq", DT_F32, S(1, NQ), L);
+    int sq = konst(g, 123.0 / 512, DT_F32), zq = konst(g, 3, DT_I32);
+    graph_add_output(g, qop(g, OP_QUANTIZE, xq, sq, zq, 0, DT_U8, 0, 0));
+    graph_add_output(g, qop(g, OP_QUANTIZE, xq, sq, zq, 0, DT_I8, 0, 0));
+    Tensor *xqv = in[2 * N_QSHAPES] = tensor_new(DT_F32, S(1, NQ));
+    for (int i = 0; i < NQ; i++) {
+        float tie = (float)((i - 20 + 0.5) * (123.0 / 512));
+        tensor_set(xqv, i, i % 3 == 2 ? nextafterf(tie, i % 2 ? INFINITY : -INFINITY) : tie);
+    }
+    tensor_set(xqv, 0, NAN), tensor_set(xqv, 1, INFINITY), tensor_set(xqv, 4, -INFINITY);
     Diag d;
     diag_init(&d, stderr);
     assert_true(eager_run(g, in, pv, want, NULL, &d));
@@ -376,7 +389,7 @@ static void test_qmatmul_kernels(void **state) {
     CGenEntry entry = {ts_optimize(g, 2), "forward"};
     assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
     dlclose(ts_load_model(dir, "libq.so", "-O1"));
-    const void *in_ptr[2 * N_QSHAPES];
+    const void *in_ptr[2 * N_QSHAPES + 1];
     void *out_ptr[4 * N_QSHAPES];
     Tensor *got[4 * N_QSHAPES];
     for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
@@ -393,7 +406,7 @@ static void test_qmatmul_kernels(void **state) {
         fwd(in_ptr, out_ptr);
         for (int i = 0; i < g->n_outputs; i++) {
             if (memcmp(got[i]->data, want[i]->data, tensor_nbytes(want[i])))
-                fail_msg("qmatmul output %d differs from eager with ETCH_GEMM_ISA=%s", i, caps[c]);
+                fail_msg("output %d differs from eager with ETCH_GEMM_ISA=%s", i, caps[c]);
             tensor_free(got[i]);
         }
         dlclose(h);
@@ -402,7 +415,7 @@ static void test_qmatmul_kernels(void **state) {
     build_rmtree(dir);
     free(dir);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(want[i]);
-    for (int i = 0; i < 2 * N_QSHAPES; i++) tensor_free(in[i]);
+    for (int i = 0; i < g->n_inputs; i++) tensor_free(in[i]);
     for (int i = 0; i < 4 * N_QSHAPES; i++) tensor_free(pv[i]);
     diag_dispose(&d);
     arena_free(a);
