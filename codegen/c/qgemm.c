@@ -16,11 +16,13 @@
  * order, so the result is bit-identical for every variant and thread split.
  *  - AVX-512 VNNI: vpdpbusd (u8 x s8, four products summed into an int32
  *    lane, no saturation). i8 activations are flipped to u8 (x ^ 0x80 =
- *    x + 128) and zx' = zx + 128. K tails use zero-masked loads.
+ *    x + 128) and zx' = zx + 128. K tails use zero-masked loads. The
+ *    epilogue runs in vectors (etch_qgemm_requant4_vnni: ir/quant.c's steps
+ *    in int64 lanes), four columns at a time.
  *  - AVX2: no vpmaddubsw (its u8 x s8 pair sums saturate at 16 bits: 2 x 255
  *    x 127 > 32767); x and w are widened to int16 (vpmovzx/vpmovsx) and
  *    vpmaddwd sums pairs into int32 exactly (|pair| <= 2 x 255 x 128).
- *    K tails (K mod 16) are scalar.
+ *    K tails (K mod 16) and the epilogue (etch_q_requantize) are scalar.
  *  - portable C: one dot product per output, written for the vectorizer.
  * The sum of w per row is computed once per column block per call (the
  * weights may change between calls), only when zx' is not 0. */
@@ -174,7 +176,7 @@ static void emit_shared(QGen *g) {
     StrBuf *b = g->b;
     const QGemmDesc *d = g->d;
     long long K = d->k, N = d->n;
-    put(b, 0, "static inline void %s_wsum(const int8_t *w, int64_t j0, int nc, int32_t *wsum) {", g->name);
+    put(b, 0, "ETCH_MAYBE_UNUSED static inline void %s_wsum(const int8_t *w, int64_t j0, int nc, int32_t *wsum) {", g->name);
     put(b, 1, "for (int c = 0; c < nc; c++) {");
     put(b, 2, "uint32_t s = 0;");
     put(b, 2, "for (int64_t k = 0; k < %lld; k++) s += (uint32_t)(int32_t)w[(j0 + c) * %lld + k];", K, K);

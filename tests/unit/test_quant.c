@@ -10,6 +10,9 @@
  *   - qmatmul (u8 and i8 activations; i8, u8 with a relu clamp, and f32
  *     results): emitted C bit-identical to eager, eager within one unit of an
  *     exact reference, saturating outputs included;
+ *   - the specialized kernels (codegen/c/qgemm.c, the f32 quantize loops):
+ *     every instruction-set variant this CPU runs, tile tails, saturation,
+ *     rounding ties, a split over threads, bit-identical to eager;
  *   - fake_quant's straight-through gradient against finite differences of
  *     one quantum, away from the clamp edges;
  *   - shape-rule errors.
