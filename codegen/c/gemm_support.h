@@ -1,5 +1,6 @@
 /* gemm_support.h: the shared support text of the GEMM kernels (see
- * gemm_support.c); used by codegen/c/gemm.c only. */
+ * gemm_support.c); used by codegen/c/gemm.c (and the thread fan-out by
+ * codegen/c/qgemm.c). */
 #ifndef ETCH_CODEGEN_C_GEMM_SUPPORT_H
 #define ETCH_CODEGEN_C_GEMM_SUPPORT_H
 

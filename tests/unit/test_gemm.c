@@ -33,6 +33,7 @@
 
 #include "codegen/build.h"
 #include "codegen/c/gemm.h"
+#include "unit/test_support.h"
 
 typedef struct Case {
     DType t;
@@ -443,24 +444,6 @@ static int variants(Variant *v) {
 static const char *const SRC_BASE[] = {"native", "alt"};
 static const char *const SRC_OPT[] = {"-O2", "-O1"};
 
-/* dlopens a private copy of lib, so its variant choice (made once per load) is fresh. */
-static void *open_copy(const char *dir, const char *lib, const char *tag) {
-    char src[4096], dst[4096];
-    snprintf(src, sizeof src, "%s/%s", dir, lib);
-    snprintf(dst, sizeof dst, "%s/%s.%s.so", dir, lib, tag);
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    assert_true(in && out);
-    char buf[65536];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, k, out), k);
-    fclose(in);
-    fclose(out);
-    void *h = dlopen(dst, RTLD_NOW | RTLD_LOCAL);
-    if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
-    assert_non_null(h);
-    return h;
-}
-
 static void test_shapes(void **state) {
     (void)state;
     Diag dg;
@@ -475,7 +458,7 @@ static void test_shapes(void **state) {
         setenv("ETCH_GEMM_ISA", v[c].cap, 1);
         char lib[64];
         snprintf(lib, sizeof lib, "%s.so", SRC_BASE[v[c].src]);
-        void *h = open_copy(dir, lib, v[c].name);
+        void *h = ts_open_copy(dir, lib, v[c].name);
         for (int i = 0; i < N_CASES; i++) {
             GemmDesc d = desc_of(&CASES[i]);
             Run r = run_new(&d);
@@ -510,7 +493,7 @@ static void test_epilogue(void **state) {
         for (int t = 0; t < 2; t++) {
             char lib[64];
             snprintf(lib, sizeof lib, "%s.so", bases[v[c].src * 2 + t]);
-            h[t] = open_copy(dir, lib, v[c].name);
+            h[t] = ts_open_copy(dir, lib, v[c].name);
         }
         for (int i = 0; i < N_EPI; i++) {
             GemmDesc d = desc_of(&EPI_CASES[i]);
@@ -588,7 +571,7 @@ static void test_threads_bit_identical(void **state) {
         for (int t = 0; t < N_THREADS; t++) {
             char lib[64];
             snprintf(lib, sizeof lib, "%s%d.so", SRC_BASE[v[c].src], THREADS[t]);
-            h[t] = open_copy(dir, lib, v[c].name);
+            h[t] = ts_open_copy(dir, lib, v[c].name);
         }
         for (int i = 0; i < N_SPLIT; i++) {
             GemmDesc d = desc_of(&SPLIT_CASES[i]);

@@ -10,6 +10,9 @@
  *   - qmatmul (u8 and i8 activations; i8, u8 with a relu clamp, and f32
  *     results): emitted C bit-identical to eager, eager within one unit of an
  *     exact reference, saturating outputs included;
+ *   - the specialized kernels (codegen/c/qgemm.c, the f32 quantize loops):
+ *     every instruction-set variant this CPU runs, tile tails, saturation,
+ *     rounding ties, a split over threads, bit-identical to eager;
  *   - fake_quant's straight-through gradient against finite differences of
  *     one quantum, away from the clamp edges;
  *   - shape-rule errors.
@@ -27,6 +30,11 @@
 
 #include <cmocka.h>
 
+#include <dlfcn.h>
+#include <string.h>
+
+#include "codegen/build.h"
+#include "codegen/c/emit_c.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "ir/quant.h"
@@ -273,6 +281,149 @@ static void test_qmatmul(void **state) {
     arena_free(a);
 }
 
+/* The specialized kernels (codegen/c/qgemm.c): every instruction-set variant
+ * this CPU runs (ETCH_GEMM_ISA caps it), one and three threads, on shapes
+ * whose M, N and K leave remainders of every tile (VNNI 4x4 and 1x8 tiles,
+ * 64 bytes of k; AVX2 2x4, 16 bytes of k), with extreme rows and columns
+ * (x 255/0 or 127/-128, w 127/-128) so sums and outputs reach their edges,
+ * and one shape big enough to be split over threads: bit-identical to eager. */
+typedef struct QShape {
+    int m, n, k;
+    bool ties; /* values on the requantize roundings' ties instead of random ones */
+} QShape;
+
+/* Adds the qmatmuls of one shape to g (all four output kinds, or the i8 one
+ * alone) with their operands' values at in[0..1] and pv[0..3]. */
+static void add_qmatmul_case(Graph *g, const QShape *q, Tensor **in, Tensor **pv, int which, bool all) {
+    char name[6][16];
+    static const char *const what[6] = {"xu", "xi", "w", "b", "mult", "shift"};
+    for (int i = 0; i < 6; i++) snprintf(name[i], sizeof name[i], "%s%d", what[i], which);
+    int x8u = graph_add_input(g, arena_strdup(g->arena, name[0]), DT_U8, S(2, q->m, q->k), L);
+    int x8i = graph_add_input(g, arena_strdup(g->arena, name[1]), DT_I8, S(2, q->m, q->k), L);
+    int w = param(g, arena_strdup(g->arena, name[2]), DT_I8, S(2, q->n, q->k));
+    int b = param(g, arena_strdup(g->arena, name[3]), DT_I32, S(1, q->n));
+    int mu = param(g, arena_strdup(g->arena, name[4]), DT_I32, S(1, q->n));
+    int sh = param(g, arena_strdup(g->arena, name[5]), DT_I32, S(1, q->n));
+    const int *ins_u = (int[]){x8u, w, b, mu, sh}, *ins_i = (int[]){x8i, w, b, mu, sh};
+    if (all) {
+        graph_add_output(g, qmatmul(g, ins_u, DT_U8, 128, 10, 10, 255)); /* zx: the zero-point correction */
+        graph_add_output(g, qmatmul(g, ins_u, DT_U8, 0, 0, 0, 255));
+        graph_add_output(g, qmatmul(g, ins_i, DT_F32, 0, 0, 0, 0));
+    }
+    graph_add_output(g, qmatmul(g, ins_i, DT_I8, -3, -5, -128, 127)); /* i8 x: VNNI's flip to u8 */
+    in[0] = tensor_new(DT_U8, S(2, q->m, q->k)), in[1] = tensor_new(DT_I8, S(2, q->m, q->k));
+    pv[0] = tensor_new(DT_I8, S(2, q->n, q->k));
+    for (int i = 1; i < 4; i++) pv[i] = tensor_new(DT_I32, S(1, q->n));
+    uint32_t r[4];
+    for (int64_t i = 0; i < (int64_t)q->m * q->k; i++) {
+        etch_philox4x32(9, (uint64_t)which, (uint64_t)i, r);
+        int64_t row = i / q->k;
+        tensor_set(in[0], i, row == 0 ? 255 : row == 1 ? 0 : r[0] % 256);
+        tensor_set(in[1], i, row == 0 ? 127 : row == 1 ? -128 : (int)(r[1] % 256) - 128);
+    }
+    for (int64_t i = 0; i < (int64_t)q->n * q->k; i++) {
+        etch_philox4x32(9, 100 + (uint64_t)which, (uint64_t)i, r);
+        int64_t col = i / q->k;
+        tensor_set(pv[0], i, col == 0 ? 127 : col == 1 ? -128 : (int)(r[0] % 256) - 128);
+    }
+    if (q->ties) { /* zero weights, acc = bias: ties of both roundings (mult 2^30 halves, then / 2^13 or 2^1) */
+        static const int32_t bias[8] = {24576, -24576, 24577, -24577, 3, -3, 5, -5}, shift[8] = {-13, -13, -13, -13, -1, -1, 0, 0};
+        for (int64_t i = 0; i < (int64_t)q->n * q->k; i++) tensor_set(pv[0], i, 0);
+        for (int j = 0; j < q->n; j++) {
+            tensor_set(pv[1], j, bias[j % 8]);
+            tensor_set(pv[2], j, 1 << 30);
+            tensor_set(pv[3], j, shift[j % 8]);
+        }
+        return;
+    }
+    for (int j = 0; j < q->n; j++) {
+        etch_philox4x32(9, 200 + (uint64_t)which, (uint64_t)j, r);
+        int32_t mult;
+        int shift;
+        /* multipliers around 1 / (K * 64): outputs spread over the range and past it */
+        assert_true(quant_multiplier((0.5 + etch_u01(r[0])) / (q->k * 64.0), &mult, &shift));
+        tensor_set(pv[1], j, (int)(r[1] % 200001) - 100000);
+        tensor_set(pv[2], j, mult);
+        tensor_set(pv[3], j, shift);
+    }
+}
+
+enum { N_QSHAPES = 6 };
+
+static void test_qmatmul_kernels(void **state) {
+    (void)state;
+    /* the last: 2.2M multiply-adds, split in two parts at --threads 3 */
+    static const QShape shapes[N_QSHAPES] = {{1, 13, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
+                                                {2, 3, 17, false},   {3, 8, 5, true},     {40, 37, 1500, false}};
+    const char *caps[3] = {"portable", NULL, NULL};
+    int n_caps = 1;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) caps[n_caps++] = "avx2";
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+        caps[n_caps++] = "any"; /* the best: VNNI */
+    else
+        fprintf(stderr, "test_qmatmul_kernels: no AVX-512 VNNI here, its variant is not run\n");
+#endif
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "qgemm");
+    Tensor *in[2 * N_QSHAPES + 1], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES] = {0};
+    for (int i = 0; i < N_QSHAPES; i++) add_qmatmul_case(g, &shapes[i], in + 2 * i, pv + 4 * i, i, i + 1 < N_QSHAPES);
+    /* and the f32 -> u8/i8 per-tensor quantize (AVX2 multiplies by 1 / scale, exact but on ties): scale 123 * 2^-9,
+     * whose inverse is inexact, and x on ties (k + 0.5) scale, near them, NaN, infinities; 39 values: a tail */
+    enum { NQ = 39 };
+    int xq = graph_add_input(g, "xq", DT_F32, S(1, NQ), L);
+    int sq = konst(g, 123.0 / 512, DT_F32), zq = konst(g, 3, DT_I32);
+    graph_add_output(g, qop(g, OP_QUANTIZE, xq, sq, zq, 0, DT_U8, 0, 0));
+    graph_add_output(g, qop(g, OP_QUANTIZE, xq, sq, zq, 0, DT_I8, 0, 0));
+    Tensor *xqv = in[2 * N_QSHAPES] = tensor_new(DT_F32, S(1, NQ));
+    for (int i = 0; i < NQ; i++) {
+        float tie = (float)((i - 20 + 0.5) * (123.0 / 512));
+        tensor_set(xqv, i, i % 3 == 2 ? nextafterf(tie, i % 2 ? INFINITY : -INFINITY) : tie);
+    }
+    tensor_set(xqv, 0, NAN), tensor_set(xqv, 1, INFINITY), tensor_set(xqv, 4, -INFINITY);
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(eager_run(g, in, pv, want, NULL, &d));
+    /* one build at --threads 3, loaded once per instruction set */
+    char *dir = build_tempdir(&d);
+    assert_non_null(dir);
+    CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = pv, .threads = 3};
+    CGenEntry entry = {ts_optimize(g, 2), "forward"};
+    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+    dlclose(ts_load_model(dir, "libq.so", "-O1"));
+    const void *in_ptr[2 * N_QSHAPES + 1];
+    void *out_ptr[4 * N_QSHAPES];
+    Tensor *got[4 * N_QSHAPES];
+    for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
+    for (int c = 0; c < n_caps; c++) {
+        setenv("ETCH_GEMM_ISA", caps[c], 1);
+        void *h = ts_open_copy(dir, "libq.so", caps[c]);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        assert_non_null(fwd);
+        for (int i = 0; i < g->n_outputs; i++) {
+            got[i] = tensor_new(want[i]->dtype, want[i]->shape);
+            out_ptr[i] = got[i]->data;
+        }
+        fwd(in_ptr, out_ptr);
+        for (int i = 0; i < g->n_outputs; i++) {
+            if (memcmp(got[i]->data, want[i]->data, tensor_nbytes(want[i])))
+                fail_msg("output %d differs from eager with ETCH_GEMM_ISA=%s", i, caps[c]);
+            tensor_free(got[i]);
+        }
+        dlclose(h);
+    }
+    unsetenv("ETCH_GEMM_ISA");
+    build_rmtree(dir);
+    free(dir);
+    for (int i = 0; i < g->n_outputs; i++) tensor_free(want[i]);
+    for (int i = 0; i < g->n_inputs; i++) tensor_free(in[i]);
+    for (int i = 0; i < 4 * N_QSHAPES; i++) tensor_free(pv[i]);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
 /* ---- fake_quant's straight-through gradient ---- */
 
 static double eager_scalar(const Graph *g, Tensor *const *params, Tensor *r, int which, int64_t k) {
@@ -433,7 +584,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_point_edges),   cmocka_unit_test(test_multiplier_helper),
         cmocka_unit_test(test_quantize_known_values), cmocka_unit_test(test_quant_ops_compiled_exact),
-        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_fake_quant_ste),
+        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels),
+        cmocka_unit_test(test_fake_quant_ste),
         cmocka_unit_test(test_shape_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

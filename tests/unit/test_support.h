@@ -81,6 +81,9 @@ const char *ts_source_dir(void);
  * defaults) into dir/lib, linked against the runtime compiled once per test
  * process, and dlopens it. */
 void *ts_load_model(const char *dir, const char *lib, const char *flags);
+/* dlopens a private copy of dir/lib (dir/lib.tag.so), so what the library
+ * decides once per load (its kernels' instruction set) is decided afresh. */
+void *ts_open_copy(const char *dir, const char *lib, const char *tag);
 
 /* Adds loss = sum(f * R) (f cast to float64 if needed; R a float64 input from
  * Philox stream (9, r_stream), uniform in [-1, 1)), differentiates it with the

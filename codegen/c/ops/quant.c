@@ -2,12 +2,13 @@
  * ir/quant.c's, written out once per model as the static functions of
  * quant_helpers below (step for step the same operations, so results are
  * bit-identical to the eager executor's; tests/unit/test_quant.c checks it);
- * the loops are ir/ops/quant.c's (QuantLoops; qmatmul's row-by-column product
- * with a wrapping int32 accumulator). A specialized int8 GEMM is later work
- * (docs/quantization.md). */
+ * the loops are ir/ops/quant.c's (QuantLoops). qmatmul calls an integer GEMM
+ * specialized to its shape (codegen/c/qgemm.c) whose epilogue uses these
+ * helpers. */
 #include <stdio.h>
 
 #include "codegen/c/ops/c_ops.h"
+#include "codegen/c/qgemm.h"
 
 static const char quant_helpers[] =
     "/* quantized arithmetic (etch ir/quant.c, docs/quantization.md) */\n"
@@ -50,6 +51,89 @@ static void define_helpers(CEmitter *e) {
     if (cemit_define_once(e, "etch_q_helpers")) sb_puts(e->preamble, quant_helpers);
 }
 
+/* quantize of an f32 tensor with one scale, to T (uint8_t or int8_t), the
+ * activations' way into a quantized layer. AVX2 multiplies by 1 / scale
+ * instead of dividing: for f32 x and scale that gives rint(x / scale)
+ * exactly except on a tie of the rounding (x / scale a half-integer is at
+ * least 2^-49 relatively away from any other f32 quotient, the product is
+ * within 2^-52), so a vector with any value within 2^-20 of a tie is redone
+ * with the division. NaN -> zero point, then the clamp, as etch_q_quantize.
+ * The AVX-512 variant (with the VNNI kernels) does 8 values at a time. */
+static const char quantize_f32_fmt[] =
+    "static void etch_q_quantize_f32_%s_c(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
+    "    for (int64_t i = 0; i < n; i++) y[i] = (%s)etch_q_quantize((double)x[i], scale, zp, lo, hi);\n"
+    "}\n"
+    "#if defined(ETCH_QGEMM_X86)\n"
+    "ETCH_QGEMM_AVX2 static void etch_q_quantize_f32_%s_avx2(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
+    "    const __m256d inv = _mm256_set1_pd(1.0 / scale), s = _mm256_set1_pd(scale), z = _mm256_set1_pd((double)zp);\n"
+    "    const __m256d vlo = _mm256_set1_pd((double)lo), vhi = _mm256_set1_pd((double)hi), near = _mm256_set1_pd(0.5 - 0x1p-20);\n"
+    "    const __m256d abs = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));\n"
+    "    int64_t i = 0;\n"
+    "    for (; i + 4 <= n; i += 4) {\n"
+    "        const __m256d xd = _mm256_cvtps_pd(_mm_loadu_ps(x + i));\n"
+    "        const __m256d t = _mm256_mul_pd(xd, inv);\n"
+    "        __m256d r = _mm256_round_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
+    "        if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(_mm256_sub_pd(t, r), abs), near, _CMP_GE_OQ)))\n"
+    "            r = _mm256_round_pd(_mm256_div_pd(xd, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* a tie: exactly */\n"
+    "        __m256d v = _mm256_add_pd(r, z);\n"
+    "        v = _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));\n"
+    "        v = _mm256_min_pd(_mm256_max_pd(v, vlo), vhi);\n"
+    "        const __m128i q = _mm256_cvtpd_epi32(v);\n"
+    "        const int32_t b = _mm_cvtsi128_si32(%s);\n"
+    "        memcpy(y + i, &b, 4);\n"
+    "    }\n"
+    "    etch_q_quantize_f32_%s_c(x + i, n - i, scale, zp, lo, hi, y + i);\n"
+    "}\n"
+    "ETCH_QGEMM_VNNI static void etch_q_quantize_f32_%s_avx512(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
+    "    const __m512d inv = _mm512_set1_pd(1.0 / scale), s = _mm512_set1_pd(scale), z = _mm512_set1_pd((double)zp);\n"
+    "    const __m512d vlo = _mm512_set1_pd((double)lo), vhi = _mm512_set1_pd((double)hi), near = _mm512_set1_pd(0.5 - 0x1p-20);\n"
+    "    int64_t i = 0;\n"
+    "    for (; i + 8 <= n; i += 8) {\n"
+    "        const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));\n"
+    "        const __m512d t = _mm512_mul_pd(xd, inv);\n"
+    "        __m512d r = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
+    "        if (_mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(t, r)), near, _CMP_GE_OQ))\n"
+    "            r = _mm512_roundscale_pd(_mm512_div_pd(xd, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* a tie: exactly */\n"
+    "        __m512d v = _mm512_add_pd(r, z);\n"
+    "        v = _mm512_mask_mov_pd(v, _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), z);\n"
+    "        v = _mm512_min_pd(_mm512_max_pd(v, vlo), vhi);\n"
+    "        _mm_storel_epi64((__m128i *)(y + i), _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(v))); /* in range: truncation is exact */\n"
+    "    }\n"
+    "    etch_q_quantize_f32_%s_c(x + i, n - i, scale, zp, lo, hi, y + i);\n"
+    "}\n"
+    "#endif\n"
+    "static void etch_q_quantize_f32_%s(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
+    "#if defined(ETCH_QGEMM_X86)\n"
+    "    if (etch_qgemm_isa() == 2) {\n"
+    "        etch_q_quantize_f32_%s_avx512(x, n, scale, zp, lo, hi, y);\n"
+    "        return;\n"
+    "    }\n"
+    "    if (etch_qgemm_isa() == 1) {\n"
+    "        etch_q_quantize_f32_%s_avx2(x, n, scale, zp, lo, hi, y);\n"
+    "        return;\n"
+    "    }\n"
+    "#endif\n"
+    "    etch_q_quantize_f32_%s_c(x, n, scale, zp, lo, hi, y);\n"
+    "}\n";
+
+/* Emits the per-tensor f32 quantize as a call; false when n is another kind. */
+static bool emit_quantize_f32(CEmitter *e, const Graph *g, int id, const QuantLoops *L, int lo, int hi) {
+    const Node *n = &g->nodes[id];
+    if (n->op != OP_QUANTIZE || L->per_axis || g->nodes[n->in[L->x]].dtype != DT_F32) return false;
+    bool u8 = n->dtype == DT_U8;
+    const char *sfx = u8 ? "u8" : "i8", *T = dtype_c_type(n->dtype);
+    char name[64];
+    snprintf(name, sizeof name, "etch_q_quantize_f32_%s", sfx);
+    if (cemit_define_once(e, name)) {
+        qgemm_emit_support(e);
+        const char *pack = u8 ? "_mm_packus_epi16(_mm_packus_epi32(q, q), q)" : "_mm_packs_epi16(_mm_packs_epi32(q, q), q)";
+        sb_printf(e->preamble, quantize_f32_fmt, sfx, T, T, sfx, T, pack, sfx, sfx, T, sfx, sfx, T, sfx, sfx, sfx);
+    }
+    cemit_line(e, "%s(%s, %lld, (double)%s[0], %s[0], %d, %d, %s);", name, e->buf[n->in[L->x]],
+               (long long)shape_numel(&n->shape), e->buf[n->in[L->scale]], e->buf[n->in[L->zp]], lo, hi, e->buf[id]);
+    return true;
+}
+
 void emit_quant(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
     QuantLoops L;
@@ -57,6 +141,7 @@ void emit_quant(CEmitter *e, const Graph *g, int id) {
     define_helpers(e);
     int lo, hi;
     quant_op_range(n, &lo, &hi);
+    if (emit_quantize_f32(e, g, id, &L, lo, hi)) return;
     const char *y = e->buf[id], *x = e->buf[n->in[L.x]], *s = e->buf[n->in[L.scale]], *z = e->buf[n->in[L.zp]];
     const char *T = dtype_c_type(n->dtype);
     char o[16], c[16], k[16], idx[96], ch[24];
@@ -88,26 +173,12 @@ void emit_quant(CEmitter *e, const Graph *g, int id) {
 
 void emit_qmatmul(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
-    int64_t M = n->shape.dim[0], N = n->shape.dim[1], K = g->nodes[n->in[0]].shape.dim[1];
-    int zx = n->attr.quant.zero_points[0], zy = n->attr.quant.zero_points[1], lo, hi;
-    qmatmul_range(n, &lo, &hi);
+    const Node *x = &g->nodes[n->in[0]];
+    QGemmDesc d = {.m = n->shape.dim[0], .n = n->shape.dim[1], .k = x->shape.dim[1], .x_dtype = x->dtype,
+                   .y_dtype = n->dtype, .zx = n->attr.quant.zero_points[0], .zy = n->attr.quant.zero_points[1]};
+    if (n->dtype != DT_F32) qmatmul_range(n, &d.lo, &d.hi); /* f32: no clamp */
     define_helpers(e);
     const char *const *b = e->buf;
     const int *in = n->in;
-    char m[16], j[16], k[16];
-    cemit_for(e, m, sizeof m, M);
-    cemit_for(e, j, sizeof j, N);
-    cemit_line(e, "uint32_t acc = (uint32_t)%s[%s];", b[in[2]], j);
-    cemit_for(e, k, sizeof k, K);
-    cemit_line(e, "acc += (uint32_t)(((int32_t)%s[%s * %lld + %s] - %d) * (int32_t)%s[%s * %lld + %s]);", b[in[0]], m,
-               (long long)K, k, zx, b[in[1]], j, (long long)K, k);
-    cemit_close(e);
-    if (n->dtype == DT_F32)
-        cemit_line(e, "%s[%s * %lld + %s] = (float)etch_q_scale_acc((int32_t)acc, %s[%s], %s[%s]);", b[id], m,
-                   (long long)N, j, b[in[3]], j, b[in[4]], j);
-    else
-        cemit_line(e, "%s[%s * %lld + %s] = (%s)etch_q_requantize((int32_t)acc, %s[%s], %s[%s], %d, %d, %d);", b[id], m,
-                   (long long)N, j, dtype_c_type(n->dtype), b[in[3]], j, b[in[4]], j, zy, lo, hi);
-    cemit_close(e);
-    cemit_close(e);
+    qgemm_emit(e, &d, b[in[0]], b[in[1]], b[in[2]], b[in[3]], b[in[4]], b[id]);
 }
