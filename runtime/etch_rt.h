@@ -111,9 +111,18 @@ int etch_st_write(const char *path, int n, const char *const *names, const etch_
  * or any file starting with the gzip magic, is inflated in memory. Unsigned
  * bytes come back as ETCH_U8; the rest as I32/F32/F64. */
 int etch_idx_read(const char *path, etch_array *out, char *err, size_t errlen);
+/* The first max_rows rows (along dim 0; all of them when the file has
+ * fewer) of an IDX file, reading and inflating no further than they reach:
+ * the rest of the file is not checked. max_rows < 0: etch_idx_read. */
+int etch_idx_read_rows(const char *path, int64_t max_rows, etch_array *out, char *err, size_t errlen);
 /* Inflates a gzip member (RFC 1952 wrapper around RFC 1951 deflate) into a
  * malloc'd buffer; verifies CRC-32 and length. */
 int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_t *n_out, char *err, size_t errlen);
+/* etch_gunzip stopped once the output holds limit bytes (limit > 0): *out
+ * gets the first min(limit, all) bytes; the data past them is neither
+ * inflated nor checked (no CRC-32 of a member cut short). */
+int etch_gunzip_prefix(const unsigned char *in, size_t n_in, size_t limit, unsigned char **out, size_t *n_out,
+                       char *err, size_t errlen);
 
 /* ---- PNG ------------------------------------------------------------------- */
 /* Writes an 8-bit grayscale PNG (row-major pixels), atomically. */

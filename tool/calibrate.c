@@ -13,6 +13,7 @@
  * points; minmax keeps what was seen. Pixels are byte/255 as the training
  * program reads them. */
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,24 +86,31 @@ typedef struct Images {
     int64_t n, per;
 } Images;
 
-static bool load_idx(const char *dir, const char *base, etch_array *out, Diag *d) {
+/* dir/base (or base.gz): its first max_rows rows (all with max_rows < 0) */
+static bool load_idx(const char *dir, const char *base, int64_t max_rows, etch_array *out, Diag *d) {
     char path[4096], err[1024];
     snprintf(path, sizeof path, "%s/%s", dir, base);
     if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s.gz", dir, base);
-    if (etch_idx_read(path, out, err, sizeof err)) return diag_error_plain(d, "%s", err);
+    if (etch_idx_read_rows(path, max_rows, out, err, sizeof err)) return diag_error_plain(d, "%s", err);
     if (out->dtype != ETCH_U8 || out->rank < 1) return diag_error_plain(d, "%s: not IDX unsigned bytes", path);
     return true;
 }
 
-static bool images_load(const char *dir, const char *split, int64_t per, Images *s, Diag *d) {
+/* The split's first max_rows images (all with max_rows < 0), and their
+ * labels when labels is set: only what is used is read (and inflated), so
+ * calibrating on a few batches does not hold the whole training split. */
+static bool images_load(const char *dir, const char *split, int64_t per, int64_t max_rows, bool labels, Images *s,
+                        Diag *d) {
     char img[128], lab[128];
     snprintf(img, sizeof img, "%s-images-idx3-ubyte", split);
     snprintf(lab, sizeof lab, "%s-labels-idx1-ubyte", split);
     memset(s, 0, sizeof *s);
-    if (!load_idx(dir, img, &s->images, d) || !load_idx(dir, lab, &s->labels, d)) return false;
+    if (!load_idx(dir, img, max_rows, &s->images, d) || (labels && !load_idx(dir, lab, max_rows, &s->labels, d)))
+        return false;
     s->n = s->images.dim[0];
     s->per = etch_array_numel(&s->images) / (s->n ? s->n : 1);
-    if (s->labels.dim[0] != s->n) return diag_error_plain(d, "%s/%s: images and labels have different counts", dir, img);
+    if (labels && s->labels.dim[0] != s->n)
+        return diag_error_plain(d, "%s/%s: images and labels have different counts", dir, img);
     if (s->per != per)
         return diag_error_plain(d, "%s/%s: images have %lld values each, the model's input takes %lld", dir, img,
                                 (long long)s->per, (long long)per);
@@ -212,7 +220,8 @@ int cmd_calibrate(const Options *o) {
             slot[i] = cp.forward->n_outputs;
             graph_add_output(cp.forward, layers[i].x);
         }
-        ok = forward_open(&cp, params, o, &f, &d) && images_load(o->data, "train", f.per, &img, &d);
+        ok = forward_open(&cp, params, o, &f, &d) &&
+             images_load(o->data, "train", f.per, batches > INT64_MAX / f.batch ? -1 : batches * f.batch, false, &img, &d);
     }
     if (ok) {
         hist = calloc((size_t)n, sizeof *hist);
@@ -249,6 +258,12 @@ int cmd_calibrate(const Options *o) {
     if (ok)
         printf("calibrated %d activation%s over %ld batch%s of %lld (%s) -> %s\n", n, n == 1 ? "" : "s", done,
                done == 1 ? "" : "es", (long long)f.batch, method, o->out);
+    if (ok && o->stats) { /* the bound of docs/quantization.md: the C compiler is another process, not counted */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("peak memory of etch calibrate: %.1f MiB (%lld images read)\n", (double)ru.ru_maxrss / 1024.0,
+               (long long)img.n);
+    }
     forward_close(&f);
     images_free(&img);
     free(slot);
@@ -269,7 +284,7 @@ bool eval_compiled_images(const Options *o, Diag *d) {
     Tensor **params = p ? load_params(p, o, d) : NULL;
     Forward f = {0};
     Images img = {0};
-    bool ok = params && forward_open(p, params, o, &f, d) && images_load(o->data, "t10k", f.per, &img, d);
+    bool ok = params && forward_open(p, params, o, &f, d) && images_load(o->data, "t10k", f.per, o->limit, true, &img, d);
     const Node *y = ok ? &p->forward->nodes[p->forward->outputs[0]] : NULL;
     if (ok && (y->shape.rank != 2 || y->shape.dim[0] != f.batch))
         ok = diag_error(d, p->model_loc, "eval: %s.forward's first output must be logits f32[B, C]", p->model_name);

@@ -78,8 +78,9 @@ static const OptSpec OPTS[OPT_COUNT] = {
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},
     [OPT_EMBED] = {"--embed-weights", ARG_NONE, NULL, CMD_BUILD, "compile the weights into the code"},
-    [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD | CMD_RUN | CMD_EVAL,
-                   "build: print kernel and memory counts; with --quantize: what became\nint8, and every op left in float and why"},
+    [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_CALIBRATE,
+                   "build: print kernel and memory counts; with --quantize: what became\nint8, and every op left in float and why;\n"
+                   "calibrate: its peak memory"},
     [OPT_TRAIN] = {"--train", ARG_NONE, NULL, CMD_BUILD, "also emit <model>_grad and <model>_train_step"},
     [OPT_GRAD] = {"--grad", ARG_NONE, NULL, CMD_IR | CMD_GRAPH, "the training step instead of the forward"},
     [OPT_AFTER] = {"--after", ARG_NAME, "PASS", CMD_GRAPH, "the graph after the -O2 pipeline up to PASS"},

@@ -30,7 +30,8 @@ static int gz_member(inflater *s, size_t pos) {
         p += 2;
     }
     s->pos = p;
-    if (inflate_stream(s)) return -1;
+    int rc = inflate_stream(s);
+    if (rc) return rc; /* 1: the output limit, reached before the trailer */
     if (n - s->pos < 8) return inf_fail(s, "truncated: the CRC-32/ISIZE trailer is missing");
     uint32_t want = rd_le32(in + s->pos), got = crc32_update(s->crc, 0, s->out + start, s->len - start);
     uint32_t wlen = rd_le32(in + s->pos + 4);
@@ -46,7 +47,8 @@ static int gz_member(inflater *s, size_t pos) {
     return inf_fail(s, s->detail);
 }
 
-int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_t *n_out, char *err, size_t errlen) {
+int etch_gunzip_prefix(const unsigned char *in, size_t n_in, size_t limit, unsigned char **out, size_t *n_out,
+                       char *err, size_t errlen) {
     *out = NULL;
     *n_out = 0;
     if (n_in < 2 || in[0] != 0x1f || in[1] != 0x8b) return fail(err, errlen, "not gzip data (no 1f 8b magic)");
@@ -54,17 +56,22 @@ int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_
     if (!s) return fail(err, errlen, "out of memory");
     s->in = in;
     s->n = n_in;
+    s->limit = limit;
     crc32_tables(s->crc);
     /* ISIZE hints the output size; trust it only as far as deflate's 1032:1 limit */
     uint32_t isize = n_in >= 4 ? rd_le32(in + n_in - 4) : 0;
-    if (n_in < SIZE_MAX / 1032 && isize <= n_in * 1032 && (s->out = malloc((size_t)isize + 1)))
-        s->cap = (size_t)isize + 1;
+    size_t hint = limit && limit < (size_t)isize ? limit : (size_t)isize;
+    if (n_in < SIZE_MAX / 1032 && isize <= n_in * 1032 && (s->out = malloc(hint + 1))) s->cap = hint + 1;
     int rc = grow(s, 1); /* never a NULL buffer, even for empty output */
     for (size_t pos = 0; !rc && pos < n_in; pos = s->pos) {
         size_t z = pos; /* after a member: another member, or zero padding to the end */
         while (pos > 0 && z < n_in && in[z] == 0) z++;
         if (z == n_in) break;
         rc = gz_member(s, pos);
+    }
+    if (rc > 0) { /* the limit: its first limit bytes */
+        rc = 0;
+        s->len = limit;
     }
     if (!rc) rc = grow(s, 1); /* room for a terminating NUL */
     if (rc) {
@@ -78,4 +85,8 @@ int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_
     }
     free(s);
     return rc ? -1 : 0;
+}
+
+int etch_gunzip(const unsigned char *in, size_t n_in, unsigned char **out, size_t *n_out, char *err, size_t errlen) {
+    return etch_gunzip_prefix(in, n_in, 0, out, n_out, err, errlen);
 }

@@ -20,6 +20,7 @@ typedef struct inflater {
     unsigned zeros; /* zero bytes fed in past the end of input: reading them means truncation */
     unsigned char *out;
     size_t len, cap;
+    size_t limit; /* > 0: stop (return 1) once the output holds this many bytes */
     const char *what; /* why decoding stopped */
     char detail[96];
     huff lit, dist;
@@ -136,6 +137,7 @@ static int inflate_codes(inflater *s, const huff *lit, const huff *dist) {
         if (sym < 256) {
             if (s->len == s->cap && grow(s, 1)) return -1;
             s->out[s->len++] = (unsigned char)sym;
+            if (s->len == s->limit) return 1;
             continue;
         }
         if (sym == 256) return 0;
@@ -155,6 +157,7 @@ static int inflate_codes(inflater *s, const huff *lit, const huff *dist) {
         else
             for (size_t i = 0; i < len; i++) dst[i] = src[i]; /* overlapping copy repeats the pattern */
         s->len += len;
+        if (s->limit && s->len >= s->limit) return 1;
     }
 }
 
@@ -180,7 +183,7 @@ static int inflate_stored(inflater *s) {
     memcpy(s->out + s->len, s->in + s->pos, len);
     s->len += len;
     s->pos += len;
-    return 0;
+    return s->limit && s->len >= s->limit ? 1 : 0;
 }
 
 /* An incomplete code is legal only if it holds a single code of length 1. */
@@ -217,7 +220,9 @@ static int inflate_dynamic(inflater *s) {
     return inflate_codes(s, &s->lit, &s->dist);
 }
 
-/* Inflates one raw deflate stream starting at s->pos; leaves s->pos after it. */
+/* Inflates one raw deflate stream starting at s->pos; leaves s->pos after it.
+ * Returns 0, -1 (s->what says why), or 1: the output reached s->limit (the
+ * rest of the stream is neither decoded nor checked). */
 static int inflate_stream(inflater *s) {
     int last, rc = 0;
     s->bb = 0;
@@ -237,5 +242,6 @@ static int inflate_stream(inflater *s) {
             rc = inflate_codes(s, &s->lit, &s->dist);
         }
     } while (!rc && !last);
-    return rc ? -1 : byte_align(s); /* the trailer starts at the next byte */
+    if (rc) return rc > 0 ? 1 : -1;
+    return byte_align(s); /* the trailer starts at the next byte */
 }

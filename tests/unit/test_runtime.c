@@ -1102,6 +1102,63 @@ static void test_idx_fashion_mnist(void **state) {
     check_fashion("t10k-images-idx3-ubyte.gz", 3, 10000);
 }
 
+/* etch_gunzip_prefix and etch_idx_read_rows: a prefix of the output, equal
+ * to the whole read's; rows past the file's are all of them; data after the
+ * rows read is not needed (a file cut short there still gives them). */
+static void test_idx_rows(void **state) {
+    (void)state;
+    if (!have_gzip()) skip();
+    enum { ROWS = 300, PER = 28 * 28 };
+    size_t n = 16 + (size_t)ROWS * PER;
+    unsigned char *idx = malloc(n);
+    const unsigned char head[16] = {0, 0, 0x08, 3, 0, 0, ROWS >> 8, ROWS & 0xff, 0, 0, 0, 28, 0, 0, 0, 28};
+    memcpy(idx, head, 16);
+    rng_state = 9;
+    for (size_t i = 16; i < n; i++) idx[i] = (unsigned char)(i % 97 < 40 ? 0 : rnd() & 0xff); /* image-like runs */
+    put_file(P("r-idx3-ubyte"), idx, n);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "gzip -9 -c '%s' > '%s'", P("r-idx3-ubyte"), P("r-idx3-ubyte.gz"));
+    assert_int_equal(system(cmd), 0);
+    size_t gn, m;
+    unsigned char *gz = get_file(P("r-idx3-ubyte.gz"), &gn), *out;
+    const size_t limits[] = {1, 16, 17, 1000, 100000, n - 1, n, n + 5};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        assert_int_equal(etch_gunzip_prefix(gz, gn, limits[k], &out, &m, g_err, sizeof g_err), 0);
+        assert_int_equal(m, limits[k] < n ? limits[k] : n);
+        assert_memory_equal(out, idx, m);
+        free(out);
+    }
+    const char *files[] = {P("r-idx3-ubyte"), P("r-idx3-ubyte.gz")};
+    const int64_t rows[] = {0, 1, 64, ROWS - 1, ROWS, ROWS + 10};
+    for (int f = 0; f < 2; f++)
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+            etch_array a;
+            if (etch_idx_read_rows(files[f], rows[k], &a, g_err, sizeof g_err)) fail_msg("%s: %s", files[f], g_err);
+            int64_t want = rows[k] < ROWS ? rows[k] : ROWS;
+            assert_int_equal(a.rank, 3);
+            assert_int_equal(a.dim[0], want);
+            assert_int_equal(a.dim[2], 28);
+            if (want) assert_memory_equal(a.data, idx + 16, (size_t)want * PER);
+            etch_array_free(&a);
+        }
+    /* the gzip file cut in half: the first rows still read, the whole file is an error */
+    put_file(P("cut-idx3-ubyte.gz"), gz, gn / 2);
+    etch_array a;
+    assert_int_equal(etch_idx_read_rows(P("cut-idx3-ubyte.gz"), 10, &a, g_err, sizeof g_err), 0);
+    assert_memory_equal(a.data, idx + 16, 10 * PER);
+    etch_array_free(&a);
+    assert_int_equal(etch_idx_read_rows(P("cut-idx3-ubyte.gz"), -1, &a, g_err, sizeof g_err), -1);
+    assert_non_null(strstr(g_err, "unexpected end of data"));
+    /* rows of a file shorter than its header says: truncated, as for the whole read */
+    put_file(P("short-idx3-ubyte"), idx, 16 + 5 * PER);
+    assert_int_equal(etch_idx_read_rows(P("short-idx3-ubyte"), 6, &a, g_err, sizeof g_err), -1);
+    assert_non_null(strstr(g_err, "truncated"));
+    assert_int_equal(etch_idx_read_rows(P("short-idx3-ubyte"), 5, &a, g_err, sizeof g_err), 0);
+    etch_array_free(&a);
+    free(gz);
+    free(idx);
+}
+
 /* ---- Philox ---------------------------------------------------------------- */
 
 static void test_philox(void **state) {
@@ -1150,6 +1207,7 @@ int main(void) {
         cmocka_unit_test(test_gzip_handmade),
         cmocka_unit_test(test_gzip_system),
         cmocka_unit_test(test_idx),
+        cmocka_unit_test(test_idx_rows),
         cmocka_unit_test(test_idx_fashion_mnist),
         cmocka_unit_test(test_philox),
     };
