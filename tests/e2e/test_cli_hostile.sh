@@ -9,13 +9,9 @@
 # values; compare on infinities and NaN (equal infinities match, NaN matches
 # NaN, NaN or inf against a number does not); train/eval data and weight
 # files checked before compiling. No C compiler is run: it takes seconds.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
 mlp=$SRC/samples/mlp.etch
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # expect_error expected-substring command...: exit 1 (not a crash), the message on stderr
 expect_error() {

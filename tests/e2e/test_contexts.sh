@@ -8,11 +8,7 @@
 # compiler has it (a data race on memory the contexts share fails the test),
 # and with AddressSanitizer and UBSan in the sanitizer build; either way as
 # one version of each function (ETCH_NO_CLONES), which also halves the compile.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
 cc=${CC:-cc}
 
 "$ETCH" build "$SRC/tests/e2e/contexts.etch" --threads 2 --prefix m --c-only -o "$t/m" >"$t/log" 2>&1 || { cat "$t/log"; fail "etch build"; }

@@ -8,11 +8,7 @@
 # a stub that creates the -o file (as scripts/compare_emitted.sh does), and the
 # compilers then check the sources with -fsyntax-only, so the test takes
 # seconds. A compiler that is not installed is skipped with a message.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
 
 compilers=()
 for cc in gcc clang; do

@@ -13,13 +13,10 @@
 # refuses another version's runtime header; the man page and the bash
 # completion exist and name every command and option of `etch --help`; the
 # pkg-config file gives the runtime's header folder.
-set -euo pipefail
+source "$(dirname "$0")/e2e_common.sh"
 ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?} BIN=${ETCH_BINARY_DIR:?}
 # a sanitizer build's runtime library needs the sanitizers at every link: not one to install
 if [ "${ETCH_SANITIZE:-OFF}" = ON ]; then echo "skipped: sanitizer build"; exit 77; fi
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 mlp=$SRC/samples/mlp.etch
 

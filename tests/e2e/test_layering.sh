@@ -6,11 +6,8 @@
 # etch_codegen_c, the sibling etch_frontend with etch_codegen_c, or compiles
 # codegen/ into etch_passes, is refused with the offending file, line and
 # layers named.
-set -euo pipefail
+source "$(dirname "$0")/e2e_common.sh"
 SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 bash "$SRC/scripts/check_layering.sh" "$SRC"
 

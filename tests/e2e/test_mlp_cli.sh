@@ -7,14 +7,10 @@
 # -O0 against eager, and --blas=openblas; emitted code (the MLP's and GPT's
 # training steps: row groups with omp-simd reductions, selects, casts) builds
 # warning-free under -Wall -Wextra -Werror without etch's default flags.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
 mlp=$SRC/samples/mlp.etch
 images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ETCH" build "$mlp" --exe --embed-weights -D B=1 -o "$t/emb"
 # dependency-free: nothing but libc, libm and the dynamic loader

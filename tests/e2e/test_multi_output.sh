@@ -16,13 +16,8 @@
 #  - the `etch build --exe` program takes one path per output or one .npz and
 #    writes the same bytes as `etch run`;
 #  - `etch bench` times the model.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing (apt-get install dataset-fashion-mnist)"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 
 model() { # file first-output second-output
   cat >"$1" <<EOF

@@ -9,12 +9,8 @@
 # places the weights; a failed import leaves nothing behind. opset20.onnx
 # (Gelu exact and tanh, Split by num_outputs, Pad with axes) gives the
 # output make_onnx_models.py computed with numpy (opset20_y.npy).
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
 models=$SRC/tests/catalogue/models
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ETCH" import "$models/onnx/tiny.onnx" -D batch=2 -o "$t/tiny.etch"
 [ -f "$t/tiny.safetensors" ] || fail "no weights file beside the .etch"

@@ -19,12 +19,8 @@
 #     in memory, its initializers the weights) give the same outputs, rtol 1e-6;
 #  4. an op with no ONNX mapping (random numbers) is an error at its source
 #     line, exit 1, and nothing is written (more in the catalogue).
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
+source "$(dirname "$0")/e2e_common.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cat >"$t/ops.etch" <<'EOF_OPS'
 model Ops {

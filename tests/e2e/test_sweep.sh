@@ -10,11 +10,7 @@
 #    runs with other values end elsewhere (the runtime values are used);
 #  - the training program refuses a --hparam it does not read, naming those
 #    it does.
-set -euo pipefail
-ETCH=${ETCH:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
 cat >"$t/cls.etch" <<'ETCH'

@@ -13,11 +13,7 @@
 #    found: a wrong dtype, a wrong shape, a truncated file, counts that
 #    differ, y.npy missing, x_test.npy without y_test.npy, labels outside the
 #    model's classes.
-set -euo pipefail
-ETCH=${ETCH:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
 
 cat >"$t/reg.etch" <<'ETCH'
 const B = 16

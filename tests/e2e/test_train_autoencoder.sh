@@ -4,13 +4,8 @@
 # the mean pixel (about 0.1 for Fashion-MNIST; required: < 0.05), writes the
 # PNG grid of inputs and reconstructions, and `etch eval --png` reproduces
 # the same MSE from the written weights.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 ae=$SRC/samples/autoencoder.etch
 
 "$ETCH" train "$ae" --data "$data" --epochs 1 --limit 6400 -o "$t/ae" | tee "$t/log"

@@ -12,13 +12,8 @@
 # rows for both steps. A few batches only; the
 # program is compiled once, at -O1 (the compiler's time dominates such a
 # short run), and run directly for the other runs.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 gan=$SRC/samples/gan.etch
 # etch train compiles the training program once (one epoch, into half/build/);
 # the other runs call that program directly, as etch train does

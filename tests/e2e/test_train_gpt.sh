@@ -14,8 +14,7 @@
 #    (blocks.0.*, blocks.1.*), exactly the 28 tensors a PyTorch GPT of the
 #    same modules has;
 #  - a missing corpus and an empty one are clear errors with exit status 1.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
+source "$(dirname "$0")/e2e_common.sh"
 # The sanitizer half of scripts/test.sh compiles emitted code at -O0
 # (ETCH_CFLAGS); this test's 400 steps and held-out passes then take 13
 # minutes of CI (20 steps + held-out: 135 s at -O0, 30 s at -O1), so it
@@ -23,10 +22,7 @@ ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
 if [ "${ETCH_CFLAGS:-}" = -O0 ]; then export ETCH_CFLAGS=-O1; fi
 fortunes=/usr/share/games/fortunes
 [ -f "$fortunes/fortunes" ] || { echo "SKIP: $fortunes missing (apt-get install fortunes)"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
 gpt=$SRC/samples/gpt.etch
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # the cookie files themselves, not their strfile indexes (.dat) or UTF-8 links (.u8)
 find "$fortunes" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat >"$t/corpus.txt"
 

@@ -16,12 +16,8 @@
 #    SIGTERM during a checkpoint write (fsync delayed by strace) still leaves
 #    a whole checkpoint and no temp file; the end of a run writes the
 #    checkpoint once.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
 mlp=$SRC/samples/mlp.etch
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # IDX files: DIR with N images of 28x28 per split; labels i % 10 except
 # BAD_SPLIT's label BAD_INDEX, which is BAD_VALUE.

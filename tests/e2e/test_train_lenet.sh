@@ -8,14 +8,9 @@
 #  - `etch gradcheck` finds the compiled float32 gradients within 1e-4 of
 #    float64 finite differences (measured: about 1e-5).
 # The full recipe (5 epochs on all 60000 examples) is in the sample's header.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing (apt-get install dataset-fashion-mnist)"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 lenet=$SRC/samples/lenet.etch
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ETCH" train "$lenet" --data "$data" --epochs 1 --limit 3200 -o "$t/one" | tee "$t/one.log"
 acc=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' "$t/one.log")

@@ -10,12 +10,8 @@
 #    `etch eval` agrees;
 #  - `etch gradcheck` on a small configuration (T = 4) passes.
 # The full recipe (3 epochs on all 60000 examples) is in the sample's header.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
 lstm=$SRC/samples/lstm.etch
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for T in 7 28; do
   "$ETCH" build "$lstm" -D B=2 -D T=$T --train -o "$t/b$T" >/dev/null

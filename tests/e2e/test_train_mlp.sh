@@ -21,14 +21,9 @@
 #    int8 gives exactly the eager executor's bits on the quantized graph;
 #    --stats reports both layers int8 and the reshape float;
 #  - a missing data folder is a clear error with exit status 1.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing (apt-get install dataset-fashion-mnist)"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 mlp=$SRC/samples/mlp.etch
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ETCH" train "$mlp" --data "$data" --epochs 1 --limit 6400 --seed 3 -o "$t/one" | tee "$t/one.log"
 acc=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' "$t/one.log")

@@ -10,11 +10,7 @@
 #    (naming it, found and expected), a file with none of the model's
 #    tensors, --partial without --init/--weights; without --partial the
 #    missing tensor is an error as before.
-set -euo pipefail
-ETCH=${ETCH:?}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
 
 cat >"$t/reg.etch" <<'ETCH'
 model Reg {

@@ -10,13 +10,8 @@
 #    falls, the reconstruction MSE is reported, and the grid has a third row
 #    for the images decoded from the prior (242x92), a valid PNG.
 # The cross-checks of a few steps against PyTorch are in torch_language.py.
-set -euo pipefail
-ETCH=${ETCH:?} SRC=${ETCH_SOURCE_DIR:?}
-data=/usr/share/datasets/fashion-mnist
-[ -d "$data" ] || { echo "SKIP: $data missing (apt-get install dataset-fashion-mnist)"; exit 77; }
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"
+need_fashion_mnist
 
 png_size() { python3 -c 'import struct, sys
 b = open(sys.argv[1], "rb").read(24)
