@@ -4,7 +4,10 @@
  * executor (op by op, allocating every result as a dynamic framework does)
  * and the compiled C (loaded as a shared library), for inference and, when
  * the file has a train block, for one training step (one row per named
- * step: a GAN's d and g). Prints the median time
+ * step: a GAN's d and g). With --quantize int8 --calib S (and --weights W,
+ * the weights S was calibrated on; without it the initializers) a row times
+ * the int8 forward (the quantize pass, docs/quantization.md) on the same
+ * inputs, and a last line gives its speed over the fp32 -O2 forward. Prints the median time
  * per call over repeats, kernels launched, bytes of intermediates allocated
  * per call, peak memory of intermediates, and the speedup over eager. The
  * numbers are ratios from one run on one machine: see bench/ for scripts. */
@@ -25,6 +28,7 @@ typedef struct BenchRow {
     const char *what, *mode;
     double median_us;
     int64_t kernels, alloc_bytes, peak_bytes;
+    int base; /* the row its "vs eager" divides: its entry's eager row */
 } BenchRow;
 
 static double now_us(void) {
@@ -131,6 +135,21 @@ static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *
            (v->lib = compiled_open(dir, prefix, wpath, d)) != NULL;
 }
 
+/* The int8 forward: p's params (--weights, or the initializers) through the
+ * quantize pass with --calib's ranges, built at v's level into dir/int8 and
+ * loaded with its quantized weights. */
+static bool build_int8(const Program *p, const Options *o, const char *dir, const char *prefix, Variant *v, Diag *d) {
+    Program q = *p;
+    Tensor **params = load_params(&q, o, d); /* replaces q.forward by the quantized graph */
+    char wq[4096 + 32], vdir[4096 + 16];
+    snprintf(wq, sizeof wq, "%s/int8.safetensors", dir);
+    snprintf(vdir, sizeof vdir, "%s/int8", dir);
+    CGenEntry e = {q.forward, "forward"};
+    bool ok = params && params_save(q.forward, params, wq, d) && build_variant(&q, &e, 1, o, vdir, wq, prefix, v, d);
+    if (params) params_free(q.forward, params);
+    return ok;
+}
+
 int cmd_bench(const Options *o) {
     Arena *a = arena_new();
     Diag d;
@@ -153,8 +172,9 @@ int cmd_bench(const Options *o) {
     ok = dir != NULL;
     int threads = o->threads > 0 ? o->threads : 1;
     eager_set_threads(threads);
-    Variant vars[2] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}};
-    for (int v = 0; v < 2; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
+    /* -O0, -O2 (or the -O given), and with --quantize the int8 forward at that level */
+    Variant vars[3] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}, {.level = o->opt_given ? o->opt_level : 2}};
+    for (int v = 0; v < 3; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
     char prefix[64], wpath[4096], vdir[4096 + 8];
     Tensor **params = NULL;
     if (ok) {
@@ -166,8 +186,10 @@ int cmd_bench(const Options *o) {
             snprintf(vdir, sizeof vdir, "%s/O%d", dir, vars[v].level);
             ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, &vars[v], &d);
         }
+        if (ok && o->quantize) ok = build_int8(p, o, dir, prefix, &vars[2], &d);
     }
-    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries));
+    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries + 1));
+    int int8_row = -1, fp32_row = -1;
     int n_rows = 0;
     for (int k = 0; ok && k < n_entries; k++) {
         const Graph *g = entries[k].g;
@@ -180,7 +202,8 @@ int cmd_bench(const Options *o) {
         EagerCtx ec = {.g = g, .ins = ins, .params = gp};
         double te = time_median(eager_call, &ec, 1e6);
         const char *what = labels[k];
-        rows[n_rows++] = (BenchRow){what, "eager", te, ec.stats.kernels, ec.stats.bytes_allocated, ec.stats.peak_bytes};
+        int base = n_rows;
+        rows[n_rows++] = (BenchRow){what, "eager", te, ec.stats.kernels, ec.stats.bytes_allocated, ec.stats.peak_bytes, base};
         Tensor **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
         CompiledCtx cc = {.in = calloc((size_t)g->n_inputs + 1, sizeof *cc.in),
                           .out = calloc((size_t)g->n_outputs + 1, sizeof *cc.out)};
@@ -190,14 +213,17 @@ int cmd_bench(const Options *o) {
             outs[i] = tensor_new(g->nodes[g->outputs[i]].dtype, g->nodes[g->outputs[i]].shape);
             cc.out[i] = outs[i]->data;
         }
-        for (int v = 0; ok && v < 2; v++) {
+        for (int v = 0; ok && v < (k == 0 && o->quantize ? 3 : 2); v++) {
             if (!(cc.fn = compiled_entry(vars[v].lib, prefix, entries[k].name, &d))) {
                 ok = false;
                 break;
             }
             double tc = time_median(compiled_call, &cc, 1e6);
-            rows[n_rows++] = (BenchRow){what, vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
-                                        vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes};
+            if (v == 2) int8_row = n_rows;
+            else if (k == 0) fp32_row = n_rows;
+            rows[n_rows++] = (BenchRow){what, v == 2 ? (vars[v].level == 1 ? "int8 -O1" : "int8 -O2")
+                                        : vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
+                                        vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes, base};
         }
         free(cc.in);
         free(cc.out);
@@ -218,12 +244,15 @@ int cmd_bench(const Options *o) {
             char al[32], pk[32];
             fmt_bytes(al, sizeof al, rows[i].alloc_bytes);
             fmt_bytes(pk, sizeof pk, rows[i].peak_bytes);
-            double base = rows[i - i % 3].median_us;
+            double base = rows[rows[i].base].median_us;
             printf("%-*s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", width, rows[i].what, rows[i].mode, rows[i].median_us,
                    (long long)rows[i].kernels, al, pk, base / rows[i].median_us);
         }
+        if (int8_row >= 0)
+            printf("int8 forward: %.2fx the speed of the fp32 %s forward\n",
+                   rows[fp32_row].median_us / rows[int8_row].median_us, rows[fp32_row].mode);
     }
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < 3; v++)
         if (vars[v].lib) dlclose(vars[v].lib);
     if (dir) build_rmtree(dir);
     free(dir);

@@ -88,7 +88,8 @@ static const Command COMMANDS[] = {
      "  gradcheck FILE [--seed S]       compiled gradients vs float64 finite differences\n", cmd_gradcheck},
     {"bench", CMD_BENCH, 1, NULL,
      "  bench FILE [-D N=V] [--threads N]  static vs dynamic: eager executor vs compiled C,\n"
-     "                                  inference and (with a train block) a training step\n",
+     "                                  inference and (with a train block) each training step;\n"
+     "        [--quantize int8 --calib S [--weights W]]  also the int8 forward\n",
      cmd_bench},
     {"graph", CMD_GRAPH, 1, NULL,
      "  graph FILE [--grad] [--after PASS | -O2] -o OUT.svg|OUT.dot\n"

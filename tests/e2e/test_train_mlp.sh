@@ -19,6 +19,7 @@
 #    fc1 requantized to u8 for fc2 (relu as the clamp, no dequantize left);
 #    embedded int8 weights make model.c over 3x smaller than fp32's; compiled
 #    int8 gives exactly the eager executor's bits on the quantized graph;
+#    `etch bench --quantize int8` has an int8 row and its ratio to fp32;
 #    --stats reports both layers int8 and the reshape float;
 #  - a missing data folder is a clear error with exit status 1.
 source "$(dirname "$0")/e2e_common.sh"
@@ -71,6 +72,10 @@ grep -q '^quantize: 2 layers int8, 1 op float$' "$t/q8.log" || { cat "$t/q8.log"
 grep -q '^stays float: %1 reshape at .*mlp.etch:24:22: moves data only' "$t/q8.log" || fail "reshape not reported float"
 "$ETCH" run "$mlp" $q8 --eager --input "$t/x64.npy" -o "$t/q8e.npy"
 "$ETCH" compare --rtol 0 "$t/q8.npy" "$t/q8e.npy" || fail "compiled int8 and the eager executor differ"
+# etch bench times the int8 forward beside the fp32 ones (no ratio asserted: timings are noisy)
+"$ETCH" bench "$mlp" $q8 >"$t/bench.log" || { cat "$t/bench.log"; fail "bench --quantize failed"; }
+grep -Eq '^inference +int8 -O2 +[0-9.]+ us ' "$t/bench.log" || fail "bench has no int8 row: $(cat "$t/bench.log")"
+grep -Eq '^int8 forward: [0-9.]+x the speed of the fp32 -O2 forward$' "$t/bench.log" || fail "bench: no int8 ratio"
 
 "$ETCH" gradcheck "$mlp" -D B=4 | tee "$t/gc.log"
 worst=$(sed -n 's/^worst relative error: \([^ ]*\).*/\1/p' "$t/gc.log")
