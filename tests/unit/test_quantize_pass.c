@@ -16,7 +16,8 @@
  *     Linear layer's input (u8, the calibrated scale) and weight (per row,
  *     [-127, 127], in f64), its eager forward within the bias rounding of the
  *     int8 program's, and the loss gradient straight through: equal to the
- *     float model's gradient taken at the fake-quantized input and weights. */
+ *     float model's gradient taken at the fake-quantized input and weights,
+ *     and the same compiled to C (-O0, -O2) as eager. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,6 +330,9 @@ static void test_qat_gradient_straight_through(void **state) {
         if (!k) params[w] = wq; /* the float loss at the fake-quantized weight */
         assert_true(eager_run(g, in, params, grads[k], NULL, NULL));
     }
+    /* the QAT loss and gradients (f64 per-row fake_quant, its backward) compiled as etch train compiles them */
+    const TsTol close = {.rel = 1e-5, .abs = 1e-6};
+    ts_check_graph_with(graphs[1], (Tensor *[]){x, y}, pv, &close);
     for (int o = 0; o < 3; o++)
         for (int64_t i = 0; i < tensor_numel(grads[0][o]); i++) {
             double want = tensor_get(grads[0][o], i), have = tensor_get(grads[1][o], i);
