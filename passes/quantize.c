@@ -17,7 +17,11 @@
  * report (QuantRequest.report, `--stats`) names every op that does and why:
  * nothing falls back silently. Bad input is an error naming the tensor: a
  * weight or bias holding NaN or infinity, a layer with no calibrated range
- * or one of another shape, a range for a tensor the model does not have. */
+ * or one of another shape, a range for a tensor the model does not have.
+ *
+ * quant_fake_quantize (quantization-aware training, `etch train --qat`)
+ * finds the same layers and ranges and puts fake_quant on each layer's input
+ * and weight as the pass will quantize them, leaving the params as they are. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +132,7 @@ static const char *src_where(const Node *n, char *buf, size_t len) {
 }
 
 static bool check_finite(QuantPass *s, int param) {
+    if (!s->q->values) return true; /* quantization-aware training: the weights change as it trains */
     int i = 0;
     while (i < s->g->n_params && s->g->params[i] != param) i++;
     const Tensor *t = s->q->values[i];
@@ -193,10 +198,20 @@ static bool match_ranges(QuantPass *s) {
     return ok;
 }
 
-static int add_const(Rewriter *rw, double v, DType t, SrcLoc loc) {
-    NodeAttrs a = {.value = v, .dtype = t, .shape = {0}};
+/* s's Linear layers, each matched to its calibrated range (errors reported). */
+static bool find_layers(QuantPass *s) {
+    QuantLinear *found = arena_alloc(s->g->arena, sizeof(QuantLinear) * MAX_LINEARS);
+    s->n_layers = quant_find_linears(s->g, found, MAX_LINEARS);
+    for (int i = 0; i < s->n_layers; i++) s->layers[i].l = found[i];
+    return match_ranges(s);
+}
+
+static int add_const_shaped(Rewriter *rw, double v, DType t, Shape shape, SrcLoc loc) {
+    NodeAttrs a = {.value = v, .dtype = t, .shape = shape};
     return rewrite_add(rw, OP_CONST, NULL, 0, &a, loc);
 }
+
+static int add_const(Rewriter *rw, double v, DType t, SrcLoc loc) { return add_const_shaped(rw, v, t, (Shape){0}, loc); }
 
 /* A new param of the rewritten graph with value t (taken). */
 static int add_param(QuantPass *s, Rewriter *rw, const char *base, const char *suffix, Tensor *t, SrcLoc loc) {
@@ -347,10 +362,7 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
         return diag_error_plain(ctx->d, "the quantize pass needs calibration ranges and weights (--quantize int8 "
                                 "--calib STATS)"), NULL;
     QuantPass s = {.g = g, .q = q, .d = ctx->d};
-    QuantLinear *found = arena_alloc(g->arena, sizeof(QuantLinear) * MAX_LINEARS);
-    s.n_layers = quant_find_linears(g, found, MAX_LINEARS);
-    for (int i = 0; i < s.n_layers; i++) s.layers[i].l = found[i];
-    if (!match_ranges(&s)) return NULL;
+    if (!find_layers(&s)) return NULL;
     s.layer_of_mm = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.layer_of_out = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.absorbed = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
@@ -394,4 +406,61 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
     q->values = s.values;
     report_float_ops(&s, h);
     return h;
+}
+
+/* ---- quantization-aware training ---- */
+
+enum { UNARY = -2 };
+
+/* op over dst ids a (and b, or UNARY); -1 when an operand is -1 (a rule rejected it) or the rule rejects this. */
+static int add_op(Rewriter *rw, OpKind op, int a, int b, const NodeAttrs *attrs, SrcLoc loc) {
+    int ins[2] = {a, b};
+    if (a < 0 || b == -1) return -1;
+    return rewrite_add(rw, op, ins, b == UNARY ? 1 : 2, attrs, loc);
+}
+
+/* fake_quant of weight w (dst id, f32 [N, K]) as build_layer quantizes it:
+ * per output channel, symmetric, [-127, 127], s_w[c] = max_k |W[c,k]| / 127,
+ * all in f64 as the pass computes it (so the integers are the pass's), from
+ * the param's current value. A zero row keeps any scale (its values are 0):
+ * max(amax, 1e-300) is below every nonzero f32. */
+static int fake_quant_weight(Rewriter *rw, int w, int64_t N, SrcLoc loc) {
+    NodeAttrs f64 = {.dtype = DT_F64}, f32 = {.dtype = DT_F32}, red = {.n_axes = 1, .axes = {1}};
+    int wd = add_op(rw, OP_CAST, w, UNARY, &f64, loc);
+    int amax = add_op(rw, OP_REDUCE_MAX, add_op(rw, OP_ABS, wd, UNARY, NULL, loc), UNARY, &red, loc);
+    amax = add_op(rw, OP_MAX, amax, add_const(rw, 1e-300, DT_F64, loc), NULL, loc);
+    int ins[3] = {wd, add_op(rw, OP_DIV, amax, add_const(rw, 127, DT_F64, loc), NULL, loc),
+                  add_const_shaped(rw, 0, DT_I32, (Shape){1, {N}}, loc)};
+    NodeAttrs fq = {.axis = 0, .quant = {.clamp = {-127, 127}}};
+    if (wd < 0 || ins[1] < 0 || ins[2] < 0) return -1;
+    return add_op(rw, OP_CAST, rewrite_add(rw, OP_FAKE_QUANT, ins, 3, &fq, loc), UNARY, &f32, loc);
+}
+
+Graph *quant_fake_quantize(const Graph *g, QuantRequest *q, Diag *d) {
+    QuantPass s = {.g = g, .q = q, .d = d};
+    if (!find_layers(&s)) return NULL;
+    Rewriter rw;
+    rewrite_begin(&rw, g, d);
+    for (int id = 0; id < g->n_nodes; id++) {
+        const Layer *L = NULL;
+        for (int i = 0; i < s.n_layers && !L; i++)
+            if (s.layers[i].l.mm == id) L = &s.layers[i];
+        if (!L) {
+            rewrite_copy_node(&rw, id);
+            continue;
+        }
+        const Node *mm = &g->nodes[id];
+        double sx;
+        int32_t zx;
+        quant_activation_params(L->in->lo, L->in->hi, &sx, &zx);
+        int xq[3] = {rw.map[L->l.x], add_const(&rw, sx, DT_F32, mm->loc), add_const(&rw, zx, DT_I32, mm->loc)};
+        NodeAttrs fq = {.quant = {.clamp = {0, 255}}};
+        int ins[2] = {rewrite_add(&rw, OP_FAKE_QUANT, xq, 3, &fq, mm->loc),
+                      fake_quant_weight(&rw, rw.map[L->l.weight], mm->shape.dim[1], mm->loc)};
+        if (L->l.transpose >= 0) ins[1] = add_op(&rw, OP_TRANSPOSE, ins[1], UNARY, &g->nodes[L->l.transpose].attr, mm->loc);
+        if ((rw.map[id] = add_op(&rw, OP_MATMUL, ins[0], ins[1], &mm->attr, mm->loc)) < 0)
+            return diag_error_plain(d, "cannot fake-quantize '%s': the graph does not type-check",
+                                    g->nodes[L->l.weight].attr.name), NULL;
+    }
+    return rewrite_finish(&rw);
 }

@@ -50,4 +50,17 @@ typedef struct QuantRequest {
  * 0): scale (hi - lo) / 255, zero point round(-lo / scale). */
 void quant_activation_params(double lo, double hi, double *scale, int32_t *zero_point);
 
+/* Quantization-aware training (`etch train --qat --calib STATS`): g (a loss
+ * graph, before autodiff) with each Linear layer's operands fake-quantized
+ * as the quantize pass will quantize them, so the loss sees int8 rounding
+ * and the gradients pass fake_quant's straight-through estimator: the input
+ * per tensor to u8 at its calibrated range's scale and zero point
+ * (quant_activation_params), the weight per output channel to [-127, 127]
+ * at max_k |W[c,k]| / 127 computed in the graph, in f64 as the pass does,
+ * from the param's current value (so the scale follows training and the
+ * integers are the ones the pass takes from the trained weights). The
+ * ranges must match the layers as for the pass (q->values is not read).
+ * The params are unchanged. NULL after reporting an error. */
+Graph *quant_fake_quantize(const Graph *g, QuantRequest *q, Diag *d);
+
 #endif

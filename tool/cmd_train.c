@@ -13,6 +13,7 @@
 #include "ir/params.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
+#include "tool/quant_tool.h"
 
 /* DIR/NAME is readable. */
 static bool readable_in(const char *dir, const char *name) {
@@ -73,11 +74,14 @@ int cmd_train(const Options *o) {
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     if (o->init && o->resume) return usage_error("%s", "--init and --resume exclude each other");
     if (o->partial && !o->init) return usage_error("%s", "--partial needs --init W (a checkpoint to resume is whole)");
+    if (o->qat && !o->calib) return usage_error("%s", "--qat needs --calib STATS.json (from etch calibrate)");
+    if (o->calib && !o->qat) return usage_error("%s", "train takes --calib STATS.json only with --qat");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d); /* the model's own errors first, then its data */
     if (p && !train_check_input(o, true, &d)) p = NULL;
+    if (p && o->qat && !qat_program(p, o, &d)) p = NULL;
     const char *out = o->out ? o->out : "out";
     char build_dir[4096], init_path[4096 + 32], num[6][32];
     snprintf(build_dir, sizeof build_dir, "%s/build", out);

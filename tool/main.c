@@ -49,7 +49,7 @@ static const Command COMMANDS[] = {
      cmd_make_input},
     {"train", CMD_TRAIN, 1, NULL,
      "  train FILE --data DIR [--epochs N] [--steps N] [--seed S] [--init W | --resume CKPT]\n"
-     "        [--no-shuffle] [--limit N] [--digits N] [-o OUTDIR]\n"
+     "        [--no-shuffle] [--limit N] [--digits N] [--qat --calib STATS.json] [-o OUTDIR]\n"
      "  train FILE --text CORPUS [--steps N] [--epochs N] [--seed S] [--init W | --resume CKPT] [-o OUTDIR]\n"
      "                                  train a byte-level language model (an epoch is 100 steps)\n"
      "                                  compile the train block's step and a driver into one\n"
@@ -57,7 +57,9 @@ static const Command COMMANDS[] = {
      "                                  DIR/x.npy and y.npy (arrays named after the train block's\n"
      "                                  x and y), write\n"
      "                                  OUTDIR/<model>.safetensors, OUTDIR/checkpoint.safetensors\n"
-     "                                  (with the seed, which --resume reuses) and OUTDIR/loss.png\n",
+     "                                  (with the seed, which --resume reuses) and OUTDIR/loss.png;\n"
+     "                                  --qat: the loss sees the Linear layers int8 (fake_quant,\n"
+     "                                  docs/quantization.md)\n",
      cmd_train},
     {"sweep", CMD_SWEEP, 1, NULL,
      "  sweep FILE --data DIR --grid NAME=V,V,... [--grid ...] [--random N] [--jobs J] [--epochs N]\n"

@@ -23,7 +23,7 @@ typedef enum OptId {
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
     OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
-    OPT_QUANTIZE, OPT_CALIB, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_COUNT
+    OPT_QUANTIZE, OPT_CALIB, OPT_QAT, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -132,8 +132,11 @@ static const OptSpec OPTS[OPT_COUNT] = {
                    "the opsets etch import reads"},
     [OPT_QUANTIZE] = {"--quantize", ARG_NAME, "int8", CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_BENCH,
                       "int8 post-training quantization of Linear layers (needs --calib)"},
-    [OPT_CALIB] = {"--calib", ARG_NAME, "STATS.json", CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_BENCH,
-                   "activation ranges written by etch calibrate (for --quantize)"},
+    [OPT_CALIB] = {"--calib", ARG_NAME, "STATS.json", CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_BENCH | CMD_TRAIN,
+                   "activation ranges written by etch calibrate (for --quantize, or train --qat)"},
+    [OPT_QAT] = {"--qat", ARG_NONE, NULL, CMD_TRAIN,
+                 "quantization-aware training: the loss sees each Linear layer int8 as\n"
+                 "--quantize int8 will make it (needs --calib)"},
     [OPT_METHOD] = {"--method", ARG_NAME, "minmax|percentile", CMD_CALIBRATE,
                     "how calibrate picks a range: what it saw (default), or its histogram's\n"
                     "0.01% and 99.99% percentiles"},
@@ -280,6 +283,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         o->quantize = true;
         return 0;
     case OPT_CALIB: o->calib = val; return 0;
+    case OPT_QAT: o->qat = true; return 0;
     case OPT_METHOD:
         if (strcmp(val, "minmax") && strcmp(val, "percentile"))
             return usage_error("unknown calibration method '%s' (--method takes minmax or percentile)", val);

@@ -85,7 +85,8 @@ typedef struct Options {
     bool c_only;               /* build --c-only: emit, do not compile */
     int opset;                 /* export --opset N (0: not given, the latest etch writes) */
     bool quantize;             /* --quantize int8 (docs/quantization.md) */
-    const char *calib;         /* --calib STATS.json: calibrate's ranges for --quantize */
+    const char *calib;         /* --calib STATS.json: calibrate's ranges for --quantize or train --qat */
+    bool qat;                  /* train --qat: quantization-aware training (fake_quant on Linear layers) */
     const char *method;        /* calibrate --method minmax|percentile (NULL: minmax) */
     long batches;              /* calibrate --batches N (-1: the default) */
     const char *grids[MAX_GRIDS]; /* sweep --grid NAME=V1,V2,... (repeatable) */

@@ -176,6 +176,20 @@ QuantRange *calib_read(const char *path, int *n_out, Diag *d) {
     return out;
 }
 
+bool qat_program(Program *p, const Options *o, Diag *d) {
+    if (!require_train(p, d)) return false;
+    int n = 0;
+    QuantRange *ranges = calib_read(o->calib, &n, d);
+    QuantRequest q = {.ranges = ranges, .n_ranges = n, .calib_path = o->calib};
+    bool ok = ranges != NULL;
+    for (int i = 0; ok && i < p->train->n_steps; i++) {
+        TrainStep *st = &p->train->steps[i];
+        ok = (st->loss = quant_fake_quantize(st->loss, &q, d)) != NULL;
+    }
+    free(ranges);
+    return ok;
+}
+
 bool quantize_program(Program *p, Tensor ***params, const Options *o, Diag *d) {
     int n = 0;
     QuantRange *ranges = o->calib ? calib_read(o->calib, &n, d) : NULL;

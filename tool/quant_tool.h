@@ -26,6 +26,9 @@ QuantRange *calib_read(const char *path, int *n, Diag *d);
  * and *params its params; with o->stats the pass's report goes to stdout.
  * On failure *params is freed and NULL. */
 bool quantize_program(Program *p, Tensor ***params, const Options *o, Diag *d);
+/* `etch train --qat`: every training step's loss graph fake-quantized with
+ * o->calib's ranges (quant_fake_quantize); false after reporting. */
+bool qat_program(Program *p, const Options *o, Diag *d);
 
 /* The classification report of the compiled forward (quantized with
  * o->quantize) on the first o->limit test images of o->data (all without
