@@ -335,7 +335,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
         if (group[root] || !(fusible(r) || reduce_root(g, r))) continue;
         /* members have the root's shape; for a reduction, its input's shape */
         const Shape *ref = op_table[r->op].cls == OPC_REDUCE ? &g->nodes[r->in[0]].shape : &r->shape;
-        int gid = root + 1, top = 0, members = 1;
+        int gid = root + 1, top = 0, members = 1, views = 0; /* views: slice members, not in members */
         bool has_matmul = false, has_slice = false, elementwise_root = op_table[r->op].cls == OPC_ELEMWISE;
         group[root] = gid;
         stack[top++] = root;
@@ -344,8 +344,12 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             for (int k = 0; k < m->n_in; k++) {
                 int p = m->in[k];
                 const Node *pn = &g->nodes[p];
-                /* the target's kernels read at most max_group_leaves distinct leaves: bound the group */
-                if (group[p] || members == max_members(t)) continue;
+                /* the target's kernels read at most max_group_leaves distinct leaves: bound the group.
+                 * A slice view is a load of one leaf, bounded by the leaves alone. */
+                bool view = elementwise_root && !has_matmul && slice_view(pn, ref);
+                if (group[p] || (view ? 3 * members + views + 1 > t->max_group_leaves
+                                      : members == max_members(t) || 3 * (members + 1) + views > t->max_group_leaves))
+                    continue;
                 bool ok = true;
                 if (elementwise_root && !has_matmul && !has_slice && epilogue_matmul(g, pn, ref)) {
                     /* the product is never stored for later: every user is in the group already;
@@ -358,7 +362,6 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
                     members++;
                     continue;
                 }
-                bool view = elementwise_root && !has_matmul && slice_view(pn, ref);
                 if (!view && (!fusible(pn) || !shape_equal(&pn->shape, ref))) continue;
                 for (int u = 0; u < n_users[p] && ok; u++) {
                     const Node *un = &g->nodes[users[p][u]];
@@ -368,7 +371,8 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
                 group[p] = gid;
                 if (!view) stack[top++] = p; /* a view's operand is read in place: no walk into it */
                 has_slice = has_slice || view;
-                members++;
+                if (view) views++;
+                else members++;
             }
         }
         if (has_matmul && !epilogue_pays(g, t, group, gid, root)) { /* the product goes back to its own kernel */
@@ -377,7 +381,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             has_matmul = false;
         }
         int first;
-        if (members == 1) group[root] = 0; /* a lone op is already one kernel */
+        if (members + views == 1) group[root] = 0; /* a lone op is already one kernel */
         else if (elementwise_root) kind[gid] = has_matmul ? FUSE_EPILOGUE : FUSE_ELEMENTWISE;
         else kind[gid] = reduce_axes_trailing(r, ref->rank, &first) ? FUSE_ROWS : FUSE_REDUCE;
     }
