@@ -60,6 +60,10 @@ bool op_arity_ok(OpKind op, int n) {
 void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L) {
     int64_t st[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
     for (int k = 0; k < n; k++) ops_broadcast_strides(ins[k], out, st[k]);
+    ops_loops_strided(out, (const int64_t (*)[ETCH_MAX_RANK])st, n, L);
+}
+
+void ops_loops_strided(const Shape *out, const int64_t (*st)[ETCH_MAX_RANK], int n, OpsLoops *L) {
     L->rank = 0;
     L->n = n;
     for (int i = 0; i < out->rank; i++) {

@@ -27,6 +27,9 @@
  * plain 2-D ones (no batch dims, no vectors) of the group's shape. Such a
  * group runs at the product's position when its other operands allow.
  *
+ * A slice of the group's shape joins an elementwise group as a view (not in
+ * a group with a product): the loop reads the slice's operand in place.
+ *
  * Before all that, row groups: a reduction over the trailing axes of a tensor
  * (a row) together with its elementwise producers AND consumers, and more
  * reductions of the same rows, becomes one kernel that walks each row several
@@ -57,6 +60,15 @@ static int max_members(const Target *t) {
 static bool fusible(const Node *n) {
     if (op_table[n->op].cls != OPC_ELEMWISE) return false;
     return shape_numel(&n->shape) > 1; /* a scalar chain is not worth a loop */
+}
+
+/* A slice that may join an elementwise group of shape ref as a view: the
+ * group's loop reads the slice's operand in place (at the operand's strides,
+ * the start an offset) instead of a copy made before. The LSTM cell splits
+ * its [B, 4H] gates into four [B, H] slices that feed one elementwise group:
+ * per time step, four copies of the gates fewer. */
+static bool slice_view(const Node *n, const Shape *ref) {
+    return n->op == OP_SLICE && shape_equal(&n->shape, ref);
 }
 
 /* A product that may become the epilogue-fused member of a group of shape ref. */
@@ -323,8 +335,8 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
         if (group[root] || !(fusible(r) || reduce_root(g, r))) continue;
         /* members have the root's shape; for a reduction, its input's shape */
         const Shape *ref = op_table[r->op].cls == OPC_REDUCE ? &g->nodes[r->in[0]].shape : &r->shape;
-        int gid = root + 1, top = 0, members = 1;
-        bool has_matmul = false, elementwise_root = op_table[r->op].cls == OPC_ELEMWISE;
+        int gid = root + 1, top = 0, members = 1, views = 0; /* views: slice members, not in members */
+        bool has_matmul = false, has_slice = false, elementwise_root = op_table[r->op].cls == OPC_ELEMWISE;
         group[root] = gid;
         stack[top++] = root;
         while (top) {
@@ -332,10 +344,14 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             for (int k = 0; k < m->n_in; k++) {
                 int p = m->in[k];
                 const Node *pn = &g->nodes[p];
-                /* the target's kernels read at most max_group_leaves distinct leaves: bound the group */
-                if (group[p] || members == max_members(t)) continue;
+                /* the target's kernels read at most max_group_leaves distinct leaves: bound the group.
+                 * A slice view is a load of one leaf, bounded by the leaves alone. */
+                bool view = elementwise_root && !has_matmul && slice_view(pn, ref);
+                if (group[p] || (view ? 3 * members + views + 1 > t->max_group_leaves
+                                      : members == max_members(t) || 3 * (members + 1) + views > t->max_group_leaves))
+                    continue;
                 bool ok = true;
-                if (elementwise_root && !has_matmul && epilogue_matmul(g, pn, ref)) {
+                if (elementwise_root && !has_matmul && !has_slice && epilogue_matmul(g, pn, ref)) {
                     /* the product is never stored for later: every user is in the group already;
                      * the GEMM runs first, so it cannot read a member */
                     for (int u = 0; u < n_users[p] && ok; u++) ok = group[users[p][u]] == gid;
@@ -346,15 +362,17 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
                     members++;
                     continue;
                 }
-                if (!fusible(pn) || !shape_equal(&pn->shape, ref)) continue;
+                if (!view && (!fusible(pn) || !shape_equal(&pn->shape, ref))) continue;
                 for (int u = 0; u < n_users[p] && ok; u++) {
                     const Node *un = &g->nodes[users[p][u]];
                     ok = group[users[p][u]] == gid ? un->op != OP_MATMUL : users[p][u] > root;
                 }
                 if (!ok) continue;
                 group[p] = gid;
-                stack[top++] = p;
-                members++;
+                if (!view) stack[top++] = p; /* a view's operand is read in place: no walk into it */
+                has_slice = has_slice || view;
+                if (view) views++;
+                else members++;
             }
         }
         if (has_matmul && !epilogue_pays(g, t, group, gid, root)) { /* the product goes back to its own kernel */
@@ -363,7 +381,7 @@ Graph *pass_fuse(Graph *g, PassCtx *ctx) {
             has_matmul = false;
         }
         int first;
-        if (members == 1) group[root] = 0; /* a lone op is already one kernel */
+        if (members + views == 1) group[root] = 0; /* a lone op is already one kernel */
         else if (elementwise_root) kind[gid] = has_matmul ? FUSE_EPILOGUE : FUSE_ELEMENTWISE;
         else kind[gid] = reduce_axes_trailing(r, ref->rank, &first) ? FUSE_ROWS : FUSE_REDUCE;
     }

@@ -26,6 +26,8 @@ typedef struct Simplify {
     Rewriter rw;
     const int *uses; /* uses of each src node */
     int *dst_uses;   /* dst id -> src uses of the src nodes now mapped to it */
+    const int *slice_uses; /* uses of each src node by slices */
+    int *dst_slice_uses;   /* dst id -> of its dst_uses, those by slices */
     int cap_dst_uses;
 } Simplify;
 
@@ -387,6 +389,28 @@ static int slice_of_pad(Simplify *S, const Node *c, int depth) {
     return emit(S, OP_SLICE, &x, 1, &sl, c->loc, depth);
 }
 
+/* slice(f(a, b)) -> f(slice(a), slice(b)) for an elementwise f whose every
+ * user is a slice and whose operands have its shape (or are scalars): each
+ * element is computed by the same scalar op from the same values, so results
+ * are unchanged. The slices of operands are views a fused elementwise group
+ * reads in place (passes/fuse.c), so f joins the group that reads its
+ * slices: the LSTM cell's gates, xt + h W^T split four ways, are never
+ * stored whole. */
+static int slice_of_elementwise(Simplify *S, const Node *c, int depth) {
+    int m = c->in[0];
+    const Node *x = dst_node(S, m);
+    if (op_table[x->op].cls != OPC_ELEMWISE || !op_table[x->op].scalar) return -1;
+    if (m >= S->cap_dst_uses || S->dst_uses[m] != S->dst_slice_uses[m]) return -1;
+    int ins[3];
+    for (int k = 0; k < x->n_in; k++) {
+        const Node *v = dst_node(S, x->in[k]);
+        if (v->shape.rank == 0) ins[k] = x->in[k];
+        else if (!shape_equal(&v->shape, &x->shape)) return -1;
+        else if ((ins[k] = emit(S, OP_SLICE, &x->in[k], 1, &c->attr, c->loc, depth)) < 0) return -1;
+    }
+    return emit(S, x->op, ins, x->n_in, &x->attr, c->loc, depth);
+}
+
 /* quantize(dequantize(q, s, z), s, z) -> q, for a per-tensor constant scale
  * s > 0 (normal, far from overflow) and the same zero point and dtype: (q -
  * z) * s rounded to f32 and divided by s again is within 510 * 2^-23 of the
@@ -405,7 +429,10 @@ static int try_rules(Simplify *S, Node *c, int depth) {
     switch (c->op) {
     case OP_QUANTIZE: return quantize_of_dequantize(S, c);
     case OP_PAD: return simplify_pad(S, c);
-    case OP_SLICE: return slice_of_pad(S, c, depth);
+    case OP_SLICE: {
+        int r = slice_of_pad(S, c, depth);
+        return r >= 0 ? r : slice_of_elementwise(S, c, depth);
+    }
     case OP_BROADCAST: return simplify_broadcast(S, c, depth);
     case OP_RESHAPE: return simplify_reshape(S, c, depth);
     case OP_TRANSPOSE: return simplify_transpose(S, c, depth);
@@ -435,20 +462,36 @@ static int simp(Simplify *S, Node *c, int depth) {
     return graph_append_raw(S->rw.dst, c);
 }
 
-static void add_dst_uses(Simplify *S, int id, int n) {
+static int *grown(Simplify *S, const int *old, int cap) {
+    int *p = arena_alloc(S->rw.src->arena, sizeof(int) * (size_t)cap);
+    memset(p, 0, sizeof(int) * (size_t)cap);
+    if (S->cap_dst_uses) memcpy(p, old, sizeof(int) * (size_t)S->cap_dst_uses);
+    return p;
+}
+
+static void add_dst_uses(Simplify *S, int id, int n, int by_slices) {
     if (id >= S->cap_dst_uses) {
         int cap = S->cap_dst_uses ? S->cap_dst_uses : 64;
         while (cap <= id) cap *= 2;
-        int *p = arena_alloc(S->rw.src->arena, sizeof(int) * (size_t)cap);
-        if (S->cap_dst_uses) memcpy(p, S->dst_uses, sizeof(int) * (size_t)S->cap_dst_uses);
-        S->dst_uses = p;
+        S->dst_uses = grown(S, S->dst_uses, cap);
+        S->dst_slice_uses = grown(S, S->dst_slice_uses, cap);
         S->cap_dst_uses = cap;
     }
     S->dst_uses[id] += n;
+    S->dst_slice_uses[id] += by_slices;
+}
+
+/* Uses of each node of g by slices. */
+static const int *count_slice_uses(const Graph *g) {
+    int *n = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
+    memset(n, 0, sizeof(int) * (size_t)(g->n_nodes + 1));
+    for (int id = 0; id < g->n_nodes; id++)
+        if (g->nodes[id].op == OP_SLICE) n[g->nodes[id].in[0]]++;
+    return n;
 }
 
 Graph *pass_simplify(Graph *g, PassCtx *ctx) {
-    Simplify S = {.uses = rewrite_count_uses(g, g->arena)};
+    Simplify S = {.uses = rewrite_count_uses(g, g->arena), .slice_uses = count_slice_uses(g)};
     rewrite_begin(&S.rw, g, ctx->d);
     for (int id = 0; id < g->n_nodes; id++) {
         int ins[ETCH_MAX_OPERANDS];
@@ -456,7 +499,7 @@ Graph *pass_simplify(Graph *g, PassCtx *ctx) {
         /* sources other than constants are the interface: copied as they are */
         int r = (c.op == OP_INPUT || c.op == OP_PARAM) ? graph_append_raw(S.rw.dst, &c) : simp(&S, &c, 0);
         S.rw.map[id] = r;
-        add_dst_uses(&S, r, S.uses[id]);
+        add_dst_uses(&S, r, S.uses[id], S.slice_uses[id]);
     }
     return rewrite_finish(&S.rw);
 }

@@ -34,6 +34,15 @@ void cemit_group_operand(const CEmitter *e, const Graph *g, int id, int k, const
 /* Emits `const T vN = expr;` for fused-group member id (see fused.h). */
 void cemit_group_member(CEmitter *e, const Graph *g, int id, const int *leaf_slot, char (*leaf_idx)[320]) {
     const Node *x = &g->nodes[id];
+    if (x->op == OP_SLICE) { /* a view member (passes/fuse.c): its operand, a leaf, read in place */
+        const Node *v = &g->nodes[x->in[0]];
+        int64_t st[ETCH_MAX_RANK];
+        shape_strides(&v->shape, st);
+        const char *reg = dtype_c_type(x->dtype);
+        cemit_line(e, "const %s v%d = %s[%lld + %s]; /* slice */", reg, id, e->buf[x->in[0]],
+                   (long long)(x->attr.start * st[x->attr.axis]), leaf_idx[leaf_slot[x->in[0]]]);
+        return;
+    }
     StrBuf operand[3] = {{0}, {0}, {0}};
     for (int k = 0; k < x->n_in; k++) cemit_group_operand(e, g, id, k, leaf_slot, leaf_idx, &operand[k]);
     StrBuf expr = {0};
@@ -79,12 +88,20 @@ void cemit_strided_index(const Shape *S, const int64_t *st, char (*var)[16], cha
 void emit_elementwise_group(CEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
     int gid = g->nodes[root].attr.group.id, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS];
     int n_leaves;
-    const Shape *leaf_shapes[OPS_MAX_OPERANDS];
     char ty[96];
     cemit_group_collect(g, gid, root + 1, -1, false, leaf_slot, members, &n_members, leaves, &n_leaves);
-    for (int l = 0; l < n_leaves; l++) leaf_shapes[l] = &g->nodes[leaves[l]].shape;
+    /* leaves broadcast to the group's shape, except the operands of slice
+     * members: those are walked at their own strides, the slice's start an offset */
+    const Shape *S = &g->nodes[root].shape;
+    int64_t st[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
+    for (int l = 0; l < n_leaves; l++) ops_broadcast_strides(&g->nodes[leaves[l]].shape, S, st[l]);
+    for (int m = 0; m < n_members; m++)
+        if (g->nodes[members[m]].op == OP_SLICE) {
+            int in = g->nodes[members[m]].in[0];
+            shape_strides(&g->nodes[in].shape, st[leaf_slot[in]]);
+        }
     OpsLoops L;
-    ops_loops(&g->nodes[root].shape, leaf_shapes, n_leaves, &L);
+    ops_loops_strided(S, (const int64_t (*)[ETCH_MAX_RANK])st, n_leaves, &L);
     cemit_line(e, "{ /* fused: %d ops -> %s */", n_members, type_format(ty, sizeof ty, g->nodes[root].dtype,
                                                                        &g->nodes[root].shape));
     e->indent++;

@@ -228,6 +228,9 @@ typedef struct OpsLoops {
     int64_t stride[OPS_MAX_OPERANDS][ETCH_MAX_RANK];
 } OpsLoops;
 void ops_loops(const Shape *out, const Shape *const *ins, int n, OpsLoops *L);
+/* The same over operands read at the given strides per dim of out (a fused
+ * group's slice reads its operand in place, at the operand's own strides). */
+void ops_loops_strided(const Shape *out, const int64_t (*st)[ETCH_MAX_RANK], int n, OpsLoops *L);
 /* The merged loop nest of elementwise node n over its operands. */
 void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L);
 

@@ -293,6 +293,37 @@ static void test_params_mlp(void **state) {
     arena_free(a);
 }
 
+/* Slices as views in an elementwise group (passes/fuse.c, codegen/c/group.c):
+ * an LSTM cell's gates, four column slices of one [5,4H] value, read in place
+ * by the group's loop; a slice along the rows of a [9,3] value (start 2),
+ * and a slice that is also an output (the group stores it). Checks
+ * that every slice joins the group, then compares -O0 and -O2 with eager. */
+static void test_slice_views(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "cell");
+    int gates = op2(g, OP_ADD, graph_add_input(g, "xt", DT_F32, S(2, 5, 12), L), graph_add_input(g, "hw", DT_F32, S(2, 5, 12), L));
+    int c = graph_add_input(g, "c", DT_F32, S(2, 5, 3), L);
+    int sl[4];
+    for (int k = 0; k < 4; k++) sl[k] = op1(g, OP_SLICE, gates, &(NodeAttrs){.axis = 1, .start = 3 * k, .length = 3});
+    int c2 = op2(g, OP_ADD, op2(g, OP_MUL, op1(g, OP_SIGMOID, sl[1], NULL), c),
+                 op2(g, OP_MUL, op1(g, OP_SIGMOID, sl[0], NULL), op1(g, OP_TANH, sl[2], NULL)));
+    int h2 = op2(g, OP_MUL, op1(g, OP_SIGMOID, sl[3], NULL), op1(g, OP_TANH, c2, NULL));
+    int r5 = op1(g, OP_SLICE, graph_add_input(g, "r5", DT_F32, S(2, 9, 3), L), &(NodeAttrs){.axis = 0, .start = 2, .length = 5});
+    int out = op2(g, OP_ADD, h2, r5);
+    graph_add_output(g, c2);
+    graph_add_output(g, out);
+    graph_add_output(g, sl[2]);
+    Graph *fused = fuse(g);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(fused->nodes[sl[k]].attr.group.kind, FUSE_ELEMENTWISE);
+        assert_true(fuse_same_group(&fused->nodes[sl[k]], &fused->nodes[out]));
+    }
+    assert_true(fuse_same_group(&fused->nodes[r5], &fused->nodes[out]));
+    check_graph(g, -2, 2);
+    arena_free(a);
+}
+
 /* Row groups (passes/fuse.c, codegen/c/rowgroup.c): the graph of
  * tests/lit/passes/fuse_rows.etchir (layer norm, a masked softmax,
  * log_softmax with nll, a cut group, rows over two axes), whose -O2 grouping
@@ -394,7 +425,7 @@ int main(void) {
         cmocka_unit_test(test_layout),       cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_random_graphs), cmocka_unit_test(test_row_groups),
-        cmocka_unit_test(test_random_row_groups),
+        cmocka_unit_test(test_random_row_groups), cmocka_unit_test(test_slice_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
