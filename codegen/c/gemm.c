@@ -19,6 +19,7 @@
  *
  * Every variant (portable C, AVX2+FMA, AVX-512F) is emitted; the first call
  * picks the best the CPU supports (ETCH_GEMM_ISA=portable|avx2 caps it).
+ * Products of at most SMALL_GEMM_MACS multiply-adds get the portable one only.
  * Determinism: an output element is acc = 0; acc = fma(a, b, acc) over one
  * K slice in order; C = acc (first slice) or C + acc (dot products: lanes
  * over k, a fixed reduction tree, the K tail in order). The K slicing and
@@ -61,6 +62,12 @@ enum { KC_MAX = 256, A_BLOCK_BYTES = 160 * 1024, B_BLOCK_BYTES = 2 * 1024 * 1024
  * --threads: 4 Mflop is about 50 us of GEMM on one core, against a few
  * microseconds to wake a pool worker (docs/performance.md, issue 15). */
 #define FLOPS_PER_THREAD (1 << 22)
+/* Products of at most this many multiply-adds get only the portable variant
+ * (GNU C vectors, 16-byte lanes): a few microseconds at most whatever the
+ * ISA, while the AVX2 and AVX-512 copies of every such kernel made most of
+ * the C compiler's time on recurrent models, whose per-step products are
+ * tiny (a 2-layer bidirectional LSTM cell: 10 shapes of 432 to 6,048). */
+#define SMALL_GEMM_MACS 8192
 
 /* How a kernel reaches its operands (see the top of the file). */
 typedef enum Mode { MODE_DIRECT, MODE_DOT, MODE_BLOCKED } Mode;
@@ -631,7 +638,8 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     Plan plans[N_ISA];
     int max_parts = 1;
     int64_t pack = 0;
-    for (int i = 0; i < N_ISA; i++) {
+    bool f64 = d->dtype == DT_F64, small = d->m * d->n * d->k <= SMALL_GEMM_MACS;
+    for (int i = 0; i < (small ? 1 : N_ISA); i++) {
         plans[i] = plan_make(d, &ISAS[i], e->threads > 1 ? e->threads : 1);
         max_parts = plans[i].parts > max_parts ? plans[i].parts : max_parts;
         pack = max64(pack, plans[i].pack);
@@ -639,10 +647,10 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     gemm_emit_support(e);
     if (max_parts > 1) gemm_emit_thread_support(e);
     StrBuf *b = e->preamble;
-    const Plan *px = &plans[ISA_AVX2];
-    sb_printf(b, "\n/* C[%lld x %lld] %s A%s B%s (K = %lld): %s kernel, AVX2 tile %dx%d", (long long)d->m,
+    const Plan *px = &plans[small ? ISA_PORTABLE : ISA_AVX2];
+    sb_printf(b, "\n/* C[%lld x %lld] %s A%s B%s (K = %lld): %s kernel, %s tile %dx%d", (long long)d->m,
               (long long)d->n, d->accumulate ? "+=" : "=", d->trans_a ? "^T" : "", d->trans_b ? "^T" : "",
-              (long long)d->k, MODE_NAME[px->mode], px->mr, px->nr);
+              (long long)d->k, MODE_NAME[px->mode], small ? "portable only (small), 16-byte" : "AVX2", px->mr, px->nr);
     if (px->mode == MODE_BLOCKED)
         sb_printf(b, ", KC %lld, MC %lld, NC %lld", (long long)px->kc, (long long)px->mc, (long long)px->nc);
     sb_printf(b, ", %d part%s", px->parts, px->parts > 1 ? "s" : "");
@@ -651,13 +659,12 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     if (pack)
         sb_printf(b, "#define %s_pack (*(%s (*)[%d][%lld])%s) /* packed B: %lld bytes of scratch */\n", name, T, max_parts,
                   (long long)pack, cemit_scratch(e, pack * max_parts * (int64_t)dtype_size(d->dtype)), (long long)(pack * max_parts * (int64_t)dtype_size(d->dtype)));
-    bool f64 = d->dtype == DT_F64;
     /* the portable variant twice (vector extensions, else plain C), then the x86 ones */
     const Isa *order[4] = {&ISAS[ISA_PORTABLE], &PLAIN_C, &ISAS[ISA_AVX2], &ISAS[ISA_AVX512]};
     const int plan_of[4] = {ISA_PORTABLE, ISA_PORTABLE, ISA_AVX2, ISA_AVX512};
     const char *before[4] = {"#if defined(ETCH_GEMM_VEC)\n", "#else\n", "#if defined(ETCH_GEMM_X86)\n", ""};
     const char *after[4] = {"", "#endif\n", "", "#endif\n"};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (small ? 2 : 4); i++) {
         const Isa *isa = order[i];
         Gen g = {.b = b, .d = d, .isa = isa, .p = &plans[plan_of[i]], .T = T, .name = name};
         if (isa->kind == KIND_VEC || isa->kind == KIND_PLAIN) {
@@ -676,11 +683,15 @@ static void emit_kernel(CEmitter *e, const GemmDesc *d, const char *name) {
     /* the entry: pick the variant once, fan out over threads when it pays */
     sb_printf(b, "static void %s(const %s *a, const %s *b, %s *c) {\n", name, T, T, T);
     sb_printf(b, "    void (*f)(const void *, const void *, void *, int) = %s_c;\n", name);
-    sb_printf(b, "    int parts = %d, isa = etch_gemm_isa();\n    (void)isa;\n", plans[ISA_PORTABLE].parts);
-    sb_puts(b, "#if defined(ETCH_GEMM_X86)\n");
-    sb_printf(b, "    if (isa == 2) f = %s_avx512, parts = %d;\n", name, plans[ISA_AVX512].parts);
-    sb_printf(b, "    if (isa == 1) f = %s_avx2, parts = %d;\n", name, plans[ISA_AVX2].parts);
-    sb_puts(b, "#endif\n");
+    if (small) {
+        sb_printf(b, "    int parts = %d;\n", plans[ISA_PORTABLE].parts);
+    } else {
+        sb_printf(b, "    int parts = %d, isa = etch_gemm_isa();\n    (void)isa;\n", plans[ISA_PORTABLE].parts);
+        sb_puts(b, "#if defined(ETCH_GEMM_X86)\n");
+        sb_printf(b, "    if (isa == 2) f = %s_avx512, parts = %d;\n", name, plans[ISA_AVX512].parts);
+        sb_printf(b, "    if (isa == 1) f = %s_avx2, parts = %d;\n", name, plans[ISA_AVX2].parts);
+        sb_puts(b, "#endif\n");
+    }
     if (max_parts > 1)
         sb_puts(b, "    if (parts > 1) {\n        etch_gemm_parallel(f, a, b, c, parts);\n        return;\n    }\n");
     else
