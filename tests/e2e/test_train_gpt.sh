@@ -15,11 +15,8 @@
 #    same modules has;
 #  - a missing corpus and an empty one are clear errors with exit status 1.
 source "$(dirname "$0")/e2e_common.sh"
-# The sanitizer half of scripts/test.sh compiles emitted code at -O0
-# (ETCH_CFLAGS); this test's 400 steps and held-out passes then take 13
-# minutes of CI (20 steps + held-out: 135 s at -O0, 30 s at -O1), so it
-# raises that to -O1. A flag chosen by hand (any other value) is kept.
-if [ "${ETCH_CFLAGS:-}" = -O0 ]; then export ETCH_CFLAGS=-O1; fi
+# 400 steps and held-out passes: 13 minutes of CI at the sanitizer half's -O0
+emitted_code_at_least_O1
 fortunes=/usr/share/games/fortunes
 [ -f "$fortunes/fortunes" ] || { echo "SKIP: $fortunes missing (apt-get install fortunes)"; exit 77; }
 gpt=$SRC/samples/gpt.etch

@@ -10,6 +10,7 @@
 # The full recipe (5 epochs on all 60000 examples) is in the sample's header.
 source "$(dirname "$0")/e2e_common.sh"
 need_fashion_mnist
+emitted_code_at_least_O1 # convolutions over 3,200 + 2 x 10,000 images: 119 s of the -O0 half
 lenet=$SRC/samples/lenet.etch
 
 "$ETCH" train "$lenet" --data "$data" --epochs 1 --limit 3200 -o "$t/one" | tee "$t/one.log"
