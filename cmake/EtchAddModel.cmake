@@ -10,7 +10,7 @@
 #                  [TRAIN] [OPT 0|1|2] [PREFIX c_name] [TARGET_BACKEND c])
 #
 # At build time `etch build --c-only` writes model.c, model.h, etch_rt.c and
-# etch_rt.h (and, without EMBED_WEIGHTS, <Model>.safetensors) into
+# etch_rt.h (and <Model>.safetensors, or with EMBED_WEIGHTS <prefix>_weights.bin) into
 # ${CMAKE_CURRENT_BINARY_DIR}/etch_models/<name>/; the command reruns when the
 # source, the weights, the calibration file or the etch binary change. <name> is a static library of
 # model.c linked to etch::runtime; its C names start with PREFIX (default
@@ -103,6 +103,9 @@ function(etch_add_model name)
     set(tool etch::etch)
   endif()
   set(outputs "${dir}/model.c" "${dir}/model.h" "${dir}/etch_rt.c" "${dir}/etch_rt.h")
+  if(ARG_EMBED_WEIGHTS) # the weights as one binary file that model.c assembles in (.incbin)
+    list(APPEND outputs "${dir}/${prefix}_weights.bin")
+  endif()
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${tool} ${args}
@@ -120,6 +123,10 @@ function(etch_add_model name)
   # The flags etch compiles emitted code with itself (codegen/build.h).
   target_compile_options(${name} PRIVATE $<$<C_COMPILER_ID:GNU,Clang,AppleClang>:-O3 -ffp-contract=fast -fopenmp-simd>)
   target_compile_definitions(${name} PRIVATE _POSIX_C_SOURCE=200809L)
+  if(ARG_EMBED_WEIGHTS) # the assembler finds the blob in the model's folder; new weights rebuild model.c
+    target_compile_options(${name} PRIVATE "-Wa,-I${dir}")
+    set_source_files_properties("${dir}/model.c" PROPERTIES OBJECT_DEPENDS "${dir}/${prefix}_weights.bin")
+  endif()
   set_target_properties(${name} PROPERTIES ETCH_MODEL_DIR "${dir}" ETCH_PREFIX "${prefix}" LINKER_LANGUAGE C)
   set(${name}_ETCH_DIR "${dir}" PARENT_SCOPE)
 endfunction()

@@ -60,6 +60,12 @@ bool build_compile_libs(const char *dir, const char *const *sources, int n_sourc
     if (!flags) abort();
     for (char *tok = strtok(flags, " \t"); tok && n < 40; tok = strtok(NULL, " \t")) argv[n++] = tok;
     argv[n++] = "-D_POSIX_C_SOURCE=200809L";
+    /* embedded weights: model.c's .incbin finds <prefix>_weights.bin here */
+    size_t inc_len = strlen(dir) + 8;
+    char *inc = malloc(inc_len);
+    if (!inc) abort();
+    snprintf(inc, inc_len, "-Wa,-I%s", dir);
+    argv[n++] = inc;
     if (shared) {
         argv[n++] = "-shared";
         argv[n++] = "-fPIC";
@@ -81,6 +87,7 @@ bool build_compile_libs(const char *dir, const char *const *sources, int n_sourc
     bool ok = build_spawn(argv, d);
     for (int i = 0; i < n_sources && i < 32; i++) free(paths[i]);
     free(flags);
+    free(inc);
     free(lib_list);
     if (ok && rename(tmp, final) != 0) ok = diag_error_plain(d, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     if (!ok) unlink(tmp);

@@ -195,14 +195,36 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
     return sb_take(&h);
 }
 
-/* Writes a parameter's values as a C initializer list, exactly (hex floats). */
-static void emit_param_data(StrBuf *b, const Tensor *t) {
-    char lit[64];
-    int64_t n = tensor_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        cemit_literal(lit, sizeof lit, tensor_get(t, i), t->dtype);
-        sb_printf(b, "%s%s", lit, i + 1 < n ? ((i + 1) % 8 ? ", " : ",\n    ") : "");
+/* --embed-weights: the parameters' bytes, in the table's order, each at a
+ * multiple of 64 (as the _Alignas(64) arrays of a weights file are), form one
+ * binary file, <prefix>_weights.bin, that model.c assembles into the program
+ * with .incbin: the source stays small (hex literals made the MLP's model.c
+ * 1.8 MB for 407 KB of weights) and the C compiler parses no literals. The
+ * bytes are the host's (little-endian on every target etch emits for today).
+ * Fills offset[i] (pt->n of them) and returns the file's size. */
+static int64_t blob_layout(const ParamTable *pt, int64_t *offset) {
+    int64_t at = 0;
+    for (int i = 0; i < pt->n; i++) {
+        at = (at + 63) / 64 * 64;
+        offset[i] = at;
+        at += shape_numel(&pt->node[i]->shape) * (int64_t)dtype_size(pt->node[i]->dtype);
     }
+    return at;
+}
+
+/* The blob's declaration and the .incbin that fills it. The assembler looks
+ * for the file in its working directory and its -I folders: etch compiles
+ * with -Wa,-I<output folder>, etch_add_model adds the same, and a build of
+ * one's own adds -Wa,-I<the folder of model.c> (docs/c-api.md). */
+static void emit_blob(StrBuf *b, const char *P, int64_t bytes) {
+    sb_printf(b, "/* The weights: %s_weights.bin (%lld bytes, each parameter at a multiple of 64), assembled in by "
+                 ".incbin: compile with -Wa,-I<the folder of that file>. */\n", P, (long long)bytes);
+    sb_puts(b, "#if !defined(__ELF__)\n#error \"embedded weights are assembled with ELF directives (Linux, BSD)\"\n"
+               "#endif\n");
+    sb_printf(b, "__asm__(\".section .rodata\\n.balign 64\\n.globl %s_weights\\n.hidden %s_weights\\n"
+                 ".type %s_weights, @object\\n%s_weights:\\n.incbin \\\"%s_weights.bin\\\"\\n"
+                 ".size %s_weights, .-%s_weights\\n.previous\");\n", P, P, P, P, P, P, P);
+    sb_printf(b, "extern const unsigned char %s_weights[] __attribute__((visibility(\"hidden\")));\n", P);
 }
 
 /* What cemit_subgraph needs to emit a loop body the way entries are emitted. */
@@ -468,16 +490,16 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     }
     sb_puts(&b, "    {0},\n};\n\n");
     emit_contexts(&b, P, arena_bytes, align, dr.scratch_bytes, dr.scratch_align);
+    int64_t *offset = arena_alloc(a, sizeof(int64_t) * (size_t)(pt.n + 1));
+    if (o->embed_weights) emit_blob(&b, P, blob_layout(&pt, offset));
     for (int i = 0; i < pt.n; i++) {
         const Node *n = pt.node[i];
         int64_t numel = shape_numel(&n->shape);
         st.param_bytes += numel * (int64_t)dtype_size(n->dtype);
         sb_printf(&b, "/* %s: %s */\n", n->attr.name, type_format(ty, sizeof ty, n->dtype, &n->shape));
         if (o->embed_weights) {
-            sb_printf(&b, "static const _Alignas(64) %s %s_p%d[%lld] = {\n    ", dtype_c_type(n->dtype), P, i,
-                      (long long)numel);
-            emit_param_data(&b, o->param_values[i]);
-            sb_printf(&b, "\n};\n");
+            sb_printf(&b, "#define %s_p%d ((const %s *)(%s_weights + %lld))\n", P, i, dtype_c_type(n->dtype), P,
+                      (long long)offset[i]);
         } else {
             sb_printf(&b, "static _Alignas(64) %s %s_p%d[%lld];\n", dtype_c_type(n->dtype), P, i, (long long)numel);
         }
@@ -502,6 +524,32 @@ static bool write_text(const char *dir, const char *name, const char *text, Diag
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (etch_write_file_atomic(path, text, strlen(text), err, sizeof err)) return diag_error_plain(d, "%s", err);
     return true;
+}
+
+/* dir/<prefix>_weights.bin (blob_layout) from o->param_values. */
+static bool write_blob(const CGenEntry *entries, int n_entries, const CGenOptions *o, const char *dir, Diag *d) {
+    Arena *a = arena_new();
+    ParamTable pt;
+    bool ok = collect_params(entries, n_entries, a, &pt, d);
+    int64_t *offset = arena_alloc(a, sizeof(int64_t) * (size_t)(pt.n + 1));
+    int64_t bytes = ok ? blob_layout(&pt, offset) : 0;
+    unsigned char *blob = ok ? calloc((size_t)bytes + 1, 1) : NULL;
+    for (int i = 0; ok && i < pt.n; i++) {
+        const Tensor *t = o->param_values[i];
+        const Node *n = pt.node[i];
+        if (t->dtype != n->dtype || tensor_numel(t) != shape_numel(&n->shape)) /* the caller converted them */
+            ok = diag_error_plain(d, "internal error: the value of parameter '%s' does not match its type",
+                                  n->attr.name);
+        else
+            memcpy(blob + offset[i], t->data, (size_t)tensor_numel(t) * dtype_size(t->dtype));
+    }
+    char name[256], path[4096], err[1024];
+    snprintf(name, sizeof name, "%s_weights.bin", o->prefix);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (ok && etch_write_file_atomic(path, blob, (size_t)bytes, err, sizeof err)) ok = diag_error_plain(d, "%s", err);
+    free(blob);
+    arena_free(a);
+    return ok;
 }
 
 extern const char etch_rt_h_source[], etch_rt_c_source[], etch_infer_main_source[], etch_train_main_source[];
@@ -539,7 +587,8 @@ bool cgen_write(const CGenEntry *entries, int n_entries, const CGenOptions *o, c
     char *c = cgen_model_source(entries, n_entries, o, stats, d);
     if (!c) return false;
     char *h = cgen_model_header(entries, n_entries, o);
-    bool ok = write_text(dir, "model.h", h, d) && write_text(dir, "model.c", c, d) &&
+    bool ok = (!o->embed_weights || write_blob(entries, n_entries, o, dir, d)) && write_text(dir, "model.h", h, d) &&
+              write_text(dir, "model.c", c, d) &&
               write_text(dir, "etch_rt.h", etch_rt_h_source, d) && write_text(dir, "etch_rt.c", etch_rt_c_source, d);
     if (ok && o->driver == CGEN_DRIVER_INFER) ok = write_text(dir, "main.c", etch_infer_main_source, d);
     if (ok && o->driver == CGEN_DRIVER_TRAIN) {

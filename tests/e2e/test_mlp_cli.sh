@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_mlp_cli.sh: samples/mlp.etch through the command-line tool, end to end:
-# a standalone program with embedded weights (ldd: libc, libm and the loader
+# a standalone program with embedded weights (one blob assembled in: the
+# program is the weights + ~100 KB, model.c small; ldd: libc, libm and the loader
 # only) gives the eager executor's output; `etch run` compiled and eager
 # agree; the same holds with a weights file; bad inputs fail with a clear
 # message, exit status 1 and no output file. Also: thread-count bit-identity,
@@ -16,6 +17,12 @@ images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 # dependency-free: nothing but libc, libm and the dynamic loader
 libs=$(ldd "$t/emb/Net" | awk '{print $1}' | grep -v -E '^(linux-vdso\.so|libc\.so|libm\.so|/lib64/ld-linux)' || true)
 [ -z "$libs" ] || fail "standalone program links more than libc/libm: $libs"
+# the weights are one blob assembled in (.incbin): the program is the weights
+# plus the code (about 100 KB), the source a few KB of C per layer
+prog=$(wc -c <"$t/emb/Net") blob=$(wc -c <"$t/emb/net_weights.bin") src=$(wc -c <"$t/emb/model.c")
+echo "embedded: program $prog bytes, weights $blob bytes, model.c $src bytes"
+[ "$prog" -le $((blob + 300000)) ] || fail "the program is more than the weights + 300 KB"
+[ "$src" -le 100000 ] || fail "model.c with embedded weights is $src bytes"
 
 if [ -f "$images" ]; then
   "$ETCH" make-input "$mlp" -D B=1 --idx "$images" --index 3 -o "$t/in.npy"
