@@ -151,7 +151,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     MAX_COUNT, NULL},
     [OPT_JOBS] = {"--jobs", ARG_INT, "J", CMD_SWEEP, "trainings run at a time (default: one per core)", 1, 1024,
                   "one process each; more than the cores only share them"},
-    [OPT_MPI] = {"--mpi", ARG_NONE, NULL, CMD_BUILD,
+    [OPT_MPI] = {"--mpi", ARG_NONE, NULL, CMD_BUILD | CMD_IR,
                  "with --train: data-parallel training steps, gradients averaged over\n"
                  "the ranks of an MPI job (links Open MPI; see docs/passes.md)"},
     [OPT_RANKS] = {"--ranks", ARG_INT, "N", CMD_TRAIN,
