@@ -27,13 +27,14 @@ build() {
 }
 # seconds RANKS NAME STEPS: wall time of the program for STEPS steps
 seconds() {
-  local ranks=$1 name=$2 steps=$3 dir=$out/$name/run$3 start end
+  local ranks=$1 name=$2 steps=$3 start end
+  local dir=$out/$name/run$steps
   mkdir -p "$dir"
   local cmd=("$out/$name/build/"*-train --data "$data" --init "$out/$name/build/init.safetensors" -o "$dir"
     --name m --epochs 1 --steps "$steps")
   [ "$ranks" = 1 ] || cmd=(mpirun -np "$ranks" --oversubscribe "${cmd[@]}")
   start=$(date +%s.%N)
-  "${cmd[@]}" >/dev/null
+  "${cmd[@]}" >/dev/null || { echo "failed: ${cmd[*]}" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "$end - $start" | bc -l
 }
@@ -52,7 +53,7 @@ build two_full "$batch" --ranks 2
 t1=$(ms 1 one)
 t2h=$(ms 2 two_half)
 t2f=$(ms 2 two_full)
-printf 'samples/%s.etch, %s cores, steps %s..%s\n' "$model" "$(nproc)" "$s0" "$s1"
+printf 'samples/%s.etch, %s cores, steps %s..%s\n' "$model" "$(getconf _NPROCESSORS_ONLN)" "$s0" "$s1"
 printf '%-22s %12s %14s %12s\n' "configuration" "ms/step" "examples/s" "efficiency"
 printf '%-22s %12.2f %14.0f %12s\n' "1 rank x $batch" "$t1" "$(echo "$batch * 1000 / $t1" | bc -l)" "-"
 printf '%-22s %12.2f %14.0f %11.0f%%\n' "2 ranks x $half" "$t2h" "$(echo "$batch * 1000 / $t2h" | bc -l)" \
