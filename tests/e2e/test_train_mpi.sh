@@ -15,7 +15,8 @@
 #  - a rank killed mid-run (SIGKILL) ends the job with an error, and the last
 #    checkpoint, which rank 0 wrote atomically, is intact;
 #  - bad input: --ranks without mpirun on PATH exits 1 with a clear message
-#    before compiling (the other bad command lines are catalogue cases:
+#    before compiling; fewer examples than one global batch (ranks x B) stop
+#    every rank with a message (the other bad command lines are catalogue cases:
 #    tests/catalogue/cases/cli.cases, train-ranks-*, build-mpi-*).
 # Skipped (exit 77) without Open MPI (scripts/deps.sh installs it). In the
 # sanitized half (scripts/test.sh) it runs as is, with no LeakSanitizer
@@ -169,4 +170,9 @@ expect_error() { # WANT CMD...: exit 1, WANT on stderr
 }
 expect_error "which is not on PATH" env PATH=/nonexistent "$ETCH" train "$t/net.etch" --data "$data" --ranks 2 -o "$t/bad"
 [ ! -e "$t/bad" ] || fail "a failed --ranks left $t/bad"
+# each rank takes the model's batch, so any rank count fits it; what can fall
+# short is the data: 63 examples hold one batch of 32, not a global batch of 2 x 32
+mkdir -p "$t/few"
+expect_error "fewer training examples than one global batch" \
+  run2 --init "$t/r2/build/init.safetensors" -o "$t/few" --limit 63 --steps 1
 echo "OK"
