@@ -49,6 +49,13 @@ void etch_dp_mean(double *v, int n) {
     for (int i = 0; i < n; i++) v[i] /= world_size;
 }
 
+int etch_dp_same(uint64_t v) {
+    uint64_t lo = v, hi = v;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return lo == hi;
+}
+
 /* A failed rank (bad data, a non-finite loss) aborts the whole job: the
  * others would otherwise wait for it in their next reduction. */
 void etch_dp_finish(int status) {

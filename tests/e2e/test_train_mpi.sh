@@ -16,7 +16,7 @@
 #    checkpoint, which rank 0 wrote atomically, is intact;
 #  - bad input: --ranks without mpirun on PATH exits 1 with a clear message
 #    before compiling; fewer examples than one global batch (ranks x B) stop
-#    every rank with a message (the other bad command lines are catalogue cases:
+#    every rank with a message, and so do ranks that load different weights (the other bad command lines are catalogue cases:
 #    tests/catalogue/cases/cli.cases, train-ranks-*, build-mpi-*).
 # Skipped (exit 77) without Open MPI (scripts/deps.sh installs it). In the
 # sanitized half (scripts/test.sh) it runs as is, with no LeakSanitizer
@@ -170,6 +170,12 @@ expect_error() { # WANT CMD...: exit 1, WANT on stderr
 }
 expect_error "which is not on PATH" env PATH=/nonexistent "$ETCH" train "$t/net.etch" --data "$data" --ranks 2 -o "$t/bad"
 [ ! -e "$t/bad" ] || fail "a failed --ranks left $t/bad"
+# ranks that load different weights (say, hosts with different --init files) stop at the start
+mkdir -p "$t/apart"
+prog=("$t/r2/build/Net-train" --data "$data" --name Net --epochs 1 --steps 1 -o "$t/apart")
+expect_error "the ranks' weights differ at the start" mpirun -np 1 "${prog[@]}" --init "$t/r2/build/init.safetensors" \
+  : -np 1 "${prog[@]}" --init "$t/r2/Net.safetensors"
+[ ! -e "$t/apart/Net.safetensors" ] || fail "ranks with different weights trained"
 # each rank takes the model's batch, so any rank count fits it; what can fall
 # short is the data: 63 examples hold one batch of 32, not a global batch of 2 x 32
 mkdir -p "$t/few"

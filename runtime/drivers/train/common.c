@@ -78,6 +78,7 @@ typedef struct Args {
 #ifdef ETCH_MPI
 int etch_dp_init(int *argc, char ***argv, int *rank, int *size);
 void etch_dp_mean(double *v, int n); /* averages v over the ranks, in place */
+int etch_dp_same(uint64_t v);        /* 1 when every rank passed the same v */
 void etch_dp_finish(int status);     /* ends the job: MPI_Finalize, or MPI_Abort after a failure */
 #else
 static int etch_dp_init(int *argc, char ***argv, int *rank, int *size) {
@@ -85,9 +86,30 @@ static int etch_dp_init(int *argc, char ***argv, int *rank, int *size) {
     return *rank = 0, *size = 1, 0;
 }
 static void etch_dp_mean(double *v, int n) { (void)v, (void)n; }
+static int etch_dp_same(uint64_t v) { return (void)v, 1; }
 static void etch_dp_finish(int status) { (void)status; }
 #endif
 static int dp_rank = 0, dp_size = 1;
+
+/* The ranks must hold the same weights and optimizer state: at the start
+ * (hosts reading different --init or --resume files would otherwise train
+ * apart, silently) and after every epoch. Compares an FNV-1a hash of every
+ * param's bytes across the ranks; 1 with a message when they differ. */
+static int dp_check_same_weights(const char *when) {
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 0; dp_size > 1 && ETCH_MODEL(params)[i].name; i++) {
+        const etch_tensor_info *p = &ETCH_MODEL(params)[i];
+        etch_array a = {p->dtype, p->rank, {0}, ETCH_MODEL(param_data)[i]};
+        memcpy(a.dim, p->dim, sizeof a.dim);
+        const unsigned char *b = a.data;
+        for (size_t k = 0, n = (size_t)etch_array_numel(&a) * etch_dtype_size(p->dtype); k < n; k++)
+            h = (h ^ b[k]) * 1099511628211ULL;
+    }
+    if (dp_size == 1 || etch_dp_same(h)) return 0;
+    fprintf(stderr, "error: rank %d: the ranks' weights differ %s (each rank must load the same --init or --resume "
+                    "file)\n", dp_rank, when);
+    return 1;
+}
 
 static int fail(const char *msg) {
     fprintf(stderr, "error: %s\n", msg);

@@ -343,7 +343,7 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
                                                         "times the model's batch)" : "fewer training examples than one batch");
     max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
     snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
-    if (checked_step(weights, max_step, why, &step)) return 1;
+    if (checked_step(weights, max_step, why, &step) || dp_check_same_weights("at the start")) return 1;
     order = malloc(sizeof(int64_t) * (size_t)d->n);
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
@@ -373,7 +373,8 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
         }
         skip = 0;
         for (int k = 0; count && k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / count;
-        if ((status = end_epoch(a, tty, epoch + 1, mean, &curve))) goto done;
+        if ((status = dp_check_same_weights("after an epoch")) || (status = end_epoch(a, tty, epoch + 1, mean, &curve)))
+            goto done;
         if (d->after_epoch && (status = d->after_epoch(a, epoch + 1))) goto done;
         written = 1;
     }
