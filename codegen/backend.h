@@ -52,6 +52,7 @@ typedef struct CGenOptions {
     CGenDriver driver;
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
     bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
+    bool mpi;                    /* data-parallel training (--mpi): also etch_mpi.c, the MPI driver part */
     /* CGEN_DRIVER_TRAIN: the steps, and the order each batch runs them
      * (indices into train_steps), written as train_steps.h for the driver */
     const CGenTrainStep *train_steps;

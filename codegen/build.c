@@ -145,3 +145,21 @@ void build_rmtree(const char *path) {
     }
     rmdir(path);
 }
+
+/* One line of `mpicc ARG` into buf (its trailing newline dropped). */
+static bool mpicc_line(const char *arg, char *buf, size_t n, Diag *d) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "mpicc %s 2>/dev/null", arg);
+    FILE *f = popen(cmd, "r");
+    bool ok = f && fgets(buf, (int)n, f) != NULL;
+    int status = f ? pclose(f) : -1;
+    if (!ok || status != 0)
+        return diag_error_plain(d, "a data-parallel (MPI) build needs Open MPI's mpicc, and `%s` failed; install "
+                                   "libopenmpi-dev and openmpi-bin (scripts/deps.sh does)", cmd);
+    buf[strcspn(buf, "\n")] = 0;
+    return true;
+}
+
+bool build_mpi_flags(char *cflags, size_t cflags_len, char *libs, size_t libs_len, Diag *d) {
+    return mpicc_line("--showme:compile", cflags, cflags_len, d) && mpicc_line("--showme:link", libs, libs_len, d);
+}

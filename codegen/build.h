@@ -44,4 +44,9 @@ void build_rmtree(const char *path);
  * --threads N stays bit-identical. The GEMM kernels use fma() explicitly. */
 #define BUILD_DEFAULT_CFLAGS "-O3 -ffp-contract=fast -fopenmp-simd"
 
+/* Open MPI's compile and link flags (`mpicc --showme:compile`, `--showme:link`)
+ * into cflags and libs, for a data-parallel training build; false (with the
+ * error) when mpicc is missing. */
+bool build_mpi_flags(char *cflags, size_t cflags_len, char *libs, size_t libs_len, Diag *d);
+
 #endif

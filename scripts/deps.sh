@@ -9,11 +9,14 @@
 #   data:  dataset-fashion-mnist (the main job trains on it),
 #          fortunes (a text corpus for samples/gpt.etch)
 #   tools: graphviz (etch graph -o x.svg)
+#   mpi:   libopenmpi-dev + openmpi-bin (data-parallel training: etch train
+#          --ranks N, etch build --train --mpi; its tests skip without them)
 #   fuzz:  clang (libFuzzer harnesses, scripts/fuzz.sh; skipped without it)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libopenblas-dev libprotobuf-c-dev protobuf-c-compiler python3-onnx
       libcmocka-dev llvm-14-tools python3
-      python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz clang)
+      python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz clang
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")

@@ -11,6 +11,7 @@ int cmd_build(const Options *o) {
     if (!o->out) return usage_error("%s", "build needs -o DIR");
     if (o->c_only && (o->exe || o->stats)) return usage_error("%s", "--c-only compiles nothing: no --exe or --stats");
     if (o->quantize && o->train) return usage_error("%s", "--quantize int8 builds inference only: no --train");
+    if (o->mpi && !o->train) return usage_error("%s", "--mpi builds data-parallel training steps: add --train");
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);

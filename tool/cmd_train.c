@@ -1,7 +1,8 @@
 /* cmd_train.c: `etch train FILE`: compiles the train block's step and the
  * training driver into one program (OUTDIR/build/) and runs it on IDX image
  * data or .npy arrays (--data) or a text corpus (--text); the program writes
- * the weights and checkpoints. */
+ * the weights and checkpoints. With --ranks N it is a data-parallel program
+ * (etch_mpi.c linked in) run as N ranks under mpirun. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,31 @@ bool train_check_input(const Options *o, bool training, Diag *d) {
     return o->text ? check_file("--text", o->text, "empty corpus", d) : check_data_dir(o->data, training, d);
 }
 
+/* Whether PROGRAM is an executable file in a folder of $PATH. */
+static bool on_path(const char *program) {
+    const char *path = getenv("PATH");
+    char buf[4096];
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, program);
+        if (n && access(buf, X_OK) == 0) return true;
+        p += n + (p[n] == ':');
+    }
+    return false;
+}
+
+/* --ranks N: the launcher's arguments before the program's, into argv:
+ * mpirun -np N, with --oversubscribe when N is more than the cores (Open
+ * MPI refuses that otherwise) and --allow-run-as-root under root. */
+static int mpirun_prefix(const Options *o, const char **argv, char *np, size_t np_len) {
+    int n = 0;
+    snprintf(np, np_len, "%d", o->ranks);
+    argv[n++] = "mpirun", argv[n++] = "-np", argv[n++] = np;
+    if (o->ranks > sysconf(_SC_NPROCESSORS_ONLN)) argv[n++] = "--oversubscribe";
+    if (geteuid() == 0) argv[n++] = "--allow-run-as-root";
+    return n;
+}
+
 int cmd_train(const Options *o) {
     if (!o->data && !o->text) return usage_error("%s", "train needs --data DIR (images) or --text CORPUS (bytes)");
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
@@ -76,6 +102,11 @@ int cmd_train(const Options *o) {
     if (o->partial && !o->init) return usage_error("%s", "--partial needs --init W (a checkpoint to resume is whole)");
     if (o->qat && !o->calib) return usage_error("%s", "--qat needs --calib STATS.json (from etch calibrate)");
     if (o->calib && !o->qat) return usage_error("%s", "train takes --calib STATS.json only with --qat");
+    if (o->ranks && o->text) return usage_error("%s", "--ranks trains on --data (images or arrays); --text runs on one rank");
+    if (o->ranks && !on_path("mpirun"))
+        return fprintf(stderr, "etch train: error: --ranks %d runs the program under mpirun, which is not on PATH; "
+                               "install Open MPI (apt-get install openmpi-bin libopenmpi-dev, or scripts/deps.sh)\n",
+                       o->ranks), 1;
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stderr);
@@ -100,8 +131,9 @@ int cmd_train(const Options *o) {
     }
     if (init) params_free(p->train->loss, init);
     if (ok) {
-        const char *argv[32];
-        int n = 0;
+        const char *argv[40];
+        char np[16];
+        int n = o->ranks ? mpirun_prefix(o, argv, np, sizeof np) : 0;
         argv[n++] = program;
         argv[n++] = o->text ? "--text" : "--data", argv[n++] = o->text ? o->text : o->data;
         argv[n++] = o->resume ? "--resume" : "--init";

@@ -23,7 +23,7 @@ typedef enum OptId {
     OPT_SEED, OPT_SAMPLE, OPT_PROMPT, OPT_IDX, OPT_INDEX, OPT_DATA, OPT_TEXT, OPT_INIT, OPT_RESUME,
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
     OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
-    OPT_QUANTIZE, OPT_CALIB, OPT_QAT, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_COUNT
+    OPT_QUANTIZE, OPT_CALIB, OPT_QAT, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_MPI, OPT_RANKS, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -151,6 +151,13 @@ static const OptSpec OPTS[OPT_COUNT] = {
                     MAX_COUNT, NULL},
     [OPT_JOBS] = {"--jobs", ARG_INT, "J", CMD_SWEEP, "trainings run at a time (default: one per core)", 1, 1024,
                   "one process each; more than the cores only share them"},
+    [OPT_MPI] = {"--mpi", ARG_NONE, NULL, CMD_BUILD | CMD_IR,
+                 "with --train: data-parallel training steps, gradients averaged over\n"
+                 "the ranks of an MPI job (links Open MPI; see docs/passes.md)"},
+    [OPT_RANKS] = {"--ranks", ARG_INT, "N", CMD_TRAIN,
+                   "data-parallel training on N processes under mpirun, each with the\n"
+                   "model's batch (the global batch is N times it)", 1, 1024,
+                   "one process per rank; more than the cores only share them"},
 };
 
 static const char *g_cmd = "etch";
@@ -293,6 +300,8 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     case OPT_GRID: return push(o->grids, &o->n_grids, MAX_GRIDS, val, typed);
     case OPT_RANDOM: o->random = (long)n; return 0;
     case OPT_JOBS: o->jobs = (int)n; return 0;
+    case OPT_MPI: o->mpi = true; return 0;
+    case OPT_RANKS: o->ranks = (int)n; return 0;
     case OPT_COUNT: break;
     }
     abort();

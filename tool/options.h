@@ -67,6 +67,8 @@ typedef struct Options {
     int digits;                /* train --digits N: decimals of the printed loss (-1: the program's default, 3) */
     const char *opt_flags;     /* --cflags for the C compiler */
     int threads;               /* --threads N (0: not given, one thread) */
+    bool mpi;                  /* build --mpi: data-parallel training steps, linked with MPI */
+    int ranks;                 /* train --ranks N (0: not given: one process, no MPI) */
     int opt_level;             /* -O0, -O1, -O2 (default) */
     bool opt_given;            /* an -O flag was on the command line */
     bool print_after_all;      /* --print-after-all */

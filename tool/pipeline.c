@@ -141,8 +141,9 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     char prefix[64];
     if (o->prefix) snprintf(prefix, sizeof prefix, "%s", o->prefix);
     else model_prefix(p->model_name, prefix, sizeof prefix);
+    bool mpi = data_parallel(o);
     CGenOptions co = {.prefix = prefix, .embed_weights = o->embed, .param_values = params, .driver = driver,
-                      .threads = o->threads, .blas = o->blas};
+                      .threads = o->threads, .blas = o->blas, .mpi = mpi};
     CGenStats st;
     CGenEntry *opt = arena_alloc(p->forward->arena, sizeof *opt * (size_t)n);
     CGenTrainStep *steps = NULL;
@@ -163,20 +164,23 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     if (o->c_only) return true; /* a build system compiles model.c (etch_add_model) */
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
-    char flags[512];
+    char flags[2048], mpi_cflags[1024] = "", mpi_libs[1024] = "", libs_buf[1100];
 #ifndef ETCH_CBLAS_INCLUDE
 #define ETCH_CBLAS_INCLUDE "/usr/include"
 #endif
-    snprintf(flags, sizeof flags, "%s%s%s", o->opt_flags ? o->opt_flags : BUILD_DEFAULT_CFLAGS, o->threads > 1 ? " -pthread" : "",
-             o->blas ? " -I" ETCH_CBLAS_INCLUDE : "");
-    const char *libs = o->blas ? "-lopenblas" : NULL;
-    const char *lib_src[] = {"model.c", "etch_rt.c"};
+    /* a data-parallel build adds etch_mpi.c, compiled and linked with Open MPI's flags */
+    if (mpi && !build_mpi_flags(mpi_cflags, sizeof mpi_cflags, mpi_libs, sizeof mpi_libs, d)) return false;
+    snprintf(flags, sizeof flags, "%s%s%s%s%s", o->opt_flags ? o->opt_flags : BUILD_DEFAULT_CFLAGS, o->threads > 1 ? " -pthread" : "",
+             o->blas ? " -I" ETCH_CBLAS_INCLUDE : "", mpi ? " -DETCH_MPI " : "", mpi_cflags);
+    snprintf(libs_buf, sizeof libs_buf, "%s %s", o->blas ? "-lopenblas" : "", mpi_libs);
+    const char *libs = o->blas || mpi ? libs_buf : NULL;
+    const char *lib_src[] = {"model.c", "etch_rt.c", "etch_mpi.c"};
     char lib[128];
     snprintf(lib, sizeof lib, "lib%s.so", prefix);
-    if (driver != CGEN_DRIVER_TRAIN && !build_compile_libs(dir, lib_src, 2, lib, true, flags, libs, d)) return false;
+    if (driver != CGEN_DRIVER_TRAIN && !build_compile_libs(dir, lib_src, mpi ? 3 : 2, lib, true, flags, libs, d)) return false;
     if (driver != CGEN_DRIVER_NONE) {
-        const char *exe_src[] = {"main.c", "model.c", "etch_rt.c"};
-        if (!build_compile_libs(dir, exe_src, 3, program, false, flags, libs, d)) return false;
+        const char *exe_src[] = {"main.c", "model.c", "etch_rt.c", "etch_mpi.c"};
+        if (!build_compile_libs(dir, exe_src, mpi ? 4 : 3, program, false, flags, libs, d)) return false;
     }
     if (o->stats)
         printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,
@@ -184,10 +188,18 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     return true;
 }
 
+bool data_parallel(const Options *o) { return o->mpi || o->ranks > 0; }
+
+void make_data_parallel(Program *p, const Options *o) {
+    for (int i = 0; data_parallel(o) && p->train && i < p->train->n_steps; i++)
+        p->train->steps[i].optim.allreduce_bucket_bytes = OPTIM_ALLREDUCE_BUCKET_BYTES;
+}
+
 /* `etch build`: the forward entry (with --train also "grad" and "train_step",
  * or "grad_<name>" and "train_step_<name>" for each named step), and the
  * weights file beside it unless embedded. */
 bool build_model(Program *p, Tensor **params, const Options *o, const char *dir, bool exe, Arena *a, Diag *d) {
+    make_data_parallel(p, o);
     int n_steps = o->train && p->train ? p->train->n_steps : 1;
     CGenEntry *entries = arena_alloc(p->forward->arena, sizeof *entries * (size_t)(1 + 2 * n_steps)); /* a: NULL without --train */
     entries[0] = (CGenEntry){p->forward, "forward"};
@@ -224,6 +236,7 @@ CGenEntry *training_entries(Program *p, Arena *a, int *n, Diag *d) {
 /* Builds the training program (forward + each step's train_step + the
  * training driver) into dir; returns the program's path (malloc'd) or NULL. */
 char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d) {
+    make_data_parallel(p, o);
     int n;
     CGenEntry *entries = training_entries(p, p->forward->arena, &n, d);
     if (!entries) return NULL;

@@ -12,6 +12,12 @@
 #include "runtime/etch_rt.h"
 #include "tool/options.h"
 
+/* Whether o asks for data-parallel training (build --mpi, train --ranks N). */
+bool data_parallel(const Options *o);
+/* With data_parallel(o): every step of p's train block averages its
+ * gradients over the ranks (OptimSpec.allreduce_bucket_bytes); else nothing. */
+void make_data_parallel(Program *p, const Options *o);
+
 /* Model name -> C identifier prefix ("Net" -> "net"). */
 void model_prefix(const char *model, char *buf, size_t n);
 /* The model in o->file, with o's -D definitions; an .onnx file is imported

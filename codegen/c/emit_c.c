@@ -552,7 +552,8 @@ static bool write_blob(const CGenEntry *entries, int n_entries, const CGenOption
     return ok;
 }
 
-extern const char etch_rt_h_source[], etch_rt_c_source[], etch_infer_main_source[], etch_train_main_source[];
+extern const char etch_rt_h_source[], etch_rt_c_source[], etch_infer_main_source[], etch_train_main_source[],
+    etch_train_mpi_source[];
 
 /* train_steps.h, which the training driver includes: its steps' entry
  * points, loss labels and step counters, and the order of one batch. */
@@ -590,6 +591,7 @@ bool cgen_write(const CGenEntry *entries, int n_entries, const CGenOptions *o, c
     bool ok = (!o->embed_weights || write_blob(entries, n_entries, o, dir, d)) && write_text(dir, "model.h", h, d) &&
               write_text(dir, "model.c", c, d) &&
               write_text(dir, "etch_rt.h", etch_rt_h_source, d) && write_text(dir, "etch_rt.c", etch_rt_c_source, d);
+    if (ok && o->mpi) ok = write_text(dir, "etch_mpi.c", etch_train_mpi_source, d);
     if (ok && o->driver == CGEN_DRIVER_INFER) ok = write_text(dir, "main.c", etch_infer_main_source, d);
     if (ok && o->driver == CGEN_DRIVER_TRAIN) {
         char *steps = train_steps_header(o);

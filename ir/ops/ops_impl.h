@@ -237,6 +237,9 @@ void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L);
 /* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
 void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
 
+/* collective.c: allreduce_mean (one bucket of gradients, flattened) */
+bool shape_allreduce_mean(Graph *g, Node *n, Diag *d);
+void eval_allreduce_mean(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 /* scan.c: the loop op. The result packs the final carries, then each per-step
  * output stacked over time; off/numel are per body output (elements). */
 typedef struct ScanLayout {

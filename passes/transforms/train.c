@@ -190,6 +190,45 @@ static void clip_grads(Builder *b, int *grads, int n, double max_norm) {
     for (int i = 0; i < n && !b->failed; i++) grads[i] = b_bin(b, OP_MUL, grads[i], b_cast(b, coef, b->g->nodes[grads[i]].dtype));
 }
 
+/* Data-parallel training: each gradient replaced by its mean over the ranks.
+ * Buckets of up to bucket_bytes (and ETCH_MAX_OPERANDS gradients) go through
+ * one allreduce_mean each, filled from the last param backwards (the
+ * backward pass computes those gradients first), and each gradient is cut
+ * back out of its bucket (slice, reshape). Rewrites grads in place. */
+static void allreduce_grads(Builder *b, const int *wrt, int *grads, int n, int64_t bucket_bytes) {
+    for (int end = n; end > 0 && !b->failed;) {
+        int ins[ETCH_MAX_OPERANDS], k = 0, first = end;
+        int64_t bytes = 0;
+        while (first > 0 && k < ETCH_MAX_OPERANDS) {
+            const Node *gn = &b->g->nodes[grads[first - 1]];
+            int64_t gb = shape_numel(&gn->shape) * (int64_t)dtype_size(gn->dtype);
+            if (k && bytes + gb > bucket_bytes) break;
+            if (gn->dtype != DT_F32) {
+                diag_error(b->d, b->loc, "data-parallel training averages f32 gradients; parameter '%s' is %s",
+                           b->g->nodes[wrt[first - 1]].attr.name, dtype_name(gn->dtype));
+                b->failed = true;
+                return;
+            }
+            bytes += gb;
+            first--;
+            k++;
+        }
+        for (int i = 0; i < k; i++) ins[i] = grads[end - 1 - i];
+        int bucket = b_op(b, OP_ALLREDUCE_MEAN, ins, k, NULL);
+        int64_t off = 0;
+        for (int i = 0; i < k && !b->failed; i++) {
+            int gi = end - 1 - i;
+            Shape sh = b->g->nodes[grads[gi]].shape;
+            int64_t numel = shape_numel(&sh);
+            int piece = b_op(b, OP_SLICE, &bucket, 1, &(NodeAttrs){.axis = 0, .start = off, .length = numel});
+            if (sh.rank != 1) piece = b_op(b, OP_RESHAPE, &piece, 1, &(NodeAttrs){.shape = sh});
+            grads[gi] = piece;
+            off += numel;
+        }
+        end = first;
+    }
+}
+
 static int add_state(Builder *b, const char *param, const char *what, DType t, Shape s) {
     char name[512];
     snprintf(name, sizeof name, "optimizer.%s.%s", param, what);
@@ -303,6 +342,7 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
     }
     int t = b_bin(&b, OP_ADD, step, b_const(&b, 1, DT_F64));
     int lr_base = lr_at(&b, spec, step);
+    if (spec->allreduce_bucket_bytes > 0) allreduce_grads(&b, wrt, grads, n_train, spec->allreduce_bucket_bytes);
     if (spec->clip_grad_norm > 0) clip_grads(&b, grads, n_train, spec->clip_grad_norm);
     int bc1 = -1, bc2_sqrt = -1, first = -1;
     /* a hyperparameter read at run time may take any value: its terms stay */

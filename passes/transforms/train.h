@@ -81,7 +81,16 @@ typedef struct OptimSpec {
      * optimizers of one model (named train steps) need one each. */
     const char *counter;
     unsigned runtime; /* bit 1 << Hparam: read at run time (see Hparam) */
+    /* > 0: data-parallel training (etch build --train --mpi, etch train
+     * --ranks N): every gradient is averaged over the job's ranks before the
+     * update (clipping included), through allreduce_mean ops of about this
+     * many bytes each (buckets, in reverse parameter order: the order the
+     * backward pass completes them). 0: one process, no such ops. */
+    int64_t allreduce_bucket_bytes;
 } OptimSpec;
+
+/* The bucket size of data-parallel training (PyTorch DDP's default bucket_cap_mb is 25). */
+enum { OPTIM_ALLREDUCE_BUCKET_BYTES = 4 << 20 };
 
 /* PyTorch's defaults for kind (sgd: lr required, so 0.01 here; adam: 1e-3,
  * betas (0.9, 0.999), eps 1e-8; adamw: weight_decay 1e-2). */

@@ -4,7 +4,8 @@
 # model.c, the runtime etch_rt.c and the driver main.c, for inference
 # (`build --exe`, at -O2 and -O0, and split over threads), for `build --train`
 # (forward, grad and train_step entries; -O2 and -O0) and for the training
-# program `etch train` compiles (its own driver). Emission only: CC points at
+# program `etch train` compiles (its own driver; with --ranks also its MPI
+# part). Emission only: CC points at
 # a stub that creates the -o file (as scripts/compare_emitted.sh does), and the
 # compilers then check the sources with -fsyntax-only, so the test takes
 # seconds. A compiler that is not installed is skipped with a message.
@@ -24,12 +25,14 @@ SH
 chmod +x "$t/cc"
 mkdir "$t/data"
 
-# check DIR: every compiler, the three sources, no diagnostics at all
+# check DIR [ARGS]: every compiler, the three sources (and ARGS: more flags
+# and files), no diagnostics at all
 check() {
   local dir=$1 cc
+  shift
   for f in model.c etch_rt.c main.c; do [ -f "$dir/$f" ] || fail "$dir/$f was not emitted"; done
   for cc in "${compilers[@]}"; do
-    if ! "$cc" -std=c11 -Wall -Wextra -Werror -O0 -fsyntax-only "$dir/model.c" "$dir/etch_rt.c" "$dir/main.c" \
+    if ! "$cc" -std=c11 -Wall -Wextra -Werror -O0 -fsyntax-only "$dir/model.c" "$dir/etch_rt.c" "$dir/main.c" "$@" \
       >"$t/out" 2>&1 || [ -s "$t/out" ]; then
       cat "$t/out" >&2
       fail "$cc: warnings in the C emitted for $dir"
@@ -58,4 +61,15 @@ for src in "$SRC"/samples/*.etch; do
   check "$t/$name-train/build"
   n=$((n + 1))
 done
+# the data-parallel training program (etch train --ranks): main.c built with
+# -DETCH_MPI, and the MPI driver part etch_mpi.c, with Open MPI's flags
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+  CC=$t/cc "$ETCH" train "$SRC/samples/lenet.etch" --data "$t/data" --steps 1 --ranks 2 -o "$t/lenet-mpi" >"$t/log" 2>&1 || true
+  [ -f "$t/lenet-mpi/build/etch_mpi.c" ] || { cat "$t/log"; fail "etch train --ranks wrote no etch_mpi.c"; }
+  # shellcheck disable=SC2046
+  check "$t/lenet-mpi/build" -DETCH_MPI $(mpicc --showme:compile) "$t/lenet-mpi/build/etch_mpi.c"
+  n=$((n + 1))
+else
+  echo "skipping the MPI training program: Open MPI (mpicc, mpirun) not installed"
+fi
 echo "emitted C of $n builds warning-free with ${compilers[*]}"

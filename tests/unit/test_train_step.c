@@ -4,7 +4,8 @@
  * for Adam and AdamW, with and without an lr schedule and gradient clipping;
  * both backends run 5 steps from the same weights on the
  * same batches, and the losses and every parameter and optimizer state must
- * agree to 1e-5 relative. */
+ * agree to 1e-5 relative. A data-parallel step (allreduce_mean buckets before
+ * the update) is, in one process, bit-identical to the plain one. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -194,11 +195,60 @@ static void test_bad_spec(void **state) {
     arena_free(a);
 }
 
+/* Data-parallel steps (allreduce_bucket_bytes > 0): the gradients go through
+ * allreduce_mean buckets, last param first, each at most the bucket size
+ * unless one gradient alone is larger (fc1.weight: 768 bytes, fc1.bias 64,
+ * fc2.weight 320, fc2.bias 20; buckets of 400 bytes: [fc2.bias, fc2.weight],
+ * [fc1.bias], [fc1.weight]), and in one process the op is the identity: the
+ * eager step's weights are bit-identical to the plain step's. */
+static void test_allreduce_buckets(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    OptimSpec plain = optim_defaults(OPTIM_SGD), dp;
+    plain.lr = 0.1, plain.momentum = 0.9, plain.clip_grad_norm = 0.05;
+    dp = plain;
+    dp.allreduce_bucket_bytes = 400;
+    Graph *g = mlp_step(a, &plain), *h = mlp_step(a, &dp);
+    int buckets[4], n = 0;
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_ALLREDUCE_MEAN) {
+            assert_true(n < 4);
+            buckets[n++] = (int)h->nodes[i].shape.dim[0];
+        }
+    assert_int_equal(n, 3);
+    assert_int_equal(buckets[0], 5 + 5 * HID);
+    assert_int_equal(buckets[1], HID);
+    assert_int_equal(buckets[2], HID * IN);
+    for (int i = 0; i < g->n_nodes; i++) assert_int_not_equal(g->nodes[i].op, OP_ALLREDUCE_MEAN);
+    Diag d;
+    diag_init(&d, stderr);
+    Tensor **pg = params_init(g, 3), **ph = params_init(h, 3);
+    Tensor *x = tensor_new(DT_F32, (Shape){2, {BATCH, IN}}), *y = tensor_new(DT_I64, (Shape){1, {BATCH}});
+    for (int s = 0; s < 3; s++) {
+        Tensor *out[2];
+        batch(s, x, y);
+        assert_true(eager_run(g, (Tensor *[]){x, y}, pg, &out[0], NULL, &d));
+        assert_true(eager_run(h, (Tensor *[]){x, y}, ph, &out[1], NULL, &d));
+        assert_true(tensor_get(out[0], 0) == tensor_get(out[1], 0));
+        tensor_free(out[0]);
+        tensor_free(out[1]);
+    }
+    assert_int_equal(g->n_params, h->n_params);
+    for (int i = 0; i < g->n_params; i++) assert_memory_equal(pg[i]->data, ph[i]->data, tensor_nbytes(pg[i]));
+    tensor_free(x);
+    tensor_free(y);
+    params_free(g, pg);
+    params_free(h, ph);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd),
         cmocka_unit_test(test_adam),
         cmocka_unit_test(test_bad_spec),
+        cmocka_unit_test(test_allreduce_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

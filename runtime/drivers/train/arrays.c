@@ -226,7 +226,7 @@ static int train_arrays(const Args *a) {
     int status = load_training(a, weights, err, sizeof err) ? fail(err) : 0;
     Batches b = {.n = d.train.n, .fill = fill_array_batch, .set = &d.train};
     if (!status) status = train_epochs(a, weights, &b, path, sizeof path);
-    if (!status) status = arrays_report(&d.test, d.has_test_files);
+    if (!status && !dp_rank) status = arrays_report(&d.test, d.has_test_files); /* rank 0 reports */
     if (!status) printf("Weights written to %s\n", path);
     arrays_free(&d);
     return status;

@@ -66,6 +66,51 @@ typedef struct Args {
     int n_hparams;
 } Args;
 
+/* Data-parallel training (etch train --ranks N, docs/passes.md): a program
+ * built with -DETCH_MPI links the MPI driver part etch_mpi.c
+ * (runtime/drivers/train_mpi.c) and runs as one of dp_size ranks. Every rank
+ * loads the same weights, takes its own B examples of each global batch of
+ * dp_size * B (rank r: examples r*B .. r*B+B-1 of it, in the one shuffled
+ * order all ranks share) and runs the same compiled step, whose gradients are
+ * averaged over the ranks (allreduce_mean) before the identical update. The
+ * printed losses are means over the ranks; rank 0 alone prints, writes files
+ * and reports. Without ETCH_MPI: one process, rank 0 of 1. */
+#ifdef ETCH_MPI
+int etch_dp_init(int *argc, char ***argv, int *rank, int *size);
+void etch_dp_mean(double *v, int n); /* averages v over the ranks, in place */
+int etch_dp_same(uint64_t v);        /* 1 when every rank passed the same v */
+void etch_dp_finish(int status);     /* ends the job: MPI_Finalize, or MPI_Abort after a failure */
+#else
+static int etch_dp_init(int *argc, char ***argv, int *rank, int *size) {
+    (void)argc, (void)argv;
+    return *rank = 0, *size = 1, 0;
+}
+static void etch_dp_mean(double *v, int n) { (void)v, (void)n; }
+static int etch_dp_same(uint64_t v) { return (void)v, 1; }
+static void etch_dp_finish(int status) { (void)status; }
+#endif
+static int dp_rank = 0, dp_size = 1;
+
+/* The ranks must hold the same weights and optimizer state: at the start
+ * (hosts reading different --init or --resume files would otherwise train
+ * apart, silently) and after every epoch. Compares an FNV-1a hash of every
+ * param's bytes across the ranks; 1 with a message when they differ. */
+static int dp_check_same_weights(const char *when) {
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 0; dp_size > 1 && ETCH_MODEL(params)[i].name; i++) {
+        const etch_tensor_info *p = &ETCH_MODEL(params)[i];
+        etch_array a = {p->dtype, p->rank, {0}, ETCH_MODEL(param_data)[i]};
+        memcpy(a.dim, p->dim, sizeof a.dim);
+        const unsigned char *b = a.data;
+        for (size_t k = 0, n = (size_t)etch_array_numel(&a) * etch_dtype_size(p->dtype); k < n; k++)
+            h = (h ^ b[k]) * 1099511628211ULL;
+    }
+    if (dp_size == 1 || etch_dp_same(h)) return 0;
+    fprintf(stderr, "error: rank %d: the ranks' weights differ %s (each rank must load the same --init or --resume "
+                    "file)\n", dp_rank, when);
+    return 1;
+}
+
 static int fail(const char *msg) {
     fprintf(stderr, "error: %s\n", msg);
     return 1;
@@ -138,11 +183,19 @@ static int run_batch(const void *x, const void *y, float *loss) {
         float l = 0;
         void *out[] = {&l};
         etch_step_fns[k](in, out);
-        if (!isfinite(l)) return loss[k] = l, k;
+        if (!isfinite(l) && dp_size == 1) return loss[k] = l, k; /* ranks run every step: their reductions pair up */
         sum[k] += l;
         runs[k]++;
     }
     for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) loss[k] = runs[k] ? (float)(sum[k] / runs[k]) : 0;
+    if (dp_size > 1) { /* the global batch's losses: the mean over the ranks (each a mean over its B examples) */
+        double mean[ETCH_TRAIN_N_STEPS];
+        for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) mean[k] = loss[k];
+        etch_dp_mean(mean, ETCH_TRAIN_N_STEPS);
+        for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) loss[k] = (float)mean[k];
+        for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++)
+            if (!isfinite(loss[k])) return k;
+    }
     return -1;
 }
 
@@ -250,6 +303,7 @@ static int save_or_fail(const Args *a, const char *path, int with_state) {
         memcpy(arrays[n].dim, p->dim, sizeof arrays[n].dim);
         n++;
     }
+    if (dp_rank) return 0; /* every rank holds the same weights: rank 0 writes them */
     snprintf(seed, sizeof seed, "%llu", a->seed);
     const char *meta[] = {"format", "pt", "seed", seed};
     sigset_t old;
@@ -300,6 +354,7 @@ static const char *our_temp_pid(const Args *a, const char *f) {
 
 static void remove_stale_temps(const Args *a) {
     char path[4096];
+    if (dp_rank) return; /* rank 0 writes the files, and cleans up after them */
     DIR *dir = opendir(a->out);
     for (struct dirent *e; dir && (e = readdir(dir));) {
         const char *pid = our_temp_pid(a, e->d_name);

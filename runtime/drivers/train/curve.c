@@ -112,6 +112,7 @@ static int curve_write(const Curve *c, const char *path) {
  * checkpoint, then the loss curve. */
 static int end_epoch(const Args *a, int tty, long long epoch, const double *mean, const Curve *c) {
     char path[4096];
+    if (dp_rank) return 0; /* rank 0 prints and writes */
     epoch_line(a, tty, epoch, mean);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->out);
     if (save_or_fail(a, path, 1)) return 1;

@@ -264,6 +264,7 @@ static int samples_png(const char *path, int64_t per, int rows) {
 /* After each epoch of a generator's training: OUTDIR/samples-N.png. */
 static int write_samples(const Args *a, long long epoch) {
     char path[4096];
+    if (dp_rank) return 0;
     snprintf(path, sizeof path, "%s/samples-%lld.png", a->out, epoch);
     const etch_tensor_info *xi = &etch_step_inputs[0][0];
     int64_t per = 1;
@@ -333,15 +334,16 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
     const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     char why[128];
     int64_t batch = xi->dim[0], n = a->limit >= 0 && a->limit < d->n ? a->limit : d->n, *order = NULL;
-    int64_t steps_per_epoch = n / batch;
+    int64_t steps_per_epoch = n / (batch * dp_size); /* a step takes one global batch: B examples per rank */
     etch_array x = {0}, y = {0};
     long long step = 0, taken = 0, max_step;
-    int tty = isatty(2), status = 1, written = 0;
+    int tty = isatty(2) && !dp_rank, status = 1, written = 0;
     Curve curve = {0};
-    if (steps_per_epoch == 0) return fail("fewer training examples than one batch");
+    if (steps_per_epoch == 0) return fail(dp_size > 1 ? "fewer training examples than one global batch (the ranks "
+                                                        "times the model's batch)" : "fewer training examples than one batch");
     max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
     snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
-    if (checked_step(weights, max_step, why, &step)) return 1;
+    if (checked_step(weights, max_step, why, &step) || dp_check_same_weights("at the start")) return 1;
     order = malloc(sizeof(int64_t) * (size_t)d->n);
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
@@ -356,7 +358,7 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
         double sum[ETCH_TRAIN_N_STEPS] = {0}, mean[ETCH_TRAIN_N_STEPS] = {0};
         int64_t count = 0;
         for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++) {
-            d->fill(d->set, order, s * batch, batch, x.data, y.data);
+            d->fill(d->set, order, (s * dp_size + dp_rank) * batch, batch, x.data, y.data);
             int bad = run_batch(x.data, y.data, loss);
             if (bad >= 0) {
                 fprintf(stderr, "\nerror: %s became %f at epoch %ld, step %lld\n", loss_of(bad), loss[bad], epoch + 1,
@@ -371,7 +373,8 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
         }
         skip = 0;
         for (int k = 0; count && k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / count;
-        if ((status = end_epoch(a, tty, epoch + 1, mean, &curve))) goto done;
+        if ((status = dp_check_same_weights("after an epoch")) || (status = end_epoch(a, tty, epoch + 1, mean, &curve)))
+            goto done;
         if (d->after_epoch && (status = d->after_epoch(a, epoch + 1))) goto done;
         written = 1;
     }
@@ -408,6 +411,7 @@ static int train_images(const Args *a) {
     Batches d = {.n = train.n, .fill = fill_image_batch, .set = &train, .after_epoch = gen < 0 ? NULL : write_samples};
     if ((status = train_epochs(a, weights, &d, path, sizeof path))) goto done;
     snprintf(png, sizeof png, "%s/reconstructions.png", a->out);
+    if (dp_rank) goto done; /* rank 0 reports */
     if (gen < 0 && report(&test, per, png, err, sizeof err)) {
         status = fail(err);
         goto done;

@@ -39,10 +39,19 @@ static int parse_args(int argc, char **argv, Args *a) {
     return 0;
 }
 
+static int run(Args *a) {
+    if (a->resume && !a->eval_only && resume_seed(a)) return 1;
+    if (a->text && dp_size > 1) return fail("data-parallel training takes --data (images or arrays); --text runs on one rank");
+    if (a->text) return a->eval_only ? eval_text(a) : train_text(a);
+    if (arrays_dir(a->data)) return a->eval_only ? eval_arrays(a) : train_arrays(a);
+    return a->eval_only ? eval_images(a) : train_images(a);
+}
+
 int main(int argc, char **argv) {
     Args a;
-    if (parse_args(argc, argv, &a) || (a.resume && !a.eval_only && resume_seed(&a))) return 1;
-    if (a.text) return a.eval_only ? eval_text(&a) : train_text(&a);
-    if (arrays_dir(a.data)) return a.eval_only ? eval_arrays(&a) : train_arrays(&a);
-    return a.eval_only ? eval_images(&a) : train_images(&a);
+    if (etch_dp_init(&argc, &argv, &dp_rank, &dp_size)) return 1;
+    if (dp_rank && !freopen("/dev/null", "w", stdout)) return 1; /* rank 0 prints */
+    int status = parse_args(argc, argv, &a) ? 1 : run(&a);
+    etch_dp_finish(status);
+    return status;
 }
