@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # mpi.sh: data-parallel training step time (etch train --ranks N,
-# docs/passes.md) of a sample model on Fashion-MNIST, 1 rank against 2. Not
+# docs/passes.md) of a sample model on Fashion-MNIST (gpt: on the fortunes
+# corpus, --text), 1 rank against 2. Not
 # a test. Each configuration is compiled once, then its program runs S0 and
 # S1 steps; the step time is the difference over S1 - S0 steps. Loading the
 # data and the test report cancel out that way.
-#   bench/mpi.sh [MODEL [B [S0 S1]]]      (default: lenet 64 10 110)
+#   bench/mpi.sh [MODEL [B [S0 S1]]]      (default: lenet 64 10 110; e.g. gpt 8 5 45)
 # Rows: 1 rank x B (the plain program, no MPI), 2 ranks x B/2 (the same
 # global batch: strong scaling) and 2 ranks x B (twice the examples per step:
 # weak scaling). Efficiency, 100% ideal: strong t1 / (2 t2) (the second rank
@@ -13,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-lenet} batch=${2:-64} s0=${3:-10} s1=${4:-110}
-data=/usr/share/datasets/fashion-mnist
+src=(--data /usr/share/datasets/fashion-mnist)
+[ "$model" != gpt ] || src=(--text /usr/share/games/fortunes/fortunes)
 etch=${ETCH:-build/etch}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -23,14 +25,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_TH
 build() {
   local name=$1 b=$2
   shift 2
-  "$etch" train "samples/$model.etch" --data "$data" -D B="$b" --steps 1 "$@" -o "$out/$name" >/dev/null
+  "$etch" train "samples/$model.etch" "${src[@]}" -D B="$b" --steps 1 "$@" -o "$out/$name" >/dev/null
 }
 # seconds RANKS NAME STEPS: wall time of the program for STEPS steps
 seconds() {
   local ranks=$1 name=$2 steps=$3 start end
   local dir=$out/$name/run$steps
   mkdir -p "$dir"
-  local cmd=("$out/$name/build/"*-train --data "$data" --init "$out/$name/build/init.safetensors" -o "$dir"
+  local cmd=("$out/$name/build/"*-train "${src[@]}" --init "$out/$name/build/init.safetensors" -o "$dir"
     --name m --epochs 1 --steps "$steps")
   [ "$ranks" = 1 ] || cmd=(mpirun -np "$ranks" --oversubscribe "${cmd[@]}")
   start=$(date +%s.%N)

@@ -102,7 +102,6 @@ int cmd_train(const Options *o) {
     if (o->partial && !o->init) return usage_error("%s", "--partial needs --init W (a checkpoint to resume is whole)");
     if (o->qat && !o->calib) return usage_error("%s", "--qat needs --calib STATS.json (from etch calibrate)");
     if (o->calib && !o->qat) return usage_error("%s", "train takes --calib STATS.json only with --qat");
-    if (o->ranks && o->text) return usage_error("%s", "--ranks trains on --data (images or arrays); --text runs on one rank");
     if (o->ranks && !on_path("mpirun"))
         return fprintf(stderr, "etch train: error: --ranks %d runs the program under mpirun, which is not on PATH; "
                                "install Open MPI (apt-get install openmpi-bin libopenmpi-dev, or scripts/deps.sh)\n",

@@ -8,6 +8,8 @@
 #    (relative to each tensor's largest value) and print the same epoch loss,
 #    once (rank 0 alone prints);
 #  - the 2-rank program run again gives bit-identical weights;
+#  - text training (--text, a bigram model with two named steps): 2 ranks x
+#    4 windows and 1 rank x 8 end within 1e-5, rank 0 alone reports;
 #  - its checkpoint resumes on 1 rank (the plain program): 5 more steps end
 #    within 1e-5 of the 1-rank run resumed from its own checkpoint;
 #  - the same run with its ranks in two network namespaces ("hosts" joined
@@ -137,6 +139,18 @@ SH
 else
   echo "note: the two-namespace run needs root and ip netns; skipped"
 fi
+
+# text (--text): 2 ranks x 4 windows against 1 rank x 8, 20 steps of a byte
+# bigram model with two named steps (SGD and Adam; tests/e2e/models), from
+# the same init: the same windows, so the same weights within 1e-5
+cat "$SRC"/docs/*.md >"$t/corpus.txt"
+bigram=$SRC/tests/e2e/models/bigram_steps.etch
+tflags=(--text "$t/corpus.txt" --steps 20 --cflags -O1)
+"$ETCH" train "$bigram" "${tflags[@]}" -D B=8 -o "$t/t1" >"$t/t1.log" 2>&1 || { cat "$t/t1.log"; fail "1-rank text"; }
+"$ETCH" train "$bigram" "${tflags[@]}" -D B=4 --ranks 2 --init "$t/t1/build/init.safetensors" -o "$t/t2" >"$t/t2.log" 2>&1 ||
+  { cat "$t/t2.log"; fail "2-rank text"; }
+close "$t/t1/Bigram.safetensors" "$t/t2/Bigram.safetensors" "text 2x4 vs 1x8" || fail "text: 2 ranks x 4 differ from 1 x 8"
+[ "$(grep -c '^Held-out loss' "$t/t2.log")" = 1 ] || { cat "$t/t2.log"; fail "text: rank 0 alone reports"; }
 
 # --resume with another rank count: 5 more steps on 1 rank from either checkpoint
 for from in r1 r2; do

@@ -41,7 +41,6 @@ static int parse_args(int argc, char **argv, Args *a) {
 
 static int run(Args *a) {
     if (a->resume && !a->eval_only && resume_seed(a)) return 1;
-    if (a->text && dp_size > 1) return fail("data-parallel training takes --data (images or arrays); --text runs on one rank");
     if (a->text) return a->eval_only ? eval_text(a) : train_text(a);
     if (arrays_dir(a->data)) return a->eval_only ? eval_arrays(a) : train_arrays(a);
     return a->eval_only ? eval_images(a) : train_images(a);

@@ -5,8 +5,11 @@
  * For language models with x: i64[B, T] and y: i64[B, T]: the corpus is a
  * plain byte file; its first 90% is trained on, the last 10% is held out.
  * Step s takes B windows of T+1 bytes at offsets drawn by Philox keyed by
- * (seed, s) (x = the first T bytes, y = the next T), so a run resumed from a
- * checkpoint (whose optimizer.step is s) continues with the same windows. An
+ * (seed, s, window) (x = the first T bytes, y = the next T), so a run resumed
+ * from a checkpoint (whose optimizer.step is s) continues with the same
+ * windows. With data-parallel ranks (etch train --ranks N) a step takes one
+ * global batch of N x B windows, rank r windows r*B .. r*B+B-1: the windows
+ * one process with batch N x B takes. An
  * "epoch" of text is TEXT_EPOCH_STEPS steps: the program prints the mean loss
  * over each one and writes the checkpoint and the loss curve after it. At the
  * end it reports the mean loss per byte (nats) on the held-out part (up to
@@ -148,7 +151,7 @@ static int train_text(const Args *a) {
         free(text);
         return fail(err);
     }
-    if (checked_step(weights, end >= 0 ? end : INT64_MAX, why, &step)) {
+    if (checked_step(weights, end >= 0 ? end : INT64_MAX, why, &step) || dp_check_same_weights("at the start")) {
         free(text);
         return 1;
     }
@@ -156,7 +159,7 @@ static int train_text(const Args *a) {
     etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
     etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
-    int tty = isatty(2), status = 0, written = 0;
+    int tty = isatty(2) && !dp_rank, status = 0, written = 0;
     double sum[ETCH_TRAIN_N_STEPS] = {0};
     int64_t count = 0;
     float loss[ETCH_TRAIN_N_STEPS];
@@ -164,7 +167,7 @@ static int train_text(const Args *a) {
     while ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps)) {
         for (int64_t b = 0; b < batch; b++) {
             uint32_t r[4];
-            etch_philox4x32(a->seed, (uint64_t)step + 1, (uint64_t)b, r);
+            etch_philox4x32(a->seed, (uint64_t)step + 1, (uint64_t)(dp_rank * batch + b), r);
             starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
         }
         text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, yi->dtype);
@@ -186,12 +189,14 @@ static int train_text(const Args *a) {
         if (step % TEXT_EPOCH_STEPS == 0 || last) {
             double mean[ETCH_TRAIN_N_STEPS];
             for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) mean[k] = sum[k] / (double)count, sum[k] = 0;
-            if ((status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, mean, &curve))) goto done;
+            if ((status = dp_check_same_weights("after an epoch")) ||
+                (status = end_epoch(a, tty, (step - 1) / TEXT_EPOCH_STEPS + 1, mean, &curve)))
+                goto done;
             count = 0;
         }
         written = step % TEXT_EPOCH_STEPS == 0 || last;
     }
-    if ((status = save_final(a, written, path, sizeof path))) goto done;
+    if ((status = save_final(a, written, path, sizeof path)) || dp_rank) goto done; /* rank 0 reports */
     int64_t predictions;
     double nll = text_eval(text, ntrain, (int64_t)n, &predictions);
     printf("Held-out loss: %.4f nats/byte (last 10%% of %s, %lld predictions)\n", nll, a->text, (long long)predictions);
