@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 
 #include "codegen/build.h"
+#ifdef ETCH_HAVE_LLVM
+#include "codegen/llvm/backend_llvm.h"
+#endif
 #include "frontend/onnx/onnx.h"
 #include "ir/params.h"
 #include "passes/pass.h"
@@ -115,8 +118,28 @@ Graph *grad_graph_at(Program *p, int i, Arena *a, Diag *d) {
 
 Graph *grad_graph(Program *p, Arena *a, Diag *d) { return grad_graph_at(p, 0, a, d); }
 
+static bool wants_llvm(const Options *o) { return o->backend && !strcmp(o->backend, "llvm"); }
+
+const Backend *selected_backend(const Options *o, Diag *d) {
+    if (!wants_llvm(o)) return &backend_c;
+#ifdef ETCH_HAVE_LLVM
+    (void)d;
+    return &backend_llvm;
+#else
+    diag_error_plain(d, "--backend llvm: this etch was built without the llvm backend (LLVM 14 and clang-14 were not "
+                        "found when it was configured: apt-get install llvm-14-dev clang-14, then rebuild); use "
+                        "--backend c");
+    return NULL;
+#endif
+}
+
 PassOptions pass_options(const Options *o) {
-    PassOptions po = {.opt_level = o->opt_level, .target = backend_c.target, .print_after_all = o->print_after_all,
+#ifdef ETCH_HAVE_LLVM
+    const Target *target = wants_llvm(o) ? backend_llvm.target : backend_c.target;
+#else
+    const Target *target = backend_c.target;
+#endif
+    PassOptions po = {.opt_level = o->opt_level, .target = target, .print_after_all = o->print_after_all,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
 #ifndef NDEBUG
     po.verify = true; /* debug builds (and the sanitizer test build) check the IR after every pass */

@@ -62,7 +62,11 @@ typedef void (*CompiledFn)(const void *const *in, void *const *out);
 void *compiled_open(const char *dir, const char *prefix, const char *weights, Diag *d);
 /* The entry <prefix>_<entry>_v of an opened library; NULL after an error. */
 CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d);
-/* The pass manager's options as the command line sets them. */
+/* The backend --backend names (default: the C backend); NULL after
+ * reporting one this etch was built without. */
+const Backend *selected_backend(const Options *o, Diag *d);
+/* The pass manager's options as the command line sets them (the target:
+ * the selected backend's). */
 PassOptions pass_options(const Options *o);
 
 /* path can be created: its folder exists and it is not a folder itself;
