@@ -3,7 +3,7 @@
  * file the message names), optimized by the new pass manager's default<O3>
  * for the host CPU, named and featured as LLVM sees it (LLVM 14 may not know
  * the newest cores by name; their features still reach the vectorizers),
- * then handed to ORC LLJIT, which resolves libm's functions from the process. */
+ * (loop unrolling off: compile time), then handed to ORC LLJIT, which resolves libm's functions from the process. */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -77,6 +77,10 @@ static bool optimize(LLVMModuleRef mod, Diag *d) {
     LLVMSetModuleDataLayout(mod, layout);
     LLVMDisposeTargetData(layout);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    /* no loop unrolling: with every size a constant, O3 unrolls the kernels'
+     * loops whole, which made LeNet's module 7x larger (7700 lines of IR
+     * instead of 1150) and its compile 2.5x slower (docs/llvm.md) */
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
     LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, po);
     LLVMDisposePassBuilderOptions(po);
     LLVMDisposeTargetMachine(tm);

@@ -45,6 +45,16 @@ void etch_llvm_matmul_f32(const float *restrict a, const float *restrict b, floa
     }
 }
 
+/* The outputs o in [0, len) whose input position o*s - p + k lands in
+ * [0, size): [*lo, *hi). Keeps the conv's inner loops free of bounds tests. */
+static void valid_range(i64 len, i64 size, i64 s, i64 p, i64 k, i64 *lo, i64 *hi) {
+    i64 first = p - k, end = size + p - k; /* o*s must lie in [first, end) */
+    *lo = first <= 0 ? 0 : (first + s - 1) / s;
+    *hi = end <= 0 ? 0 : (end + s - 1) / s;
+    if (*hi > len) *hi = len;
+    if (*lo > *hi) *lo = *hi;
+}
+
 /* y[n, o, oh, ow] = sum over the group's input channels and the window of
  * x[n, c, h, w] * w[o, c / groups, kh, kw]; zero padding, stride, dilation. */
 void etch_llvm_conv2d_f32(const float *restrict x, const float *restrict w, float *restrict y, i64 N, i64 C, i64 H,
@@ -59,18 +69,20 @@ void etch_llvm_conv2d_f32(const float *restrict x, const float *restrict w, floa
             for (i64 c = 0; c < cg; c++) {
                 const float *xc = x + (n * C + g * cg + c) * H * W;
                 const float *wc = w + (o * cg + c) * KH * KW;
-                for (i64 kh = 0; kh < KH; kh++)
+                for (i64 kh = 0; kh < KH; kh++) {
+                    i64 oh0, oh1;
+                    valid_range(OH, H, sh, ph, kh * dh, &oh0, &oh1);
                     for (i64 kw = 0; kw < KW; kw++) {
+                        i64 ow0, ow1;
+                        valid_range(OW, W, sw, pw, kw * dw, &ow0, &ow1);
                         float wv = wc[kh * KW + kw];
-                        for (i64 oh = 0; oh < OH; oh++) {
-                            i64 ih = oh * sh - ph + kh * dh;
-                            if (ih < 0 || ih >= H) continue;
-                            for (i64 ow = 0; ow < OW; ow++) {
-                                i64 iw = ow * sw - pw + kw * dw;
-                                if (iw >= 0 && iw < W) yo[oh * OW + ow] += wv * xc[ih * W + iw];
-                            }
+                        for (i64 oh = oh0; oh < oh1; oh++) {
+                            const float *xr = xc + (oh * sh - ph + kh * dh) * W - pw + kw * dw;
+                            float *yr = yo + oh * OW;
+                            for (i64 ow = ow0; ow < ow1; ow++) yr[ow] += wv * xr[ow * sw];
                         }
                     }
+                }
             }
         }
 }
