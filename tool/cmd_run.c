@@ -16,10 +16,7 @@
 #include "ir/params.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
-#ifdef ETCH_HAVE_LLVM
-#include "codegen/llvm/backend_llvm.h"
 #include "passes/plan_memory.h"
-#endif
 
 /* Reads an .npy input and checks it against graph input node id. */
 static Tensor *read_input(const Graph *g, int id, const char *path, Diag *d) {
@@ -93,7 +90,6 @@ static bool run_eager(Program *p, const Options *o, Diag *d) {
     return ok;
 }
 
-#ifdef ETCH_HAVE_LLVM
 /* The value of param `name` among g's params (the unoptimized forward's). */
 static void *param_data(const Graph *g, Tensor **params, const char *name) {
     for (int k = 0; k < g->n_params; k++)
@@ -104,6 +100,8 @@ static void *param_data(const Graph *g, Tensor **params, const char *name) {
 /* The forward JIT-compiled by the LLVM backend and called in process, on
  * the inputs read as the eager run reads them; outputs written the same way. */
 static bool run_jit(Program *p, const Options *o, Diag *d) {
+    const LlvmPlugin *llvm = llvm_module(d);
+    if (!llvm) return false;
     Tensor **params = load_params(p, o, d);
     if (!params) return false;
     const Graph *g = p->forward;
@@ -116,8 +114,8 @@ static bool run_jit(Program *p, const Options *o, Diag *d) {
     char prefix[64];
     model_prefix(p->model_name, prefix, sizeof prefix);
     CGenEntry entry = {opt, "forward"};
-    LlvmJit *jit = opt ? llvm_jit_compile(&entry, 1, prefix, d) : NULL;
-    LlvmEntryFn forward = jit ? llvm_jit_entry(jit, "forward", d) : NULL;
+    LlvmJit *jit = opt ? llvm->compile(&entry, 1, prefix, d) : NULL;
+    LlvmEntryFn forward = jit ? llvm->entry(jit, "forward", d) : NULL;
     ok = forward != NULL;
     void **param_ptrs = ok ? calloc((size_t)opt->n_params + 1, sizeof *param_ptrs) : NULL;
     unsigned char *arena = NULL;
@@ -135,7 +133,7 @@ static bool run_jit(Program *p, const Options *o, Diag *d) {
     }
     free(arena);
     free(param_ptrs);
-    llvm_jit_free(jit);
+    if (jit) llvm->free(jit);
     for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
     free(ins);
@@ -145,12 +143,6 @@ static bool run_jit(Program *p, const Options *o, Diag *d) {
     params_free(g, params);
     return ok;
 }
-#else
-static bool run_jit(Program *p, const Options *o, Diag *d) { /* unreached: selected_backend refused llvm */
-    (void)p, (void)o;
-    return diag_error_plain(d, "this etch was built without the llvm backend");
-}
-#endif
 
 static bool run_compiled(Program *p, const Options *o, Diag *d) {
     Tensor **params = load_params(p, o, d); /* validates the weights file with etch's own messages */

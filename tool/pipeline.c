@@ -11,9 +11,6 @@
 #include <sys/stat.h>
 
 #include "codegen/build.h"
-#ifdef ETCH_HAVE_LLVM
-#include "codegen/llvm/backend_llvm.h"
-#endif
 #include "frontend/onnx/onnx.h"
 #include "ir/params.h"
 #include "passes/pass.h"
@@ -122,23 +119,13 @@ static bool wants_llvm(const Options *o) { return o->backend && !strcmp(o->backe
 
 const Backend *selected_backend(const Options *o, Diag *d) {
     if (!wants_llvm(o)) return &backend_c;
-#ifdef ETCH_HAVE_LLVM
-    (void)d;
-    return &backend_llvm;
-#else
-    diag_error_plain(d, "--backend llvm: this etch was built without the llvm backend (LLVM 14 and clang-14 were not "
-                        "found when it was configured: apt-get install llvm-14-dev clang-14, then rebuild); use "
-                        "--backend c");
-    return NULL;
-#endif
+    const LlvmPlugin *llvm = llvm_module(d);
+    return llvm ? llvm->backend : NULL;
 }
 
 PassOptions pass_options(const Options *o) {
-#ifdef ETCH_HAVE_LLVM
-    const Target *target = wants_llvm(o) ? backend_llvm.target : backend_c.target;
-#else
-    const Target *target = backend_c.target;
-#endif
+    const LlvmPlugin *llvm = wants_llvm(o) ? llvm_module_loaded() : NULL; /* loaded by selected_backend */
+    const Target *target = llvm ? llvm->backend->target : backend_c.target;
     PassOptions po = {.opt_level = o->opt_level, .target = target, .print_after_all = o->print_after_all,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
 #ifndef NDEBUG

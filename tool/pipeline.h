@@ -6,6 +6,7 @@
 #define ETCH_TOOL_PIPELINE_H
 
 #include "codegen/c/emit_c.h"
+#include "codegen/llvm/backend_llvm.h"
 #include "frontend/frontend.h"
 #include "ir/tensor.h"
 #include "passes/pass.h"
@@ -65,6 +66,11 @@ CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag
 /* The backend --backend names (default: the C backend); NULL after
  * reporting one this etch was built without. */
 const Backend *selected_backend(const Options *o, Diag *d);
+/* The llvm backend's module (tool/llvm_module.c), loaded on the first call;
+ * NULL after reporting (built without LLVM, or the module will not load). */
+const LlvmPlugin *llvm_module(Diag *d);
+/* The module if an earlier llvm_module loaded it, else NULL. */
+const LlvmPlugin *llvm_module_loaded(void);
 /* The pass manager's options as the command line sets them (the target:
  * the selected backend's). */
 PassOptions pass_options(const Options *o);

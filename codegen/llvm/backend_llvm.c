@@ -73,3 +73,11 @@ const Backend backend_llvm = {
     .write = llvm_write,
     .compile = llvm_compile,
 };
+
+const LlvmPlugin etch_llvm_plugin = {
+    .abi = ETCH_LLVM_PLUGIN_ABI,
+    .backend = &backend_llvm,
+    .compile = llvm_jit_compile,
+    .entry = llvm_jit_entry,
+    .free = llvm_jit_free,
+};

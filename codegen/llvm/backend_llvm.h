@@ -9,7 +9,15 @@
  * reading its graph's inputs (g->inputs order), writing its outputs
  * (g->outputs order), reading the params in the graph's g->params order, with
  * an arena of g->mem_plan->arena_bytes bytes (64-byte aligned) for its
- * intermediates. Built only when CMake finds LLVM 14 (ETCH_HAVE_LLVM). */
+ * intermediates.
+ *
+ * Built only when CMake finds LLVM 14, and as a module of its own,
+ * libetch_llvm.so, which the tool loads (dlopen) when --backend llvm asks for
+ * it: libLLVM and what it pulls in (libstdc++, libxml2, libz3) cost every
+ * process about 20 ms of start-up, which no other command should pay. The
+ * module exports one symbol, etch_llvm_plugin; the etch functions it calls
+ * (the IR, the op geometry, diagnostics) are resolved from the executable,
+ * which exports them. */
 #ifndef ETCH_CODEGEN_LLVM_BACKEND_LLVM_H
 #define ETCH_CODEGEN_LLVM_BACKEND_LLVM_H
 
@@ -27,5 +35,16 @@ LlvmJit *llvm_jit_compile(const CGenEntry *entries, int n, const char *prefix, D
 /* The compiled function of entry `name`; NULL after reporting. */
 LlvmEntryFn llvm_jit_entry(LlvmJit *j, const char *name, Diag *d);
 void llvm_jit_free(LlvmJit *j);
+
+/* The module's one exported symbol: the backend and its JIT. */
+#define ETCH_LLVM_PLUGIN_ABI 1 /* bumped when this struct or the functions' types change */
+typedef struct LlvmPlugin {
+    int abi;
+    const Backend *backend;
+    LlvmJit *(*compile)(const CGenEntry *entries, int n, const char *prefix, Diag *d);
+    LlvmEntryFn (*entry)(LlvmJit *j, const char *name, Diag *d);
+    void (*free)(LlvmJit *j);
+} LlvmPlugin;
+extern const LlvmPlugin etch_llvm_plugin;
 
 #endif
