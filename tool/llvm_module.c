@@ -1,7 +1,8 @@
 /* llvm_module.c: the LLVM backend as the tool sees it. The backend is a
  * module of its own, libetch_llvm.so (codegen/llvm/backend_llvm.h says why),
  * loaded on first use from the folder of the etch executable (the build
- * tree) or, installed, from <prefix>/lib/etch. An etch configured without
+ * tree) or, installed, from <prefix>/lib/etch, found from the executable's
+ * folder too (<prefix>/bin/../lib/etch), so a moved prefix keeps working. An etch configured without
  * LLVM 14 has no module and says so. */
 #include <dlfcn.h>
 #include <limits.h>
@@ -30,8 +31,10 @@ const LlvmPlugin *llvm_module(Diag *d) {
     exe[len > 0 ? len : 0] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
+    char installed[PATH_MAX + 64];
+    snprintf(installed, sizeof installed, "%s/%s", exe, ETCH_LLVM_MODULE_INSTALLED);
     void *lib = slash ? open_in(exe, err, sizeof err) : NULL;
-    if (!lib) lib = open_in(ETCH_LLVM_MODULE_INSTALLED, err, sizeof err);
+    if (!lib && slash) lib = open_in(installed, err, sizeof err);
     const LlvmPlugin *p = lib ? dlsym(lib, "etch_llvm_plugin") : NULL;
     if (!lib) {
         diag_error_plain(d, "--backend llvm: cannot load the llvm backend (%s)", err);
