@@ -164,12 +164,16 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
                                        optim_counter(&ts->steps[i].optim)};
         co.train_steps = steps, co.n_train_steps = ts->n_steps, co.schedule = ts->schedule, co.n_schedule = ts->n_schedule;
     }
+    const Backend *backend = selected_backend(o, d);
+    if (!backend) return false;
     for (int i = 0; i < n; i++) { /* checked before dir is made: a failed build leaves nothing */
         opt[i] = entries[i];
         if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d)) ||
-            !backend_check_planned(&backend_c, opt[i].g, d))
+            !backend_check_planned(backend, opt[i].g, d))
             return false;
     }
+    if (backend != &backend_c) /* the llvm backend: model.ll, the module's IR before optimization; nothing compiled */
+        return build_mkdirs(dir, d) && backend->write(opt, n, &co, dir, &st, d);
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     if (o->c_only) return true; /* a build system compiles model.c (etch_add_model) */
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */
