@@ -16,7 +16,6 @@
 #include "ir/params.h"
 #include "tool/commands.h"
 #include "tool/pipeline.h"
-#include "passes/plan_memory.h"
 
 /* Reads an .npy input and checks it against graph input node id. */
 static Tensor *read_input(const Graph *g, int id, const char *path, Diag *d) {
@@ -91,17 +90,9 @@ static bool run_eager(Program *p, const Options *o, Diag *d) {
 }
 
 /* The value of param `name` among g's params (the unoptimized forward's). */
-static void *param_data(const Graph *g, Tensor **params, const char *name) {
-    for (int k = 0; k < g->n_params; k++)
-        if (!strcmp(g->nodes[g->params[k]].attr.name, name)) return params[k]->data;
-    return NULL;
-}
-
 /* The forward JIT-compiled by the LLVM backend and called in process, on
  * the inputs read as the eager run reads them; outputs written the same way. */
 static bool run_jit(Program *p, const Options *o, Diag *d) {
-    const LlvmPlugin *llvm = llvm_module(d);
-    if (!llvm) return false;
     Tensor **params = load_params(p, o, d);
     if (!params) return false;
     const Graph *g = p->forward;
@@ -110,30 +101,17 @@ static bool run_jit(Program *p, const Options *o, Diag *d) {
     bool ok = ins && outs && in_data && out_data;
     if (!ok) abort();
     for (int i = 0; ok && i < g->n_inputs; i++) ok = (ins[i] = read_input(g, g->inputs[i], o->inputs[i], d)) != NULL;
-    Graph *opt = ok ? optimize_graph(g, o, g->arena, d) : NULL;
-    char prefix[64];
-    model_prefix(p->model_name, prefix, sizeof prefix);
-    CGenEntry entry = {opt, "forward"};
-    LlvmJit *jit = opt ? llvm->compile(&entry, 1, prefix, d) : NULL;
-    LlvmEntryFn forward = jit ? llvm->entry(jit, "forward", d) : NULL;
-    ok = forward != NULL;
-    void **param_ptrs = ok ? calloc((size_t)opt->n_params + 1, sizeof *param_ptrs) : NULL;
-    unsigned char *arena = NULL;
-    if (ok) {
-        for (int k = 0; k < opt->n_params; k++) param_ptrs[k] = param_data(g, params, opt->nodes[opt->params[k]].attr.name);
+    JitForward jf;
+    if ((ok = ok && jit_forward_open(&jf, p, params, o, d))) {
         for (int i = 0; i < g->n_inputs; i++) in_data[i] = ins[i]->data;
-        for (int i = 0; i < opt->n_outputs; i++) {
-            const Node *n = &opt->nodes[opt->outputs[i]];
+        for (int i = 0; i < g->n_outputs; i++) {
+            const Node *n = &g->nodes[g->outputs[i]];
             out_data[i] = (outs[i] = tensor_new(n->dtype, n->shape))->data;
         }
-        size_t bytes = ((size_t)opt->mem_plan->arena_bytes + 63) / 64 * 64;
-        if (!(arena = aligned_alloc(64, bytes ? bytes : 64))) abort();
-        forward(in_data, out_data, param_ptrs, arena);
-        ok = write_outputs(o, outs, opt->n_outputs, d);
+        jf.fn(in_data, out_data, jf.params, jf.arena);
+        ok = write_outputs(o, outs, g->n_outputs, d);
+        jit_forward_close(&jf);
     }
-    free(arena);
-    free(param_ptrs);
-    if (jit) llvm->free(jit);
     for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
     free(ins);

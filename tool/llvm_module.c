@@ -2,14 +2,18 @@
  * module of its own, libetch_llvm.so (codegen/llvm/backend_llvm.h says why),
  * loaded on first use from the folder of the etch executable (the build
  * tree) or, installed, from <prefix>/lib/etch, found from the executable's
- * folder too (<prefix>/bin/../lib/etch), so a moved prefix keeps working. An etch configured without
+ * folder too (<prefix>/bin/../lib/etch), so a moved prefix keeps working.
+ * And a model's forward, JIT-compiled with its params bound, for `etch run`
+ * and `etch bench`. An etch configured without
  * LLVM 14 has no module and says so. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "passes/plan_memory.h"
 #include "tool/pipeline.h"
 
 #ifdef ETCH_HAVE_LLVM
@@ -57,3 +61,44 @@ const LlvmPlugin *llvm_module(Diag *d) {
 
 const LlvmPlugin *llvm_module_loaded(void) { return NULL; }
 #endif
+
+/* The value of param `name` among g's params. */
+static void *param_data(const Graph *g, Tensor **params, const char *name) {
+    for (int k = 0; k < g->n_params; k++)
+        if (!strcmp(g->nodes[g->params[k]].attr.name, name)) return params[k]->data;
+    return NULL;
+}
+
+bool jit_forward_open(JitForward *j, const Program *p, Tensor **params, const Options *o, Diag *d) {
+    *j = (JitForward){.llvm = llvm_module(d)};
+    const Graph *g = p->forward;
+    Options lo = *o;
+    lo.backend = "llvm";
+    Graph *opt = j->llvm ? optimize_graph(g, &lo, g->arena, d) : NULL;
+    char prefix[64];
+    model_prefix(p->model_name, prefix, sizeof prefix);
+    CGenEntry entry = {opt, "forward"};
+    j->jit = opt ? j->llvm->compile(&entry, 1, prefix, d) : NULL;
+    j->fn = j->jit ? j->llvm->entry(j->jit, "forward", d) : NULL;
+    if (!j->fn) {
+        jit_forward_close(j);
+        return false;
+    }
+    if (!(j->params = calloc((size_t)opt->n_params + 1, sizeof *j->params))) abort();
+    for (int k = 0; k < opt->n_params; k++) j->params[k] = param_data(g, params, opt->nodes[opt->params[k]].attr.name);
+    j->arena_bytes = opt->mem_plan->arena_bytes;
+    size_t bytes = ((size_t)j->arena_bytes + 63) / 64 * 64;
+    if (!(j->arena = aligned_alloc(64, bytes ? bytes : 64))) abort();
+    for (int id = 0; id < opt->n_nodes; id++) {
+        const Node *n = &opt->nodes[id];
+        j->kernels += n->op != OP_INPUT && n->op != OP_PARAM && opt->mem_plan->kind[id] != STORE_VIEW;
+    }
+    return true;
+}
+
+void jit_forward_close(JitForward *j) {
+    if (j->jit) j->llvm->free(j->jit);
+    free(j->params);
+    free(j->arena);
+    *j = (JitForward){0};
+}

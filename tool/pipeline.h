@@ -71,6 +71,21 @@ const Backend *selected_backend(const Options *o, Diag *d);
 const LlvmPlugin *llvm_module(Diag *d);
 /* The module if an earlier llvm_module loaded it, else NULL. */
 const LlvmPlugin *llvm_module_loaded(void);
+/* p's forward run through the pass pipeline for the llvm backend and
+ * JIT-compiled, with its params (values per p->forward->params) bound:
+ * call fn(in, out, params, arena) with inputs and outputs in p->forward's
+ * order. False after reporting. */
+typedef struct JitForward {
+    const LlvmPlugin *llvm;
+    LlvmJit *jit;
+    LlvmEntryFn fn;
+    void **params;        /* per param of the optimized graph */
+    unsigned char *arena; /* its arena, 64-byte aligned */
+    int64_t arena_bytes;  /* as planned */
+    int kernels;          /* nodes emitted as loops or kernel calls (not sources or views) */
+} JitForward;
+bool jit_forward_open(JitForward *j, const Program *p, Tensor **params, const Options *o, Diag *d);
+void jit_forward_close(JitForward *j);
 /* The pass manager's options as the command line sets them (the target:
  * the selected backend's). */
 PassOptions pass_options(const Options *o);
