@@ -6,7 +6,8 @@
  * (codegen/llvm/jit.c). The emitted IR calls these functions with constant
  * arguments; O3 inlines them and specializes the loops to the shapes, with
  * the host's vector units. This file is not compiled into etch itself and
- * includes nothing: the JIT resolves expf/logf from the process.
+ * includes nothing: the JIT resolves expf, logf, malloc and free (a conv's
+ * column matrix) from the process.
  *
  * The bitcode is compiled with reassociation allowed (-fassociative-math):
  * the dot products vectorize as the C backend's do under -ffp-contract=fast
@@ -15,6 +16,8 @@ typedef long i64;
 
 float expf(float);
 float logf(float);
+void *malloc(unsigned long);
+void free(void *);
 
 /* C[m, n] = A[m, k] B[k, n] for `batch` products; A(i, p) = a[i*ars + p*acs],
  * B(p, j) = b[p*brs + j*bcs]; consecutive products are abs/bbs elements
@@ -55,36 +58,51 @@ static void valid_range(i64 len, i64 size, i64 s, i64 p, i64 k, i64 *lo, i64 *hi
     if (*lo > *hi) *lo = *hi;
 }
 
+/* col[(c*KH + kh)*KW + kw][oh*OW + ow] = the input pixel under tap (kh, kw)
+ * of output (oh, ow) in channel c of the C channels at x, or 0 in the padding. */
+static void im2col(const float *restrict x, float *restrict col, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 OH,
+                   i64 OW, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
+    for (i64 c = 0; c < C; c++)
+        for (i64 kh = 0; kh < KH; kh++)
+            for (i64 kw = 0; kw < KW; kw++) {
+                float *row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                i64 oh0, oh1, ow0, ow1;
+                valid_range(OH, H, sh, ph, kh * dh, &oh0, &oh1);
+                valid_range(OW, W, sw, pw, kw * dw, &ow0, &ow1);
+                for (i64 oh = 0; oh < OH; oh++) {
+                    float *r = row + oh * OW;
+                    if (oh < oh0 || oh >= oh1) {
+                        for (i64 ow = 0; ow < OW; ow++) r[ow] = 0;
+                        continue;
+                    }
+                    const float *xr = x + (c * H + oh * sh - ph + kh * dh) * W - pw + kw * dw;
+                    for (i64 ow = 0; ow < ow0; ow++) r[ow] = 0;
+                    for (i64 ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * sw];
+                    for (i64 ow = ow1; ow < OW; ow++) r[ow] = 0;
+                }
+            }
+}
+
 /* y[n, o, oh, ow] = sum over the group's input channels and the window of
- * x[n, c, h, w] * w[o, c / groups, kh, kw]; zero padding, stride, dilation. */
+ * x[n, c, h, w] * w[o, c / groups, kh, kw]; zero padding, stride, dilation.
+ * Per image and group, a GEMM of the group's weights [og, cg*KH*KW] by the
+ * image's columns (im2col) [cg*KH*KW, OH*OW], as the C backend's conv; a 1x1
+ * conv of stride 1 without padding reads the image itself as the columns. */
 void etch_llvm_conv2d_f32(const float *restrict x, const float *restrict w, float *restrict y, i64 N, i64 C, i64 H,
                           i64 W, i64 O, i64 KH, i64 KW, i64 OH, i64 OW, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
                           i64 dw, i64 groups) {
-    i64 cg = C / groups, og = O / groups;
+    i64 cg = C / groups, og = O / groups, ckk = cg * KH * KW, ohw = OH * OW;
+    int pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    float *col = pointwise ? 0 : malloc((unsigned long)(ckk * ohw) * sizeof(float));
+    if (!pointwise && !col) __builtin_trap();
     for (i64 n = 0; n < N; n++)
-        for (i64 o = 0; o < O; o++) {
-            float *yo = y + (n * O + o) * OH * OW;
-            for (i64 q = 0; q < OH * OW; q++) yo[q] = 0;
-            i64 g = o / og;
-            for (i64 c = 0; c < cg; c++) {
-                const float *xc = x + (n * C + g * cg + c) * H * W;
-                const float *wc = w + (o * cg + c) * KH * KW;
-                for (i64 kh = 0; kh < KH; kh++) {
-                    i64 oh0, oh1;
-                    valid_range(OH, H, sh, ph, kh * dh, &oh0, &oh1);
-                    for (i64 kw = 0; kw < KW; kw++) {
-                        i64 ow0, ow1;
-                        valid_range(OW, W, sw, pw, kw * dw, &ow0, &ow1);
-                        float wv = wc[kh * KW + kw];
-                        for (i64 oh = oh0; oh < oh1; oh++) {
-                            const float *xr = xc + (oh * sh - ph + kh * dh) * W - pw + kw * dw;
-                            float *yr = yo + oh * OW;
-                            for (i64 ow = ow0; ow < ow1; ow++) yr[ow] += wv * xr[ow * sw];
-                        }
-                    }
-                }
-            }
+        for (i64 g = 0; g < groups; g++) {
+            const float *xg = x + (n * C + g * cg) * H * W;
+            if (!pointwise) im2col(xg, col, cg, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw);
+            etch_llvm_matmul_f32(w + g * og * ckk, pointwise ? xg : col, y + (n * O + g * og) * ohw, 1, 0, 0, og, ohw,
+                                 ckk, ckk, 1, ohw, 1);
         }
+    free(col);
 }
 
 /* max (avg = 0) or average (avg = 1) pooling of `planes` images h x w; the
