@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_llvm_backend.sh: `etch run --backend llvm`, the forward JIT-compiled in
 # process by the LLVM backend (codegen/llvm, docs/llvm.md), against the eager
-# executor: mlp (batch 2) and lenet (batch 1) from the samples, and a small
+# executor: mlp (batch 2) and lenet (batch 1) from the samples, a small
 # model of broadcasting elementwise ops, softmax and log_softmax along inner
-# axes, two outputs; all within rtol 1e-5. An op the backend has no emitter
+# axes, two outputs, and one of strided, padded, dilated, grouped and 1x1
+# convolutions and padded average pooling; all within rtol 1e-5. An op the backend has no emitter
 # for is a located error, as is a dtype its emitters do not handle yet; a
 # backend name it does not know is a usage error. An etch built without LLVM
 # must say so when asked for it (exit 1), and the test then skips (77).
@@ -50,6 +51,21 @@ printf 'model B {\n  fn forward(b: f32[3, 1]) -> f32[3, 1] { return b }\n}\n' >"
 "$ETCH" make-input "$t/b.etch" --seed 2 -o "$t/b.npy"
 same_as_eager "$t/ops.etch" 2 --input "$t/x_ops.npy" --input "$t/b.npy"
 
+# conv2d with stride, padding, dilation and groups, a 1x1 conv (the image is
+# its own column matrix), average pooling with padding
+cat >"$t/conv.etch" <<'M'
+model Conv {
+  a = Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2)
+  b = Conv2d(6, 5, 1)
+  p = AvgPool2d(3, stride=2, padding=1)
+  fn forward(x: f32[2, 4, 9, 9]) -> f32[2, 5, 2, 2] {
+    return p(b(relu(a(x))))
+  }
+}
+M
+"$ETCH" make-input "$t/conv.etch" --seed 4 -o "$t/x_conv.npy"
+same_as_eager "$t/conv.etch" 1 --input "$t/x_conv.npy"
+
 # expect_error MESSAGE CMD...: exit 1 with MESSAGE on stderr
 expect_error() {
   local want=$1 rc=0
@@ -76,4 +92,4 @@ expect_error "f64.etch:2:44: error: the llvm backend cannot emit op 'relu' on f6
 expect_error "--backend takes 'c' or 'llvm', got 'gcc'" \
   "$ETCH" run "$t/f64.etch" --backend gcc --input "$t/x_f64.npy" -o "$t/o.npy"
 [ ! -e "$t/o.npy" ] || fail "a failed run left its output behind"
-echo "llvm backend: mlp, lenet and the ops model match eager; errors located"
+echo "llvm backend: mlp, lenet, the ops and conv models match eager; errors located"
