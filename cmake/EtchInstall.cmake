@@ -1,6 +1,7 @@
 # EtchInstall.cmake: what `cmake --install` puts under the prefix, and the
 # generated documents that go with it:
 #   bin/etch                                   the compiler (needs no other file)
+#   lib/etch/libetch_llvm.so                   its llvm backend, when built (loaded by --backend llvm)
 #   include/etch/etch_rt.h, lib/libetch_runtime.a   the runtime emitted code calls
 #   share/etch/nn.etch                         the standard library (also built into etch)
 #   share/etch/runtime/                        the joined runtime and driver sources
@@ -38,6 +39,9 @@ install(TARGETS etch etch_runtime EXPORT etchTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/etch_rt.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/etch)
+if(ETCH_HAVE_LLVM) # the llvm backend, loaded by `etch run --backend llvm` (docs/llvm.md)
+  install(TARGETS etch_codegen_llvm LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/etch)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/frontend/stdlib/nn.etch DESTINATION ${ETCH_INSTALL_DATADIR})
 install(FILES ${EMBED_DIR}/etch_rt.c ${EMBED_DIR}/infer_main.c ${EMBED_DIR}/train_main.c
         DESTINATION ${ETCH_INSTALL_DATADIR}/runtime)

@@ -7,8 +7,9 @@
  * op it cannot emit is refused with an error at that op's source location
  * (backend_check_ops) instead of a crash.
  *
- * Filled today by codegen/c (backend_c, codegen/c/backend_c.c); the CUDA and
- * LLVM backends fill the same struct. The ONNX exporter (codegen/onnx,
+ * Filled by codegen/c (backend_c, codegen/c/backend_c.c) and, when LLVM 14 is
+ * found at configure time, codegen/llvm (backend_llvm, docs/llvm.md); a CUDA
+ * backend would fill the same struct. The ONNX exporter (codegen/onnx,
  * `etch export`) is no Backend: it writes one file from the unoptimized
  * graph and compiles nothing, but keeps its per-op table the same way. Fused-group emitters (elementwise
  * group, row group, matmul epilogue) are typed by each backend's emitter

@@ -307,6 +307,7 @@ static void set_groups(Graph *g, const int *group, const FuseKind *kind) {
 
 Graph *pass_fuse(Graph *g, PassCtx *ctx) {
     const Target *t = ctx->target;
+    if (t->unfused) return g;
     int n = g->n_nodes;
     int *group = calloc((size_t)n + 1, sizeof *group);
     FuseKind *kind = calloc((size_t)n + 2, sizeof *kind);

@@ -8,10 +8,14 @@
 #ifndef ETCH_PASSES_TARGET_H
 #define ETCH_PASSES_TARGET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct Target {
     const char *name;                 /* "c": the backend's name */
+    /* the backend has no fused-group emitters: the fuse pass leaves every
+     * node a kernel of its own (the LLVM backend's first slice) */
+    bool unfused;
     /* distinct values one fused kernel reads from outside its group (scalar
      * constants, read as literals, do not count) */
     int max_group_leaves;

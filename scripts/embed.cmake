@@ -10,6 +10,17 @@
 # separated by one blank line. JOINED, if given, also receives the joined text
 # (the compiler library compiles the runtime from it, so it tests the bytes
 # that emitted programs get).
+#
+# BINARY (one input): the file's bytes as const unsigned char SYMBOL[] and
+# its length SYMBOL_size (the LLVM backend's kernels as bitcode).
+if(BINARY)
+  file(READ ${INPUT} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  file(WRITE ${OUTPUT} "/* generated from ${INPUT} by scripts/embed.cmake */\n"
+    "const unsigned char ${SYMBOL}[] = {${bytes}};\n"
+    "const unsigned long ${SYMBOL}_size = sizeof ${SYMBOL};\n")
+  return()
+endif()
 list(LENGTH INPUT n_parts)
 set(content "")
 foreach(part IN LISTS INPUT)

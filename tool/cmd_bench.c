@@ -86,6 +86,16 @@ static void compiled_call(void *p) {
     c->fn(c->in, c->out);
 }
 
+typedef struct JitCtx {
+    JitForward *jf;
+    const CompiledCtx *io;
+} JitCtx;
+
+static void jit_call(void *p) {
+    JitCtx *c = p;
+    c->jf->fn((void *const *)c->io->in, c->io->out, c->jf->params, c->jf->arena);
+}
+
 /* Seeded inputs: floats uniform [0, 1), integers uniform class ids. */
 static Tensor **bench_inputs(const Graph *g, int64_t classes) {
     Tensor **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
@@ -124,6 +134,7 @@ static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *
     Options bo = *o;
     bo.embed = false;
     bo.stats = false;
+    bo.backend = NULL; /* these are the C backend's builds; --backend llvm adds a row of its own */
     bo.opt_level = v->level;
     for (int k = 0; k < n; k++) {
         Graph *g = optimize_graph(entries[k].g, &bo, entries[k].g->arena, d);
@@ -176,6 +187,9 @@ int cmd_bench(const Options *o) {
     Variant vars[3] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}, {.level = o->opt_given ? o->opt_level : 2}};
     for (int v = 0; v < 3; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
     char prefix[64], wpath[4096], vdir[4096 + 8];
+    double c_compile_us = 0, llvm_compile_us = -1; /* --backend llvm: the JIT's row and compile time */
+    bool llvm = o->backend && !strcmp(o->backend, "llvm");
+    if (ok && llvm) ok = selected_backend(o, &d) != NULL;
     Tensor **params = NULL;
     if (ok) {
         model_prefix(p->model_name, prefix, sizeof prefix);
@@ -184,11 +198,13 @@ int cmd_bench(const Options *o) {
         ok = params_save(step ? step : p->forward, params, wpath, &d);
         for (int v = 0; ok && v < 2; v++) {
             snprintf(vdir, sizeof vdir, "%s/O%d", dir, vars[v].level);
+            double t0 = now_us();
             ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, &vars[v], &d);
+            c_compile_us = now_us() - t0; /* of the last variant: -O2 */
         }
         if (ok && o->quantize) ok = build_int8(p, o, dir, prefix, &vars[2], &d);
     }
-    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries + 1));
+    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries + 2));
     int int8_row = -1, fp32_row = -1;
     int n_rows = 0;
     for (int k = 0; ok && k < n_entries; k++) {
@@ -225,6 +241,15 @@ int cmd_bench(const Options *o) {
                                         : vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
                                         vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes, base};
         }
+        JitForward jf;
+        double t0 = now_us();
+        if (ok && k == 0 && llvm && (ok = jit_forward_open(&jf, p, gp, o, &d))) { /* the forward, JIT-compiled */
+            llvm_compile_us = now_us() - t0;
+            JitCtx jc = {&jf, &cc};
+            double tj = time_median(jit_call, &jc, 1e6);
+            rows[n_rows++] = (BenchRow){what, "llvm", tj, jf.kernels, 0, jf.arena_bytes, base};
+            jit_forward_close(&jf);
+        }
         free(cc.in);
         free(cc.out);
         free_tensors(outs, g->n_outputs);
@@ -248,6 +273,9 @@ int cmd_bench(const Options *o) {
             printf("%-*s %-9s %11.1f us %9lld %16s %16s %8.2fx\n", width, rows[i].what, rows[i].mode, rows[i].median_us,
                    (long long)rows[i].kernels, al, pk, base / rows[i].median_us);
         }
+        if (llvm_compile_us >= 0)
+            printf("compile: -O2 %.0f ms (emit C, cc, load; every entry), llvm %.0f ms (the forward, in process)\n",
+                   c_compile_us / 1e3, llvm_compile_us / 1e3);
         if (int8_row >= 0)
             printf("int8 forward: %.2fx the speed of the fp32 %s forward\n",
                    rows[fp32_row].median_us / rows[int8_row].median_us, rows[fp32_row].mode);

@@ -78,6 +78,7 @@ typedef struct Options {
     const char *png;           /* eval --png GRID.png (reconstruction models) */
     const char *after;         /* graph --after PASS */
     bool blas;                 /* --blas=openblas */
+    const char *backend;       /* --backend: "c" (NULL: the default) or "llvm" */
     const char *text;          /* train --text CORPUS (language models on bytes) */
     long sample;               /* run --sample N: generate N bytes (-1: not sampling) */
     const char *prompt;        /* run --prompt TEXT (with --sample) */

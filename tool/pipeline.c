@@ -115,8 +115,18 @@ Graph *grad_graph_at(Program *p, int i, Arena *a, Diag *d) {
 
 Graph *grad_graph(Program *p, Arena *a, Diag *d) { return grad_graph_at(p, 0, a, d); }
 
+static bool wants_llvm(const Options *o) { return o->backend && !strcmp(o->backend, "llvm"); }
+
+const Backend *selected_backend(const Options *o, Diag *d) {
+    if (!wants_llvm(o)) return &backend_c;
+    const LlvmPlugin *llvm = llvm_module(d);
+    return llvm ? llvm->backend : NULL;
+}
+
 PassOptions pass_options(const Options *o) {
-    PassOptions po = {.opt_level = o->opt_level, .target = backend_c.target, .print_after_all = o->print_after_all,
+    const LlvmPlugin *llvm = wants_llvm(o) ? llvm_module_loaded() : NULL; /* loaded by selected_backend */
+    const Target *target = llvm ? llvm->backend->target : backend_c.target;
+    PassOptions po = {.opt_level = o->opt_level, .target = target, .print_after_all = o->print_after_all,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
 #ifndef NDEBUG
     po.verify = true; /* debug builds (and the sanitizer test build) check the IR after every pass */
@@ -155,12 +165,16 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
                                        optim_counter(&ts->steps[i].optim)};
         co.train_steps = steps, co.n_train_steps = ts->n_steps, co.schedule = ts->schedule, co.n_schedule = ts->n_schedule;
     }
+    const Backend *backend = selected_backend(o, d);
+    if (!backend) return false;
     for (int i = 0; i < n; i++) { /* checked before dir is made: a failed build leaves nothing */
         opt[i] = entries[i];
         if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d)) ||
-            !backend_check_planned(&backend_c, opt[i].g, d))
+            !backend_check_planned(backend, opt[i].g, d))
             return false;
     }
+    if (backend != &backend_c) /* the llvm backend: model.ll, the module's IR before optimization; nothing compiled */
+        return build_mkdirs(dir, d) && backend->write(opt, n, &co, dir, &st, d);
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;
     if (o->c_only) return true; /* a build system compiles model.c (etch_add_model) */
     /* kernels split over threads use pthreads (part of libc since glibc 2.34; -pthread for older ones) */

@@ -6,6 +6,7 @@
 #define ETCH_TOOL_PIPELINE_H
 
 #include "codegen/c/emit_c.h"
+#include "codegen/llvm/backend_llvm.h"
 #include "frontend/frontend.h"
 #include "ir/tensor.h"
 #include "passes/pass.h"
@@ -68,7 +69,31 @@ typedef void (*CompiledFn)(const void *const *in, void *const *out);
 void *compiled_open(const char *dir, const char *prefix, const char *weights, Diag *d);
 /* The entry <prefix>_<entry>_v of an opened library; NULL after an error. */
 CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d);
-/* The pass manager's options as the command line sets them. */
+/* The backend --backend names (default: the C backend); NULL after
+ * reporting one this etch was built without. */
+const Backend *selected_backend(const Options *o, Diag *d);
+/* The llvm backend's module (tool/llvm_module.c), loaded on the first call;
+ * NULL after reporting (built without LLVM, or the module will not load). */
+const LlvmPlugin *llvm_module(Diag *d);
+/* The module if an earlier llvm_module loaded it, else NULL. */
+const LlvmPlugin *llvm_module_loaded(void);
+/* p's forward run through the pass pipeline for the llvm backend and
+ * JIT-compiled, with its params (values per p->forward->params) bound:
+ * call fn(in, out, params, arena) with inputs and outputs in p->forward's
+ * order. False after reporting. */
+typedef struct JitForward {
+    const LlvmPlugin *llvm;
+    LlvmJit *jit;
+    LlvmEntryFn fn;
+    void **params;        /* per param of the optimized graph */
+    unsigned char *arena; /* its arena, 64-byte aligned */
+    int64_t arena_bytes;  /* as planned */
+    int kernels;          /* nodes emitted as loops or kernel calls (not sources or views) */
+} JitForward;
+bool jit_forward_open(JitForward *j, const Program *p, Tensor **params, const Options *o, Diag *d);
+void jit_forward_close(JitForward *j);
+/* The pass manager's options as the command line sets them (the target:
+ * the selected backend's). */
 PassOptions pass_options(const Options *o);
 
 /* path can be created: its folder exists and it is not a folder itself;

@@ -4,7 +4,7 @@
 # point back into the build tree or the old prefix); the installed tool runs
 # from another folder; samples/embed configures against the prefix
 # (find_package + etch_add_model), builds and classifies an image exactly as
-# the installed `etch run` does; a C++ program links three models of one source
+# the installed `etch run` does (and, built, its llvm backend); a C++ program links three models of one source
 # (prefixes per model, all model.h in one file, WEIGHTS and OPT; QUANTIZE int8
 # CALIB and THREADS, the int8 class as `etch run --quantize` gives it, and a
 # changed calibration file rebuilds the model; TARGET_BACKEND cuda stops the
@@ -37,6 +37,11 @@ fi
 "$etch" run "$mlp" -D B=1 --input img.npy -o logits.npy
 want=$("$etch" show logits.npy --argmax | tr -d '[:space:]')
 [[ $want =~ ^[0-9]$ ]] || fail "etch show --argmax printed '$want'"
+# the llvm backend, when built, is a module under the moved prefix (lib/etch)
+if [ -f "$BIN/libetch_llvm.so" ]; then
+  "$etch" run "$mlp" -D B=1 --backend llvm --input img.npy -o logits_llvm.npy || fail "installed etch run --backend llvm"
+  "$etch" compare logits_llvm.npy logits.npy >/dev/null || fail "installed --backend llvm differs from the C path"
+fi
 
 # samples/embed against the prefix: prints the class etch run computes
 cmake -S "$SRC/samples/embed" -B embed -DCMAKE_PREFIX_PATH="$P" >embed.log 2>&1 || { cat embed.log; fail "configure samples/embed"; }

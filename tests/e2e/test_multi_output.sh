@@ -15,7 +15,8 @@
 #    .npy files (and numpy.load reads it, when numpy is installed);
 #  - the `etch build --exe` program takes one path per output or one .npz and
 #    writes the same bytes as `etch run`;
-#  - `etch bench` times the model.
+#  - `etch bench` times the model (and, with the llvm backend built, its
+#    JIT-compiled forward, with both backends' compile times).
 source "$(dirname "$0")/e2e_common.sh"
 need_fashion_mnist
 
@@ -121,6 +122,13 @@ rc=$?
 set -e
 [ $rc -eq 2 ] && grep -qF "x.npy (OUT0.npy OUT1.npy | OUT.npz)" "$t/usage" || { cat "$t/usage"; fail "one .npy for two outputs: exit $rc"; }
 
-"$ETCH" bench "$t/mt.etch" >"$t/bench.log" || { cat "$t/bench.log"; fail "bench failed"; }
+# with the llvm backend built, bench also times its JIT-compiled forward (both outputs)
+llvm=()
+[ ! -f "${ETCH_BINARY_DIR:?}/libetch_llvm.so" ] || llvm=(--backend llvm)
+"$ETCH" bench "$t/mt.etch" "${llvm[@]}" >"$t/bench.log" || { cat "$t/bench.log"; fail "bench failed"; }
 grep -q '^train step ' "$t/bench.log" || fail "bench did not time the train step"
+if [ ${#llvm[@]} -gt 0 ]; then
+  grep -Eq '^inference +llvm +[0-9.]+ us ' "$t/bench.log" || fail "bench --backend llvm has no llvm row: $(cat "$t/bench.log")"
+  grep -Eq '^compile: -O2 [0-9]+ ms .*, llvm [0-9]+ ms ' "$t/bench.log" || fail "bench --backend llvm gave no compile times"
+fi
 echo "multi-output: all checks passed"

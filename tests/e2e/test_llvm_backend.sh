@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test_llvm_backend.sh: `etch run --backend llvm`, the forward JIT-compiled in
+# process by the LLVM backend (codegen/llvm, docs/llvm.md), against the eager
+# executor: mlp (batch 2) and lenet (batch 1) from the samples, a small
+# model of broadcasting elementwise ops, softmax and log_softmax along inner
+# axes, two outputs, and one of strided, padded, dilated, grouped and 1x1
+# convolutions and padded average pooling; all within rtol 1e-5. An op the backend has no emitter
+# for is a located error, as is a dtype its emitters do not handle yet; a
+# backend name it does not know is a usage error. An etch built without LLVM
+# must say so when asked for it (exit 1), and the test then skips (77).
+source "$(dirname "$0")/e2e_common.sh"
+
+"$ETCH" make-input "$SRC/samples/mlp.etch" -D B=2 -o "$t/x_mlp.npy"
+if ! "$ETCH" run "$SRC/samples/mlp.etch" -D B=2 --backend llvm --input "$t/x_mlp.npy" -o "$t/y_llvm.npy" 2>"$t/err"; then
+  if grep -q "this etch was built without the llvm backend" "$t/err"; then
+    echo "SKIP: etch was built without LLVM 14 (and says so)"
+    exit 77
+  fi
+  cat "$t/err" >&2
+  fail "etch run --backend llvm failed on mlp"
+fi
+
+# same_as_eager MODEL.etch N_OUTPUTS ARGS...: llvm and eager outputs within 1e-5
+same_as_eager() {
+  local model=$1 n=$2 i outs_l=() outs_e=()
+  shift 2
+  for ((i = 0; i < n; i++)); do outs_l+=(-o "$t/l$i.npy"); outs_e+=(-o "$t/e$i.npy"); done
+  "$ETCH" run "$model" "$@" --backend llvm "${outs_l[@]}" || fail "$model: --backend llvm failed"
+  "$ETCH" run "$model" "$@" --eager "${outs_e[@]}"
+  for ((i = 0; i < n; i++)); do
+    "$ETCH" compare "$t/l$i.npy" "$t/e$i.npy" >/dev/null || fail "$model: output $i differs from eager beyond 1e-5"
+  done
+}
+
+same_as_eager "$SRC/samples/mlp.etch" 1 -D B=2 --input "$t/x_mlp.npy"
+"$ETCH" make-input "$SRC/samples/lenet.etch" -D B=1 -o "$t/x_lenet.npy"
+same_as_eager "$SRC/samples/lenet.etch" 1 -D B=1 --input "$t/x_lenet.npy"
+
+cat >"$t/ops.etch" <<'M'
+model Ops {
+  fn forward(x: f32[2, 3, 4], b: f32[3, 1]) -> (f32[2, 3, 4], f32[2, 3, 4]) {
+    let y = log_softmax(x, 1) - b
+    return softmax(x, 2) * y, tanh(sigmoid(x) + exp(b)) / sqrt(abs(x - 0.5) + 1.0)
+  }
+}
+M
+# the inputs, from make-input of one-input models of their types
+printf 'model X {\n  fn forward(x: f32[2, 3, 4]) -> f32[2, 3, 4] { return x }\n}\n' >"$t/x.etch"
+printf 'model B {\n  fn forward(b: f32[3, 1]) -> f32[3, 1] { return b }\n}\n' >"$t/b.etch"
+"$ETCH" make-input "$t/x.etch" --seed 1 -o "$t/x_ops.npy"
+"$ETCH" make-input "$t/b.etch" --seed 2 -o "$t/b.npy"
+same_as_eager "$t/ops.etch" 2 --input "$t/x_ops.npy" --input "$t/b.npy"
+
+# conv2d with stride, padding, dilation and groups, a 1x1 conv (the image is
+# its own column matrix), average pooling with padding
+cat >"$t/conv.etch" <<'M'
+model Conv {
+  a = Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2)
+  b = Conv2d(6, 5, 1)
+  p = AvgPool2d(3, stride=2, padding=1)
+  fn forward(x: f32[2, 4, 9, 9]) -> f32[2, 5, 2, 2] {
+    return p(b(relu(a(x))))
+  }
+}
+M
+"$ETCH" make-input "$t/conv.etch" --seed 4 -o "$t/x_conv.npy"
+same_as_eager "$t/conv.etch" 1 --input "$t/x_conv.npy"
+
+# expect_error MESSAGE CMD...: exit 1 with MESSAGE on stderr
+expect_error() {
+  local want=$1 rc=0
+  shift
+  "$@" 2>"$t/err" >/dev/null || rc=$?
+  [ "$rc" = 1 ] || { cat "$t/err" >&2; fail "exit $rc, not 1: $*"; }
+  grep -qF -- "$want" "$t/err" || { cat "$t/err" >&2; fail "no '$want' from: $*"; }
+}
+cat >"$t/sum.etch" <<'M'
+model S {
+  fn forward(x: f32[2, 3]) -> f32[2] {
+    let y = softmax(x, 1) * 2.0
+    return sum(y, 1)
+  }
+}
+M
+"$ETCH" make-input "$t/sum.etch" -o "$t/x_sum.npy"
+expect_error "sum.etch:4:12: error: the llvm backend cannot emit op 'reduce_sum'" \
+  "$ETCH" run "$t/sum.etch" --backend llvm --input "$t/x_sum.npy" -o "$t/o.npy"
+printf 'model D {\n  fn forward(x: f64[3]) -> f64[3] { return relu(x) }\n}\n' >"$t/f64.etch"
+"$ETCH" make-input "$t/f64.etch" -o "$t/x_f64.npy"
+expect_error "f64.etch:2:44: error: the llvm backend cannot emit op 'relu' on f64[3] yet (float32 only)" \
+  "$ETCH" run "$t/f64.etch" --backend llvm --input "$t/x_f64.npy" -o "$t/o.npy"
+expect_error "--backend takes 'c' or 'llvm', got 'gcc'" \
+  "$ETCH" run "$t/f64.etch" --backend gcc --input "$t/x_f64.npy" -o "$t/o.npy"
+[ ! -e "$t/o.npy" ] || fail "a failed run left its output behind"
+echo "llvm backend: mlp, lenet, the ops and conv models match eager; errors located"
