@@ -11,12 +11,15 @@
 #   tools: graphviz (etch graph -o x.svg)
 #   mpi:   libopenmpi-dev + openmpi-bin (data-parallel training: etch train
 #          --ranks N, etch build --train --mpi; its tests skip without them)
+#   llvm:  llvm-14-dev + clang-14 (the LLVM backend, etch run --backend llvm:
+#          the LLVM-C API and its kernels compiled to bitcode; etch builds
+#          without that backend when they are missing)
 #   fuzz:  clang (libFuzzer harnesses, scripts/fuzz.sh; skipped without it)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libopenblas-dev libprotobuf-c-dev protobuf-c-compiler python3-onnx
       libcmocka-dev llvm-14-tools python3
       python3-numpy python3-torch dataset-fashion-mnist fortunes gzip graphviz clang
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin llvm-14-dev clang-14)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
