@@ -84,9 +84,9 @@ static void put(StrBuf *b, int ind, const char *fmt, ...) {
  * horizontal reductions (once per file). */
 void qgemm_emit_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_qgemm_support")) return;
+    gemm_emit_cpu_probe(e);
     sb_puts(e->preamble,
             "/* ---- integer matrix-multiply kernels (codegen/c/qgemm.c) ---- */\n"
-            "#include <stdlib.h>\n"
             "typedef struct etch_qgemm_args {\n"
             "    const void *x;\n    const int8_t *w;\n    const int32_t *bias, *mult, *shift;\n    void *y;\n"
             "} etch_qgemm_args;\n"
@@ -142,24 +142,10 @@ void qgemm_emit_support(CEmitter *e) {
             "    return _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(acc), m));\n"
             "}\n"
             "#endif\n"
-            "/* The instruction set: 2 AVX-512 VNNI, 1 AVX2, 0 portable C; ETCH_GEMM_ISA=portable or =avx2 caps it. */\n"
+            "/* The instruction set: 2 AVX-512 VNNI, 1 AVX2, 0 portable C (etch_cpu_features). */\n"
             "static int etch_qgemm_isa(void) {\n"
-            "    static int isa = -1;\n"
-            "    if (isa < 0) {\n"
-            "        int best = 0;\n"
-            "#if defined(ETCH_QGEMM_X86)\n"
-            "        __builtin_cpu_init();\n"
-            "        if (__builtin_cpu_supports(\"avx2\")) best = 1;\n"
-            "        if (best && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512bw\") &&\n"
-            "            __builtin_cpu_supports(\"avx512vl\") && __builtin_cpu_supports(\"avx512vnni\"))\n"
-            "            best = 2;\n"
-            "#endif\n"
-            "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
-            "        if (cap && !strcmp(cap, \"portable\")) best = 0;\n"
-            "        if (cap && !strcmp(cap, \"avx2\") && best > 1) best = 1;\n"
-            "        isa = best;\n"
-            "    }\n"
-            "    return isa;\n"
+            "    const int f = etch_cpu_features();\n"
+            "    return f & ETCH_CPU_VNNI ? 2 : f & ETCH_CPU_AVX2 ? 1 : 0;\n"
             "}\n");
 }
 
