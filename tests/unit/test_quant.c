@@ -367,7 +367,7 @@ static void test_qmatmul_kernels(void **state) {
 #endif
     Arena *a = arena_new();
     Graph *g = graph_new(a, "qgemm");
-    Tensor *in[2 * N_QSHAPES + 1], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES] = {0};
+    Tensor *in[2 * N_QSHAPES + 2], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES + 2] = {0};
     for (int i = 0; i < N_QSHAPES; i++) add_qmatmul_case(g, &shapes[i], in + 2 * i, pv + 4 * i, i, i + 1 < N_QSHAPES);
     /* and the f32 -> u8/i8 per-tensor quantize (AVX2 multiplies by 1 / scale, exact but on ties): scale 123 * 2^-9,
      * whose inverse is inexact, and x on ties (k + 0.5) scale, near them, NaN, infinities; 39 values: a tail */
@@ -382,6 +382,25 @@ static void test_qmatmul_kernels(void **state) {
         tensor_set(xqv, i, i % 3 == 2 ? nextafterf(tie, i % 2 ? INFINITY : -INFINITY) : tie);
     }
     tensor_set(xqv, 0, NAN), tensor_set(xqv, 1, INFINITY), tensor_set(xqv, 4, -INFINITY);
+    /* and many values for the float vector path (x * (1 / scale) in f32, exact away from ties): random ones over
+     * the range and past |x / scale| = 1024 (the path's limit), and ones up to 8 ulps beside ties (its margin,
+     * 2^-11, sends them to the exact loop); 4099 values: full vectors and a tail */
+    enum { NR = 4099 };
+    int xr = graph_add_input(g, "xr", DT_F32, S(1, NR), L);
+    graph_add_output(g, qop(g, OP_QUANTIZE, xr, sq, zq, 0, DT_U8, 0, 0));
+    graph_add_output(g, qop(g, OP_QUANTIZE, xr, sq, zq, 0, DT_I8, 0, 0));
+    Tensor *xrv = in[2 * N_QSHAPES + 1] = tensor_new(DT_F32, S(1, NR));
+    uint32_t rnd = 12345;
+    for (int i = 0; i < NR; i++) {
+        rnd = rnd * 1664525u + 1013904223u;
+        double u = (rnd >> 8) / 16777216.0, t = (u - 0.5) * 2600; /* quotients in [-1300, 1300) */
+        float x = (float)(t * (123.0 / 512));
+        if (i % 2 == 0) { /* within 8 ulps of a tie: without the margin, about 2% of these would round wrong */
+            x = (float)((floor(t) + 0.5) * (123.0 / 512));
+            for (int j = 0, d = (i / 2) % 17 - 8; j < abs(d); j++) x = nextafterf(x, d < 0 ? -INFINITY : INFINITY);
+        }
+        tensor_set(xrv, i, x);
+    }
     Diag d;
     diag_init(&d, stderr);
     assert_true(eager_run(g, in, pv, want, NULL, &d));
@@ -392,9 +411,9 @@ static void test_qmatmul_kernels(void **state) {
     CGenEntry entry = {ts_optimize(g, 2), "forward"};
     assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
     dlclose(ts_load_model(dir, "libq.so", "-O1"));
-    const void *in_ptr[2 * N_QSHAPES + 1];
-    void *out_ptr[4 * N_QSHAPES];
-    Tensor *got[4 * N_QSHAPES];
+    const void *in_ptr[2 * N_QSHAPES + 2];
+    void *out_ptr[4 * N_QSHAPES + 2];
+    Tensor *got[4 * N_QSHAPES + 2];
     for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
     for (int c = 0; c < n_caps; c++) {
         setenv("ETCH_GEMM_ISA", caps[c], 1);
