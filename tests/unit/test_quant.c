@@ -446,6 +446,60 @@ static void test_qmatmul_kernels(void **state) {
     arena_free(a);
 }
 
+/* The packed weights (VNNI from 32 rows) are taken from the parameters at
+ * every call: weights written through m_param_data between two calls (as
+ * <prefix>_load does) give the new weights' results, bit-identical to eager,
+ * in every variant this CPU runs. A packed copy kept across calls would give
+ * the old ones. */
+static void test_qmatmul_weights_change(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "qw");
+    Tensor *in[2], *pv[2][4], *want[2][1] = {{0}};
+    add_qmatmul_case(g, &(QShape){33, 20, 24, false}, in, pv[0], 0, false);
+    Graph *g2 = graph_new(a, "qw2"); /* the same shape, other values: the second set of weights */
+    Tensor *in2[2];
+    add_qmatmul_case(g2, &(QShape){33, 20, 24, false}, in2, pv[1], 1, false);
+    Diag d;
+    diag_init(&d, stderr);
+    for (int v = 0; v < 2; v++) assert_true(eager_run(g, in, pv[v], want[v], NULL, &d));
+    char *dir = build_tempdir(&d);
+    assert_non_null(dir);
+    CGenOptions o = {.prefix = "m", .threads = 1};
+    CGenEntry entry = {ts_optimize(g, 2), "forward"};
+    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+    dlclose(ts_load_model(dir, "libq.so", "-O1"));
+    const char *caps[3] = {"portable", "avx2", "any"};
+    for (int c = 0; c < 3; c++) {
+        setenv("ETCH_GEMM_ISA", caps[c], 1);
+        void *h = ts_open_copy(dir, "libq.so", caps[c]);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        void *const *data = dlsym(h, "m_param_data");
+        assert_non_null(fwd);
+        assert_non_null(data);
+        Tensor *got = tensor_new(want[0][0]->dtype, want[0][0]->shape);
+        for (int v = 0; v < 2; v++) {
+            for (int i = 0; i < 4; i++) memcpy(data[i], pv[v][i]->data, tensor_nbytes(pv[v][i])); /* w, b, mult, shift */
+            fwd((const void *[]){in[0]->data, in[1]->data}, (void *[]){got->data});
+            if (memcmp(got->data, want[v][0]->data, tensor_nbytes(got)))
+                fail_msg("weights %d: differs from eager with ETCH_GEMM_ISA=%s", v, caps[c]);
+        }
+        tensor_free(got);
+        dlclose(h);
+    }
+    unsetenv("ETCH_GEMM_ISA");
+    build_rmtree(dir);
+    free(dir);
+    for (int v = 0; v < 2; v++) {
+        tensor_free(want[v][0]);
+        for (int i = 0; i < 4; i++) tensor_free(pv[v][i]);
+        tensor_free(v ? in2[0] : in[0]), tensor_free(v ? in2[1] : in[1]);
+    }
+    diag_dispose(&d);
+    arena_free(a);
+}
+
 /* ---- fake_quant's straight-through gradient ---- */
 
 static double eager_scalar(const Graph *g, Tensor *const *params, Tensor *r, int which, int64_t k) {
@@ -606,7 +660,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_point_edges),   cmocka_unit_test(test_multiplier_helper),
         cmocka_unit_test(test_quantize_known_values), cmocka_unit_test(test_quant_ops_compiled_exact),
-        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels),
+        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels), cmocka_unit_test(test_qmatmul_weights_change),
         cmocka_unit_test(test_fake_quant_ste),
         cmocka_unit_test(test_shape_errors),
     };
