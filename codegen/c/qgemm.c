@@ -69,9 +69,9 @@ static QPlan plan_make(const QGemmDesc *d, int isa, int threads) {
     if (isa == Q_AVX2) p.mr = d->m < 2 ? (int)d->m : 2;           /* 2 x 4 ymm sums + 6 operands: 14 of 16 */
     if (isa == Q_VNNI) p.mr = d->m < 4 ? (int)d->m : 4;           /* 4 x 4 zmm sums + 8 operands */
     if (isa == Q_VNNI && d->m == 1) p.nr = 8;                     /* batch 1: wider column block */
-    if (isa == Q_VNNI && d->m >= PACK_MIN_ROWS) {                 /* mr x nr zmm sums + nr weights + x: <= 32 */
+    if (isa == Q_VNNI && d->m >= PACK_MIN_ROWS) { /* at most 16 zmm sums: GCC spills around the asm from 6 x 4 */
         int64_t vecs = cdiv(d->n, 16);
-        p.packed = true, p.nr = vecs < 4 ? (int)vecs : 4, p.mr = p.nr == 4 ? 6 : 8;
+        p.packed = true, p.nr = vecs < 4 ? (int)vecs : 4, p.mr = 16 / p.nr < 8 ? 16 / p.nr : 8;
     }
     int64_t most = d->m * d->n * d->k / MACS_PER_THREAD, rows = cdiv(d->m, p.mr);
     int64_t parts = threads < most ? threads : most;

@@ -352,7 +352,7 @@ enum { N_QSHAPES = 7 };
 
 static void test_qmatmul_kernels(void **state) {
     (void)state;
-    /* 38x150x131: VNNI's packed weights (M >= 32; 6x4 tiles, row remainder 2, last panel 2 vectors with 10 columns
+    /* 38x150x131: VNNI's packed weights (M >= 32; 4x4 tiles, row remainder 2, last panel 2 vectors with 10 columns
      * past N, K mod 4 = 3, transposed and scalar-packed edges); the last: 2.2M multiply-adds, packed, split in two
      * parts at --threads 3 */
     static const QShape shapes[N_QSHAPES] = {{1, 13, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
