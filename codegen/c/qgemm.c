@@ -156,6 +156,32 @@ void qgemm_emit_support(CEmitter *e) {
             "    const __m256d m = _mm256_scalef_pd(_mm256_cvtepi32_pd(q31), _mm256_cvtepi32_pd(_mm_sub_epi32(sh, _mm_set1_epi32(31))));\n"
             "    return _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(acc), m));\n"
             "}\n"
+            "/* The requantize epilogue on four int32 sums with AVX2 only (no 64-bit shifts right, min or max):\n"
+            " * ir/quant.c's steps; zp + y clamped to [lo, hi] as y clamped to [lo - zp, hi - zp], then + zp. */\n"
+            "ETCH_QGEMM_AVX2 ETCH_MAYBE_UNUSED static inline __m128i etch_qgemm_requant4_avx2(__m128i acc, __m128i q31, __m128i shift,\n"
+            "                                                                          int32_t zp, int32_t ylo, int32_t yhi) {\n"
+            "    const __m128i z4 = _mm_setzero_si128(), one = _mm_set1_epi32(1), min4 = _mm_set1_epi32(INT32_MIN);\n"
+            "    const __m128i sh = _mm_min_epi32(_mm_max_epi32(shift, _mm_set1_epi32(-31)), _mm_set1_epi32(30));\n"
+            "    const __m128i right = _mm_max_epi32(_mm_sub_epi32(z4, sh), z4);\n"
+            "    const __m256i zero = _mm256_setzero_si256(), max32 = _mm256_set1_epi64x(INT32_MAX), min32 = _mm256_set1_epi64x(INT32_MIN);\n"
+            "    const __m256i low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6); /* the low halves of four int64 */\n"
+            "    __m256i x = _mm256_sllv_epi64(_mm256_cvtepi32_epi64(acc), _mm256_cvtepi32_epi64(_mm_max_epi32(sh, z4)));\n"
+            "    x = _mm256_blendv_epi8(x, max32, _mm256_cmpgt_epi64(x, max32));\n"
+            "    x = _mm256_blendv_epi8(x, min32, _mm256_cmpgt_epi64(min32, x));\n"
+            "    const __m256i ab = _mm256_mul_epi32(x, _mm256_cvtepi32_epi64(q31));\n"
+            "    const __m256i v = _mm256_add_epi64(ab, _mm256_blendv_epi8(_mm256_set1_epi64x(1 << 30), _mm256_set1_epi64x(1 - (1 << 30)),\n"
+            "                                                              _mm256_cmpgt_epi64(zero, ab)));\n"
+            "    /* / 2^31 truncating toward zero; the quotient fits int32 (but INT32_MIN^2), so its low half is that of the logical shift */\n"
+            "    const __m256i t = _mm256_add_epi64(v, _mm256_and_si256(_mm256_cmpgt_epi64(zero, v), _mm256_set1_epi64x(((int64_t)1 << 31) - 1)));\n"
+            "    __m128i h = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_srli_epi64(t, 31), low));\n"
+            "    const __m128i xs = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(x, low));\n"
+            "    h = _mm_blendv_epi8(h, _mm_set1_epi32(INT32_MAX), _mm_and_si128(_mm_cmpeq_epi32(xs, min4), _mm_cmpeq_epi32(q31, min4)));\n"
+            "    const __m128i mask = _mm_sub_epi32(_mm_sllv_epi32(one, right), one);\n"
+            "    const __m128i thr = _mm_add_epi32(_mm_srai_epi32(mask, 1), _mm_srli_epi32(h, 31));\n"
+            "    __m128i y = _mm_add_epi32(_mm_srav_epi32(h, right), _mm_and_si128(_mm_cmpgt_epi32(_mm_and_si128(h, mask), thr), one));\n"
+            "    y = _mm_min_epi32(_mm_max_epi32(y, _mm_set1_epi32(ylo)), _mm_set1_epi32(yhi));\n"
+            "    return _mm_add_epi32(y, _mm_set1_epi32(zp));\n"
+            "}\n"
             "/* 16 x 16 int32 transpose (four bytes of k of 16 weight rows -> 16 columns per vector):\n"
             " * d[c * ldd + r] = s[r * lds + 4 c .. 4 c + 3] for r, c < 16. */\n"
             "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline void etch_qgemm_tr16_vnni(const int8_t *s, int64_t lds, int32_t *d, int64_t ldd) {\n"
@@ -408,7 +434,8 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
         put(b, 1, "}");
     }
     for (int r = 0; r < mr; r++)
-        put(b, 1, "%s_out(a, m + %d, j0, %d, raw[%d], wsum, %uu);", g->name, r, nr, r, (unsigned)zx_of(g, isa));
+        put(b, 1, "%s_out%s(a, m + %d, j0, %d, raw[%d], wsum, %uu);", g->name,
+            nr == 4 && d->y_dtype != DT_F32 ? "_avx2" : "", r, nr, r, (unsigned)zx_of(g, isa));
     put(b, 0, "}");
 }
 
@@ -422,10 +449,32 @@ static void emit_block_rows(QGen *g, int isa, const QPlan *p, int ind, int nc) {
     if (mrem) put(g->b, ind, "if (m < m1) %s_%s_t%dx%d(a, m, j0, wsum); /* the last %d rows */", g->name, I->sfx, mrem, nc, mrem);
 }
 
+/* The AVX2 epilogue of one row of four columns with u8/i8 outputs, in
+ * vectors (etch_qgemm_requant4_avx2); the same arguments as NAME_out. */
+static void emit_out_avx2(QGen *g) {
+    StrBuf *b = g->b;
+    const QGemmDesc *d = g->d;
+    long long ylo = (long long)d->lo - d->zy, yhi = (long long)d->hi - d->zy;
+    ylo = ylo < INT32_MIN ? INT32_MIN : ylo > INT32_MAX ? INT32_MAX : ylo;
+    yhi = yhi < INT32_MIN ? INT32_MIN : yhi > INT32_MAX ? INT32_MAX : yhi;
+    put(b, 0, "ETCH_QGEMM_AVX2 static inline void %s_out_avx2(const etch_qgemm_args *a, int64_t m, int64_t j0, int nc, "
+              "const int32_t *raw, const int32_t *wsum, uint32_t zx) {", g->name);
+    put(b, 1, "(void)nc; /* 4 */");
+    put(b, 1, "__m128i acc = _mm_add_epi32(_mm_loadu_si128((const __m128i *)raw), _mm_loadu_si128((const __m128i *)(a->bias + j0)));");
+    put(b, 1, "acc = _mm_sub_epi32(acc, _mm_mullo_epi32(_mm_set1_epi32((int)zx), _mm_loadu_si128((const __m128i *)wsum)));");
+    put(b, 1, "const __m128i y = etch_qgemm_requant4_avx2(acc, _mm_loadu_si128((const __m128i *)(a->mult + j0)), "
+              "_mm_loadu_si128((const __m128i *)(a->shift + j0)), %d, %lld, %lld);", d->zy, ylo, yhi);
+    put(b, 1, "const int32_t bytes = _mm_cvtsi128_si32(%s);", d->y_dtype == DT_U8 ? "_mm_packus_epi16(_mm_packs_epi32(y, y), y)"
+                                                                             : "_mm_packs_epi16(_mm_packs_epi32(y, y), y)");
+    put(b, 1, "memcpy((%s *)a->y + m * %lld + j0, &bytes, 4);", g->yt, (long long)d->n);
+    put(b, 0, "}");
+}
+
 static void emit_simd(QGen *g, int isa, const QPlan *p) {
     StrBuf *b = g->b;
     const QIsa *I = &QISAS[isa];
     int mrem = (int)(g->d->m % p->mr), nrem = (int)(g->d->n % p->nr);
+    if (isa == Q_AVX2 && g->d->y_dtype != DT_F32) emit_out_avx2(g);
     for (int i = 0; i < 4; i++) { /* the tiles: full, row remainder, column remainder, both */
         int mr = i & 1 ? mrem : p->mr, nr = i & 2 ? nrem : p->nr;
         if (mr && nr) emit_tile(g, isa, mr, nr);
