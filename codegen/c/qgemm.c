@@ -68,7 +68,7 @@ static QPlan plan_make(const QGemmDesc *d, int isa, int threads) {
     QPlan p = {.mr = 1, .nr = 4, .parts = 1, .chunk = d->m};
     if (isa == Q_AVX2) p.mr = d->m < 2 ? (int)d->m : 2;           /* 2 x 4 ymm sums + 6 operands: 14 of 16 */
     if (isa == Q_VNNI) p.mr = d->m < 4 ? (int)d->m : 4;           /* 4 x 4 zmm sums + 8 operands */
-    if (isa == Q_VNNI && d->m == 1) p.nr = 8;                     /* batch 1: wider column block */
+    if (isa == Q_VNNI && d->m == 1) p.nr = 16;                    /* batch 1: 16 columns, reduced to one vector */
     if (isa == Q_VNNI && d->m >= PACK_MIN_ROWS) { /* at most 16 zmm sums: GCC spills around the asm from 6 x 4 */
         int64_t vecs = cdiv(d->n, 16);
         p.packed = true, p.nr = vecs < 4 ? (int)vecs : 4, p.mr = 16 / p.nr < 8 ? 16 / p.nr : 8;
@@ -205,6 +205,17 @@ void qgemm_emit_support(CEmitter *e) {
             "        _mm512_storeu_si512(d + (8 + j) * ldd, _mm512_shuffle_i32x4(c, e, 0x88));\n"
             "        _mm512_storeu_si512(d + (12 + j) * ldd, _mm512_shuffle_i32x4(c, e, 0xDD));\n"
             "    }\n"
+            "}\n"
+            "/* Sixteen vectors of int32 partial sums -> their sixteen totals, lane c the total of s[c] (modulo 2^32). */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m512i etch_qgemm_red16_vnni(const __m512i *s) {\n"
+            "    __m512i p[8], q[4];\n"
+            "    for (int i = 0; i < 8; i++) /* 128-bit lane L: [s2i, s2i+1, s2i, s2i+1] over pairs of its elements */\n"
+            "        p[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * i], s[2 * i + 1]), _mm512_unpackhi_epi32(s[2 * i], s[2 * i + 1]));\n"
+            "    for (int j = 0; j < 4; j++) /* lane L: the sums over lane L of s[4j .. 4j + 3] */\n"
+            "        q[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(p[2 * j], p[2 * j + 1]), _mm512_unpackhi_epi64(p[2 * j], p[2 * j + 1]));\n"
+            "    const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], 0x44), _mm512_shuffle_i32x4(q[0], q[1], 0xEE));\n"
+            "    const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[2], q[3], 0x44), _mm512_shuffle_i32x4(q[2], q[3], 0xEE));\n"
+            "    return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));\n"
             "}\n"
             "/* etch_qgemm_requant4_vnni on eight sums in int64 zmm lanes */\n"
             "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m512i etch_qgemm_requant8_vnni(__m256i acc, __m256i q31, __m256i shift,\n"
@@ -380,6 +391,25 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
     }
     int groups = (nr + 3) / 4;
     const char *zero = vnni ? "_mm512_setzero_si512()" : "_mm256_setzero_si256()";
+    if (vnni && nr > 8) { /* batch 1's wide tile: one row, its sums reduced 16 columns to a vector */
+        unsigned zx = (unsigned)zx_of(g, isa);
+        put(b, 1, "const __mmask16 k16 = 0x%x;", (1u << nr) - 1);
+        put(b, 1, "__m512i acc = _mm512_add_epi32(etch_qgemm_red16_vnni((const __m512i[]){");
+        for (int c = 0; c < 16; c++) {
+            char v[24];
+            snprintf(v, sizeof v, "s0_%d", c);
+            put(b, 2, "%s%s", c < nr ? v : zero, c < 15 ? "," : "}),");
+        }
+        put(b, 1, "                                _mm512_maskz_loadu_epi32(k16, a->bias + j0));");
+        if (zx) put(b, 1, "acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32((int)%uu), _mm512_maskz_loadu_epi32(k16, wsum)));", zx);
+        put(b, 1, "const __m512i q31 = _mm512_maskz_loadu_epi32(k16, a->mult + j0), shift = _mm512_maskz_loadu_epi32(k16, a->shift + j0);");
+        put(b, 1, "%s *y = (%s *)a->y + m * %lld + j0;", g->yt, g->yt, (long long)d->n);
+        if (d->y_dtype == DT_F32) put(b, 1, "_mm512_mask_storeu_ps(y, k16, etch_qgemm_scale16_vnni(acc, q31, shift));");
+        else put(b, 1, "_mm_mask_storeu_epi8(y, k16, etch_qgemm_requant16_vnni(acc, q31, shift, %d, %d, %d));", d->zy, d->lo, d->hi);
+        put(b, 1, "(void)wsum;");
+        put(b, 0, "}");
+        return;
+    }
     if (vnni) { /* the epilogue in vectors, four columns at a time */
         unsigned zx = (unsigned)zx_of(g, isa);
         for (int q = 0; q < groups; q++) {

@@ -283,8 +283,8 @@ static void test_qmatmul(void **state) {
 
 /* The specialized kernels (codegen/c/qgemm.c): every instruction-set variant
  * this CPU runs (ETCH_GEMM_ISA caps it), one and three threads, on shapes
- * whose M, N and K leave remainders of every tile (VNNI 4x4 and 1x8 tiles,
- * 64 bytes of k; AVX2 2x4, 16 bytes of k), with extreme rows and columns
+ * whose M, N and K leave remainders of every tile (VNNI 4x4 and 1x16 tiles,
+ * 64 bytes of k; packed 4x4 / 5x3 vectors; AVX2 2x4, 16 bytes of k), with extreme rows and columns
  * (x 255/0 or 127/-128, w 127/-128) so sums and outputs reach their edges,
  * and one shape big enough to be split over threads: bit-identical to eager. */
 typedef struct QShape {
@@ -355,7 +355,7 @@ static void test_qmatmul_kernels(void **state) {
     /* 38x150x131: VNNI's packed weights (M >= 32; 4x4 tiles, row remainder 2, last panel 2 vectors with 10 columns
      * past N, K mod 4 = 3, transposed and scalar-packed edges); the last: 2.2M multiply-adds, packed, split in two
      * parts at --threads 3 */
-    static const QShape shapes[N_QSHAPES] = {{1, 13, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
+    static const QShape shapes[N_QSHAPES] = {{1, 45, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
                                                 {2, 3, 17, false},   {3, 8, 5, true},     {38, 150, 131, false},
                                                 {40, 37, 1500, false}};
     const char *caps[3] = {"portable", NULL, NULL};
