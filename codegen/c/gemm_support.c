@@ -9,9 +9,9 @@
  * macros and detection, and small helpers (unused ones are marked so). */
 void gemm_emit_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_gemm_support")) return;
+    gemm_emit_cpu_probe(e);
     sb_puts(e->preamble,
             "/* ---- matrix-multiply kernels (codegen/c/gemm.c) ---- */\n"
-            "#include <stdlib.h>\n"
             "#if defined(__GNUC__)\n"
             "#define ETCH_GEMM_UNUSED __attribute__((unused))\n"
             "#else\n"
@@ -102,23 +102,43 @@ void gemm_emit_support(CEmitter *e) {
             "ETCH_GEMM_UNUSED static inline float etch_gemm_hs_c4(const float *s) { return (s[0] + s[2]) + (s[1] + s[3]); }\n"
             "ETCH_GEMM_UNUSED static inline double etch_gemm_hs_c2(const double *s) { return s[0] + s[1]; }\n"
             "#endif\n"
-            "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C.\n"
-            " * ETCH_GEMM_ISA=portable or =avx2 in the environment caps it. */\n"
+            "/* The instruction set the kernels use: 2 AVX-512F, 1 AVX2+FMA, 0 portable C (etch_cpu_features). */\n"
             "static int etch_gemm_isa(void) {\n"
-            "    static _Atomic int isa = -1; /* calls in several contexts may ask at once */\n"
-            "    if (isa < 0) {\n"
-            "        int best = 0;\n"
-            "#if defined(ETCH_GEMM_X86)\n"
+            "    const int f = etch_cpu_features();\n"
+            "    return f & ETCH_CPU_AVX512F ? 2 : f & ETCH_CPU_AVX2 ? 1 : 0;\n"
+            "}\n");
+}
+
+/* The one CPU-feature probe of a model file, used by the float and the
+ * integer kernels alike: bits of ETCH_CPU_AVX2 (avx2 + fma), ETCH_CPU_AVX512F
+ * and ETCH_CPU_VNNI (avx512f/bw/vl + avx512vnni), each wider one only with
+ * AVX2; ETCH_GEMM_ISA=portable or =avx2 in the environment caps them. The
+ * cache is atomic: calls in several contexts may ask at once. */
+void gemm_emit_cpu_probe(CEmitter *e) {
+    if (!cemit_define_once(e, "etch_cpu_features")) return;
+    sb_puts(e->preamble,
+            "/* ---- CPU features, shared by every kernel (codegen/c/gemm_support.c) ---- */\n"
+            "#include <stdlib.h>\n"
+            "enum { ETCH_CPU_AVX2 = 1, ETCH_CPU_AVX512F = 2, ETCH_CPU_VNNI = 4 };\n"
+            "static int etch_cpu_features(void) {\n"
+            "    static _Atomic int features = -1;\n"
+            "    int f = features;\n"
+            "    if (f < 0) {\n"
+            "        f = 0;\n"
+            "#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))\n"
             "        __builtin_cpu_init();\n"
-            "        if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\")) best = 1;\n"
-            "        if (best && __builtin_cpu_supports(\"avx512f\")) best = 2;\n"
+            "        if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\")) f = ETCH_CPU_AVX2;\n"
+            "        if (f && __builtin_cpu_supports(\"avx512f\")) f |= ETCH_CPU_AVX512F;\n"
+            "        if ((f & ETCH_CPU_AVX512F) && __builtin_cpu_supports(\"avx512bw\") && __builtin_cpu_supports(\"avx512vl\") &&\n"
+            "            __builtin_cpu_supports(\"avx512vnni\"))\n"
+            "            f |= ETCH_CPU_VNNI;\n"
             "#endif\n"
             "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
-            "        if (cap && !strcmp(cap, \"portable\")) best = 0;\n"
-            "        if (cap && !strcmp(cap, \"avx2\") && best > 1) best = 1;\n"
-            "        isa = best;\n"
+            "        if (cap && !strcmp(cap, \"portable\")) f = 0;\n"
+            "        if (cap && !strcmp(cap, \"avx2\")) f &= ETCH_CPU_AVX2;\n"
+            "        features = f;\n"
             "    }\n"
-            "    return isa;\n"
+            "    return f;\n"
             "}\n");
 }
 

@@ -6,6 +6,8 @@
 
 #include "codegen/c/emit.h"
 
+/* The one run-time CPU-feature probe, etch_cpu_features() (once per file). */
+void gemm_emit_cpu_probe(CEmitter *e);
 /* Instruction-set macros, detection and helpers every kernel uses (once per file). */
 void gemm_emit_support(CEmitter *e);
 /* The persistent thread pool for kernels split into parts (once per file). */

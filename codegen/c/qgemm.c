@@ -1,14 +1,18 @@
 /* qgemm.c: emits qmatmul's integer GEMM kernels specialized to static shapes
  * (see qgemm.h; docs/quantization.md, "The kernels").
  *
- * Form: the weights stay in their own [N, K] layout (a parameter the program
- * may reload at any time with <prefix>_load, so nothing is packed ahead):
- * each register tile holds MR rows of x times NR weight rows as vectors of
- * int32 partial sums along k, reduced horizontally once the K loop ends,
- * then the tile's requantize epilogue (bias, zero-point correction, q31
- * multiplier and rounding shift, clamp/relu) writes its MR x NR outputs.
- * Column blocks are the outer loop, so a block's NR weight rows stay in L1
- * while every row tile of x passes.
+ * Form: the weights are a parameter the program may replace at any time
+ * (<prefix>_load, writes through <prefix>_param_data), so no packed copy
+ * outlives a call. Below PACK_MIN_ROWS rows (batch 1), each register tile
+ * holds MR rows of x times NR weight rows as vectors of int32 partial sums
+ * along k, read from the weights' own [N, K] layout and reduced
+ * horizontally once the K loop ends, then the tile's requantize epilogue
+ * (bias, zero-point correction, q31 multiplier and rounding shift,
+ * clamp/relu) writes its MR x NR outputs; column blocks are the outer loop,
+ * so a block's NR weight rows stay in L1 while every row tile of x passes.
+ * From PACK_MIN_ROWS rows the VNNI variant packs the weights first, per call,
+ * into the context's scratch ([K/4][N][4] panels, emit_packed), and keeps
+ * one output per int32 lane.
  *
  * Arithmetic: raw = sum_k x[m,k] w[j,k] is computed with the instruction
  * set's products, then acc = bias[j] + raw - zx' * sum_k w[j,k], all modulo
@@ -43,11 +47,17 @@ static const QIsa QISAS[Q_N] = {
     {"avx2", "ETCH_QGEMM_AVX2 ", "__m256i", 16},
     {"vnni", "ETCH_QGEMM_VNNI ", "__m512i", 64},
 };
+/* From this many rows of x, the VNNI variant packs the weights (per call:
+ * they may change between calls) into [K/4][N][4] panels of 64 columns and
+ * keeps 16 columns per vector; below it packing costs more than it saves. */
+#define PACK_MIN_ROWS 32
+#define PACK_COLS 64
 /* Below this many multiply-adds per thread, starting one costs more than it saves. */
 #define MACS_PER_THREAD (1 << 20)
 
 typedef struct QPlan {
-    int mr, nr;          /* register tile */
+    int mr, nr;          /* register tile (packed: nr vectors of 16 columns) */
+    bool packed;         /* VNNI from PACK_MIN_ROWS rows: weights packed per call, outputs as lanes */
     int parts;           /* threads sharing the rows */
     int64_t chunk;       /* rows per part (a multiple of mr) */
 } QPlan;
@@ -55,10 +65,14 @@ typedef struct QPlan {
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static QPlan plan_make(const QGemmDesc *d, int isa, int threads) {
-    QPlan p = {1, 4, 1, d->m};
+    QPlan p = {.mr = 1, .nr = 4, .parts = 1, .chunk = d->m};
     if (isa == Q_AVX2) p.mr = d->m < 2 ? (int)d->m : 2;           /* 2 x 4 ymm sums + 6 operands: 14 of 16 */
     if (isa == Q_VNNI) p.mr = d->m < 4 ? (int)d->m : 4;           /* 4 x 4 zmm sums + 8 operands */
-    if (isa == Q_VNNI && d->m == 1) p.nr = 8;                     /* batch 1: wider column block */
+    if (isa == Q_VNNI && d->m == 1) p.nr = 16;                    /* batch 1: 16 columns, reduced to one vector */
+    if (isa == Q_VNNI && d->m >= PACK_MIN_ROWS) { /* at most 16 zmm sums: GCC spills around the asm from 6 x 4 */
+        int64_t vecs = cdiv(d->n, 16);
+        p.packed = true, p.nr = vecs < 4 ? (int)vecs : 4, p.mr = 16 / p.nr < 8 ? 16 / p.nr : 8;
+    }
     int64_t most = d->m * d->n * d->k / MACS_PER_THREAD, rows = cdiv(d->m, p.mr);
     int64_t parts = threads < most ? threads : most;
     if (parts > rows) parts = rows;
@@ -84,11 +98,12 @@ static void put(StrBuf *b, int ind, const char *fmt, ...) {
  * horizontal reductions (once per file). */
 void qgemm_emit_support(CEmitter *e) {
     if (!cemit_define_once(e, "etch_qgemm_support")) return;
+    gemm_emit_cpu_probe(e);
     sb_puts(e->preamble,
             "/* ---- integer matrix-multiply kernels (codegen/c/qgemm.c) ---- */\n"
-            "#include <stdlib.h>\n"
             "typedef struct etch_qgemm_args {\n"
             "    const void *x;\n    const int8_t *w;\n    const int32_t *bias, *mult, *shift;\n    void *y;\n"
+            "    unsigned char *pack; /* the packed weights (VNNI, larger M): [K/4][N][4] panels, then bias - zx w sums */\n"
             "} etch_qgemm_args;\n"
             "#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))\n"
             "#define ETCH_QGEMM_X86 1\n"
@@ -141,25 +156,114 @@ void qgemm_emit_support(CEmitter *e) {
             "    const __m256d m = _mm256_scalef_pd(_mm256_cvtepi32_pd(q31), _mm256_cvtepi32_pd(_mm_sub_epi32(sh, _mm_set1_epi32(31))));\n"
             "    return _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(acc), m));\n"
             "}\n"
-            "#endif\n"
-            "/* The instruction set: 2 AVX-512 VNNI, 1 AVX2, 0 portable C; ETCH_GEMM_ISA=portable or =avx2 caps it. */\n"
-            "static int etch_qgemm_isa(void) {\n"
-            "    static int isa = -1;\n"
-            "    if (isa < 0) {\n"
-            "        int best = 0;\n"
-            "#if defined(ETCH_QGEMM_X86)\n"
-            "        __builtin_cpu_init();\n"
-            "        if (__builtin_cpu_supports(\"avx2\")) best = 1;\n"
-            "        if (best && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512bw\") &&\n"
-            "            __builtin_cpu_supports(\"avx512vl\") && __builtin_cpu_supports(\"avx512vnni\"))\n"
-            "            best = 2;\n"
-            "#endif\n"
-            "        const char *cap = getenv(\"ETCH_GEMM_ISA\");\n"
-            "        if (cap && !strcmp(cap, \"portable\")) best = 0;\n"
-            "        if (cap && !strcmp(cap, \"avx2\") && best > 1) best = 1;\n"
-            "        isa = best;\n"
+            "/* The requantize epilogue on four int32 sums with AVX2 only (no 64-bit shifts right, min or max):\n"
+            " * ir/quant.c's steps; zp + y clamped to [lo, hi] as y clamped to [lo - zp, hi - zp], then + zp. */\n"
+            "ETCH_QGEMM_AVX2 ETCH_MAYBE_UNUSED static inline __m128i etch_qgemm_requant4_avx2(__m128i acc, __m128i q31, __m128i shift,\n"
+            "                                                                          int32_t zp, int32_t ylo, int32_t yhi) {\n"
+            "    const __m128i z4 = _mm_setzero_si128(), one = _mm_set1_epi32(1), min4 = _mm_set1_epi32(INT32_MIN);\n"
+            "    const __m128i sh = _mm_min_epi32(_mm_max_epi32(shift, _mm_set1_epi32(-31)), _mm_set1_epi32(30));\n"
+            "    const __m128i right = _mm_max_epi32(_mm_sub_epi32(z4, sh), z4);\n"
+            "    const __m256i zero = _mm256_setzero_si256(), max32 = _mm256_set1_epi64x(INT32_MAX), min32 = _mm256_set1_epi64x(INT32_MIN);\n"
+            "    const __m256i low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6); /* the low halves of four int64 */\n"
+            "    __m256i x = _mm256_sllv_epi64(_mm256_cvtepi32_epi64(acc), _mm256_cvtepi32_epi64(_mm_max_epi32(sh, z4)));\n"
+            "    x = _mm256_blendv_epi8(x, max32, _mm256_cmpgt_epi64(x, max32));\n"
+            "    x = _mm256_blendv_epi8(x, min32, _mm256_cmpgt_epi64(min32, x));\n"
+            "    const __m256i ab = _mm256_mul_epi32(x, _mm256_cvtepi32_epi64(q31));\n"
+            "    const __m256i v = _mm256_add_epi64(ab, _mm256_blendv_epi8(_mm256_set1_epi64x(1 << 30), _mm256_set1_epi64x(1 - (1 << 30)),\n"
+            "                                                              _mm256_cmpgt_epi64(zero, ab)));\n"
+            "    /* / 2^31 truncating toward zero; the quotient fits int32 (but INT32_MIN^2), so its low half is that of the logical shift */\n"
+            "    const __m256i t = _mm256_add_epi64(v, _mm256_and_si256(_mm256_cmpgt_epi64(zero, v), _mm256_set1_epi64x(((int64_t)1 << 31) - 1)));\n"
+            "    __m128i h = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_srli_epi64(t, 31), low));\n"
+            "    const __m128i xs = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(x, low));\n"
+            "    h = _mm_blendv_epi8(h, _mm_set1_epi32(INT32_MAX), _mm_and_si128(_mm_cmpeq_epi32(xs, min4), _mm_cmpeq_epi32(q31, min4)));\n"
+            "    const __m128i mask = _mm_sub_epi32(_mm_sllv_epi32(one, right), one);\n"
+            "    const __m128i thr = _mm_add_epi32(_mm_srai_epi32(mask, 1), _mm_srli_epi32(h, 31));\n"
+            "    __m128i y = _mm_add_epi32(_mm_srav_epi32(h, right), _mm_and_si128(_mm_cmpgt_epi32(_mm_and_si128(h, mask), thr), one));\n"
+            "    y = _mm_min_epi32(_mm_max_epi32(y, _mm_set1_epi32(ylo)), _mm_set1_epi32(yhi));\n"
+            "    return _mm_add_epi32(y, _mm_set1_epi32(zp));\n"
+            "}\n"
+            "/* 16 x 16 int32 transpose (four bytes of k of 16 weight rows -> 16 columns per vector):\n"
+            " * d[c * ldd + r] = s[r * lds + 4 c .. 4 c + 3] for r, c < 16. */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline void etch_qgemm_tr16_vnni(const int8_t *s, int64_t lds, int32_t *d, int64_t ldd) {\n"
+            "    __m512i r[16], t[16];\n"
+            "    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(s + i * lds);\n"
+            "    for (int i = 0; i < 16; i += 2) {\n"
+            "        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);\n"
+            "        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);\n"
             "    }\n"
-            "    return isa;\n"
+            "    for (int i = 0; i < 16; i += 4) { /* r[i + j], lane L: column 4 L + j of rows i .. i + 3 */\n"
+            "        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);\n"
+            "        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);\n"
+            "        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);\n"
+            "        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);\n"
+            "    }\n"
+            "    for (int j = 0; j < 4; j++) {\n"
+            "        const __m512i a = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), b = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44);\n"
+            "        const __m512i c = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xEE), e = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xEE);\n"
+            "        _mm512_storeu_si512(d + j * ldd, _mm512_shuffle_i32x4(a, b, 0x88));\n"
+            "        _mm512_storeu_si512(d + (4 + j) * ldd, _mm512_shuffle_i32x4(a, b, 0xDD));\n"
+            "        _mm512_storeu_si512(d + (8 + j) * ldd, _mm512_shuffle_i32x4(c, e, 0x88));\n"
+            "        _mm512_storeu_si512(d + (12 + j) * ldd, _mm512_shuffle_i32x4(c, e, 0xDD));\n"
+            "    }\n"
+            "}\n"
+            "/* Sixteen vectors of int32 partial sums -> their sixteen totals, lane c the total of s[c] (modulo 2^32). */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m512i etch_qgemm_red16_vnni(const __m512i *s) {\n"
+            "    __m512i p[8], q[4];\n"
+            "    for (int i = 0; i < 8; i++) /* 128-bit lane L: [s2i, s2i+1, s2i, s2i+1] over pairs of its elements */\n"
+            "        p[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * i], s[2 * i + 1]), _mm512_unpackhi_epi32(s[2 * i], s[2 * i + 1]));\n"
+            "    for (int j = 0; j < 4; j++) /* lane L: the sums over lane L of s[4j .. 4j + 3] */\n"
+            "        q[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(p[2 * j], p[2 * j + 1]), _mm512_unpackhi_epi64(p[2 * j], p[2 * j + 1]));\n"
+            "    const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], 0x44), _mm512_shuffle_i32x4(q[0], q[1], 0xEE));\n"
+            "    const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[2], q[3], 0x44), _mm512_shuffle_i32x4(q[2], q[3], 0xEE));\n"
+            "    return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));\n"
+            "}\n"
+            "/* etch_qgemm_requant4_vnni on eight sums in int64 zmm lanes */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m512i etch_qgemm_requant8_vnni(__m256i acc, __m256i q31, __m256i shift,\n"
+            "                                                                          int64_t zp, int64_t lo, int64_t hi) {\n"
+            "    const __m256i sh = _mm256_min_epi32(_mm256_max_epi32(shift, _mm256_set1_epi32(-31)), _mm256_set1_epi32(30));\n"
+            "    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);\n"
+            "    const __m512i left = _mm512_cvtepi32_epi64(_mm256_max_epi32(sh, _mm256_setzero_si256()));\n"
+            "    const __m512i right = _mm512_cvtepi32_epi64(_mm256_max_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sh), _mm256_setzero_si256()));\n"
+            "    const __m512i q = _mm512_cvtepi32_epi64(q31), min32 = _mm512_set1_epi64(INT32_MIN), max32 = _mm512_set1_epi64(INT32_MAX);\n"
+            "    const __m512i xs = _mm512_min_epi64(_mm512_max_epi64(_mm512_sllv_epi64(_mm512_cvtepi32_epi64(acc), left), min32), max32);\n"
+            "    const __m512i ab = _mm512_mul_epi32(xs, q);\n"
+            "    const __m512i v = _mm512_add_epi64(ab, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(ab, zero),\n"
+            "                                                                   _mm512_set1_epi64(1 << 30), _mm512_set1_epi64(1 - (1 << 30))));\n"
+            "    __m512i h = _mm512_srai_epi64(_mm512_mask_add_epi64(v, _mm512_cmplt_epi64_mask(v, zero), v,\n"
+            "                                                        _mm512_set1_epi64(((int64_t)1 << 31) - 1)), 31);\n"
+            "    h = _mm512_mask_mov_epi64(h, _mm512_cmpeq_epi64_mask(xs, min32) & _mm512_cmpeq_epi64_mask(q, min32), max32);\n"
+            "    const __m512i mask = _mm512_sub_epi64(_mm512_sllv_epi64(one, right), one);\n"
+            "    const __m512i rem = _mm512_and_si512(h, mask);\n"
+            "    const __m512i thr = _mm512_mask_add_epi64(_mm512_srli_epi64(mask, 1), _mm512_cmplt_epi64_mask(h, zero),\n"
+            "                                              _mm512_srli_epi64(mask, 1), one);\n"
+            "    __m512i y = _mm512_srav_epi64(h, right);\n"
+            "    y = _mm512_add_epi64(_mm512_mask_add_epi64(y, _mm512_cmpgt_epi64_mask(rem, thr), y, one), _mm512_set1_epi64(zp));\n"
+            "    return _mm512_min_epi64(_mm512_max_epi64(y, _mm512_set1_epi64(lo)), _mm512_set1_epi64(hi));\n"
+            "}\n"
+            "/* sixteen sums requantized to sixteen bytes */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m128i etch_qgemm_requant16_vnni(__m512i acc, __m512i q31, __m512i shift,\n"
+            "                                                                           int64_t zp, int64_t lo, int64_t hi) {\n"
+            "    const __m128i a = _mm512_cvtepi64_epi8(etch_qgemm_requant8_vnni(_mm512_castsi512_si256(acc), _mm512_castsi512_si256(q31),\n"
+            "                                                                     _mm512_castsi512_si256(shift), zp, lo, hi));\n"
+            "    const __m128i b = _mm512_cvtepi64_epi8(etch_qgemm_requant8_vnni(_mm512_extracti64x4_epi64(acc, 1), _mm512_extracti64x4_epi64(q31, 1),\n"
+            "                                                                     _mm512_extracti64x4_epi64(shift, 1), zp, lo, hi));\n"
+            "    return _mm_unpacklo_epi64(a, b);\n"
+            "}\n"
+            "/* sixteen sums to f32 (etch_qgemm_scale4_vnni) */\n"
+            "ETCH_QGEMM_VNNI ETCH_MAYBE_UNUSED static inline __m512 etch_qgemm_scale16_vnni(__m512i acc, __m512i q31, __m512i shift) {\n"
+            "    const __m512i sh = _mm512_min_epi32(_mm512_max_epi32(shift, _mm512_set1_epi32(-31)), _mm512_set1_epi32(30));\n"
+            "    const __m512i e = _mm512_sub_epi32(sh, _mm512_set1_epi32(31));\n"
+            "    const __m512d m0 = _mm512_scalef_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(q31)), _mm512_cvtepi32_pd(_mm512_castsi512_si256(e)));\n"
+            "    const __m512d m1 = _mm512_scalef_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(q31, 1)), _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(e, 1)));\n"
+            "    const __m256 y0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(acc)), m0));\n"
+            "    const __m256 y1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(acc, 1)), m1));\n"
+            "    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(y0)), _mm256_castps_pd(y1), 1));\n"
+            "}\n"
+            "#endif\n"
+            "/* The instruction set: 2 AVX-512 VNNI, 1 AVX2, 0 portable C (etch_cpu_features). */\n"
+            "static int etch_qgemm_isa(void) {\n"
+            "    const int f = etch_cpu_features();\n"
+            "    return f & ETCH_CPU_VNNI ? 2 : f & ETCH_CPU_AVX2 ? 1 : 0;\n"
             "}\n");
 }
 
@@ -287,6 +391,25 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
     }
     int groups = (nr + 3) / 4;
     const char *zero = vnni ? "_mm512_setzero_si512()" : "_mm256_setzero_si256()";
+    if (vnni && nr > 8) { /* batch 1's wide tile: one row, its sums reduced 16 columns to a vector */
+        unsigned zx = (unsigned)zx_of(g, isa);
+        put(b, 1, "const __mmask16 k16 = 0x%x;", (1u << nr) - 1);
+        put(b, 1, "__m512i acc = _mm512_add_epi32(etch_qgemm_red16_vnni((const __m512i[]){");
+        for (int c = 0; c < 16; c++) {
+            char v[24];
+            snprintf(v, sizeof v, "s0_%d", c);
+            put(b, 2, "%s%s", c < nr ? v : zero, c < 15 ? "," : "}),");
+        }
+        put(b, 1, "                                _mm512_maskz_loadu_epi32(k16, a->bias + j0));");
+        if (zx) put(b, 1, "acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32((int)%uu), _mm512_maskz_loadu_epi32(k16, wsum)));", zx);
+        put(b, 1, "const __m512i q31 = _mm512_maskz_loadu_epi32(k16, a->mult + j0), shift = _mm512_maskz_loadu_epi32(k16, a->shift + j0);");
+        put(b, 1, "%s *y = (%s *)a->y + m * %lld + j0;", g->yt, g->yt, (long long)d->n);
+        if (d->y_dtype == DT_F32) put(b, 1, "_mm512_mask_storeu_ps(y, k16, etch_qgemm_scale16_vnni(acc, q31, shift));");
+        else put(b, 1, "_mm_mask_storeu_epi8(y, k16, etch_qgemm_requant16_vnni(acc, q31, shift, %d, %d, %d));", d->zy, d->lo, d->hi);
+        put(b, 1, "(void)wsum;");
+        put(b, 0, "}");
+        return;
+    }
     if (vnni) { /* the epilogue in vectors, four columns at a time */
         unsigned zx = (unsigned)zx_of(g, isa);
         for (int q = 0; q < groups; q++) {
@@ -341,7 +464,8 @@ static void emit_tile(QGen *g, int isa, int mr, int nr) {
         put(b, 1, "}");
     }
     for (int r = 0; r < mr; r++)
-        put(b, 1, "%s_out(a, m + %d, j0, %d, raw[%d], wsum, %uu);", g->name, r, nr, r, (unsigned)zx_of(g, isa));
+        put(b, 1, "%s_out%s(a, m + %d, j0, %d, raw[%d], wsum, %uu);", g->name,
+            nr == 4 && d->y_dtype != DT_F32 ? "_avx2" : "", r, nr, r, (unsigned)zx_of(g, isa));
     put(b, 0, "}");
 }
 
@@ -355,10 +479,32 @@ static void emit_block_rows(QGen *g, int isa, const QPlan *p, int ind, int nc) {
     if (mrem) put(g->b, ind, "if (m < m1) %s_%s_t%dx%d(a, m, j0, wsum); /* the last %d rows */", g->name, I->sfx, mrem, nc, mrem);
 }
 
+/* The AVX2 epilogue of one row of four columns with u8/i8 outputs, in
+ * vectors (etch_qgemm_requant4_avx2); the same arguments as NAME_out. */
+static void emit_out_avx2(QGen *g) {
+    StrBuf *b = g->b;
+    const QGemmDesc *d = g->d;
+    long long ylo = (long long)d->lo - d->zy, yhi = (long long)d->hi - d->zy;
+    ylo = ylo < INT32_MIN ? INT32_MIN : ylo > INT32_MAX ? INT32_MAX : ylo;
+    yhi = yhi < INT32_MIN ? INT32_MIN : yhi > INT32_MAX ? INT32_MAX : yhi;
+    put(b, 0, "ETCH_QGEMM_AVX2 static inline void %s_out_avx2(const etch_qgemm_args *a, int64_t m, int64_t j0, int nc, "
+              "const int32_t *raw, const int32_t *wsum, uint32_t zx) {", g->name);
+    put(b, 1, "(void)nc; /* 4 */");
+    put(b, 1, "__m128i acc = _mm_add_epi32(_mm_loadu_si128((const __m128i *)raw), _mm_loadu_si128((const __m128i *)(a->bias + j0)));");
+    put(b, 1, "acc = _mm_sub_epi32(acc, _mm_mullo_epi32(_mm_set1_epi32((int)zx), _mm_loadu_si128((const __m128i *)wsum)));");
+    put(b, 1, "const __m128i y = etch_qgemm_requant4_avx2(acc, _mm_loadu_si128((const __m128i *)(a->mult + j0)), "
+              "_mm_loadu_si128((const __m128i *)(a->shift + j0)), %d, %lld, %lld);", d->zy, ylo, yhi);
+    put(b, 1, "const int32_t bytes = _mm_cvtsi128_si32(%s);", d->y_dtype == DT_U8 ? "_mm_packus_epi16(_mm_packs_epi32(y, y), y)"
+                                                                             : "_mm_packs_epi16(_mm_packs_epi32(y, y), y)");
+    put(b, 1, "memcpy((%s *)a->y + m * %lld + j0, &bytes, 4);", g->yt, (long long)d->n);
+    put(b, 0, "}");
+}
+
 static void emit_simd(QGen *g, int isa, const QPlan *p) {
     StrBuf *b = g->b;
     const QIsa *I = &QISAS[isa];
     int mrem = (int)(g->d->m % p->mr), nrem = (int)(g->d->n % p->nr);
+    if (isa == Q_AVX2 && g->d->y_dtype != DT_F32) emit_out_avx2(g);
     for (int i = 0; i < 4; i++) { /* the tiles: full, row remainder, column remainder, both */
         int mr = i & 1 ? mrem : p->mr, nr = i & 2 ? nrem : p->nr;
         if (mr && nr) emit_tile(g, isa, mr, nr);
@@ -378,6 +524,116 @@ static void emit_simd(QGen *g, int isa, const QPlan *p) {
     emit_block_rows(g, isa, p, 2, p->nr);
     put(b, 1, "}");
     put(b, 0, "}");
+}
+
+/* The VNNI variant from PACK_MIN_ROWS rows. The call first packs the weights
+ * into its scratch (NAME_vnni_pack): panels of BW = 16 nr columns (the last
+ * one narrower), each [K/4][BW][4] bytes, columns past N and bytes past K
+ * zero; then the int32 bias - zx' sum_k w per column (16 N/16 of them). A
+ * tile of mr rows x nr vectors broadcasts four bytes of a row of x and
+ * multiplies them with four bytes of 16 columns per lane (vpdpbusd), so
+ * every lane ends as one output: no horizontal sums, and the epilogue runs
+ * 16 outputs per vector. */
+static void emit_packed(QGen *g, const QPlan *p) {
+    StrBuf *b = g->b;
+    const QGemmDesc *d = g->d;
+    long long K = d->k, N = d->n, K4 = (d->k + 3) / 4, KF = d->k / 4, N16 = (d->n + 15) / 16 * 16, BW = p->nr * 16;
+    long long blocks = (N16 + BW - 1) / BW;
+    int nvrem = (int)(N16 / 16 % p->nr), mrem = (int)(d->m % p->mr), kb = (int)(d->k % 4);
+    unsigned zx = (unsigned)zx_of(g, Q_VNNI);
+    bool flip = d->x_dtype == DT_I8;
+    put(b, 0, "ETCH_QGEMM_VNNI static void %s_vnni_pack(const etch_qgemm_args *a) {", g->name);
+    put(b, 1, "int32_t *p = (int32_t *)a->pack;");
+    put(b, 1, "for (int64_t jb = 0; jb < %lld; jb++) {", blocks);
+    put(b, 2, "const int64_t wb = %lld - jb * %lld < %lld ? %lld - jb * %lld : %lld;", N16, BW, BW, N16, BW, BW);
+    put(b, 2, "int32_t *panel = p + jb * %lld;", BW * K4);
+    put(b, 2, "for (int64_t c0 = 0; c0 < wb; c0 += 16) {");
+    put(b, 3, "const int64_t n0 = jb * %lld + c0;", BW);
+    put(b, 3, "int64_t kg = 0;");
+    put(b, 3, "if (n0 + 16 <= %lld)", N);
+    put(b, 4, "for (; kg + 16 <= %lld; kg += 16) etch_qgemm_tr16_vnni(a->w + n0 * %lld + kg * 4, %lld, panel + kg * wb + c0, wb);", KF, K, K);
+    put(b, 3, "for (; kg < %lld; kg++) /* edges: scalar, zero past N and K */", K4);
+    put(b, 4, "for (int64_t c = 0; c < 16; c++) {");
+    put(b, 5, "uint8_t v[4] = {0, 0, 0, 0};");
+    put(b, 5, "for (int64_t i = 0; i < 4 && n0 + c < %lld && kg * 4 + i < %lld; i++) v[i] = (uint8_t)a->w[(n0 + c) * %lld + kg * 4 + i];", N, K, K);
+    put(b, 5, "memcpy(panel + kg * wb + c0 + c, v, 4);");
+    put(b, 4, "}");
+    put(b, 2, "}");
+    put(b, 1, "}");
+    put(b, 1, "int32_t *cb = p + %lld;", K4 * N16);
+    put(b, 1, "for (int64_t j = 0; j < %lld; j++) {", N16);
+    put(b, 2, "uint32_t s = 0;");
+    if (zx) put(b, 2, "for (int64_t k = 0; k < %lld && j < %lld; k++) s += (uint32_t)(int32_t)a->w[j * %lld + k];", K, N, K);
+    put(b, 2, "cb[j] = j < %lld ? (int32_t)((uint32_t)a->bias[j] - %uu * s) : 0;", N, zx);
+    put(b, 1, "}");
+    put(b, 0, "}");
+    for (int i = 0; i < 4; i++) { /* tiles: full, row remainder, vector remainder, both */
+        int mr = i & 1 ? mrem : p->mr, nv = i & 2 ? nvrem : p->nr;
+        if (!mr || !nv) continue;
+        long long wb = nv * 16;
+        put(b, 0, "ETCH_QGEMM_VNNI static inline void %s_vnni_p%dx%d(const etch_qgemm_args *a, int64_t m, int64_t jb) {", g->name, mr, nv);
+        put(b, 1, "const int32_t *wp = (const int32_t *)a->pack + jb * %lld;", BW * K4);
+        for (int r = 0; r < mr; r++) put(b, 1, "const uint8_t *x%d = (const uint8_t *)a->x + (m + %d) * %lld;", r, r, K);
+        for (int r = 0; r < mr; r++)
+            for (int v = 0; v < nv; v++) put(b, 1, "__m512i s%d_%d = _mm512_setzero_si512();", r, v);
+        for (int tail = 0; tail < 2; tail++) {
+            if (tail ? !kb : !KF) continue;
+            if (tail) put(b, 1, "{ /* the last %d bytes of k (the packed weights are zero past them) */", kb);
+            else put(b, 1, "for (int64_t kg = 0; kg < %lld; kg++) {", KF);
+            if (tail) put(b, 2, "const int64_t kg = %lld;", KF);
+            for (int v = 0; v < nv; v++) put(b, 2, "const __m512i w%d = _mm512_loadu_si512(wp + kg * %lld + %d);", v, wb, v * 16);
+            for (int r = 0; r < mr; r++) {
+                put(b, 2, "{");
+                put(b, 3, "uint32_t u = 0;");
+                put(b, 3, "memcpy(&u, x%d + kg * 4, %d);", r, tail ? kb : 4);
+                put(b, 3, "const __m512i xb = _mm512_set1_epi32((int)(u%s));", flip ? " ^ 0x80808080u" : "");
+                for (int v = 0; v < nv; v++) put(b, 3, "ETCH_QGEMM_DPBUSD(s%d_%d, xb, w%d);", r, v, v);
+                put(b, 2, "}");
+            }
+            put(b, 1, "}");
+        }
+        put(b, 1, "const int32_t *cb = (const int32_t *)a->pack + %lld + jb * %lld;", K4 * N16, BW);
+        for (int v = 0; v < nv; v++) {
+            put(b, 1, "{ /* columns jb * %lld + %d .. + 15 */", BW, v * 16);
+            put(b, 2, "const int64_t n0 = jb * %lld + %d, left = %lld - n0;", BW, v * 16, N);
+            put(b, 2, "const __mmask16 k = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);");
+            put(b, 2, "const __m512i bias = _mm512_loadu_si512(cb + %d);", v * 16);
+            put(b, 2, "const __m512i q31 = _mm512_maskz_loadu_epi32(k, a->mult + n0), shift = _mm512_maskz_loadu_epi32(k, a->shift + n0);");
+            for (int r = 0; r < mr; r++) {
+                put(b, 2, "%s *y%d = (%s *)a->y + (m + %d) * %lld + n0;", g->yt, r, g->yt, r, N);
+                if (d->y_dtype == DT_F32)
+                    put(b, 2, "_mm512_mask_storeu_ps(y%d, k, etch_qgemm_scale16_vnni(_mm512_add_epi32(s%d_%d, bias), q31, shift));", r, r, v);
+                else
+                    put(b, 2, "_mm_mask_storeu_epi8(y%d, k, etch_qgemm_requant16_vnni(_mm512_add_epi32(s%d_%d, bias), q31, shift, %d, %d, %d));",
+                        r, r, v, d->zy, d->lo, d->hi);
+            }
+            put(b, 1, "}");
+        }
+        put(b, 0, "}");
+    }
+    put(b, 0, "ETCH_QGEMM_VNNI static void %s_vnni(const void *a_, const void *b_, void *c_, int part) {", g->name);
+    put(b, 1, "const etch_qgemm_args *a = a_;");
+    put(b, 1, "(void)b_, (void)c_;");
+    emit_rows(g, 1, p);
+    put(b, 1, "for (int64_t jb = 0; jb < %lld; jb++) {", blocks);
+    put(b, 2, "int64_t m = m0;");
+    for (int last = 1; last >= 0; last--) {
+        int nv = last ? nvrem : p->nr, ind = last ? 3 : 2;
+        if (!nv) continue;
+        if (last) put(b, 2, "if (jb == %lld) { /* the last %d vectors of columns */", blocks - 1, nvrem);
+        put(b, ind, "for (; m + %d <= m1; m += %d) %s_vnni_p%dx%d(a, m, jb);", p->mr, p->mr, g->name, p->mr, nv);
+        if (mrem) put(b, ind, "if (m < m1) %s_vnni_p%dx%d(a, m, jb); /* the last %d rows */", g->name, mrem, nv, mrem);
+        if (last) put(b, 3, "break;");
+        if (last) put(b, 2, "}");
+    }
+    put(b, 1, "}");
+    put(b, 0, "}");
+}
+
+/* Bytes of the packed weights and column biases of emit_packed. */
+static int64_t packed_bytes(const QGemmDesc *d) {
+    int64_t n16 = (d->n + 15) / 16 * 16;
+    return ((d->k + 3) / 4 * n16 + n16) * 4;
 }
 
 /* "-5" -> "n5": integers in C identifiers. */
@@ -406,15 +662,17 @@ static void emit_kernel(CEmitter *e, const QGemmDesc *d, const char *name) {
     emit_portable(&g, &plans[Q_PORTABLE]);
     sb_puts(b, "#if defined(ETCH_QGEMM_X86)\n");
     emit_simd(&g, Q_AVX2, &plans[Q_AVX2]);
-    emit_simd(&g, Q_VNNI, &plans[Q_VNNI]);
+    if (plans[Q_VNNI].packed) emit_packed(&g, &plans[Q_VNNI]);
+    else emit_simd(&g, Q_VNNI, &plans[Q_VNNI]);
     sb_puts(b, "#endif\n");
     put(b, 0, "static void %s(const %s *x, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift, "
-              "%s *y) {", name, g.xt, g.yt);
-    put(b, 1, "const etch_qgemm_args args = {x, w, bias, mult, shift, y};");
+              "%s *y, unsigned char *pack) {", name, g.xt, g.yt);
+    put(b, 1, "etch_qgemm_args args = {x, w, bias, mult, shift, y, pack};");
     put(b, 1, "void (*f)(const void *, const void *, void *, int) = %s_c;", name);
     put(b, 1, "int parts = %d, isa = etch_qgemm_isa();", plans[Q_PORTABLE].parts);
     put(b, 1, "(void)isa;");
     sb_puts(b, "#if defined(ETCH_QGEMM_X86)\n");
+    if (plans[Q_VNNI].packed) put(b, 1, "if (isa == 2) %s_vnni_pack(&args); /* the weights may have changed since the last call */", name);
     put(b, 1, "if (isa == 2) f = %s_vnni, parts = %d;", name, plans[Q_VNNI].parts);
     put(b, 1, "if (isa == 1) f = %s_avx2, parts = %d;", name, plans[Q_AVX2].parts);
     sb_puts(b, "#endif\n");
@@ -438,5 +696,7 @@ void qgemm_emit(CEmitter *e, const QGemmDesc *d, const char *x, const char *w, c
              (long long)d->k, dtype_name(d->x_dtype), id_int(a[0], sizeof a[0], d->zx), dtype_name(d->y_dtype),
              id_int(a[1], sizeof a[1], d->zy), id_int(a[2], sizeof a[2], d->lo), id_int(a[3], sizeof a[3], d->hi));
     if (cemit_define_once(e, name)) emit_kernel(e, d, name);
-    cemit_line(e, "%s(%s, %s, %s, %s, %s, %s);", name, x, w, bias, mult, shift, y);
+    bool packed = plan_make(d, Q_VNNI, 1).packed;
+    cemit_line(e, "%s(%s, %s, %s, %s, %s, %s, %s);", name, x, w, bias, mult, shift, y,
+               packed ? cemit_scratch(e, packed_bytes(d)) : "NULL");
 }

@@ -283,8 +283,8 @@ static void test_qmatmul(void **state) {
 
 /* The specialized kernels (codegen/c/qgemm.c): every instruction-set variant
  * this CPU runs (ETCH_GEMM_ISA caps it), one and three threads, on shapes
- * whose M, N and K leave remainders of every tile (VNNI 4x4 and 1x8 tiles,
- * 64 bytes of k; AVX2 2x4, 16 bytes of k), with extreme rows and columns
+ * whose M, N and K leave remainders of every tile (VNNI 4x4 and 1x16 tiles,
+ * 64 bytes of k; packed 4x4 / 5x3 vectors; AVX2 2x4, 16 bytes of k), with extreme rows and columns
  * (x 255/0 or 127/-128, w 127/-128) so sums and outputs reach their edges,
  * and one shape big enough to be split over threads: bit-identical to eager. */
 typedef struct QShape {
@@ -348,13 +348,16 @@ static void add_qmatmul_case(Graph *g, const QShape *q, Tensor **in, Tensor **pv
     }
 }
 
-enum { N_QSHAPES = 6 };
+enum { N_QSHAPES = 7 };
 
 static void test_qmatmul_kernels(void **state) {
     (void)state;
-    /* the last: 2.2M multiply-adds, split in two parts at --threads 3 */
-    static const QShape shapes[N_QSHAPES] = {{1, 13, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
-                                                {2, 3, 17, false},   {3, 8, 5, true},     {40, 37, 1500, false}};
+    /* 38x150x131: VNNI's packed weights (M >= 32; 4x4 tiles, row remainder 2, last panel 2 vectors with 10 columns
+     * past N, K mod 4 = 3, transposed and scalar-packed edges); the last: 2.2M multiply-adds, packed, split in two
+     * parts at --threads 3 */
+    static const QShape shapes[N_QSHAPES] = {{1, 45, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
+                                                {2, 3, 17, false},   {3, 8, 5, true},     {38, 150, 131, false},
+                                                {40, 37, 1500, false}};
     const char *caps[3] = {"portable", NULL, NULL};
     int n_caps = 1;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -367,7 +370,7 @@ static void test_qmatmul_kernels(void **state) {
 #endif
     Arena *a = arena_new();
     Graph *g = graph_new(a, "qgemm");
-    Tensor *in[2 * N_QSHAPES + 1], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES] = {0};
+    Tensor *in[2 * N_QSHAPES + 2], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES + 2] = {0};
     for (int i = 0; i < N_QSHAPES; i++) add_qmatmul_case(g, &shapes[i], in + 2 * i, pv + 4 * i, i, i + 1 < N_QSHAPES);
     /* and the f32 -> u8/i8 per-tensor quantize (AVX2 multiplies by 1 / scale, exact but on ties): scale 123 * 2^-9,
      * whose inverse is inexact, and x on ties (k + 0.5) scale, near them, NaN, infinities; 39 values: a tail */
@@ -382,6 +385,25 @@ static void test_qmatmul_kernels(void **state) {
         tensor_set(xqv, i, i % 3 == 2 ? nextafterf(tie, i % 2 ? INFINITY : -INFINITY) : tie);
     }
     tensor_set(xqv, 0, NAN), tensor_set(xqv, 1, INFINITY), tensor_set(xqv, 4, -INFINITY);
+    /* and many values for the float vector path (x * (1 / scale) in f32, exact away from ties): random ones over
+     * the range and past |x / scale| = 1024 (the path's limit), and ones up to 8 ulps beside ties (its margin,
+     * 2^-11, sends them to the exact loop); 4099 values: full vectors and a tail */
+    enum { NR = 4099 };
+    int xr = graph_add_input(g, "xr", DT_F32, S(1, NR), L);
+    graph_add_output(g, qop(g, OP_QUANTIZE, xr, sq, zq, 0, DT_U8, 0, 0));
+    graph_add_output(g, qop(g, OP_QUANTIZE, xr, sq, zq, 0, DT_I8, 0, 0));
+    Tensor *xrv = in[2 * N_QSHAPES + 1] = tensor_new(DT_F32, S(1, NR));
+    uint32_t rnd = 12345;
+    for (int i = 0; i < NR; i++) {
+        rnd = rnd * 1664525u + 1013904223u;
+        double u = (rnd >> 8) / 16777216.0, t = (u - 0.5) * 2600; /* quotients in [-1300, 1300) */
+        float x = (float)(t * (123.0 / 512));
+        if (i % 2 == 0) { /* within 8 ulps of a tie: without the margin, about 2% of these would round wrong */
+            x = (float)((floor(t) + 0.5) * (123.0 / 512));
+            for (int j = 0, d = (i / 2) % 17 - 8; j < abs(d); j++) x = nextafterf(x, d < 0 ? -INFINITY : INFINITY);
+        }
+        tensor_set(xrv, i, x);
+    }
     Diag d;
     diag_init(&d, stderr);
     assert_true(eager_run(g, in, pv, want, NULL, &d));
@@ -392,9 +414,9 @@ static void test_qmatmul_kernels(void **state) {
     CGenEntry entry = {ts_optimize(g, 2), "forward"};
     assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
     dlclose(ts_load_model(dir, "libq.so", "-O1"));
-    const void *in_ptr[2 * N_QSHAPES + 1];
-    void *out_ptr[4 * N_QSHAPES];
-    Tensor *got[4 * N_QSHAPES];
+    const void *in_ptr[2 * N_QSHAPES + 2];
+    void *out_ptr[4 * N_QSHAPES + 2];
+    Tensor *got[4 * N_QSHAPES + 2];
     for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
     for (int c = 0; c < n_caps; c++) {
         setenv("ETCH_GEMM_ISA", caps[c], 1);
@@ -420,6 +442,60 @@ static void test_qmatmul_kernels(void **state) {
     for (int i = 0; i < g->n_outputs; i++) tensor_free(want[i]);
     for (int i = 0; i < g->n_inputs; i++) tensor_free(in[i]);
     for (int i = 0; i < 4 * N_QSHAPES; i++) tensor_free(pv[i]);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+/* The packed weights (VNNI from 32 rows) are taken from the parameters at
+ * every call: weights written through m_param_data between two calls (as
+ * <prefix>_load does) give the new weights' results, bit-identical to eager,
+ * in every variant this CPU runs. A packed copy kept across calls would give
+ * the old ones. */
+static void test_qmatmul_weights_change(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = graph_new(a, "qw");
+    Tensor *in[2], *pv[2][4], *want[2][1] = {{0}};
+    add_qmatmul_case(g, &(QShape){33, 20, 24, false}, in, pv[0], 0, false);
+    Graph *g2 = graph_new(a, "qw2"); /* the same shape, other values: the second set of weights */
+    Tensor *in2[2];
+    add_qmatmul_case(g2, &(QShape){33, 20, 24, false}, in2, pv[1], 1, false);
+    Diag d;
+    diag_init(&d, stderr);
+    for (int v = 0; v < 2; v++) assert_true(eager_run(g, in, pv[v], want[v], NULL, &d));
+    char *dir = build_tempdir(&d);
+    assert_non_null(dir);
+    CGenOptions o = {.prefix = "m", .threads = 1};
+    CGenEntry entry = {ts_optimize(g, 2), "forward"};
+    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+    dlclose(ts_load_model(dir, "libq.so", "-O1"));
+    const char *caps[3] = {"portable", "avx2", "any"};
+    for (int c = 0; c < 3; c++) {
+        setenv("ETCH_GEMM_ISA", caps[c], 1);
+        void *h = ts_open_copy(dir, "libq.so", caps[c]);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        void *const *data = dlsym(h, "m_param_data");
+        assert_non_null(fwd);
+        assert_non_null(data);
+        Tensor *got = tensor_new(want[0][0]->dtype, want[0][0]->shape);
+        for (int v = 0; v < 2; v++) {
+            for (int i = 0; i < 4; i++) memcpy(data[i], pv[v][i]->data, tensor_nbytes(pv[v][i])); /* w, b, mult, shift */
+            fwd((const void *[]){in[0]->data, in[1]->data}, (void *[]){got->data});
+            if (memcmp(got->data, want[v][0]->data, tensor_nbytes(got)))
+                fail_msg("weights %d: differs from eager with ETCH_GEMM_ISA=%s", v, caps[c]);
+        }
+        tensor_free(got);
+        dlclose(h);
+    }
+    unsetenv("ETCH_GEMM_ISA");
+    build_rmtree(dir);
+    free(dir);
+    for (int v = 0; v < 2; v++) {
+        tensor_free(want[v][0]);
+        for (int i = 0; i < 4; i++) tensor_free(pv[v][i]);
+        tensor_free(v ? in2[0] : in[0]), tensor_free(v ? in2[1] : in[1]);
+    }
     diag_dispose(&d);
     arena_free(a);
 }
@@ -584,7 +660,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_point_edges),   cmocka_unit_test(test_multiplier_helper),
         cmocka_unit_test(test_quantize_known_values), cmocka_unit_test(test_quant_ops_compiled_exact),
-        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels),
+        cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels), cmocka_unit_test(test_qmatmul_weights_change),
         cmocka_unit_test(test_fake_quant_ste),
         cmocka_unit_test(test_shape_errors),
     };

@@ -43,6 +43,11 @@ static const char quant_helpers[] =
     "    if (v != v) v = zp;\n"
     "    return v <= lo ? lo : v >= hi ? hi : (int32_t)v;\n"
     "}\n\n"
+    "/* whether the float path holds for this scale and zero point (see codegen/c/ops/quant.c) */\n"
+    "ETCH_MAYBE_UNUSED static inline int etch_q_quantize_float_ok(double scale, int32_t zp) {\n"
+    "    const double inv = 1.0 / (double)(float)scale;\n"
+    "    return (double)(float)scale == scale && inv >= 0x1p-125 && inv <= 0x1p125 && zp >= -(1 << 20) && zp <= (1 << 20);\n"
+    "}\n"
     "ETCH_MAYBE_UNUSED static inline double etch_q_dequantize(int32_t q, double scale, int32_t zp) {\n"
     "    return ((double)q - zp) * scale;\n"
     "}\n\n";
@@ -52,52 +57,64 @@ static void define_helpers(CEmitter *e) {
 }
 
 /* quantize of an f32 tensor with one scale, to T (uint8_t or int8_t), the
- * activations' way into a quantized layer. AVX2 multiplies by 1 / scale
- * instead of dividing: for f32 x and scale that gives rint(x / scale)
- * exactly except on a tie of the rounding (x / scale a half-integer is at
- * least 2^-49 relatively away from any other f32 quotient, the product is
- * within 2^-52), so a vector with any value within 2^-20 of a tie is redone
- * with the division. NaN -> zero point, then the clamp, as etch_q_quantize.
- * The AVX-512 variant (with the VNNI kernels) does 8 values at a time. */
+ * activations' way into a quantized layer. The vector variants work in
+ * float, 8 (AVX2) or 16 (AVX-512) values at a time: t = x * (1 / scale) in
+ * f32 is within 2^-23 relatively of the exact x / scale (1 / scale rounded
+ * once, the product once), so for |t| <= 1024 within 2^-13 of it; when t is
+ * farther than 0.5 - 2^-11 from a half-integer, rint(t) is the integer
+ * nearest the exact quotient, which is what etch_q_quantize's rint of the
+ * double quotient gives (a quotient of two f32 that is not a half-integer
+ * lies at least 2^-49 relatively away from one, the double division within
+ * 2^-53). rint(t) + zp and the clamp are exact in float (|zp| <= 2^20). A
+ * vector with any other value (near a tie, |t| > 1024, NaN, inf) is done by
+ * the scalar loop; a scale whose inverse is not a normal f32, or one that is
+ * not an f32 at all, takes the scalar loop throughout. */
 static const char quantize_f32_fmt[] =
     "static void etch_q_quantize_f32_%s_c(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
     "    for (int64_t i = 0; i < n; i++) y[i] = (%s)etch_q_quantize((double)x[i], scale, zp, lo, hi);\n"
     "}\n"
     "#if defined(ETCH_QGEMM_X86)\n"
     "ETCH_QGEMM_AVX2 static void etch_q_quantize_f32_%s_avx2(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
-    "    const __m256d inv = _mm256_set1_pd(1.0 / scale), s = _mm256_set1_pd(scale), z = _mm256_set1_pd((double)zp);\n"
-    "    const __m256d vlo = _mm256_set1_pd((double)lo), vhi = _mm256_set1_pd((double)hi), near = _mm256_set1_pd(0.5 - 0x1p-20);\n"
-    "    const __m256d abs = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));\n"
     "    int64_t i = 0;\n"
-    "    for (; i + 4 <= n; i += 4) {\n"
-    "        const __m256d xd = _mm256_cvtps_pd(_mm_loadu_ps(x + i));\n"
-    "        const __m256d t = _mm256_mul_pd(xd, inv);\n"
-    "        __m256d r = _mm256_round_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
-    "        if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(_mm256_sub_pd(t, r), abs), near, _CMP_GE_OQ)))\n"
-    "            r = _mm256_round_pd(_mm256_div_pd(xd, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* a tie: exactly */\n"
-    "        __m256d v = _mm256_add_pd(r, z);\n"
-    "        v = _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));\n"
-    "        v = _mm256_min_pd(_mm256_max_pd(v, vlo), vhi);\n"
-    "        const __m128i q = _mm256_cvtpd_epi32(v);\n"
-    "        const int32_t b = _mm_cvtsi128_si32(%s);\n"
-    "        memcpy(y + i, &b, 4);\n"
+    "    if (etch_q_quantize_float_ok(scale, zp)) {\n"
+    "        const __m256 inv = _mm256_set1_ps(1.0f / (float)scale), z = _mm256_set1_ps((float)zp);\n"
+    "        const __m256 vlo = _mm256_set1_ps((float)lo), vhi = _mm256_set1_ps((float)hi);\n"
+    "        const __m256 near = _mm256_set1_ps(0.5f - 0x1p-11f), big = _mm256_set1_ps(1024.0f);\n"
+    "        const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MAX));\n"
+    "        for (; i + 8 <= n; i += 8) {\n"
+    "            const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);\n"
+    "            const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
+    "            const __m256 sure = _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(t, r), abs), near, _CMP_LT_OQ),\n"
+    "                                              _mm256_cmp_ps(_mm256_and_ps(t, abs), big, _CMP_LE_OQ));\n"
+    "            if (_mm256_movemask_ps(sure) != 0xff) {\n"
+    "                etch_q_quantize_f32_%s_c(x + i, 8, scale, zp, lo, hi, y + i); /* near a tie, large or NaN */\n"
+    "                continue;\n"
+    "            }\n"
+    "            const __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, z), vlo), vhi));\n"
+    "            const __m128i q16 = %s;\n"
+    "            _mm_storel_epi64((__m128i *)(y + i), q16);\n"
+    "        }\n"
     "    }\n"
     "    etch_q_quantize_f32_%s_c(x + i, n - i, scale, zp, lo, hi, y + i);\n"
     "}\n"
     "ETCH_QGEMM_VNNI static void etch_q_quantize_f32_%s_avx512(const float *x, int64_t n, double scale, int32_t zp, int lo, int hi, %s *y) {\n"
-    "    const __m512d inv = _mm512_set1_pd(1.0 / scale), s = _mm512_set1_pd(scale), z = _mm512_set1_pd((double)zp);\n"
-    "    const __m512d vlo = _mm512_set1_pd((double)lo), vhi = _mm512_set1_pd((double)hi), near = _mm512_set1_pd(0.5 - 0x1p-20);\n"
     "    int64_t i = 0;\n"
-    "    for (; i + 8 <= n; i += 8) {\n"
-    "        const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));\n"
-    "        const __m512d t = _mm512_mul_pd(xd, inv);\n"
-    "        __m512d r = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
-    "        if (_mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(t, r)), near, _CMP_GE_OQ))\n"
-    "            r = _mm512_roundscale_pd(_mm512_div_pd(xd, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* a tie: exactly */\n"
-    "        __m512d v = _mm512_add_pd(r, z);\n"
-    "        v = _mm512_mask_mov_pd(v, _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), z);\n"
-    "        v = _mm512_min_pd(_mm512_max_pd(v, vlo), vhi);\n"
-    "        _mm_storel_epi64((__m128i *)(y + i), _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(v))); /* in range: truncation is exact */\n"
+    "    if (etch_q_quantize_float_ok(scale, zp)) {\n"
+    "        const __m512 inv = _mm512_set1_ps(1.0f / (float)scale), z = _mm512_set1_ps((float)zp);\n"
+    "        const __m512 vlo = _mm512_set1_ps((float)lo), vhi = _mm512_set1_ps((float)hi);\n"
+    "        const __m512 near = _mm512_set1_ps(0.5f - 0x1p-11f), big = _mm512_set1_ps(1024.0f);\n"
+    "        for (; i + 16 <= n; i += 16) {\n"
+    "            const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(x + i), inv);\n"
+    "            const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);\n"
+    "            const __mmask16 sure = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(t, r)), near, _CMP_LT_OQ) &\n"
+    "                                   _mm512_cmp_ps_mask(_mm512_abs_ps(t), big, _CMP_LE_OQ);\n"
+    "            if (sure != 0xffff) {\n"
+    "                etch_q_quantize_f32_%s_c(x + i, 16, scale, zp, lo, hi, y + i); /* near a tie, large or NaN */\n"
+    "                continue;\n"
+    "            }\n"
+    "            const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, z), vlo), vhi);\n"
+    "            _mm_storeu_si128((__m128i *)(y + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v))); /* in range: truncation is exact */\n"
+    "        }\n"
     "    }\n"
     "    etch_q_quantize_f32_%s_c(x + i, n - i, scale, zp, lo, hi, y + i);\n"
     "}\n"
@@ -126,8 +143,10 @@ static bool emit_quantize_f32(CEmitter *e, const Graph *g, int id, const QuantLo
     snprintf(name, sizeof name, "etch_q_quantize_f32_%s", sfx);
     if (cemit_define_once(e, name)) {
         qgemm_emit_support(e);
-        const char *pack = u8 ? "_mm_packus_epi16(_mm_packus_epi32(q, q), q)" : "_mm_packs_epi16(_mm_packs_epi32(q, q), q)";
-        sb_printf(e->preamble, quantize_f32_fmt, sfx, T, T, sfx, T, pack, sfx, sfx, T, sfx, sfx, T, sfx, sfx, sfx);
+        /* eight int32 in [lo, hi] to their bytes (saturation changes none of them) */
+        const char *pack = u8 ? "_mm_packus_epi16(_mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)), _mm_setzero_si128())"
+                              : "_mm_packs_epi16(_mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)), _mm_setzero_si128())";
+        sb_printf(e->preamble, quantize_f32_fmt, sfx, T, T, sfx, T, sfx, pack, sfx, sfx, T, sfx, sfx, sfx, T, sfx, sfx, sfx);
     }
     cemit_line(e, "%s(%s, %lld, (double)%s[0], %s[0], %d, %d, %s);", name, e->buf[n->in[L->x]],
                (long long)shape_numel(&n->shape), e->buf[n->in[L->scale]], e->buf[n->in[L->zp]], lo, hi, e->buf[id]);
