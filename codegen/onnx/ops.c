@@ -236,7 +236,7 @@ void onnx_emit_quant(OnnxEmitter *e, const Graph *g, int id, const char *op_type
 bool onnx_check_node(const Graph *g, int id, Diag *d) {
     const Node *n = &g->nodes[id];
     if ((n->op == OP_QUANTIZE || n->op == OP_DEQUANTIZE) && g->nodes[n->in[1]].dtype != DT_F32)
-        return diag_error(d, n->loc, "op '%s' with a %s scale has no ONNX mapping: %s takes FLOAT only (opsets 13 to 17)",
+        return diag_error(d, n->loc, "op '%s' with an %s scale has no ONNX mapping: %s takes FLOAT only (opsets 13 to 17)",
                           op_table[n->op].name, dtype_name(g->nodes[n->in[1]].dtype),
                           n->op == OP_QUANTIZE ? "QuantizeLinear" : "DequantizeLinear");
     if (n->op == OP_QMATMUL)

@@ -206,6 +206,9 @@ bool ox_rule_dequantize_linear(OxImport *ox, OxNode *n, const char *arg);
  * node reads the tensor or input named tensor, else "" (for the element
  * type errors). */
 const char *ox_quant_hint(OxImport *ox, const char *tensor);
+/* An error naming the first INT8 or UINT8 input of n (Gemm, MatMul, Conv
+ * compute on float values: a QDQ model dequantizes them first). */
+bool ox_float_inputs(OxImport *ox, const OxNode *n);
 /* ops_scan.c: Scan */
 bool ox_rule_scan(OxImport *ox, OxNode *n, const char *arg);
 

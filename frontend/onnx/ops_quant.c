@@ -35,6 +35,16 @@ const char *ox_quant_hint(OxImport *ox, const char *tensor) {
     return "";
 }
 
+bool ox_float_inputs(OxImport *ox, const OxNode *n) {
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] && (n->in[k]->elem == OX_INT8 || n->in[k]->elem == OX_UINT8))
+            return ox_error(ox, "input '%s' is %s; etch computes %s on FLOAT or DOUBLE values (a QDQ model dequantizes "
+                                "it first with DequantizeLinear; QLinearMatMul, MatMulInteger and QLinearConv are not "
+                                "supported)",
+                            n->in[k]->name, ox_elem_name(n->in[k]->elem), n->proto->op_type);
+    return true;
+}
+
 static DType quant_dtype_of(int32_t elem) {
     return elem == OX_INT8 ? DT_I8 : elem == OX_UINT8 ? DT_U8 : elem == OX_INT32 ? DT_I32 : DT_F32;
 }
