@@ -30,7 +30,7 @@ const char *ox_quant_hint(OxImport *ox, const char *tensor) {
         for (size_t k = 0; is_qdq(p->op_type) && k < p->n_input; k++)
             if (p->input[k] && !strcmp(p->input[k], tensor))
                 return arena_printf(ox->a, " (read by the %s node '%s': " QDQ_SUPPORTED ")", p->op_type,
-                                    p->name && *p->name ? p->name : p->output[0]);
+                                    p->name && *p->name ? p->name : p->n_output && p->output[0] ? p->output[0] : "?");
     }
     return "";
 }
