@@ -237,6 +237,31 @@ static bool bi_cast(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *gi
     return add_op(e, OP_CAST, &x, 1, &a, loc, out);
 }
 
+/* quantize(x, scale, zero_point, dtype, axis=0) and dequantize(q, scale,
+ * zero_point, axis=0) (docs/quantization.md). A number scale becomes a
+ * constant of x's float dtype (f32 for dequantize, whose result takes the
+ * scale's dtype), a number zero point an i32 constant; tensors pass as they
+ * are and the op's shape rules (ir/ops/quant.c) report what does not fit. */
+static bool bi_quant(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
+    bool quantize = b->op == OP_QUANTIZE;
+    int ins[3], axis_at = quantize ? 4 : 3;
+    NodeAttrs a = {0};
+    if (!need_tensor(e, &args[0], fname(e, b), &ins[0])) return false;
+    if (quantize) {
+        if (args[3].kind != V_DTYPE)
+            return diag_error(e->diag, args[3].loc, "the dtype of %s must be i8 or u8, got %s", fname(e, b),
+                              value_describe(e, &args[3]));
+        a.dtype = args[3].dtype;
+    }
+    DType xt = e->graph->nodes[ins[0]].dtype;
+    DType ft = quantize && dtype_is_float(xt) ? xt : DT_F32;
+    if (!value_tensor(e, &args[1], ft, arena_printf(e->arena, "scale of %s", fname(e, b)), &ins[1]) ||
+        !value_tensor(e, &args[2], DT_I32, arena_printf(e->arena, "zero_point of %s", fname(e, b)), &ins[2]))
+        return false;
+    if (given[axis_at] && !norm_dim(e, b, loc, ins[0], &args[axis_at], "axis", &a.axis)) return false;
+    return add_op(e, b->op, ins, 3, &a, loc, out);
+}
+
 /* detach(x): x with no gradient flowing back through it (torch's Tensor.detach) */
 static bool bi_detach(Elab *e, const Builtin *b, SrcLoc loc, Value *args, bool *given, Value *out) {
     (void)given;
@@ -666,6 +691,8 @@ static const Builtin builtins[] = {
     {"permute", {"x", "dims"}, 2, 2, bi_permute, OP_TRANSPOSE},
     {"broadcast_to", {"x", "shape"}, 2, 2, bi_broadcast_to, OP_BROADCAST},
     {"cast", {"x", "dtype"}, 2, 2, bi_cast, OP_CAST},
+    {"quantize", {"x", "scale", "zero_point", "dtype", "axis"}, 5, 4, bi_quant, OP_QUANTIZE},
+    {"dequantize", {"q", "scale", "zero_point", "axis"}, 4, 3, bi_quant, OP_DEQUANTIZE},
     {"detach", {"x"}, 1, 1, bi_detach, OP_STOP_GRADIENT},
     {"softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_SOFTMAX},
     {"log_softmax", {"x", "dim"}, 2, 1, bi_softmax, OP_LOG_SOFTMAX},

@@ -84,6 +84,10 @@ void onnx_emit_slice(OnnxEmitter *e, const Graph *g, int id, const char *op_type
 void onnx_emit_pad(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
 void onnx_emit_concat(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
 void onnx_emit_gather_rows(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+void onnx_emit_quant(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
+/* Limits of ops the table maps only in part (an f64 scale; qmatmul, with a
+ * message saying why), reported at node id's source location. */
+bool onnx_check_node(const Graph *g, int id, Diag *d);
 /* scan.c */
 void onnx_emit_scan(OnnxEmitter *e, const Graph *g, int id, const char *op_type);
 

@@ -1,6 +1,6 @@
 /* export.c: the ONNX exporter's driver (export.h). It refuses a graph
- * holding an op without an ONNX mapping (at that op's source location, scan
- * bodies included) before building anything, then builds the ModelProto:
+ * holding an op without an ONNX mapping or beyond its mapping's limits (at
+ * that op's source location, scan bodies included) before building anything, then builds the ModelProto:
  * the graph's inputs with their static types, each param as an initializer
  * under its dotted name, the nodes each op's table row writes, in id order
  * (already a topological order), and the outputs ("output", or "output_0",
@@ -22,6 +22,7 @@ static int64_t ir_version_of(int opset) { return opset <= 13 ? 7 : 8; }
 static bool check_ops(const Graph *g, Diag *d) {
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
+        if (!onnx_check_node(g, id, d)) return false;
         if (!onnx_export_supports(n->op))
             return diag_error(d, n->loc, "op '%s' has no ONNX mapping: etch export cannot write it "
                                          "(docs/onnx.md lists the ops export writes)", op_table[n->op].name);

@@ -4,8 +4,9 @@
  * netron, etch import) read what etch compiled. Like the C backend, the
  * exporter keeps its own per-op table indexed by OpKind (codegen/onnx/ops.def):
  * each IR op becomes one ONNX node or a few (a scan a Scan with its body as
- * a subgraph); an op with no row (the training ops, random numbers, the
- * quantized ops) is an error at its source location. The file is packed with the protobuf-c code generated from
+ * a subgraph); an op with no row (the training ops, random numbers,
+ * fake_quant, qmatmul) is an error at its source location; quantize and
+ * dequantize are QuantizeLinear and DequantizeLinear (QDQ). The file is packed with the protobuf-c code generated from
  * python3-onnx's onnx.proto (the importer's, frontend/onnx/) and written
  * atomically. See docs/onnx.md. */
 #ifndef ETCH_CODEGEN_ONNX_EXPORT_H

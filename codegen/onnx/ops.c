@@ -209,3 +209,39 @@ void onnx_emit_gather_rows(OnnxEmitter *e, const Graph *g, int id, const char *o
     operand_names(e, g, id, in);
     onnx_attr_int(e, onnx_node(e, op_type, in, 2, e->names[id]), "axis", 0);
 }
+
+/* The zero point of quantize/dequantize node id as ONNX wants it, of the
+ * quantized type t: a Constant for a const node, else Cast(zp) (the IR's is
+ * i32; ONNX's has the values' type). INT32 values take it as it is. */
+static const char *zero_point_as(OnnxEmitter *e, const Graph *g, int id, DType t) {
+    const Node *z = &g->nodes[g->nodes[id].in[2]];
+    if (t == DT_I32) return e->names[g->nodes[id].in[2]];
+    if (z->op == OP_CONST && z->shape.rank == 0) return onnx_const_scalar(e, id, "zero_point", t, z->attr.value);
+    const char *name = onnx_aux_name(e, id, "zero_point");
+    onnx_attr_int(e, onnx_node(e, "Cast", &e->names[g->nodes[id].in[2]], 1, name), "to", onnx_elem_type(t));
+    return name;
+}
+
+/* quantize, dequantize: QuantizeLinear / DequantizeLinear (opset 13: per
+ * tensor, or per axis with `axis`), the same arithmetic (round half to even,
+ * saturation; (q - zp) * scale). onnx_check_node refuses f64 scales first. */
+void onnx_emit_quant(OnnxEmitter *e, const Graph *g, int id, const char *op_type) {
+    const Node *n = &g->nodes[id];
+    DType qt = n->op == OP_QUANTIZE ? n->dtype : g->nodes[n->in[0]].dtype;
+    const char *in[3] = {e->names[n->in[0]], e->names[n->in[1]], zero_point_as(e, g, id, qt)};
+    Onnx__NodeProto *p = onnx_node(e, op_type, in, 3, e->names[id]);
+    if (g->nodes[n->in[1]].shape.rank == 1) onnx_attr_int(e, p, "axis", n->attr.axis);
+}
+
+bool onnx_check_node(const Graph *g, int id, Diag *d) {
+    const Node *n = &g->nodes[id];
+    if ((n->op == OP_QUANTIZE || n->op == OP_DEQUANTIZE) && g->nodes[n->in[1]].dtype != DT_F32)
+        return diag_error(d, n->loc, "op '%s' with an %s scale has no ONNX mapping: %s takes FLOAT only (opsets 13 to 17)",
+                          op_table[n->op].name, dtype_name(g->nodes[n->in[1]].dtype),
+                          n->op == OP_QUANTIZE ? "QuantizeLinear" : "DequantizeLinear");
+    if (n->op == OP_QMATMUL)
+        return diag_error(d, n->loc, "op 'qmatmul' has no ONNX mapping: its fixed-point requantization has no exact ONNX "
+                                     "form (QLinearMatMul rounds a float multiplier); export the float model, whose "
+                                     "quantize/dequantize become QuantizeLinear/DequantizeLinear");
+    return true;
+}

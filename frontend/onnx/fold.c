@@ -28,6 +28,8 @@ double ox_get(const OxValue *v, int64_t i) {
     case OX_DOUBLE: return ((const double *)v->data)[i];
     case OX_INT32: return ((const int32_t *)v->data)[i];
     case OX_INT64: return (double)((const int64_t *)v->data)[i];
+    case OX_INT8: return ((const int8_t *)v->data)[i];
+    case OX_UINT8: return ((const uint8_t *)v->data)[i];
     default: return ((const unsigned char *)v->data)[i];
     }
 }
@@ -37,6 +39,8 @@ int64_t ox_get_int(const OxValue *v, int64_t i) {
     case OX_INT64: return ((const int64_t *)v->data)[i];
     case OX_INT32: return ((const int32_t *)v->data)[i];
     case OX_BOOL: return ((const unsigned char *)v->data)[i];
+    case OX_INT8: return ((const int8_t *)v->data)[i];
+    case OX_UINT8: return ((const uint8_t *)v->data)[i];
     default: {
         double x = ox_get(v, i);
         return x != x ? 0 : x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : (int64_t)x;
@@ -50,6 +54,8 @@ void ox_set(OxValue *v, int64_t i, double x) {
     case OX_DOUBLE: ((double *)v->data)[i] = x; break;
     case OX_INT32: ((int32_t *)v->data)[i] = x != x ? 0 : x >= 2147483647.0 ? INT32_MAX : x <= -2147483648.0 ? INT32_MIN : (int32_t)x; break;
     case OX_INT64: ((int64_t *)v->data)[i] = x != x ? 0 : x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : (int64_t)x; break;
+    case OX_INT8: ((int8_t *)v->data)[i] = (int8_t)(x != x ? 0 : x >= 127 ? 127 : x <= -128 ? -128 : x); break;
+    case OX_UINT8: ((uint8_t *)v->data)[i] = (uint8_t)(x != x ? 0 : x >= 255 ? 255 : x <= 0 ? 0 : x); break;
     default: ((unsigned char *)v->data)[i] = x != 0; break;
     }
 }

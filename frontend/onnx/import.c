@@ -85,8 +85,8 @@ static bool add_input(OxImport *ox, const Onnx__ValueInfoProto *in, const Define
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     int32_t elem = tt->has_elem_type ? tt->elem_type : 0;
     if (!ox_elem_dtype(elem))
-        return ox_error(ox, "input '%s' has element type %s; etch supports FLOAT, DOUBLE, INT32, INT64 and BOOL", name,
-                        ox_elem_name(elem));
+        return ox_error(ox, "input '%s' has element type %s; etch supports " OX_ELEM_NAMES "%s", name,
+                        ox_elem_name(elem), ox_quant_hint(ox, name));
     if (!tt->shape) return ox_error(ox, "input '%s' has no shape; etch needs every dim", name);
     if (tt->shape->n_dim > OX_MAX_RANK)
         return ox_error(ox, "input '%s' has %zu dims; etch tensors have at most %d", name, tt->shape->n_dim, OX_MAX_RANK);

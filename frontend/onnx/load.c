@@ -38,8 +38,8 @@ static const struct {
     size_t size;
 } ELEMS[] = {
     {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, "FLOAT", "f32", 4},
-    {ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, "UINT8", NULL, 0},
-    {ONNX__TENSOR_PROTO__DATA_TYPE__INT8, "INT8", NULL, 0},
+    {ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, "UINT8", "u8", 1},
+    {ONNX__TENSOR_PROTO__DATA_TYPE__INT8, "INT8", "i8", 1},
     {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, "UINT16", NULL, 0},
     {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, "INT16", NULL, 0},
     {ONNX__TENSOR_PROTO__DATA_TYPE__INT32, "INT32", "i32", 4},
@@ -192,7 +192,7 @@ static bool from_repeated(OxImport *ox, const Onnx__TensorProto *t, const char *
     case OX_FLOAT: have = t->n_float_data, field = "float_data"; break;
     case OX_DOUBLE: have = t->n_double_data, field = "double_data"; break;
     case OX_INT64: have = t->n_int64_data, field = "int64_data"; break;
-    default: have = t->n_int32_data, field = "int32_data"; break; /* INT32, BOOL */
+    default: have = t->n_int32_data, field = "int32_data"; break; /* INT32, BOOL, INT8, UINT8 */
     }
     if (have != (size_t)numel)
         return ox_error(ox, "initializer '%s': %s holds %zu values, its dims need %lld", name, field, have,
@@ -203,6 +203,8 @@ static bool from_repeated(OxImport *ox, const Onnx__TensorProto *t, const char *
         case OX_DOUBLE: ((double *)v->data)[i] = t->double_data[i]; break;
         case OX_INT64: ((int64_t *)v->data)[i] = t->int64_data[i]; break;
         case OX_INT32: ((int32_t *)v->data)[i] = t->int32_data[i]; break;
+        case OX_INT8: ((int8_t *)v->data)[i] = (int8_t)t->int32_data[i]; break;
+        case OX_UINT8: ((uint8_t *)v->data)[i] = (uint8_t)t->int32_data[i]; break;
         default: ((unsigned char *)v->data)[i] = t->int32_data[i] != 0; break;
         }
     }
@@ -213,8 +215,8 @@ OxValue *ox_tensor_value(OxImport *ox, const Onnx__TensorProto *t, const char *n
     if (!name || !*name) name = t->name && *t->name ? t->name : "(unnamed)";
     int32_t elem = t->has_data_type ? t->data_type : 0;
     if (!ox_elem_size(elem)) {
-        ox_error(ox, "tensor '%s' has element type %s; etch supports FLOAT, DOUBLE, INT32, INT64 and BOOL", name,
-                 ox_elem_name(elem));
+        ox_error(ox, "tensor '%s' has element type %s; etch supports " OX_ELEM_NAMES "%s", name, ox_elem_name(elem),
+                 ox_quant_hint(ox, name));
         return NULL;
     }
     if (t->n_dims > OX_MAX_RANK) {

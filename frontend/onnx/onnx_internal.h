@@ -11,6 +11,7 @@
  *             BatchNormalization, LayerNormalization, Gather -> Embedding
  *   ops_rnn.c LSTM and GRU -> the stdlib's LSTM / GRU modules, or 'for' loops
  *   ops_scan.c Scan -> a 'for' loop whose body is the Scan's body graph
+ *   ops_quant.c QuantizeLinear / DequantizeLinear -> quantize / dequantize
  *   write.c   the DSL text: names, number literals, members, params, weights
  *   import.c  the driver: inputs and -D, the node walk, outputs, the result */
 #ifndef ETCH_FRONTEND_ONNX_INTERNAL_H
@@ -45,7 +46,11 @@ enum {
     OX_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
     OX_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
     OX_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+    OX_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,   /* quantized values (QuantizeLinear, DequantizeLinear) */
+    OX_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
 };
+/* Their names, for messages. */
+#define OX_ELEM_NAMES "FLOAT, DOUBLE, INT32, INT64, BOOL, INT8 and UINT8"
 
 /* One value of the graph. */
 typedef struct OxValue {
@@ -108,6 +113,7 @@ struct OxImport {
     int n_modules;               /* members made, for names when nothing better exists */
     OxTable readers;             /* per value name: how many node inputs read it (uses) and the last
                                     node that does (producer, here); filled before the walk */
+    OxTable quant_operands;      /* ops_quant.c: the scales and zero points written, per "<name>:<dtype>" */
     const char **absorbed;       /* per node: done by an earlier node's rule (the Add of MatMul + Add,
                                     the Reciprocal of Sqrt + Reciprocal), which names the input whose
                                     value output 0 takes; else NULL */
@@ -193,6 +199,16 @@ bool ox_rule_layernorm(OxImport *ox, OxNode *n, const char *arg);
 bool ox_rule_gather(OxImport *ox, OxNode *n, const char *arg);
 /* ops_rnn.c: LSTM and GRU */
 bool ox_rule_rnn(OxImport *ox, OxNode *n, const char *arg);
+/* ops_quant.c: QuantizeLinear, DequantizeLinear */
+bool ox_rule_quantize_linear(OxImport *ox, OxNode *n, const char *arg);
+bool ox_rule_dequantize_linear(OxImport *ox, OxNode *n, const char *arg);
+/* " (read by the QuantizeLinear node 'q': etch imports ...)" when such a
+ * node reads the tensor or input named tensor, else "" (for the element
+ * type errors). */
+const char *ox_quant_hint(OxImport *ox, const char *tensor);
+/* An error naming the first INT8 or UINT8 input of n (Gemm, MatMul, Conv
+ * compute on float values: a QDQ model dequantizes them first). */
+bool ox_float_inputs(OxImport *ox, const OxNode *n);
 /* ops_scan.c: Scan */
 bool ox_rule_scan(OxImport *ox, OxNode *n, const char *arg);
 

@@ -257,7 +257,7 @@ static bool rule_cast(OxImport *ox, OxNode *n, const char *arg) {
     int64_t to;
     if (!ox_attr_int(ox, n, "to", 0, &to)) return false;
     if (!ox_elem_size((int32_t)to))
-        return ox_error(ox, "cast to %s: etch supports FLOAT, DOUBLE, INT32, INT64 and BOOL", ox_elem_name((int32_t)to));
+        return ox_error(ox, "cast to %s: etch supports " OX_ELEM_NAMES, ox_elem_name((int32_t)to));
     if (x->data) return ox_define_const(ox, n, 0, ox_fold_cast(ox, ox_out_name(n, 0), x, (int32_t)to));
     if (to == x->elem) return ox_alias(ox, n, 0, x);
     return ox_define(ox, n, 0, (int32_t)to, x->rank, x->dim, "cast(%s, %s)", x->expr, ox_elem_dtype((int32_t)to));
@@ -655,6 +655,7 @@ static const OxOp OPS[] = {
     {"Constant", ox_rule_constant, NULL, 0, 0},
     {"ConstantOfShape", ox_rule_constant_of_shape, NULL, 1, 1},
     {"Conv", ox_rule_conv, NULL, 2, 3},
+    {"DequantizeLinear", ox_rule_dequantize_linear, NULL, 2, 3},
     {"Div", rule_binary, "/", 2, 2},
     {"Dropout", rule_identity, NULL, 1, 3},
     {"Equal", rule_binary, "==", 2, 2},
@@ -688,6 +689,7 @@ static const OxOp OPS[] = {
     {"Not", rule_unary, "not", 1, 1},
     {"Pad", rule_pad, NULL, 2, 4},
     {"Pow", rule_binary, "**", 2, 2},
+    {"QuantizeLinear", ox_rule_quantize_linear, NULL, 2, 3},
     {"Range", ox_rule_range, NULL, 3, 3},
     {"Reciprocal", rule_unary, "1.0 /", 1, 1},
     {"ReduceMax", rule_reduce, "max", 1, 2},

@@ -64,6 +64,7 @@ static float *bias_of(OxImport *ox, const OxValue *b, int64_t n, double scale) {
 
 bool ox_rule_gemm(OxImport *ox, OxNode *n, const char *arg) {
     (void)arg;
+    if (!ox_float_inputs(ox, n)) return false;
     OxValue *A = n->in[0], *B = n->in[1], *C = n->n_in > 2 ? n->in[2] : NULL;
     double alpha, beta;
     int64_t ta, tb;
@@ -109,6 +110,7 @@ static int bias_add(OxImport *ox, const OxNode *n, int64_t N, OxValue **bias) {
 
 bool ox_rule_matmul(OxImport *ox, OxNode *n, const char *arg) {
     (void)arg;
+    if (!ox_float_inputs(ox, n)) return false;
     OxValue *A = n->in[0], *B = n->in[1];
     if (A->rank < 1 || B->rank < 1) return ox_error(ox, "MatMul needs inputs of rank 1 or more");
     /* NumPy: rank-1 operands get a dim of 1 that the result drops; the batch dims broadcast */
@@ -228,6 +230,7 @@ static const char *padded(OxImport *ox, const char *x, const Window *g, const ch
 
 bool ox_rule_conv(OxImport *ox, OxNode *n, const char *arg) {
     (void)arg;
+    if (!ox_float_inputs(ox, n)) return false;
     OxValue *X = n->in[0], *W = n->in[1], *B = n->n_in > 2 ? n->in[2] : NULL;
     int64_t group;
     Window g;

@@ -20,7 +20,7 @@
 
 static const char *const KEYWORDS[] = {"const", "module", "model", "fn",   "let",  "return", "param", "frozen",
                                        "if",    "else",   "true",  "false", "and", "or",     "not",   "for",
-                                       "in",    "yield",  "train", "f32",  "f64",  "i32",    "i64",   "bool"};
+                                       "in",    "yield",  "train", "f32",  "f64",  "i32",    "i64",   "bool", "i8", "u8"};
 
 static bool name_taken(OxImport *ox, const char *s) { return ox_lookup_in(&ox->names, s) != NULL; }
 
@@ -77,7 +77,7 @@ const char *ox_fresh_name(OxImport *ox, const char *onnx_name) {
 
 const char *ox_number(OxImport *ox, double v, int32_t elem) {
     char buf[64];
-    if (elem == OX_INT64 || elem == OX_INT32) {
+    if (elem == OX_INT64 || elem == OX_INT32 || elem == OX_INT8 || elem == OX_UINT8) {
         if (fabs(v) > 9007199254740992.0) return NULL;
         snprintf(buf, sizeof buf, "%lld", (long long)v);
     } else if (elem == OX_FLOAT || elem == OX_DOUBLE) {
@@ -123,6 +123,8 @@ static etch_dtype rt_dtype(int32_t elem) {
     case OX_DOUBLE: return ETCH_F64;
     case OX_INT32: return ETCH_I32;
     case OX_INT64: return ETCH_I64;
+    case OX_INT8: return ETCH_I8;
+    case OX_UINT8: return ETCH_U8;
     default: return ETCH_BOOL;
     }
 }

@@ -8,7 +8,8 @@ the producer is etch,
 the opset 17; the initializers are exactly the params, under their
 PyTorch-style dotted names (the names the .etch file gives, listed in
 <name>.params, one per line); then <name>.safetensors is written: every
-initializer scaled by 1.5 plus 0.01, so the shell half's round trip shows
+float initializer scaled by 1.5 plus 0.01 (integer ones, quantized weights
+and zero points, as they are), so the shell half's round trip shows
 that `etch export --weights` writes those values and not the initializers.
 mlp13.onnx (`--opset 13 -D B=3`) declares opset 13, IR version 7 and an
 input of [3, 1, 28, 28]. With onnxruntime installed (PyPI only; not needed),
@@ -54,9 +55,9 @@ for name in names:
     params = open(os.path.join(t, name + ".params")).read().split()
     inits = [i.name for i in m.graph.initializer]
     check(inits == params, "%s: initializers %s are the params" % (name, inits[:4]))
+    changed = lambda a: (a * np.float32(1.5) + np.float32(0.01)).astype(np.float32) if a.dtype.kind == "f" else a  # noqa: E731
     safetensors_np.write(os.path.join(t, name + ".safetensors"),
-                         {i.name: (numpy_helper.to_array(i) * np.float32(1.5) + np.float32(0.01)).astype(np.float32)
-                          for i in m.graph.initializer})
+                         {i.name: changed(numpy_helper.to_array(i)) for i in m.graph.initializer})
     if onnxruntime:
         sess = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         x = np.load(os.path.join(t, name + ".in.npy"))

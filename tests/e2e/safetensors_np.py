@@ -1,4 +1,4 @@
-"""A minimal safetensors writer and reader on NumPy arrays (F32, F64, I64),
+"""A minimal safetensors writer and reader on NumPy arrays (F32, F64, I64, I32, I8, U8),
 the format's reference layout: 8 bytes of header length, the JSON header
 (padded to 8 bytes), then the tensors' bytes. NumPy only, so scripts that
 run without PyTorch (onnx_export.py) share it; etch_test_util wraps it for
@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 
-DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "I8": np.int8, "U8": np.uint8}
 
 
 def write(path, arrays):

@@ -3,16 +3,19 @@
 # lenet, autoencoder, gpt and lstm, on a model using most other ops the
 # exporter maps (conv, both pools with padding, pad, slice, concat, the
 # reductions, casts, comparisons, where, softmax/log_softmax, broadcast,
-# detach, a filled constant, three outputs, one of them a param) and on a
+# detach, a filled constant, three outputs, one of them a param), on a
 # reversed loop with a captured Linear (a reverse Scan, three outputs; a
-# carry and an output take a carry's old value):
+# carry and an output take a carry's old value) and on a QDQ model
+# (quantize/dequantize per tensor to u8 and i8, an int8 weight per axis:
+# QuantizeLinear/DequantizeLinear, its round trip bit-identical):
 #  1. each is exported with its initializers (seed 0); mlp also with
 #     --opset 13 -D B=3;
 #  2. with python3-onnx (Debian; skipped without it, not the rest):
 #     onnx_export.py checks every file with onnx.checker (full_check), their
 #     initializers' names and opsets, and writes changed weights
 #     <name>.safetensors; with onnxruntime installed (PyPI only) it also
-#     runs each file there against etch's outputs;
+#     runs each file there against etch's outputs; onnx_qdq.py imports QDQ
+#     graphs built with onnx.helper against a NumPy reference (its docstring);
 #  3. round trip, for every model (the loops through import's Scan, forward
 #     and reverse): export with --weights (the changed weights when written),
 #     then `etch run FILE.etch --weights W` and `etch run FILE.onnx` (imported
@@ -56,9 +59,25 @@ model Loops {
   }
 }
 EOF_LOOPS
+cat >"$t/qdq.etch" <<'EOF_QDQ'
+model Qdq {
+  fc = Linear(8, 3)
+  frozen param w8: i8[3, 8] = uniform(-120, 120)
+  frozen param w_scale: f32[3] = uniform(0.01, 0.02)
+  frozen param w_zp: i32[3] = zeros()
+  frozen param x_scale: f32[] = uniform(0.02, 0.03)
+  fn forward(x: f32[4, 8]) -> (f32[4, 3], u8[4, 8], f32[4, 8]) {
+    let q = quantize(x, x_scale, 128, u8)
+    let h = dequantize(q, 0.02, 128)
+    let w = dequantize(w8, w_scale, w_zp, axis=0)
+    let r = dequantize(quantize(h * 3.0, x_scale * 2.5, -3, i8), 0.05, -3)
+    return fc(h) + h @ transpose(w), q, r
+  }
+}
+EOF_QDQ
 for s in mlp lenet autoencoder gpt lstm; do cp "$SRC/samples/$s.etch" "$t/"; done
-models="mlp lenet autoencoder gpt lstm ops loops"
-n_outs() { case $1 in ops | loops) echo 3 ;; *) echo 1 ;; esac; }
+models="mlp lenet autoencoder gpt lstm ops loops qdq"
+n_outs() { case $1 in ops | loops | qdq) echo 3 ;; *) echo 1 ;; esac; }
 outs() { # outs NAME TAG: the -o flags for every output of NAME: $t/NAME.TAG0.npy, ...
   local k
   for ((k = 0; k < $(n_outs "$1"); k++)); do printf -- '-o %s ' "$t/$1.$2$k.npy"; done
@@ -82,6 +101,7 @@ done
 if [ -n "$py" ]; then
   # shellcheck disable=SC2086
   env -u LD_PRELOAD "$py" "$here/onnx_export.py" "$t" $models
+  env -u LD_PRELOAD "$py" "$here/onnx_qdq.py" "$t"
 else
   echo "note: no python3 with onnx and numpy (Debian: python3-onnx): onnx.checker skipped"
 fi
@@ -97,6 +117,7 @@ for s in $models; do
   "$ETCH" run "$t/$s.onnx" --eager --input "$t/$s.in.npy" $(outs "$s" b)
   for ((k = 0; k < $(n_outs "$s"); k++)); do
     "$ETCH" compare "$t/$s.a$k.npy" "$t/$s.b$k.npy" --rtol 1e-6 >/dev/null || fail "$s: output $k differs after the round trip"
+    if [ "$s" = qdq ]; then cmp -s "$t/$s.a$k.npy" "$t/$s.b$k.npy" || fail "qdq: output $k not bit-identical after the round trip"; fi
     if [ ${#w[@]} -gt 0 ] && cmp -s "$t/$s.a$k.npy" "$t/$s.ref$k.npy"; then fail "$s: --weights made no difference"; fi
   done
 done

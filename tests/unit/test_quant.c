@@ -32,9 +32,11 @@
 
 #include <dlfcn.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen/build.h"
 #include "codegen/c/emit_c.h"
+#include "codegen/onnx/export.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "ir/quant.h"
@@ -654,6 +656,46 @@ static int dump_for_numpy(const char *path) {
     return rc ? 1 : 0;
 }
 
+/* etch export writes quantize/dequantize as QuantizeLinear/DequantizeLinear
+ * (tests/e2e/test_onnx_export.sh) but refuses qmatmul, whose fixed-point
+ * requantization ONNX cannot state exactly: an error saying so, no file. */
+static void test_qmatmul_not_exported(void **state) {
+    (void)state;
+    static const char text[] = "graph Net.forward {\n"
+                               "  %0 = input \"x\" : f32[2,4]\n"
+                               "  %1 = const {value = 0.5} : f32[]\n"
+                               "  %2 = const {value = 3} : i32[]\n"
+                               "  %3 = quantize %0, %1, %2 {axis = 0} : u8[2,4]\n"
+                               "  %4 = param \"w\" : i8[3,4]\n"
+                               "  %5 = param \"b\" : i32[3]\n"
+                               "  %6 = param \"m\" : i32[3]\n"
+                               "  %7 = param \"sh\" : i32[3]\n"
+                               "  %8 = qmatmul %3, %4, %5, %6, %7 {zero_points = [3, 0], clamp = [0, 0]} : f32[2,3]\n"
+                               "  return %8\n"
+                               "}\n";
+    Arena *a = arena_new();
+    FILE *f = tmpfile();
+    Diag d;
+    diag_init(&d, f);
+    Graph *g = ir_parse(a, "q.etchir", text, &d);
+    assert_non_null(g);
+    char path[] = "/tmp/etch_test_qmatmul_XXXXXX";
+    assert_non_null(mkdtemp(path));
+    char *out = arena_printf(a, "%s/m.onnx", path);
+    OnnxExportOptions o = {.opset = 17};
+    assert_false(onnx_export(g, NULL, &o, out, &d));
+    char msg[1024] = "";
+    rewind(f);
+    msg[fread(msg, 1, sizeof msg - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(msg, "error: op 'qmatmul' has no ONNX mapping: its fixed-point "
+                                "requantization has no exact ONNX form"));
+    assert_int_equal(access(out, F_OK), -1);
+    rmdir(path);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
 int main(void) {
     const char *dump = getenv("ETCH_QUANT_DUMP");
     if (dump) return dump_for_numpy(dump);
@@ -662,7 +704,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_known_values), cmocka_unit_test(test_quant_ops_compiled_exact),
         cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels), cmocka_unit_test(test_qmatmul_weights_change),
         cmocka_unit_test(test_fake_quant_ste),
-        cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_shape_errors),        cmocka_unit_test(test_qmatmul_not_exported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
