@@ -93,8 +93,8 @@ flags=(--data "$data" --steps 20 --cflags -O1)
 "$ETCH" train "$t/net.etch" "${flags[@]}" -D B=32 --ranks 2 -o "$t/r2" >"$t/r2.log" 2>&1 ||
   { cat "$t/r2.log"; fail "2-rank training"; }
 [ -f "$t/r2/build/etch_mpi.c" ] && [ ! -f "$t/r1/build/etch_mpi.c" ] || fail "etch_mpi.c only in the --ranks build"
-grep -q etch_allreduce_mean "$t/r2/build/model.c" && ! grep -q etch_allreduce_mean "$t/r1/build/model.c" ||
-  fail "the allreduce only in the --ranks build's model.c"
+grep -Eq '^ +etch_allreduce_start\(' "$t/r2/build/model.c" && grep -Eq '^ +etch_allreduce_wait\(' "$t/r2/build/model.c" &&
+  ! grep -q etch_allreduce "$t/r1/build/model.c" || fail "the allreduce (start, wait) only in the --ranks build's model.c"
 close "$t/r1/Net.safetensors" "$t/r2/Net.safetensors" "2x32 vs 1x64" || fail "2 ranks x 32 differ from 1 rank x 64"
 [ "$(grep -c '^Epoch: 1, Loss' "$t/r2.log")" = 1 ] || { cat "$t/r2.log"; fail "the 2-rank run prints one epoch line"; }
 [ "$(grep '^Epoch' "$t/r1.log")" = "$(grep '^Epoch' "$t/r2.log")" ] || fail "the epoch losses differ"
