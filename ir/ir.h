@@ -60,7 +60,7 @@ typedef enum OpClass {
     OPC_CONV, /* sliding windows over NCHW images: conv2d, pools and their gradients (ir/ops/conv.c) */
     OPC_LOOP, /* scan: runs a body graph once per time step (ir/ops/scan.c) */
     OPC_QUANT, /* quantize, dequantize, fake_quant (per tensor or per axis), qmatmul (ir/ops/quant.c) */
-    OPC_COLLECTIVE, /* allreduce_mean: combines a value across the processes of a data-parallel job (ir/ops/collective.c) */
+    OPC_COLLECTIVE, /* allreduce_start/_wait: combine a value across the processes of a data-parallel job (ir/ops/collective.c) */
 } OpClass;
 
 /* How a parameter gets its initial value when no weights file is given. */

@@ -31,7 +31,7 @@ int cmd_ir(const Options *o) {
     Diag d;
     diag_init(&d, stderr);
     Program *p = load_program(a, o, &d);
-    if (p) make_data_parallel(p, o); /* --mpi: the steps' gradients through allreduce_mean */
+    if (p) make_data_parallel(p, o); /* --mpi: the steps' gradients through allreduce_start/_wait */
     /* --grad: every training step (one per named step), one after the other */
     int n = p && o->grad && p->train ? p->train->n_steps : 1;
     Graph *g = p ? p->forward : NULL;

@@ -24,7 +24,7 @@ typedef enum OptId {
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
     OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
     OPT_QUANTIZE, OPT_CALIB, OPT_QAT, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_MPI, OPT_RANKS,
-    OPT_BACKEND, OPT_COUNT
+    OPT_BUCKET_KB, OPT_BACKEND, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -163,6 +163,10 @@ static const OptSpec OPTS[OPT_COUNT] = {
                    "data-parallel training on N processes under mpirun, each with the\n"
                    "model's batch (the global batch is N times it)", 1, 1024,
                    "one process per rank; more than the cores only share them"},
+    [OPT_BUCKET_KB] = {"--bucket-kb", ARG_INT, "K", CMD_BUILD | CMD_IR | CMD_TRAIN,
+                       "with --mpi or --ranks: gradients averaged in buckets of up to K KiB\n"
+                       "(default 4096); smaller buckets start reducing earlier in the\n"
+                       "backward pass (docs/passes.md)", 1, 1 << 20, "at most 1 GiB"},
 };
 
 static const char *g_cmd = "etch";
@@ -311,6 +315,7 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
     case OPT_JOBS: o->jobs = (int)n; return 0;
     case OPT_MPI: o->mpi = true; return 0;
     case OPT_RANKS: o->ranks = (int)n; return 0;
+    case OPT_BUCKET_KB: o->bucket_kb = n; return 0;
     case OPT_COUNT: break;
     }
     abort();
@@ -360,6 +365,8 @@ int options_parse(int argc, char **argv, unsigned cmd, int n_files, const char *
         if (s->arg == ARG_NAME && !*val) return usage_error("option '%s' needs a value, got an empty one", a);
         if (option_apply(o, id, val, a)) return 1;
     }
+    if (o->bucket_kb && !o->mpi && !o->ranks)
+        return usage_error("%s", "--bucket-kb sizes the gradient buckets of data-parallel training: add --mpi or --ranks");
     if (o->n_files < n_files) return files_msg ? usage_error("%s", files_msg) : usage_error("no input file given");
     o->file = o->files[0];
     const char *env_flags = getenv("ETCH_CFLAGS"); /* --cflags wins over the environment */

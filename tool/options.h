@@ -69,6 +69,7 @@ typedef struct Options {
     int threads;               /* --threads N (0: not given, one thread) */
     bool mpi;                  /* build --mpi: data-parallel training steps, linked with MPI */
     int ranks;                 /* train --ranks N (0: not given: one process, no MPI) */
+    long bucket_kb;            /* --bucket-kb K: data-parallel gradient buckets of K KiB (0: the default) */
     int opt_level;             /* -O0, -O1, -O2 (default) */
     bool opt_given;            /* an -O flag was on the command line */
     bool print_after_all;      /* --print-after-all */

@@ -206,7 +206,8 @@ bool data_parallel(const Options *o) { return o->mpi || o->ranks > 0; }
 
 void make_data_parallel(Program *p, const Options *o) {
     for (int i = 0; data_parallel(o) && p->train && i < p->train->n_steps; i++)
-        p->train->steps[i].optim.allreduce_bucket_bytes = OPTIM_ALLREDUCE_BUCKET_BYTES;
+        p->train->steps[i].optim.allreduce_bucket_bytes =
+            o->bucket_kb ? (int64_t)o->bucket_kb << 10 : OPTIM_ALLREDUCE_BUCKET_BYTES;
 }
 
 /* `etch build`: the forward entry (with --train also "grad" and "train_step",

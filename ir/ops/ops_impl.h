@@ -237,9 +237,11 @@ void elementwise_loops(const Graph *g, const Node *n, OpsLoops *L);
 /* Splits shape around one axis: outer = prod(dims before), len = dim, inner = prod(after). */
 void ops_split_axis(const Shape *s, int axis, int64_t *outer, int64_t *len, int64_t *inner);
 
-/* collective.c: allreduce_mean (one bucket of gradients, flattened) */
-bool shape_allreduce_mean(Graph *g, Node *n, Diag *d);
-void eval_allreduce_mean(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+/* collective.c: allreduce_start (one bucket of gradients, flattened) and allreduce_wait */
+bool shape_allreduce_start(Graph *g, Node *n, Diag *d);
+void eval_allreduce_start(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+bool shape_allreduce_wait(Graph *g, Node *n, Diag *d);
+void eval_allreduce_wait(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 /* scan.c: the loop op. The result packs the final carries, then each per-step
  * output stacked over time; off/numel are per body output (elements). */
 typedef struct ScanLayout {

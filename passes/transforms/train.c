@@ -192,9 +192,11 @@ static void clip_grads(Builder *b, int *grads, int n, double max_norm) {
 
 /* Data-parallel training: each gradient replaced by its mean over the ranks.
  * Buckets of up to bucket_bytes (and ETCH_MAX_OPERANDS gradients) go through
- * one allreduce_mean each, filled from the last param backwards (the
- * backward pass computes those gradients first), and each gradient is cut
- * back out of its bucket (slice, reshape). Rewrites grads in place. */
+ * one allreduce_start and allreduce_wait each, filled from the last param
+ * backwards (the backward pass computes those gradients first), and each
+ * gradient is cut back out of its bucket (slice, reshape). Rewrites grads in
+ * place. The starts are built here, after the whole backward pass;
+ * hoist_allreduce_starts moves them up once the step is complete. */
 static void allreduce_grads(Builder *b, const int *wrt, int *grads, int n, int64_t bucket_bytes) {
     for (int end = n; end > 0 && !b->failed;) {
         int ins[ETCH_MAX_OPERANDS], k = 0, first = end;
@@ -214,7 +216,7 @@ static void allreduce_grads(Builder *b, const int *wrt, int *grads, int n, int64
             k++;
         }
         for (int i = 0; i < k; i++) ins[i] = grads[end - 1 - i];
-        int bucket = b_op(b, OP_ALLREDUCE_MEAN, ins, k, NULL);
+        int bucket = b_op(b, OP_ALLREDUCE_WAIT, (int[]){b_op(b, OP_ALLREDUCE_START, ins, k, NULL)}, 1, NULL);
         int64_t off = 0;
         for (int i = 0; i < k && !b->failed; i++) {
             int gi = end - 1 - i;
@@ -227,6 +229,55 @@ static void allreduce_grads(Builder *b, const int *wrt, int *grads, int n, int64
         }
         end = first;
     }
+}
+
+/* Moves every allreduce_start of g to right after its last operand's
+ * producer, so that its reduction runs while the rest of the backward pass
+ * computes (the C backend runs nodes in id order). Only starts move, and
+ * only up: operands still precede their users. Renumbers g's nodes in place
+ * (operands, inputs, params, outputs and updates); nothing else holds ids
+ * yet (no fusion groups, no memory plan). */
+static void hoist_allreduce_starts(Graph *g) {
+    int n = g->n_nodes, n_starts = 0;
+    for (int id = 0; id < n; id++) n_starts += g->nodes[id].op == OP_ALLREDUCE_START;
+    if (!n_starts) return;
+    int *after = arena_alloc(g->arena, sizeof(int) * (size_t)n); /* a start: its last operand; else -1 */
+    int *new_id = arena_alloc(g->arena, sizeof(int) * (size_t)n), *order = arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    for (int id = 0; id < n; id++) {
+        const Node *x = &g->nodes[id];
+        after[id] = -1;
+        for (int k = 0; x->op == OP_ALLREDUCE_START && k < x->n_in; k++)
+            if (x->in[k] > after[id]) after[id] = x->in[k];
+    }
+    /* starts by the node they follow: a counting sort keeps their id order */
+    int *first = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1)), *starts = arena_alloc(g->arena, sizeof(int) * (size_t)n_starts);
+    for (int i = 0; i <= n; i++) first[i] = 0;
+    for (int id = 0; id < n; id++)
+        if (after[id] >= 0) first[after[id] + 1]++;
+    for (int i = 0; i < n; i++) first[i + 1] += first[i];
+    int *fill = arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) fill[i] = first[i];
+    for (int id = 0; id < n; id++)
+        if (after[id] >= 0) starts[fill[after[id]]++] = id;
+    int m = 0;
+    for (int id = 0; id < n; id++) {
+        if (after[id] >= 0) continue;
+        order[m++] = id;
+        for (int s = first[id]; s < first[id + 1]; s++) order[m++] = starts[s];
+    }
+    Node *nodes = arena_alloc(g->arena, sizeof(Node) * (size_t)g->cap_nodes);
+    for (int i = 0; i < n; i++) new_id[order[i]] = i;
+    for (int i = 0; i < n; i++) {
+        nodes[i] = g->nodes[order[i]];
+        int *ins = arena_alloc(g->arena, sizeof(int) * (size_t)(nodes[i].n_in + 1));
+        for (int k = 0; k < nodes[i].n_in; k++) ins[k] = new_id[nodes[i].in[k]];
+        nodes[i].in = ins;
+    }
+    g->nodes = nodes;
+    int *lists[] = {g->inputs, g->params, g->outputs, g->upd_dst, g->upd_src};
+    int counts[] = {g->n_inputs, g->n_params, g->n_outputs, g->n_updates, g->n_updates};
+    for (int l = 0; l < 5; l++)
+        for (int i = 0; i < counts[l]; i++) lists[l][i] = new_id[lists[l][i]];
 }
 
 static int add_state(Builder *b, const char *param, const char *what, DType t, Shape s) {
@@ -400,5 +451,6 @@ bool train_build_step(Graph *g, const OptimSpec *spec, Diag *d) {
         if (!b.failed) graph_add_update(g, p, np);
     }
     if (!b.failed) graph_add_update(g, step, t);
+    if (!b.failed) hoist_allreduce_starts(g);
     return !b.failed;
 }

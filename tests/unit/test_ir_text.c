@@ -257,8 +257,12 @@ static Graph *build_all_ops(Arena *a) {
     ops[1] = graph_add_op(g, OP_RESHAPE, &ops[1], 1, &(NodeAttrs){.shape = S(2, 2, 3)}, at("all.etch", 47, 6), NULL);
     int scan_id = graph_add_op(g, OP_SCAN, ops, 3, &scan, at("all.etch", 48, 1), NULL);
     assert_true(scan_id >= 0);
-    /* allreduce_mean (ir/ops/collective.c): x and w flattened into one bucket */
-    assert_true(graph_add_op(g, OP_ALLREDUCE_MEAN, (int[]){x, w}, 2, NULL, at("all.etch", 50, 1), NULL) >= 0);
+    /* allreduce_start and _wait (ir/ops/collective.c): x and w flattened into one bucket */
+    int bucket = graph_add_op(g, OP_ALLREDUCE_START, (int[]){x, w}, 2, NULL, at("all.etch", 50, 1), NULL);
+    assert_true(bucket >= 0);
+    assert_true(graph_add_op(g, OP_ALLREDUCE_WAIT, &bucket, 1, NULL, at("all.etch", 50, 2), NULL) >= 0);
+    /* a wait needs a start */
+    assert_true(graph_add_op(g, OP_ALLREDUCE_WAIT, &x, 1, NULL, at("all.etch", 50, 3), NULL) < 0);
     graph_add_output(g, s1);
     graph_add_output(g, cond);
     graph_add_output(g, s1); /* the same value twice is allowed */
@@ -293,7 +297,8 @@ static void test_roundtrip_all_ops(void **state) {
     assert_non_null(strstr(s, "{before = [1, 0], after = [0, 2], value = -1.5} : f32[3,5]"));
     assert_non_null(strstr(s, "{axis = 1} : f32[2,5]"));
     assert_non_null(strstr(s, "= scatter_add_rows %"));
-    assert_non_null(strstr(s, "= allreduce_mean %0, %2 : f32[18]"));
+    assert_non_null(strstr(s, "= allreduce_start %0, %2 : f32[18]"));
+    assert_non_null(strstr(s, "= allreduce_wait %"));
     assert_non_null(strstr(s, "{seed = 42} : f32[2,3]"));
     assert_non_null(strstr(s, "{stride = [2, 1], padding = [1, 0], dilation = [1, 2], groups = 2} : f32[2,6,4,4]"));
     assert_non_null(strstr(s, "{kernel = [3, 2], stride = [2, 2], padding = [1, 0]} : f32[2,4,4,3]"));

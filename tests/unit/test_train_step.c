@@ -4,7 +4,7 @@
  * for Adam and AdamW, with and without an lr schedule and gradient clipping;
  * both backends run 5 steps from the same weights on the
  * same batches, and the losses and every parameter and optimizer state must
- * agree to 1e-5 relative. A data-parallel step (allreduce_mean buckets before
+ * agree to 1e-5 relative. A data-parallel step (allreduce buckets before
  * the update) is, in one process, bit-identical to the plain one. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,7 +196,9 @@ static void test_bad_spec(void **state) {
 }
 
 /* Data-parallel steps (allreduce_bucket_bytes > 0): the gradients go through
- * allreduce_mean buckets, last param first, each at most the bucket size
+ * allreduce_start/allreduce_wait buckets, last param first, each start right
+ * after its last gradient's producer (overlapping the rest of the backward
+ * pass), each at most the bucket size
  * unless one gradient alone is larger (fc1.weight: 768 bytes, fc1.bias 64,
  * fc2.weight 320, fc2.bias 20; buckets of 400 bytes: [fc2.bias, fc2.weight],
  * [fc1.bias], [fc1.weight]), and in one process the op is the identity: the
@@ -209,17 +211,34 @@ static void test_allreduce_buckets(void **state) {
     dp = plain;
     dp.allreduce_bucket_bytes = 400;
     Graph *g = mlp_step(a, &plain), *h = mlp_step(a, &dp);
-    int buckets[4], n = 0;
+    int buckets[4], starts[4], n = 0;
     for (int i = 0; i < h->n_nodes; i++)
-        if (h->nodes[i].op == OP_ALLREDUCE_MEAN) {
+        if (h->nodes[i].op == OP_ALLREDUCE_START) {
             assert_true(n < 4);
+            starts[n] = i;
             buckets[n++] = (int)h->nodes[i].shape.dim[0];
+            /* it runs right after its last gradient's producer (or another start placed there) */
+            int last = -1;
+            for (int k = 0; k < h->nodes[i].n_in; k++)
+                if (h->nodes[i].in[k] > last) last = h->nodes[i].in[k];
+            int prev = i - 1;
+            while (h->nodes[prev].op == OP_ALLREDUCE_START) prev--;
+            assert_int_equal(prev, last);
         }
     assert_int_equal(n, 3);
     assert_int_equal(buckets[0], 5 + 5 * HID);
     assert_int_equal(buckets[1], HID);
     assert_int_equal(buckets[2], HID * IN);
-    for (int i = 0; i < g->n_nodes; i++) assert_int_not_equal(g->nodes[i].op, OP_ALLREDUCE_MEAN);
+    /* overlap: the first bucket starts before the backward pass has produced the last one's gradient */
+    assert_true(starts[0] < h->nodes[starts[2]].in[0]);
+    /* each wait comes after every start, right before its bucket's first slice */
+    for (int i = 0, waits = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_ALLREDUCE_WAIT) {
+            assert_true(i > starts[2]);
+            assert_int_equal(h->nodes[i].in[0], starts[waits++]);
+            assert_int_equal(h->nodes[i + 1].op, OP_SLICE);
+        }
+    for (int i = 0; i < g->n_nodes; i++) assert_int_not_equal(op_table[g->nodes[i].op].cls, OPC_COLLECTIVE);
     Diag d;
     diag_init(&d, stderr);
     Tensor **pg = params_init(g, 3), **ph = params_init(h, 3);

@@ -69,7 +69,8 @@ void emit_random_uniform(CEmitter *e, const Graph *g, int id);
 void emit_random_normal(CEmitter *e, const Graph *g, int id);
 void emit_scan(CEmitter *e, const Graph *g, int id);
 /* collective.c */
-void emit_allreduce_mean(CEmitter *e, const Graph *g, int id);
+void emit_allreduce_start(CEmitter *e, const Graph *g, int id);
+void emit_allreduce_wait(CEmitter *e, const Graph *g, int id);
 /* quant.c: quantize, dequantize, fake_quant (+ backward); qmatmul (portable loops) */
 void emit_quant(CEmitter *e, const Graph *g, int id);
 void emit_qmatmul(CEmitter *e, const Graph *g, int id);
