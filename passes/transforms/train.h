@@ -83,8 +83,8 @@ typedef struct OptimSpec {
     unsigned runtime; /* bit 1 << Hparam: read at run time (see Hparam) */
     /* > 0: data-parallel training (etch build --train --mpi, etch train
      * --ranks N): every gradient is averaged over the job's ranks before the
-     * update (clipping included), through allreduce_mean ops of about this
-     * many bytes each (buckets, in reverse parameter order: the order the
+     * update (clipping included), through allreduce_start/allreduce_wait
+     * pairs of about this many bytes each (buckets, in reverse parameter order: the order the
      * backward pass completes them). 0: one process, no such ops. */
     int64_t allreduce_bucket_bytes;
 } OptimSpec;

@@ -72,8 +72,8 @@ typedef struct Args {
  * loads the same weights, takes its own B examples of each global batch of
  * dp_size * B (rank r: examples r*B .. r*B+B-1 of it, in the one shuffled
  * order all ranks share) and runs the same compiled step, whose gradients are
- * averaged over the ranks (allreduce_mean) before the identical update. The
- * printed losses are means over the ranks; rank 0 alone prints, writes files
+ * averaged over the ranks (allreduce_start/allreduce_wait) before the
+ * identical update. The printed losses are means over the ranks; rank 0 alone prints, writes files
  * and reports. Without ETCH_MPI: one process, rank 0 of 1. */
 #ifdef ETCH_MPI
 int etch_dp_init(int *argc, char ***argv, int *rank, int *size);
