@@ -1,7 +1,8 @@
 /* test_conv.c: convolution and pooling (ir/ops/conv.c, ir/ops/pool.c).
  *  - emitted C against the eager executor, as test_codegen_ops does for the
  *    other ops, at -O0 and -O2: conv2d and both of its gradient kernels over
- *    stride/padding/dilation/groups combinations and odd sizes, max/avg
+ *    stride/padding/dilation/groups combinations and odd sizes (both forms
+ *    of the forward: direct up to 32 taps, im2col + GEMM above), max/avg
  *    pooling forward and backward, and a conv-bias-relu-pool chain;
  *  - finite-difference gradient checks in float64 on the eager executor
  *    (dL/dx and dL/dw of conv2d, dL/dx of both pools), as test_autodiff does;
@@ -76,6 +77,10 @@ static void test_conv_codegen(void **state) {
     conv_case(g, DT_F32, S(4, 1, 2, 11, 10), S(4, 3, 2, 3, 3), CA(1, 3, 2, 2, 2, 2, 1));     /* dilation, big pad */
     conv_case(g, DT_F32, S(4, 1, 1, 28, 28), S(4, 6, 1, 5, 5), CA(1, 1, 2, 2, 1, 1, 1));     /* LeNet conv1 */
     conv_case(g, DT_F32, S(4, 3, 2, 4, 4), S(4, 2, 2, 4, 4), CA(1, 1, 0, 0, 1, 1, 1));       /* kernel = image: 1x1 out */
+    /* up to 32 taps (c*kh*kw) the forward is direct (codegen/c/ops/conv.c): padding in
+     * width only, wider than the window's reach, strides 3x2, vertical dilation */
+    conv_case(g, DT_F32, S(4, 2, 2, 7, 9), S(4, 3, 2, 3, 4), CA(3, 2, 0, 3, 2, 1, 1));
+    conv_case(g, DT_F32, S(4, 2, 5, 9, 7), S(4, 4, 5, 3, 3), CA(2, 1, 1, 0, 1, 1, 1));       /* 45 taps: im2col */
     check_graph(g);
     Graph *g2 = graph_new(a, "conv_f64");
     conv_case(g2, DT_F64, S(4, 2, 3, 9, 7), S(4, 4, 3, 3, 2), CA(2, 1, 0, 1, 1, 2, 1));

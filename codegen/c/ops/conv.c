@@ -3,7 +3,11 @@
  * routine is specialized to the shape and defined once per file; the column
  * matrix lives in the context's scratch, sized at compile time, so nothing
  * is allocated at run time. A 1x1 window with stride 1 and no padding reads
- * the image in place. */
+ * the image in place. A forward convolution with few taps (c*kh*kw, e.g.
+ * LeNet's first, 1x5x5) is instead computed directly: each output row is one
+ * loop over its columns summing the taps, unrolled with literal offsets,
+ * from a zero-padded copy of the image, so neither the column matrix nor
+ * bounds checks are needed (docs/performance.md, "Direct convolution"). */
 #include <stdio.h>
 
 #include "codegen/c/gemm.h"
@@ -68,6 +72,57 @@ static void emit_im2col_fn(CEmitter *e, const ConvGeom *g, DType t, bool back, c
     sb_printf(b, "                }\n            }\n}\n\n");
 }
 
+/* Up to this many taps (c*kh*kw) per output, an ungrouped forward conv2d
+ * is computed directly; the unrolled sum then stays a few dozen lines. */
+enum { CONV_DIRECT_MAX_TAPS = 32 };
+
+static bool conv_is_direct(const Node *n, const ConvGeom *g) {
+    return n->op == OP_CONV2D && g->groups == 1 && !g->pointwise && g->ckk <= CONV_DIRECT_MAX_TAPS;
+}
+
+/* Name of the direct convolution routine for g, defining it once: y[o, oh, :]
+ * of one image is one vectorizable loop over ow summing the taps in the
+ * order (c, ki, kj), from x itself or, with padding, from its zero-padded
+ * copy xp [c, h + 2ph, w + 2pw]. */
+static void emit_direct_fn(CEmitter *e, const ConvGeom *g, DType t, char *name, size_t cap) {
+    snprintf(name, cap, "etch_dconv_%s_c%lld_%lldx%lld_o%lld_k%lldx%lld_s%lldx%lld_p%lldx%lld_d%lldx%lld",
+             dtype_name(t), (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->o, (long long)g->kh,
+             (long long)g->kw, (long long)g->sh, (long long)g->sw, (long long)g->ph, (long long)g->pw,
+             (long long)g->dh, (long long)g->dw);
+    if (!cemit_define_once(e, name)) return;
+    StrBuf *b = e->preamble;
+    const char *T = dtype_c_type(t);
+    bool padded = g->ph || g->pw;
+    long long hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw, es = (long long)dtype_size(t);
+    sb_printf(b, "/* direct conv2d: image [%lld, %lld, %lld], weight [%lld, %lld, %lld, %lld] -> [%lld, %lld, %lld] */\n",
+              (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->o, (long long)g->c, (long long)g->kh,
+              (long long)g->kw, (long long)g->o, (long long)g->oh, (long long)g->ow);
+    sb_printf(b, "ETCH_CLONES static void %s(const %s *restrict x, const %s *restrict w, %s *restrict y%s%s%s) {\n",
+              name, T, T, T, padded ? ", " : "", padded ? T : "", padded ? " *restrict xp" : "");
+    if (padded) {
+        sb_printf(b, "    memset(xp, 0, %lld);\n", g->c * hp * wp * es);
+        sb_printf(b, "    for (int64_t c = 0; c < %lld; c++)\n        for (int64_t i = 0; i < %lld; i++)\n",
+                  (long long)g->c, (long long)g->h);
+        sb_printf(b, "            memcpy(xp + (c * %lld + i + %lld) * %lld + %lld, x + (c * %lld + i) * %lld, %lld);\n", hp,
+                  (long long)g->ph, wp, (long long)g->pw, (long long)g->h, (long long)g->w, g->w * es);
+    }
+    sb_printf(b, "    for (int64_t o = 0; o < %lld; o++) {\n", (long long)g->o);
+    sb_printf(b, "        const %s *wo = w + o * %lld;\n", T, (long long)g->ckk);
+    sb_printf(b, "        for (int64_t oh = 0; oh < %lld; oh++) {\n", (long long)g->oh);
+    sb_printf(b, "            const %s *r = %s + oh * %lld;\n", T, padded ? "xp" : "x", g->sh * wp);
+    sb_printf(b, "            %s *yr = y + (o * %lld + oh) * %lld;\n", T, (long long)g->oh, (long long)g->ow);
+    sb_printf(b, "            for (int64_t j = 0; j < %lld; j++)\n                yr[j] =", (long long)g->ow);
+    char col[32];
+    if (g->sw == 1) snprintf(col, sizeof col, "j");
+    else snprintf(col, sizeof col, "j * %lld", (long long)g->sw);
+    for (int64_t c = 0, tap = 0; c < g->c; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++, tap++)
+                sb_printf(b, "%s wo[%lld] * r[%s + %lld]", tap ? "\n                    +" : "", (long long)tap, col,
+                          (c * hp + ki * g->dh) * wp + kj * g->dw);
+    sb_printf(b, ";\n        }\n    }\n}\n\n");
+}
+
 /* "base + var * stride" (or base alone) into buf. */
 static const char *offset_expr(char *buf, size_t cap, const char *base, const char *var, int64_t stride,
                                const char *var2, int64_t stride2) {
@@ -85,6 +140,15 @@ static void emit_conv_any(CEmitter *e, const Graph *gr, int id) {
     const char *A = e->buf[n->in[0]], *B = e->buf[n->in[1]], *Y = e->buf[id];
     int64_t chw = g.c * g.h * g.w, M = g.og, K = g.ckk, P = g.ohw, es = (int64_t)dtype_size(n->dtype);
     char col[96] = "", fn[192] = "", nv[16], gv[16] = "", a[256], b[256], c[256];
+    if (conv_is_direct(n, &g)) { /* y[n] = direct(x[n], W) */
+        emit_direct_fn(e, &g, n->dtype, fn, sizeof fn);
+        if (g.ph || g.pw) conv_emit_scratch(e, n->dtype, g.c * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), col, sizeof col);
+        cemit_for(e, nv, sizeof nv, g.n);
+        cemit_line(e, "%s(%s, %s, %s%s%s);", fn, offset_expr(a, sizeof a, A, nv, chw, NULL, 0), B,
+                   offset_expr(c, sizeof c, Y, nv, g.o * P, NULL, 0), col[0] ? ", " : "", col);
+        cemit_close(e);
+        return;
+    }
     if (!g.pointwise) {
         conv_emit_scratch(e, n->dtype, g.c * g.kh * g.kw * g.ohw, col, sizeof col);
         emit_im2col_fn(e, &g, n->dtype, n->op == OP_CONV2D_BWD_INPUT, fn, sizeof fn);
