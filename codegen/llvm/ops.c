@@ -248,7 +248,7 @@ static bool elementwise_dtypes_ok(LlvmEmitter *e, int id) {
 static bool emit_source(LlvmEmitter *e, int id) { (void)e, (void)id; return true; }
 
 static bool emit_const(LlvmEmitter *e, int id) {
-    if (!all_plain(e, id)) return false;
+    if (e->g->nodes[id].dtype != DT_F64 && !all_plain(e, id)) return false; /* f64: a random op's step */
     const Node *n = &e->g->nodes[id];
     int64_t numel = shape_numel(&n->shape);
     if (!numel) return true;
@@ -449,6 +449,27 @@ static bool emit_gather_rows(LlvmEmitter *e, int id) {
     LLVMBuildBr(e->b, next);
     LLVMPositionBuilderAtEnd(e->b, next);
     loop_end(e, &L);
+    return true;
+}
+
+/* random_uniform / random_normal (float32): the kernel, at the step
+ * operand's value read as a double. */
+static bool emit_random(LlvmEmitter *e, int id) {
+    const Node *n = &e->g->nodes[id], *step = &e->g->nodes[n->in[0]];
+    if (n->dtype != DT_F32 || !(plain_dtype(step->dtype) || step->dtype == DT_F64)) return llvm_dtype_error(e, id);
+    LLVMTypeRef dt = LLVMDoubleTypeInContext(e->ctx);
+    LLVMValueRef s;
+    if (step->op == OP_CONST) { /* a fixed step (the DSL's rand/randn) */
+        s = LLVMConstReal(dt, step->attr.value);
+    } else {
+        s = LLVMBuildLoad2(e->b, llvm_elem_type(e, step->dtype), elem_ptr(e, n->in[0], llvm_i64(e, 0)), "");
+        s = step->dtype == DT_F64 ? s : step->dtype == DT_F32 ? LLVMBuildFPExt(e->b, s, dt, "")
+            : unsigned_dtype(step->dtype) ? LLVMBuildUIToFP(e->b, s, dt, "") : LLVMBuildSIToFP(e->b, s, dt, "");
+    }
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "etch_llvm_random_f32");
+    LLVMValueRef args[] = {e->ptr[id], llvm_i64(e, shape_numel(&n->shape)), llvm_i64(e, (int64_t)n->attr.seed), s,
+                           llvm_i64(e, n->op == OP_RANDOM_NORMAL)};
+    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(fn), fn, args, 5, "");
     return true;
 }
 

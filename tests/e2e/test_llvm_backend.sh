@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # test_llvm_backend.sh: `etch run --backend llvm`, the forward JIT-compiled in
 # process by the LLVM backend (codegen/llvm, docs/llvm.md), against the eager
-# executor: mlp (batch 2), lenet (batch 1), autoencoder, multitask (batch 2)
-# and gpt (batch 1, rtol 1e-4) from the samples, a small model of
+# executor: mlp (batch 2), lenet (batch 1), autoencoder, multitask, vae
+# (batch 2) and gpt (batch 1, rtol 1e-4) from the samples, a small model of
 # broadcasting elementwise ops, softmax and log_softmax along inner axes, two
 # outputs, one of strided, padded, dilated, grouped and 1x1 convolutions and
 # padded average pooling, and one per op family added later (reductions; data
-# movement; compares, where, casts, embedding, iota); all within rtol 1e-5.
+# movement; compares, where, casts, embedding, iota, rand); all within rtol 1e-5.
 # An op the backend has no emitter
 # for is a located error, as is a dtype its emitters do not handle yet; a
 # backend name it does not know is a usage error. An etch built without LLVM
@@ -80,6 +80,9 @@ same_as_eager "$SRC/samples/autoencoder.etch" 1 -D B=2 --input "$t/x_ae.npy"
 same_as_eager "$SRC/samples/multitask.etch" 2 -D B=2 --input "$t/x_mt.npy"
 "$ETCH" make-input "$SRC/samples/gpt.etch" -D B=1 -o "$t/x_gpt.npy"
 RTOL=1e-4 same_as_eager "$SRC/samples/gpt.etch" 1 -D B=1 --input "$t/x_gpt.npy"
+# vae: randn (random_normal, etch's Philox from the executable)
+"$ETCH" make-input "$SRC/samples/vae.etch" -D B=2 -o "$t/x_vae.npy"
+same_as_eager "$SRC/samples/vae.etch" 2 -D B=2 --input "$t/x_vae.npy"
 
 # reductions along some, one and all axes, keepdim, a max of equal values
 cat >"$t/red.etch" <<'M'
@@ -98,13 +101,13 @@ model Move {
 }
 M
 # compares, where, casts both ways, an embedding whose ids fall on both
-# sides of the table (zero rows), the causal mask (iota, ge)
+# sides of the table (zero rows), the causal mask (iota, ge), rand
 cat >"$t/mask.etch" <<'M'
 model Mask {
   w = Embedding(6, 5)
   fn forward(x: f32[2, 4, 4]) -> (f32[2, 4, 4], i64[2, 4, 4], f32[2, 4, 4, 5], f32[2, 4, 4]) {
     let ids = cast(x * 12.0 - 3.0, i64)
-    return where(x > 0.5, x, -x), ids, w(ids), where(causal_mask(4), x, -1e9) + cast(x <= 0.25, f32) + cast(x != x, f32)
+    return where(x > 0.5, x, -x), ids, w(ids), where(causal_mask(4), x, -1e9) + cast(x <= 0.25, f32) + cast(x != x, f32) + rand([2, 4, 4], seed = 2)
   }
 }
 M
@@ -121,17 +124,17 @@ expect_error() {
   [ "$rc" = 1 ] || { cat "$t/err" >&2; fail "exit $rc, not 1: $*"; }
   grep -qF -- "$want" "$t/err" || { cat "$t/err" >&2; fail "no '$want' from: $*"; }
 }
-cat >"$t/noise.etch" <<'M'
+cat >"$t/q.etch" <<'M'
 model S {
-  fn forward(x: f32[2, 3]) -> f32[2, 3] {
+  fn forward(x: f32[2, 3]) -> i8[2, 3] {
     let y = softmax(x, 1) * 2.0
-    return y + randn([2, 3], seed = 1)
+    return quantize(y, 0.1, 0, i8)
   }
 }
 M
-"$ETCH" make-input "$t/noise.etch" -o "$t/x_noise.npy"
-expect_error "noise.etch:4:16: error: the llvm backend cannot emit op 'random_normal'" \
-  "$ETCH" run "$t/noise.etch" --backend llvm --input "$t/x_noise.npy" -o "$t/o.npy"
+"$ETCH" make-input "$t/q.etch" -o "$t/x_q.npy"
+expect_error "q.etch:4:12: error: the llvm backend cannot emit op 'quantize'" \
+  "$ETCH" run "$t/q.etch" --backend llvm --input "$t/x_q.npy" -o "$t/o.npy"
 printf 'model D {\n  fn forward(x: f64[3]) -> f64[3] { return relu(x) }\n}\n' >"$t/f64.etch"
 "$ETCH" make-input "$t/f64.etch" -o "$t/x_f64.npy"
 expect_error "f64.etch:2:44: error: the llvm backend cannot emit op 'relu' on f64[3] yet (float32 only)" \
