@@ -10,6 +10,7 @@
 
 #include "codegen/llvm/llvm_emit.h"
 #include "ir/ops/ops_impl.h"
+#include "passes/plan_memory.h"
 
 #define LLVM_UNSUPPORTED NULL
 
@@ -473,6 +474,91 @@ static bool emit_random(LlvmEmitter *e, int id) {
     return true;
 }
 
+/* ---- scan ---- */
+
+/* An alloca of ty in the entry block (where SROA and mem2reg look). */
+static LLVMValueRef entry_alloca(LlvmEmitter *e, LLVMTypeRef ty) {
+    LLVMBuilderRef at_entry = LLVMCreateBuilderInContext(e->ctx);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(at_entry, first);
+    else LLVMPositionBuilderAtEnd(at_entry, entry);
+    LLVMValueRef slot = LLVMBuildAlloca(at_entry, ty, "");
+    LLVMDisposeBuilder(at_entry);
+    return slot;
+}
+
+static LLVMValueRef as_i8p(LlvmEmitter *e, LLVMValueRef p) { return LLVMBuildBitCast(e->b, p, e->i8p, ""); }
+
+/* The body (llvm_emit_body) called once per step, as the C backend's scan:
+ * carries ping-pong between two buffers (step t writes buffer t & 1 and
+ * reads the other, step 0 the initial carries), a sequence is read and a
+ * per-step output written at the step's offset; the final carries are
+ * copied to the front of the result. The body's arena and the carry buffers
+ * are one malloc for the node. */
+static bool emit_scan(LlvmEmitter *e, int id) {
+    const Node *n = &e->g->nodes[id];
+    const Graph *B = n->attr.body;
+    if (n->dtype != DT_F32) return llvm_dtype_error(e, id);
+    int nc = n->attr.n_carry, nx = n->attr.n_xs;
+    ScanLayout L;
+    scan_layout(e->g, n, &L);
+    LLVMValueRef body = llvm_emit_body(e, B);
+    if (!body) return false;
+    if (!L.T) return true;
+    int64_t carry_numel = nc ? L.off[nc - 1] + L.numel[nc - 1] : 0;
+    int64_t carry_at = (B->mem_plan->arena_bytes + 63) / 64 * 64;
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx), ft = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef mem = LLVMBuildArrayMalloc(e->b, i8, llvm_i64(e, carry_at + 2 * carry_numel * 4 + 64), "");
+    LLVMValueRef at = llvm_i64(e, carry_at);
+    LLVMValueRef carry = LLVMBuildBitCast(e->b, LLVMBuildInBoundsGEP2(e->b, i8, mem, &at, 1, ""), LLVMPointerType(ft, 0), "");
+    LLVMValueRef ins = entry_alloca(e, LLVMArrayType(e->i8p, (unsigned)n->n_in));
+    LLVMValueRef outs = entry_alloca(e, LLVMArrayType(e->i8p, (unsigned)B->n_outputs));
+    Loop t = loop_begin(e, L.T);
+    LLVMValueRef s = n->attr.reverse ? LLVMBuildSub(e->b, llvm_i64(e, L.T - 1), t.i, "") : t.i;
+    LLVMValueRef one = llvm_i64(e, 1), cn = llvm_i64(e, carry_numel);
+    LLVMValueRef cur_at = LLVMBuildMul(e->b, LLVMBuildAnd(e->b, t.i, one, ""), cn, "");
+    LLVMValueRef prev_at = LLVMBuildMul(e->b, LLVMBuildAnd(e->b, LLVMBuildAdd(e->b, t.i, one, ""), one, ""), cn, "");
+    LLVMValueRef first = LLVMBuildICmp(e->b, LLVMIntEQ, t.i, llvm_i64(e, 0), "");
+    for (int k = 0; k < n->n_in + B->n_outputs; k++) {
+        LLVMValueRef p;
+        if (k < nc) { /* a carry in: the initial one at step 0 */
+            LLVMValueRef off = LLVMBuildAdd(e->b, prev_at, llvm_i64(e, L.off[k]), "");
+            p = LLVMBuildSelect(e->b, first, as_i8p(e, e->ptr[n->in[k]]),
+                                as_i8p(e, LLVMBuildInBoundsGEP2(e->b, ft, carry, &off, 1, "")), "");
+        } else if (k < nc + nx) { /* one step of a sequence */
+            int64_t step = shape_numel(&B->nodes[B->inputs[k]].shape);
+            p = as_i8p(e, elem_ptr(e, n->in[k], LLVMBuildMul(e->b, s, llvm_i64(e, step), "")));
+        } else if (k < n->n_in) { /* a captured value */
+            p = as_i8p(e, e->ptr[n->in[k]]);
+        } else if (k - n->n_in < nc) { /* a carry out */
+            LLVMValueRef off = LLVMBuildAdd(e->b, cur_at, llvm_i64(e, L.off[k - n->n_in]), "");
+            p = as_i8p(e, LLVMBuildInBoundsGEP2(e->b, ft, carry, &off, 1, ""));
+        } else { /* a per-step output, stacked over time */
+            int o = k - n->n_in;
+            p = as_i8p(e, elem_ptr(e, id, LLVMBuildAdd(e->b, llvm_i64(e, L.off[o]),
+                                                        LLVMBuildMul(e->b, s, llvm_i64(e, L.numel[o]), ""), "")));
+        }
+        bool is_in = k < n->n_in;
+        LLVMValueRef idx[2] = {llvm_i64(e, 0), llvm_i64(e, is_in ? k : k - n->n_in)};
+        LLVMValueRef arr = is_in ? ins : outs;
+        LLVMBuildStore(e->b, p, LLVMBuildInBoundsGEP2(e->b, LLVMGetAllocatedType(arr), arr, idx, 2, ""));
+    }
+    LLVMValueRef zero2[2] = {llvm_i64(e, 0), llvm_i64(e, 0)};
+    LLVMValueRef args[] = {LLVMBuildInBoundsGEP2(e->b, LLVMGetAllocatedType(ins), ins, zero2, 2, ""),
+                           LLVMBuildInBoundsGEP2(e->b, LLVMGetAllocatedType(outs), outs, zero2, 2, ""),
+                           LLVMConstNull(LLVMPointerType(e->i8p, 0)), mem};
+    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(body), body, args, 4, "");
+    loop_end(e, &t);
+    if (nc) {
+        LLVMValueRef last = llvm_i64(e, ((L.T - 1) & 1) * carry_numel);
+        LLVMBuildMemCpy(e->b, e->ptr[id], 1, LLVMBuildInBoundsGEP2(e->b, ft, carry, &last, 1, ""), 1,
+                        llvm_i64(e, carry_numel * 4));
+    }
+    LLVMBuildFree(e->b, mem);
+    return true;
+}
+
 /* ---- reductions ---- */
 
 /* reduce_sum / reduce_mean / reduce_max over any axes: the kept dims walk
@@ -485,13 +571,7 @@ static bool emit_reduce(LlvmEmitter *e, int id) {
     reduce_loops(e->g, n, &R);
     if (!shape_numel(&n->shape)) return true;
     LLVMTypeRef dt = LLVMDoubleTypeInContext(e->ctx), ft = LLVMFloatTypeInContext(e->ctx);
-    LLVMBuilderRef at_entry = LLVMCreateBuilderInContext(e->ctx);
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    if (first) LLVMPositionBuilderBefore(at_entry, first);
-    else LLVMPositionBuilderAtEnd(at_entry, entry);
-    LLVMValueRef acc = LLVMBuildAlloca(at_entry, dt, "acc");
-    LLVMDisposeBuilder(at_entry);
+    LLVMValueRef acc = entry_alloca(e, dt);
     int64_t out_st[ETCH_MAX_RANK], st = 1;
     for (int d = R.n_kept - 1; d >= 0; d--) out_st[d] = st, st *= R.kept_dim[d];
     Nest K, Rn;

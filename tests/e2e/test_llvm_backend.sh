@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # test_llvm_backend.sh: `etch run --backend llvm`, the forward JIT-compiled in
 # process by the LLVM backend (codegen/llvm, docs/llvm.md), against the eager
-# executor: mlp (batch 2), lenet (batch 1), autoencoder, multitask, vae
-# (batch 2) and gpt (batch 1, rtol 1e-4) from the samples, a small model of
+# executor: mlp (batch 2), lenet (batch 1), autoencoder, multitask, vae,
+# lstm (batch 2), gan and gpt (batch 1, rtol 1e-4) from the samples, a small model of
 # broadcasting elementwise ops, softmax and log_softmax along inner axes, two
 # outputs, one of strided, padded, dilated, grouped and 1x1 convolutions and
 # padded average pooling, and one per op family added later (reductions; data
-# movement; compares, where, casts, embedding, iota, rand); all within rtol 1e-5.
+# movement; compares, where, casts, embedding, iota, rand; scan); all within rtol 1e-5.
 # An op the backend has no emitter
 # for is a located error, as is a dtype its emitters do not handle yet; a
 # backend name it does not know is a usage error. An etch built without LLVM
@@ -80,6 +80,9 @@ same_as_eager "$SRC/samples/autoencoder.etch" 1 -D B=2 --input "$t/x_ae.npy"
 same_as_eager "$SRC/samples/multitask.etch" 2 -D B=2 --input "$t/x_mt.npy"
 "$ETCH" make-input "$SRC/samples/gpt.etch" -D B=1 -o "$t/x_gpt.npy"
 RTOL=1e-4 same_as_eager "$SRC/samples/gpt.etch" 1 -D B=1 --input "$t/x_gpt.npy"
+same_as_eager "$SRC/samples/gan.etch" 1 # a forward without inputs (the generator from its own randn)
+"$ETCH" make-input "$SRC/samples/lstm.etch" -D B=2 -D T=7 -o "$t/x_lstm.npy"
+same_as_eager "$SRC/samples/lstm.etch" 1 -D B=2 -D T=7 --input "$t/x_lstm.npy" # scan
 # vae: randn (random_normal, etch's Philox from the executable)
 "$ETCH" make-input "$SRC/samples/vae.etch" -D B=2 -o "$t/x_vae.npy"
 same_as_eager "$SRC/samples/vae.etch" 2 -D B=2 --input "$t/x_vae.npy"
@@ -111,7 +114,28 @@ model Mask {
   }
 }
 M
-for m in red:5 move:4 mask:4; do
+# scan: a reversed loop with two carries (one starting as a view of a
+# sequence step), then a forward one whose body reduces; yields stacked
+cat >"$t/scan.etch" <<'M'
+model Scan {
+  w = Linear(3, 3)
+  fn forward(xs: f32[5, 2, 3]) -> (f32[2, 3], f32[2, 3], f32[5, 2, 3], f32[5, 2, 3]) {
+    let h = zeros([2, 3])
+    let c = xs[0] * 0.5
+    let ys = for xt in reversed(xs) {
+      h = tanh(w(xt) + h)
+      c = c + sigmoid(h)
+      yield h * c
+    }
+    let fs = for xt in xs {
+      h = h + xt
+      yield sum(h, dim = 1, keepdim = true) * xt
+    }
+    return h, c, ys, fs
+  }
+}
+M
+for m in red:5 move:4 mask:4 scan:4; do
   "$ETCH" make-input "$t/${m%:*}.etch" --seed 3 -o "$t/x_${m%:*}.npy"
   same_as_eager "$t/${m%:*}.etch" "${m#*:}" --input "$t/x_${m%:*}.npy"
 done
