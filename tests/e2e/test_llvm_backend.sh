@@ -9,7 +9,9 @@
 # movement; compares, where, casts, embedding, iota, rand; scan); all within rtol 1e-5.
 # An op the backend has no emitter
 # for is a located error, as is a dtype its emitters do not handle yet; a
-# backend name it does not know is a usage error. An etch built without LLVM
+# backend name it does not know is a usage error. `etch eval --backend llvm`
+# on a model of known accuracy and NLL (where Fashion-MNIST is installed).
+# An etch built without LLVM
 # must say so when asked for it (exit 1), and the test then skips (77).
 source "$(dirname "$0")/e2e_common.sh"
 
@@ -166,4 +168,26 @@ expect_error "f64.etch:2:44: error: the llvm backend cannot emit op 'relu' on f6
 expect_error "--backend takes 'c' or 'llvm', got 'gcc'" \
   "$ETCH" run "$t/f64.etch" --backend gcc --input "$t/x_f64.npy" -o "$t/o.npy"
 [ ! -e "$t/o.npy" ] || fail "a failed run left its output behind"
-echo "llvm backend: mlp, lenet, autoencoder, multitask, gpt and the op models match eager; errors located"
+
+# etch eval --backend llvm: the forward JIT-compiled over the test images in
+# batches (the last one partial). Logits all zero: the mean NLL is ln 10 and
+# the accuracy the share of class 0 (argmax's tie goes to the first class)
+# among the first 100 labels. Only where Fashion-MNIST is installed.
+data=/usr/share/datasets/fashion-mnist
+cat >"$t/flat.etch" <<'M'
+model Flat {
+  fn forward(x: f32[32, 1, 28, 28]) -> f32[32, 10] {
+    return reshape(x, [32, 784])[:, 0:10] * 0.0
+  }
+}
+M
+"$ETCH" build "$t/flat.etch" --backend llvm -o "$t/flat" >/dev/null
+expect_error "--backend llvm evaluates --data images in float32 (no --text, --png, --quantize or --calib)" \
+  "$ETCH" eval "$t/flat.etch" --weights "$t/flat/Flat.safetensors" --text "$t/flat.etch" --backend llvm
+if [ -d "$data" ]; then
+  zeros=$(gzip -dc "$data/t10k-labels-idx1-ubyte.gz" | tail -c +9 | head -c 100 | od -An -v -tu1 | tr -s ' ' '\n' | grep -cx 0)
+  want=$(printf 'Test accuracy: %d.00%%, mean NLL: 2.3026 (100 examples)' "$zeros")
+  got=$("$ETCH" eval "$t/flat.etch" --weights "$t/flat/Flat.safetensors" --data "$data" --limit 100 --backend llvm)
+  [ "$got" = "$want" ] || fail "eval --backend llvm: '$got', want '$want'"
+fi
+echo "llvm backend: mlp, lenet, autoencoder, multitask, vae, lstm, gan, gpt and the op models match eager; eval; errors located"
