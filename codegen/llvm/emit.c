@@ -5,7 +5,9 @@
  * (ops.def): first every node's storage is bound as the memory plan says
  * (an input or output argument, a param, an arena offset, a view of another
  * node), then each node's emitter runs, then outputs computed elsewhere are
- * copied into their arguments. Training steps (graph updates) and fused
+ * copied into their arguments. A scan's body graph becomes an internal
+ * function <prefix>_<entry>_loopN with the same ABI, emitted the same way
+ * (llvm_emit_body). Training steps (graph updates) and fused
  * groups are not emitted yet: the backend's Target asks the passes not to
  * fuse (backend_llvm.c). */
 #include <llvm-c/BitReader.h>

@@ -1,10 +1,14 @@
 /* ops.c: the LLVM backend's op emitters and its op table (ops.def). An
  * elementwise op becomes a loop nest over its merged dims (the same
  * OpsLoops as the eager kernel and the C emitter), the element computed by
- * the op's scalar builder; matmul, conv2d, pooling and softmax call the
- * kernels of codegen/llvm/kernels/kernels.c with constant sizes, which O3
- * inlines and specializes. Float32 only in this first slice: another dtype is
- * reported at the node. */
+ * the op's scalar builder; the data movement ops (transpose, slice, concat,
+ * pad, iota, gather_rows) and the reductions are loop nests built here too;
+ * matmul, conv2d, pooling, softmax and the random ops call the kernels of
+ * codegen/llvm/kernels/kernels.c with constant sizes, which O3 inlines and
+ * specializes; a scan calls its body, emitted as a function of its own
+ * (emit.c), once per step. Float32 arithmetic, with integer ids and bool
+ * masks where the ops move, compare, select or cast values; another dtype
+ * is reported at the node. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
 /* kernels.c: the LLVM backend's kernels for the ops whose loops are more than
- * one expression per element (matmul, conv2d, pooling, softmax). They are
+ * one expression per element (matmul, conv2d, pooling, softmax, the random
+ * numbers). They are
  * written once, in C, with every size and stride an argument; the build
  * compiles this file with clang-14 to LLVM bitcode (no LLVM passes run on it
  * there), the tool carries the bitcode, and each JIT module starts from it
