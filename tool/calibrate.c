@@ -134,6 +134,7 @@ typedef struct Forward {
     char *dir;
     void *lib;
     CompiledFn fn;
+    JitForward jit;   /* --backend llvm: the forward JIT-compiled in process (jit.fn set), no folder */
     float *x;      /* the input batch */
     float **outs;  /* one buffer per output */
     int n_outs;
@@ -141,6 +142,7 @@ typedef struct Forward {
 } Forward;
 
 static void forward_close(Forward *f) {
+    if (f->jit.fn) jit_forward_close(&f->jit);
     if (f->lib) dlclose(f->lib);
     if (f->dir) build_rmtree(f->dir);
     free(f->dir);
@@ -150,7 +152,8 @@ static void forward_close(Forward *f) {
 }
 
 /* Compiles p's forward (f32 input [B, ...], f32 outputs) with params into a
- * temporary folder and opens it. */
+ * temporary folder and opens it; with --backend llvm, JIT-compiles it in
+ * process instead. */
 static bool forward_open(Program *p, Tensor **params, const Options *o, Forward *f, Diag *d) {
     const Graph *g = p->forward;
     memset(f, 0, sizeof *f);
@@ -162,16 +165,20 @@ static bool forward_open(Program *p, Tensor **params, const Options *o, Forward 
             return diag_error(d, p->model_loc, "%s.forward must return f32 values", p->model_name);
     f->batch = in->shape.dim[0];
     f->per = shape_numel(&in->shape) / f->batch;
-    if (!(f->dir = build_tempdir(d))) return false;
-    Options bo = *o;
-    bo.embed = bo.stats = bo.train = bo.c_only = false;
-    bo.prefix = NULL;
-    char prefix[64], weights[4096 + 256];
-    model_prefix(p->model_name, prefix, sizeof prefix);
-    snprintf(weights, sizeof weights, "%s/%s.safetensors", f->dir, p->model_name);
-    if (!build_model(p, params, &bo, f->dir, false, NULL, d) || !(f->lib = compiled_open(f->dir, prefix, weights, d)) ||
-        !(f->fn = compiled_entry(f->lib, prefix, "forward", d)))
-        return false;
+    if (o->backend && !strcmp(o->backend, "llvm")) {
+        if (!jit_forward_open(&f->jit, p, params, o, d)) return false;
+    } else {
+        if (!(f->dir = build_tempdir(d))) return false;
+        Options bo = *o;
+        bo.embed = bo.stats = bo.train = bo.c_only = false;
+        bo.prefix = NULL;
+        char prefix[64], weights[4096 + 256];
+        model_prefix(p->model_name, prefix, sizeof prefix);
+        snprintf(weights, sizeof weights, "%s/%s.safetensors", f->dir, p->model_name);
+        if (!build_model(p, params, &bo, f->dir, false, NULL, d) ||
+            !(f->lib = compiled_open(f->dir, prefix, weights, d)) || !(f->fn = compiled_entry(f->lib, prefix, "forward", d)))
+            return false;
+    }
     f->x = malloc(sizeof(float) * (size_t)shape_numel(&in->shape));
     f->n_outs = g->n_outputs;
     f->outs = calloc((size_t)g->n_outputs + 1, sizeof *f->outs);
@@ -183,7 +190,8 @@ static bool forward_open(Program *p, Tensor **params, const Options *o, Forward 
 
 static void forward_run(Forward *f) {
     const void *in[1] = {f->x};
-    f->fn(in, (void *const *)f->outs);
+    if (f->jit.fn) f->jit.fn((void *const *)in, (void *const *)f->outs, f->jit.params, f->jit.arena);
+    else f->fn(in, (void *const *)f->outs);
 }
 
 /* ---- etch calibrate ---- */

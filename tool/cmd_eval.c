@@ -3,9 +3,11 @@
  * (accuracy and mean NLL; autoencoders: reconstruction MSE and a PNG grid;
  * --text: held-out loss per byte). With --quantize int8 (or --limit N, --stats) the
  * forward alone is compiled and run by the tool on the test images
- * (tool/calibrate.c), quantized with --calib's ranges. */
+ * (tool/calibrate.c), quantized with --calib's ranges; --backend llvm runs
+ * that forward JIT-compiled in process (float32 images: accuracy and NLL). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "codegen/build.h"
 #include "ir/params.h"
@@ -19,7 +21,10 @@ int cmd_eval(const Options *o) {
     if (o->data && o->text) return usage_error("%s", "--data and --text exclude each other");
     Diag d;
     diag_init(&d, stderr);
-    if (o->quantize || o->calib || o->limit >= 0 || o->stats) { /* the forward alone, compiled (quantized) in the tool */
+    bool llvm = o->backend && !strcmp(o->backend, "llvm");
+    if (llvm && (!o->data || o->png || o->quantize || o->calib))
+        return usage_error("%s", "--backend llvm evaluates --data images in float32 (no --text, --png, --quantize or --calib)");
+    if (llvm || o->quantize || o->calib || o->limit >= 0 || o->stats) { /* the forward alone, compiled (quantized) in the tool */
         bool ok = (o->data && !o->png) || usage_error("%s", "--quantize, --calib, --limit and --stats evaluate --data images");
         ok = ok && eval_compiled_images(o, &d);
         diag_dispose(&d);

@@ -78,7 +78,8 @@ static const Command COMMANDS[] = {
      "                                  arrays: test MSE of a regression, or accuracy)\n"
      "  eval FILE --weights W --data DIR [--limit N] [--stats] [--quantize int8 --calib STATS.json]\n"
      "                                  the forward alone, compiled (int8), on the first N test\n"
-     "                                  images (--stats: also its time per batch)\n",
+     "                                  images (--stats: also its time per batch); --backend llvm:\n"
+     "                                  that forward JIT-compiled in process (float32)\n",
      cmd_eval},
     {"calibrate", CMD_CALIBRATE, 1, NULL,
      "  calibrate FILE --data DIR -o STATS.json [--weights W] [--batches N] [--method minmax|percentile]\n"

@@ -77,10 +77,11 @@ static const OptSpec OPTS[OPT_COUNT] = {
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
     [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
-    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm", CMD_RUN | CMD_BUILD | CMD_BENCH,
+    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL,
                      "c (default): emit C and compile it with cc; llvm: run: compile in\n"
                      "process with LLVM's JIT, build: write DIR/model.ll, bench: add the\n"
-                     "JIT's inference row and compile times (float32 inference; docs/llvm.md)"},
+                     "JIT's inference row and compile times, eval: the forward JIT-compiled\n"
+                     "on the test images (float32 inference; docs/llvm.md)"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},
     [OPT_EMBED] = {"--embed-weights", ARG_NONE, NULL, CMD_BUILD, "compile the weights into the code"},
     [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_CALIBRATE,

@@ -5,7 +5,9 @@
  * (ops.def): first every node's storage is bound as the memory plan says
  * (an input or output argument, a param, an arena offset, a view of another
  * node), then each node's emitter runs, then outputs computed elsewhere are
- * copied into their arguments. Training steps (graph updates) and fused
+ * copied into their arguments. A scan's body graph becomes an internal
+ * function <prefix>_<entry>_loopN with the same ABI, emitted the same way
+ * (llvm_emit_body). Training steps (graph updates) and fused
  * groups are not emitted yet: the backend's Target asks the passes not to
  * fuse (backend_llvm.c). */
 #include <llvm-c/BitReader.h>
@@ -75,16 +77,14 @@ static void bind_storage(LlvmEmitter *e, LLVMValueRef in, LLVMValueRef out, LLVM
     }
 }
 
-static bool emit_entry(LlvmEmitter *e, const CGenEntry *en, const char *prefix) {
-    const Graph *g = e->g = en->g;
-    if (g->n_updates)
-        return diag_error_plain(e->d, "the llvm backend cannot emit %s (a training step) yet: inference only", g->name);
+/* Emits graph g as the function `name` with the entries' ABI: storage bound,
+ * every node's emitter, outputs computed elsewhere copied to their slots. */
+static bool emit_function(LlvmEmitter *e, const Graph *g, const char *name, LLVMValueRef *fn_out) {
+    e->g = g;
     LLVMTypeRef i8pp = LLVMPointerType(e->i8p, 0);
     LLVMTypeRef params[] = {i8pp, i8pp, i8pp, e->i8p};
     LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), params, 4, 0);
-    char name[256];
-    snprintf(name, sizeof name, "%s_%s", prefix, en->name);
-    e->fn = LLVMAddFunction(e->mod, name, fty);
+    e->fn = *fn_out = LLVMAddFunction(e->mod, name, fty);
     LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry"));
     e->ptr = calloc((size_t)g->n_nodes + 1, sizeof *e->ptr);
     if (!e->ptr) abort();
@@ -102,6 +102,33 @@ static bool emit_entry(LlvmEmitter *e, const CGenEntry *en, const char *prefix) 
     free(e->ptr);
     e->ptr = NULL;
     return ok;
+}
+
+static bool emit_entry(LlvmEmitter *e, const CGenEntry *en) {
+    const Graph *g = en->g;
+    if (g->n_updates)
+        return diag_error_plain(e->d, "the llvm backend cannot emit %s (a training step) yet: inference only", g->name);
+    char name[256];
+    snprintf(name, sizeof name, "%s_%s", e->prefix, en->name);
+    e->entry = en->name;
+    LLVMValueRef fn;
+    return emit_function(e, g, name, &fn);
+}
+
+LLVMValueRef llvm_emit_body(LlvmEmitter *e, const Graph *body) {
+    if (!backend_check_ops(&backend_llvm, body, e->d) || !backend_check_planned(&backend_llvm, body, e->d)) return NULL;
+    LlvmEmitter saved = *e;
+    LLVMBasicBlockRef at = LLVMGetInsertBlock(e->b);
+    char name[256];
+    snprintf(name, sizeof name, "%s_%s_loop%d", e->prefix, e->entry, e->n_bodies++);
+    LLVMValueRef fn;
+    bool ok = emit_function(e, body, name, &fn);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    int n_bodies = e->n_bodies;
+    *e = saved;
+    e->n_bodies = n_bodies;
+    LLVMPositionBuilderAtEnd(e->b, at);
+    return ok ? fn : NULL;
 }
 
 /* The kernels' bitcode as a module of ctx; its functions lose the generic
@@ -129,12 +156,12 @@ static LLVMModuleRef load_kernels(LLVMContextRef ctx, Diag *d) {
 LLVMModuleRef llvm_build_module(LLVMContextRef ctx, const CGenEntry *entries, int n, const char *prefix, Diag *d) {
     LLVMModuleRef mod = load_kernels(ctx, d);
     if (!mod) return NULL;
-    LlvmEmitter e = {.ctx = ctx, .mod = mod, .b = LLVMCreateBuilderInContext(ctx), .d = d,
+    LlvmEmitter e = {.ctx = ctx, .mod = mod, .b = LLVMCreateBuilderInContext(ctx), .d = d, .prefix = prefix,
                      .i64 = LLVMInt64TypeInContext(ctx), .i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0)};
     bool ok = true;
     for (int i = 0; ok && i < n; i++)
         ok = backend_check_ops(&backend_llvm, entries[i].g, d) && backend_check_planned(&backend_llvm, entries[i].g, d) &&
-             emit_entry(&e, &entries[i], prefix);
+             emit_entry(&e, &entries[i]);
     LLVMDisposeBuilder(e.b);
     if (ok) return mod;
     LLVMDisposeModule(mod);

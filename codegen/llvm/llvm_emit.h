@@ -18,6 +18,8 @@ typedef struct LlvmEmitter {
     LLVMValueRef *ptr;      /* per node: its storage, a pointer to its element type (NULL: none) */
     LLVMTypeRef i64, i8p;
     Diag *d;
+    const char *prefix, *entry; /* names functions: <prefix>_<entry>, its loop bodies <prefix>_<entry>_loopN */
+    int n_bodies;
 } LlvmEmitter;
 
 /* Emits node id of e->g (its operands already emitted); false after reporting. */
@@ -36,6 +38,11 @@ LLVMTypeRef llvm_elem_type(LlvmEmitter *e, DType t);
 LLVMValueRef llvm_i64(LlvmEmitter *e, int64_t v);
 /* Reports that node id's dtype is not one the op's emitter handles yet. */
 bool llvm_dtype_error(LlvmEmitter *e, int id);
+
+/* Emits a scan's body graph (planned) as an internal function with the
+ * entries' ABI and returns it (NULL after reporting); the builder stays
+ * where it was. */
+LLVMValueRef llvm_emit_body(LlvmEmitter *e, const Graph *body);
 
 /* Builds the module of the entries (each graph planned) into ctx on top of
  * the kernels' bitcode; NULL after reporting. */

@@ -1,5 +1,6 @@
 /* kernels.c: the LLVM backend's kernels for the ops whose loops are more than
- * one expression per element (matmul, conv2d, pooling, softmax). They are
+ * one expression per element (matmul, conv2d, pooling, softmax, the random
+ * numbers). They are
  * written once, in C, with every size and stride an argument; the build
  * compiles this file with clang-14 to LLVM bitcode (no LLVM passes run on it
  * there), the tool carries the bitcode, and each JIT module starts from it
@@ -18,6 +19,11 @@ float expf(float);
 float logf(float);
 void *malloc(unsigned long);
 void free(void *);
+/* etch's (runtime/rt/philox.c, ir/ops/random.c) */
+void etch_philox4x32(unsigned long key, unsigned long counter_hi, unsigned long counter_lo, unsigned out[4]);
+double etch_u01(unsigned x);
+double random_normal_value(unsigned a, unsigned b);
+unsigned long random_step_counter(double step);
 
 /* C[m, n] = A[m, k] B[k, n] for `batch` products; A(i, p) = a[i*ars + p*acs],
  * B(p, j) = b[p*brs + j*bcs]; consecutive products are abs/bbs elements
@@ -149,4 +155,22 @@ void etch_llvm_softmax_f32(const float *restrict x, float *restrict y, i64 outer
                 yr[k * inner] = log ? v - ls : expf(v) * inv;
             }
         }
+}
+
+/* random_uniform (normal = 0) or random_normal (normal = 1) of n elements:
+ * Philox4x32-10 keyed by seed at counter (step, i / 4) (uniform: word i % 4)
+ * or (step, i / 2) (normal: Box-Muller of the word pair i % 2), as
+ * ir/ops/random.c draws them. */
+void etch_llvm_random_f32(float *restrict y, i64 n, i64 seed, double step, i64 normal) {
+    unsigned long ctr = random_step_counter(step);
+    unsigned r[4];
+    for (i64 i = 0; i < n; i++) {
+        if (normal) {
+            if (i % 2 == 0) etch_philox4x32((unsigned long)seed, ctr, (unsigned long)(i / 2), r);
+            y[i] = (float)random_normal_value(r[(i % 2) * 2], r[(i % 2) * 2 + 1]);
+        } else {
+            if (i % 4 == 0) etch_philox4x32((unsigned long)seed, ctr, (unsigned long)(i / 4), r);
+            y[i] = (float)etch_u01(r[i % 4]);
+        }
+    }
 }
