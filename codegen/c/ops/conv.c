@@ -4,10 +4,11 @@
  * matrix lives in the context's scratch, sized at compile time, so nothing
  * is allocated at run time. A 1x1 window with stride 1 and no padding reads
  * the image in place. A forward convolution with few taps (c*kh*kw, e.g.
- * LeNet's first, 1x5x5) is instead computed directly: each output row is one
- * loop over its columns summing the taps, unrolled with literal offsets,
- * from a zero-padded copy of the image, so neither the column matrix nor
- * bounds checks are needed (docs/performance.md, "Direct convolution"). */
+ * LeNet's first, 1x5x5) is instead computed directly: the taps unrolled
+ * with literal offsets, from a zero-padded copy of the image, so neither the
+ * column matrix nor bounds checks are needed; with stride 1 over the whole
+ * output plane flat, in blocks of independent sums, otherwise row by row
+ * (docs/performance.md, "Direct convolution" and "... computed flat"). */
 #include <stdio.h>
 
 #include "codegen/c/gemm.h"
