@@ -81,11 +81,15 @@ static void test_conv_codegen(void **state) {
      * width only, wider than the window's reach, strides 3x2, vertical dilation */
     conv_case(g, DT_F32, S(4, 2, 2, 7, 9), S(4, 3, 2, 3, 4), CA(3, 2, 0, 3, 2, 1, 1));
     conv_case(g, DT_F32, S(4, 2, 5, 9, 7), S(4, 4, 5, 3, 3), CA(2, 1, 1, 0, 1, 1, 1));       /* 45 taps: im2col */
+    /* stride 1 is the flat direct form: dilation, padding in height only, planes
+     * that end mid-block (the last block reads the copy's slack) */
+    conv_case(g, DT_F32, S(4, 2, 2, 9, 8), S(4, 3, 2, 3, 3), CA(1, 1, 2, 0, 2, 2, 1));
     check_graph(g);
     Graph *g2 = graph_new(a, "conv_f64");
     conv_case(g2, DT_F64, S(4, 2, 3, 9, 7), S(4, 4, 3, 3, 2), CA(2, 1, 0, 1, 1, 2, 1));
     conv_case(g2, DT_F64, S(4, 2, 4, 8, 8), S(4, 6, 2, 3, 3), CA(2, 2, 1, 1, 1, 1, 2));
     conv_case(g2, DT_F64, S(4, 1, 3, 6, 6), S(4, 2, 3, 1, 1), CA(1, 1, 0, 0, 1, 1, 1));
+    conv_case(g2, DT_F64, S(4, 2, 1, 7, 6), S(4, 3, 1, 3, 3), CA(1, 1, 1, 1, 1, 1, 1)); /* flat direct, f64 */
     check_graph(g2);
     arena_free(a);
 }

@@ -4,10 +4,11 @@
  * matrix lives in the context's scratch, sized at compile time, so nothing
  * is allocated at run time. A 1x1 window with stride 1 and no padding reads
  * the image in place. A forward convolution with few taps (c*kh*kw, e.g.
- * LeNet's first, 1x5x5) is instead computed directly: each output row is one
- * loop over its columns summing the taps, unrolled with literal offsets,
- * from a zero-padded copy of the image, so neither the column matrix nor
- * bounds checks are needed (docs/performance.md, "Direct convolution"). */
+ * LeNet's first, 1x5x5) is instead computed directly: the taps unrolled
+ * with literal offsets, from a zero-padded copy of the image, so neither the
+ * column matrix nor bounds checks are needed; with stride 1 over the whole
+ * output plane flat, in blocks of independent sums, otherwise row by row
+ * (docs/performance.md, "Direct convolution" and "... computed flat"). */
 #include <stdio.h>
 
 #include "codegen/c/gemm.h"
@@ -80,10 +81,56 @@ static bool conv_is_direct(const Node *n, const ConvGeom *g) {
     return n->op == OP_CONV2D && g->groups == 1 && !g->pointwise && g->ckk <= CONV_DIRECT_MAX_TAPS;
 }
 
+/* Stride-1 direct convolutions compute each output plane flat, over the
+ * padded image's width: position q = oh * wp + j reads xp[q + tap offset]
+ * for every j < wp, the columns past ow being thrown away. The flat loop
+ * then has no remainder (its length rounds up to CONV_DIRECT_BLOCK) and runs
+ * in blocks of CONV_DIRECT_BLOCK independent sums (a few vector registers),
+ * where a loop over one 28-wide row left a scalar tail and one dependent FMA
+ * chain per vector. */
+enum { CONV_DIRECT_BLOCK = 32 };
+
+static bool conv_direct_flat(const ConvGeom *g) { return g->sh == 1 && g->sw == 1; }
+
+/* Elements of the direct routine's scratch: the padded copy of the image
+ * (with, for the flat form, slack the last block reads past it and the
+ * flat output plane after it), or 0 when it reads x in place. */
+static int64_t conv_direct_scratch(const ConvGeom *g, int64_t *flat_len, int64_t *xp_len) {
+    int64_t hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw, xpn = g->c * hp * wp;
+    *flat_len = 0;
+    if (!conv_direct_flat(g)) return *xp_len = xpn, (g->ph || g->pw) ? xpn : 0;
+    int64_t n = (g->oh * wp + CONV_DIRECT_BLOCK - 1) / CONV_DIRECT_BLOCK * CONV_DIRECT_BLOCK;
+    int64_t last = n - 1 + (g->c - 1) * hp * wp + (g->kh - 1) * g->dh * wp + (g->kw - 1) * g->dw;
+    *flat_len = n;
+    *xp_len = last + 1 > xpn ? last + 1 : xpn;
+    return *xp_len + n;
+}
+
+/* The flat form's body (see CONV_DIRECT_BLOCK): per output channel, the
+ * plane in blocks, then its rows copied out. */
+static void emit_direct_flat_body(StrBuf *b, const ConvGeom *g, DType t, int64_t n, int64_t xp_len) {
+    const char *T = dtype_c_type(t);
+    long long hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw, B = CONV_DIRECT_BLOCK;
+    sb_printf(b, "    %s *t = xp + %lld;\n", T, (long long)xp_len);
+    sb_printf(b, "    for (int64_t o = 0; o < %lld; o++) {\n", (long long)g->o);
+    sb_printf(b, "        const %s *wo = w + o * %lld;\n", T, (long long)g->ckk);
+    sb_printf(b, "        for (int64_t p = 0; p < %lld; p += %lld) {\n", (long long)n, B);
+    sb_printf(b, "            const %s *r = xp + p;\n            %s acc[%lld];\n", T, T, B);
+    for (int64_t c = 0, tap = 0; c < g->c; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++, tap++)
+                sb_printf(b, "            for (int q = 0; q < %lld; q++) acc[q] %s wo[%lld] * r[q + %lld];\n", B,
+                          tap ? "+=" : "=", (long long)tap, (c * hp + ki * g->dh) * wp + kj * g->dw);
+    sb_printf(b, "            for (int q = 0; q < %lld; q++) t[p + q] = acc[q];\n        }\n", B);
+    sb_printf(b, "        for (int64_t oh = 0; oh < %lld; oh++)\n", (long long)g->oh);
+    sb_printf(b, "            memcpy(y + (o * %lld + oh) * %lld, t + oh * %lld, %lld);\n    }\n}\n\n",
+              (long long)g->oh, (long long)g->ow, wp, (long long)(g->ow * (int64_t)dtype_size(t)));
+}
+
 /* Name of the direct convolution routine for g, defining it once: y[o, oh, :]
- * of one image is one vectorizable loop over ow summing the taps in the
- * order (c, ki, kj), from x itself or, with padding, from its zero-padded
- * copy xp [c, h + 2ph, w + 2pw]. */
+ * of one image sums the taps in the order (c, ki, kj), from x itself or, with
+ * padding, from its zero-padded copy xp [c, h + 2ph, w + 2pw]; with stride 1
+ * the flat form above, otherwise one vectorizable loop over ow per row. */
 static void emit_direct_fn(CEmitter *e, const ConvGeom *g, DType t, char *name, size_t cap) {
     snprintf(name, cap, "etch_dconv_%s_c%lld_%lldx%lld_o%lld_k%lldx%lld_s%lldx%lld_p%lldx%lld_d%lldx%lld",
              dtype_name(t), (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->o, (long long)g->kh,
@@ -92,24 +139,29 @@ static void emit_direct_fn(CEmitter *e, const ConvGeom *g, DType t, char *name, 
     if (!cemit_define_once(e, name)) return;
     StrBuf *b = e->preamble;
     const char *T = dtype_c_type(t);
-    bool padded = g->ph || g->pw;
+    int64_t flat_n, xp_len;
+    bool copied = conv_direct_scratch(g, &flat_n, &xp_len) > 0;
     long long hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw, es = (long long)dtype_size(t);
     sb_printf(b, "/* direct conv2d: image [%lld, %lld, %lld], weight [%lld, %lld, %lld, %lld] -> [%lld, %lld, %lld] */\n",
               (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->o, (long long)g->c, (long long)g->kh,
               (long long)g->kw, (long long)g->o, (long long)g->oh, (long long)g->ow);
     sb_printf(b, "ETCH_CLONES static void %s(const %s *restrict x, const %s *restrict w, %s *restrict y%s%s%s) {\n",
-              name, T, T, T, padded ? ", " : "", padded ? T : "", padded ? " *restrict xp" : "");
-    if (padded) {
-        sb_printf(b, "    memset(xp, 0, %lld);\n", g->c * hp * wp * es);
+              name, T, T, T, copied ? ", " : "", copied ? T : "", copied ? " *restrict xp" : "");
+    if (copied) {
+        sb_printf(b, "    memset(xp, 0, %lld);\n", xp_len * es);
         sb_printf(b, "    for (int64_t c = 0; c < %lld; c++)\n        for (int64_t i = 0; i < %lld; i++)\n",
                   (long long)g->c, (long long)g->h);
         sb_printf(b, "            memcpy(xp + (c * %lld + i + %lld) * %lld + %lld, x + (c * %lld + i) * %lld, %lld);\n", hp,
                   (long long)g->ph, wp, (long long)g->pw, (long long)g->h, (long long)g->w, g->w * es);
     }
+    if (flat_n) {
+        emit_direct_flat_body(b, g, t, flat_n, xp_len);
+        return;
+    }
     sb_printf(b, "    for (int64_t o = 0; o < %lld; o++) {\n", (long long)g->o);
     sb_printf(b, "        const %s *wo = w + o * %lld;\n", T, (long long)g->ckk);
     sb_printf(b, "        for (int64_t oh = 0; oh < %lld; oh++) {\n", (long long)g->oh);
-    sb_printf(b, "            const %s *r = %s + oh * %lld;\n", T, padded ? "xp" : "x", g->sh * wp);
+    sb_printf(b, "            const %s *r = %s + oh * %lld;\n", T, copied ? "xp" : "x", g->sh * wp);
     sb_printf(b, "            %s *yr = y + (o * %lld + oh) * %lld;\n", T, (long long)g->oh, (long long)g->ow);
     sb_printf(b, "            for (int64_t j = 0; j < %lld; j++)\n                yr[j] =", (long long)g->ow);
     char col[32];
@@ -142,7 +194,8 @@ static void emit_conv_any(CEmitter *e, const Graph *gr, int id) {
     char col[96] = "", fn[192] = "", nv[16], gv[16] = "", a[256], b[256], c[256];
     if (conv_is_direct(n, &g)) { /* y[n] = direct(x[n], W) */
         emit_direct_fn(e, &g, n->dtype, fn, sizeof fn);
-        if (g.ph || g.pw) conv_emit_scratch(e, n->dtype, g.c * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), col, sizeof col);
+        int64_t flat_n, xp_len, scratch = conv_direct_scratch(&g, &flat_n, &xp_len);
+        if (scratch) conv_emit_scratch(e, n->dtype, scratch, col, sizeof col);
         cemit_for(e, nv, sizeof nv, g.n);
         cemit_line(e, "%s(%s, %s, %s%s%s);", fn, offset_expr(a, sizeof a, A, nv, chw, NULL, 0), B,
                    offset_expr(c, sizeof c, Y, nv, g.o * P, NULL, 0), col[0] ? ", " : "", col);
