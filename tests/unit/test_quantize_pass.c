@@ -8,6 +8,9 @@
  *   - its eager result near the float model's, and emitted C (-O0, -O2)
  *     bit-identical to eager;
  *   - the report names what stays float; the default pipeline never runs it;
+ *   - Conv2d layers (a small LeNet): conv2d + bias + relu -> qconv2d per
+ *     output channel, the input's zero point not 0 (padding reads it), the
+ *     eager result near the float model's and emitted C bit-identical;
  *   - errors naming the tensor: a missing range, a range for another
  *     model's tensor, a NaN weight, no request;
  *   - the float round trip simplify removes (quantize of dequantize with the
@@ -149,6 +152,80 @@ static void test_rewrite_and_results(void **state) {
     /* the default pipeline never quantizes */
     Graph *o2 = ts_optimize(g, 2);
     assert_int_equal(count_op(o2, OP_QMATMUL), 0);
+    sb_free(&q.report);
+    params_free(h, q.values);
+    params_free(g, fv);
+    tensor_free(x), tensor_free(want[0]), tensor_free(have[0]);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+static const char SRC_CONV[] = "model Net {\n"
+                               "  conv1 = Conv2d(2, 4, 3, padding=1)\n"
+                               "  pool = MaxPool2d(2)\n"
+                               "  conv2 = Conv2d(4, 3, 3)\n"
+                               "  fc = Linear(12, 5)\n"
+                               "  fn forward(x: f32[3, 2, 8, 8]) -> f32[3, 5] {\n"
+                               "    let h = pool(relu(conv1(x)))\n"
+                               "    return fc(flatten(relu(conv2(h)), 1))\n"
+                               "  }\n"
+                               "}\n";
+
+static void test_conv_layers(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = ts_compile(a, "c.etch", SRC_CONV)->forward;
+    QuantLinear found[4];
+    assert_int_equal(quant_find_linears(g, found, 4), 3);
+    assert_true(found[0].conv && found[1].conv && !found[2].conv);
+    assert_true(found[0].bias >= 0 && found[0].bias_view >= 0 && found[0].relu >= 0);
+    /* conv1's input from -1: zero point 127 (1 / s, s = 2 / 255 in f32, is just below 127.5), which the padding reads */
+    QuantRange r[3] = {{"conv1.weight:input", S(4, 64, 2, 8, 8), -1, 1},
+                       {"conv2.weight:input", S(4, 64, 4, 4, 4), 0, 1.5},
+                       {"fc.weight:input", S(2, 64, 12), 0, 2}};
+    Tensor **fv = params_init(g, 0);
+    Tensor *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
+    Tensor *want[1] = {NULL}, *have[1] = {NULL};
+    assert_true(eager_run(g, &x, fv, want, NULL, NULL));
+    QuantRequest q = {.ranges = r, .n_ranges = 3, .calib_path = "s.json", .values = params_init(g, 0)};
+    Diag d;
+    diag_init(&d, NULL);
+    Graph *h = quantize(g, &q, &d);
+    assert_non_null(h);
+    assert_int_equal(count_op(h, OP_QCONV2D), 2);
+    assert_int_equal(count_op(h, OP_CONV2D), 0);
+    assert_int_equal(count_op(h, OP_RELU), 2); /* after the f32 results of the convs */
+    assert_int_equal(graph_find_param(h, "conv1.bias"), -1);
+    int w1 = graph_find_param(h, "conv1.weight.int8"), k = 0;
+    assert_true(w1 >= 0);
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_QCONV2D && h->nodes[i].in[1] == w1) {
+            assert_int_equal(h->nodes[i].attr.quant.zero_points[0], 127);
+            assert_int_equal(h->nodes[i].attr.conv.pad[0], 1);
+            assert_int_equal(h->nodes[i].dtype, DT_F32);
+        }
+    while (h->params[k] != w1) k++;
+    const Tensor *wq = q.values[k];
+    assert_int_equal(wq->shape.rank, 4);
+    for (int c = 0; c < 4; c++) { /* per output channel over its 2 x 3 x 3 taps: the largest at +-127 */
+        int qmax = 0;
+        for (int j = 0; j < 18; j++) qmax = (int)fmax(qmax, fabs(tensor_get(wq, c * 18 + j)));
+        assert_int_equal(qmax, 127);
+    }
+    assert_true(eager_run(h, &x, q.values, have, NULL, NULL));
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < 15; i++) {
+        worst = fmax(worst, fabs(tensor_get(have[0], i) - tensor_get(want[0], i)));
+        scale = fmax(scale, fabs(tensor_get(want[0], i)));
+    }
+    assert_true(worst <= 0.03 * scale + 0.01);
+    assert_true(worst > 0);
+    const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
+    ts_check_graph_with(h, &x, q.values, &exact);
+    if (!strstr(q.report.s, "quantized: conv1.weight at ") ||
+        !strstr(q.report.s, "conv2d + bias + relu -> qconv2d 4x18 int8, f32 output") ||
+        !strstr(q.report.s, "max_pool2d at ") || !strstr(q.report.s, "quantize: 3 layers int8"))
+        fail_msg("report:\n%s", q.report.s);
     sb_free(&q.report);
     params_free(h, q.values);
     params_free(g, fv);
@@ -347,6 +424,7 @@ static void test_qat_gradient_straight_through(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_conv_layers),
                                        cmocka_unit_test(test_round_trip_exact), cmocka_unit_test(test_qat_forward),
                                        cmocka_unit_test(test_qat_gradient_straight_through)};
     return cmocka_run_group_tests(tests, NULL, NULL);
