@@ -1,18 +1,20 @@
 /* quantize.c: the quantize pass, post-training int8 quantization of Linear
- * layers (docs/quantization.md). Run only when asked (`--quantize int8
+ * and Conv2d layers (docs/quantization.md). Run only when asked (`--quantize int8
  * --calib STATS`, PassOptions.quant): it needs the parameter values and the
  * calibrated activation ranges, which it finds in its QuantRequest.
  *
  * Each Linear layer (passes/quantize.h: matmul by a weight param, + bias,
  * + relu) whose input has a calibrated range becomes
  *     quantize(x) -> qmatmul(int8 weights per output channel, int32 bias at
- *     s_x * s_w[c], q31 multipliers) -> dequantize
- * and the layer's float weight and bias params leave the graph, replaced by
+ *     s_x * s_w[c], q31 multipliers)
+ * and each Conv2d layer (conv2d by a weight param, groups 1, + reshaped
+ * bias, + relu) the same with qconv2d; and the layer's float weight and bias params leave the graph, replaced by
  * new params "<weight>.int8", "<bias or weight>.int32", "<weight>.multiplier"
  * and "<weight>.shift" whose values the pass computes. A layer whose result
- * feeds only other quantized layers is requantized to u8 at their input's
- * scale (relu fused as the clamp), and the dequantize -> quantize pair
- * between them is not built; a layer feeding anything float returns f32
+ * feeds only the next quantized layer (directly, or through unpadded max
+ * poolings and reshapes, which then move u8 values) is requantized to u8 at
+ * its input's scale (relu fused as the clamp), so no dequantize -> quantize
+ * pair is built between them; a layer feeding anything float returns f32
  * straight from the accumulator. Everything else stays float, and the
  * report (QuantRequest.report, `--stats`) names every op that does and why:
  * nothing falls back silently. Bad input is an error naming the tensor: a
@@ -136,7 +138,6 @@ typedef struct Layer {
     int out_user;         /* the quantized layer whose input this one's result is (u8 output), or -1 */
     double sx;            /* input scale */
     int32_t zx;
-    int qx;               /* dst id of the u8 result, once built (its consumers quantize nothing) */
 } Layer;
 
 typedef struct QuantPass {
@@ -147,6 +148,7 @@ typedef struct QuantPass {
     int n_layers;
     int *layer_of_mm, *layer_of_out; /* src id -> layer index, -1 */
     bool *absorbed;                  /* src nodes the layers replace (members and dropped params) */
+    bool *to_u8;                     /* src poolings and reshapes between two layers, which now move u8 values */
     Tensor **values;                 /* the new graph's params, in order */
     int n_values;
 } QuantPass;
@@ -258,11 +260,10 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
     const Shape *ws = &g->nodes[L->l.weight].shape;
     int64_t N = ws->dim[0], K = shape_numel(ws) / N; /* a conv's weight [N, C, kH, kW] is [N, C kH kW] */
     const char *wname = g->nodes[L->l.weight].attr.name;
-    /* the input: already u8 when the layer before requantized to our scale */
+    /* the input: already u8 when the layer before requantized to our scale (directly or through max pooling) */
     int xmap = rw->map[L->l.x], qx = -1;
-    for (int i = 0; i < s->n_layers; i++)
-        if (s->layers[i].out_user == (int)(L - s->layers) && s->layers[i].qx >= 0) qx = s->layers[i].qx;
-    if (qx < 0) {
+    if (rw->dst->nodes[xmap].dtype == DT_U8) qx = xmap;
+    else {
         int ins[3] = {xmap, add_const(rw, L->sx, DT_F32, loc), add_const(rw, L->zx, DT_I32, loc)};
         NodeAttrs a = {.dtype = DT_U8};
         qx = rewrite_add(rw, OP_QUANTIZE, ins, 3, &a, loc);
@@ -321,9 +322,7 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
         if (L->l.relu < 0) return y;
         return rewrite_add(rw, OP_RELU, &y, 1, NULL, g->nodes[L->l.relu].loc);
     }
-    L->qx = y;
-    int dq[3] = {y, add_const(rw, next->sx, DT_F32, loc), add_const(rw, next->zx, DT_I32, loc)};
-    return rewrite_add(rw, OP_DEQUANTIZE, dq, 3, NULL, loc);
+    return y; /* u8: read only by the next layer, or by the max pooling and reshapes on the way to it */
 }
 
 /* Why an op of the final graph computes in float. */
@@ -332,7 +331,8 @@ static const char *float_reason(const Graph *h, const Node *n) {
     case OPC_LAYOUT: return "moves data only (no arithmetic to quantize)";
     case OPC_MATMUL: return "not a Linear layer: the right operand is no f32 weight param (a product of activations)";
     case OPC_CONV:
-        return n->op == OP_CONV2D ? "a grouped convolution (qconv2d takes groups 1)" : "pooling stays float in this phase";
+        return n->op == OP_CONV2D ? "a grouped convolution (qconv2d takes groups 1)"
+                                  : "pooling of float values (average, padded, or not between two quantized layers)";
     case OPC_SOFTMAX: return "softmax needs float exponentials";
     case OPC_REDUCE: return "reductions stay float";
     case OPC_LOOP: return "recurrences stay float";
@@ -377,13 +377,27 @@ static void mark_absorbed(QuantPass *s) {
         if (l->bias >= 0 && uses[l->bias] == 0) s->absorbed[l->bias] = true;
         if (l->transpose >= 0 && uses[l->transpose] > 1) s->absorbed[l->transpose] = false;
     }
-    /* a layer's result feeding only one other layer (its input, once) is requantized for it */
+    /* a layer's result feeding only one other layer (its input, once), directly or through max poolings without
+     * padding and reshapes each read once, is requantized for it: the pooling and reshapes then move u8 values
+     * (the max of quantized values is the quantized max: quantize and the clamp are monotone) */
     for (int i = 0; i < s->n_layers; i++) {
         Layer *L = &s->layers[i];
-        L->out_user = -1, L->qx = -1;
+        L->out_user = -1;
         quant_activation_params(L->in->lo, L->in->hi, &L->sx, &L->zx);
-        for (int j = 0; j < s->n_layers; j++)
-            if (s->layers[j].l.x == L->l.out && uses[L->l.out] == 1) L->out_user = j;
+    }
+    for (int i = 0; i < s->n_layers; i++) {
+        int v = s->layers[i].l.out;
+        while (uses[v] == 1) {
+            for (int j = 0; j < s->n_layers; j++)
+                if (s->layers[j].l.x == v) s->layers[i].out_user = j;
+            int uid = s->layers[i].out_user < 0 ? only_user(g, uses, v) : -1;
+            const Node *u = uid >= 0 ? &g->nodes[uid] : NULL;
+            if (!u || !((u->op == OP_MAX_POOL2D && u->attr.conv.pad[0] == 0 && u->attr.conv.pad[1] == 0) ||
+                        u->op == OP_RESHAPE))
+                break;
+            v = uid;
+        }
+        for (int w = s->layers[i].l.out; s->layers[i].out_user >= 0 && w != v;) s->to_u8[w = only_user(g, uses, w)] = true;
     }
 }
 
@@ -397,7 +411,8 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
     s.layer_of_mm = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.layer_of_out = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.absorbed = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
-    for (int i = 0; i < g->n_nodes; i++) s.layer_of_mm[i] = s.layer_of_out[i] = -1;
+    s.to_u8 = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
+    for (int i = 0; i < g->n_nodes; i++) s.layer_of_mm[i] = s.layer_of_out[i] = -1, s.to_u8[i] = false;
     mark_absorbed(&s);
     s.values = calloc((size_t)g->n_params + 4 * (size_t)s.n_layers + 1, sizeof *s.values);
     if (!s.values) abort();
@@ -412,6 +427,13 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
         if (li >= 0) ok = (result[li] = build_layer(&s, &rw, &s.layers[li])) >= 0;
         if (s.layer_of_out[id] >= 0) rw.map[id] = result[s.layer_of_out[id]];
         if (s.absorbed[id]) continue;
+        if (s.to_u8[id]) { /* the same op on the u8 values (pooling and reshape keep their operand's dtype) */
+            int ins[ETCH_MAX_OPERANDS];
+            Node n = rewrite_mapped_node(&rw, id, ins);
+            n.dtype = DT_U8;
+            rw.map[id] = graph_append_raw(rw.dst, &n);
+            continue;
+        }
         rewrite_copy_node(&rw, id);
         if (g->nodes[id].op == OP_PARAM) {
             int k = 0;
@@ -429,7 +451,7 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
         return NULL;
     }
     Graph *h = rewrite_finish(&rw);
-    h = pass_dce(h, ctx); /* the dequantize of a result requantized for the next layer, now unread */
+    h = pass_dce(h, ctx); /* the nodes only the replaced layers read (a conv bias's reshape) */
     /* the float params the layers replaced go with the old graph's values */
     for (int k = 0; k < g->n_params; k++)
         if (s.absorbed[g->params[k]]) tensor_free(q->values[k]);

@@ -9,8 +9,10 @@
  *     bit-identical to eager;
  *   - the report names what stays float; the default pipeline never runs it;
  *   - Conv2d layers (a small LeNet): conv2d + bias + relu -> qconv2d per
- *     output channel, the input's zero point not 0 (padding reads it), the
- *     eager result near the float model's and emitted C bit-identical;
+ *     output channel, the input's zero point not 0 (padding reads it), each
+ *     result requantized to u8 for the next layer through max pooling and
+ *     flatten (u8 too), the eager result near the float model's and emitted
+ *     C bit-identical;
  *   - errors naming the tensor: a missing range, a range for another
  *     model's tensor, a NaN weight, no request;
  *   - the float round trip simplify removes (quantize of dequantize with the
@@ -189,12 +191,15 @@ static void test_conv_layers(void **state) {
     assert_true(eager_run(g, &x, fv, want, NULL, NULL));
     QuantRequest q = {.ranges = r, .n_ranges = 3, .calib_path = "s.json", .values = params_init(g, 0)};
     Diag d;
-    diag_init(&d, NULL);
+    diag_init(&d, stderr);
     Graph *h = quantize(g, &q, &d);
     assert_non_null(h);
     assert_int_equal(count_op(h, OP_QCONV2D), 2);
     assert_int_equal(count_op(h, OP_CONV2D), 0);
-    assert_int_equal(count_op(h, OP_RELU), 2); /* after the f32 results of the convs */
+    assert_int_equal(count_op(h, OP_RELU), 0);     /* the clamps of the u8 results */
+    assert_int_equal(count_op(h, OP_QUANTIZE), 1); /* x: then u8 from layer to layer, through the pooling */
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_MAX_POOL2D || h->nodes[i].op == OP_RESHAPE) assert_int_equal(h->nodes[i].dtype, DT_U8);
     assert_int_equal(graph_find_param(h, "conv1.bias"), -1);
     int w1 = graph_find_param(h, "conv1.weight.int8"), k = 0;
     assert_true(w1 >= 0);
@@ -202,7 +207,7 @@ static void test_conv_layers(void **state) {
         if (h->nodes[i].op == OP_QCONV2D && h->nodes[i].in[1] == w1) {
             assert_int_equal(h->nodes[i].attr.quant.zero_points[0], 127);
             assert_int_equal(h->nodes[i].attr.conv.pad[0], 1);
-            assert_int_equal(h->nodes[i].dtype, DT_F32);
+            assert_int_equal(h->nodes[i].dtype, DT_U8);
         }
     while (h->params[k] != w1) k++;
     const Tensor *wq = q.values[k];
@@ -223,8 +228,8 @@ static void test_conv_layers(void **state) {
     const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
     ts_check_graph_with(h, &x, q.values, &exact);
     if (!strstr(q.report.s, "quantized: conv1.weight at ") ||
-        !strstr(q.report.s, "conv2d + bias + relu -> qconv2d 4x18 int8, f32 output") ||
-        !strstr(q.report.s, "max_pool2d at ") || !strstr(q.report.s, "quantize: 3 layers int8"))
+        !strstr(q.report.s, "conv2d + bias + relu -> qconv2d 4x18 int8, u8 output requantized for the next layer") ||
+        !strstr(q.report.s, "quantize: 3 layers int8, 0 ops float"))
         fail_msg("report:\n%s", q.report.s);
     sb_free(&q.report);
     params_free(h, q.values);
