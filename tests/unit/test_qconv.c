@@ -88,7 +88,7 @@ static void add_case(Graph *g, const QConvCase *q, int which, Tensor **in, Tenso
         }
 }
 
-enum { N_CASES = 5 };
+enum { N_CASES = 6 };
 
 static void test_qconv2d(void **state) {
     (void)state;
@@ -103,6 +103,8 @@ static void test_qconv2d(void **state) {
         {1, 6, 10, 11, 7, 5, 5, 1, 1, 0, 3, 2, 3, DT_U8, DT_U8, 0, 3, 3, 255},
         /* one image, one output pixel per row tile edge: 1x1 window, stride 3 */
         {1, 4, 7, 7, 3, 1, 1, 3, 3, 0, 0, 1, 1, DT_U8, DT_I8, 128, 0, -128, 127},
+        /* 2.9 MB of scratch per image, over the emitter's 4 MiB chunk: one image per GEMM call, two calls */
+        {2, 1, 512, 512, 2, 3, 3, 1, 1, 1, 1, 1, 1, DT_U8, DT_U8, 9, 4, 0, 255},
     };
     Arena *a = arena_new();
     Graph *g = graph_new(a, "qconv");
