@@ -72,6 +72,30 @@ static int count_op(const Graph *g, OpKind op) {
     return n;
 }
 
+/* The float model's result for x into want[0] (params fv, seed 0), then the
+ * quantize pass over g with ranges r (q: its request, values seed 0 too). */
+static Graph *quantize_with(Graph *g, Tensor *x, QuantRange *r, int n_ranges, Tensor ***fv, Tensor **want,
+                            QuantRequest *q, Diag *d) {
+    *fv = params_init(g, 0);
+    assert_true(eager_run(g, &x, *fv, want, NULL, NULL));
+    *q = (QuantRequest){.ranges = r, .n_ranges = n_ranges, .calib_path = "s.json", .values = params_init(g, 0)};
+    diag_init(d, stderr);
+    Graph *h = quantize(g, q, d);
+    assert_non_null(h);
+    return h;
+}
+
+/* max |a - b| over n elements, and max |b| into *scale. */
+static double worst_diff(const Tensor *a, const Tensor *b, int64_t n, double *scale) {
+    double worst = 0;
+    *scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(tensor_get(a, i) - tensor_get(b, i)));
+        *scale = fmax(*scale, fabs(tensor_get(b, i)));
+    }
+    return worst;
+}
+
 static void test_rewrite_and_results(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -80,15 +104,11 @@ static void test_rewrite_and_results(void **state) {
     QuantLinear found[4];
     assert_int_equal(quant_find_linears(g, found, 4), 2);
     QuantRange r[2] = {{"fc1.weight:input", S(2, 64, 6), 0, 1}, {"fc2.weight:input", S(2, 64, 5), 0, 1.5}};
-    Tensor **fv = params_init(g, 0);
-    Tensor *x = ts_random_tensor(DT_F32, S(2, 8, 6), 7, 0, 1);
+    Tensor **fv, *x = ts_random_tensor(DT_F32, S(2, 8, 6), 7, 0, 1);
     Tensor *want[1] = {NULL}, *have[1] = {NULL};
-    assert_true(eager_run(g, &x, fv, want, NULL, NULL));
-    QuantRequest q = {.ranges = r, .n_ranges = 2, .calib_path = "s.json", .values = params_init(g, 0)};
+    QuantRequest q;
     Diag d;
-    diag_init(&d, NULL);
-    Graph *h = quantize(g, &q, &d);
-    assert_non_null(h);
+    Graph *h = quantize_with(g, x, r, 2, &fv, want, &q, &d);
     assert_int_equal(count_op(h, OP_QMATMUL), 2);
     assert_int_equal(count_op(h, OP_QUANTIZE), 1);
     assert_int_equal(count_op(h, OP_DEQUANTIZE), 0);
@@ -127,11 +147,7 @@ static void test_rewrite_and_results(void **state) {
         assert_true(fabs(tensor_get(bq, c) - tensor_get(b, c) / (sx * sw)) <= 0.5);
     }
     assert_true(eager_run(h, &x, q.values, have, NULL, NULL));
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < 24; i++) {
-        worst = fmax(worst, fabs(tensor_get(have[0], i) - tensor_get(want[0], i)));
-        scale = fmax(scale, fabs(tensor_get(want[0], i)));
-    }
+    double scale, worst = worst_diff(have[0], want[0], 24, &scale);
     assert_true(worst <= 0.02 * scale + 0.02);
     assert_true(worst > 0); /* it did compute in int8 */
     const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
@@ -185,15 +201,11 @@ static void test_conv_layers(void **state) {
     QuantRange r[3] = {{"conv1.weight:input", S(4, 64, 2, 8, 8), -1, 1},
                        {"conv2.weight:input", S(4, 64, 4, 4, 4), 0, 1.5},
                        {"fc.weight:input", S(2, 64, 12), 0, 2}};
-    Tensor **fv = params_init(g, 0);
-    Tensor *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
+    Tensor **fv, *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
     Tensor *want[1] = {NULL}, *have[1] = {NULL};
-    assert_true(eager_run(g, &x, fv, want, NULL, NULL));
-    QuantRequest q = {.ranges = r, .n_ranges = 3, .calib_path = "s.json", .values = params_init(g, 0)};
+    QuantRequest q;
     Diag d;
-    diag_init(&d, stderr);
-    Graph *h = quantize(g, &q, &d);
-    assert_non_null(h);
+    Graph *h = quantize_with(g, x, r, 3, &fv, want, &q, &d);
     assert_int_equal(count_op(h, OP_QCONV2D), 2);
     assert_int_equal(count_op(h, OP_CONV2D), 0);
     assert_int_equal(count_op(h, OP_RELU), 0);     /* the clamps of the u8 results */
@@ -218,11 +230,7 @@ static void test_conv_layers(void **state) {
         assert_int_equal(qmax, 127);
     }
     assert_true(eager_run(h, &x, q.values, have, NULL, NULL));
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < 15; i++) {
-        worst = fmax(worst, fabs(tensor_get(have[0], i) - tensor_get(want[0], i)));
-        scale = fmax(scale, fabs(tensor_get(want[0], i)));
-    }
+    double scale, worst = worst_diff(have[0], want[0], 15, &scale);
     assert_true(worst <= 0.03 * scale + 0.01);
     assert_true(worst > 0);
     const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
