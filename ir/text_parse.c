@@ -570,7 +570,8 @@ static bool parse_node(Parser *P) {
     if (info->cls == OPC_SOURCE || op == OP_RESHAPE || op == OP_BROADCAST || op == OP_CONV2D_BWD_INPUT ||
         op == OP_CONV2D_BWD_WEIGHT || op == OP_AVG_POOL2D_BWD || op == OP_SCATTER_ADD_ROWS)
         n.attr.shape = shape;
-    if (info->cls == OPC_SOURCE || op == OP_CAST || op == OP_QUANTIZE || op == OP_QMATMUL) n.attr.dtype = dtype;
+    if (info->cls == OPC_SOURCE || op == OP_CAST || op == OP_QUANTIZE || op == OP_QMATMUL ||
+        op == OP_QCONV2D) n.attr.dtype = dtype;
 
     /* Re-type the node through its shape rule; errors point into the IR text. */
     Node m = n;

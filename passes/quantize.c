@@ -1,18 +1,20 @@
 /* quantize.c: the quantize pass, post-training int8 quantization of Linear
- * layers (docs/quantization.md). Run only when asked (`--quantize int8
+ * and Conv2d layers (docs/quantization.md). Run only when asked (`--quantize int8
  * --calib STATS`, PassOptions.quant): it needs the parameter values and the
  * calibrated activation ranges, which it finds in its QuantRequest.
  *
  * Each Linear layer (passes/quantize.h: matmul by a weight param, + bias,
  * + relu) whose input has a calibrated range becomes
  *     quantize(x) -> qmatmul(int8 weights per output channel, int32 bias at
- *     s_x * s_w[c], q31 multipliers) -> dequantize
- * and the layer's float weight and bias params leave the graph, replaced by
+ *     s_x * s_w[c], q31 multipliers)
+ * and each Conv2d layer (conv2d by a weight param, groups 1, + reshaped
+ * bias, + relu) the same with qconv2d; and the layer's float weight and bias params leave the graph, replaced by
  * new params "<weight>.int8", "<bias or weight>.int32", "<weight>.multiplier"
  * and "<weight>.shift" whose values the pass computes. A layer whose result
- * feeds only other quantized layers is requantized to u8 at their input's
- * scale (relu fused as the clamp), and the dequantize -> quantize pair
- * between them is not built; a layer feeding anything float returns f32
+ * feeds only the next quantized layer (directly, or through unpadded max
+ * poolings and reshapes, which then move u8 values) is requantized to u8 at
+ * its input's scale (relu fused as the clamp), so no dequantize -> quantize
+ * pair is built between them; a layer feeding anything float returns f32
  * straight from the accumulator. Everything else stays float, and the
  * report (QuantRequest.report, `--stats`) names every op that does and why:
  * nothing falls back silently. Bad input is an error naming the tensor: a
@@ -50,12 +52,48 @@ static int only_user(const Graph *g, const int *uses, int id) {
     return -1;
 }
 
+/* The layer's bias add (the other operand, through bias_of, an f32 param
+ * [N]) and relu after l->out, each when it is the only use. */
+static void match_epilogue(const Graph *g, const int *uses, QuantLinear *l, int64_t n_out,
+                           int (*bias_of)(const Graph *, const int *, int)) {
+    const Node *mm = &g->nodes[l->mm];
+    int add = only_user(g, uses, l->out);
+    if (add >= 0 && g->nodes[add].op == OP_ADD && shape_equal(&g->nodes[add].shape, &mm->shape)) {
+        const Node *a = &g->nodes[add];
+        int v = a->in[0] == l->mm ? a->in[1] : a->in[0], b = bias_of(g, uses, v);
+        if (b >= 0 && is_f32_param(g, b, 1) && g->nodes[b].shape.dim[0] == n_out) {
+            l->bias = b, l->add = add, l->out = add;
+            if (b != v) l->bias_view = v;
+        }
+    }
+    int relu = only_user(g, uses, l->out);
+    if (relu >= 0 && g->nodes[relu].op == OP_RELU) l->relu = relu, l->out = relu;
+}
+
+static int bias_itself(const Graph *g, const int *uses, int v) { return (void)g, (void)uses, v; }
+
+/* A conv's bias is reshaped to [N, 1, 1] (read by that reshape alone). */
+static int bias_reshaped(const Graph *g, const int *uses, int v) {
+    const Node *r = &g->nodes[v];
+    if (r->op != OP_RESHAPE || uses[v] != 1 || r->shape.rank != 3 || r->shape.dim[1] != 1 || r->shape.dim[2] != 1)
+        return -1;
+    return r->in[0];
+}
+
 static bool match_linear(const Graph *g, const int *uses, int id, QuantLinear *l) {
     const Node *mm = &g->nodes[id];
+    *l = (QuantLinear){.mm = id, .weight = -1, .transpose = -1, .bias = -1, .add = -1, .relu = -1, .bias_view = -1,
+                       .out = id};
+    if (mm->op == OP_CONV2D) {
+        if (mm->dtype != DT_F32 || mm->attr.conv.groups != 1 || !is_f32_param(g, mm->in[1], 4)) return false;
+        l->x = mm->in[0], l->weight = mm->in[1], l->conv = true;
+        match_epilogue(g, uses, l, mm->shape.dim[1], bias_reshaped);
+        return true;
+    }
     if (mm->op != OP_MATMUL || mm->dtype != DT_F32 || mm->shape.rank != 2 || mm->attr.trans_a) return false;
     const Node *x = &g->nodes[mm->in[0]];
     if (x->shape.rank != 2) return false;
-    *l = (QuantLinear){.mm = id, .x = mm->in[0], .weight = -1, .transpose = -1, .bias = -1, .add = -1, .relu = -1};
+    l->x = mm->in[0];
     int w = mm->in[1];
     if (!mm->attr.trans_b) { /* x @ transpose(W) as the frontend writes it */
         const Node *t = &g->nodes[w];
@@ -65,17 +103,7 @@ static bool match_linear(const Graph *g, const int *uses, int id, QuantLinear *l
     }
     if (!is_f32_param(g, w, 2)) return false;
     l->weight = w;
-    l->out = id;
-    int add = only_user(g, uses, id);
-    if (add >= 0 && g->nodes[add].op == OP_ADD && shape_equal(&g->nodes[add].shape, &mm->shape)) {
-        const Node *a = &g->nodes[add];
-        int b = a->in[0] == id ? a->in[1] : a->in[0];
-        if (is_f32_param(g, b, 1) && g->nodes[b].shape.dim[0] == mm->shape.dim[1]) {
-            l->bias = b, l->add = add, l->out = add;
-        }
-    }
-    int relu = only_user(g, uses, l->out);
-    if (relu >= 0 && g->nodes[relu].op == OP_RELU) l->relu = relu, l->out = relu;
+    match_epilogue(g, uses, l, mm->shape.dim[1], bias_itself);
     return true;
 }
 
@@ -110,7 +138,6 @@ typedef struct Layer {
     int out_user;         /* the quantized layer whose input this one's result is (u8 output), or -1 */
     double sx;            /* input scale */
     int32_t zx;
-    int qx;               /* dst id of the u8 result, once built (its consumers quantize nothing) */
 } Layer;
 
 typedef struct QuantPass {
@@ -121,6 +148,7 @@ typedef struct QuantPass {
     int n_layers;
     int *layer_of_mm, *layer_of_out; /* src id -> layer index, -1 */
     bool *absorbed;                  /* src nodes the layers replace (members and dropped params) */
+    bool *to_u8;                     /* src poolings and reshapes between two layers, which now move u8 values */
     Tensor **values;                 /* the new graph's params, in order */
     int n_values;
 } QuantPass;
@@ -229,20 +257,20 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
     const Graph *g = s->g;
     const Node *mm = &g->nodes[L->l.mm];
     SrcLoc loc = mm->loc;
-    int64_t N = mm->shape.dim[1], K = g->nodes[L->l.x].shape.dim[1];
+    const Shape *ws = &g->nodes[L->l.weight].shape;
+    int64_t N = ws->dim[0], K = shape_numel(ws) / N; /* a conv's weight [N, C, kH, kW] is [N, C kH kW] */
     const char *wname = g->nodes[L->l.weight].attr.name;
-    /* the input: already u8 when the layer before requantized to our scale */
+    /* the input: already u8 when the layer before requantized to our scale (directly or through max pooling) */
     int xmap = rw->map[L->l.x], qx = -1;
-    for (int i = 0; i < s->n_layers; i++)
-        if (s->layers[i].out_user == (int)(L - s->layers) && s->layers[i].qx >= 0) qx = s->layers[i].qx;
-    if (qx < 0) {
+    if (rw->dst->nodes[xmap].dtype == DT_U8) qx = xmap;
+    else {
         int ins[3] = {xmap, add_const(rw, L->sx, DT_F32, loc), add_const(rw, L->zx, DT_I32, loc)};
         NodeAttrs a = {.dtype = DT_U8};
         qx = rewrite_add(rw, OP_QUANTIZE, ins, 3, &a, loc);
     }
     /* weights: symmetric per output channel, [-127, 127] */
     const Tensor *w = value_of(s, L->l.weight), *b = L->l.bias >= 0 ? value_of(s, L->l.bias) : NULL;
-    Tensor *wq = tensor_new(DT_I8, (Shape){2, {N, K}}), *bq = tensor_new(DT_I32, (Shape){1, {N}});
+    Tensor *wq = tensor_new(DT_I8, *ws), *bq = tensor_new(DT_I32, (Shape){1, {N}});
     Tensor *mult = tensor_new(DT_I32, (Shape){1, {N}}), *shift = tensor_new(DT_I32, (Shape){1, {N}});
     const Layer *next = L->out_user >= 0 ? &s->layers[L->out_user] : NULL;
     double sy = next ? next->sx : 0;
@@ -277,23 +305,24 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
                   add_param(s, rw, b ? g->nodes[L->l.bias].attr.name : wname, "int32", bq, loc),
                   add_param(s, rw, wname, "multiplier", mult, loc), add_param(s, rw, wname, "shift", shift, loc)};
     NodeAttrs a = {.dtype = next ? DT_U8 : DT_F32, .quant = {.clamp = {0, 0}, .zero_points = {L->zx, 0}}};
+    if (L->l.conv) a.conv = mm->attr.conv;
     if (next) {
         a.quant.zero_points[1] = next->zx;
         a.quant.clamp[0] = L->l.relu >= 0 ? next->zx : 0;
         a.quant.clamp[1] = 255;
     }
-    int y = rewrite_add(rw, OP_QMATMUL, ins, 5, &a, loc);
-    if (y < 0) return diag_error_plain(s->d, "cannot quantize '%s': the qmatmul does not type-check", wname), -1;
-    sb_printf(&s->q->report, "quantized: %s at %s: matmul%s%s -> qmatmul %lldx%lld int8, %s\n", wname,
-              src_where(mm, (char[256]){0}, 256), b ? " + bias" : "", L->l.relu >= 0 ? " + relu" : "", (long long)N,
-              (long long)K, next ? "u8 output requantized for the next layer" : "f32 output");
+    const char *qop = L->l.conv ? "qconv2d" : "qmatmul";
+    int y = rewrite_add(rw, L->l.conv ? OP_QCONV2D : OP_QMATMUL, ins, 5, &a, loc);
+    if (y < 0) return diag_error_plain(s->d, "cannot quantize '%s': the %s does not type-check", wname, qop), -1;
+    sb_printf(&s->q->report, "quantized: %s at %s: %s%s%s -> %s %lldx%lld int8, %s\n", wname,
+              src_where(mm, (char[256]){0}, 256), op_table[mm->op].name, b ? " + bias" : "",
+              L->l.relu >= 0 ? " + relu" : "", qop, (long long)N, (long long)K,
+              next ? "u8 output requantized for the next layer" : "f32 output");
     if (!next) {
         if (L->l.relu < 0) return y;
         return rewrite_add(rw, OP_RELU, &y, 1, NULL, g->nodes[L->l.relu].loc);
     }
-    L->qx = y;
-    int dq[3] = {y, add_const(rw, next->sx, DT_F32, loc), add_const(rw, next->zx, DT_I32, loc)};
-    return rewrite_add(rw, OP_DEQUANTIZE, dq, 3, NULL, loc);
+    return y; /* u8: read only by the next layer, or by the max pooling and reshapes on the way to it */
 }
 
 /* Why an op of the final graph computes in float. */
@@ -301,12 +330,14 @@ static const char *float_reason(const Graph *h, const Node *n) {
     switch (op_table[n->op].cls) {
     case OPC_LAYOUT: return "moves data only (no arithmetic to quantize)";
     case OPC_MATMUL: return "not a Linear layer: the right operand is no f32 weight param (a product of activations)";
-    case OPC_CONV: return n->op == OP_CONV2D ? "no integer convolution in this phase" : "pooling stays float in this phase";
+    case OPC_CONV:
+        return n->op == OP_CONV2D ? "a grouped convolution (qconv2d takes groups 1)"
+                                  : "pooling of float values (average, padded, or not between two quantized layers)";
     case OPC_SOFTMAX: return "softmax needs float exponentials";
     case OPC_REDUCE: return "reductions stay float";
     case OPC_LOOP: return "recurrences stay float";
     default:
-        return n->op == OP_RELU && h->nodes[n->in[0]].op == OP_QMATMUL ? "relu of a quantized layer's f32 result"
+        return n->op == OP_RELU && op_table[h->nodes[n->in[0]].op].cls == OPC_QUANT ? "relu of a quantized layer's f32 result"
                                                                        : "elementwise op between float values";
     }
 }
@@ -332,8 +363,8 @@ static void mark_absorbed(QuantPass *s) {
     int *uses = rewrite_count_uses(g, g->arena);
     for (int i = 0; i < s->n_layers; i++) {
         const QuantLinear *l = &s->layers[i].l;
-        int members[4] = {l->mm, l->add, l->relu, l->transpose};
-        for (int k = 0; k < 4; k++)
+        int members[5] = {l->mm, l->add, l->relu, l->transpose, l->bias_view};
+        for (int k = 0; k < 5; k++)
             if (members[k] >= 0) s->absorbed[members[k]] = true;
         uses[l->weight]--; /* read by the transpose or the matmul */
         if (l->bias >= 0) uses[l->bias]--;
@@ -346,13 +377,27 @@ static void mark_absorbed(QuantPass *s) {
         if (l->bias >= 0 && uses[l->bias] == 0) s->absorbed[l->bias] = true;
         if (l->transpose >= 0 && uses[l->transpose] > 1) s->absorbed[l->transpose] = false;
     }
-    /* a layer's result feeding only one other layer (its input, once) is requantized for it */
+    /* a layer's result feeding only one other layer (its input, once), directly or through max poolings without
+     * padding and reshapes each read once, is requantized for it: the pooling and reshapes then move u8 values
+     * (the max of quantized values is the quantized max: quantize and the clamp are monotone) */
     for (int i = 0; i < s->n_layers; i++) {
         Layer *L = &s->layers[i];
-        L->out_user = -1, L->qx = -1;
+        L->out_user = -1;
         quant_activation_params(L->in->lo, L->in->hi, &L->sx, &L->zx);
-        for (int j = 0; j < s->n_layers; j++)
-            if (s->layers[j].l.x == L->l.out && uses[L->l.out] == 1) L->out_user = j;
+    }
+    for (int i = 0; i < s->n_layers; i++) {
+        int v = s->layers[i].l.out;
+        while (uses[v] == 1) {
+            for (int j = 0; j < s->n_layers; j++)
+                if (s->layers[j].l.x == v) s->layers[i].out_user = j;
+            int uid = s->layers[i].out_user < 0 ? only_user(g, uses, v) : -1;
+            const Node *u = uid >= 0 ? &g->nodes[uid] : NULL;
+            if (!u || !((u->op == OP_MAX_POOL2D && u->attr.conv.pad[0] == 0 && u->attr.conv.pad[1] == 0) ||
+                        u->op == OP_RESHAPE))
+                break;
+            v = uid;
+        }
+        for (int w = s->layers[i].l.out; s->layers[i].out_user >= 0 && w != v;) s->to_u8[w = only_user(g, uses, w)] = true;
     }
 }
 
@@ -366,7 +411,8 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
     s.layer_of_mm = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.layer_of_out = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.absorbed = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
-    for (int i = 0; i < g->n_nodes; i++) s.layer_of_mm[i] = s.layer_of_out[i] = -1;
+    s.to_u8 = arena_alloc(g->arena, sizeof(bool) * (size_t)(g->n_nodes + 1));
+    for (int i = 0; i < g->n_nodes; i++) s.layer_of_mm[i] = s.layer_of_out[i] = -1, s.to_u8[i] = false;
     mark_absorbed(&s);
     s.values = calloc((size_t)g->n_params + 4 * (size_t)s.n_layers + 1, sizeof *s.values);
     if (!s.values) abort();
@@ -381,6 +427,13 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
         if (li >= 0) ok = (result[li] = build_layer(&s, &rw, &s.layers[li])) >= 0;
         if (s.layer_of_out[id] >= 0) rw.map[id] = result[s.layer_of_out[id]];
         if (s.absorbed[id]) continue;
+        if (s.to_u8[id]) { /* the same op on the u8 values (pooling and reshape keep their operand's dtype) */
+            int ins[ETCH_MAX_OPERANDS];
+            Node n = rewrite_mapped_node(&rw, id, ins);
+            n.dtype = DT_U8;
+            rw.map[id] = graph_append_raw(rw.dst, &n);
+            continue;
+        }
         rewrite_copy_node(&rw, id);
         if (g->nodes[id].op == OP_PARAM) {
             int k = 0;
@@ -398,7 +451,7 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
         return NULL;
     }
     Graph *h = rewrite_finish(&rw);
-    h = pass_dce(h, ctx); /* the dequantize of a result requantized for the next layer, now unread */
+    h = pass_dce(h, ctx); /* the nodes only the replaced layers read (a conv bias's reshape) */
     /* the float params the layers replaced go with the old graph's values */
     for (int k = 0; k < g->n_params; k++)
         if (s.absorbed[g->params[k]]) tensor_free(q->values[k]);
@@ -445,7 +498,7 @@ Graph *quant_fake_quantize(const Graph *g, QuantRequest *q, Diag *d) {
         const Layer *L = NULL;
         for (int i = 0; i < s.n_layers && !L; i++)
             if (s.layers[i].l.mm == id) L = &s.layers[i];
-        if (!L) {
+        if (!L || L->l.conv) { /* Conv2d layers stay float in quantization-aware training (not yet done) */
             rewrite_copy_node(&rw, id);
             continue;
         }

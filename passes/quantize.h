@@ -12,15 +12,20 @@
 #include "ir/strbuf.h"
 #include "ir/tensor.h"
 
-/* A Linear layer as the frontend builds it: y = x @ W^T (+ b) (then relu),
- * with W an f32 param [N, K] (read through transpose(W) or matmul's
- * transpose_b), b an f32 param [N], x f32 [M, K]. Node ids; -1 where absent. */
+/* A layer the pass quantizes, as the frontend builds it: a Linear layer
+ * y = x @ W^T (+ b) (then relu), with W an f32 param [N, K] (read through
+ * transpose(W) or matmul's transpose_b), b an f32 param [N], x f32 [M, K];
+ * or (conv) a Conv2d layer y = conv2d(x, W) (+ reshape(b) to [N, 1, 1])
+ * (then relu), W an f32 param [N, C, kH, kW], groups 1. Node ids; -1 where
+ * absent. */
 typedef struct QuantLinear {
-    int mm, x, weight, transpose, bias, add, relu;
-    int out; /* the last node of the layer: relu, add or mm */
+    int mm, x, weight, transpose, bias, add, relu; /* mm: the matmul or conv2d */
+    int bias_view; /* conv: the reshape of b to [N, 1, 1] */
+    int out;       /* the last node of the layer: relu, add or mm */
+    bool conv;
 } QuantLinear;
 
-/* The Linear layers of g in id order (at most max); returns their count. */
+/* The Linear and Conv2d layers of g in id order (at most max); returns their count. */
 int quant_find_linears(const Graph *g, QuantLinear *out, int max);
 /* The stable name of a layer's input activation: "<weight param>:input". */
 void quant_input_name(const Graph *g, const QuantLinear *l, char *buf, size_t n);

@@ -215,7 +215,7 @@ int cmd_calibrate(const Options *o) {
     int n = 0;
     bool ok = params != NULL;
     if (ok && !(n = quant_find_linears(p->forward, layers, MAX_LAYERS)))
-        ok = diag_error(&d, p->model_loc, "%s has no Linear layer (matmul by an f32 weight param) to calibrate",
+        ok = diag_error(&d, p->model_loc, "%s has no Linear or Conv2d layer (matmul or conv2d by an f32 weight param) to calibrate",
                         p->model_name);
     /* the forward, plus every layer's input as an output (an input node is read from the batch itself) */
     Program cp = p ? *p : (Program){0};

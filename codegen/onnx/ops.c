@@ -239,9 +239,10 @@ bool onnx_check_node(const Graph *g, int id, Diag *d) {
         return diag_error(d, n->loc, "op '%s' with an %s scale has no ONNX mapping: %s takes FLOAT only (opsets 13 to 17)",
                           op_table[n->op].name, dtype_name(g->nodes[n->in[1]].dtype),
                           n->op == OP_QUANTIZE ? "QuantizeLinear" : "DequantizeLinear");
-    if (n->op == OP_QMATMUL)
-        return diag_error(d, n->loc, "op 'qmatmul' has no ONNX mapping: its fixed-point requantization has no exact ONNX "
-                                     "form (QLinearMatMul rounds a float multiplier); export the float model, whose "
-                                     "quantize/dequantize become QuantizeLinear/DequantizeLinear");
+    if (n->op == OP_QMATMUL || n->op == OP_QCONV2D)
+        return diag_error(d, n->loc, "op '%s' has no ONNX mapping: its fixed-point requantization has no exact ONNX "
+                                     "form (QLinearMatMul and QLinearConv round a float multiplier); export the float "
+                                     "model, whose quantize/dequantize become QuantizeLinear/DequantizeLinear",
+                          op_table[n->op].name);
     return true;
 }

@@ -49,7 +49,7 @@ static void geom_of(const Shape *x, const Shape *w, const NodeAttrs *a, ConvGeom
 
 void conv_geom(const Graph *gr, const Node *n, ConvGeom *g) {
     const Shape *a = &gr->nodes[n->in[0]].shape, *b = &gr->nodes[n->in[1]].shape;
-    if (n->op == OP_CONV2D) geom_of(a, b, &n->attr, g);
+    if (n->op == OP_CONV2D || n->op == OP_QCONV2D) geom_of(a, b, &n->attr, g);
     else if (n->op == OP_CONV2D_BWD_INPUT) geom_of(&n->shape, b, &n->attr, g);
     else geom_of(a, &n->shape, &n->attr, g);
 }
@@ -58,7 +58,7 @@ void conv_geom(const Graph *gr, const Node *n, ConvGeom *g) {
 
 /* Checks a convolution of input xs by weight ws (dtype t) under n's attrs and
  * sets *out to its result shape; errors name the op, the values and the attrs. */
-static bool conv_check(const Node *n, const Shape *xs, const Shape *ws, DType t, Shape *out, Diag *d) {
+bool conv_check(const Node *n, const Shape *xs, const Shape *ws, DType t, Shape *out, Diag *d) {
     const char *op = op_table[n->op].name;
     const NodeAttrs *a = &n->attr;
     char xt[96], wt[96], p1[32], p2[32];

@@ -135,6 +135,9 @@ typedef struct ConvGeom {
 } ConvGeom;
 /* conv2d (x, w); backward input (gy, w) -> x's shape; backward weight (x, gy) -> w's shape. */
 void conv_geom(const Graph *gr, const Node *n, ConvGeom *g);
+/* Checks a convolution of input xs by weight ws (dtype t, for messages) under n's conv attrs and sets *out to
+ * its result shape; errors name the op. conv2d's rule, shared with qconv2d's (quant.c). */
+bool conv_check(const Node *n, const Shape *xs, const Shape *ws, DType t, Shape *out, Diag *d);
 /* The window of a pooling op (planes = N*C images of h x w). */
 typedef struct PoolGeom {
     int64_t planes, h, w, oh, ow; /* planes = N*C */
@@ -194,8 +197,10 @@ bool shape_quantize(Graph *g, Node *n, Diag *d);
 bool shape_dequantize(Graph *g, Node *n, Diag *d);
 bool shape_fake_quant(Graph *g, Node *n, Diag *d);
 bool shape_qmatmul(Graph *g, Node *n, Diag *d);
+bool shape_qconv2d(Graph *g, Node *n, Diag *d);
 void eval_quant(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void eval_qmatmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
+void eval_qconv2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void vjp_fake_quant(VjpCtx *c);
 /* The loops of a per-tensor or per-axis op: its data operand (the last but
  * two) seen as [outer, len, inner] around attr.axis; the scale and zero point
@@ -208,7 +213,7 @@ typedef struct QuantLoops {
 void quant_loops(const Graph *g, const Node *n, QuantLoops *L);
 /* The integer range of quantize (its dtype's), fake_quant and its backward (clamp). */
 void quant_op_range(const Node *n, int *lo, int *hi);
-/* qmatmul's integer range of the result: quant.clamp within the dtype's range (f32: unused). */
+/* qmatmul's (and qconv2d's) integer range of the result: quant.clamp within the dtype's range (f32: unused). */
 void qmatmul_range(const Node *n, int *lo, int *hi);
 
 /* ---- shared helpers (ir/ops.c) ---- */

@@ -9,6 +9,10 @@
  * counts the padding (count_include_pad=True, PyTorch's default): every
  * window divides by kH*kW. Sums accumulate in double.
  *
+ * max_pool2d also takes i8/u8 images without padding (the quantize pass keeps
+ * a quantized layer's result in u8 through it: max commutes with the monotone
+ * quantize and with the output clamp).
+ *
  * Gradients: max_pool2d_backward(x, gy) recomputes each window's argmax and
  * routes gy there (overlapping windows add up); avg_pool2d_backward(gy)
  * spreads gy / (kH*kW) over each window's elements inside the image.
@@ -48,7 +52,11 @@ static bool pool_check(const Node *n, const Shape *xs, DType t, Shape *out, Diag
     const char *op = pool_name(n);
     char xt[96], p1[32], p2[32];
     type_format(xt, sizeof xt, t, xs);
-    if (!dtype_is_float(t)) return diag_error(d, n->loc, "%s needs a floating-point tensor, got %s", op, xt);
+    /* max pooling of quantized activations: max commutes with the monotone quantize (docs/quantization.md) */
+    bool q8 = n->op == OP_MAX_POOL2D && dtype_is_quantized(t) && a->conv.pad[0] == 0 && a->conv.pad[1] == 0;
+    if (!dtype_is_float(t) && !q8)
+        return diag_error(d, n->loc, "%s needs a floating-point tensor (or i8/u8 for max_pool2d without padding), got %s",
+                          op, xt);
     if (xs->rank != 4) return diag_error(d, n->loc, "%s: input must be 4-D [N, C, H, W], got %s", op, xt);
     if (a->conv.kernel[0] < 1 || a->conv.kernel[1] < 1)
         return diag_error(d, n->loc, "%s: kernel_size must be positive, got %s", op, conv_pair_str(p1, a->conv.kernel));
@@ -156,10 +164,27 @@ POOL_EAGER_KERNELS(float, f32)
 POOL_EAGER_KERNELS(double, f64)
 #undef POOL_EAGER_KERNELS
 
+/* max_pool2d of i8/u8 values (no padding): the window's largest. */
+static void max_pool_8bit(const PoolGeom *g, const Tensor *x, Tensor *out) {
+    for (int64_t p = 0, k = 0; p < g->planes; p++)
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++, k++) {
+                WINDOW(g, oh, ow);
+                double m = tensor_get(x, (p * g->h + h0) * g->w + w0);
+                for (int64_t i = h0; i < h1; i++)
+                    for (int64_t j = w0; j < w1; j++) m = fmax(m, tensor_get(x, (p * g->h + i) * g->w + j));
+                tensor_set(out, k, m);
+            }
+}
+
 static void eval_pool_any(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
     const Node *n = &g->nodes[id];
     PoolGeom geo;
     pool_geom(g, n, &geo);
+    if (dtype_is_quantized(out->dtype)) {
+        max_pool_8bit(&geo, ins[0], out);
+        return;
+    }
     const void *x = n->op == OP_AVG_POOL2D_BWD ? NULL : ins[0]->data;
     const void *gy = n->op == OP_MAX_POOL2D_BWD ? ins[1]->data : n->op == OP_AVG_POOL2D_BWD ? ins[0]->data : NULL;
     memset(out->data, 0, tensor_nbytes(out)); /* the backward kernels accumulate */

@@ -1,6 +1,7 @@
 /* quant.c: the quantized ops (docs/quantization.md): quantize, dequantize,
  * fake_quant and its straight-through gradient kernel, each per tensor or
- * per axis, and the integer matmul qmatmul with its requantize epilogue.
+ * per axis, the integer matmul qmatmul with its requantize epilogue, and the
+ * integer convolution qconv2d (conv2d's window, qmatmul's arithmetic).
  * Their arithmetic is ir/quant.h's; the loops here are what the C emitter
  * (codegen/c/ops/quant.c) writes too. */
 #include <math.h>
@@ -109,6 +110,36 @@ void qmatmul_range(const Node *n, int *lo, int *hi) {
     if (n->attr.quant.clamp[1] < *hi) *hi = n->attr.quant.clamp[1];
 }
 
+/* What qmatmul and qconv2d share: bias, multiplier and shift i32[N], the
+ * result dtype, zero points and clamp; sets n->dtype. */
+static bool check_qlinear(Graph *g, Node *n, int64_t N, Diag *d) {
+    const char *op = op_table[n->op].name;
+    char a[96];
+    static const char *const what[] = {"bias", "multiplier", "shift"};
+    for (int k = 2; k < 5; k++) {
+        const Node *p = &g->nodes[n->in[k]];
+        if (p->dtype != DT_I32 || p->shape.rank != 1 || p->shape.dim[0] != N)
+            return diag_error(d, n->loc, "'%s' %s must be i32[%lld], got %s", op, what[k - 2], (long long)N,
+                              ops_type_str(a, g, n->in[k]));
+    }
+    DType t = n->attr.dtype;
+    if (!dtype_is_quantized(t) && t != DT_F32)
+        return diag_error(d, n->loc, "'%s' produces i8, u8 or f32, not %s", op, dtype_name(t));
+    int lo, hi, zx = n->attr.quant.zero_points[0], zy = n->attr.quant.zero_points[1];
+    quant_range(g->nodes[n->in[0]].dtype, &lo, &hi);
+    if (zx < lo || zx > hi) return diag_error(d, n->loc, "'%s' input zero point %d is outside [%d, %d]", op, zx, lo, hi);
+    if (dtype_is_quantized(t)) {
+        quant_range(t, &lo, &hi);
+        if (zy < lo || zy > hi)
+            return diag_error(d, n->loc, "'%s' output zero point %d is outside [%d, %d]", op, zy, lo, hi);
+        if (!check_clamp(n, lo, hi, d)) return false;
+    } else if (zy != 0 || n->attr.quant.clamp[0] != 0 || n->attr.quant.clamp[1] != 0) {
+        return diag_error(d, n->loc, "'%s' to f32 takes zero_points = [zx, 0] and clamp = [0, 0] (none)", op);
+    }
+    n->dtype = t;
+    return true;
+}
+
 bool shape_qmatmul(Graph *g, Node *n, Diag *d) {
     const Node *x = &g->nodes[n->in[0]], *w = &g->nodes[n->in[1]];
     char a[96], b[96];
@@ -117,29 +148,22 @@ bool shape_qmatmul(Graph *g, Node *n, Diag *d) {
         return diag_error(d, n->loc, "'qmatmul' needs x i8/u8 [M,K] and w i8 [N,K], got %s and %s",
                           ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
     int64_t N = w->shape.dim[0];
-    static const char *const what[] = {"bias", "multiplier", "shift"};
-    for (int k = 2; k < 5; k++) {
-        const Node *p = &g->nodes[n->in[k]];
-        if (p->dtype != DT_I32 || p->shape.rank != 1 || p->shape.dim[0] != N)
-            return diag_error(d, n->loc, "'qmatmul' %s must be i32[%lld], got %s", what[k - 2], (long long)N,
-                              ops_type_str(a, g, n->in[k]));
-    }
-    DType t = n->attr.dtype;
-    if (!dtype_is_quantized(t) && t != DT_F32)
-        return diag_error(d, n->loc, "'qmatmul' produces i8, u8 or f32, not %s", dtype_name(t));
-    int lo, hi, zx = n->attr.quant.zero_points[0], zy = n->attr.quant.zero_points[1];
-    quant_range(x->dtype, &lo, &hi);
-    if (zx < lo || zx > hi) return diag_error(d, n->loc, "'qmatmul' input zero point %d is outside [%d, %d]", zx, lo, hi);
-    if (dtype_is_quantized(t)) {
-        quant_range(t, &lo, &hi);
-        if (zy < lo || zy > hi)
-            return diag_error(d, n->loc, "'qmatmul' output zero point %d is outside [%d, %d]", zy, lo, hi);
-        if (!check_clamp(n, lo, hi, d)) return false;
-    } else if (zy != 0 || n->attr.quant.clamp[0] != 0 || n->attr.quant.clamp[1] != 0) {
-        return diag_error(d, n->loc, "'qmatmul' to f32 takes zero_points = [zx, 0] and clamp = [0, 0] (none)");
-    }
-    n->dtype = t;
+    if (!check_qlinear(g, n, N, d)) return false;
     n->shape = (Shape){.rank = 2, .dim = {x->shape.dim[0], N}};
+    return true;
+}
+
+bool shape_qconv2d(Graph *g, Node *n, Diag *d) {
+    const Node *x = &g->nodes[n->in[0]], *w = &g->nodes[n->in[1]];
+    char a[96], b[96];
+    if (!dtype_is_quantized(x->dtype) || w->dtype != DT_I8)
+        return diag_error(d, n->loc, "'qconv2d' needs x i8/u8 [B,C,H,W] and w i8 [O,C,kH,kW], got %s and %s",
+                          ops_type_str(a, g, n->in[0]), ops_type_str(b, g, n->in[1]));
+    if (n->attr.conv.groups != 1)
+        return diag_error(d, n->loc, "'qconv2d' takes groups 1, got %d", n->attr.conv.groups);
+    Shape y;
+    if (!conv_check(n, &x->shape, &w->shape, x->dtype, &y, d) || !check_qlinear(g, n, w->shape.dim[0], d)) return false;
+    n->shape = y;
     return true;
 }
 
@@ -190,6 +214,36 @@ void eval_qmatmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins)
                        n->dtype == DT_F32 ? quant_scale_acc(a, mult[j], shift[j])
                                           : quant_requantize(a, mult[j], shift[j], zy, lo, hi));
         }
+}
+
+/* Direct loops over the window; a tap in the padding reads the zero point,
+ * (zx - zx) * w = 0, so it is skipped. */
+void eval_qconv2d(const Graph *g, int id, Tensor *out, const Tensor *const *ins) {
+    const Node *n = &g->nodes[id];
+    ConvGeom c;
+    conv_geom(g, n, &c);
+    int zx = n->attr.quant.zero_points[0], zy = n->attr.quant.zero_points[1], lo, hi;
+    qmatmul_range(n, &lo, &hi);
+    const int32_t *bias = ins[2]->data, *mult = ins[3]->data, *shift = ins[4]->data;
+    const int8_t *w = ins[1]->data;
+    for (int64_t b = 0, o_at = 0; b < c.n; b++)
+        for (int64_t o = 0; o < c.o; o++)
+            for (int64_t oh = 0; oh < c.oh; oh++)
+                for (int64_t ow = 0; ow < c.ow; ow++, o_at++) {
+                    uint32_t acc = (uint32_t)bias[o]; /* wraps modulo 2^32, as qmatmul's */
+                    for (int64_t ch = 0; ch < c.c; ch++)
+                        for (int64_t ki = 0; ki < c.kh; ki++)
+                            for (int64_t kj = 0; kj < c.kw; kj++) {
+                                int64_t ih = oh * c.sh - c.ph + ki * c.dh, iw = ow * c.sw - c.pw + kj * c.dw;
+                                if (ih < 0 || ih >= c.h || iw < 0 || iw >= c.w) continue;
+                                int32_t xv = (int32_t)tensor_get(ins[0], ((b * c.c + ch) * c.h + ih) * c.w + iw);
+                                acc += (uint32_t)((xv - zx) * (int32_t)w[((o * c.c + ch) * c.kh + ki) * c.kw + kj]);
+                            }
+                    int32_t a = (int32_t)acc;
+                    tensor_set(out, o_at,
+                               n->dtype == DT_F32 ? quant_scale_acc(a, mult[o], shift[o])
+                                                  : quant_requantize(a, mult[o], shift[o], zy, lo, hi));
+                }
 }
 
 /* ---- VJP: straight-through inside the clamp range (scale and zero point get none) ---- */

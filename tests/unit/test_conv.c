@@ -295,7 +295,7 @@ static void test_shape_errors(void **state) {
     p = PA(3, 3, 1, 1, 0, 0);
     ts_expect_error(g, OP_AVG_POOL2D, (int[]){xs}, 1, &p,
                  "avg_pool2d: kernel_size [3, 3] does not fit the padded input 2x2 (input f32[1,1,2,2], padding [0, 0])");
-    ts_expect_error(g, OP_AVG_POOL2D, (int[]){xi}, 1, &p, "avg_pool2d needs a floating-point tensor, got i32[1,1,4,4]");
+    ts_expect_error(g, OP_AVG_POOL2D, (int[]){xi}, 1, &p, "avg_pool2d needs a floating-point tensor (or i8/u8 for max_pool2d without padding), got i32[1,1,4,4]");
     p = PA(2, 2, 2, 2, 0, 0);
     ts_expect_error(g, OP_MAX_POOL2D, (int[]){x3}, 1, &p, "max_pool2d: input must be 4-D [N, C, H, W], got f32[3,28,28]");
     /* a backward op whose gradient does not match its forward */

@@ -241,6 +241,11 @@ static Graph *build_all_ops(Arena *a) {
     int i32v = graph_add_const(g, 1, DT_I32, S(1, 5), (SrcLoc){0});
     NodeAttrs qm = {.dtype = DT_I8, .quant = {.zero_points = {3, -1}, .clamp = {-1, 127}}};
     assert_true(graph_add_op(g, OP_QMATMUL, (int[]){q, w8, i32v, i32v, i32v}, 5, &qm, at("all.etch", 49, 5), NULL) >= 0);
+    int img8 = graph_add_const(g, 7, DT_U8, S(4, 1, 2, 4, 4), (SrcLoc){0});
+    int wc8 = graph_add_const(g, -3, DT_I8, S(4, 5, 2, 3, 3), (SrcLoc){0});
+    NodeAttrs qc = {.dtype = DT_U8, .quant = {.zero_points = {3, 0}, .clamp = {0, 255}},
+                    .conv = {.stride = {1, 2}, .pad = {1, 0}, .dilation = {1, 1}, .groups = 1}};
+    assert_true(graph_add_op(g, OP_QCONV2D, (int[]){img8, wc8, i32v, i32v, i32v}, 5, &qc, at("all.etch", 49, 6), NULL) >= 0);
     /* scan (ir/ops/scan.c): x [2, 3] read as 2 steps of [3]; the body is a nested graph */
     Graph *body = graph_new(a, "all.loop0");
     int bc0 = graph_add_input(body, "carry", DT_F32, S(1, 3), (SrcLoc){0});

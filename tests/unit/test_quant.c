@@ -360,16 +360,6 @@ static void test_qmatmul_kernels(void **state) {
     static const QShape shapes[N_QSHAPES] = {{1, 45, 131, false}, {7, 10, 200, false}, {5, 9, 64, false},
                                                 {2, 3, 17, false},   {3, 8, 5, true},     {38, 150, 131, false},
                                                 {40, 37, 1500, false}};
-    const char *caps[3] = {"portable", NULL, NULL};
-    int n_caps = 1;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) caps[n_caps++] = "avx2";
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
-        caps[n_caps++] = "any"; /* the best: VNNI */
-    else
-        fprintf(stderr, "test_qmatmul_kernels: no AVX-512 VNNI here, its variant is not run\n");
-#endif
     Arena *a = arena_new();
     Graph *g = graph_new(a, "qgemm");
     Tensor *in[2 * N_QSHAPES + 2], *pv[4 * N_QSHAPES], *want[4 * N_QSHAPES + 2] = {0};
@@ -410,37 +400,7 @@ static void test_qmatmul_kernels(void **state) {
     diag_init(&d, stderr);
     assert_true(eager_run(g, in, pv, want, NULL, &d));
     /* one build at --threads 3, loaded once per instruction set */
-    char *dir = build_tempdir(&d);
-    assert_non_null(dir);
-    CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = pv, .threads = 3};
-    CGenEntry entry = {ts_optimize(g, 2), "forward"};
-    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
-    dlclose(ts_load_model(dir, "libq.so", "-O1"));
-    const void *in_ptr[2 * N_QSHAPES + 2];
-    void *out_ptr[4 * N_QSHAPES + 2];
-    Tensor *got[4 * N_QSHAPES + 2];
-    for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
-    for (int c = 0; c < n_caps; c++) {
-        setenv("ETCH_GEMM_ISA", caps[c], 1);
-        void *h = ts_open_copy(dir, "libq.so", caps[c]);
-        void (*fwd)(const void *const *, void *const *);
-        *(void **)&fwd = dlsym(h, "m_forward_v");
-        assert_non_null(fwd);
-        for (int i = 0; i < g->n_outputs; i++) {
-            got[i] = tensor_new(want[i]->dtype, want[i]->shape);
-            out_ptr[i] = got[i]->data;
-        }
-        fwd(in_ptr, out_ptr);
-        for (int i = 0; i < g->n_outputs; i++) {
-            if (memcmp(got[i]->data, want[i]->data, tensor_nbytes(want[i])))
-                fail_msg("output %d differs from eager with ETCH_GEMM_ISA=%s", i, caps[c]);
-            tensor_free(got[i]);
-        }
-        dlclose(h);
-    }
-    unsetenv("ETCH_GEMM_ISA");
-    build_rmtree(dir);
-    free(dir);
+    ts_check_isas(g, in, pv, want, 3, "test_qmatmul_kernels");
     for (int i = 0; i < g->n_outputs; i++) tensor_free(want[i]);
     for (int i = 0; i < g->n_inputs; i++) tensor_free(in[i]);
     for (int i = 0; i < 4 * N_QSHAPES; i++) tensor_free(pv[i]);

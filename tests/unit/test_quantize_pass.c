@@ -8,6 +8,11 @@
  *   - its eager result near the float model's, and emitted C (-O0, -O2)
  *     bit-identical to eager;
  *   - the report names what stays float; the default pipeline never runs it;
+ *   - Conv2d layers (a small LeNet): conv2d + bias + relu -> qconv2d per
+ *     output channel, the input's zero point not 0 (padding reads it), each
+ *     result requantized to u8 for the next layer through max pooling and
+ *     flatten (u8 too), the eager result near the float model's and emitted
+ *     C bit-identical;
  *   - errors naming the tensor: a missing range, a range for another
  *     model's tensor, a NaN weight, no request;
  *   - the float round trip simplify removes (quantize of dequantize with the
@@ -67,6 +72,30 @@ static int count_op(const Graph *g, OpKind op) {
     return n;
 }
 
+/* The float model's result for x into want[0] (params fv, seed 0), then the
+ * quantize pass over g with ranges r (q: its request, values seed 0 too). */
+static Graph *quantize_with(Graph *g, Tensor *x, QuantRange *r, int n_ranges, Tensor ***fv, Tensor **want,
+                            QuantRequest *q, Diag *d) {
+    *fv = params_init(g, 0);
+    assert_true(eager_run(g, &x, *fv, want, NULL, NULL));
+    *q = (QuantRequest){.ranges = r, .n_ranges = n_ranges, .calib_path = "s.json", .values = params_init(g, 0)};
+    diag_init(d, stderr);
+    Graph *h = quantize(g, q, d);
+    assert_non_null(h);
+    return h;
+}
+
+/* max |a - b| over n elements, and max |b| into *scale. */
+static double worst_diff(const Tensor *a, const Tensor *b, int64_t n, double *scale) {
+    double worst = 0;
+    *scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(tensor_get(a, i) - tensor_get(b, i)));
+        *scale = fmax(*scale, fabs(tensor_get(b, i)));
+    }
+    return worst;
+}
+
 static void test_rewrite_and_results(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -75,15 +104,11 @@ static void test_rewrite_and_results(void **state) {
     QuantLinear found[4];
     assert_int_equal(quant_find_linears(g, found, 4), 2);
     QuantRange r[2] = {{"fc1.weight:input", S(2, 64, 6), 0, 1}, {"fc2.weight:input", S(2, 64, 5), 0, 1.5}};
-    Tensor **fv = params_init(g, 0);
-    Tensor *x = ts_random_tensor(DT_F32, S(2, 8, 6), 7, 0, 1);
+    Tensor **fv, *x = ts_random_tensor(DT_F32, S(2, 8, 6), 7, 0, 1);
     Tensor *want[1] = {NULL}, *have[1] = {NULL};
-    assert_true(eager_run(g, &x, fv, want, NULL, NULL));
-    QuantRequest q = {.ranges = r, .n_ranges = 2, .calib_path = "s.json", .values = params_init(g, 0)};
+    QuantRequest q;
     Diag d;
-    diag_init(&d, NULL);
-    Graph *h = quantize(g, &q, &d);
-    assert_non_null(h);
+    Graph *h = quantize_with(g, x, r, 2, &fv, want, &q, &d);
     assert_int_equal(count_op(h, OP_QMATMUL), 2);
     assert_int_equal(count_op(h, OP_QUANTIZE), 1);
     assert_int_equal(count_op(h, OP_DEQUANTIZE), 0);
@@ -122,11 +147,7 @@ static void test_rewrite_and_results(void **state) {
         assert_true(fabs(tensor_get(bq, c) - tensor_get(b, c) / (sx * sw)) <= 0.5);
     }
     assert_true(eager_run(h, &x, q.values, have, NULL, NULL));
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < 24; i++) {
-        worst = fmax(worst, fabs(tensor_get(have[0], i) - tensor_get(want[0], i)));
-        scale = fmax(scale, fabs(tensor_get(want[0], i)));
-    }
+    double scale, worst = worst_diff(have[0], want[0], 24, &scale);
     assert_true(worst <= 0.02 * scale + 0.02);
     assert_true(worst > 0); /* it did compute in int8 */
     const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
@@ -149,6 +170,75 @@ static void test_rewrite_and_results(void **state) {
     /* the default pipeline never quantizes */
     Graph *o2 = ts_optimize(g, 2);
     assert_int_equal(count_op(o2, OP_QMATMUL), 0);
+    sb_free(&q.report);
+    params_free(h, q.values);
+    params_free(g, fv);
+    tensor_free(x), tensor_free(want[0]), tensor_free(have[0]);
+    diag_dispose(&d);
+    arena_free(a);
+}
+
+static const char SRC_CONV[] = "model Net {\n"
+                               "  conv1 = Conv2d(2, 4, 3, padding=1)\n"
+                               "  pool = MaxPool2d(2)\n"
+                               "  conv2 = Conv2d(4, 3, 3)\n"
+                               "  fc = Linear(12, 5)\n"
+                               "  fn forward(x: f32[3, 2, 8, 8]) -> f32[3, 5] {\n"
+                               "    let h = pool(relu(conv1(x)))\n"
+                               "    return fc(flatten(relu(conv2(h)), 1))\n"
+                               "  }\n"
+                               "}\n";
+
+static void test_conv_layers(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = ts_compile(a, "c.etch", SRC_CONV)->forward;
+    QuantLinear found[4];
+    assert_int_equal(quant_find_linears(g, found, 4), 3);
+    assert_true(found[0].conv && found[1].conv && !found[2].conv);
+    assert_true(found[0].bias >= 0 && found[0].bias_view >= 0 && found[0].relu >= 0);
+    /* conv1's input from -1: zero point 127 (1 / s, s = 2 / 255 in f32, is just below 127.5), which the padding reads */
+    QuantRange r[3] = {{"conv1.weight:input", S(4, 64, 2, 8, 8), -1, 1},
+                       {"conv2.weight:input", S(4, 64, 4, 4, 4), 0, 1.5},
+                       {"fc.weight:input", S(2, 64, 12), 0, 2}};
+    Tensor **fv, *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
+    Tensor *want[1] = {NULL}, *have[1] = {NULL};
+    QuantRequest q;
+    Diag d;
+    Graph *h = quantize_with(g, x, r, 3, &fv, want, &q, &d);
+    assert_int_equal(count_op(h, OP_QCONV2D), 2);
+    assert_int_equal(count_op(h, OP_CONV2D), 0);
+    assert_int_equal(count_op(h, OP_RELU), 0);     /* the clamps of the u8 results */
+    assert_int_equal(count_op(h, OP_QUANTIZE), 1); /* x: then u8 from layer to layer, through the pooling */
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_MAX_POOL2D || h->nodes[i].op == OP_RESHAPE) assert_int_equal(h->nodes[i].dtype, DT_U8);
+    assert_int_equal(graph_find_param(h, "conv1.bias"), -1);
+    int w1 = graph_find_param(h, "conv1.weight.int8"), k = 0;
+    assert_true(w1 >= 0);
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].op == OP_QCONV2D && h->nodes[i].in[1] == w1) {
+            assert_int_equal(h->nodes[i].attr.quant.zero_points[0], 127);
+            assert_int_equal(h->nodes[i].attr.conv.pad[0], 1);
+            assert_int_equal(h->nodes[i].dtype, DT_U8);
+        }
+    while (h->params[k] != w1) k++;
+    const Tensor *wq = q.values[k];
+    assert_int_equal(wq->shape.rank, 4);
+    for (int c = 0; c < 4; c++) { /* per output channel over its 2 x 3 x 3 taps: the largest at +-127 */
+        int qmax = 0;
+        for (int j = 0; j < 18; j++) qmax = (int)fmax(qmax, fabs(tensor_get(wq, c * 18 + j)));
+        assert_int_equal(qmax, 127);
+    }
+    assert_true(eager_run(h, &x, q.values, have, NULL, NULL));
+    double scale, worst = worst_diff(have[0], want[0], 15, &scale);
+    assert_true(worst <= 0.03 * scale + 0.01);
+    assert_true(worst > 0);
+    const TsTol exact = {.lo = 0, .hi = 1, .exact = true, .eq_ok = true};
+    ts_check_graph_with(h, &x, q.values, &exact);
+    if (!strstr(q.report.s, "quantized: conv1.weight at ") ||
+        !strstr(q.report.s, "conv2d + bias + relu -> qconv2d 4x18 int8, u8 output requantized for the next layer") ||
+        !strstr(q.report.s, "quantize: 3 layers int8, 0 ops float"))
+        fail_msg("report:\n%s", q.report.s);
     sb_free(&q.report);
     params_free(h, q.values);
     params_free(g, fv);
@@ -347,6 +437,7 @@ static void test_qat_gradient_straight_through(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_conv_layers),
                                        cmocka_unit_test(test_round_trip_exact), cmocka_unit_test(test_qat_forward),
                                        cmocka_unit_test(test_qat_gradient_straight_through)};
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -314,3 +314,52 @@ void ts_build_train_step(Graph *g, const OptimSpec *spec) {
     assert_true(ir_verify(g, &d));
     diag_dispose(&d);
 }
+
+void ts_check_isas(Graph *g, Tensor *const *in, Tensor *const *pv, Tensor *const *want, int threads, const char *who) {
+    const char *caps[3] = {"portable", NULL, NULL};
+    int n_caps = 1;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) caps[n_caps++] = "avx2";
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+        caps[n_caps++] = "any"; /* the best: VNNI */
+    else
+        fprintf(stderr, "%s: no AVX-512 VNNI here, its variant is not run\n", who);
+#endif
+    Diag d;
+    diag_init(&d, stderr);
+    char *dir = build_tempdir(&d);
+    assert_non_null(dir);
+    CGenOptions o = {.prefix = "m", .embed_weights = true, .param_values = pv, .threads = threads};
+    CGenEntry entry = {ts_optimize(g, 2), "forward"};
+    assert_true(cgen_write(&entry, 1, &o, dir, NULL, &d));
+    dlclose(ts_load_model(dir, "libq.so", "-O1"));
+    const void **in_ptr = calloc((size_t)g->n_inputs + 1, sizeof *in_ptr);
+    void **out_ptr = calloc((size_t)g->n_outputs + 1, sizeof *out_ptr);
+    Tensor **got = calloc((size_t)g->n_outputs + 1, sizeof *got);
+    assert_true(in_ptr && out_ptr && got);
+    for (int i = 0; i < g->n_inputs; i++) in_ptr[i] = in[i]->data;
+    for (int c = 0; c < n_caps; c++) {
+        setenv("ETCH_GEMM_ISA", caps[c], 1);
+        void *h = ts_open_copy(dir, "libq.so", caps[c]);
+        void (*fwd)(const void *const *, void *const *);
+        *(void **)&fwd = dlsym(h, "m_forward_v");
+        assert_non_null(fwd);
+        for (int i = 0; i < g->n_outputs; i++) {
+            got[i] = tensor_new(want[i]->dtype, want[i]->shape);
+            out_ptr[i] = got[i]->data;
+        }
+        fwd(in_ptr, out_ptr);
+        for (int i = 0; i < g->n_outputs; i++) {
+            if (memcmp(got[i]->data, want[i]->data, tensor_nbytes(want[i])))
+                fail_msg("%s: output %d differs from eager with ETCH_GEMM_ISA=%s", who, i, caps[c]);
+            tensor_free(got[i]);
+        }
+        dlclose(h);
+    }
+    unsetenv("ETCH_GEMM_ISA");
+    free(in_ptr), free(out_ptr), free(got);
+    build_rmtree(dir);
+    free(dir);
+    diag_dispose(&d);
+}

@@ -84,6 +84,12 @@ void *ts_load_model(const char *dir, const char *lib, const char *flags);
 /* dlopens a private copy of dir/lib (dir/lib.tag.so), so what the library
  * decides once per load (its kernels' instruction set) is decided afresh. */
 void *ts_open_copy(const char *dir, const char *lib, const char *tag);
+/* Builds g (pass pipeline -O2, prefix "m", weights pv embedded, threads)
+ * once, then loads it once per instruction set of the integer and float
+ * GEMMs this CPU runs (ETCH_GEMM_ISA = portable, avx2, and "any" where
+ * AVX-512 VNNI is present; `who` names the test in the note when it is not)
+ * and checks every output of m_forward_v bit-identical to want. */
+void ts_check_isas(Graph *g, Tensor *const *in, Tensor *const *pv, Tensor *const *want, int threads, const char *who);
 
 /* Adds loss = sum(f * R) (f cast to float64 if needed; R a float64 input from
  * Philox stream (9, r_stream), uniform in [-1, 1)), differentiates it with the

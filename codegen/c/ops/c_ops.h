@@ -74,5 +74,9 @@ void emit_allreduce_wait(CEmitter *e, const Graph *g, int id);
 /* quant.c: quantize, dequantize, fake_quant (+ backward); qmatmul (portable loops) */
 void emit_quant(CEmitter *e, const Graph *g, int id);
 void emit_qmatmul(CEmitter *e, const Graph *g, int id);
+/* The quantized arithmetic's static functions (etch_q_*), defined once per file. */
+void quant_emit_helpers(CEmitter *e);
+/* qconv.c: qconv2d as im2col of the 8-bit image (padding at the zero point) and qmatmul's integer GEMM */
+void emit_qconv2d(CEmitter *e, const Graph *g, int id);
 
 #endif

@@ -11,8 +11,10 @@
  * it writes every element of each window as `k == e ? 0 + gy : 0`, a store
  * per element instead of a zeroed plane and a scattered add (0 + gy: the
  * eager kernel adds gy to a zero, which turns -0 into +0); otherwise it adds
- * gy at the winner's index, window by window in the eager order. */
+ * gy at the winner's index, window by window in the eager order. The
+ * forward also takes i8/u8 images (quantized activations): a plain max. */
 #include <stdio.h>
+#include <string.h>
 
 #include "codegen/c/ops/c_ops.h"
 
@@ -21,6 +23,10 @@ enum { POOL_MAX, POOL_AVG, POOL_MAX_BWD, POOL_AVG_BWD };
 /* The select chain over one window element: v is element e (e: its C
  * expression), k (when track) its index expression. */
 static void emit_max_step(StrBuf *b, const char *ind, const char *T, const char *elem, const char *idx) {
+    if ((!strcmp(T, "uint8_t") || !strcmp(T, "int8_t")) && !idx) { /* i8/u8 (quantized max_pool2d): no NaN, a plain max (pmaxub) */
+        sb_printf(b, "%s{\n%s    const %s v = %s;\n%s    m = v > m ? v : m;\n%s}\n", ind, ind, T, elem, ind, ind);
+        return;
+    }
     sb_printf(b, "%s{\n%s    const %s v = %s;\n%s    const int c = (v > m) | (v != v);\n", ind, ind, T, elem, ind);
     sb_printf(b, "%s    m = ETCH_SELECT(c, v, m);\n", ind);
     if (idx) sb_printf(b, "%s    k = c ? %s : k;\n", ind, idx);

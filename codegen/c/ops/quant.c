@@ -52,7 +52,7 @@ static const char quant_helpers[] =
     "    return ((double)q - zp) * scale;\n"
     "}\n\n";
 
-static void define_helpers(CEmitter *e) {
+void quant_emit_helpers(CEmitter *e) {
     if (cemit_define_once(e, "etch_q_helpers")) sb_puts(e->preamble, quant_helpers);
 }
 
@@ -157,7 +157,7 @@ void emit_quant(CEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
     QuantLoops L;
     quant_loops(g, n, &L);
-    define_helpers(e);
+    quant_emit_helpers(e);
     int lo, hi;
     quant_op_range(n, &lo, &hi);
     if (emit_quantize_f32(e, g, id, &L, lo, hi)) return;
@@ -196,7 +196,7 @@ void emit_qmatmul(CEmitter *e, const Graph *g, int id) {
     QGemmDesc d = {.m = n->shape.dim[0], .n = n->shape.dim[1], .k = x->shape.dim[1], .x_dtype = x->dtype,
                    .y_dtype = n->dtype, .zx = n->attr.quant.zero_points[0], .zy = n->attr.quant.zero_points[1]};
     if (n->dtype != DT_F32) qmatmul_range(n, &d.lo, &d.hi); /* f32: no clamp */
-    define_helpers(e);
+    quant_emit_helpers(e);
     const char *const *b = e->buf;
     const int *in = n->in;
     qgemm_emit(e, &d, b[in[0]], b[in[1]], b[in[2]], b[in[3]], b[in[4]], b[id]);
