@@ -294,15 +294,23 @@ static bool emit_reshape(LlvmEmitter *e, int id) {
     return true;
 }
 
-/* A call of kernel `name` (kernels.c, in the module) on the given node
- * pointers followed by constant sizes. */
-static void call_kernel(LlvmEmitter *e, const char *name, const int *nodes, int n_nodes, const int64_t *sizes,
-                        int n_sizes) {
+/* A call of kernel `name` (kernels.c, in the module) on the given pointers
+ * followed by constant sizes. */
+static void call_kernel_at(LlvmEmitter *e, const char *name, const LLVMValueRef *ptrs, int n_ptrs, const int64_t *sizes,
+                           int n_sizes) {
     LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name), args[24];
     int n = 0;
-    for (int k = 0; k < n_nodes; k++) args[n++] = e->ptr[nodes[k]];
+    for (int k = 0; k < n_ptrs; k++) args[n++] = ptrs[k];
     for (int k = 0; k < n_sizes; k++) args[n++] = llvm_i64(e, sizes[k]);
     LLVMBuildCall2(e->b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)n, "");
+}
+
+/* The same on the given nodes' storage. */
+static void call_kernel(LlvmEmitter *e, const char *name, const int *nodes, int n_nodes, const int64_t *sizes,
+                        int n_sizes) {
+    LLVMValueRef ptrs[8];
+    for (int k = 0; k < n_nodes; k++) ptrs[k] = e->ptr[nodes[k]];
+    call_kernel_at(e, name, ptrs, n_nodes, sizes, n_sizes);
 }
 
 /* Elements between an operand's consecutive products: all of it per
@@ -319,13 +327,23 @@ static bool emit_matmul(LlvmEmitter *e, int id) {
     matmul_dims(e->g, n, &md);
     int64_t abs = matmul_batch_stride(&e->g->nodes[n->in[0]], md.m * md.k, md.n_batch);
     int64_t bbs = matmul_batch_stride(&e->g->nodes[n->in[1]], md.k * md.n, md.n_batch);
-    if (abs < 0 || bbs < 0)
-        return diag_error(e->d, n->loc, "the llvm backend cannot emit a matmul whose batch dims broadcast partly yet");
     if (!md.n_batch || !md.m || !md.n) return true;
     int64_t ars = n->attr.trans_a ? 1 : md.k, acs = n->attr.trans_a ? md.m : 1;
     int64_t brs = n->attr.trans_b ? 1 : md.n, bcs = n->attr.trans_b ? md.k : 1;
-    int64_t sizes[] = {md.n_batch, abs, bbs, md.m, md.n, md.k, ars, acs, brs, bcs};
-    call_kernel(e, "etch_llvm_matmul_f32", (int[]){n->in[0], n->in[1], id}, 3, sizes, 10);
+    if (abs >= 0 && bbs >= 0) {
+        int64_t sizes[] = {md.n_batch, abs, bbs, md.m, md.n, md.k, ars, acs, brs, bcs};
+        call_kernel(e, "etch_llvm_matmul_f32", (int[]){n->in[0], n->in[1], id}, 3, sizes, 10);
+        return true;
+    }
+    /* batch dims that broadcast partly ([2,3] by [3]): one product per call */
+    int64_t sizes[] = {1, 0, 0, md.m, md.n, md.k, ars, acs, brs, bcs};
+    for (int64_t bi = 0; bi < md.n_batch; bi++) {
+        int64_t oa, ob;
+        matmul_batch_offsets(&md, bi, &oa, &ob);
+        LLVMValueRef ptrs[] = {elem_ptr(e, n->in[0], llvm_i64(e, oa)), elem_ptr(e, n->in[1], llvm_i64(e, ob)),
+                               elem_ptr(e, id, llvm_i64(e, bi * md.m * md.n))};
+        call_kernel_at(e, "etch_llvm_matmul_f32", ptrs, 3, sizes, 10);
+    }
     return true;
 }
 

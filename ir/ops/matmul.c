@@ -94,8 +94,7 @@ bool shape_matmul(Graph *g, Node *n, Diag *d) {
     return true;
 }
 
-/* Offsets of batch index bi into A and B. */
-static void batch_offsets(const MatmulDims *md, int64_t bi, int64_t *oa, int64_t *ob) {
+void matmul_batch_offsets(const MatmulDims *md, int64_t bi, int64_t *oa, int64_t *ob) {
     *oa = *ob = 0;
     for (int i = md->batch.rank - 1; i >= 0; i--) {
         int64_t idx = bi % md->batch.dim[i];
@@ -115,7 +114,7 @@ void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins) 
     int lda = n->attr.trans_a ? M : K, ldb = n->attr.trans_b ? K : N;
     for (int64_t bi = 0; bi < md.n_batch; bi++) {
         int64_t oa, ob, oc = bi * md.m * md.n;
-        batch_offsets(&md, bi, &oa, &ob);
+        matmul_batch_offsets(&md, bi, &oa, &ob);
         if (out->dtype == DT_F32)
             cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, (const float *)ins[0]->data + oa, lda,
                         (const float *)ins[1]->data + ob, ldb, 0.0f, (float *)out->data + oc, N);

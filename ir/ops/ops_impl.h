@@ -102,6 +102,8 @@ typedef struct MatmulDims {
     int64_t n_batch;
 } MatmulDims;
 void matmul_dims(const Graph *g, const Node *n, MatmulDims *md);
+/* Element offsets into A and B of the product at batch index bi. */
+void matmul_batch_offsets(const MatmulDims *md, int64_t bi, int64_t *oa, int64_t *ob);
 bool shape_matmul(Graph *g, Node *n, Diag *d);
 void eval_matmul(const Graph *g, int id, Tensor *out, const Tensor *const *ins);
 void vjp_matmul(VjpCtx *c);

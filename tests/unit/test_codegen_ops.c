@@ -3,6 +3,9 @@
  * graph at -O0 (as built) and at -O2 (the pass pipeline, fusion and the memory
  * plan), compile each with the system compiler into a shared library, load it
  * and compare outputs: relative error <= 1e-5 (plus 1e-7 absolute near 0).
+ * The same graphs also run JIT-compiled by the LLVM backend when it is built
+ * (unit/llvm_check.c); the last test prints the ops it skipped (unsupported
+ * by its table) and asserts they are exactly those.
  * Also checks shape-rule diagnostics for the ops. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -397,6 +400,12 @@ static void test_random_row_groups(void **state) {
     assert_int_equal(found, 8);
 }
 
+/* Runs last: every graph above went through the LLVM backend too. */
+static void test_llvm_coverage(void **state) {
+    (void)state;
+    ts_llvm_coverage();
+}
+
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -426,6 +435,8 @@ int main(void) {
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_random_graphs), cmocka_unit_test(test_row_groups),
         cmocka_unit_test(test_random_row_groups), cmocka_unit_test(test_slice_views),
+        cmocka_unit_test(test_llvm_coverage),
     };
+    ts_check_llvm_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,26 @@ void *ts_open_copy(const char *dir, const char *lib, const char *tag) {
     return h;
 }
 
+void ts_compare_outputs(const Graph *g, const char *label, Tensor *const *want, Tensor *const *got, const TsTol *tol) {
+    for (int i = 0; i < g->n_outputs; i++) {
+        if (tol->exact) assert_memory_equal(got[i]->data, want[i]->data, tensor_nbytes(want[i]));
+        double scale = 0;
+        if (tol->scaled)
+            for (int64_t k = 0; k < tensor_numel(want[i]); k++) scale = fmax(scale, fabs(tensor_get(want[i], k)));
+        for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
+            double w = tensor_get(want[i], k), have = tensor_get(got[i], k);
+            bool ok = fabs(w - have) <= tol->rel * (fabs(w) + scale) + tol->abs;
+            if (tol->eq_ok && w == have) ok = true;
+            if (tol->nan_ok && isnan(w) && isnan(have)) ok = true;
+            if (!ok) {
+                fprintf(stderr, "%s %s output %d element %lld: eager %.9g, compiled %.9g\n", g->name, label, i,
+                        (long long)k, w, have);
+                fail();
+            }
+        }
+    }
+}
+
 void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_values, const TsTol *tol) {
     Diag d;
     diag_init(&d, stderr);
@@ -169,28 +189,15 @@ void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_v
             out_ptr[i] = got[i]->data;
         }
         fwd(in_ptr, out_ptr);
-        for (int i = 0; i < g->n_outputs; i++) {
-            if (tol->exact) assert_memory_equal(got[i]->data, outs[i]->data, tensor_nbytes(outs[i]));
-            double scale = 0;
-            if (tol->scaled)
-                for (int64_t k = 0; k < tensor_numel(outs[i]); k++) scale = fmax(scale, fabs(tensor_get(outs[i], k)));
-            for (int64_t k = 0; k < tensor_numel(got[i]); k++) {
-                double want = tensor_get(outs[i], k), have = tensor_get(got[i], k);
-                bool ok = fabs(want - have) <= tol->rel * (fabs(want) + scale) + tol->abs;
-                if (tol->eq_ok && want == have) ok = true;
-                if (tol->nan_ok && isnan(want) && isnan(have)) ok = true;
-                if (!ok) {
-                    fprintf(stderr, "%s -O%d output %d element %lld: eager %.9g, compiled %.9g\n", g->name, level, i,
-                            (long long)k, want, have);
-                    fail();
-                }
-            }
-            tensor_free(got[i]);
-        }
+        char label[8];
+        snprintf(label, sizeof label, "-O%d", level);
+        ts_compare_outputs(g, label, outs, got, tol);
+        for (int i = 0; i < g->n_outputs; i++) tensor_free(got[i]);
         dlclose(h);
         build_rmtree(dir);
         free(dir);
     }
+    ts_llvm_check(g, ins, params, outs, tol); /* when ts_check_llvm_too asked for it */
     for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
     params_free(g, params);

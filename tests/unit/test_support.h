@@ -66,6 +66,19 @@ void ts_check_graph(Graph *g, const TsTol *tol);
 /* The same with given values: inputs[i] for input i and param_values[i] for
  * param i (each of the node's type), either NULL for the defaults above. */
 void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_values, const TsTol *tol);
+/* Compares outputs got with want under tol; a mismatch names g, label (the
+ * build compared, e.g. "-O2") and the element, and fails. */
+void ts_compare_outputs(const Graph *g, const char *label, Tensor *const *want, Tensor *const *got, const TsTol *tol);
+
+/* The LLVM backend in ts_check_graph (unit/llvm_check.c): after
+ * ts_check_llvm_too, every ts_check_graph also runs the graph JIT-compiled by
+ * the LLVM backend (-O2, its target) when etch was built with it, skipping
+ * graphs with an op its table marks unsupported or a dtype it refuses;
+ * ts_llvm_coverage prints the ops skipped and asserts they are exactly the
+ * unsupported ones among the ops seen. */
+void ts_check_llvm_too(void);
+void ts_llvm_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol);
+void ts_llvm_coverage(void);
 
 /* Compiles DSL source (named path in diagnostics, printed to stderr),
  * asserting success. */

@@ -151,6 +151,9 @@ void etch_llvm_softmax_f32(const float *restrict x, float *restrict y, i64 outer
             for (i64 k = 0; k < len; k++) sum += (double)expf(xr[k * inner] - mx);
             float ls = logf((float)sum), inv = (float)(1.0 / sum);
             for (i64 k = 0; k < len; k++) {
+                /* (x - mx) - ls as written: reassociated to x - (mx + ls), the
+                 * log term (as small as 1e-7) is lost against mx at x = mx */
+#pragma clang fp reassociate(off)
                 float v = xr[k * inner] - mx;
                 yr[k * inner] = log ? v - ls : expf(v) * inv;
             }
