@@ -144,6 +144,7 @@ typedef struct QuantPass {
     const Graph *g;
     QuantRequest *q;
     Diag *d;
+    const Target *target;            /* float_conv_max_taps: convolutions kept float */
     Layer layers[MAX_LINEARS];
     int n_layers;
     int *layer_of_mm, *layer_of_out; /* src id -> layer index, -1 */
@@ -226,12 +227,30 @@ static bool match_ranges(QuantPass *s) {
     return ok;
 }
 
-/* s's Linear layers, each matched to its calibrated range (errors reported). */
+/* The taps per output of conv n when target t computes it directly in float
+ * (ungrouped, not a plain 1x1, at most t->float_conv_max_taps), else 0. The
+ * same rule as the C backend's (codegen/c/ops/conv.c, conv_is_direct). */
+static int64_t direct_conv_taps(const Graph *g, const Target *t, const Node *n) {
+    if (!t || t->float_conv_max_taps <= 0 || n->op != OP_CONV2D || n->attr.conv.groups != 1) return 0;
+    const Shape *w = &g->nodes[n->in[1]].shape; /* [O, C, kh, kw] */
+    const int *st = n->attr.conv.stride, *pad = n->attr.conv.pad;
+    bool pointwise = w->dim[2] == 1 && w->dim[3] == 1 && st[0] == 1 && st[1] == 1 && pad[0] == 0 && pad[1] == 0;
+    int64_t taps = w->dim[1] * w->dim[2] * w->dim[3];
+    return !pointwise && taps <= t->float_conv_max_taps ? taps : 0;
+}
+
+/* s's Linear layers, each matched to its calibrated range (errors reported),
+ * less the convolutions the target computes faster in float. */
 static bool find_layers(QuantPass *s) {
     QuantLinear *found = arena_alloc(s->g->arena, sizeof(QuantLinear) * MAX_LINEARS);
     s->n_layers = quant_find_linears(s->g, found, MAX_LINEARS);
     for (int i = 0; i < s->n_layers; i++) s->layers[i].l = found[i];
-    return match_ranges(s);
+    if (!match_ranges(s)) return false;
+    int kept = 0;
+    for (int i = 0; i < s->n_layers; i++)
+        if (!direct_conv_taps(s->g, s->target, &s->g->nodes[s->layers[i].l.mm])) s->layers[kept++] = s->layers[i];
+    s->n_layers = kept;
+    return true;
 }
 
 static int add_const_shaped(Rewriter *rw, double v, DType t, Shape shape, SrcLoc loc) {
@@ -326,11 +345,13 @@ static int build_layer(QuantPass *s, Rewriter *rw, Layer *L) {
 }
 
 /* Why an op of the final graph computes in float. */
-static const char *float_reason(const Graph *h, const Node *n) {
+static const char *float_reason(const QuantPass *s, const Graph *h, const Node *n) {
     switch (op_table[n->op].cls) {
     case OPC_LAYOUT: return "moves data only (no arithmetic to quantize)";
     case OPC_MATMUL: return "not a Linear layer: the right operand is no f32 weight param (a product of activations)";
     case OPC_CONV:
+        if (direct_conv_taps(h, s->target, n))
+            return "a small convolution: the backend computes it directly in float, faster than an int8 product";
         return n->op == OP_CONV2D ? "a grouped convolution (qconv2d takes groups 1)"
                                   : "pooling of float values (average, padded, or not between two quantized layers)";
     case OPC_SOFTMAX: return "softmax needs float exponentials";
@@ -350,7 +371,7 @@ static void report_float_ops(QuantPass *s, const Graph *h) {
             continue;
         char where[256];
         sb_printf(&s->q->report, "stays float: %%%d %s at %s: %s\n", id, op_table[nd->op].name,
-                  src_where(nd, where, sizeof where), float_reason(h, nd));
+                  src_where(nd, where, sizeof where), float_reason(s, h, nd));
         n++;
     }
     sb_printf(&s->q->report, "quantize: %d layer%s int8, %d op%s float\n", s->n_layers, s->n_layers == 1 ? "" : "s", n,
@@ -406,7 +427,7 @@ Graph *pass_quantize(Graph *g, PassCtx *ctx) {
     if (!q || !q->values)
         return diag_error_plain(ctx->d, "the quantize pass needs calibration ranges and weights (--quantize int8 "
                                 "--calib STATS)"), NULL;
-    QuantPass s = {.g = g, .q = q, .d = ctx->d};
+    QuantPass s = {.g = g, .q = q, .d = ctx->d, .target = ctx->target};
     if (!find_layers(&s)) return NULL;
     s.layer_of_mm = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));
     s.layer_of_out = arena_alloc(g->arena, sizeof(int) * (size_t)(g->n_nodes + 1));

@@ -26,6 +26,11 @@ typedef struct Target {
      * loop of its own after the GEMM */
     int64_t epilogue_cache_bytes;
     int arena_align;                  /* bytes; every arena value starts at a multiple (a power of two) */
+    /* ungrouped, not-1x1 convolutions with at most this many taps per output
+     * (c * kh * kw) the backend computes directly in float, faster than
+     * through an int8 product (unfold, GEMM, transpose): the quantize pass
+     * keeps them float and says so (0: quantize every convolution) */
+    int float_conv_max_taps;
 } Target;
 
 #endif

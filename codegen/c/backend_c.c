@@ -16,6 +16,7 @@ static const Target c_target = {
     .max_row_group_members = 48,
     .epilogue_cache_bytes = 64 * 1024,
     .arena_align = 64, /* a cache line; the arenas are declared _Alignas(arena_align) */
+    .float_conv_max_taps = CONV_DIRECT_MAX_TAPS, /* computed directly (codegen/c/ops/c_ops.h) */
 };
 
 const Backend backend_c = {

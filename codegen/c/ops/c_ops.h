@@ -79,4 +79,12 @@ void quant_emit_helpers(CEmitter *e);
 /* qconv.c: qconv2d as im2col of the 8-bit image (padding at the zero point) and qmatmul's integer GEMM */
 void emit_qconv2d(CEmitter *e, const Graph *g, int id);
 
+/* Up to this many taps (c*kh*kw) per output, an ungrouped, not-1x1 forward
+ * conv2d is computed directly (codegen/c/ops/conv.c); the unrolled sum then
+ * stays a few dozen lines. The backend's Target passes it to the quantize
+ * pass, which keeps such convolutions float: LeNet's conv1 (25 taps, 6
+ * output channels) as int8 made the int8 forward slower than fp32's
+ * (docs/quantization.md). */
+enum { CONV_DIRECT_MAX_TAPS = 32 };
+
 #endif

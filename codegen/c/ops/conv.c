@@ -73,9 +73,6 @@ static void emit_im2col_fn(CEmitter *e, const ConvGeom *g, DType t, bool back, c
     sb_printf(b, "                }\n            }\n}\n\n");
 }
 
-/* Up to this many taps (c*kh*kw) per output, an ungrouped forward conv2d
- * is computed directly; the unrolled sum then stays a few dozen lines. */
-enum { CONV_DIRECT_MAX_TAPS = 32 };
 
 static bool conv_is_direct(const Node *n, const ConvGeom *g) {
     return n->op == OP_CONV2D && g->groups == 1 && !g->pointwise && g->ckk <= CONV_DIRECT_MAX_TAPS;
