@@ -87,16 +87,22 @@ static int count_op(const Graph *g, OpKind op) {
 }
 
 /* The float model's result for x into want[0] (params fv, seed 0), then the
- * quantize pass over g with ranges r (q: its request, values seed 0 too). */
-static Graph *quantize_with(Graph *g, Tensor *x, QuantRange *r, int n_ranges, Tensor ***fv, Tensor **want,
-                            QuantRequest *q, Diag *d) {
+ * quantize pass over g for target t (NULL: every convolution quantized) with
+ * ranges r (q: its request, values seed 0 too). */
+static Graph *quantize_with_for(Graph *g, Tensor *x, QuantRange *r, int n_ranges, Tensor ***fv, Tensor **want,
+                                QuantRequest *q, Diag *d, const Target *t) {
     *fv = params_init(g, 0);
     assert_true(eager_run(g, &x, *fv, want, NULL, NULL));
     *q = (QuantRequest){.ranges = r, .n_ranges = n_ranges, .calib_path = "s.json", .values = params_init(g, 0)};
     diag_init(d, stderr);
-    Graph *h = quantize(g, q, d);
+    Graph *h = t ? quantize_for(g, q, d, t) : quantize(g, q, d);
     assert_non_null(h);
     return h;
+}
+
+static Graph *quantize_with(Graph *g, Tensor *x, QuantRange *r, int n_ranges, Tensor ***fv, Tensor **want,
+                            QuantRequest *q, Diag *d) {
+    return quantize_with_for(g, x, r, n_ranges, fv, want, q, d, NULL);
 }
 
 /* max |a - b| over n elements, and max |b| into *scale. */
@@ -274,14 +280,11 @@ static void test_small_conv_stays_float(void **state) {
     QuantRange r[3] = {{"conv1.weight:input", S(4, 64, 2, 8, 8), -1, 1},
                        {"conv2.weight:input", S(4, 64, 4, 4, 4), 0, 1.5},
                        {"fc.weight:input", S(2, 64, 12), 0, 2}};
-    Tensor **fv = params_init(g, 0), *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
+    Tensor **fv, *x = ts_random_tensor(DT_F32, S(4, 3, 2, 8, 8), 11, -1, 1);
     Tensor *want[1] = {NULL}, *have[1] = {NULL};
-    assert_true(eager_run(g, &x, fv, want, NULL, NULL));
-    QuantRequest q = {.ranges = r, .n_ranges = 3, .calib_path = "s.json", .values = params_init(g, 0)};
+    QuantRequest q;
     Diag d;
-    diag_init(&d, stderr);
-    Graph *h = quantize_for(g, &q, &d, backend_c.target);
-    assert_non_null(h);
+    Graph *h = quantize_with_for(g, x, r, 3, &fv, want, &q, &d, backend_c.target);
     assert_int_equal(count_op(h, OP_CONV2D), 1);
     assert_int_equal(count_op(h, OP_QCONV2D), 1);
     assert_true(graph_find_param(h, "conv1.weight") >= 0 && graph_find_param(h, "conv1.weight.int8") < 0);
