@@ -8,8 +8,8 @@
  * (backend_check_ops) instead of a crash.
  *
  * Filled by codegen/c (backend_c, codegen/c/backend_c.c) and, when LLVM 14 is
- * found at configure time, codegen/llvm (backend_llvm, docs/llvm.md); a CUDA
- * backend would fill the same struct. The ONNX exporter (codegen/onnx,
+ * found at configure time, codegen/llvm (backend_llvm, docs/llvm.md), and
+ * codegen/cuda (backend_cuda, docs/cuda.md). The ONNX exporter (codegen/onnx,
  * `etch export`) is no Backend: it writes one file from the unoptimized
  * graph and compiles nothing, but keeps its per-op table the same way. Fused-group emitters (elementwise
  * group, row group, matmul epilogue) are typed by each backend's emitter
@@ -54,6 +54,7 @@ typedef struct CGenOptions {
     int threads;                 /* kernels may use this many threads (0/1: single-threaded) */
     bool blas;                   /* matmuls call OpenBLAS (the program then links -lopenblas) */
     bool mpi;                    /* data-parallel training (--mpi): also etch_mpi.c, the MPI driver part */
+    bool device_params;          /* set by a device backend: params live on the device too (model.h says how) */
     /* CGEN_DRIVER_TRAIN: the steps, and the order each batch runs them
      * (indices into train_steps), written as train_steps.h for the driver */
     const CGenTrainStep *train_steps;
@@ -89,7 +90,7 @@ typedef struct Backend {
                     const char *opt_flags, const char *libs, Diag *d);
 } Backend;
 
-extern const Backend backend_c; /* codegen/c/backend_c.c */
+extern const Backend backend_c; /* codegen/c/backend_c.c; the CUDA backend's: codegen/cuda/emit_cuda.h */
 
 /* Reports, at the op's source location, the first node of g (or of a scan
  * body in it) whose op backend b cannot emit: "the c backend cannot emit op

@@ -85,6 +85,7 @@ static bool epilogue_matmul(const Graph *g, const Node *n, const Shape *ref) {
  * rows or columns (a bias) are fine; full-size ones only while they fit in
  * a core's L1/L2 next to the tile (Target.epilogue_cache_bytes). */
 static bool epilogue_pays(const Graph *g, const Target *t, const int *group, int gid, int root) {
+    if (t->epilogue_cache_bytes < 0) return false; /* the backend fuses no epilogues */
     int64_t streamed = 0;
     for (int id = 0; id <= root; id++) {
         const Node *m = &g->nodes[id];

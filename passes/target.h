@@ -24,7 +24,7 @@ typedef struct Target {
     /* bytes of operands of a matmul's full size that a GEMM epilogue may
      * stream next to its tile (a share of a core's L1/L2): more is left to a
      * loop of its own after the GEMM */
-    int64_t epilogue_cache_bytes;
+    int64_t epilogue_cache_bytes;     /* < 0: the backend fuses no GEMM epilogues */
     int arena_align;                  /* bytes; every arena value starts at a multiple (a power of two) */
     /* ungrouped, not-1x1 convolutions with at most this many taps per output
      * (c * kh * kw) the backend computes directly in float, faster than

@@ -24,7 +24,7 @@ typedef enum OptId {
     OPT_EPOCHS, OPT_STEPS, OPT_LIMIT, OPT_NO_SHUFFLE, OPT_PNG, OPT_THREADS, OPT_BLAS, OPT_CFLAGS,
     OPT_RTOL, OPT_ARGMAX, OPT_DIGITS, OPT_PREFIX, OPT_C_ONLY, OPT_PARTIAL, OPT_WEIGHTS_OUT, OPT_OPSET,
     OPT_QUANTIZE, OPT_CALIB, OPT_QAT, OPT_METHOD, OPT_BATCHES, OPT_GRID, OPT_RANDOM, OPT_JOBS, OPT_MPI, OPT_RANKS,
-    OPT_BUCKET_KB, OPT_BACKEND, OPT_COUNT
+    OPT_BUCKET_KB, OPT_BACKEND, OPT_TARGET, OPT_HOST_EMULATE, OPT_COUNT
 } OptId;
 
 typedef enum OptArg {
@@ -77,11 +77,16 @@ static const OptSpec OPTS[OPT_COUNT] = {
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
     [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
-    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL,
+    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm|cuda", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL,
                      "c (default): emit C and compile it with cc; llvm: run: compile in\n"
                      "process with LLVM's JIT, build: write DIR/model.ll, bench: add the\n"
                      "JIT's inference row and compile times, eval: the forward JIT-compiled\n"
                      "on the test images (float32 inference; docs/llvm.md)"},
+    [OPT_TARGET] = {"--target", ARG_NAME, "c|llvm|cuda", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL,
+                    "the same as --backend; cuda: model.cu compiled by nvcc for the GPU\n(docs/cuda.md)"},
+    [OPT_HOST_EMULATE] = {"--host-emulate", ARG_NONE, NULL, CMD_RUN | CMD_BUILD,
+                          "with --target cuda: compile the CUDA kernels for the CPU (their\nthreads run as loops) and "
+                          "run them there, no GPU needed"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},
     [OPT_EMBED] = {"--embed-weights", ARG_NONE, NULL, CMD_BUILD, "compile the weights into the code"},
     [OPT_STATS] = {"--stats", ARG_NONE, NULL, CMD_BUILD | CMD_RUN | CMD_EVAL | CMD_CALIBRATE,
@@ -279,9 +284,12 @@ static int option_apply(Options *o, OptId id, const char *val, const char *typed
         else return usage_error("--blas takes 'openblas' or 'none', got '%s'", val);
         return 0;
     case OPT_BACKEND:
-        if (strcmp(val, "c") && strcmp(val, "llvm")) return usage_error("--backend takes 'c' or 'llvm', got '%s'", val);
+    case OPT_TARGET:
+        if (strcmp(val, "c") && strcmp(val, "llvm") && strcmp(val, "cuda"))
+            return usage_error("%s takes 'c', 'llvm' or 'cuda', got '%s'", id == OPT_TARGET ? "--target" : "--backend", val);
         o->backend = val;
         return 0;
+    case OPT_HOST_EMULATE: o->host_emulate = true; return 0;
     case OPT_CFLAGS: o->opt_flags = val; return 0;
     case OPT_RTOL: {
         char *end;

@@ -79,7 +79,8 @@ typedef struct Options {
     const char *png;           /* eval --png GRID.png (reconstruction models) */
     const char *after;         /* graph --after PASS */
     bool blas;                 /* --blas=openblas */
-    const char *backend;       /* --backend: "c" (NULL: the default) or "llvm" */
+    const char *backend;       /* --backend/--target: "c" (NULL: the default), "llvm" or "cuda" */
+    bool host_emulate;         /* --host-emulate: the cuda backend's kernels compiled for the CPU */
     const char *text;          /* train --text CORPUS (language models on bytes) */
     long sample;               /* run --sample N: generate N bytes (-1: not sampling) */
     const char *prompt;        /* run --prompt TEXT (with --sample) */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "codegen/build.h"
+#include "codegen/cuda/emit_cuda.h"
 #include "frontend/onnx/onnx.h"
 #include "ir/params.h"
 #include "passes/pass.h"
@@ -117,7 +118,14 @@ Graph *grad_graph(Program *p, Arena *a, Diag *d) { return grad_graph_at(p, 0, a,
 
 static bool wants_llvm(const Options *o) { return o->backend && !strcmp(o->backend, "llvm"); }
 
+static bool wants_cuda(const Options *o) { return o->backend && !strcmp(o->backend, "cuda"); }
+
 const Backend *selected_backend(const Options *o, Diag *d) {
+    if (wants_cuda(o)) return o->host_emulate ? &backend_cuda_emulated : &backend_cuda;
+    if (o->host_emulate) {
+        diag_error_plain(d, "--host-emulate runs the cuda backend's kernels on the CPU: it needs --target cuda");
+        return NULL;
+    }
     if (!wants_llvm(o)) return &backend_c;
     const LlvmPlugin *llvm = llvm_module(d);
     return llvm ? llvm->backend : NULL;
@@ -125,7 +133,7 @@ const Backend *selected_backend(const Options *o, Diag *d) {
 
 PassOptions pass_options(const Options *o) {
     const LlvmPlugin *llvm = wants_llvm(o) ? llvm_module_loaded() : NULL; /* loaded by selected_backend */
-    const Target *target = llvm ? llvm->backend->target : backend_c.target;
+    const Target *target = llvm ? llvm->backend->target : wants_cuda(o) ? backend_cuda.target : backend_c.target;
     PassOptions po = {.opt_level = o->opt_level, .target = target, .print_after_all = o->print_after_all,
                       .n_print_after = o->n_print_after, .n_disabled = o->n_disabled};
 #ifndef NDEBUG
@@ -146,6 +154,27 @@ Graph *optimize_graph(const Graph *g, const Options *o, Arena *a, Diag *d) {
  * standalone and nothing loads a training build's library, so compiling
  * model.c a second time would only double the wait); with --c-only nothing
  * is compiled. The prefix is --prefix or the model's name. */
+/* The cuda backend's half of emit_and_compile: model.cu and the program or
+ * library, compiled by nvcc (or as C for the CPU with --host-emulate). */
+static bool compile_cuda(const Backend *backend, const Options *o, const CGenOptions *co, const CGenEntry *opt, int n,
+                         const char *dir, CGenDriver driver, const char *program, const char *prefix, Diag *d) {
+    CGenStats st;
+    if (co->mpi) return diag_error_plain(d, "the cuda backend has no data-parallel training yet (--mpi, --ranks)");
+    if (co->blas) return diag_error_plain(d, "--blas applies to the c backend (the cuda backend has its own GEMM)");
+    if (!build_mkdirs(dir, d) || !backend->write(opt, n, co, dir, &st, d)) return false;
+    if (o->c_only) return true;
+    const char *flags = o->opt_flags ? o->opt_flags : BUILD_DEFAULT_CFLAGS;
+    char lib[128];
+    snprintf(lib, sizeof lib, "lib%s.so", prefix);
+    const char *lib_src[] = {"model.cu", "etch_rt.c"}, *exe_src[] = {"main.c", "model.cu", "etch_rt.c"};
+    if (driver != CGEN_DRIVER_TRAIN && !backend->compile(dir, lib_src, 2, lib, true, flags, NULL, d)) return false;
+    if (driver != CGEN_DRIVER_NONE && !backend->compile(dir, exe_src, 3, program, false, flags, NULL, d)) return false;
+    if (o->stats)
+        printf("kernels: %d\narena bytes: %lld\nnaive bytes: %lld\nparameter bytes: %lld\n", st.kernels,
+               (long long)st.arena_bytes, (long long)st.naive_bytes, (long long)st.param_bytes);
+    return true;
+}
+
 bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor **params, const Options *o,
                       const char *dir, CGenDriver driver, const char *program, Diag *d) {
     char prefix[64];
@@ -173,6 +202,8 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
             !backend_check_planned(backend, opt[i].g, d))
             return false;
     }
+    if (wants_cuda(o)) /* model.cu: compiled by nvcc, or for the CPU with --host-emulate */
+        return compile_cuda(backend, o, &co, opt, n, dir, driver, program, prefix, d);
     if (backend != &backend_c) /* the llvm backend: model.ll, the module's IR before optimization; nothing compiled */
         return build_mkdirs(dir, d) && backend->write(opt, n, &co, dir, &st, d);
     if (!build_mkdirs(dir, d) || !cgen_write(opt, n, &co, dir, &st, d)) return false;

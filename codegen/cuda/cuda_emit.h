@@ -1,0 +1,76 @@
+/* cuda_emit.h: the CUDA backend's emitter state, shared by its driver
+ * (codegen/cuda/emit_cuda.c), its fused-group emitters (group.c) and its
+ * per-op emitters (codegen/cuda/ops/<family>.c), and the helpers that open
+ * and close a kernel.
+ *
+ * A kernel's body is scalar C, written through the C backend's text
+ * helpers (codegen/c/emit.h: the CEmitter inside, whose out is the kernel
+ * being written and whose buf[] holds each node's device address as a C
+ * expression such as `((float *)(m + 4096))`), in the macro language of
+ * runtime/cuda/etch_cuda.h (phases, barriers, per-thread values), which
+ * renders it as a __global__ function for nvcc and as work-item loops for
+ * the CPU. Every kernel takes the context's memory `m` and the parameters'
+ * `w`; every bound, stride and offset is a literal. */
+#ifndef ETCH_CODEGEN_CUDA_CUDA_EMIT_H
+#define ETCH_CODEGEN_CUDA_CUDA_EMIT_H
+
+#include "codegen/c/emit.h"
+#include "ir/ops/ops_impl.h"
+#include "passes/plan_memory.h"
+
+typedef struct CudaEmitter {
+    CEmitter c;          /* body text helpers: c.out is the kernel being written, c.buf the device addresses */
+    StrBuf *kernels;     /* file-scope kernels */
+    StrBuf *launches;    /* the entry's host code: one ETCH_LAUNCH per kernel */
+    const char *P;       /* the model's prefix: kernels are P_k<N> */
+    int n_kernels;       /* kernels written so far in this file */
+    int launch_count;    /* launches in the entry being written */
+} CudaEmitter;
+
+/* Threads per block of the one-thread-per-element kernels. */
+enum { CUDA_BLOCK = 256, CUDA_MAX_GRID = 65535 * 16 };
+
+/* Opens kernel P_k<N> of `threads` threads per block (a multiple of 32,
+ * <= 1024) and its launch over `blocks` blocks; `what` is a comment (the
+ * op, type and source location). The body follows through e->c (indent 1);
+ * cuda_kernel_end closes it. */
+void cuda_kernel_begin(CudaEmitter *e, int64_t blocks, int threads, const char *what);
+void cuda_kernel_end(CudaEmitter *e);
+
+/* A kernel of one thread per element of n (a grid-stride loop over a grid
+ * of at most CUDA_MAX_GRID blocks of CUDA_BLOCK): opens the kernel, its one
+ * phase and `for (int64_t i = ...)`; the linear index is `i`. */
+void cuda_elementwise_begin(CudaEmitter *e, int64_t n, const char *what);
+void cuda_elementwise_end(CudaEmitter *e);
+
+/* Declares loop variables var[0..rank) of a dense walk over dim[] from the
+ * linear index lin (`const int64_t i0 = lin / 784 % 10;`), so index
+ * expressions written for a loop nest (cemit_loops_index) apply. Dims of
+ * size 1 get "0" and no declaration. */
+void cuda_unravel(CudaEmitter *e, const char *lin, const int64_t *dim, int rank, char (*var)[16]);
+
+/* `{type} @ file:line:col` of node id, for kernel comments (in buf). */
+void cuda_describe(const Graph *g, int id, char *buf, size_t n);
+
+/* ---- the per-op table (codegen/cuda/ops.def, ops/table.c) ---- */
+typedef void (*CudaEmitFn)(CudaEmitter *e, const Graph *g, int id);
+#define CUDA_UNSUPPORTED NULL
+extern const CudaEmitFn cuda_op_table[OP_COUNT];
+
+/* ---- fused groups (group.c), indexed by FuseKind; NULL: not emitted ---- */
+typedef void (*CudaGroupEmitFn)(CudaEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+extern const CudaGroupEmitFn cuda_group_emitters[FUSE_KIND_COUNT];
+
+/* ops/elementwise.c */
+void cuda_emit_elementwise(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_const(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_iota(CudaEmitter *e, const Graph *g, int id);
+/* ops/layout.c */
+void cuda_emit_copy_view(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_transpose(CudaEmitter *e, const Graph *g, int id);
+/* ops/reduce.c, ops/softmax.c, ops/matmul.c */
+void cuda_emit_reduce(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_matmul(CudaEmitter *e, const Graph *g, int id);
+
+#endif

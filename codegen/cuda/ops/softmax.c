@@ -1,0 +1,41 @@
+/* softmax.c (CUDA backend): softmax and log_softmax along one axis, one
+ * thread per row (outer x inner): the row's maximum, the sum of exponentials
+ * in double, then the result, the reference kernel's numerics
+ * (ir/ops/softmax.c). */
+#include <stdio.h>
+
+#include "codegen/cuda/cuda_emit.h"
+
+void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id) {
+    const Node *n = &g->nodes[id];
+    int64_t outer, len, inner;
+    ops_split_axis(&n->shape, n->attr.axis, &outer, &len, &inner);
+    const char *x = e->c.buf[n->in[0]], *y = e->c.buf[id], *T = dtype_c_type(n->dtype);
+    char what[256], k[16];
+    CEmitter *c = &e->c;
+    cuda_describe(g, id, what, sizeof what);
+    cuda_elementwise_begin(e, outer * inner, what);
+    cemit_line(c, "const int64_t base = i / %lld * %lld + i %% %lld;", (long long)inner, (long long)(len * inner),
+               (long long)inner);
+    cemit_line(c, "const %s *xr = %s + base;", T, x);
+    cemit_line(c, "%s *yr = %s + base;", T, y);
+    cemit_line(c, "double mx = -INFINITY, sum = 0;");
+    cemit_for(c, k, sizeof k, len);
+    cemit_line(c, "mx = (double)xr[%s * %lld] > mx ? (double)xr[%s * %lld] : mx;", k, (long long)inner, k,
+               (long long)inner);
+    cemit_close(c);
+    cemit_line(c, "const %s mt = (%s)mx;", T, T);
+    cemit_for(c, k, sizeof k, len);
+    cemit_line(c, "sum += (double)ETCH_EXP((%s)(xr[%s * %lld] - mt));", T, k, (long long)inner);
+    cemit_close(c);
+    if (n->op == OP_LOG_SOFTMAX) cemit_line(c, "const double lse = mx + log(sum); (void)mt;");
+    else cemit_line(c, "const double inv = 1.0 / sum;");
+    cemit_for(c, k, sizeof k, len);
+    if (n->op == OP_LOG_SOFTMAX)
+        cemit_line(c, "yr[%s * %lld] = (%s)((double)xr[%s * %lld] - lse);", k, (long long)inner, T, k, (long long)inner);
+    else
+        cemit_line(c, "yr[%s * %lld] = ETCH_EXP((%s)(xr[%s * %lld] - mt)) * (%s)inv;", k, (long long)inner, T, k,
+                   (long long)inner, T);
+    cemit_close(c);
+    cuda_elementwise_end(e);
+}
