@@ -406,6 +406,13 @@ static void test_llvm_coverage(void **state) {
     ts_llvm_coverage();
 }
 
+/* Runs last: every graph above went through the CUDA backend too (its
+ * kernels emulated on the CPU). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -435,8 +442,9 @@ int main(void) {
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_random_graphs), cmocka_unit_test(test_row_groups),
         cmocka_unit_test(test_random_row_groups), cmocka_unit_test(test_slice_views),
-        cmocka_unit_test(test_llvm_coverage),
+        cmocka_unit_test(test_llvm_coverage), cmocka_unit_test(test_cuda_coverage),
     };
     ts_check_llvm_too();
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,9 +101,13 @@ static const char *ts_runtime_library(Diag *d) {
 }
 
 void *ts_load_model(const char *dir, const char *lib, const char *flags) {
+    return ts_load_model_source(dir, "model.c", lib, flags);
+}
+
+void *ts_load_model_source(const char *dir, const char *source, const char *lib, const char *flags) {
     Diag d;
     diag_init(&d, stderr);
-    const char *src[] = {"model.c"};
+    const char *src[] = {source};
     assert_true(build_compile_libs(dir, src, 1, lib, true, flags, ts_runtime_library(&d), &d));
     diag_dispose(&d);
     char path[4200];
@@ -198,6 +202,7 @@ void ts_check_graph_with(Graph *g, Tensor *const *inputs, Tensor *const *param_v
         free(dir);
     }
     ts_llvm_check(g, ins, params, outs, tol); /* when ts_check_llvm_too asked for it */
+    ts_cuda_check(g, ins, params, outs, tol); /* when ts_check_cuda_too asked for it */
     for (int i = 0; i < g->n_inputs; i++) tensor_free(ins[i]);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(outs[i]);
     params_free(g, params);

@@ -80,6 +80,16 @@ void ts_check_llvm_too(void);
 void ts_llvm_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol);
 void ts_llvm_coverage(void);
 
+/* The CUDA backend in ts_check_graph (unit/cuda_check.c): after
+ * ts_check_cuda_too, every ts_check_graph also runs the graph emitted by the
+ * CUDA backend (-O2, its target) with its kernels compiled for the CPU
+ * (model_host.c), skipping graphs with an op its table marks unsupported;
+ * ts_cuda_coverage prints the ops skipped and asserts they are exactly the
+ * unsupported ones among the ops seen. */
+void ts_check_cuda_too(void);
+void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol);
+void ts_cuda_coverage(void);
+
 /* Compiles DSL source (named path in diagnostics, printed to stderr),
  * asserting success. */
 Program *ts_compile(Arena *a, const char *path, const char *src);
@@ -94,6 +104,8 @@ const char *ts_source_dir(void);
  * defaults) into dir/lib, linked against the runtime compiled once per test
  * process, and dlopens it. */
 void *ts_load_model(const char *dir, const char *lib, const char *flags);
+/* The same for another source file of dir (model_host.c of the CUDA backend). */
+void *ts_load_model_source(const char *dir, const char *source, const char *lib, const char *flags);
 /* dlopens a private copy of dir/lib (dir/lib.tag.so), so what the library
  * decides once per load (its kernels' instruction set) is decided afresh. */
 void *ts_open_copy(const char *dir, const char *lib, const char *tag);
