@@ -199,7 +199,7 @@ bool emit_and_compile(const Program *p, const CGenEntry *entries, int n, Tensor 
     for (int i = 0; i < n; i++) { /* checked before dir is made: a failed build leaves nothing */
         opt[i] = entries[i];
         if (!(opt[i].g = optimize_graph(entries[i].g, o, entries[i].g->arena, d)) ||
-            !backend_check_planned(backend, opt[i].g, d))
+            !backend_check_planned(backend, opt[i].g, d) || !backend_check_ops(backend, opt[i].g, d))
             return false;
     }
     if (wants_cuda(o)) /* model.cu: compiled by nvcc, or for the CPU with --host-emulate */

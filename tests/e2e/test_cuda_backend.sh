@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_cuda_backend.sh: the CUDA backend (codegen/cuda, docs/cuda.md) from the
+# command line. `etch run --target cuda --host-emulate` compiles model.cu's
+# kernels for the CPU (their threads run as loops, phase by phase between
+# barriers) and must agree with the eager executor on the samples and on
+# small models of each op family. Where nvcc is installed, `etch build
+# --target cuda --exe` compiles model.cu for sm_80/sm_90 with -Werror
+# all-warnings; on a machine without a GPU or driver that program must fail
+# with a clear message and exit status 1, not crash. Bad input: an op the
+# backend has no kernel for is a located error and leaves no output folder;
+# a missing nvcc is a message naming where it was looked for and what
+# provides it; --host-emulate without --target cuda is refused.
+source "$(dirname "$0")/e2e_common.sh"
+
+# same_as_eager MODEL.etch N_OUTPUTS ARGS...: emulated cuda and eager outputs within $RTOL (1e-5)
+same_as_eager() {
+  local model=$1 n=$2 i outs_c=() outs_e=()
+  shift 2
+  for ((i = 0; i < n; i++)); do outs_c+=(-o "$t/c$i.npy"); outs_e+=(-o "$t/e$i.npy"); done
+  "$ETCH" run "$model" "$@" --target cuda --host-emulate "${outs_c[@]}" || fail "$model: --target cuda --host-emulate failed"
+  "$ETCH" run "$model" "$@" --eager "${outs_e[@]}"
+  for ((i = 0; i < n; i++)); do
+    "$ETCH" compare "$t/c$i.npy" "$t/e$i.npy" --rtol "${RTOL:-1e-5}" >/dev/null ||
+      fail "$model: output $i differs from eager beyond ${RTOL:-1e-5}"
+  done
+}
+
+"$ETCH" make-input "$SRC/samples/mlp.etch" -D B=3 -o "$t/x_mlp.npy"
+same_as_eager "$SRC/samples/mlp.etch" 1 -D B=3 --input "$t/x_mlp.npy"
+
+# broadcasting elementwise ops, softmax and log_softmax along inner axes,
+# reductions over leading and trailing axes, a batched product, two outputs
+cat >"$t/ops.etch" <<'M'
+model Ops {
+  fn forward(x: f32[2, 3, 4], b: f32[3, 1]) -> (f32[2, 3, 4], f32[4]) {
+    let y = log_softmax(x, 1) - b
+    let z = softmax(x, 2) * y + tanh(sigmoid(x) + exp(b)) / sqrt(abs(x - 0.5) + 1.0)
+    let p = transpose(x, 1, 2) @ x
+    return z, sum(max(p, 2), 0) + mean(x, [0, 1])
+  }
+}
+M
+printf 'model X {\n  fn forward(x: f32[2, 3, 4]) -> f32[2, 3, 4] { return x }\n}\n' >"$t/x.etch"
+printf 'model B {\n  fn forward(b: f32[3, 1]) -> f32[3, 1] { return b }\n}\n' >"$t/b.etch"
+"$ETCH" make-input "$t/x.etch" --seed 1 -o "$t/x_ops.npy"
+"$ETCH" make-input "$t/b.etch" --seed 2 -o "$t/b.npy"
+same_as_eager "$t/ops.etch" 2 --input "$t/x_ops.npy" --input "$t/b.npy"
+
+# an op without a CUDA kernel: located error, nothing written
+cat >"$t/q.etch" <<'M'
+model Q {
+  fn forward(x: f32[2, 8]) -> f32[2, 8] {
+    let q = quantize(x, 0.05, 3, u8)
+    return dequantize(q, 0.05, 3) * 2.0
+  }
+}
+M
+if "$ETCH" build "$t/q.etch" --target cuda --host-emulate -o "$t/q_out" 2>"$t/err"; then fail "quantize: build succeeded"; fi
+grep -q "q.etch:3:13: error: the cuda backend cannot emit op 'quantize'" "$t/err" || { cat "$t/err"; fail "quantize: no located error"; }
+[ ! -e "$t/q_out" ] || fail "a refused build left $t/q_out behind"
+
+if "$ETCH" run "$SRC/samples/mlp.etch" --host-emulate --input "$t/x_mlp.npy" -o "$t/y.npy" 2>"$t/err"; then
+  fail "--host-emulate without --target cuda was accepted"
+fi
+grep -q "needs --target cuda" "$t/err" || { cat "$t/err"; fail "--host-emulate alone: unclear message"; }
+
+# no nvcc anywhere: the message says where etch looked and what provides it
+if env -u ETCH_NVCC CUDA_HOME="$t/no-cuda" PATH=/usr/bin:/bin "$ETCH" build "$SRC/samples/mlp.etch" --target cuda --exe \
+  -o "$t/no_nvcc" 2>"$t/err"; then
+  command -v nvcc >/dev/null || fail "built for the GPU without nvcc"
+else
+  grep -q "nvcc not found" "$t/err" && grep -q "cuda-toolkit" "$t/err" || { cat "$t/err"; fail "no nvcc: unclear message"; }
+fi
+
+# nvcc, where installed: the program builds with -Werror all-warnings; without
+# a usable GPU it exits 1 with the reason
+nvcc=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+if [ -x "$nvcc" ]; then
+  "$ETCH" build "$SRC/samples/mlp.etch" -D B=3 --target cuda --exe -o "$t/gpu" || fail "nvcc build of mlp failed"
+  if ! nvidia-smi -L >/dev/null 2>&1; then
+    set +e
+    "$t/gpu/Net" --weights "$t/gpu/Net.safetensors" "$t/x_mlp.npy" "$t/y_gpu.npy" 2>"$t/err"
+    rc=$?
+    set -e
+    [ $rc = 1 ] || { cat "$t/err"; fail "without a GPU the program exited $rc, not 1"; }
+    grep -q "no usable CUDA device" "$t/err" || { cat "$t/err"; fail "without a GPU: unclear message"; }
+    [ ! -e "$t/y_gpu.npy" ] || fail "without a GPU the program wrote an output"
+  fi
+else
+  echo "note: $nvcc missing: the nvcc half is skipped"
+fi
+echo "ok"
