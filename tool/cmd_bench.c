@@ -10,7 +10,10 @@
  * inputs, and a last line gives its speed over the fp32 -O2 forward. Prints the median time
  * per call over repeats, kernels launched, bytes of intermediates allocated
  * per call, peak memory of intermediates, and the speedup over eager. The
- * numbers are ratios from one run on one machine: see bench/ for scripts. */
+ * numbers are ratios from one run on one machine: see bench/ for scripts.
+ * With --target cuda a row times the cuda backend's build (nvcc; with
+ * --host-emulate its kernels on the CPU, which says nothing of GPU speed but
+ * runs the same code path: bench/cuda_check.sh times the GPU). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,18 +132,25 @@ typedef struct Variant {
     CGenStats *stats; /* per entry, from the optimized graphs */
 } Variant;
 
+/* Builds variant v with the C backend, or with the cuda backend when
+ * `cuda` (--target cuda: nvcc, or with --host-emulate its kernels for the CPU). */
 static bool build_variant(Program *p, CGenEntry *entries, int n, const Options *o, const char *dir, const char *wpath,
-                          const char *prefix, Variant *v, Diag *d) {
+                          const char *prefix, bool cuda, Variant *v, Diag *d) {
     Options bo = *o;
     bo.embed = false;
     bo.stats = false;
-    bo.backend = NULL; /* these are the C backend's builds; --backend llvm adds a row of its own */
+    bo.host_emulate = cuda && o->host_emulate;
+    bo.backend = cuda ? "cuda" : NULL; /* the C backend's builds; --backend llvm adds a row of its own */
     bo.opt_level = v->level;
+    const Backend *backend = selected_backend(&bo, d);
+    if (!backend) return false;
     for (int k = 0; k < n; k++) {
         Graph *g = optimize_graph(entries[k].g, &bo, entries[k].g->arena, d);
         if (!g) return false;
         CGenEntry one = {g, entries[k].name};
-        free(cgen_model_source(&one, 1, &(CGenOptions){.prefix = prefix}, &v->stats[k], d));
+        char *src = backend->model_source(&one, 1, &(CGenOptions){.prefix = prefix}, &v->stats[k], d);
+        if (!src) return false;
+        free(src);
     }
     return emit_and_compile(p, entries, n, NULL, &bo, dir, CGEN_DRIVER_NONE, NULL, d) &&
            (v->lib = compiled_open(dir, prefix, wpath, d)) != NULL;
@@ -156,7 +166,7 @@ static bool build_int8(const Program *p, const Options *o, const char *dir, cons
     snprintf(wq, sizeof wq, "%s/int8.safetensors", dir);
     snprintf(vdir, sizeof vdir, "%s/int8", dir);
     CGenEntry e = {q.forward, "forward"};
-    bool ok = params && params_save(q.forward, params, wq, d) && build_variant(&q, &e, 1, o, vdir, wq, prefix, v, d);
+    bool ok = params && params_save(q.forward, params, wq, d) && build_variant(&q, &e, 1, o, vdir, wq, prefix, false, v, d);
     if (params) params_free(q.forward, params);
     return ok;
 }
@@ -183,9 +193,12 @@ int cmd_bench(const Options *o) {
     ok = dir != NULL;
     int threads = o->threads > 0 ? o->threads : 1;
     eager_set_threads(threads);
-    /* -O0, -O2 (or the -O given), and with --quantize the int8 forward at that level */
-    Variant vars[3] = {{.level = 0}, {.level = o->opt_given ? o->opt_level : 2}, {.level = o->opt_given ? o->opt_level : 2}};
-    for (int v = 0; v < 3; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
+    /* -O0, -O2 (or the -O given), with --quantize the int8 forward at that
+     * level, and with --target cuda every entry built by the cuda backend */
+    int level = o->opt_given ? o->opt_level : 2;
+    Variant vars[4] = {{.level = 0}, {.level = level}, {.level = level}, {.level = level}};
+    for (int v = 0; v < 4; v++) vars[v].stats = arena_alloc(a, sizeof(CGenStats) * (size_t)n_entries);
+    bool cuda = o->backend && !strcmp(o->backend, "cuda");
     char prefix[64], wpath[4096], vdir[4096 + 8];
     double c_compile_us = 0, llvm_compile_us = -1; /* --backend llvm: the JIT's row and compile time */
     bool llvm = o->backend && !strcmp(o->backend, "llvm");
@@ -199,12 +212,14 @@ int cmd_bench(const Options *o) {
         for (int v = 0; ok && v < 2; v++) {
             snprintf(vdir, sizeof vdir, "%s/O%d", dir, vars[v].level);
             double t0 = now_us();
-            ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, &vars[v], &d);
+            ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, false, &vars[v], &d);
             c_compile_us = now_us() - t0; /* of the last variant: -O2 */
         }
         if (ok && o->quantize) ok = build_int8(p, o, dir, prefix, &vars[2], &d);
+        snprintf(vdir, sizeof vdir, "%s/cuda", dir);
+        if (ok && cuda) ok = build_variant(p, entries, n_entries, o, vdir, wpath, prefix, true, &vars[3], &d);
     }
-    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(3 * n_entries + 2));
+    BenchRow *rows = arena_alloc(a, sizeof *rows * (size_t)(4 * n_entries + 2));
     int int8_row = -1, fp32_row = -1;
     int n_rows = 0;
     for (int k = 0; ok && k < n_entries; k++) {
@@ -240,6 +255,12 @@ int cmd_bench(const Options *o) {
             rows[n_rows++] = (BenchRow){what, v == 2 ? (vars[v].level == 1 ? "int8 -O1" : "int8 -O2")
                                         : vars[v].level ? (vars[v].level == 1 ? "-O1" : "-O2") : "-O0", tc,
                                         vars[v].stats[k].kernels, 0, vars[v].stats[k].arena_bytes, base};
+        }
+        if (ok && cuda) { /* the cuda build (on the CPU with --host-emulate: its kernels emulated) */
+            if (!(cc.fn = compiled_entry(vars[3].lib, prefix, entries[k].name, &d))) ok = false;
+            else
+                rows[n_rows++] = (BenchRow){what, o->host_emulate ? "cuda-emu" : "cuda", time_median(compiled_call, &cc, 1e6),
+                                            vars[3].stats[k].kernels, 0, vars[3].stats[k].arena_bytes, base};
         }
         JitForward jf;
         double t0 = now_us();
@@ -280,7 +301,7 @@ int cmd_bench(const Options *o) {
             printf("int8 forward: %.2fx the speed of the fp32 %s forward\n",
                    rows[fp32_row].median_us / rows[int8_row].median_us, rows[fp32_row].mode);
     }
-    for (int v = 0; v < 3; v++)
+    for (int v = 0; v < 4; v++)
         if (vars[v].lib) dlclose(vars[v].lib);
     if (dir) build_rmtree(dir);
     free(dir);

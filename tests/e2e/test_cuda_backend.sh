@@ -9,7 +9,8 @@
 # with a clear message and exit status 1, not crash. Bad input: an op the
 # backend has no kernel for is a located error and leaves no output folder;
 # a missing nvcc is a message naming where it was looked for and what
-# provides it; --host-emulate without --target cuda is refused.
+# provides it; --host-emulate without --target cuda is refused. `etch bench
+# --target cuda` adds a row per entry for the cuda build.
 source "$(dirname "$0")/e2e_common.sh"
 
 # same_as_eager MODEL.etch N_OUTPUTS ARGS...: emulated cuda and eager outputs within $RTOL (1e-5)
@@ -45,6 +46,11 @@ printf 'model B {\n  fn forward(b: f32[3, 1]) -> f32[3, 1] { return b }\n}\n' >"
 "$ETCH" make-input "$t/x.etch" --seed 1 -o "$t/x_ops.npy"
 "$ETCH" make-input "$t/b.etch" --seed 2 -o "$t/b.npy"
 same_as_eager "$t/ops.etch" 2 --input "$t/x_ops.npy" --input "$t/b.npy"
+
+# etch bench --target cuda: a row per entry for the cuda build (emulated here)
+"$ETCH" bench "$SRC/samples/mlp.etch" -D B=2 --target cuda --host-emulate >"$t/bench.txt" || fail "bench --target cuda failed"
+grep -q "^inference  *cuda-emu " "$t/bench.txt" && grep -q "^train step  *cuda-emu " "$t/bench.txt" ||
+  { cat "$t/bench.txt"; fail "bench: no cuda rows"; }
 
 # an op without a CUDA kernel: located error, nothing written
 cat >"$t/q.etch" <<'M'
