@@ -238,22 +238,7 @@ char *cgen_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     sb_printf(&b, "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <tgmath.h>\n\n"
                   "#include \"model.h\"\n\n");
     sb_puts(&b, cemit_math_prelude);
-    for (int k = 0; k < n_entries; k++) {
-        const Graph *g = entries[k].g;
-        char decl[256];
-        snprintf(decl, sizeof decl, "%s_%s_inputs", P, entries[k].name);
-        module_info_table(&b, decl, g, g->inputs, g->n_inputs);
-        snprintf(decl, sizeof decl, "%s_%s_outputs", P, entries[k].name);
-        module_info_table(&b, decl, g, g->outputs, g->n_outputs);
-    }
-    sb_printf(&b, "const etch_tensor_info %s_params[] = {\n", P);
-    for (int i = 0; i < pt.n; i++) {
-        sb_printf(&b, "    {\"%s\", %s, %d, ", pt.node[i]->attr.name, module_rt_dtype(pt.node[i]->dtype),
-                  pt.node[i]->shape.rank);
-        module_shape_list(&b, &pt.node[i]->shape);
-        sb_puts(&b, "},\n");
-    }
-    sb_puts(&b, "    {0},\n};\n\n");
+    module_tables(&b, entries, n_entries, &pt, P);
     emit_contexts(&b, P, arena_bytes, align, dr.scratch_bytes, dr.scratch_align);
     int64_t *offset = arena_alloc(a, sizeof(int64_t) * (size_t)(pt.n + 1));
     if (o->embed_weights) module_blob(&b, P, module_blob_layout(&pt, offset));

@@ -326,6 +326,25 @@ static char *module_train_steps_header(const CGenOptions *o) {
     return sb_take(&h);
 }
 
+void module_tables(StrBuf *b, const CGenEntry *entries, int n_entries, const ParamTable *pt, const char *P) {
+    for (int k = 0; k < n_entries; k++) {
+        const Graph *g = entries[k].g;
+        char decl[256];
+        snprintf(decl, sizeof decl, "%s_%s_inputs", P, entries[k].name);
+        module_info_table(b, decl, g, g->inputs, g->n_inputs);
+        snprintf(decl, sizeof decl, "%s_%s_outputs", P, entries[k].name);
+        module_info_table(b, decl, g, g->outputs, g->n_outputs);
+    }
+    sb_printf(b, "const etch_tensor_info %s_params[] = {\n", P);
+    for (int i = 0; i < pt->n; i++) {
+        sb_printf(b, "    {\"%s\", %s, %d, ", pt->node[i]->attr.name, module_rt_dtype(pt->node[i]->dtype),
+                  pt->node[i]->shape.rank);
+        module_shape_list(b, &pt->node[i]->shape);
+        sb_puts(b, "},\n");
+    }
+    sb_puts(b, "    {0},\n};\n\n");
+}
+
 bool module_write_files(const CGenEntry *entries, int n_entries, const CGenOptions *o, const char *dir,
                         const char *source_name, const char *source, Diag *d) {
     char *h = cgen_model_header(entries, n_entries, o);

@@ -28,6 +28,8 @@ char *module_upper(Arena *a, const char *s);
 void module_shape_list(StrBuf *b, const Shape *s);
 /* `const etch_tensor_info decl[] = {...}` for nodes ids of g, NULL-terminated. */
 void module_info_table(StrBuf *b, const char *decl, const Graph *g, const int *ids, int n);
+/* Every entry's P_E_inputs / P_E_outputs tables, then P_params. */
+void module_tables(StrBuf *b, const CGenEntry *entries, int n_entries, const ParamTable *pt, const char *P);
 /* `void P_E(inputs, outputs)`, or with_ctx `void P_E_ctx(P_ctx *ctx, inputs, outputs)`;
  * inputs are named in_<name>, outputs out<i>. */
 void module_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types, bool with_ctx);

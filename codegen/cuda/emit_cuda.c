@@ -276,22 +276,7 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
                   " * nvcc compiles it for the GPU; model_host.c (ETCH_HOST_EMULATE) compiles the same\n"
                   " * kernels for the CPU. Every bound and offset is a literal. */\n");
     sb_printf(&b, "#include \"model.h\"\n#include \"etch_cuda.h\"\n\n");
-    for (int k = 0; k < n_entries; k++) {
-        const Graph *g = entries[k].g;
-        char decl[256];
-        snprintf(decl, sizeof decl, "%s_%s_inputs", P, entries[k].name);
-        module_info_table(&b, decl, g, g->inputs, g->n_inputs);
-        snprintf(decl, sizeof decl, "%s_%s_outputs", P, entries[k].name);
-        module_info_table(&b, decl, g, g->outputs, g->n_outputs);
-    }
-    sb_printf(&b, "const etch_tensor_info %s_params[] = {\n", P);
-    for (int i = 0; i < pt.n; i++) {
-        sb_printf(&b, "    {\"%s\", %s, %d, ", pt.node[i]->attr.name, module_rt_dtype(pt.node[i]->dtype),
-                  pt.node[i]->shape.rank);
-        module_shape_list(&b, &pt.node[i]->shape);
-        sb_puts(&b, "},\n");
-    }
-    sb_puts(&b, "    {0},\n};\n\n");
+    module_tables(&b, entries, n_entries, &pt, P);
     emit_params(&b, &pt, P, param_off, param_bytes, &st);
     char on_load[128], on_save[128];
     snprintf(on_load, sizeof on_load, "    %s_params_changed();\n", P);
