@@ -75,6 +75,10 @@ static bool compile_nvcc(const char *dir, const char *const *sources, int n_sour
     argv[n++] = "-std=c++17";
     argv[n++] = "-Xcompiler";
     argv[n++] = "-fPIC";
+    char asm_inc[4200]; /* embedded weights: model.cu's .incbin finds <prefix>_weights.bin here */
+    snprintf(asm_inc, sizeof asm_inc, "-Wa\\,-I%s", dir); /* nvcc splits -Xcompiler at unescaped commas */
+    argv[n++] = "-Xcompiler";
+    argv[n++] = asm_inc;
     argv[n++] = "-Werror";
     argv[n++] = "all-warnings";
     for (char *tok = strtok(arch_copy, " \t"); tok && n < 40; tok = strtok(NULL, " \t")) argv[n++] = tok;

@@ -181,17 +181,23 @@ static void emit_entry_function(CudaModule *cm, const CGenEntry *en, int index, 
     sb_puts(b, ");\n}\n\n");
 }
 
-/* The parameters' host arrays, their device copy and the copies between. */
+/* The parameters' host arrays (with embedded weights: the blob, laid out as
+ * the device copy is), their device copy and the copies between. */
 static void emit_params(StrBuf *b, const ParamTable *pt, const char *P, const int64_t *off, int64_t bytes,
-                        CGenStats *st) {
+                        bool embedded, CGenStats *st) {
     char ty[96];
+    if (embedded) module_blob(b, P, bytes);
     for (int i = 0; i < pt->n; i++) {
         const Node *n = pt->node[i];
         int64_t numel = shape_numel(&n->shape);
         st->param_bytes += numel * (int64_t)dtype_size(n->dtype);
         sb_printf(b, "/* %s: %s, on the device at +%lld */\n", n->attr.name, type_format(ty, sizeof ty, n->dtype, &n->shape),
                   (long long)off[i]);
-        sb_printf(b, "ETCH_ALIGN64 static %s %s_p%d[%lld];\n", dtype_c_type(n->dtype), P, i, (long long)numel);
+        if (embedded)
+            sb_printf(b, "#define %s_p%d ((const %s *)(%s_weights + %lld))\n", P, i, dtype_c_type(n->dtype), P,
+                      (long long)off[i]);
+        else
+            sb_printf(b, "ETCH_ALIGN64 static %s %s_p%d[%lld];\n", dtype_c_type(n->dtype), P, i, (long long)numel);
     }
     sb_printf(b, "\nvoid *const %s_param_data[] = {", P);
     for (int i = 0; i < pt->n; i++) sb_printf(b, "%s(void *)%s_p%d", i ? ", " : "", P, i);
@@ -202,13 +208,15 @@ static void emit_params(StrBuf *b, const ParamTable *pt, const char *P, const in
     sb_printf(b, "void %s_params_changed(void) { %s_host_newer = 1; }\n\n", P, P);
     sb_printf(b, "static void %s_params_to_device(etch_stream s) {\n    if (!%s_host_newer) return;\n", P, P);
     for (int i = 0; i < pt->n; i++)
-        sb_printf(b, "    etch_dev_upload(%s_dparams + %lld, %s_p%d, sizeof %s_p%d, s);\n", P, (long long)off[i], P, i, P, i);
+        sb_printf(b, "    etch_dev_upload(%s_dparams + %lld, %s_p%d, %lld, s);\n", P, (long long)off[i], P, i,
+                  (long long)(shape_numel(&pt->node[i]->shape) * (int64_t)dtype_size(pt->node[i]->dtype)));
     sb_printf(b, "    (void)s;\n    %s_host_newer = 0, %s_device_newer = 0;\n}\n\n", P, P);
     sb_printf(b, "void %s_params_to_host(void) {\n    if (!%s_device_newer || !%s_dparams) return;\n", P, P, P);
     sb_printf(b, "    etch_stream s;\n    char err[512];\n"
                  "    if (etch_stream_create(&s, err, sizeof err)) etch_cuda_fail(\"%s_params_to_host\", err);\n", P);
     for (int i = 0; i < pt->n; i++)
-        sb_printf(b, "    etch_dev_download(%s_p%d, %s_dparams + %lld, sizeof %s_p%d, s);\n", P, i, P, (long long)off[i], P, i);
+        sb_printf(b, "    etch_dev_download((void *)%s_p%d, %s_dparams + %lld, %lld, s);\n", P, i, P, (long long)off[i],
+                  (long long)(shape_numel(&pt->node[i]->shape) * (int64_t)dtype_size(pt->node[i]->dtype)));
     sb_printf(b, "    if (etch_stream_sync(s, err, sizeof err)) etch_cuda_fail(\"%s_params_to_host\", err);\n"
                  "    etch_stream_destroy(s);\n    %s_device_newer = 0;\n}\n\n", P, P);
 }
@@ -241,8 +249,6 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     Arena *a = arena_new();
     ParamTable pt;
     bool ok = true;
-    if (o->embed_weights)
-        ok = diag_error_plain(d, "the cuda backend does not embed weights yet (--embed-weights): it reads a weights file");
     for (int k = 0; k < n_entries && ok; k++)
         ok = backend_check_ops(&backend_cuda, entries[k].g, d) && backend_check_planned(&backend_cuda, entries[k].g, d);
     if (!ok || !module_collect_params(entries, n_entries, a, &pt, d)) {
@@ -277,11 +283,11 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
                   " * kernels for the CPU. Every bound and offset is a literal. */\n");
     sb_printf(&b, "#include \"model.h\"\n#include \"etch_cuda.h\"\n\n");
     module_tables(&b, entries, n_entries, &pt, P);
-    emit_params(&b, &pt, P, param_off, param_bytes, &st);
+    emit_params(&b, &pt, P, param_off, param_bytes, o->embed_weights, &st);
     char on_load[128], on_save[128];
     snprintf(on_load, sizeof on_load, "    %s_params_changed();\n", P);
     snprintf(on_save, sizeof on_save, "    %s_params_to_host();\n", P);
-    module_load_save(&b, &pt, P, false, on_load, on_save);
+    module_load_save(&b, &pt, P, o->embed_weights, on_load, on_save);
     emit_contexts(&b, P, n_entries, cm.io_base + io_bytes, param_bytes);
     sb_puts(&b, pre.s ? pre.s : "");
     sb_puts(&b, "/* ---- kernels ---- */\n\n");

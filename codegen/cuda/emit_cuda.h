@@ -14,7 +14,7 @@ extern const Backend backend_cuda, backend_cuda_emulated;
 bool cuda_write(const CGenEntry *entries, int n_entries, const CGenOptions *o, const char *dir, CGenStats *stats,
                 Diag *d);
 /* The text of model.cu (malloc'd), NULL with a diagnostic (an op without a
- * CUDA emitter, at its source line; embedded weights). */
+ * CUDA emitter, at its source line). */
 char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d);
 
 #endif

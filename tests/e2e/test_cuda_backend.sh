@@ -4,7 +4,7 @@
 # kernels for the CPU (their threads run as loops, phase by phase between
 # barriers) and must agree with the eager executor on the samples and on
 # small models of each op family. Where nvcc is installed, `etch build
-# --target cuda --exe` compiles model.cu for sm_80/sm_90 with -Werror
+# --target cuda --exe` compiles model.cu (weights embedded) for sm_80/sm_90 with -Werror
 # all-warnings; on a machine without a GPU or driver that program must fail
 # with a clear message and exit status 1, not crash. Bad input: an op the
 # backend has no kernel for is a located error and leaves no output folder;
@@ -28,6 +28,10 @@ same_as_eager() {
 
 "$ETCH" make-input "$SRC/samples/mlp.etch" -D B=3 -o "$t/x_mlp.npy"
 same_as_eager "$SRC/samples/mlp.etch" 1 -D B=3 --input "$t/x_mlp.npy"
+# the weights embedded (.incbin of a blob laid out as the device copy): the program takes no weights file
+"$ETCH" build "$SRC/samples/mlp.etch" -D B=3 --target cuda --host-emulate --embed-weights --exe -o "$t/emb"
+"$t/emb/Net" "$t/x_mlp.npy" "$t/y_emb.npy"
+"$ETCH" compare "$t/y_emb.npy" "$t/e0.npy" --rtol 1e-5 >/dev/null || fail "embedded weights: output differs from eager"
 
 # broadcasting elementwise ops, softmax and log_softmax along inner axes,
 # reductions over leading and trailing axes, a batched product, two outputs
@@ -82,10 +86,10 @@ fi
 # a usable GPU it exits 1 with the reason
 nvcc=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
 if [ -x "$nvcc" ]; then
-  "$ETCH" build "$SRC/samples/mlp.etch" -D B=3 --target cuda --exe -o "$t/gpu" || fail "nvcc build of mlp failed"
+  "$ETCH" build "$SRC/samples/mlp.etch" -D B=3 --target cuda --embed-weights --exe -o "$t/gpu" || fail "nvcc build of mlp failed"
   if ! nvidia-smi -L >/dev/null 2>&1; then
     set +e
-    "$t/gpu/Net" --weights "$t/gpu/Net.safetensors" "$t/x_mlp.npy" "$t/y_gpu.npy" 2>"$t/err"
+    "$t/gpu/Net" "$t/x_mlp.npy" "$t/y_gpu.npy" 2>"$t/err"
     rc=$?
     set -e
     [ $rc = 1 ] || { cat "$t/err"; fail "without a GPU the program exited $rc, not 1"; }
