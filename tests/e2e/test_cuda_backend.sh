@@ -33,6 +33,16 @@ same_as_eager "$SRC/samples/mlp.etch" 1 -D B=3 --input "$t/x_mlp.npy"
 "$t/emb/Net" "$t/x_mlp.npy" "$t/y_emb.npy"
 "$ETCH" compare "$t/y_emb.npy" "$t/e0.npy" --rtol 1e-5 >/dev/null || fail "embedded weights: output differs from eager"
 
+# the samples: every one whose ops all have CUDA kernels (make-input draws each input)
+sample() { # sample NAME N_OUTPUTS -D ...: the sample at a small batch against eager
+  local name=$1 n=$2
+  shift 2
+  "$ETCH" make-input "$SRC/samples/$name.etch" "$@" -o "$t/x_$name.npy"
+  same_as_eager "$SRC/samples/$name.etch" "$n" "$@" --input "$t/x_$name.npy"
+}
+sample autoencoder 1 -D B=2
+sample multitask 2 -D B=2
+
 # broadcasting elementwise ops, softmax and log_softmax along inner axes,
 # reductions over leading and trailing axes, a batched product, two outputs
 cat >"$t/ops.etch" <<'M'
