@@ -46,7 +46,8 @@ void cuda_elementwise_end(CudaEmitter *e);
 /* Declares loop variables var[0..rank) of a dense walk over dim[] from the
  * linear index lin (`const int64_t i0 = lin / 784 % 10;`), so index
  * expressions written for a loop nest (cemit_loops_index) apply. Dims of
- * size 1 get "0" and no declaration. */
+ * size 1 get "0" and no declaration; each declared one is also `(void)`ed,
+ * as an operand broadcast along its dim leaves it unused. */
 void cuda_unravel(CudaEmitter *e, const char *lin, const int64_t *dim, int rank, char (*var)[16]);
 
 /* `{type} @ file:line:col` of node id, for kernel comments (in buf). */

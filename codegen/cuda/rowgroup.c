@@ -3,8 +3,9 @@
  * (reductions over the trailing axes with their elementwise producers and
  * consumers: layer norm, a scaled and masked softmax, log_softmax with its
  * NLL, their gradients; codegen/c/rowgroup.c is the same group for the CPU),
- * reduce groups and lone reductions whose reduced extent is large, and lone
- * softmaxes along the last axis (a one-member row group).
+ * reduce groups and lone reductions when rows pay (cuda_rows_pay: a
+ * contiguous row, or a long reduction into few outputs), and lone softmaxes
+ * along the last axis (a one-member row group).
  *
  * A row is the set of elements one output reduces (for a reduction over
  * leading axes, the elements of one output, at strides). Each row gets T
@@ -26,8 +27,9 @@
  * warp, then (block per row) the warps' partials through shared memory.
  * Lane 0 of the row finishes the stage (a mean's division, the softmax's
  * 1 / sum or log-sum-exp), computes the per-row scalar members that follow
- * (rsqrt(var + eps)), stores those read outside, and broadcasts them through
- * shared memory (one slot per row of the block). Elementwise members are
+ * (rsqrt(var + eps)), stores those read outside, and broadcasts those read
+ * later through shared memory (one slot per row of the block; rows per block
+ * shrink so these stay within 16 KiB). Elementwise members are
  * recomputed in each walk that needs them; the last walk computes and stores
  * the full-size members read outside (layer norm's output), after every read
  * of the row, so a member written in place over an operand reads the old
@@ -104,10 +106,7 @@ static void unravel_dims(RowKernel *k, const char *lin, bool want) {
     for (int i = 0; i < k->S->rank; i++)
         if (k->reduced[i] == want) axis[n] = i, dim[n++] = k->S->dim[i];
     cuda_unravel(k->e, lin, dim, n, v);
-    for (int i = 0; i < n; i++) {
-        memcpy(k->var[axis[i]], v[i], sizeof v[i]);
-        if (strcmp(v[i], "0")) cemit_line(k->c, "(void)%s;", v[i]); /* a leaf broadcast along it leaves it unused */
-    }
+    for (int i = 0; i < n; i++) memcpy(k->var[axis[i]], v[i], sizeof v[i]);
 }
 
 static void index_leaves(RowKernel *k) {

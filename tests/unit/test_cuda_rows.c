@@ -2,8 +2,8 @@
  * (codegen/cuda/rowgroup.c, issue 12): row groups form for the CUDA target
  * (layer norm, a scaled and masked softmax, log_softmax with its NLL become
  * one group each), the kernels take the row shapes meant for them (a block
- * per row of 5000, a warp per output of a 700-long reduction over the
- * leading axis, 4 threads per row of 3), and every graph matches the eager
+ * per row of 5000, a warp per row of 100 and per output of a 700-long
+ * reduction over the leading axis, 4 threads per row of 3), and every graph matches the eager
  * executor with its kernels emulated on the CPU (ts_check_graph, under the
  * tolerance of test_codegen_ops, scaled by each output's largest value). With nvcc installed, the model.cu of the
  * row groups also compiles for the GPU without a warning. */
@@ -40,15 +40,16 @@ static int scalar(Graph *g, double v) { return graph_add_const(g, v, DT_F32, S(0
 /* The graph: layer norm over rows of 5000; over rows of 3, log_softmax of
  * scaled logits with its NLL, a softmax with an additive mask, a max of
  * log(s) (NaN where s < 0: must propagate); lone reductions and softmaxes
- * over both; a sum and a mean of exp over the 700 rows of [700, 4]. ids[]
- * gets the nodes the test looks at. */
+ * over both, a log_softmax over 20 rows of 100 (3 blocks of 8 rows); a sum
+ * and a mean of exp over the 700 rows of [700, 4]. ids[] gets the nodes the
+ * test looks at. */
 enum { LN_MEAN, LN_VAR, LN_OUT, NLL_LSM, NLL_SUM, MASKED_SOFTMAX, NAN_MAX, N_IDS };
 static Graph *rows_graph(Arena *a, int *ids) {
     Graph *g = graph_new(a, "cuda_rows");
     int x = graph_add_input(g, "x", DT_F32, S(2, 6, 5000), L);
     int gamma = graph_add_input(g, "gamma", DT_F32, S(1, 5000), L), beta = graph_add_input(g, "beta", DT_F32, S(1, 5000), L);
     int s = graph_add_input(g, "s", DT_F32, S(2, 37, 3), L), mask = graph_add_input(g, "mask", DT_F32, S(2, 37, 3), L);
-    int t = graph_add_input(g, "t", DT_F32, S(2, 700, 4), L);
+    int t = graph_add_input(g, "t", DT_F32, S(2, 700, 4), L), u = graph_add_input(g, "u", DT_F32, S(2, 20, 100), L);
     NodeAttrs row = {.n_axes = 1, .axes = {1}, .keepdims = true};
     ids[LN_MEAN] = op1(g, OP_REDUCE_MEAN, x, &row);
     int d = op2(g, OP_SUB, x, ids[LN_MEAN]);
@@ -70,6 +71,7 @@ static Graph *rows_graph(Arena *a, int *ids) {
     }
     graph_add_output(g, op1(g, OP_SOFTMAX, x, &(NodeAttrs){.axis = 1}));
     graph_add_output(g, op1(g, OP_LOG_SOFTMAX, s, &(NodeAttrs){.axis = 1}));
+    graph_add_output(g, op1(g, OP_LOG_SOFTMAX, u, &(NodeAttrs){.axis = 1})); /* a warp per row; the last block's half idle */
     graph_add_output(g, op1(g, OP_REDUCE_SUM, t, &(NodeAttrs){.n_axes = 1, .axes = {0}})); /* a warp per column */
     graph_add_output(g, op1(g, OP_REDUCE_MEAN, op1(g, OP_EXP, t, NULL), &(NodeAttrs){.n_axes = 1, .axes = {0}}));
     return g;
@@ -124,6 +126,7 @@ static void test_row_kernels(void **state) {
     assert_non_null(strstr(cu, "rows of 5000: 256 threads per row, 1 rows per block"));
     assert_non_null(strstr(cu, "rows of 3: 4 threads per row, 64 rows per block"));
     assert_non_null(strstr(cu, "rows of 700: 32 threads per row, 4 rows per block"));
+    assert_non_null(strstr(cu, "rows of 100: 32 threads per row, 8 rows per block"));
     assert_non_null(strstr(cu, "ETCH_SHFL_DOWN(acc, 16)"));
     free(cu);
     const char *cuda_home = getenv("CUDA_HOME");
