@@ -19,8 +19,8 @@ static const Target cuda_target = {
     .name = "cuda",
     .max_group_leaves = OPS_MAX_OPERANDS, /* the C backend's group helpers' leaf arrays, which group.c uses */
     .max_group_members = 20,
-    /* not yet formed: row groups past one reduction and GEMM epilogues (group.c) */
-    .max_row_group_members = 0,
+    /* not yet formed: GEMM epilogues (group.c) */
+    .max_row_group_members = 48, /* as the C backend: layer norm, softmax, their gradients (rowgroup.c) */
     .epilogue_cache_bytes = -1,
     .arena_align = 256, /* the device allocation's alignment, good for coalesced and vector loads */
     .float_conv_max_taps = 0,

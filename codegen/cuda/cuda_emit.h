@@ -46,7 +46,8 @@ void cuda_elementwise_end(CudaEmitter *e);
 /* Declares loop variables var[0..rank) of a dense walk over dim[] from the
  * linear index lin (`const int64_t i0 = lin / 784 % 10;`), so index
  * expressions written for a loop nest (cemit_loops_index) apply. Dims of
- * size 1 get "0" and no declaration. */
+ * size 1 get "0" and no declaration; each declared one is also `(void)`ed,
+ * as an operand broadcast along its dim leaves it unused. */
 void cuda_unravel(CudaEmitter *e, const char *lin, const int64_t *dim, int rank, char (*var)[16]);
 
 /* `{type} @ file:line:col` of node id, for kernel comments (in buf). */
@@ -60,6 +61,24 @@ extern const CudaEmitFn cuda_op_table[OP_COUNT];
 /* ---- fused groups (group.c), indexed by FuseKind; NULL: not emitted ---- */
 typedef void (*CudaGroupEmitFn)(CudaEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
 extern const CudaGroupEmitFn cuda_group_emitters[FUSE_KIND_COUNT];
+
+/* `fused: N ops -> op type @ loc` of the group at node `at`, for kernel comments (group.c). */
+void cuda_group_what(const Graph *g, int at, int n_members, char *buf, size_t n);
+
+/* ---- cooperative reductions (rowgroup.c): several threads per reduced row ---- */
+/* Whether a reduction over the axes `reduced` of S runs as rows of
+ * cooperating threads rather than one thread per output: when the innermost
+ * (non-unit) axis is reduced (a row is contiguous: a thread per output would
+ * read strided and walk it alone), or when the reduced extent is large
+ * (>= 256) and the outputs few (<= 1024, a handful of blocks' worth of
+ * threads). Otherwise (a bias gradient: many columns, summed over a batch)
+ * a thread per output reads coalesced across its neighbours; a warp per
+ * column would read it strided. */
+bool cuda_rows_pay(const Shape *S, const bool *reduced);
+/* A row group (FUSE_ROWS), or a reduce group whose rows pay, as one kernel. */
+void cuda_row_group(CudaEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot);
+/* A lone reduction, or softmax / log_softmax along its last non-unit axis, as rows. */
+void cuda_emit_rows_op(CudaEmitter *e, const Graph *g, int id);
 
 /* ops/elementwise.c */
 void cuda_emit_elementwise(CudaEmitter *e, const Graph *g, int id);

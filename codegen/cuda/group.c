@@ -2,12 +2,15 @@
  * elementwise group is one thread per element of the group's shape, every
  * member a register from its op's C template (the C backend's member
  * helpers, codegen/c/fused.h, write the same scalar code), and only members
- * read outside the group stored. A group rooted at a reduction is one
- * thread per output element, its producers computed inside the walk over
- * the reduced elements and folded into a double accumulator, in the order
- * the C backend and the eager executor sum (so results match them closely).
- * Row groups with stages after a reduction, and GEMM epilogues, are not
- * formed for this target yet (its Target in backend_cuda.c says so). */
+ * read outside the group stored. A group rooted at a reduction over leading
+ * axes with many outputs and short reductions (summing a gradient's rows
+ * into a bias gradient) is one thread per output element, its producers
+ * computed inside the walk over the reduced elements and folded into a
+ * double accumulator, in the order the C backend and the eager executor sum;
+ * neighbouring threads read neighbouring columns. Row groups, and reduce
+ * groups with few outputs and long reductions, are rows of cooperating
+ * threads (rowgroup.c). GEMM epilogues are not formed for this target yet
+ * (its Target in backend_cuda.c says so). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +18,7 @@
 #include "codegen/c/ops/c_ops.h"
 #include "codegen/cuda/cuda_emit.h"
 
-static void group_what(const Graph *g, int root, int n_members, char *buf, size_t n) {
+void cuda_group_what(const Graph *g, int root, int n_members, char *buf, size_t n) {
     char ty[96];
     const Node *r = &g->nodes[root];
     snprintf(buf, n, "fused: %d ops -> %s %s @ %s:%d:%d", n_members, op_table[r->op].name,
@@ -37,7 +40,7 @@ static void cuda_elementwise_group(CudaEmitter *e, const Graph *g, const MemPlan
     OpsLoops L;
     ops_loops_strided(S, (const int64_t (*)[ETCH_MAX_RANK])st, n_leaves, &L);
     char what[256], var[ETCH_MAX_RANK][16];
-    group_what(g, root, n_members, what, sizeof what);
+    cuda_group_what(g, root, n_members, what, sizeof what);
     cuda_elementwise_begin(e, shape_numel(S), what);
     cuda_unravel(e, "i", L.dim, L.rank, var);
     char (*leaf_idx)[320] = malloc(sizeof *leaf_idx * (size_t)(n_leaves + 1));
@@ -51,24 +54,29 @@ static void cuda_elementwise_group(CudaEmitter *e, const Graph *g, const MemPlan
     free(leaf_idx);
 }
 
-/* A group rooted at a reduction: one thread per output element. */
+/* A group rooted at a reduction: rows of cooperating threads when they pay
+ * (rowgroup.c), else one thread per output element. */
 static void cuda_reduce_group(CudaEmitter *e, const Graph *g, const MemPlan *mp, int root, int *leaf_slot) {
     const Node *R = &g->nodes[root];
-    int gid = R->attr.group.id, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     const Shape *S = &g->nodes[R->in[0]].shape;
+    bool reduced[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < R->attr.n_axes; i++) reduced[R->attr.axes[i]] = true;
+    if (cuda_rows_pay(S, reduced)) {
+        cuda_row_group(e, g, mp, root, leaf_slot);
+        return;
+    }
+    int gid = R->attr.group.id, members[OPS_MAX_OPERANDS * 4], n_members, leaves[OPS_MAX_OPERANDS], n_leaves;
     int64_t lst[OPS_MAX_OPERANDS][ETCH_MAX_RANK], dense[ETCH_MAX_RANK];
     shape_strides(S, dense);
     cemit_group_collect(g, gid, root, -1, false, leaf_slot, members, &n_members, leaves, &n_leaves);
     for (int l = 0; l < n_leaves; l++) ops_broadcast_strides(&g->nodes[leaves[l]].shape, S, lst[l]);
-    bool reduced[ETCH_MAX_RANK] = {false};
-    for (int i = 0; i < R->attr.n_axes; i++) reduced[R->attr.axes[i]] = true;
     int64_t kept_dim[ETCH_MAX_RANK], count = 1;
     int n_kept = 0, kept_axis[ETCH_MAX_RANK];
     for (int i = 0; i < S->rank; i++)
         if (!reduced[i]) kept_axis[n_kept] = i, kept_dim[n_kept++] = S->dim[i];
         else count *= S->dim[i];
     char what[256], var[ETCH_MAX_RANK][16], kv[ETCH_MAX_RANK][16], idx[320];
-    group_what(g, root, n_members + 1, what, sizeof what);
+    cuda_group_what(g, root, n_members + 1, what, sizeof what);
     cuda_elementwise_begin(e, shape_numel(&R->shape), what);
     cuda_unravel(e, "i", kept_dim, n_kept, kv);
     for (int k = 0; k < n_kept; k++) memcpy(var[kept_axis[k]], kv[k], sizeof kv[k]);
@@ -104,5 +112,5 @@ static void cuda_reduce_group(CudaEmitter *e, const Graph *g, const MemPlan *mp,
 const CudaGroupEmitFn cuda_group_emitters[FUSE_KIND_COUNT] = {
     [FUSE_ELEMENTWISE] = cuda_elementwise_group,
     [FUSE_REDUCE] = cuda_reduce_group,
-    [FUSE_ROWS] = cuda_reduce_group, /* only single-stage ones form for this target (max_row_group_members 0) */
+    [FUSE_ROWS] = cuda_row_group,
 };

@@ -57,6 +57,7 @@ void cuda_unravel(CudaEmitter *e, const char *lin, const int64_t *dim, int rank,
         else if (r == 0) cemit_line(&e->c, "const int64_t %s = %s / %lld;", var[r], lin, (long long)inner);
         else if (inner == 1) cemit_line(&e->c, "const int64_t %s = %s %% %lld;", var[r], lin, (long long)dim[r]);
         else cemit_line(&e->c, "const int64_t %s = %s / %lld %% %lld;", var[r], lin, (long long)inner, (long long)dim[r]);
+        cemit_line(&e->c, "(void)%s;", var[r]); /* unused when every operand is broadcast along it (nvcc warns) */
         inner *= dim[r];
     }
 }

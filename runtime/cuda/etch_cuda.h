@@ -30,7 +30,10 @@
  * ETCH_SHFL_DOWN(v, k) reads thread v of lane + k (its own value past the
  * warp's end), as __shfl_down_sync with a full mask; on the CPU threads of a
  * phase run in increasing order, so `ETCH_TV(v) += ETCH_SHFL_DOWN(v, k)`
- * reads the lane above before that lane updates it, as on the GPU. Blocks
+ * reads the lane above before that lane updates it, as on the GPU; steps of
+ * a shuffle tree are separated by ETCH_WARP_SYNC (a barrier of the warp on
+ * the GPU, __syncwarp; of the block on the CPU, where it ends the phase so
+ * the next step reads values the previous one finished). Blocks
  * are a multiple of 32 threads; every thread reaches every barrier and
  * shuffle (no early return). Grids and blocks are one-dimensional.
  *
@@ -73,6 +76,7 @@ typedef int etch_stream;
 #define ETCH_SYNC                                                                                                     \
     }                                                                                                                 \
     for (int etch_tid_ = 0; etch_tid_ < etch_dims_.threads; etch_tid_++) {
+#define ETCH_WARP_SYNC ETCH_SYNC
 #define ETCH_THREADS_END }
 #define ETCH_SHARED(T, name, n) T name[n]
 #define ETCH_THREAD_VAR(T, name) T name##_tv_[ETCH_MAX_BLOCK]
@@ -128,6 +132,10 @@ typedef cudaStream_t etch_stream;
 #define ETCH_SYNC                                                                                                     \
     }                                                                                                                 \
     __syncthreads();                                                                                                  \
+    {
+#define ETCH_WARP_SYNC                                                                                                \
+    }                                                                                                                 \
+    __syncwarp();                                                                                                     \
     {
 #define ETCH_THREADS_END                                                                                              \
     }                                                                                                                 \

@@ -1,12 +1,22 @@
-/* reduce.c (CUDA backend): an unfused reduction, one thread per output
- * element walking its reduced elements in order into a double accumulator
- * (the C backend's and the eager executor's order and precision). */
+/* reduce.c (CUDA backend): an unfused reduction. Rows of cooperating
+ * threads (a warp or a block per output, a tree reduction: rowgroup.c) when
+ * the innermost axis is reduced or the reduced extent is long and the outputs
+ * few (cuda_rows_pay); else one thread per output element walking its reduced
+ * elements in order into a double accumulator (the C backend's and the eager
+ * executor's order and precision), neighbouring threads reading neighbouring
+ * kept elements. */
 #include <stdio.h>
 
 #include "codegen/cuda/cuda_emit.h"
 
 void cuda_emit_reduce(CudaEmitter *e, const Graph *g, int id) {
     const Node *n = &g->nodes[id];
+    bool reduced[ETCH_MAX_RANK] = {false};
+    for (int i = 0; i < n->attr.n_axes; i++) reduced[n->attr.axes[i]] = true;
+    if (cuda_rows_pay(&g->nodes[n->in[0]].shape, reduced)) {
+        cuda_emit_rows_op(e, g, id);
+        return;
+    }
     ReduceLoops L;
     reduce_loops(g, n, &L);
     char what[256], kv[ETCH_MAX_RANK][16], rv[ETCH_MAX_RANK][16], idx[320] = "";
