@@ -19,9 +19,15 @@ static const Target cuda_target = {
     .name = "cuda",
     .max_group_leaves = OPS_MAX_OPERANDS, /* the C backend's group helpers' leaf arrays, which group.c uses */
     .max_group_members = 20,
-    /* not yet formed: GEMM epilogues (group.c) */
     .max_row_group_members = 48, /* as the C backend: layer norm, softmax, their gradients (rowgroup.c) */
-    .epilogue_cache_bytes = -1,
+    /* GEMM epilogues of any size: a block applies the group to its own
+     * 64 x 64 tile of the product (ops/matmul.c), reading each full-size
+     * operand's elements of that tile once, along rows of 64 consecutive
+     * values (whole 32-byte sectors), exactly what the separate elementwise
+     * kernel would read, but without storing the product and loading it
+     * back. No per-core cache is thrashed by it, unlike the C backend's
+     * column strips (passes/fuse.c, epilogue_pays), so fusing always pays. */
+    .epilogue_cache_bytes = INT64_MAX,
     .arena_align = 256, /* the device allocation's alignment, good for coalesced and vector loads */
     .float_conv_max_taps = 0,
 };

@@ -92,4 +92,18 @@ void cuda_emit_reduce(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_matmul(CudaEmitter *e, const Graph *g, int id);
 
+/* What a GEMM does with each element of its product: emit writes the code
+ * that finishes element (r, c) of the [M, N] product, whose value is the
+ * register v<product id> (int64_t r, c in scope, in bounds); ctx is its
+ * own. A fused group's epilogue (group.c) computes its members from it and
+ * stores those read outside the group. */
+typedef struct CudaGemmEpilogue {
+    void (*emit)(CudaEmitter *e, const void *ctx);
+    const void *ctx;
+} CudaGemmEpilogue;
+/* The kernel of product id (ops/matmul.c): the element stored, or, with an
+ * epilogue (a plain 2-D product only), finished by it instead; `what` is
+ * the kernel's comment. */
+void cuda_emit_gemm(CudaEmitter *e, const Graph *g, int id, const char *what, const CudaGemmEpilogue *epilogue);
+
 #endif

@@ -9,8 +9,11 @@
  * double accumulator, in the order the C backend and the eager executor sum;
  * neighbouring threads read neighbouring columns. Row groups, and reduce
  * groups with few outputs and long reductions, are rows of cooperating
- * threads (rowgroup.c). GEMM epilogues are not formed for this target yet
- * (its Target in backend_cuda.c says so). */
+ * threads (rowgroup.c). A group holding a matrix product (FUSE_EPILOGUE) is
+ * the product's GEMM kernel (ops/matmul.c) whose threads compute the group's
+ * members from each element of their register micro-tile and store only
+ * those read outside, so `relu(x @ W + b)` is one kernel that never writes
+ * x @ W. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,8 +112,54 @@ static void cuda_reduce_group(CudaEmitter *e, const Graph *g, const MemPlan *mp,
     free(leaf_idx);
 }
 
+/* A GEMM epilogue: the members, the leaves' index expressions (at row r,
+ * column c of the product) and the members to store. */
+typedef struct EpilogueGroup {
+    const Graph *g;
+    const int *leaf_slot;
+    int members[OPS_MAX_OPERANDS * 4], n_members, stores[OPS_MAX_OPERANDS * 4], n_stores;
+    char (*leaf_idx)[320];
+    long long n_cols;
+} EpilogueGroup;
+
+static void emit_epilogue_element(CudaEmitter *e, const void *ctx) {
+    const EpilogueGroup *ep = ctx;
+    for (int m = 0; m < ep->n_members; m++) cemit_group_member(&e->c, ep->g, ep->members[m], ep->leaf_slot, ep->leaf_idx);
+    for (int s = 0; s < ep->n_stores; s++)
+        cemit_line(&e->c, "%s[r * %lld + c] = v%d;", e->c.buf[ep->stores[s]], ep->n_cols, ep->stores[s]);
+}
+
+static void cuda_epilogue_group(CudaEmitter *e, const Graph *g, const MemPlan *mp, int at, int *leaf_slot) {
+    int gid = g->nodes[at].attr.group.id, mm = -1, root = at, leaves[OPS_MAX_OPERANDS], n_leaves;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (g->nodes[id].attr.group.id == gid) {
+            if (g->nodes[id].op == OP_MATMUL) mm = id; /* exactly one (the verifier checks) */
+            root = id;                                 /* the last member */
+        }
+    EpilogueGroup ep = {.g = g, .leaf_slot = leaf_slot, .n_cols = (long long)g->nodes[mm].shape.dim[1]};
+    /* scalar constants are read in place, as literals */
+    cemit_group_collect(g, gid, root + 1, mm, true, leaf_slot, ep.members, &ep.n_members, leaves, &n_leaves);
+    for (int m = 0; m < ep.n_members; m++)
+        if (mp->kind[ep.members[m]] != STORE_REGISTER) ep.stores[ep.n_stores++] = ep.members[m];
+    ep.leaf_idx = malloc(sizeof *ep.leaf_idx * (size_t)(n_leaves + 1));
+    if (!ep.leaf_idx) abort();
+    const Shape *P = &g->nodes[mm].shape;
+    char var[2][16] = {"r", "c"};
+    for (int l = 0; l < n_leaves; l++) { /* a leaf read as if broadcast to the product's [M, N] */
+        int64_t st[ETCH_MAX_RANK];
+        ops_broadcast_strides(&g->nodes[leaves[l]].shape, P, st);
+        cemit_strided_index(P, st, var, ep.leaf_idx[l], sizeof ep.leaf_idx[l]);
+    }
+    char what[256];
+    group_what(g, root, ep.n_members + 1, what, sizeof what);
+    cuda_emit_gemm(e, g, mm, what, &(CudaGemmEpilogue){emit_epilogue_element, &ep});
+    for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
+    free(ep.leaf_idx);
+}
+
 const CudaGroupEmitFn cuda_group_emitters[FUSE_KIND_COUNT] = {
     [FUSE_ELEMENTWISE] = cuda_elementwise_group,
     [FUSE_REDUCE] = cuda_reduce_group,
     [FUSE_ROWS] = cuda_row_group,
+    [FUSE_EPILOGUE] = cuda_epilogue_group,
 };

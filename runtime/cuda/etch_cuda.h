@@ -11,6 +11,7 @@
  *     ETCH_SHARED(float, tile, 256);            block-local (shared) memory
  *     ETCH_THREAD_VAR(float, acc);              a per-thread value that lives
  *                                               across a barrier: ETCH_TV(acc)
+ *     ETCH_THREAD_ARRAY(float, acc, 16);        16 of them: ETCH_TVA(acc, k)
  *     ETCH_THREADS
  *       ... every thread: ETCH_TID, ETCH_BLOCK, ETCH_NTHREADS, ETCH_NBLOCKS
  *     ETCH_SYNC                                 __syncthreads()
@@ -26,7 +27,10 @@
  * a per-thread value is then an array indexed by the thread, shared memory
  * an array of the block. So a local declared in one phase is out of scope
  * in the next in both renderings, and a kernel that needs it across a
- * barrier does not compile until it is made an ETCH_THREAD_VAR.
+ * barrier does not compile until it is made an ETCH_THREAD_VAR. A thread's
+ * array (a GEMM's accumulators) is registers on the GPU when every index is
+ * a constant once loops marked ETCH_UNROLL (`#pragma unroll`; nothing on
+ * the CPU) are unrolled; on the CPU an array per thread of the block.
  * ETCH_SHFL_DOWN(v, k) reads thread v of lane + k (its own value past the
  * warp's end), as __shfl_down_sync with a full mask; on the CPU threads of a
  * phase run in increasing order, so `ETCH_TV(v) += ETCH_SHFL_DOWN(v, k)`
@@ -64,6 +68,7 @@ typedef int etch_stream;
 #define ETCH_DEVICE static inline
 #define ETCH_KERNEL(name, nthreads, ...)                                                                              \
     static void name(etch_launch_dims etch_dims_, __VA_ARGS__) {                                                   \
+        enum { etch_block_threads_ = (nthreads) };                                                                    \
         for (int64_t etch_block_ = 0; etch_block_ < etch_dims_.blocks; etch_block_++) {
 #define ETCH_KERNEL_END                                                                                               \
     }                                                                                                                 \
@@ -81,6 +86,9 @@ typedef int etch_stream;
 #define ETCH_SHARED(T, name, n) T name[n]
 #define ETCH_THREAD_VAR(T, name) T name##_tv_[ETCH_MAX_BLOCK]
 #define ETCH_TV(name) name##_tv_[etch_tid_]
+#define ETCH_THREAD_ARRAY(T, name, n) T name##_tva_[etch_block_threads_][n]
+#define ETCH_TVA(name, k) name##_tva_[etch_tid_][k]
+#define ETCH_UNROLL
 #define ETCH_SHFL_DOWN(name, off)                                                                                     \
     ((etch_tid_ & 31) + (off) < 32 ? name##_tv_[etch_tid_ + (off)] : name##_tv_[etch_tid_])
 #define ETCH_LAUNCH(stream, name, blocks, nthreads, ...)                                                              \
@@ -143,6 +151,9 @@ typedef cudaStream_t etch_stream;
 #define ETCH_SHARED(T, name, n) __shared__ T name[n]
 #define ETCH_THREAD_VAR(T, name) T name##_tv_
 #define ETCH_TV(name) name##_tv_
+#define ETCH_THREAD_ARRAY(T, name, n) T name##_tva_[n]
+#define ETCH_TVA(name, k) name##_tva_[k]
+#define ETCH_UNROLL _Pragma("unroll")
 #define ETCH_SHFL_DOWN(name, off) __shfl_down_sync(0xffffffffu, name##_tv_, (off))
 #define ETCH_LAUNCH(stream, name, blocks, nthreads, ...)                                                              \
     name<<<(unsigned)(blocks), (nthreads), 0, (stream)>>>(__VA_ARGS__)

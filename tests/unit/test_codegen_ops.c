@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "codegen/backend.h"
+#include "codegen/cuda/emit_cuda.h"
 #include "ir/eager.h"
 #include "ir/params.h"
 #include "passes/pass.h"
@@ -182,10 +183,11 @@ static void check_graph_sums(Graph *g) {
     ts_check_graph(g, &(TsTol){.lo = -1, .hi = 1, .rel = 1e-5, .abs = 1e-7, .scaled = true, .eq_ok = true, .nan_ok = true});
 }
 
-/* A clone of g through the fuse pass alone, for the C backend's target. */
-static Graph *fuse(Graph *g) {
-    return pass_fuse(graph_clone(g->arena, g, NULL), &(PassCtx){.target = backend_c.target});
+/* A clone of g through the fuse pass alone, for a backend's target. */
+static Graph *fuse_for(Graph *g, const Backend *b) {
+    return pass_fuse(graph_clone(g->arena, g, NULL), &(PassCtx){.target = b->target});
 }
+static Graph *fuse(Graph *g) { return fuse_for(g, &backend_c); }
 
 static void check_epilogue(const EpilogueCase *c, DType t) {
     Arena *a = arena_new();
@@ -201,6 +203,9 @@ static void check_epilogue(const EpilogueCase *c, DType t) {
     assert_int_equal(fused->nodes[mm].attr.group.kind, FUSE_EPILOGUE);
     assert_true(fuse_same_group(&fused->nodes[mm], &fused->nodes[y]));
     assert_int_equal(fused->nodes[y].attr.group.at, mm); /* it runs at the product: x, w and b are ready */
+    fused = fuse_for(g, &backend_cuda_emulated); /* the cuda backend's GEMM applies it too (ts_check_graph) */
+    assert_int_equal(fused->nodes[mm].attr.group.kind, FUSE_EPILOGUE);
+    assert_true(fuse_same_group(&fused->nodes[mm], &fused->nodes[y]));
     check_graph_sums(g);
     arena_free(a);
 }
@@ -224,7 +229,8 @@ static void test_matmul_epilogue(void **state) {
  * update); g @ W under a relu mask feeding a bias gradient's reduction does
  * not (reduction groups take no product), nor a product read outside its
  * group, nor one whose epilogue would stream a full-size operand beyond
- * 64 KiB (passes/fuse.c: epilogue_pays). */
+ * 64 KiB (passes/fuse.c: epilogue_pays) for the C backend; the cuda
+ * backend's target sets no such bound. */
 static void test_matmul_epilogue_backward(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -251,6 +257,9 @@ static void test_matmul_epilogue_backward(void **state) {
     assert_int_equal(fused->nodes[other].attr.group.kind, FUSE_NONE);
     assert_int_equal(fused->nodes[big].attr.group.kind, FUSE_NONE);
     assert_int_equal(fused->nodes[big_sum].attr.group.kind, FUSE_NONE); /* a lone add is already one kernel */
+    fused = fuse_for(g, &backend_cuda_emulated); /* a GPU block streams its own tile only: no size bound */
+    assert_int_equal(fused->nodes[gw].attr.group.kind, FUSE_EPILOGUE);
+    assert_int_equal(fused->nodes[big].attr.group.kind, FUSE_EPILOGUE);
     check_graph_sums(g);
     arena_free(a);
 }
