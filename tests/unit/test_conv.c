@@ -84,6 +84,14 @@ static void test_conv_codegen(void **state) {
     /* stride 1 is the flat direct form: dilation, padding in height only, planes
      * that end mid-block (the last block reads the copy's slack) */
     conv_case(g, DT_F32, S(4, 2, 2, 9, 8), S(4, 3, 2, 3, 3), CA(1, 1, 2, 0, 2, 2, 1));
+    /* the CUDA backend's renderings (codegen/cuda/ops/conv.c) beside direct and
+     * small tiles: long sums over few outputs, split over a block's threads
+     * (the forward and the input gradient over 2048 terms, the weight
+     * gradient over 2 x 48 x 48 pixels) */
+    conv_case(g, DT_F32, S(4, 2, 128, 6, 6), S(4, 128, 128, 4, 4), CA(1, 1, 1, 1, 1, 1, 1));
+    conv_case(g, DT_F32, S(4, 2, 1, 48, 48), S(4, 1, 1, 3, 3), CA(1, 1, 1, 1, 1, 1, 1));
+    /* enough output tiles (256 of 16 x 256) for the CUDA backend's biggest tiles */
+    conv_case(g, DT_F32, S(4, 1, 4, 256, 256), S(4, 8, 4, 3, 3), CA(1, 1, 1, 1, 1, 1, 1));
     check_graph(g);
     Graph *g2 = graph_new(a, "conv_f64");
     conv_case(g2, DT_F64, S(4, 2, 3, 9, 7), S(4, 4, 3, 3, 2), CA(2, 1, 0, 1, 1, 2, 1));

@@ -15,30 +15,37 @@
  * outputs and sums their terms in k order, so both are deterministic and
  * need no atomics (the C backend's col2im scatter-adds instead).
  *
- * Two renderings of the same operand expressions:
+ * Three renderings of the same operand expressions (emit_conv_any picks):
  *  - direct, when K <= CONV_CUDA_DIRECT_MAX_K (LeNet's first layer, 1x5x5,
  *    depthwise 3x3, a weight gradient over few pixels): one thread per
  *    output element sums its K terms, reading the weights (the same for
  *    neighbouring threads: broadcast) and the image straight from global
  *    memory. With so few terms a tile would load as much as it computes,
  *    and output channels are often fewer than a tile's rows;
- *  - tiled: a block of 256 threads computes a BM x BN tile of C, each
- *    thread a 4 x 4 block of it (rows ty + i*BM/4, columns tx + j*BN/4),
- *    looping over K in steps of BK: load the A and B tiles into shared
- *    memory (the implicit unfolding happens in the loads, zeros outside the
- *    image and past the edges), barrier, 16 FMAs per k from shared memory,
- *    barrier. The tile's shape (64x64 down to 16x256 or 256x16) is the one
- *    that pads M and N least, so the 6 or 16 output channels of a small
- *    network do not waste three quarters of a 64-row tile. Loads walk
+ *  - tiled (the implicit GEMM proper): a block of 256 threads computes a
+ *    BM x BN tile of C, each thread U x U of it (rows ty + i*BM/U, columns
+ *    tx + j*BN/U), looping over K in steps of BK: load the A and B tiles
+ *    into shared memory (the implicit unfolding happens in the loads, zeros
+ *    outside the image and past the edges), barrier, U*U FMAs per k from
+ *    shared memory, barrier. U is 4 (64 x 64 tiles and the like) when that
+ *    makes enough blocks to fill the GPU, else 2 (four times the blocks).
+ *    The tile's shape (square down to 16 x 256 or 256 x 16 for U = 4) is
+ *    the one that pads M and N least, so the 6 or 16 output channels of a
+ *    small network do not waste three quarters of a 64-row tile. Loads walk
  *    whichever index is contiguous in memory (k for the weights and for the
  *    weight gradient's operands, the pixel otherwise); the shared rows are
- *    padded by one element so those stores do not collide in one bank. */
+ *    padded by one element so those stores do not collide in one bank;
+ *  - reduced, for a long K over too few outputs to tile (a weight gradient
+ *    over a big batch, a deep layer at batch 1): a block per R x R outputs
+ *    whose threads split K, then add their partial sums up a fixed tree.
+ * Every rendering sums in a fixed order: the results do not change from
+ * run to run. */
 #include <stdio.h>
 #include <string.h>
 
 #include "codegen/cuda/cuda_emit.h"
 
-enum { CONV_CUDA_DIRECT_MAX_K = 32, CONV_TILE_K = 16, CONV_THREADS = 256, CONV_MICRO = 4 };
+enum { CONV_CUDA_DIRECT_MAX_K = 32, CONV_TILE_K = 16, CONV_THREADS = 256 };
 
 /* One op as a grouped product; the tensors' device addresses. */
 typedef struct ConvGemm {
@@ -178,16 +185,23 @@ static void emit_direct(CudaEmitter *e, const ConvGemm *q, const char *what) {
     cuda_elementwise_end(e);
 }
 
-/* The tile shape: rows x columns = 4096 (256 threads, 4 x 4 each), the one
- * whose tiles pad M and N least; ties go to the squarer. */
-static void pick_tile(long long M, long long N, long long *bm, long long *bn) {
-    static const long long rows[] = {64, 32, 128, 16, 256};
-    long long best = -1;
+/* A tiled rendering: BM x BN outputs per block, U x U per thread. */
+typedef struct ConvTile {
+    long long bm, bn, u, blocks;
+} ConvTile;
+
+/* The tile of U x U outputs per thread (rows x columns = 256 U^2) whose
+ * tiles pad M and N least; ties go to the squarer. */
+static ConvTile pick_tile(const ConvGemm *q, long long u) {
+    static const long long rows[] = {16, 8, 32, 4, 64}; /* threads per column: squarest first */
+    ConvTile best = {0};
+    long long best_area = -1;
     for (int t = 0; t < 5; t++) {
-        long long r = rows[t], cols = CONV_THREADS * CONV_MICRO * CONV_MICRO / r;
-        long long area = (M + r - 1) / r * r * ((N + cols - 1) / cols * cols);
-        if (best < 0 || area < best) best = area, *bm = r, *bn = cols;
+        long long r = rows[t] * u, cols = CONV_THREADS * u * u / r;
+        long long tm = (q->M + r - 1) / r, tn = (q->N + cols - 1) / cols, area = tm * r * tn * cols;
+        if (best_area < 0 || area < best_area) best_area = area, best = (ConvTile){r, cols, u, q->G * tm * tn};
     }
+    return best;
 }
 
 /* Loads one operand's tile [BK, width] (shared row stride width + 1):
@@ -210,10 +224,9 @@ static void emit_tile_load(CEmitter *c, const ConvGemm *q, bool is_a, long long 
     cemit_close(c);
 }
 
-static void emit_tiled(CudaEmitter *e, const ConvGemm *q, const char *what) {
+static void emit_tiled(CudaEmitter *e, const ConvGemm *q, const ConvTile *tile, const char *what) {
     CEmitter *c = &e->c;
-    long long BM, BN, BK = CONV_TILE_K, U = CONV_MICRO;
-    pick_tile(q->M, q->N, &BM, &BN);
+    long long BM = tile->bm, BN = tile->bn, BK = CONV_TILE_K, U = tile->u;
     long long tm = (q->M + BM - 1) / BM, tn = (q->N + BN - 1) / BN, RS = BM / U, CS = BN / U;
     cuda_kernel_begin(e, q->G * tm * tn, CONV_THREADS, what);
     cemit_line(c, "ETCH_SHARED(%s, As, %lld);", q->T, BK * (BM + 1));
@@ -239,9 +252,13 @@ static void emit_tiled(CudaEmitter *e, const ConvGemm *q, const char *what) {
     c->indent++;
     for (int i = 0; i < U; i++) cemit_line(c, "const %s a%d = As[kk * %lld + ty + %lld];", q->T, i, BM + 1, i * RS);
     for (int j = 0; j < U; j++) cemit_line(c, "const %s b%d = Bs[kk * %lld + tx + %lld];", q->T, j, BN + 1, j * CS);
-    for (int i = 0; i < U; i++)
-        cemit_line(c, "s%d += a%d * b0; s%d += a%d * b1; s%d += a%d * b2; s%d += a%d * b3;", i * 4, i, i * 4 + 1, i,
-                   i * 4 + 2, i, i * 4 + 3, i);
+    for (int i = 0; i < U; i++) {
+        char line[256];
+        int len = 0;
+        for (int j = 0; j < U; j++)
+            len += snprintf(line + len, sizeof line - (size_t)len, "%ss%lld += a%d * b%d;", j ? " " : "", i * U + j, i, j);
+        cemit_line(c, "%s", line);
+    }
     cemit_close(c);
     for (int t = 0; t < U * U; t++) cemit_line(c, "ETCH_TV(acc%d) = s%d;", t, t);
     c->indent--;
@@ -252,7 +269,7 @@ static void emit_tiled(CudaEmitter *e, const ConvGemm *q, const char *what) {
     cemit_line(c, "const int ty = ETCH_TID / %lld, tx = ETCH_TID %% %lld;", CS, CS);
     for (int i = 0; i < U; i++)
         for (int j = 0; j < U; j++) {
-            char acc[32];
+            char acc[48];
             snprintf(acc, sizeof acc, "ETCH_TV(acc%lld)", i * U + j);
             cemit_line(c, "if (m0 + ty + %lld < %lld && n0 + tx + %lld < %lld) {", i * RS, q->M, j * CS, q->N);
             c->indent++;
@@ -265,13 +282,80 @@ static void emit_tiled(CudaEmitter *e, const ConvGemm *q, const char *what) {
     cuda_kernel_end(e);
 }
 
+/* A block per R x R piece of C (R = 4, 2 or 1) whose 256 threads split K:
+ * thread t sums the terms k = t, t + 256, ... of all R*R outputs (2R loads
+ * for R*R FMAs), then the block adds the 256 partial sums up a fixed tree in
+ * shared memory. For a long K over few outputs (a weight gradient over a
+ * big batch, a deep layer at batch 1), where the tiled form would leave
+ * most of the GPU idle. */
+static void emit_reduced(CudaEmitter *e, const ConvGemm *q, long long R, const char *what) {
+    CEmitter *c = &e->c;
+    const long long NT = CONV_THREADS, tr = (q->M + R - 1) / R, tc = (q->N + R - 1) / R;
+    cuda_kernel_begin(e, q->G * tr * tc, CONV_THREADS, what);
+    cemit_line(c, "ETCH_SHARED(%s, part, %lld);", q->T, R * R * NT);
+    cemit_line(c, "const int64_t grp = ETCH_BLOCK / %lld, tile = ETCH_BLOCK %% %lld;", tr * tc, tr * tc);
+    cemit_line(c, "const int64_t r0 = tile / %lld * %lld, c0 = tile %% %lld * %lld;", tc, R, tc, R);
+    cemit_line(c, "ETCH_THREADS");
+    c->indent++;
+    cemit_line(c, "%s s[%lld] = {0}, av[%lld], bv[%lld];", q->T, R * R, R, R);
+    cemit_line(c, "for (int64_t k = ETCH_TID; k < %lld; k += %lld) {", q->K, NT);
+    c->indent++;
+    cemit_line(c, "for (int64_t r = 0; r < %lld; r++) {", R);
+    cemit_line(c, "    const int64_t row = r0 + r, col = c0 + r;");
+    cemit_line(c, "    av[r] = 0, bv[r] = 0;");
+    c->indent++;
+    cemit_line(c, "if (row < %lld)", q->M);
+    emit_a(c, q, "av[r]", "row", "k");
+    cemit_line(c, "if (col < %lld)", q->N);
+    emit_b(c, q, "bv[r]", "k", "col");
+    cemit_close(c);
+    cemit_line(c, "for (int r = 0; r < %lld; r++)", R * R);
+    cemit_line(c, "    s[r] += av[r / %lld] * bv[r %% %lld];", R, R);
+    cemit_close(c);
+    cemit_line(c, "for (int r = 0; r < %lld; r++) part[r * %lld + ETCH_TID] = s[r];", R * R, NT);
+    c->indent--;
+    cemit_line(c, "ETCH_THREADS_END");
+    cemit_line(c, "for (int half = %lld; half > 0; half /= 2) {", NT / 2);
+    cemit_line(c, "    ETCH_THREADS");
+    cemit_line(c, "        if (ETCH_TID < half)");
+    cemit_line(c, "            for (int r = 0; r < %lld; r++) part[r * %lld + ETCH_TID] += part[r * %lld + ETCH_TID + half];",
+               R * R, NT, NT);
+    cemit_line(c, "    ETCH_THREADS_END");
+    cemit_line(c, "}");
+    cemit_line(c, "ETCH_THREADS");
+    c->indent++;
+    cemit_line(c, "const int64_t row = r0 + ETCH_TID / %lld, col = c0 + ETCH_TID %% %lld;", R, R);
+    cemit_line(c, "if (ETCH_TID < %lld && row < %lld && col < %lld)", R * R, q->M, q->N);
+    c->indent++;
+    char v[64];
+    snprintf(v, sizeof v, "part[ETCH_TID * %lld]", NT);
+    emit_store(c, q, "row", "col", v);
+    c->indent -= 2;
+    cemit_line(c, "ETCH_THREADS_END");
+    cuda_kernel_end(e);
+}
+
+/* Which rendering: direct for a short K; tiled with 4 x 4 outputs per
+ * thread while those tiles keep the GPU busy (CONV_BUSY_BLOCKS blocks);
+ * else, for a long K, reduced, with the biggest piece that still makes that
+ * many blocks; else tiled with 2 x 2 outputs per thread (four times the
+ * blocks: LeNet's input gradients, 6 channels by 64 x 14 x 14 pixels). */
+enum { CONV_BUSY_BLOCKS = 256, CONV_SPLIT_MIN_K = 2048 };
+
 static void emit_conv_any(CudaEmitter *e, const Graph *g, int id) {
     ConvGemm q;
     conv_gemm_of(e, g, id, &q);
     char what[256];
     cuda_describe(g, id, what, sizeof what);
+    ConvTile big = pick_tile(&q, 4), small = pick_tile(&q, 2);
     if (q.K <= CONV_CUDA_DIRECT_MAX_K) emit_direct(e, &q, what);
-    else emit_tiled(e, &q, what);
+    else if (big.blocks >= CONV_BUSY_BLOCKS) emit_tiled(e, &q, &big, what);
+    else if (q.K < CONV_SPLIT_MIN_K) emit_tiled(e, &q, &small, what);
+    else {
+        long long R = 4;
+        while (R > 1 && q.G * ((q.M + R - 1) / R) * ((q.N + R - 1) / R) < CONV_BUSY_BLOCKS) R /= 2;
+        emit_reduced(e, &q, R, what);
+    }
 }
 
 void cuda_emit_conv2d(CudaEmitter *e, const Graph *g, int id) { emit_conv_any(e, g, id); }
