@@ -3,7 +3,10 @@
  *    other ops, at -O0 and -O2: conv2d and both of its gradient kernels over
  *    stride/padding/dilation/groups combinations and odd sizes (both forms
  *    of the forward: direct up to 32 taps, im2col + GEMM above), max/avg
- *    pooling forward and backward, and a conv-bias-relu-pool chain;
+ *    pooling forward and backward, and a conv-bias-relu-pool chain; each
+ *    of those graphs also through the CUDA backend, its kernels emulated on
+ *    the CPU (unit/cuda_check.c), with cases that reach each of its conv
+ *    renderings (codegen/cuda/ops/conv.c);
  *  - finite-difference gradient checks in float64 on the eager executor
  *    (dL/dx and dL/dw of conv2d, dL/dx of both pools), as test_autodiff does;
  *  - shape-rule messages, textual-IR errors, and CSE keeping convolutions
@@ -127,6 +130,13 @@ static void test_pool_codegen(void **state) {
     pool_case(g, DT_F32, S(4, 2, 1, 5, 5), PA(2, 2, 2, 2, 1, 1));  /* padding on a stride boundary */
     pool_case(g, DT_F64, S(4, 2, 2, 7, 6), PA(3, 3, 2, 1, 1, 1));
     check_graph(g);
+    /* max pooling of quantized activations (i8/u8, no padding): a plain max */
+    Graph *q = graph_new(a, "pool_8bit");
+    for (int t = DT_I8; t <= DT_U8; t++) {
+        int x = graph_add_input(q, t == DT_I8 ? "x8" : "xu8", (DType)t, S(4, 2, 3, 7, 6), L);
+        graph_add_output(q, add(q, OP_MAX_POOL2D, 1, (int[]){x}, &(NodeAttrs){.conv = PA(3, 3, 2, 1, 0, 0).conv}));
+    }
+    ts_check_graph(q, &(TsTol){.exact = true});
     arena_free(a);
 }
 

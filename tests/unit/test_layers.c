@@ -2,6 +2,7 @@
  * scatter_add_rows, random_uniform, erf) at the op level:
  *   - emitted C (-O0 as built, -O2 through the pass pipeline) against the
  *     eager executor, as in test_codegen_ops.c; random_uniform bit for bit;
+ *     the graphs of ops the CUDA backend has also through it (emulated);
  *   - VJP rules against central finite differences in float64, as in
  *     test_autodiff.c (loss = sum(f * R) for a fixed random R);
  *   - dropout's randomness: same (seed, step) gives the same numbers, another

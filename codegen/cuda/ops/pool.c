@@ -15,6 +15,7 @@
  *    argmax (the same scan) and takes gy where the winner is this element;
  *    avg's adds (T)(gy / (kH*kW)) computed in double. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "codegen/cuda/cuda_emit.h"
 
@@ -64,8 +65,9 @@ static void emit_windows_holding(CEmitter *c, const PoolGeom *g) {
         long long p, k, s, n;
     } d[2] = {{"oy", "iy0", g->ph, g->kh, g->sh, g->oh}, {"ox", "ix0", g->pw, g->kw, g->sw, g->ow}};
     for (int a = 0; a < 2; a++) {
-        cemit_line(c, "const int64_t %s_lo = %s + %lld <= 0 ? 0 : (%s + %lld) / %lld;", d[a].o, d[a].i,
-                   d[a].p - d[a].k + 1, d[a].i, d[a].p - d[a].k + d[a].s, d[a].s);
+        long long first = d[a].p - d[a].k + 1, ceil = d[a].p - d[a].k + d[a].s; /* added to the index */
+        cemit_line(c, "const int64_t %s_lo = %s %c %lld <= 0 ? 0 : (%s %c %lld) / %lld;", d[a].o, d[a].i,
+                   first < 0 ? '-' : '+', llabs(first), d[a].i, ceil < 0 ? '-' : '+', llabs(ceil), d[a].s);
         cemit_line(c, "const int64_t %s_hi = (%s + %lld) / %lld < %lld ? (%s + %lld) / %lld : %lld;", d[a].o, d[a].i,
                    d[a].p, d[a].s, d[a].n - 1, d[a].i, d[a].p, d[a].s, d[a].n - 1);
     }
