@@ -91,6 +91,18 @@ void cuda_emit_transpose(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_reduce(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_matmul(CudaEmitter *e, const Graph *g, int id);
+/* ---- convolution, pooling and the layer layout ops ----
+ * ops/conv.c: conv2d and its gradients as implicit GEMMs (direct or tiled) */
+void cuda_emit_conv2d(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_conv2d_bwd_input(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_conv2d_bwd_weight(CudaEmitter *e, const Graph *g, int id);
+/* ops/pool.c: max/avg pooling (forward and backward), a thread per output element */
+void cuda_emit_pool2d(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_pool2d_bwd(CudaEmitter *e, const Graph *g, int id);
+/* ops/layers.c: slice, pad, concat, a thread per output element */
+void cuda_emit_slice(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_pad(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_concat(CudaEmitter *e, const Graph *g, int id);
 
 /* What a GEMM does with each element of its product: emit writes the code
  * that finishes element (r, c) of the [M, N] product, whose value is the

@@ -3,7 +3,10 @@
  *    other ops, at -O0 and -O2: conv2d and both of its gradient kernels over
  *    stride/padding/dilation/groups combinations and odd sizes (both forms
  *    of the forward: direct up to 32 taps, im2col + GEMM above), max/avg
- *    pooling forward and backward, and a conv-bias-relu-pool chain;
+ *    pooling forward and backward, and a conv-bias-relu-pool chain; each
+ *    of those graphs also through the CUDA backend, its kernels emulated on
+ *    the CPU (unit/cuda_check.c), with cases that reach each of its conv
+ *    renderings (codegen/cuda/ops/conv.c);
  *  - finite-difference gradient checks in float64 on the eager executor
  *    (dL/dx and dL/dw of conv2d, dL/dx of both pools), as test_autodiff does;
  *  - shape-rule messages, textual-IR errors, and CSE keeping convolutions
@@ -84,6 +87,14 @@ static void test_conv_codegen(void **state) {
     /* stride 1 is the flat direct form: dilation, padding in height only, planes
      * that end mid-block (the last block reads the copy's slack) */
     conv_case(g, DT_F32, S(4, 2, 2, 9, 8), S(4, 3, 2, 3, 3), CA(1, 1, 2, 0, 2, 2, 1));
+    /* the CUDA backend's renderings (codegen/cuda/ops/conv.c) beside direct and
+     * small tiles: long sums over few outputs, split over a block's threads
+     * (the forward and the input gradient over 2048 terms, the weight
+     * gradient over 2 x 48 x 48 pixels) */
+    conv_case(g, DT_F32, S(4, 2, 128, 6, 6), S(4, 128, 128, 4, 4), CA(1, 1, 1, 1, 1, 1, 1));
+    conv_case(g, DT_F32, S(4, 2, 1, 48, 48), S(4, 1, 1, 3, 3), CA(1, 1, 1, 1, 1, 1, 1));
+    /* enough output tiles (256 of 16 x 256) for the CUDA backend's biggest tiles */
+    conv_case(g, DT_F32, S(4, 1, 4, 256, 256), S(4, 8, 4, 3, 3), CA(1, 1, 1, 1, 1, 1, 1));
     check_graph(g);
     Graph *g2 = graph_new(a, "conv_f64");
     conv_case(g2, DT_F64, S(4, 2, 3, 9, 7), S(4, 4, 3, 3, 2), CA(2, 1, 0, 1, 1, 2, 1));
@@ -119,6 +130,13 @@ static void test_pool_codegen(void **state) {
     pool_case(g, DT_F32, S(4, 2, 1, 5, 5), PA(2, 2, 2, 2, 1, 1));  /* padding on a stride boundary */
     pool_case(g, DT_F64, S(4, 2, 2, 7, 6), PA(3, 3, 2, 1, 1, 1));
     check_graph(g);
+    /* max pooling of quantized activations (i8/u8, no padding): a plain max */
+    Graph *q = graph_new(a, "pool_8bit");
+    for (int t = DT_I8; t <= DT_U8; t++) {
+        int x = graph_add_input(q, t == DT_I8 ? "x8" : "xu8", (DType)t, S(4, 2, 3, 7, 6), L);
+        graph_add_output(q, add(q, OP_MAX_POOL2D, 1, (int[]){x}, &(NodeAttrs){.conv = PA(3, 3, 2, 1, 0, 0).conv}));
+    }
+    ts_check_graph(q, &(TsTol){.exact = true});
     arena_free(a);
 }
 
@@ -364,6 +382,13 @@ static void test_cse_keeps_attrs(void **state) {
     arena_free(a);
 }
 
+/* Runs last: every graph above went through the CUDA backend too (its
+ * kernels emulated on the CPU). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape_errors),        cmocka_unit_test(test_ir_text_errors),
@@ -372,6 +397,8 @@ int main(void) {
         cmocka_unit_test(test_conv_codegen),        cmocka_unit_test(test_pool_codegen),
         cmocka_unit_test(test_max_pool_exact),
         cmocka_unit_test(test_lenet_block_codegen),
+        cmocka_unit_test(test_cuda_coverage),
     };
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * scatter_add_rows, random_uniform, erf) at the op level:
  *   - emitted C (-O0 as built, -O2 through the pass pipeline) against the
  *     eager executor, as in test_codegen_ops.c; random_uniform bit for bit;
+ *     the graphs of ops the CUDA backend has also through it (emulated);
  *   - VJP rules against central finite differences in float64, as in
  *     test_autodiff.c (loss = sum(f * R) for a fixed random R);
  *   - dropout's randomness: same (seed, step) gives the same numbers, another
@@ -65,6 +66,11 @@ static void test_codegen_slice_pad_concat(void **state) {
         /* a slice of a slice and a pad feeding elementwise consumers (fusion around them at -O2) */
         int ss = U(g, OP_SLICE, s1, &(NodeAttrs){.axis = 2, .start = 1, .length = 2});
         graph_add_output(g, B(g, OP_ADD, U(g, OP_PAD, ss, &(NodeAttrs){.pad_before = {0, 2}, .pad_after = {0, 0, 2}}), x));
+        graph_add_output(g, B(g, OP_SUB, s1, graph_add_const(g, 3, dt, S(0), L))); /* a slice feeding a constant's use */
+        if (dt != DT_I32) { /* an operand that is a parameter (its own memory in the CUDA backend) */
+            int p = graph_add_param(g, "p", dt, S(3, 3, 1, 4), (ParamInit){INIT_UNIFORM, -1, 1}, false, L);
+            graph_add_output(g, add(g, OP_CONCAT, 2, (int[]){p, y}, &(NodeAttrs){.axis = 1}));
+        }
         check_graph(g, -3, 3, false);
         arena_free(a);
     }
@@ -291,12 +297,21 @@ static void test_train_step_reuses_step(void **state) {
     arena_free(a);
 }
 
+/* Runs last: every graph above went through the CUDA backend too (its
+ * kernels emulated on the CPU). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codegen_slice_pad_concat), cmocka_unit_test(test_codegen_gather_scatter),
         cmocka_unit_test(test_codegen_erf_random),       cmocka_unit_test(test_vjp_slice_pad_concat),
         cmocka_unit_test(test_vjp_gather_erf_gelu),      cmocka_unit_test(test_dropout_randomness),
         cmocka_unit_test(test_shape_errors),             cmocka_unit_test(test_train_step_reuses_step),
+        cmocka_unit_test(test_cuda_coverage),
     };
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
