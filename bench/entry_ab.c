@@ -18,21 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-typedef void (*EntryFn)(const void *const *inputs, void *const *outputs);
-typedef int (*LoadFn)(const char *path, int state_required, char *err, size_t errlen);
+#include "entry_timing.h"
 
 enum { MAX_LIBS = 8, MAX_ARGS = 16, BUF_BYTES = 1 << 25 };
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Copies the data of a version 1 .npy file into buf (at most cap bytes); 0 on success. */
 static int read_npy(const char *path, void *buf, size_t cap) {

@@ -36,19 +36,20 @@ def median_us(fn, budget=1.0):
     return times[len(times) // 2] * 1e6
 
 
-net = Net()
-opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-for b in [int(a) for a in sys.argv[1:]] or [1, 64]:
-    x, y = torch.rand(b, 1, 28, 28), torch.randint(0, 10, (b,))
+if __name__ == "__main__":
+    net = Net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    for b in [int(a) for a in sys.argv[1:]] or [1, 64]:
+        x, y = torch.rand(b, 1, 28, 28), torch.randint(0, 10, (b,))
 
-    def infer():
-        with torch.no_grad():
-            net(x)
+        def infer():
+            with torch.no_grad():
+                net(x)
 
-    def step():
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
 
-    print(f"torch inference B={b} {median_us(infer):.1f}")
-    print(f"torch train_step B={b} {median_us(step):.1f}")
+        print(f"torch inference B={b} {median_us(infer):.1f}")
+        print(f"torch train_step B={b} {median_us(step):.1f}")

@@ -84,27 +84,40 @@ def median_us(fn, budget=1.0):
 
 image = (lambda b: torch.rand(b, 1, 28, 28), lambda b: torch.randint(0, 10, (b,)))
 tokens = (lambda b: torch.randint(0, 256, (b, 64)), lambda b: torch.randint(0, 256, (b, 64)))
-for name, net, loss_fn, data, batch, opt_cls in [
-    ("lenet", LeNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
-    ("autoencoder", AE(), lambda out, x, y: F.mse_loss(out, torch.flatten(x, 1)), image, 64, torch.optim.Adam),
-    ("lstm", LSTMNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
-    ("gpt", GPT(), lambda out, x, y: F.cross_entropy(out.reshape(-1, 256), y.reshape(-1)), tokens, 8,
-     torch.optim.AdamW),
-]:
-    if sys.argv[1:] and name not in sys.argv[1:]:
-        continue
-    opt = opt_cls(net.parameters(), lr=1e-3)
-    x1 = data[0](1)
-    x, y = data[0](batch), data[1](batch)
 
-    def infer():
-        with torch.no_grad():
-            net(x1)
 
-    def step():
-        opt.zero_grad()
-        loss_fn(net(x), x, y).backward()
-        opt.step()
+def twins():
+    """(name, module, loss(out, x, y), (x maker, y maker) by batch, benchmark batch, optimizer class) of each
+    sample's PyTorch twin; bench/torch_cuda.py times the same ones on the GPU."""
+    return [
+        ("lenet", LeNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
+        ("autoencoder", AE(), lambda out, x, y: F.mse_loss(out, torch.flatten(x, 1)), image, 64, torch.optim.Adam),
+        ("lstm", LSTMNet(), lambda out, x, y: F.cross_entropy(out, y), image, 64, torch.optim.Adam),
+        ("gpt", GPT(), lambda out, x, y: F.cross_entropy(out.reshape(-1, 256), y.reshape(-1)), tokens, 8,
+         torch.optim.AdamW),
+    ]
 
-    print(f"torch {name} inference B=1 {median_us(infer):.1f}")
-    print(f"torch {name} train_step B={batch} {median_us(step):.1f}")
+
+def main():
+    for name, net, loss_fn, data, batch, opt_cls in twins():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
+        opt = opt_cls(net.parameters(), lr=1e-3)
+        x1 = data[0](1)
+        x, y = data[0](batch), data[1](batch)
+
+        def infer():
+            with torch.no_grad():
+                net(x1)
+
+        def step():
+            opt.zero_grad()
+            loss_fn(net(x), x, y).backward()
+            opt.step()
+
+        print(f"torch {name} inference B=1 {median_us(infer):.1f}")
+        print(f"torch {name} train_step B={batch} {median_us(step):.1f}")
+
+
+if __name__ == "__main__":
+    main()

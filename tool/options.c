@@ -77,7 +77,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
                      "parameters from a .safetensors file (default: the initializers, seed 0)"},
     [OPT_INPUT] = {"--input", ARG_NAME, "IN.npy", CMD_RUN, "the forward's next input (one per input)"},
     [OPT_EAGER] = {"--eager", ARG_NONE, NULL, CMD_RUN, "interpret the graph instead of compiling it"},
-    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm|cuda", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL,
+    [OPT_BACKEND] = {"--backend", ARG_NAME, "c|llvm|cuda", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL | CMD_TRAIN,
                      "c (default): emit C and compile it with cc; llvm: run: compile in\n"
                      "process with LLVM's JIT, build: write DIR/model.ll, bench: add the\n"
                      "JIT's inference row and compile times, eval: the forward JIT-compiled\n"

@@ -39,6 +39,11 @@
  * "Epoch: N, Loss d: X.XXX, Loss g: X.XXX"; loss.png then has one curve per
  * step. A forward without inputs is a generator: after each epoch the
  * program writes its outputs as OUTDIR/samples-N.png (images only).
+ * With the cuda backend the weights and optimizer state live on the device
+ * (the steps update them there): whatever reads ETCH_MODEL(param_data) after
+ * steps ran (the step counter, weight hashes, checkpoints) calls
+ * ETCH_PARAMS_TO_HOST() first, and whatever writes it (--hparam) calls
+ * ETCH_PARAMS_CHANGED() after; both are no-ops for the C backend.
  * Joined at build time from runtime/drivers/train/ (common, curve, images, arrays, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -97,6 +102,7 @@ static int dp_rank = 0, dp_size = 1;
  * param's bytes across the ranks; 1 with a message when they differ. */
 static int dp_check_same_weights(const char *when) {
     uint64_t h = 14695981039346656037ULL;
+    if (dp_size > 1) ETCH_PARAMS_TO_HOST();
     for (int i = 0; dp_size > 1 && ETCH_MODEL(params)[i].name; i++) {
         const etch_tensor_info *p = &ETCH_MODEL(params)[i];
         etch_array a = {p->dtype, p->rank, {0}, ETCH_MODEL(param_data)[i]};
@@ -208,6 +214,7 @@ static const char *loss_of(int k) {
 }
 
 static double param_scalar(const char *name) {
+    ETCH_PARAMS_TO_HOST();
     for (int i = 0; ETCH_MODEL(params)[i].name; i++)
         if (!strcmp(ETCH_MODEL(params)[i].name, name)) return *(const double *)ETCH_MODEL(param_data)[i];
     return 0;
@@ -231,6 +238,7 @@ static int set_hparams(const Args *a, char *err, size_t errlen) {
         double v = eq ? strtod(eq + 1, &end) : 0;
         if (found >= 0 && end != eq + 1 && !*end && isfinite(v)) {
             *(double *)ETCH_MODEL(param_data)[found] = v;
+            ETCH_PARAMS_CHANGED();
             continue;
         }
         if (found >= 0) return snprintf(err, errlen, "--hparam %s: the value is not a finite number", arg), 1;
@@ -295,6 +303,7 @@ static int save_or_fail(const Args *a, const char *path, int with_state) {
     const char *names[ETCH_N_PARAMS + 1];
     etch_array arrays[ETCH_N_PARAMS + 1];
     int n = 0;
+    ETCH_PARAMS_TO_HOST();
     for (int i = 0; ETCH_MODEL(params)[i].name; i++) {
         const etch_tensor_info *p = &ETCH_MODEL(params)[i];
         if (!with_state && !strncmp(p->name, "optimizer.", 10)) continue;
