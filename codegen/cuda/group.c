@@ -151,7 +151,7 @@ static void cuda_epilogue_group(CudaEmitter *e, const Graph *g, const MemPlan *m
         cemit_strided_index(P, st, var, ep.leaf_idx[l], sizeof ep.leaf_idx[l]);
     }
     char what[256];
-    group_what(g, root, ep.n_members + 1, what, sizeof what);
+    cuda_group_what(g, root, ep.n_members + 1, what, sizeof what);
     cuda_emit_gemm(e, g, mm, what, &(CudaGemmEpilogue){emit_epilogue_element, &ep});
     for (int l = 0; l < n_leaves; l++) leaf_slot[leaves[l]] = -1;
     free(ep.leaf_idx);

@@ -100,7 +100,7 @@ static const char *reg_type(DType t) { return t == DT_BOOL ? "int" : dtype_c_typ
 /* Declares the variables of the dims selected by `want` (reduced or kept)
  * from linear index lin, into k->var; the others untouched. */
 static void unravel_dims(RowKernel *k, const char *lin, bool want) {
-    int64_t dim[ETCH_MAX_RANK];
+    int64_t dim[ETCH_MAX_RANK] = {0};
     int axis[ETCH_MAX_RANK], n = 0;
     char v[ETCH_MAX_RANK][16];
     for (int i = 0; i < k->S->rank; i++)
