@@ -42,6 +42,7 @@ sample() { # sample NAME N_OUTPUTS -D ...: the sample at a small batch against e
 }
 sample autoencoder 1 -D B=2
 sample multitask 2 -D B=2
+sample lenet 1 -D B=2
 
 # broadcasting elementwise ops, softmax and log_softmax along inner axes,
 # reductions over leading and trailing axes, a batched product, two outputs
