@@ -50,6 +50,11 @@ void emit_matmul_with(CEmitter *e, const Graph *g, int id, const char *epilogue)
 void emit_reshape(CEmitter *e, const Graph *g, int id);
 void emit_transpose(CEmitter *e, const Graph *g, int id);
 void emit_softmax(CEmitter *e, const Graph *g, int id);
+/* One row of softmax/log_softmax (op) of len elements `inner` apart, read
+ * through `xr` and written through `yr` (declared by the caller, of C type
+ * T): its maximum, the sum of exponentials in double, the result. The CUDA
+ * backend's thread-per-row softmax writes the same. */
+void cemit_softmax_row(CEmitter *e, OpKind op, const char *T, int64_t len, int64_t inner);
 /* conv.c, pool.c */
 void emit_conv2d(CEmitter *e, const Graph *g, int id);
 void emit_conv2d_bwd_input(CEmitter *e, const Graph *g, int id);

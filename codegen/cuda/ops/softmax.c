@@ -7,6 +7,7 @@
  * so one thread per row reads coalesced as it is. */
 #include <stdio.h>
 
+#include "codegen/c/ops/c_ops.h"
 #include "codegen/cuda/cuda_emit.h"
 
 void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id) {
@@ -18,7 +19,7 @@ void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id) {
         return;
     }
     const char *x = e->c.buf[n->in[0]], *y = e->c.buf[id], *T = dtype_c_type(n->dtype);
-    char what[256], k[16];
+    char what[256];
     CEmitter *c = &e->c;
     cuda_describe(g, id, what, sizeof what);
     cuda_elementwise_begin(e, outer * inner, what);
@@ -26,23 +27,6 @@ void cuda_emit_softmax(CudaEmitter *e, const Graph *g, int id) {
                (long long)inner);
     cemit_line(c, "const %s *xr = %s + base;", T, x);
     cemit_line(c, "%s *yr = %s + base;", T, y);
-    cemit_line(c, "double mx = -INFINITY, sum = 0;");
-    cemit_for(c, k, sizeof k, len);
-    cemit_line(c, "mx = (double)xr[%s * %lld] > mx ? (double)xr[%s * %lld] : mx;", k, (long long)inner, k,
-               (long long)inner);
-    cemit_close(c);
-    cemit_line(c, "const %s mt = (%s)mx;", T, T);
-    cemit_for(c, k, sizeof k, len);
-    cemit_line(c, "sum += (double)ETCH_EXP((%s)(xr[%s * %lld] - mt));", T, k, (long long)inner);
-    cemit_close(c);
-    if (n->op == OP_LOG_SOFTMAX) cemit_line(c, "const double lse = mx + log(sum); (void)mt;");
-    else cemit_line(c, "const double inv = 1.0 / sum;");
-    cemit_for(c, k, sizeof k, len);
-    if (n->op == OP_LOG_SOFTMAX)
-        cemit_line(c, "yr[%s * %lld] = (%s)((double)xr[%s * %lld] - lse);", k, (long long)inner, T, k, (long long)inner);
-    else
-        cemit_line(c, "yr[%s * %lld] = ETCH_EXP((%s)(xr[%s * %lld] - mt)) * (%s)inv;", k, (long long)inner, T, k,
-                   (long long)inner, T);
-    cemit_close(c);
+    cemit_softmax_row(c, n->op, T, len, inner); /* the C backend's row (codegen/c/ops/softmax.c) */
     cuda_elementwise_end(e);
 }
