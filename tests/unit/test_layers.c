@@ -291,12 +291,20 @@ static void test_train_step_reuses_step(void **state) {
     arena_free(a);
 }
 
+/* Runs last: the graphs above that ts_check_graph compared went through the
+ * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codegen_slice_pad_concat), cmocka_unit_test(test_codegen_gather_scatter),
         cmocka_unit_test(test_codegen_erf_random),       cmocka_unit_test(test_vjp_slice_pad_concat),
         cmocka_unit_test(test_vjp_gather_erf_gelu),      cmocka_unit_test(test_dropout_randomness),
-        cmocka_unit_test(test_shape_errors),             cmocka_unit_test(test_train_step_reuses_step),
+        cmocka_unit_test(test_shape_errors),             cmocka_unit_test(test_train_step_reuses_step), cmocka_unit_test(test_cuda_coverage),
     };
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
