@@ -79,6 +79,8 @@ void cuda_emit_gather_rows(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_scatter_add_rows(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_random(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_scan(CudaEmitter *e, const Graph *g, int id);
+/* ops/quant.c: quantize, dequantize, fake_quant, fake_quant_backward */
+void cuda_emit_quant(CudaEmitter *e, const Graph *g, int id);
 /* ops/layers.c: slice, concat and pad (a scan's result is cut by slices) */
 void cuda_emit_slice(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_concat(CudaEmitter *e, const Graph *g, int id);

@@ -59,6 +59,7 @@ typedef int etch_stream;
 
 #define ETCH_ALIGN64 _Alignas(64)
 #define ETCH_DEVICE static inline
+#define ETCH_MAYBE_UNUSED __attribute__((unused))
 #define ETCH_KERNEL(name, nthreads, ...)                                                                              \
     static void name(etch_launch_dims etch_dims_, __VA_ARGS__) {                                                   \
         for (int64_t etch_block_ = 0; etch_block_ < etch_dims_.blocks; etch_block_++) {
@@ -118,6 +119,10 @@ static inline int etch_stream_sync(etch_stream s, char *err, size_t errlen) { re
 typedef cudaStream_t etch_stream;
 #define ETCH_ALIGN64 alignas(64)
 #define ETCH_DEVICE static __device__ __forceinline__
+/* what the C backend's shared helper text (quantized arithmetic,
+ * codegen/c/ops/quant.c) declares its functions with: here callable from
+ * kernels and host code alike */
+#define ETCH_MAYBE_UNUSED __host__ __device__ __attribute__((unused))
 #define ETCH_KERNEL(name, nthreads, ...) static __global__ void __launch_bounds__(nthreads) name(__VA_ARGS__) {
 #define ETCH_KERNEL_END }
 #define ETCH_BLOCK ((int64_t)blockIdx.x)
