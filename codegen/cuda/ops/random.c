@@ -16,21 +16,23 @@ void cuda_emit_random(CudaEmitter *e, const Graph *g, int id) {
     int per = normal ? 2 : 4;
     long long numel = shape_numel(&n->shape), blocks = (numel + per - 1) / per;
     const char *y = e->c.buf[id];
-    char what[256], value[256];
+    char what[256];
     cuda_describe(g, id, what, sizeof what);
-    if (normal)
-        snprintf(value, sizeof value, "sqrt(-2.0 * log(1.0 - etch_dev_u01(r[2 * k]))) * "
-                                      "cos(6.283185307179586476925 * etch_dev_u01(r[2 * k + 1]))");
-    else
-        snprintf(value, sizeof value, "etch_dev_u01(r[k])");
     cuda_elementwise_begin(e, blocks, what);
     /* random_step_counter (ir/ops/random.c), spelled out */
     cemit_line(&e->c, "const double s = (double)%s[0];", e->c.buf[n->in[0]]);
     cemit_line(&e->c, "const uint64_t ctr = !(s > 0) ? 0 : s >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)s;");
     cemit_line(&e->c, "uint32_t r[4];");
     cemit_line(&e->c, "etch_dev_philox4x32(UINT64_C(%llu), ctr, (uint64_t)i, r);", (unsigned long long)n->attr.seed);
-    if (numel % per == 0) cemit_line(&e->c, "for (int k = 0; k < %d; k++)", per);
-    else cemit_line(&e->c, "for (int k = 0; k < %d && i * %d + k < %lld; k++)", per, per, numel);
-    cemit_line(&e->c, "    %s[i * %d + k] = (%s)(%s);", y, per, dtype_c_type(n->dtype), value);
+    for (int k = 0; k < per; k++) { /* unrolled: r stays in registers */
+        char value[256], guard[64] = "";
+        if (normal)
+            snprintf(value, sizeof value, "sqrt(-2.0 * log(1.0 - etch_dev_u01(r[%d]))) * "
+                                          "cos(6.283185307179586476925 * etch_dev_u01(r[%d]))", 2 * k, 2 * k + 1);
+        else
+            snprintf(value, sizeof value, "etch_dev_u01(r[%d])", k);
+        if (numel % per && k) snprintf(guard, sizeof guard, "if (i * %d + %d < %lld) ", per, k, numel);
+        cemit_line(&e->c, "%s%s[i * %d + %d] = (%s)(%s);", guard, y, per, k, dtype_c_type(n->dtype), value);
+    }
     cuda_elementwise_end(e);
 }
