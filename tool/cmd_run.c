@@ -250,10 +250,8 @@ int cmd_run(const Options *o) {
     }
     const Backend *backend = ok && !o->eager ? selected_backend(o, &d) : NULL;
     if (ok && o->eager) ok = run_eager(p, o, &d);
-    else if (ok) /* the c and cuda backends build a program (cuda: nvcc, or for the CPU with --host-emulate) */
-        ok = backend != NULL && (backend == &backend_c || backend == &backend_cuda || backend == &backend_cuda_emulated
-                                     ? run_compiled(p, o, &d)
-                                     : run_jit(p, o, &d));
+    else if (ok) /* the llvm backend JIT-compiles in process; c and cuda build a program and run it */
+        ok = backend != NULL && (strcmp(backend->name, "llvm") ? run_compiled(p, o, &d) : run_jit(p, o, &d));
     diag_dispose(&d);
     arena_free(a);
     return ok ? 0 : 1;

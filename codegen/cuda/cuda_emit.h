@@ -25,6 +25,7 @@ typedef struct CudaEmitter {
     const char *P;       /* the model's prefix: kernels are P_k<N> */
     int n_kernels;       /* kernels written so far in this file */
     int launch_count;    /* launches in the entry being written */
+    struct CudaModule *module; /* the driver's state (emit_cuda.c), for cuda_scratch and cuda_emit_subgraph */
 } CudaEmitter;
 
 /* Threads per block of the one-thread-per-element kernels. */
@@ -117,5 +118,22 @@ typedef struct CudaGemmEpilogue {
  * epilogue (a plain 2-D product only), finished by it instead; `what` is
  * the kernel's comment. */
 void cuda_emit_gemm(CudaEmitter *e, const Graph *g, int id, const char *what, const CudaGemmEpilogue *epilogue);
+
+/* ---- gather, random and scan (ops/gather.c, ops/random.c, ops/scan.c) ---- */
+void cuda_emit_gather_rows(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_scatter_add_rows(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_random(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_scan(CudaEmitter *e, const Graph *g, int id);
+/* ops/quant.c: quantize, dequantize, fake_quant, fake_quant_backward */
+void cuda_emit_quant(CudaEmitter *e, const Graph *g, int id);
+/* What a scan needs of the driver (emit_cuda.c). cuda_scratch reserves
+ * `bytes` of the context's scratch (device memory after the staging area,
+ * at a multiple of align, at least 256) for the entry being written and
+ * returns its offset from `m`. cuda_emit_subgraph writes the kernels of
+ * graph `body` (a scan's) and their launches into e->launches, as an entry's:
+ * its input k at the device address in_ref[k], its output k at out_ref[k]
+ * (C expressions such as `((float *)(m + 4096))`), its arena in the scratch. */
+int64_t cuda_scratch(CudaEmitter *e, int64_t bytes, int align);
+void cuda_emit_subgraph(CudaEmitter *e, const Graph *body, const char *const *in_ref, const char *const *out_ref);
 
 #endif

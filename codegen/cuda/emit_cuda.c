@@ -8,7 +8,9 @@
  * Device memory: a context owns one allocation: the arena of intermediates
  * (the memory plan's offsets, shared by the entries, which run one at a
  * time per context), then a staging area for the entry's inputs and
- * outputs. The parameters (weights and optimizer state) are one allocation
+ * outputs, then the scratch (cuda_scratch: a scan's carries and step slots
+ * and its body's own arena; an entry's reservations, which the entries
+ * share too). The parameters (weights and optimizer state) are one allocation
  * shared by the contexts, each at a multiple of 64 bytes, mirrored by host
  * arrays (P_param_data): uploaded before a call when the host's are newer
  * (after P_load, or P_params_changed), downloaded by P_save and
@@ -62,15 +64,27 @@ typedef struct CudaModule {
     const int64_t *param_off;
     const char *P;
     int64_t io_base; /* the staging area's offset in a context's memory */
+    int64_t scratch_base;  /* the scratch's offset in a context's memory, after the staging area */
+    int64_t scratch_used;  /* reserved by the entry being written */
+    int64_t scratch_bytes; /* the most any entry reserved */
 } CudaModule;
 
-/* The entry's kernels and its host function P_E_kernels (launches, then the
- * outputs that are no kernel's result copied into their staging slots and
- * the state updates committed); returns nothing, counts launches in e. */
-static void emit_entry_kernels(CudaModule *cm, CudaEmitter *e, const CGenEntry *en, StrBuf *host, int64_t *in_off,
-                               int64_t *out_off) {
+int64_t cuda_scratch(CudaEmitter *e, int64_t bytes, int align) {
+    CudaModule *cm = e->module;
+    int64_t at = align_up(cm->scratch_used, align > 256 ? align : 256);
+    cm->scratch_used = at + bytes;
+    if (cm->scratch_used > cm->scratch_bytes) cm->scratch_bytes = cm->scratch_used;
+    return cm->scratch_base + at;
+}
+
+/* Graph g's kernels, their launches into e->launches, then copies of the
+ * outputs that are no kernel's result (sources, views, an earlier output)
+ * into their places: g's input k lives at in_ref[k], its output k at
+ * out_ref[k], its arena at arena_base in a context's memory. Returns where
+ * each node lives (buf). */
+static const char **emit_graph_kernels(CudaModule *cm, CudaEmitter *e, const Graph *g, const char *const *in_ref,
+                                       const char *const *out_ref, int64_t arena_base) {
     Arena *a = cm->a;
-    const Graph *g = en->g;
     const MemPlan *mp = g->mem_plan;
     const char **buf = arena_alloc(a, sizeof(char *) * (size_t)(g->n_nodes + 1));
     int *leaf_slot = arena_alloc(a, sizeof(int) * (size_t)(g->n_nodes + 1));
@@ -81,23 +95,22 @@ static void emit_entry_kernels(CudaModule *cm, CudaEmitter *e, const CGenEntry *
         case STORE_INPUT: {
             int k = 0;
             while (g->inputs[k] != id) k++;
-            buf[id] = device_ref(a, "m", cm->io_base + in_off[k], n->dtype);
+            buf[id] = in_ref[k];
             break;
         }
         case STORE_PARAM:
             buf[id] = device_ref(a, "w", cm->param_off[module_param_index(cm->pt, g->nodes[mp->ref[id]].attr.name)],
                                  n->dtype);
             break;
-        case STORE_OUTPUT: buf[id] = device_ref(a, "m", cm->io_base + out_off[mp->ref[id]], n->dtype); break;
-        case STORE_ARENA: buf[id] = device_ref(a, "m", mp->offset[id], n->dtype); break;
+        case STORE_OUTPUT: buf[id] = out_ref[mp->ref[id]]; break;
+        case STORE_ARENA: buf[id] = device_ref(a, "m", arena_base + mp->offset[id], n->dtype); break;
         case STORE_VIEW: buf[id] = buf[mp->ref[id]]; break;
         case STORE_REGISTER: buf[id] = NULL; break;
         }
     }
+    const Graph *outer_g = e->c.g;
+    const char **outer_buf = e->c.buf;
     e->c.g = g, e->c.buf = buf;
-    e->launch_count = 0;
-    StrBuf launches = {0};
-    e->launches = &launches;
     for (int id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
         if (n->op == OP_INPUT || n->op == OP_PARAM) continue;
@@ -108,17 +121,44 @@ static void emit_entry_kernels(CudaModule *cm, CudaEmitter *e, const CGenEntry *
         if (op_is_view(n->op) && buf[id] == buf[n->in[0]]) continue;
         cuda_op_table[n->op](e, g, id);
     }
+    for (int i = 0; i < g->n_outputs; i++) { /* outputs that are sources, views or repeat an earlier output */
+        int id = g->outputs[i];
+        if (strcmp(buf[id], out_ref[i]) != 0)
+            sb_printf(e->launches, "    etch_dev_copy(%s, %s, %zu, stream);\n", out_ref[i], buf[id],
+                      (size_t)shape_numel(&g->nodes[id].shape) * dtype_size(g->nodes[id].dtype));
+    }
+    e->c.g = outer_g, e->c.buf = outer_buf;
+    return buf;
+}
+
+void cuda_emit_subgraph(CudaEmitter *e, const Graph *body, const char *const *in_ref, const char *const *out_ref) {
+    emit_graph_kernels(e->module, e, body, in_ref, out_ref,
+                       cuda_scratch(e, body->mem_plan->arena_bytes, body->mem_plan->align));
+}
+
+/* The entry's kernels and its host function P_E_kernels (launches, then the
+ * outputs that are no kernel's result copied into their staging slots and
+ * the state updates committed); returns nothing, counts launches in e. */
+static void emit_entry_kernels(CudaModule *cm, CudaEmitter *e, const CGenEntry *en, StrBuf *host, int64_t *in_off,
+                               int64_t *out_off) {
+    Arena *a = cm->a;
+    const Graph *g = en->g;
+    const MemPlan *mp = g->mem_plan;
+    const char **in_ref = arena_alloc(a, sizeof(char *) * (size_t)(g->n_inputs + 1));
+    const char **out_ref = arena_alloc(a, sizeof(char *) * (size_t)(g->n_outputs + 1));
+    for (int i = 0; i < g->n_inputs; i++)
+        in_ref[i] = device_ref(a, "m", cm->io_base + in_off[i], g->nodes[g->inputs[i]].dtype);
+    for (int i = 0; i < g->n_outputs; i++)
+        out_ref[i] = device_ref(a, "m", cm->io_base + out_off[i], g->nodes[g->outputs[i]].dtype);
+    e->launch_count = 0;
+    cm->scratch_used = 0;
+    StrBuf launches = {0};
+    e->launches = &launches;
+    const char **buf = emit_graph_kernels(cm, e, g, in_ref, out_ref, 0);
     sb_printf(host, "/* %s (graph %s): %d kernels */\n", en->name, g->name, e->launch_count);
     sb_printf(host, "static void %s_%s_kernels(unsigned char *m, unsigned char *w, etch_stream stream) {\n", cm->P,
               en->name);
     sb_printf(host, "    (void)m, (void)w, (void)stream;\n%s", launches.s ? launches.s : "");
-    for (int i = 0; i < g->n_outputs; i++) { /* outputs that are sources, views or repeat an earlier output */
-        int id = g->outputs[i];
-        const char *slot = device_ref(a, "m", cm->io_base + out_off[i], g->nodes[id].dtype);
-        if (strcmp(buf[id], slot) != 0)
-            sb_printf(host, "    etch_dev_copy(%s, %s, %zu, stream);\n", slot, buf[id],
-                      (size_t)shape_numel(&g->nodes[id].shape) * dtype_size(g->nodes[id].dtype));
-    }
     for (int i = 0; i < g->n_updates; i++) { /* every source was computed above; now commit the state */
         const Node *dst = &g->nodes[g->upd_dst[i]];
         if (mp->update_in_place[i]) continue;
@@ -224,7 +264,7 @@ static void emit_params(StrBuf *b, const ParamTable *pt, const char *P, const in
 /* struct P_ctx (device memory, stream, recorded graphs), create and free,
  * and the default context, made at the first call. */
 static void emit_contexts(StrBuf *b, const char *P, int n_entries, int64_t mem_bytes, int64_t param_bytes) {
-    sb_printf(b, "/* A context: %lld bytes of device memory (arena, then the inputs' and outputs' staging). */\n",
+    sb_printf(b, "/* A context: %lld bytes of device memory (arena, the inputs' and outputs' staging, scratch). */\n",
               (long long)mem_bytes);
     sb_printf(b, "struct %s_ctx {\n    unsigned char *mem;\n    etch_stream stream;\n#ifndef ETCH_HOST_EMULATE\n"
                  "    cudaGraphExec_t graph[%d];\n#endif\n};\n\n", P, n_entries);
@@ -271,8 +311,9 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
         st.naive_bytes += g->mem_plan->naive_bytes;
     }
     CudaModule cm = {.a = a, .pt = &pt, .param_off = param_off, .P = P, .io_base = align_up(arena_bytes, 256)};
+    cm.scratch_base = align_up(cm.io_base + io_bytes, 256);
     StrBuf b = {0}, kernels = {0}, host = {0}, pre = {0};
-    CudaEmitter e = {.c = {.preamble = &pre, .threads = 1}, .kernels = &kernels, .P = P};
+    CudaEmitter e = {.c = {.preamble = &pre, .threads = 1}, .kernels = &kernels, .P = P, .module = &cm};
     for (int k = 0; k < n_entries; k++) {
         emit_entry_kernels(&cm, &e, &entries[k], &host, in_off[k], out_off[k]);
         st.kernels += e.launch_count;
@@ -288,7 +329,7 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     snprintf(on_load, sizeof on_load, "    %s_params_changed();\n", P);
     snprintf(on_save, sizeof on_save, "    %s_params_to_host();\n", P);
     module_load_save(&b, &pt, P, o->embed_weights, on_load, on_save);
-    emit_contexts(&b, P, n_entries, cm.io_base + io_bytes, param_bytes);
+    emit_contexts(&b, P, n_entries, cm.scratch_base + cm.scratch_bytes, param_bytes);
     sb_puts(&b, pre.s ? pre.s : "");
     sb_puts(&b, "/* ---- kernels ---- */\n\n");
     sb_puts(&b, kernels.s ? kernels.s : "");

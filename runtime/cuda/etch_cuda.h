@@ -66,6 +66,7 @@ typedef int etch_stream;
 
 #define ETCH_ALIGN64 _Alignas(64)
 #define ETCH_DEVICE static inline
+#define ETCH_MAYBE_UNUSED __attribute__((unused))
 #define ETCH_KERNEL(name, nthreads, ...)                                                                              \
     static void name(etch_launch_dims etch_dims_, __VA_ARGS__) {                                                   \
         enum { etch_block_threads_ = (nthreads) };                                                                    \
@@ -130,6 +131,10 @@ static inline int etch_stream_sync(etch_stream s, char *err, size_t errlen) { re
 typedef cudaStream_t etch_stream;
 #define ETCH_ALIGN64 alignas(64)
 #define ETCH_DEVICE static __device__ __forceinline__
+/* what the C backend's shared helper text (quantized arithmetic,
+ * codegen/c/ops/quant.c) declares its functions with: here callable from
+ * kernels and host code alike */
+#define ETCH_MAYBE_UNUSED __host__ __device__ __attribute__((unused))
 #define ETCH_KERNEL(name, nthreads, ...) static __global__ void __launch_bounds__(nthreads) name(__VA_ARGS__) {
 #define ETCH_KERNEL_END }
 #define ETCH_BLOCK ((int64_t)blockIdx.x)
@@ -231,6 +236,26 @@ static inline int etch_stream_sync(etch_stream s, char *err, size_t errlen) {
 #define ETCH_EXP(x) exp(x)
 #define ETCH_TANH(x) tanh(x)
 #define ETCH_ERF(x) erf(x)
+
+/* Philox4x32-10 and its [0, 1) float for random_uniform/random_normal
+ * kernels (codegen/cuda/ops/random.c): the runtime's etch_philox4x32 and
+ * etch_u01 (runtime/rt/philox.c) as device functions, word for word, so
+ * the values are those of the eager executor and the C backend (the same
+ * (seed, step, index) gives the same number on every backend). */
+ETCH_DEVICE void etch_dev_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
+    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c0 = n0, c1 = (uint32_t)p1, c2 = n2, c3 = (uint32_t)p0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+ETCH_DEVICE double etch_dev_u01(uint32_t x) { return (double)(x >> 8) * (1.0 / 16777216.0); }
 
 /* A failed device call inside an entry (which returns void): the message on
  * stderr and exit status 1, never a crash. */

@@ -39,14 +39,21 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol) {
-    if (!enabled) return;
+/* Marks the ops of g and of its loop bodies in mark; true when the cuda
+ * backend supports them all. */
+static bool note_ops(const Graph *g, bool *mark) {
     bool supported = true;
     for (int id = 0; id < g->n_nodes; id++) {
-        seen[g->nodes[id].op] = true;
-        supported = supported && backend_cuda_emulated.op_supported(g->nodes[id].op);
+        mark[g->nodes[id].op] = true;
+        supported = backend_cuda_emulated.op_supported(g->nodes[id].op) && supported;
+        if (g->nodes[id].attr.body) supported = note_ops(g->nodes[id].attr.body, mark) && supported;
     }
-    if (!supported) return; /* counted in ts_cuda_coverage */
+    return supported;
+}
+
+void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol) {
+    if (!enabled) return;
+    if (!note_ops(g, seen)) return; /* counted in ts_cuda_coverage */
     double t0 = now();
     Diag d;
     diag_init(&d, stderr);
@@ -90,7 +97,7 @@ void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *
     build_rmtree(dir);
     free(dir);
     diag_dispose(&d);
-    for (int id = 0; id < g->n_nodes; id++) ran[g->nodes[id].op] = true;
+    note_ops(g, ran);
     graphs_run++;
     seconds += now() - t0;
 }

@@ -18,6 +18,7 @@
 
 #include "frontend/frontend.h"
 #include "ir/eager.h"
+#include "passes/transforms/autodiff.h"
 #include "unit/test_support.h"
 
 static SrcLoc L = {"loops.etch", 1, 1};
@@ -72,25 +73,47 @@ static void test_reversed_compiled_matches_eager(void **state) {
 }
 
 /* A bidirectional layer: forward and backward scans over the same sequence, concatenated per step. */
+static const char BIDIRECTIONAL_SRC[] = "model Net {\n"
+                                        "  param xs: f64[4, 2, 3] = uniform(-1, 1)\n"
+                                        "  param w: f64[3, 3] = uniform(-1, 1)\n"
+                                        "  param v: f64[3, 3] = uniform(-1, 1)\n"
+                                        "  fn forward() {\n"
+                                        "    let h = zeros([2, 3], dtype = f64)\n"
+                                        "    let g = zeros([2, 3], dtype = f64)\n"
+                                        "    let fw = for x in xs { h = tanh(x + h @ w) yield h }\n"
+                                        "    let bw = for x in reversed(xs) { g = tanh(x * 0.5 + g @ v) yield g }\n"
+                                        "    return cat(fw, bw, dim = 2) * cat(bw[-1], g, dim = 1)\n"
+                                        "  }\n"
+                                        "}\n";
+
 static void test_reversed_gradient(void **state) {
     (void)state;
     Arena *a = arena_new();
-    Graph *g = compile(a, "model Net {\n"
-                          "  param xs: f64[4, 2, 3] = uniform(-1, 1)\n"
-                          "  param w: f64[3, 3] = uniform(-1, 1)\n"
-                          "  param v: f64[3, 3] = uniform(-1, 1)\n"
-                          "  fn forward() {\n"
-                          "    let h = zeros([2, 3], dtype = f64)\n"
-                          "    let g = zeros([2, 3], dtype = f64)\n"
-                          "    let fw = for x in xs { h = tanh(x + h @ w) yield h }\n"
-                          "    let bw = for x in reversed(xs) { g = tanh(x * 0.5 + g @ v) yield g }\n"
-                          "    return cat(fw, bw, dim = 2) * cat(bw[-1], g, dim = 1)\n"
-                          "  }\n"
-                          "}\n")
-                   ->forward;
+    Graph *g = compile(a, BIDIRECTIONAL_SRC)->forward;
     int f = g->outputs[0];
     g->n_outputs = 0;
     ts_check_grad(g, f, 1e-6, 1e-6, 4, L);
+    arena_free(a);
+}
+
+/* The bidirectional layer's gradients (backward scans both ways, the slices,
+ * pads and concats around them) compiled, against eager. */
+static void test_bidirectional_gradient_compiled(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    Graph *g = compile(a, BIDIRECTIONAL_SRC)->forward;
+    int f = g->outputs[0];
+    NodeAttrs all = {.n_axes = g->nodes[f].shape.rank};
+    for (int i = 0; i < all.n_axes; i++) all.axes[i] = i;
+    int loss = ts_add(L, g, OP_REDUCE_SUM, 1, (int[]){f}, &all), grads[8];
+    g->n_outputs = 0;
+    graph_add_output(g, loss);
+    Diag d;
+    diag_init(&d, stderr);
+    assert_true(g->n_params <= 8 && autodiff(g, loss, g->params, g->n_params, grads, &d));
+    for (int i = 0; i < g->n_params; i++) graph_add_output(g, grads[i]);
+    ts_check_graph(g, &(TsTol){.lo = -1, .hi = 1, .rel = 1e-9, .abs = 1e-12});
+    diag_dispose(&d);
     arena_free(a);
 }
 
@@ -164,13 +187,22 @@ static void test_unrolled_tensors(void **state) {
     arena_free(a);
 }
 
+/* Runs last: the graphs above that ts_check_graph compared went through the
+ * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reversed_values),
         cmocka_unit_test(test_reversed_compiled_matches_eager),
         cmocka_unit_test(test_reversed_gradient),
+        cmocka_unit_test(test_bidirectional_gradient_compiled),
         cmocka_unit_test(test_unrolled),
-        cmocka_unit_test(test_unrolled_tensors),
+        cmocka_unit_test(test_unrolled_tensors), cmocka_unit_test(test_cuda_coverage),
     };
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,11 @@ static void test_codegen_gather_scatter(void **state) {
         int gy = graph_add_input(g, "gy", DT_F32, S(3, 4, 7, 5), L);
         graph_add_output(g, add(g, OP_SCATTER_ADD_ROWS, 2, (int[]){gy, ids}, &(NodeAttrs){.shape = S(2, 9, 5)}));
         check_graph(g, -2, 2, false);
+        /* many ids per row (several of the cuda kernel's chunks of 256), summed in id order: bit for bit */
+        Graph *h = graph_new(a, "scatter_long");
+        int hids = graph_add_input(h, "ids", it, S(1, 600), L), hgy = graph_add_input(h, "gy", DT_F32, S(2, 600, 3), L);
+        graph_add_output(h, add(h, OP_SCATTER_ADD_ROWS, 2, (int[]){hgy, hids}, &(NodeAttrs){.shape = S(2, 4, 3)}));
+        check_graph(h, -2, 4, true);
         arena_free(a);
     }
 }
