@@ -12,6 +12,9 @@
 # provides it; --host-emulate without --target cuda is refused. `etch bench
 # --target cuda` adds a row per entry for the cuda build.
 source "$(dirname "$0")/e2e_common.sh"
+# the emulated kernels' C compiled at -O1 unless told otherwise: this test checks
+# results, and -O3 on a sample's model_host.c costs seconds each
+export ETCH_CFLAGS=${ETCH_CFLAGS:--O1}
 
 # same_as_eager MODEL.etch N_OUTPUTS ARGS...: emulated cuda and eager outputs within $RTOL (1e-5)
 same_as_eager() {
@@ -43,6 +46,10 @@ sample() { # sample NAME N_OUTPUTS -D ...: the sample at a small batch against e
 sample autoencoder 1 -D B=2
 sample multitask 2 -D B=2
 sample lenet 1 -D B=2
+sample lstm 1 -D B=2
+sample vae 2 -D B=2
+same_as_eager "$SRC/samples/gan.etch" 1 -D B=2 # no input: the generator samples its own noise (Philox, as eager)
+RTOL=1e-4 sample gpt 1 -D B=1 # as the C backend: summation order moves near-zero logits past 1e-5
 
 # broadcasting elementwise ops, softmax and log_softmax along inner axes,
 # reductions over leading and trailing axes, a batched product, two outputs

@@ -165,7 +165,7 @@ printf 'model D {\n  fn forward(x: f64[3]) -> f64[3] { return relu(x) }\n}\n' >"
 "$ETCH" make-input "$t/f64.etch" -o "$t/x_f64.npy"
 expect_error "f64.etch:2:44: error: the llvm backend cannot emit op 'relu' on f64[3] yet (float32 only)" \
   "$ETCH" run "$t/f64.etch" --backend llvm --input "$t/x_f64.npy" -o "$t/o.npy"
-expect_error "--backend takes 'c' or 'llvm', got 'gcc'" \
+expect_error "--backend takes 'c', 'llvm' or 'cuda', got 'gcc'" \
   "$ETCH" run "$t/f64.etch" --backend gcc --input "$t/x_f64.npy" -o "$t/o.npy"
 [ ! -e "$t/o.npy" ] || fail "a failed run left its output behind"
 
