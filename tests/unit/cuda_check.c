@@ -91,7 +91,12 @@ void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *
         out_ptr[i] = got[i]->data;
     }
     fwd(in_ptr, out_ptr);
-    ts_compare_outputs(g, "cuda (emulated)", want, got, tol);
+    /* bit-identical is the C backend's promise, not this one's: its kernels sum
+     * in parallel (a warp's shuffle tree, a block's partial sums) and nvcc
+     * contracts a * b + c; an exact test is held to one part in 1e6 here */
+    TsTol t = *tol;
+    if (t.exact) t.exact = false, t.rel = t.rel > 1e-6 ? t.rel : 1e-6, t.scaled = true;
+    ts_compare_outputs(g, "cuda (emulated)", want, got, &t);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(got[i]);
     dlclose(h);
     build_rmtree(dir);
