@@ -86,25 +86,33 @@ void module_info_table(StrBuf *b, const char *decl, const Graph *g, const int *i
     sb_puts(b, "    {0},\n};\n\n");
 }
 
-/* `void P_E(inputs, outputs)`, or with_ctx `void P_E_ctx(P_ctx *ctx, inputs, outputs)`. */
-void module_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types,
-                           bool with_ctx) {
+/* `void P_E<suffix>(inputs, outputs)`, with_ctx `void P_E<suffix>(P_ctx *ctx, ...)`, the
+ * inputs only when with_inputs, the outputs only when with_outputs (the CUDA
+ * backend's P_E_begin and P_E_end). */
+void module_signature_part(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, const char *suffix,
+                           bool with_types, bool with_ctx, bool with_inputs, bool with_outputs) {
     const Graph *g = e->g;
     char ty[96];
-    sb_printf(b, "void %s_%s%s(", prefix, e->name, with_ctx ? "_ctx" : "");
-    if (with_ctx) sb_printf(b, "%s_ctx *ctx%s", prefix, g->n_inputs || g->n_outputs ? ", " : "");
-    for (int i = 0; i < g->n_inputs; i++) {
+    int n_in = with_inputs ? g->n_inputs : 0, n_out = with_outputs ? g->n_outputs : 0;
+    sb_printf(b, "void %s_%s%s(", prefix, e->name, suffix);
+    if (with_ctx) sb_printf(b, "%s_ctx *ctx%s", prefix, n_in || n_out ? ", " : "");
+    for (int i = 0; i < n_in; i++) {
         const Node *n = &g->nodes[g->inputs[i]];
         sb_printf(b, "%sconst %s *in_%s", i ? ", " : "", dtype_c_type(n->dtype), module_c_ident(a, n->attr.name));
         if (with_types) sb_printf(b, " /* %s */", type_format(ty, sizeof ty, n->dtype, &n->shape));
     }
-    for (int i = 0; i < g->n_outputs; i++) {
+    for (int i = 0; i < n_out; i++) {
         const Node *n = &g->nodes[g->outputs[i]];
-        sb_printf(b, "%s%s *out%d", i || g->n_inputs ? ", " : "", dtype_c_type(n->dtype), i);
+        sb_printf(b, "%s%s *out%d", i || n_in ? ", " : "", dtype_c_type(n->dtype), i);
         if (with_types) sb_printf(b, " /* %s */", type_format(ty, sizeof ty, n->dtype, &n->shape));
     }
-    if (!g->n_inputs && !g->n_outputs && !with_ctx) sb_puts(b, "void");
+    if (!n_in && !n_out && !with_ctx) sb_puts(b, "void");
     sb_puts(b, ")");
+}
+
+/* `void P_E(inputs, outputs)`, or with_ctx `void P_E_ctx(P_ctx *ctx, inputs, outputs)`. */
+void module_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types, bool with_ctx) {
+    module_signature_part(b, a, prefix, e, with_ctx ? "_ctx" : "", with_types, with_ctx, true, true);
 }
 
 /* The etch version that wrote the header, and a compile-time stop when the
@@ -145,11 +153,17 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
     /* parameters kept on a device too (codegen/cuda): a driver that reads
      * P_param_data after a call asks for the device's values first, and one
      * that writes them says so before the next call */
+    /* and calls that run asynchronously (P_E_begin, P_E_end: a driver prepares
+     * the next inputs meanwhile, in buffers of ETCH_HOST_ALLOC, pinned on the
+     * GPU); the C backend's calls are synchronous and its buffers malloc's */
     if (o->device_params)
         sb_printf(&h, "#define ETCH_PARAMS_TO_HOST() %s_params_to_host()\n#define ETCH_PARAMS_CHANGED() "
-                      "%s_params_changed()\n", P, P);
+                      "%s_params_changed()\n#define ETCH_ASYNC_ENTRIES 1\n#define ETCH_HOST_ALLOC(bytes) "
+                      "%s_host_alloc(bytes)\n#define ETCH_HOST_FREE(p) %s_host_free(p)\n", P, P, P, P);
     else
-        sb_printf(&h, "#define ETCH_PARAMS_TO_HOST() ((void)0)\n#define ETCH_PARAMS_CHANGED() ((void)0)\n");
+        sb_printf(&h, "#define ETCH_PARAMS_TO_HOST() ((void)0)\n#define ETCH_PARAMS_CHANGED() ((void)0)\n"
+                      "#define ETCH_ASYNC_ENTRIES 0\n#define ETCH_HOST_ALLOC(bytes) malloc(bytes)\n"
+                      "#define ETCH_HOST_FREE(p) free(p)\n");
     sb_printf(&h, "#endif\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     sb_printf(&h, "\n/* Every parameter (model weights, then optimizer state named \"optimizer.*\"). */\n");
     sb_printf(&h, "extern const etch_tensor_info %s_params[];\nextern void *const %s_param_data[];\n\n", P, P);
@@ -165,6 +179,10 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
                       " * %s_params_changed says %s_param_data was written (the next call uploads it).\n"
                       " * %s_load and %s_save do both themselves. */\n"
                       "void %s_params_to_host(void);\nvoid %s_params_changed(void);\n\n", P, P, P, P, P, P, P, P);
+    if (o->device_params)
+        sb_printf(&h, "/* Host memory the device copies from and to without the host waiting (pinned:\n"
+                      " * cudaHostAlloc), for the inputs of P_E_begin; NULL when memory runs out. */\n"
+                      "void *%s_host_alloc(size_t bytes);\nvoid %s_host_free(void *p);\n\n", P, P);
     sb_printf(&h, "/* A context: the working memory of one call in flight (intermediates and\n"
                   " * scratch; the parameters are the model's, shared by every context). Calls in\n"
                   " * different contexts may run at once, from different threads, unless one of\n"
@@ -185,6 +203,18 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
         module_signature(&h, a, P, &entries[k], true, false);
         sb_printf(&h, ";\n/* The same, with arrays of pointers in %s_%s_inputs / _outputs order. */\n", P, E);
         sb_printf(&h, "void %s_%s_v(const void *const *inputs, void *const *outputs);\n\n", P, E);
+        if (!o->device_params) continue;
+        sb_printf(&h, "/* %s_%s_ctx in two halves: _begin queues the inputs' upload, the kernels and the\n"
+                      " * outputs' download on ctx's stream and returns; the inputs must stay unchanged\n"
+                      " * until _end (from %s_host_alloc memory the upload does not wait). _end waits, fails\n"
+                      " * as the call does, and copies the outputs into the buffers given. One call\n"
+                      " * begun per context: its _end before the next _begin there. */\n", P, E, P);
+        module_signature_part(&h, a, P, &entries[k], "_begin", true, true, true, false);
+        sb_puts(&h, ";\n");
+        module_signature_part(&h, a, P, &entries[k], "_end", true, true, false, true);
+        sb_printf(&h, ";\n/* The same in the default context, with arrays of pointers. */\n"
+                      "void %s_%s_begin_v(const void *const *inputs);\nvoid %s_%s_end_v(void *const *outputs);\n\n",
+                  P, E, P, E);
     }
     sb_printf(&h, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
     arena_free(a);
@@ -310,6 +340,12 @@ static char *module_train_steps_header(const CGenOptions *o) {
     sb_printf(&h, "typedef void (*etch_step_fn)(const void *const *inputs, void *const *outputs);\n");
     sb_printf(&h, "static const etch_step_fn etch_step_fns[] = {");
     for (int i = 0; i < n; i++) sb_printf(&h, "%s%s_%s_v", i ? ", " : "", P, o->train_steps[i].entry);
+    if (o->device_params) { /* ETCH_ASYNC_ENTRIES: each step in two halves */
+        sb_printf(&h, "};\nstatic void (*const etch_step_begin_fns[])(const void *const *inputs) = {");
+        for (int i = 0; i < n; i++) sb_printf(&h, "%s%s_%s_begin_v", i ? ", " : "", P, o->train_steps[i].entry);
+        sb_printf(&h, "};\nstatic void (*const etch_step_end_fns[])(void *const *outputs) = {");
+        for (int i = 0; i < n; i++) sb_printf(&h, "%s%s_%s_end_v", i ? ", " : "", P, o->train_steps[i].entry);
+    }
     sb_printf(&h, "};\nstatic const etch_tensor_info *const etch_step_inputs[] = {");
     for (int i = 0; i < n; i++) sb_printf(&h, "%s%s_%s_inputs", i ? ", " : "", P, o->train_steps[i].entry);
     sb_printf(&h, "};\n/* the loss labels (NULL: a train block without named steps) */\n");

@@ -33,6 +33,9 @@ void module_tables(StrBuf *b, const CGenEntry *entries, int n_entries, const Par
 /* `void P_E(inputs, outputs)`, or with_ctx `void P_E_ctx(P_ctx *ctx, inputs, outputs)`;
  * inputs are named in_<name>, outputs out<i>. */
 void module_signature(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, bool with_types, bool with_ctx);
+/* The same with a name suffix, and the inputs or outputs left out (P_E_begin: inputs, P_E_end: outputs). */
+void module_signature_part(StrBuf *b, Arena *a, const char *prefix, const CGenEntry *e, const char *suffix,
+                           bool with_types, bool with_ctx, bool with_inputs, bool with_outputs);
 /* P_load and P_save over P_params / P_param_data (embedded: P_load refuses a
  * file); on_load / on_save (NULL: none) are statements run after a load and
  * before a save (a device backend's copies between host and device). */

@@ -20,8 +20,11 @@
  *
  * A call: upload the inputs, run the entry's kernels (on the GPU the whole
  * sequence is captured once per context as a CUDA graph and replayed, so a
- * call is one graph launch), download the outputs, wait. Errors (no device,
- * out of memory, a failed launch) print the reason and exit with status 1.
+ * call is one graph launch), download the outputs into the context's pinned
+ * host staging, wait, copy them to the caller. P_E_begin queues all but the
+ * wait and the copy, P_E_end does those (emit_entry_function), so a caller
+ * prepares its next inputs while the device runs. Errors (no device, out
+ * of memory, a failed launch) print the reason and exit with status 1.
  * The same file compiled as C with ETCH_HOST_EMULATE (model_host.c) runs the
  * kernels on the CPU (etch_cuda.h). */
 #include "codegen/cuda/emit_cuda.h"
@@ -169,23 +172,55 @@ static void emit_entry_kernels(CudaModule *cm, CudaEmitter *e, const CGenEntry *
     sb_free(&launches);
 }
 
-/* P_E_ctx: stage the inputs, run the kernels (a CUDA graph on the GPU),
- * fetch the outputs; P_E and P_E_v in the default context. */
+/* The arguments of a call of g's entry: ", in_x, ..." (inputs) and/or
+ * ", out0, ..." (outputs), or from arrays of pointers (from_arrays: the
+ * _v functions' "inputs[0], ..." cast to their types), comma-separated. */
+static void entry_args(StrBuf *b, Arena *a, const Graph *g, bool inputs, bool outputs, bool from_arrays) {
+    int n = 0;
+    for (int i = 0; inputs && i < g->n_inputs; i++, n++) {
+        const Node *nd = &g->nodes[g->inputs[i]];
+        if (from_arrays) sb_printf(b, "%s(const %s *)inputs[%d]", n ? ", " : "", dtype_c_type(nd->dtype), i);
+        else sb_printf(b, "%sin_%s", n ? ", " : "", module_c_ident(a, nd->attr.name));
+    }
+    for (int i = 0; outputs && i < g->n_outputs; i++, n++) {
+        if (from_arrays)
+            sb_printf(b, "%s(%s *)outputs[%d]", n ? ", " : "", dtype_c_type(g->nodes[g->outputs[i]].dtype), i);
+        else sb_printf(b, "%sout%d", n ? ", " : "", i);
+    }
+}
+
+/* An entry E (the index-th) as the functions of model.h:
+ *   P_E_queue (static): E's work on the context's stream: the inputs the
+ *     begin recorded (ctx->in) uploaded into their staging slots, the
+ *     kernels (on the GPU a CUDA graph, recorded at the context's first
+ *     call), the outputs downloaded into the context's pinned host staging
+ *     (ctx->host_io, laid out as the device's staging area);
+ *   P_E_begin(ctx, inputs): records the inputs and queues the work without
+ *     waiting (the inputs must stay unchanged until P_E_end: from memory of
+ *     P_host_alloc the upload is asynchronous); at most one call begun per
+ *     context;
+ *   P_E_end(ctx, outputs): waits, fails as a call does (message, exit 1),
+ *     copies the outputs from the staging into the caller's buffers and marks
+ *     the parameters newer on the device when E updates them;
+ *   P_E_ctx = begin + end; P_E and the _v forms in the default context.
+ * Emulated (ETCH_HOST_EMULATE) the queue runs in P_E_end, as late as a GPU
+ * may run it: a caller that changes the inputs between begin and end gets
+ * the wrong result here too, not only on the device. */
 static void emit_entry_function(CudaModule *cm, const CGenEntry *en, int index, StrBuf *b, const int64_t *in_off,
                                 const int64_t *out_off) {
     Arena *a = cm->a;
     const char *P = cm->P, *E = en->name;
     const Graph *g = en->g;
-    module_signature(b, a, P, en, false, true);
-    sb_printf(b, " {\n    char err[512];\n    %s_params_to_device(ctx->stream);\n", P);
+    sb_printf(b, "static void %s_%s_queue(%s_ctx *ctx) {\n    %s_params_to_device(ctx->stream);\n", P, E, P, P);
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *n = &g->nodes[g->inputs[i]];
-        sb_printf(b, "    etch_dev_upload(ctx->mem + %lld, in_%s, %zu, ctx->stream);\n",
-                  (long long)(cm->io_base + in_off[i]), module_c_ident(a, n->attr.name),
-                  (size_t)shape_numel(&n->shape) * dtype_size(n->dtype));
+        sb_printf(b, "    etch_dev_upload(ctx->mem + %lld, ctx->in[%d], %zu, ctx->stream); /* %s */\n",
+                  (long long)(cm->io_base + in_off[i]), i, (size_t)shape_numel(&n->shape) * dtype_size(n->dtype),
+                  n->attr.name);
     }
     sb_printf(b, "#ifdef ETCH_HOST_EMULATE\n    %s_%s_kernels(ctx->mem, %s_dparams, ctx->stream);\n#else\n", P, E, P);
-    sb_printf(b, "    if (!ctx->graph[%d]) { /* the first call in this context records the kernels as a CUDA graph */\n"
+    sb_printf(b, "    char err[512];\n"
+                 "    if (!ctx->graph[%d]) { /* the first call in this context records the kernels as a CUDA graph */\n"
                  "        cudaGraph_t graph;\n"
                  "        if (etch_cuda_error(cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal),\n"
                  "                            \"cudaStreamBeginCapture\", err, sizeof err))\n"
@@ -201,24 +236,49 @@ static void emit_entry_function(CudaModule *cm, const CGenEntry *en, int index, 
               index, P, E, P, E, P, index, P, E, index);
     for (int i = 0; i < g->n_outputs; i++) {
         const Node *n = &g->nodes[g->outputs[i]];
-        sb_printf(b, "    etch_dev_download(out%d, ctx->mem + %lld, %zu, ctx->stream);\n", i,
-                  (long long)(cm->io_base + out_off[i]), (size_t)shape_numel(&n->shape) * dtype_size(n->dtype));
+        sb_printf(b, "    etch_dev_download(ctx->host_io + %lld, ctx->mem + %lld, %zu, ctx->stream);\n",
+                  (long long)out_off[i], (long long)(cm->io_base + out_off[i]),
+                  (size_t)shape_numel(&n->shape) * dtype_size(n->dtype));
     }
+    sb_puts(b, "}\n\n");
+    module_signature_part(b, a, P, en, "_begin", false, true, true, false);
+    sb_printf(b, " {\n    if (ctx->pending)\n        etch_cuda_fail(\"%s_%s_begin\", \"a call begun in this context has not "
+                 "ended (its _end comes first)\");\n", P, E);
+    for (int i = 0; i < g->n_inputs; i++)
+        sb_printf(b, "    ctx->in[%d] = in_%s;\n", i, module_c_ident(a, g->nodes[g->inputs[i]].attr.name));
+    sb_printf(b, "    ctx->pending = %d;\n#ifndef ETCH_HOST_EMULATE\n    %s_%s_queue(ctx);\n#endif\n}\n\n", index + 1, P,
+              E);
+    module_signature_part(b, a, P, en, "_end", false, true, false, true);
+    sb_printf(b, " {\n    char err[512];\n    if (ctx->pending != %d)\n        etch_cuda_fail(\"%s_%s_end\", \"no call of "
+                 "%s_%s begun in this context\");\n#ifdef ETCH_HOST_EMULATE\n    %s_%s_queue(ctx);\n#endif\n"
+                 "    ctx->pending = 0;\n", index + 1, P, E, P, E, P, E);
     sb_printf(b, "    if (etch_stream_sync(ctx->stream, err, sizeof err)) etch_cuda_fail(\"%s_%s\", err);\n", P, E);
+    for (int i = 0; i < g->n_outputs; i++) {
+        const Node *n = &g->nodes[g->outputs[i]];
+        sb_printf(b, "    memcpy(out%d, ctx->host_io + %lld, %zu);\n", i, (long long)out_off[i],
+                  (size_t)shape_numel(&n->shape) * dtype_size(n->dtype));
+    }
     if (g->n_updates) sb_printf(b, "    %s_device_newer = 1;\n", P);
     sb_puts(b, "}\n\n");
-    module_signature(b, a, P, en, false, false);
-    sb_printf(b, " {\n    %s_%s_ctx(%s_ctx_default(\"%s_%s\")", P, E, P, P, E);
-    for (int i = 0; i < g->n_inputs; i++) sb_printf(b, ", in_%s", module_c_ident(a, g->nodes[g->inputs[i]].attr.name));
-    for (int i = 0; i < g->n_outputs; i++) sb_printf(b, ", out%d", i);
+    module_signature(b, a, P, en, false, true);
+    sb_printf(b, " {\n    %s_%s_begin(ctx%s", P, E, g->n_inputs ? ", " : "");
+    entry_args(b, a, g, true, false, false);
+    sb_printf(b, ");\n    %s_%s_end(ctx%s", P, E, g->n_outputs ? ", " : "");
+    entry_args(b, a, g, false, true, false);
     sb_puts(b, ");\n}\n\n");
-    sb_printf(b, "void %s_%s_v(const void *const *inputs, void *const *outputs) {\n", P, E);
-    sb_printf(b, "    (void)inputs, (void)outputs;\n    %s_%s(", P, E);
-    for (int i = 0; i < g->n_inputs; i++)
-        sb_printf(b, "%s(const %s *)inputs[%d]", i ? ", " : "", dtype_c_type(g->nodes[g->inputs[i]].dtype), i);
-    for (int i = 0; i < g->n_outputs; i++)
-        sb_printf(b, "%s(%s *)outputs[%d]", i || g->n_inputs ? ", " : "", dtype_c_type(g->nodes[g->outputs[i]].dtype), i);
-    sb_puts(b, ");\n}\n\n");
+    /* the default context's forms: P_E (typed), P_E_v, P_E_begin_v, P_E_end_v (arrays of pointers) */
+    static const char *const suffix[] = {"", "_v", "_begin_v", "_end_v"}, *const callee[] = {"_ctx", "_ctx", "_begin", "_end"};
+    for (int f = 0; f < 4; f++) {
+        bool ins = f != 3, outs = f != 2;
+        if (f == 0) module_signature(b, a, P, en, false, false);
+        else sb_printf(b, "void %s_%s%s(%s%s%s)", P, E, suffix[f], ins ? "const void *const *inputs" : "",
+                       ins && outs ? ", " : "", outs ? "void *const *outputs" : "");
+        sb_printf(b, " {\n%s%s    %s_%s%s(%s_ctx_default(\"%s_%s\")", f && ins && !g->n_inputs ? "    (void)inputs;\n" : "",
+                  f && outs && !g->n_outputs ? "    (void)outputs;\n" : "", P, E, callee[f], P, P, E);
+        if ((ins && g->n_inputs) || (outs && g->n_outputs)) sb_puts(b, ", ");
+        entry_args(b, a, g, ins, outs, f != 0);
+        sb_puts(b, ");\n}\n\n");
+    }
 }
 
 /* The parameters' host arrays (with embedded weights: the blob, laid out as
@@ -261,28 +321,41 @@ static void emit_params(StrBuf *b, const ParamTable *pt, const char *P, const in
                  "    etch_stream_destroy(s);\n    %s_device_newer = 0;\n}\n\n", P, P);
 }
 
-/* struct P_ctx (device memory, stream, recorded graphs), create and free,
- * and the default context, made at the first call. */
-static void emit_contexts(StrBuf *b, const char *P, int n_entries, int64_t mem_bytes, int64_t param_bytes) {
-    sb_printf(b, "/* A context: %lld bytes of device memory (arena, the inputs' and outputs' staging, scratch). */\n",
-              (long long)mem_bytes);
-    sb_printf(b, "struct %s_ctx {\n    unsigned char *mem;\n    etch_stream stream;\n#ifndef ETCH_HOST_EMULATE\n"
-                 "    cudaGraphExec_t graph[%d];\n#endif\n};\n\n", P, n_entries);
+/* struct P_ctx (device memory, stream, recorded graphs, the pinned host
+ * staging of the outputs, the call begun), create and free, the default
+ * context (made at the first call), and P_host_alloc / P_host_free. */
+static void emit_contexts(StrBuf *b, const char *P, int n_entries, int64_t mem_bytes, int64_t param_bytes,
+                          int64_t io_bytes, int max_inputs) {
+    sb_printf(b, "/* A context: %lld bytes of device memory (arena, the inputs' and outputs' staging, scratch), its\n"
+                 " * stream, %lld bytes of pinned host memory the outputs are downloaded into, the call begun\n"
+                 " * (pending: its entry's index + 1, 0 when none) and its inputs. */\n",
+              (long long)mem_bytes, (long long)io_bytes);
+    sb_printf(b, "struct %s_ctx {\n    unsigned char *mem, *host_io;\n    etch_stream stream;\n    int pending;\n"
+                 "    const void *in[%d];\n#ifndef ETCH_HOST_EMULATE\n    cudaGraphExec_t graph[%d];\n#endif\n};\n\n",
+              P, max_inputs > 0 ? max_inputs : 1, n_entries);
     sb_printf(b, "void %s_ctx_free(%s_ctx *ctx) {\n    if (!ctx) return;\n#ifndef ETCH_HOST_EMULATE\n"
                  "    for (int i = 0; i < %d; i++)\n        if (ctx->graph[i]) cudaGraphExecDestroy(ctx->graph[i]);\n"
-                 "#endif\n    etch_dev_free(ctx->mem);\n    if (ctx->stream) etch_stream_destroy(ctx->stream);\n"
-                 "    free(ctx);\n}\n\n", P, P, n_entries);
+                 "#endif\n    etch_dev_free(ctx->mem);\n    etch_host_free(ctx->host_io);\n"
+                 "    if (ctx->stream) etch_stream_destroy(ctx->stream);\n    free(ctx);\n}\n\n", P, P, n_entries);
     sb_printf(b, "%s_ctx *%s_ctx_create(char *err, size_t errlen) {\n"
                  "    if (etch_device_check(err, errlen)) return NULL;\n"
                  "    if (!%s_dparams && etch_dev_alloc(&%s_dparams, %lld, err, errlen)) return NULL;\n"
                  "    %s_ctx *ctx = (%s_ctx *)calloc(1, sizeof *ctx);\n"
                  "    if (!ctx) {\n        snprintf(err, errlen, \"%s_ctx_create: out of memory\");\n        return NULL;\n    }\n"
                  "    if (etch_stream_create(&ctx->stream, err, errlen) || etch_dev_alloc(&ctx->mem, %lld, err, errlen)) {\n"
+                 "        %s_ctx_free(ctx);\n        return NULL;\n    }\n"
+                 "    if (!(ctx->host_io = (unsigned char *)etch_host_alloc(%lld))) {\n"
+                 "        snprintf(err, errlen, \"%s_ctx_create: out of pinned host memory (%lld bytes)\");\n"
                  "        %s_ctx_free(ctx);\n        return NULL;\n    }\n    return ctx;\n}\n\n",
-              P, P, P, P, (long long)(param_bytes ? param_bytes : 64), P, P, P, (long long)mem_bytes, P);
+              P, P, P, P, (long long)(param_bytes ? param_bytes : 64), P, P, P, (long long)mem_bytes, P,
+              (long long)io_bytes, P, (long long)io_bytes, P);
     sb_printf(b, "static %s_ctx *%s_ctx_default(const char *entry) {\n    static %s_ctx *ctx;\n    char err[512];\n"
                  "    if (!ctx && !(ctx = %s_ctx_create(err, sizeof err))) etch_cuda_fail(entry, err);\n"
                  "    return ctx;\n}\n\n", P, P, P, P);
+    sb_printf(b, "void *%s_host_alloc(size_t bytes) {\n    char err[512];\n"
+                 "    if (etch_device_check(err, sizeof err)) etch_cuda_fail(\"%s_host_alloc\", err);\n"
+                 "    return etch_host_alloc(bytes);\n}\n\nvoid %s_host_free(void *p) { etch_host_free(p); }\n\n",
+              P, P, P);
 }
 
 char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptions *o, CGenStats *stats, Diag *d) {
@@ -299,6 +372,7 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     CGenStats st = {0};
     int64_t *param_off = arena_alloc(a, sizeof(int64_t) * (size_t)(pt.n + 1));
     int64_t param_bytes = module_blob_layout(&pt, param_off), arena_bytes = 0, io_bytes = 0;
+    int max_inputs = 0;
     int64_t **in_off = arena_alloc(a, sizeof(int64_t *) * (size_t)n_entries);
     int64_t **out_off = arena_alloc(a, sizeof(int64_t *) * (size_t)n_entries);
     for (int k = 0; k < n_entries; k++) {
@@ -307,6 +381,7 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
         out_off[k] = arena_alloc(a, sizeof(int64_t) * (size_t)(g->n_outputs + 1));
         int64_t io = io_layout(g, in_off[k], out_off[k]);
         if (io > io_bytes) io_bytes = io;
+        if (g->n_inputs > max_inputs) max_inputs = g->n_inputs;
         if (g->mem_plan->arena_bytes > arena_bytes) arena_bytes = g->mem_plan->arena_bytes;
         st.naive_bytes += g->mem_plan->naive_bytes;
     }
@@ -329,7 +404,7 @@ char *cuda_model_source(const CGenEntry *entries, int n_entries, const CGenOptio
     snprintf(on_load, sizeof on_load, "    %s_params_changed();\n", P);
     snprintf(on_save, sizeof on_save, "    %s_params_to_host();\n", P);
     module_load_save(&b, &pt, P, o->embed_weights, on_load, on_save);
-    emit_contexts(&b, P, n_entries, cm.scratch_base + cm.scratch_bytes, param_bytes);
+    emit_contexts(&b, P, n_entries, cm.scratch_base + cm.scratch_bytes, param_bytes, io_bytes, max_inputs);
     sb_puts(&b, pre.s ? pre.s : "");
     sb_puts(&b, "/* ---- kernels ---- */\n\n");
     sb_puts(&b, kernels.s ? kernels.s : "");

@@ -122,6 +122,10 @@ static inline void etch_dev_download(void *dst, const void *src, size_t n, etch_
 }
 static inline void etch_dev_copy(void *dst, const void *src, size_t n, etch_stream s) { (void)s, memmove(dst, src, n); }
 static inline int etch_stream_sync(etch_stream s, char *err, size_t errlen) { return (void)s, (void)err, (void)errlen, 0; }
+/* host memory for buffers the device copies from and to: 64-byte aligned (as
+ * pinned memory is page aligned on the GPU); NULL when memory runs out */
+static inline void *etch_host_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64 + 64); }
+static inline void etch_host_free(void *p) { free(p); }
 
 #else
 /* ------------------------------------------------------------------ GPU */
@@ -228,6 +232,16 @@ static inline void etch_dev_copy(void *dst, const void *src, size_t n, etch_stre
 static inline int etch_stream_sync(etch_stream s, char *err, size_t errlen) {
     if (etch_cuda_error(cudaStreamSynchronize(s), "running the model's kernels", err, errlen)) return -1;
     return etch_cuda_error(cudaGetLastError(), "launching the model's kernels", err, errlen);
+}
+/* page-locked (pinned) host memory: copies from and to it run asynchronously
+ * with the host (from pageable memory the driver stages them, and a download
+ * returns only when done); NULL when no device or no memory */
+static inline void *etch_host_alloc(size_t n) {
+    void *p = NULL;
+    return cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault) == cudaSuccess ? p : NULL;
+}
+static inline void etch_host_free(void *p) {
+    if (p) cudaFreeHost(p);
 }
 #endif
 

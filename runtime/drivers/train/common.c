@@ -43,7 +43,10 @@
  * (the steps update them there): whatever reads ETCH_MODEL(param_data) after
  * steps ran (the step counter, weight hashes, checkpoints) calls
  * ETCH_PARAMS_TO_HOST() first, and whatever writes it (--hparam) calls
- * ETCH_PARAMS_CHANGED() after; both are no-ops for the C backend.
+ * ETCH_PARAMS_CHANGED() after; both are no-ops for the C backend. The cuda
+ * backend's steps run asynchronously (ETCH_ASYNC_ENTRIES): the driver fills
+ * the next batch, into the other of two ETCH_HOST_ALLOC buffers (pinned),
+ * while the device runs a step (batch_begin / batch_end).
  * Joined at build time from runtime/drivers/train/ (common, curve, images, arrays, text, main). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -177,23 +180,63 @@ static void epoch_line(const Args *a, int tty, long long epoch, const double *me
     fflush(stdout);
 }
 
-/* One batch (x, y): the steps in the schedule's order; loss[k] is step k's
- * loss on it (the mean of its runs). Returns -1, or the first step whose
- * loss is not finite (its loss then in loss[k]). */
-static int run_batch(const void *x, const void *y, float *loss) {
+/* One batch (x, y) in flight: the steps run in the schedule's order, each
+ * to its end but the last, whose loss decides nothing before it (the
+ * others' do: a non-finite loss stops the batch), so batch_begin leaves the
+ * last one begun (ETCH_ASYNC_ENTRIES: the cuda backend's P_E_begin) and the
+ * driver fills the next batch, into the other of its two buffers, while the
+ * device runs it; batch_end finishes it. x and y stay unchanged until then.
+ * With the C backend every step runs in batch_begin, as it always did. */
+typedef struct BatchInFlight {
+    int bad, last;      /* bad: -1, or the step whose loss was not finite; last: the step begun, or -1 */
+    float bad_loss;
+    int runs[ETCH_TRAIN_N_STEPS];
+    double sum[ETCH_TRAIN_N_STEPS];
+} BatchInFlight;
+
+/* Step k's loss l counted into f; 0, or 1 when it is not finite (then f->bad). */
+static int count_loss(BatchInFlight *f, int k, float l) {
+    if (!isfinite(l) && dp_size == 1) return f->bad = k, f->bad_loss = l, 1; /* ranks run every step: their reductions pair up */
+    f->sum[k] += l;
+    f->runs[k]++;
+    return 0;
+}
+
+static void batch_begin(const void *x, const void *y, BatchInFlight *f) {
     const void *in[] = {x, y};
-    int runs[ETCH_TRAIN_N_STEPS] = {0};
-    double sum[ETCH_TRAIN_N_STEPS] = {0};
+    memset(f, 0, sizeof *f);
+    f->bad = f->last = -1;
     for (int i = 0; i < ETCH_TRAIN_N_SCHEDULE; i++) {
         int k = etch_schedule[i];
+#if ETCH_ASYNC_ENTRIES
+        if (i + 1 == ETCH_TRAIN_N_SCHEDULE) {
+            etch_step_begin_fns[k](in);
+            f->last = k;
+            return;
+        }
+#endif
         float l = 0;
         void *out[] = {&l};
         etch_step_fns[k](in, out);
-        if (!isfinite(l) && dp_size == 1) return loss[k] = l, k; /* ranks run every step: their reductions pair up */
-        sum[k] += l;
-        runs[k]++;
+        if (count_loss(f, k, l)) return;
     }
-    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) loss[k] = runs[k] ? (float)(sum[k] / runs[k]) : 0;
+}
+
+/* The batch's end: loss[k] is step k's loss on it (the mean of its runs).
+ * Returns -1, or the first step whose loss is not finite (its loss then in
+ * loss[k]). Every step has ended when it returns. */
+static int batch_end(BatchInFlight *f, float *loss) {
+#if ETCH_ASYNC_ENTRIES
+    if (f->last >= 0) {
+        float l = 0;
+        void *out[] = {&l};
+        etch_step_end_fns[f->last](out);
+        count_loss(f, f->last, l);
+        f->last = -1;
+    }
+#endif
+    if (f->bad >= 0) return loss[f->bad] = f->bad_loss, f->bad;
+    for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) loss[k] = f->runs[k] ? (float)(f->sum[k] / f->runs[k]) : 0;
     if (dp_size > 1) { /* the global batch's losses: the mean over the ranks (each a mean over its B examples) */
         double mean[ETCH_TRAIN_N_STEPS];
         for (int k = 0; k < ETCH_TRAIN_N_STEPS; k++) mean[k] = loss[k];
@@ -203,6 +246,41 @@ static int run_batch(const void *x, const void *y, float *loss) {
             if (!isfinite(loss[k])) return k;
     }
     return -1;
+}
+
+/* The two buffers of the steps' inputs x and y (one filled while the other's
+ * batch runs), from ETCH_HOST_ALLOC (pinned memory on the GPU, so their
+ * upload does not wait); 0, or 1 with a message. */
+typedef struct BatchBuffers {
+    void *x[2], *y[2];
+} BatchBuffers;
+
+static void *input_buffer(const etch_tensor_info *t) {
+    etch_array a = {t->dtype, t->rank, {0}, NULL};
+    memcpy(a.dim, t->dim, sizeof a.dim);
+    size_t bytes = (size_t)etch_array_numel(&a) * etch_dtype_size(t->dtype);
+    void *p = ETCH_HOST_ALLOC(bytes ? bytes : 1);
+    return p ? memset(p, 0, bytes) : NULL;
+}
+
+static void batch_buffers_free(BatchBuffers *b) {
+    for (int i = 0; i < 2; i++) {
+        if (b->x[i]) ETCH_HOST_FREE(b->x[i]);
+        if (b->y[i]) ETCH_HOST_FREE(b->y[i]);
+    }
+}
+
+static int batch_buffers_alloc(BatchBuffers *b) {
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < 2; i++) {
+        b->x[i] = input_buffer(&etch_step_inputs[0][0]);
+        b->y[i] = input_buffer(&etch_step_inputs[0][1]);
+        if (!b->x[i] || !b->y[i]) {
+            batch_buffers_free(b);
+            return fail("out of memory for the batch buffers");
+        }
+    }
+    return 0;
 }
 
 /* "the loss", or "the loss of step d", for messages. */

@@ -331,11 +331,11 @@ typedef struct Batches {
  * dropped), then the checkpoint and final weights, whose path goes into
  * path. Returns the exit status. */
 static int train_epochs(const Args *a, const char *weights, const Batches *d, char *path, size_t path_len) {
-    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
     char why[128];
-    int64_t batch = xi->dim[0], n = a->limit >= 0 && a->limit < d->n ? a->limit : d->n, *order = NULL;
+    int64_t batch = etch_step_inputs[0][0].dim[0], n = a->limit >= 0 && a->limit < d->n ? a->limit : d->n, *order = NULL;
     int64_t steps_per_epoch = n / (batch * dp_size); /* a step takes one global batch: B examples per rank */
-    etch_array x = {0}, y = {0};
+    BatchBuffers buf = {0};
+    BatchInFlight flight;
     long long step = 0, taken = 0, max_step;
     int tty = isatty(2) && !dp_rank, status = 1, written = 0;
     Curve curve = {0};
@@ -344,9 +344,8 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
     max_step = a->epochs <= 0 ? 0 : a->epochs > INT64_MAX / steps_per_epoch ? INT64_MAX : a->epochs * steps_per_epoch;
     snprintf(why, sizeof why, "%ld epochs of %lld steps", a->epochs, (long long)steps_per_epoch);
     if (checked_step(weights, max_step, why, &step) || dp_check_same_weights("at the start")) return 1;
+    if (batch_buffers_alloc(&buf)) return 1;
     order = malloc(sizeof(int64_t) * (size_t)d->n);
-    etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
-    etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
     float loss[ETCH_TRAIN_N_STEPS];
     long start_epoch = (long)(step / steps_per_epoch);
     int64_t skip = step % steps_per_epoch; /* resume mid-epoch where the checkpoint stopped */
@@ -356,10 +355,13 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
         if (a->shuffle) shuffle(order, n, a->seed, epoch);
         else for (int64_t i = 0; i < n; i++) order[i] = i;
         double sum[ETCH_TRAIN_N_STEPS] = {0}, mean[ETCH_TRAIN_N_STEPS] = {0};
-        int64_t count = 0;
-        for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++) {
-            d->fill(d->set, order, (s * dp_size + dp_rank) * batch, batch, x.data, y.data);
-            int bad = run_batch(x.data, y.data, loss);
+        int64_t count = 0, cur = 0; /* cur: the buffer of step s's batch */
+        if (skip < steps_per_epoch) d->fill(d->set, order, (skip * dp_size + dp_rank) * batch, batch, buf.x[0], buf.y[0]);
+        for (int64_t s = skip; s < steps_per_epoch && (a->steps < 0 || taken < a->steps); s++, taken++, cur ^= 1) {
+            batch_begin(buf.x[cur], buf.y[cur], &flight); /* step s runs while step s + 1's batch is filled */
+            if (s + 1 < steps_per_epoch && (a->steps < 0 || taken + 1 < a->steps))
+                d->fill(d->set, order, ((s + 1) * dp_size + dp_rank) * batch, batch, buf.x[!cur], buf.y[!cur]);
+            int bad = batch_end(&flight, loss);
             if (bad >= 0) {
                 fprintf(stderr, "\nerror: %s became %f at epoch %ld, step %lld\n", loss_of(bad), loss[bad], epoch + 1,
                         (long long)s);
@@ -382,8 +384,7 @@ static int train_epochs(const Args *a, const char *weights, const Batches *d, ch
 done:
     free(order);
     free(curve.loss);
-    etch_array_free(&x);
-    etch_array_free(&y);
+    batch_buffers_free(&buf);
     return status;
 }
 

@@ -131,11 +131,24 @@ static int eval_text(const Args *a) {
     return 0;
 }
 
+/* The batch of the step after `step` steps: its B windows' starts drawn by
+ * Philox keyed by (seed, step + 1, the example's index in the global batch). */
+static void text_step_batch(const Args *a, const unsigned char *text, int64_t ntrain, long long step, int64_t *starts,
+                            void *x, void *y) {
+    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
+    int64_t batch = xi->dim[0], T = xi->dim[1];
+    for (int64_t b = 0; b < batch; b++) {
+        uint32_t r[4];
+        etch_philox4x32(a->seed, (uint64_t)step + 1, (uint64_t)(dp_rank * batch + b), r);
+        starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
+    }
+    text_batch(text, starts, batch, T, x, xi->dtype, y, yi->dtype);
+}
+
 /* Training a language model on a byte file (see the header comment). */
 static int train_text(const Args *a) {
     char err[1024], path[4096];
-    const etch_tensor_info *xi = &etch_step_inputs[0][0], *yi = &etch_step_inputs[0][1];
-    int64_t batch = xi->dim[0], T = xi->dim[1], ntrain = 0;
+    int64_t batch = etch_step_inputs[0][0].dim[0], ntrain = 0;
     unsigned char *text = NULL;
     size_t n = 0;
     long long end = -1, step, taken = 0; /* end: the step to stop at, or -1: --steps alone decides */
@@ -155,23 +168,25 @@ static int train_text(const Args *a) {
         free(text);
         return 1;
     }
-    etch_array x, y;
-    etch_array_alloc(&x, xi->dtype, xi->rank, xi->dim);
-    etch_array_alloc(&y, yi->dtype, yi->rank, yi->dim);
-    int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch);
+    BatchBuffers buf;
+    BatchInFlight flight;
+    if (batch_buffers_alloc(&buf)) {
+        free(text);
+        return 1;
+    }
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)batch), cur = 0; /* cur: the buffer of this step's batch */
     int tty = isatty(2) && !dp_rank, status = 0, written = 0;
     double sum[ETCH_TRAIN_N_STEPS] = {0};
     int64_t count = 0;
     float loss[ETCH_TRAIN_N_STEPS];
     Curve curve = {.first = step};
-    while ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps)) {
-        for (int64_t b = 0; b < batch; b++) {
-            uint32_t r[4];
-            etch_philox4x32(a->seed, (uint64_t)step + 1, (uint64_t)(dp_rank * batch + b), r);
-            starts[b] = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)(ntrain - T));
-        }
-        text_batch(text, starts, batch, T, x.data, xi->dtype, y.data, yi->dtype);
-        int bad = run_batch(x.data, y.data, loss);
+    if ((end < 0 || step < end) && (a->steps < 0 || taken < a->steps))
+        text_step_batch(a, text, ntrain, step, starts, buf.x[0], buf.y[0]);
+    for (; (end < 0 || step < end) && (a->steps < 0 || taken < a->steps); cur ^= 1) {
+        batch_begin(buf.x[cur], buf.y[cur], &flight); /* this step runs while the next one's batch is filled */
+        if ((end < 0 || step + 1 < end) && (a->steps < 0 || taken + 1 < a->steps))
+            text_step_batch(a, text, ntrain, step + 1, starts, buf.x[!cur], buf.y[!cur]);
+        int bad = batch_end(&flight, loss);
         if (bad >= 0) {
             fprintf(stderr, "\nerror: %s became %f at step %lld\n", loss_of(bad), loss[bad], step + 1);
             status = 1;
@@ -205,7 +220,6 @@ done:
     free(starts);
     free(text);
     free(curve.loss);
-    etch_array_free(&x);
-    etch_array_free(&y);
+    batch_buffers_free(&buf);
     return status;
 }
