@@ -7,10 +7,11 @@
 # --target cuda --exe` compiles model.cu (weights embedded) for sm_80/sm_90 with -Werror
 # all-warnings; on a machine without a GPU or driver that program must fail
 # with a clear message and exit status 1, not crash. The int8 forward of a
-# quantized model (mlp, lenet) equals eager's bit for bit. Bad input: a
-# missing nvcc is a message naming where it was looked for and what provides
-# it; --host-emulate without --target cuda is refused. `etch bench
-# --target cuda` adds a row per entry for the cuda build.
+# quantized model (mlp, lenet) equals eager's bit for bit, and its integer
+# GEMMs compile for sm_80 without spills. Bad input: a missing nvcc is a
+# message naming where it was looked for and what provides it;
+# --host-emulate without --target cuda is refused. `etch bench --target
+# cuda` adds a row per entry for the cuda build.
 source "$(dirname "$0")/e2e_common.sh"
 # the emulated kernels' C compiled at -O1 unless told otherwise: this test checks
 # results, and -O3 on a sample's model_host.c costs seconds each
@@ -89,6 +90,20 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
     "$ETCH" run "$SRC/samples/$m.etch" "${q[@]}" --eager -o "$t/q_eager.npy"
     cmp -s "$t/q_cuda.npy" "$t/q_eager.npy" || fail "$m int8: the cuda kernels' logits differ from eager's"
   done
+  # and for the GPU (nvcc, where installed): the integer GEMMs compile with -Werror all-warnings and keep
+  # their int32 sums in registers (no spills, no stack frame)
+  nvcc_q=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+  if [ -x "$nvcc_q" ]; then
+    "$ETCH" build "$SRC/samples/lenet.etch" -D B=8 --quantize int8 --calib "$t/calib_lenet.json" --target cuda --c-only \
+      -o "$t/q_gpu" || fail "lenet int8: etch build --target cuda failed"
+    grep -q "qconv2d" "$t/q_gpu/model.cu" && grep -q "qmatmul" "$t/q_gpu/model.cu" || fail "lenet int8: no qconv2d/qmatmul kernels"
+    "$nvcc_q" -std=c++17 -Werror all-warnings -gencode=arch=compute_80,code=sm_80 -Xptxas -v -c "$t/q_gpu/model.cu" \
+      -o "$t/q_gpu/model.o" >"$t/ptxas" 2>&1 || { cat "$t/ptxas" >&2; fail "lenet int8: nvcc failed"; }
+    if grep "bytes stack frame" "$t/ptxas" | grep -v "^ *0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads$"; then
+      cat "$t/ptxas" >&2
+      fail "lenet int8: a kernel spills or has a stack frame"
+    fi
+  fi
 else
   echo "note: fashion-mnist missing: the int8 check is skipped"
 fi
