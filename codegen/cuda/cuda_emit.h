@@ -126,6 +126,10 @@ void cuda_emit_random(CudaEmitter *e, const Graph *g, int id);
 void cuda_emit_scan(CudaEmitter *e, const Graph *g, int id);
 /* ops/quant.c: quantize, dequantize, fake_quant, fake_quant_backward */
 void cuda_emit_quant(CudaEmitter *e, const Graph *g, int id);
+/* ---- the int8 ops (ops/qgemm.c): a tiled integer GEMM on dp4a with the
+ * requantize epilogue; qconv2d as an implicit GEMM over the unfolded input ---- */
+void cuda_emit_qmatmul(CudaEmitter *e, const Graph *g, int id);
+void cuda_emit_qconv2d(CudaEmitter *e, const Graph *g, int id);
 /* What a scan needs of the driver (emit_cuda.c). cuda_scratch reserves
  * `bytes` of the context's scratch (device memory after the staging area,
  * at a multiple of align, at least 256) for the entry being written and

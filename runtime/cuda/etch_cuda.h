@@ -94,6 +94,15 @@ typedef int etch_stream;
     ((etch_tid_ & 31) + (off) < 32 ? name##_tv_[etch_tid_ + (off)] : name##_tv_[etch_tid_])
 #define ETCH_LAUNCH(stream, name, blocks, nthreads, ...)                                                              \
     ((void)(stream), name((etch_launch_dims){(blocks), (nthreads)}, __VA_ARGS__))
+/* __dp4a: c plus the four products of the signed bytes of a and b, modulo
+ * 2^32 (the integer GEMM of qmatmul and qconv2d, codegen/cuda/ops/qgemm.c) */
+static inline int32_t etch_dp4a(uint32_t a, uint32_t b, int32_t c) {
+    int32_t s = 0;
+    for (int i = 0; i < 32; i += 8)
+        s += ((int32_t)((a >> i & 0xff) ^ 0x80) - 0x80) * ((int32_t)((b >> i & 0xff) ^ 0x80) - 0x80);
+    return (int32_t)((uint32_t)c + (uint32_t)s);
+}
+#define ETCH_DP4A(a, b, c) etch_dp4a((a), (b), (c))
 
 /* the cast op's rule (as the eager executor's): to bool nonzero is 1, a float
  * to i32/i64 saturates and NaN is 0 */
@@ -166,6 +175,8 @@ typedef cudaStream_t etch_stream;
 #define ETCH_SHFL_DOWN(name, off) __shfl_down_sync(0xffffffffu, name##_tv_, (off))
 #define ETCH_LAUNCH(stream, name, blocks, nthreads, ...)                                                              \
     name<<<(unsigned)(blocks), (nthreads), 0, (stream)>>>(__VA_ARGS__)
+/* c plus the four products of the signed bytes of a and b, modulo 2^32 */
+#define ETCH_DP4A(a, b, c) __dp4a((int)(a), (int)(b), (int)(c))
 
 /* the cast op's rule (as the eager executor's), in C++ */
 __host__ __device__ inline double etch_sat(double v, double lo, double hi) {

@@ -123,6 +123,8 @@ static void test_qconv2d(void **state) {
         }
     }
     ts_check_isas(g, in, pv, want, 1, "test_qconv2d");
+    /* the CUDA backend's implicit GEMM (codegen/cuda/ops/qgemm.c), kernels emulated on the CPU: bit for bit */
+    ts_cuda_check(g, in, pv, want, &(TsTol){.exact = true, .eq_ok = true});
     for (int i = 0; i < 2 * N_CASES; i++) tensor_free(want[i]), tensor_free(in[i]);
     for (int i = 0; i < 5 * N_CASES; i++) tensor_free(pv[i]);
     diag_dispose(&d);
@@ -160,7 +162,15 @@ static void test_qconv2d_shape_errors(void **state) {
     arena_free(a);
 }
 
+/* Runs last: test_qconv2d's graph went through the CUDA backend too (unit/cuda_check.c). */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_qconv2d), cmocka_unit_test(test_qconv2d_shape_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_qconv2d), cmocka_unit_test(test_qconv2d_shape_errors),
+                                       cmocka_unit_test(test_cuda_coverage)};
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

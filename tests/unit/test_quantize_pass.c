@@ -22,7 +22,9 @@
  *     [-127, 127], in f64), its eager forward within the bias rounding of the
  *     int8 program's, and the loss gradient straight through: equal to the
  *     float model's gradient taken at the fake-quantized input and weights,
- *     and the same compiled to C (-O0, -O2) as eager. */
+ *     and the same compiled to C (-O0, -O2) as eager;
+ *   - every graph compared as C is compared as CUDA kernels too (emulated on
+ *     the CPU), the int8 ones bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -494,11 +496,21 @@ static void test_qat_gradient_straight_through(void **state) {
     arena_free(a);
 }
 
+/* Runs last: the graphs above that ts_check_graph compared went through the
+ * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c): the
+ * quantized MLP and LeNet (qmatmul, qconv2d) bit for bit. */
+static void test_cuda_coverage(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors),
                                        cmocka_unit_test(test_conv_layers),
                                        cmocka_unit_test(test_small_conv_stays_float),
                                        cmocka_unit_test(test_round_trip_exact), cmocka_unit_test(test_qat_forward),
-                                       cmocka_unit_test(test_qat_gradient_straight_through)};
+                                       cmocka_unit_test(test_qat_gradient_straight_through),
+                                       cmocka_unit_test(test_cuda_coverage)};
+    ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
