@@ -121,3 +121,8 @@ void ts_cuda_coverage(void) {
     fprintf(stderr, n_skipped ? "\n" : " none\n");
     assert_true(graphs_run > 0);
 }
+
+void ts_cuda_coverage_test(void **state) {
+    (void)state;
+    ts_cuda_coverage();
+}

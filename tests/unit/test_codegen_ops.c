@@ -415,13 +415,6 @@ static void test_llvm_coverage(void **state) {
     ts_llvm_coverage();
 }
 
-/* Runs last: every graph above went through the CUDA backend too (its
- * kernels emulated on the CPU). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 static void test_shape_errors(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -451,7 +444,7 @@ int main(void) {
         cmocka_unit_test(test_params_mlp),   cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_random_graphs), cmocka_unit_test(test_row_groups),
         cmocka_unit_test(test_random_row_groups), cmocka_unit_test(test_slice_views),
-        cmocka_unit_test(test_llvm_coverage), cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(test_llvm_coverage), cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_llvm_too();
     ts_check_cuda_too();

@@ -382,13 +382,6 @@ static void test_cse_keeps_attrs(void **state) {
     arena_free(a);
 }
 
-/* Runs last: every graph above went through the CUDA backend too (its
- * kernels emulated on the CPU). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape_errors),        cmocka_unit_test(test_ir_text_errors),
@@ -397,7 +390,7 @@ int main(void) {
         cmocka_unit_test(test_conv_codegen),        cmocka_unit_test(test_pool_codegen),
         cmocka_unit_test(test_max_pool_exact),
         cmocka_unit_test(test_lenet_block_codegen),
-        cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

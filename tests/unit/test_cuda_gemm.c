@@ -117,18 +117,12 @@ static void test_backward_epilogues(void **state) {
     arena_free(a);
 }
 
-/* Runs last: every graph above went through the CUDA backend. */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_shapes),
         cmocka_unit_test(test_mlp_layer_per_kernel),
         cmocka_unit_test(test_backward_epilogues),
-        cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,17 +154,12 @@ static void test_rows_match_eager(void **state) {
     arena_free(a);
 }
 
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_row_groups_form),
         cmocka_unit_test(test_row_kernels),
         cmocka_unit_test(test_rows_match_eager),
-        cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

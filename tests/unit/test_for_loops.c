@@ -187,13 +187,6 @@ static void test_unrolled_tensors(void **state) {
     arena_free(a);
 }
 
-/* Runs last: the graphs above that ts_check_graph compared went through the
- * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reversed_values),
@@ -201,7 +194,7 @@ int main(void) {
         cmocka_unit_test(test_reversed_gradient),
         cmocka_unit_test(test_bidirectional_gradient_compiled),
         cmocka_unit_test(test_unrolled),
-        cmocka_unit_test(test_unrolled_tensors), cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(test_unrolled_tensors), cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

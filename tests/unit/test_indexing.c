@@ -157,20 +157,13 @@ static void test_sequences(void **state) {
     arena_free(a);
 }
 
-/* Runs last: the graphs above that ts_check_graph compared went through the
- * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_subscripts),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_compiled_matches_eager),
         cmocka_unit_test(test_gradient),
-        cmocka_unit_test(test_sequences), cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(test_sequences), cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

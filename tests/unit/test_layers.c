@@ -302,20 +302,13 @@ static void test_train_step_reuses_step(void **state) {
     arena_free(a);
 }
 
-/* Runs last: every graph above went through the CUDA backend too (its
- * kernels emulated on the CPU). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codegen_slice_pad_concat), cmocka_unit_test(test_codegen_gather_scatter),
         cmocka_unit_test(test_codegen_erf_random),       cmocka_unit_test(test_vjp_slice_pad_concat),
         cmocka_unit_test(test_vjp_gather_erf_gelu),      cmocka_unit_test(test_dropout_randomness),
         cmocka_unit_test(test_shape_errors),             cmocka_unit_test(test_train_step_reuses_step),
-        cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,15 +162,9 @@ static void test_qconv2d_shape_errors(void **state) {
     arena_free(a);
 }
 
-/* Runs last: test_qconv2d's graph went through the CUDA backend too (unit/cuda_check.c). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_qconv2d), cmocka_unit_test(test_qconv2d_shape_errors),
-                                       cmocka_unit_test(test_cuda_coverage)};
+                                       cmocka_unit_test(ts_cuda_coverage_test)};
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

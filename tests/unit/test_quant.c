@@ -661,13 +661,6 @@ static void test_qmatmul_not_exported(void **state) {
     arena_free(a);
 }
 
-/* Runs last: the graphs above that ts_check_graph compared went through the
- * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c). */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const char *dump = getenv("ETCH_QUANT_DUMP");
     if (dump) return dump_for_numpy(dump);
@@ -677,7 +670,7 @@ int main(void) {
         cmocka_unit_test(test_qmatmul),             cmocka_unit_test(test_qmatmul_kernels), cmocka_unit_test(test_qmatmul_weights_change),
         cmocka_unit_test(test_fake_quant_ste),
         cmocka_unit_test(test_shape_errors),        cmocka_unit_test(test_qmatmul_not_exported),
-        cmocka_unit_test(test_cuda_coverage),
+        cmocka_unit_test(ts_cuda_coverage_test),
     };
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);

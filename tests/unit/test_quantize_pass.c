@@ -496,21 +496,13 @@ static void test_qat_gradient_straight_through(void **state) {
     arena_free(a);
 }
 
-/* Runs last: the graphs above that ts_check_graph compared went through the
- * CUDA backend too (kernels emulated on the CPU, unit/cuda_check.c): the
- * quantized MLP and LeNet (qmatmul, qconv2d) bit for bit. */
-static void test_cuda_coverage(void **state) {
-    (void)state;
-    ts_cuda_coverage();
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rewrite_and_results), cmocka_unit_test(test_errors),
                                        cmocka_unit_test(test_conv_layers),
                                        cmocka_unit_test(test_small_conv_stays_float),
                                        cmocka_unit_test(test_round_trip_exact), cmocka_unit_test(test_qat_forward),
                                        cmocka_unit_test(test_qat_gradient_straight_through),
-                                       cmocka_unit_test(test_cuda_coverage)};
+                                       cmocka_unit_test(ts_cuda_coverage_test)};
     ts_check_cuda_too();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

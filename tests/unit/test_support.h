@@ -89,6 +89,9 @@ void ts_llvm_coverage(void);
 void ts_check_cuda_too(void);
 void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *const *want, const TsTol *tol);
 void ts_cuda_coverage(void);
+/* ts_cuda_coverage as a cmocka test, listed last: every graph checked
+ * before it went through the CUDA backend too (kernels emulated on the CPU). */
+void ts_cuda_coverage_test(void **state);
 
 /* Compiles DSL source (named path in diagnostics, printed to stderr),
  * asserting success. */
