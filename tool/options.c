@@ -84,7 +84,7 @@ static const OptSpec OPTS[OPT_COUNT] = {
                      "on the test images (float32 inference; docs/llvm.md)"},
     [OPT_TARGET] = {"--target", ARG_NAME, "c|llvm|cuda", CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_EVAL | CMD_TRAIN,
                     "the same as --backend; cuda: model.cu compiled by nvcc for the GPU\n(docs/cuda.md)"},
-    [OPT_HOST_EMULATE] = {"--host-emulate", ARG_NONE, NULL, CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_TRAIN,
+    [OPT_HOST_EMULATE] = {"--host-emulate", ARG_NONE, NULL, CMD_RUN | CMD_BUILD | CMD_BENCH | CMD_TRAIN | CMD_EVAL,
                           "with --target cuda: compile the CUDA kernels for the CPU (their\nthreads run as loops) and "
                           "run them there, no GPU needed"},
     [OPT_EXE] = {"--exe", ARG_NONE, NULL, CMD_BUILD, "also compile the program DIR/<model>"},

@@ -90,6 +90,13 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
     "$ETCH" run "$SRC/samples/$m.etch" "${q[@]}" --eager -o "$t/q_eager.npy"
     cmp -s "$t/q_cuda.npy" "$t/q_eager.npy" || fail "$m int8: the cuda kernels' logits differ from eager's"
   done
+  # etch eval --target cuda: the emulated kernels' accuracy and NLL are the C backend's
+  "$ETCH" build "$SRC/samples/mlp.etch" -o "$t/w_mlp" >/dev/null
+  ev=(--weights "$t/w_mlp/Net.safetensors" --data /usr/share/datasets/fashion-mnist --limit 256)
+  "$ETCH" eval "$SRC/samples/mlp.etch" "${ev[@]}" --target cuda --host-emulate >"$t/eval_cuda.txt" || fail "eval --target cuda failed"
+  "$ETCH" eval "$SRC/samples/mlp.etch" "${ev[@]}" >"$t/eval_c.txt"
+  grep -q "^Test accuracy" "$t/eval_cuda.txt" && cmp -s "$t/eval_cuda.txt" "$t/eval_c.txt" ||
+    { cat "$t/eval_cuda.txt" "$t/eval_c.txt"; fail "eval --target cuda differs from the c backend's"; }
   # and for the GPU (nvcc, where installed): the integer GEMMs compile with -Werror all-warnings and keep
   # their int32 sums in registers (no spills, no stack frame)
   nvcc_q=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
