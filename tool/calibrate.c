@@ -12,7 +12,6 @@
  * `--method percentile` cuts the range at the histogram's 0.01% and 99.99%
  * points; minmax keeps what was seen. Pixels are byte/255 as the training
  * program reads them. */
-#include <dlfcn.h>
 #include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
@@ -133,6 +132,7 @@ static void images_batch(const Images *s, int64_t start, int64_t batch, float *x
 typedef struct Forward {
     char *dir;
     void *lib;
+    char prefix[64]; /* the library's symbols' */
     CompiledFn fn;
     JitForward jit;   /* --backend llvm: the forward JIT-compiled in process (jit.fn set), no folder */
     float *x;      /* the input batch */
@@ -143,7 +143,7 @@ typedef struct Forward {
 
 static void forward_close(Forward *f) {
     if (f->jit.fn) jit_forward_close(&f->jit);
-    if (f->lib) dlclose(f->lib);
+    compiled_close(f->lib, f->prefix);
     if (f->dir) build_rmtree(f->dir);
     free(f->dir);
     free(f->x);
@@ -172,8 +172,8 @@ static bool forward_open(Program *p, Tensor **params, const Options *o, Forward 
         Options bo = *o;
         bo.embed = bo.stats = bo.train = bo.c_only = false;
         bo.prefix = NULL;
-        char prefix[64], weights[4096 + 256];
-        model_prefix(p->model_name, prefix, sizeof prefix);
+        char *prefix = f->prefix, weights[4096 + 256];
+        model_prefix(p->model_name, prefix, sizeof f->prefix);
         snprintf(weights, sizeof weights, "%s/%s.safetensors", f->dir, p->model_name);
         if (!build_model(p, params, &bo, f->dir, false, NULL, d) ||
             !(f->lib = compiled_open(f->dir, prefix, weights, d)) || !(f->fn = compiled_entry(f->lib, prefix, "forward", d)))

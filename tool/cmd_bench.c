@@ -14,7 +14,6 @@
  * With --target cuda a row times the cuda backend's build (nvcc; with
  * --host-emulate its kernels on the CPU, which says nothing of GPU speed but
  * runs the same code path: bench/cuda_check.sh times the GPU). */
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,7 +301,7 @@ int cmd_bench(const Options *o) {
                    rows[fp32_row].median_us / rows[int8_row].median_us, rows[fp32_row].mode);
     }
     for (int v = 0; v < 4; v++)
-        if (vars[v].lib) dlclose(vars[v].lib);
+        compiled_close(vars[v].lib, prefix);
     if (dir) build_rmtree(dir);
     free(dir);
     if (params) params_free(step ? step : p->forward, params);

@@ -1,6 +1,5 @@
 /* cmd_gradcheck.c: `etch gradcheck FILE`: the gradients of the emitted C
  * against float64 finite differences of the eager executor. */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +72,7 @@ static bool gradcheck_step(Program *p, int step, const Options *o, Arena *a, Dia
         if (ok) run(in_ptr, out_ptr);
         free(in_ptr);
         free(out_ptr);
-        if (h) dlclose(h);
+        compiled_close(h, prefix);
         build_rmtree(dir);
         free(dir);
     }

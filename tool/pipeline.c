@@ -312,8 +312,18 @@ void *compiled_open(const char *dir, const char *prefix, const char *weights, Di
     if (!load) diag_error_plain(d, "%s has no function %s", path, sym);
     else if (load(weights, 0, err, sizeof err)) diag_error_plain(d, "%s", err);
     else return lib;
-    dlclose(lib);
+    compiled_close(lib, prefix);
     return NULL;
+}
+
+void compiled_close(void *lib, const char *prefix) {
+    if (!lib) return;
+    char sym[128];
+    void (*release)(void);
+    snprintf(sym, sizeof sym, "%s_release", prefix);
+    *(void **)&release = dlsym(lib, sym);
+    if (release) release();
+    dlclose(lib);
 }
 
 CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d) {

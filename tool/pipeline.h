@@ -65,8 +65,12 @@ char *build_trainer(Program *p, const Options *o, const char *dir, Diag *d);
 /* A compiled entry point: <prefix>_<entry>_v(inputs, outputs). */
 typedef void (*CompiledFn)(const void *const *in, void *const *out);
 /* Opens dir/lib<prefix>.so (built by emit_and_compile) and loads the weights
- * file into it; NULL after reporting an error. Close with dlclose. */
+ * file into it; NULL after reporting an error. Close with compiled_close. */
 void *compiled_open(const char *dir, const char *prefix, const char *weights, Diag *d);
+/* Closes a library compiled_open opened (NULL: nothing), first giving back
+ * the device memory a CUDA module holds (<prefix>_release), whose pointers
+ * are lost with the library. */
+void compiled_close(void *lib, const char *prefix);
 /* The entry <prefix>_<entry>_v of an opened library; NULL after an error. */
 CompiledFn compiled_entry(void *lib, const char *prefix, const char *entry, Diag *d);
 /* The backend --backend names (default: the C backend); NULL after

@@ -178,7 +178,11 @@ char *cgen_model_header(const CGenEntry *entries, int n_entries, const CGenOptio
                       " * values into %s_param_data (after calls that update them, before reading them);\n"
                       " * %s_params_changed says %s_param_data was written (the next call uploads it).\n"
                       " * %s_load and %s_save do both themselves. */\n"
-                      "void %s_params_to_host(void);\nvoid %s_params_changed(void);\n\n", P, P, P, P, P, P, P, P);
+                      "void %s_params_to_host(void);\nvoid %s_params_changed(void);\n"
+                      "/* Frees the device memory the model holds (the default context, the device's\n"
+                      " * parameters, after copying them into %s_param_data); contexts the caller made\n"
+                      " * are the caller's to free. The next call allocates again. */\n"
+                      "void %s_release(void);\n\n", P, P, P, P, P, P, P, P, P, P);
     if (o->device_params)
         sb_printf(&h, "/* Host memory the device copies from and to without the host waiting (pinned:\n"
                       " * cudaHostAlloc), for the inputs of P_E_begin; NULL when memory runs out. */\n"

@@ -349,9 +349,13 @@ static void emit_contexts(StrBuf *b, const char *P, int n_entries, int64_t mem_b
                  "        %s_ctx_free(ctx);\n        return NULL;\n    }\n    return ctx;\n}\n\n",
               P, P, P, P, (long long)(param_bytes ? param_bytes : 64), P, P, P, (long long)mem_bytes, P,
               (long long)io_bytes, P, (long long)io_bytes, P);
-    sb_printf(b, "static %s_ctx *%s_ctx_default(const char *entry) {\n    static %s_ctx *ctx;\n    char err[512];\n"
-                 "    if (!ctx && !(ctx = %s_ctx_create(err, sizeof err))) etch_cuda_fail(entry, err);\n"
-                 "    return ctx;\n}\n\n", P, P, P, P);
+    sb_printf(b, "static %s_ctx *%s_default_ctx;\n\nstatic %s_ctx *%s_ctx_default(const char *entry) {\n"
+                 "    char err[512];\n"
+                 "    if (!%s_default_ctx && !(%s_default_ctx = %s_ctx_create(err, sizeof err))) etch_cuda_fail(entry, err);\n"
+                 "    return %s_default_ctx;\n}\n\n", P, P, P, P, P, P, P, P);
+    sb_printf(b, "void %s_release(void) {\n    %s_params_to_host();\n    %s_ctx_free(%s_default_ctx);\n"
+                 "    %s_default_ctx = NULL;\n    etch_dev_free(%s_dparams);\n    %s_dparams = NULL;\n"
+                 "    %s_host_newer = 1, %s_device_newer = 0;\n}\n\n", P, P, P, P, P, P, P, P, P);
     sb_printf(b, "void *%s_host_alloc(size_t bytes) {\n    char err[512];\n"
                  "    if (etch_device_check(err, sizeof err)) etch_cuda_fail(\"%s_host_alloc\", err);\n"
                  "    return etch_host_alloc(bytes);\n}\n\nvoid %s_host_free(void *p) { etch_host_free(p); }\n\n",

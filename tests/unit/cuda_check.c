@@ -98,6 +98,10 @@ void ts_cuda_check(Graph *g, Tensor *const *ins, Tensor *const *params, Tensor *
     if (t.exact) t.exact = false, t.rel = t.rel > 1e-6 ? t.rel : 1e-6, t.scaled = true;
     ts_compare_outputs(g, "cuda (emulated)", want, got, &t);
     for (int i = 0; i < g->n_outputs; i++) tensor_free(got[i]);
+    void (*release)(void);
+    *(void **)&release = dlsym(h, "m_release");
+    assert_non_null(release);
+    release(); /* the default context and the device's parameters, before their pointers go */
     dlclose(h);
     build_rmtree(dir);
     free(dir);
